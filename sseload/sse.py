@@ -1,0 +1,178 @@
+"""Incremental Server-Sent Events parser, sans I/O.
+
+Follows the WHATWG "event stream interpretation" rules
+(https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation).
+It is fed bytes and hands back events; it never touches a socket or a clock, so the
+harness can timestamp a read first and parse second, and the reference target can reuse
+it to check its own output.
+
+Work is done per read, not per byte: a read is split on line ends once, and each event's
+data is decoded once, at dispatch. Decoding line by line gives the same text as decoding
+the whole stream first, because line-end bytes can never be part of a UTF-8 sequence.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = ["SSEEvent", "SSEParser", "SSEProtocolError", "DEFAULT_MAX_EVENT_BYTES"]
+
+DEFAULT_MAX_EVENT_BYTES = 1 << 20
+_BOM = b"\xef\xbb\xbf"
+
+
+class SSEProtocolError(ValueError):
+    """The stream broke a limit the harness sets (an event larger than allowed)."""
+
+
+class SSEEvent(NamedTuple):
+    event: str
+    data: str
+    id: str
+    #: Bytes of the event's data lines (UTF-8, joined with "\n"), before decoding.
+    size: int
+
+
+class SSEParser:
+    """Feed bytes in, get dispatched events out.
+
+    ``max_event_bytes`` bounds memory: when one event (its data plus an unterminated
+    line) grows past it, :class:`SSEProtocolError` is raised and the stream should be
+    abandoned.
+    """
+
+    __slots__ = (
+        "max_event_bytes",
+        "retry",
+        "_pending",
+        "_pending_len",
+        "_cr_pending",
+        "_bom_pending",
+        "_data",
+        "_data_len",
+        "_event_type",
+        "_last_id",
+    )
+
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self.max_event_bytes = max_event_bytes
+        #: Last valid ``retry`` field, in milliseconds, or None.
+        self.retry: int | None = None
+        self._pending: list[bytes] = []  # pieces of an unterminated line
+        self._pending_len = 0
+        self._cr_pending = False  # last byte seen was CR: a following LF is the same line end
+        self._bom_pending = True  # still at stream start, may see (part of) a BOM
+        self._data: list[bytes] = []
+        self._data_len = 0
+        self._event_type = b""
+        self._last_id = ""
+
+    @property
+    def last_event_id(self) -> str:
+        return self._last_id
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """Parse one read; return the events it completed (often none, sometimes many)."""
+        if not chunk:
+            return []
+        if self._bom_pending:
+            chunk = self._strip_bom(chunk)
+            if not chunk:
+                return []
+        if self._cr_pending:
+            self._cr_pending = False
+            if chunk[0] == 10:  # LF completing a CRLF split across reads
+                chunk = chunk[1:]
+                if not chunk:
+                    return []
+        if 13 in chunk:  # CR: normalise CRLF and lone CR to LF
+            if chunk[-1] == 13:
+                self._cr_pending = True
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if 10 not in chunk:
+            self._pending.append(chunk)
+            self._pending_len += len(chunk)
+            self._check_size()
+            return []
+        if self._pending:
+            self._pending.append(chunk)
+            chunk = b"".join(self._pending)
+            self._pending.clear()
+            self._pending_len = 0
+        lines = chunk.split(b"\n")
+        tail = lines.pop()
+        if tail:
+            self._pending.append(tail)
+            self._pending_len = len(tail)
+        return self._lines(lines)
+
+    def _lines(self, lines: list[bytes]) -> list[SSEEvent]:
+        events: list[SSEEvent] = []
+        data = self._data
+        for line in lines:
+            if not line:
+                if data:
+                    events.append(self._dispatch())
+                    data = self._data
+                else:
+                    self._event_type = b""
+                continue
+            colon = line.find(b":")
+            if colon == 0:
+                continue  # comment
+            if colon < 0:
+                field, value = line, b""
+            else:
+                field = line[:colon]
+                value = line[colon + 1 :]
+                if value[:1] == b" ":
+                    value = value[1:]
+            if field == b"data":
+                data.append(value)
+                self._data_len += len(value) + 1
+                if self._data_len > self.max_event_bytes:
+                    self._check_size()
+            elif field == b"event":
+                self._event_type = value
+            elif field == b"id":
+                if 0 not in value:
+                    self._last_id = value.decode("utf-8", "replace")
+            elif field == b"retry":
+                if value.isdigit():  # bytes.isdigit is ASCII digits only
+                    self.retry = int(value)
+        self._check_size()
+        return events
+
+    def _dispatch(self) -> SSEEvent:
+        data = self._data
+        raw = data[0] if len(data) == 1 else b"\n".join(data)
+        event_type = self._event_type
+        self._data = []
+        self._data_len = 0
+        self._event_type = b""
+        return SSEEvent(
+            event_type.decode("utf-8", "replace") if event_type else "message",
+            raw.decode("utf-8", "replace"),
+            self._last_id,
+            len(raw),
+        )
+
+    def _strip_bom(self, chunk: bytes) -> bytes:
+        seen = b"".join(self._pending) + chunk if self._pending else chunk
+        if len(seen) < 3 and _BOM.startswith(seen):
+            self._pending = [seen]
+            self._pending_len = len(seen)
+            return b""
+        self._bom_pending = False
+        self._pending = []
+        self._pending_len = 0
+        return seen[3:] if seen.startswith(_BOM) else seen
+
+    def _check_size(self) -> None:
+        size = self._data_len + self._pending_len
+        if size > self.max_event_bytes:
+            raise SSEProtocolError(
+                f"an event grew past max_event_bytes={self.max_event_bytes} "
+                f"({size} bytes without an event end); raise the limit in the scenario "
+                "([stream] max_event_bytes) if the service really sends events this large"
+            )
