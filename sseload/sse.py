@@ -52,6 +52,7 @@ class SSEParser:
         "_data_len",
         "_event_type",
         "_last_id",
+        "malformed",
     )
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
@@ -66,6 +67,9 @@ class SSEParser:
         self._data_len = 0
         self._event_type = b""
         self._last_id = ""
+        #: Lines the spec says to ignore (unknown fields, bad retry values) plus events whose
+        #: data was not valid UTF-8: legal to skip, but worth reporting.
+        self.malformed = 0
 
     @property
     def last_event_id(self) -> str:
@@ -140,6 +144,10 @@ class SSEParser:
             elif field == b"retry":
                 if value.isdigit():  # bytes.isdigit is ASCII digits only
                     self.retry = int(value)
+                else:
+                    self.malformed += 1
+            else:
+                self.malformed += 1
         self._check_size()
         return events
 
@@ -150,9 +158,14 @@ class SSEParser:
         self._data = []
         self._data_len = 0
         self._event_type = b""
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.malformed += 1
+            text = raw.decode("utf-8", "replace")
         return SSEEvent(
             event_type.decode("utf-8", "replace") if event_type else "message",
-            raw.decode("utf-8", "replace"),
+            text,
             self._last_id,
             len(raw),
         )

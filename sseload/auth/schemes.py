@@ -1,0 +1,140 @@
+"""Authentication methods as header producers, built once from a scenario's [auth] table.
+
+Secrets are read from environment variables the scenario names; they live only in these
+objects and in the headers sent, never in records, logs or reports.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from sseload.auth.apig import UNSIGNED_PAYLOAD, sign
+from sseload.auth.iam import TokenCache, token_request_body, urllib_fetch
+from sseload.scenario import Auth, ScenarioError
+
+#: Headers whose values are credentials: redacted wherever a request or response is shown.
+SECRET_HEADERS = frozenset({"authorization", "x-auth-token", "x-apig-appcode", "x-security-token",
+                            "x-subject-token"})
+
+
+class Authenticator:
+    """No authentication; the base of the others."""
+
+    method = "none"
+
+    def headers(self, method: str, url: str, headers: dict[str, str], body: bytes,
+                payload_hash: str | None) -> tuple[dict[str, str], float]:
+        """Return (headers to send, seconds spent fetching credentials: never stream latency)."""
+        return headers, 0.0
+
+    def secrets(self) -> list[str]:
+        return []
+
+
+class StaticToken(Authenticator):
+    method = "token"
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def headers(self, method, url, headers, body, payload_hash):
+        return {**headers, "X-Auth-Token": self._token}, 0.0
+
+    def secrets(self):
+        return [self._token]
+
+
+class IamToken(Authenticator):
+    method = "iam"
+
+    def __init__(self, cache: TokenCache, password: str) -> None:
+        self.cache = cache
+        self._password = password
+
+    def headers(self, method, url, headers, body, payload_hash):
+        token, fetch_s = self.cache.get()
+        return {**headers, "X-Auth-Token": token}, fetch_s
+
+    def secrets(self):
+        token = self.cache._token
+        return [self._password] + ([token.value] if token else [])
+
+
+class AppCode(Authenticator):
+    method = "app_code"
+
+    def __init__(self, code: str) -> None:
+        self._code = code
+
+    def headers(self, method, url, headers, body, payload_hash):
+        return {**headers, "X-Apig-AppCode": self._code}, 0.0
+
+    def secrets(self):
+        return [self._code]
+
+
+class Signed(Authenticator):
+    """SDK-HMAC-SHA256: AK/SK (with optional security token) or AppKey/AppSecret."""
+
+    def __init__(self, method: str, key: str, secret: str, security_token: str | None = None,
+                 unsigned_payload: bool = False) -> None:
+        self.method = method
+        self._key = key
+        self._secret = secret
+        self._security_token = security_token
+        self._unsigned = unsigned_payload
+
+    def headers(self, method, url, headers, body, payload_hash):
+        if self._unsigned:
+            headers = {**headers, "X-Sdk-Content-Sha256": UNSIGNED_PAYLOAD}
+        signed = sign(method, url, headers, body, self._key, self._secret,
+                      payload_hash=payload_hash, security_token=self._security_token)
+        return signed, 0.0
+
+    def secrets(self):
+        return [s for s in (self._secret, self._security_token) if s]
+
+
+def _env(environ: Mapping[str, str], var: str, what: str) -> str:
+    value = environ.get(var, "") if var else ""
+    if not value:
+        raise ScenarioError(
+            f"[auth] needs the {what} in the environment variable {var or '(none named)'}, "
+            f"which is not set; export it (e.g. `export {var or 'NAME'}=...`) or name another variable in the scenario"
+        )
+    return value
+
+
+def from_scenario(auth: Auth, target_url: str, environ: Mapping[str, str] = os.environ,
+                  fetch=urllib_fetch) -> Authenticator:
+    """Build the authenticator; a missing secret is a ScenarioError naming the variable."""
+    if auth.method == "none":
+        return Authenticator()
+    if auth.method == "token":
+        return StaticToken(_env(environ, auth.token_env, "IAM token"))
+    if auth.method == "app_code":
+        return AppCode(_env(environ, auth.app_code_env, "AppCode"))
+    if auth.method == "aksk":
+        security = _env(environ, auth.security_token_env, "security token") if auth.security_token_env else None
+        return Signed("aksk", _env(environ, auth.ak_env, "access key (AK)"),
+                      _env(environ, auth.sk_env, "secret key (SK)"), security, auth.unsigned_payload)
+    if auth.method == "app_key":
+        return Signed("app_key", _env(environ, auth.app_key_env, "AppKey"),
+                      _env(environ, auth.app_secret_env, "AppSecret"), None, auth.unsigned_payload)
+    if auth.method == "iam":
+        parts = urlsplit(target_url)
+        url = auth.iam_url or f"{parts.scheme}://{parts.netloc}/v3/auth/tokens"
+        password = _env(environ, auth.iam_password_env, "IAM password")
+        body = token_request_body(
+            _env(environ, auth.iam_user_env, "IAM user name"), password,
+            environ.get(auth.iam_domain_env, "") or _env(environ, auth.iam_domain_env, "IAM account (domain)"),
+            auth.project,
+        )
+        return IamToken(TokenCache(url, body, fetch), password)
+    raise ScenarioError(f"[auth] method {auth.method!r} is not supported")
+
+
+def redact(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: ("<redacted>" if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()}

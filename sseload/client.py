@@ -1,0 +1,452 @@
+"""The I/O shell: one HTTP/1.1 connection that runs SSE streams and records raw facts.
+
+Built on a plain (gevent-patched) socket and httptools' C response parser instead of a
+general HTTP client, because the measurement is the point: each read is timestamped the
+moment it returns, before any parsing; the SSE parser then runs over the whole read and the
+events it completes share that read's time. Nothing per event leaves this module but three
+integers appended to flat arrays.
+
+Avoided on purpose (measured with locust 2.47): FastHttpSession.iter_lines buffers 1 KiB
+before yielding (+280 ms TTFE); geventhttpclient's liveness check calls select(), which breaks
+past 1024 fds; gevent's threaded resolver starves under load, so addresses resolve once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import ssl
+import time
+import zlib
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httptools
+from gevent import GreenletExit
+
+from sseload.auth.apig import payload_sha256
+from sseload.auth.schemes import Authenticator, redact
+from sseload.gateway import AUTH_CODES, CUTOFF_CODES, THROTTLE_CODES, error_code_of
+from sseload.records import EventBuffer
+from sseload.sse import SSEParser, SSEProtocolError
+
+ERROR_BODY_BYTES = 1024
+RECV_BYTES = 65536
+perf_ns = time.perf_counter_ns
+_TRUTH_KEY = '"t_send_ns":'
+
+
+class DeadlineExceeded(Exception):
+    """The harness's own total-stream deadline passed."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where streams go: resolved once per process, not per connection."""
+
+    scheme: str
+    host: str
+    port: int
+    family: int
+    sockaddr: tuple
+    host_header: str
+
+    @classmethod
+    def resolve(cls, url: str) -> Endpoint:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as err:
+            raise ConnectionError(
+                f"cannot resolve host {parts.hostname!r} ({err.strerror}); check the URL or -H/--host"
+            ) from None
+        family, _, _, _, sockaddr = infos[0]
+        default = 443 if parts.scheme == "https" else 80
+        host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+        host_header = host if port == default else f"{host}:{port}"
+        return cls(parts.scheme, parts.hostname, port, family, sockaddr, host_header)
+
+
+@dataclass(frozen=True)
+class StreamRules:
+    """How a stream is judged; built once per scenario."""
+
+    completion: str = "close"  # "close", "done", or "event:NAME"
+    max_event_bytes: int = 1 << 20
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 30.0
+    deadline_s: float = 45.0  # gateway limit + grace
+    limit_s: float = 40.0
+    truth: bool = True
+
+    @property
+    def cutoff_after_s(self) -> float:
+        """An abnormal end this late is the gateway's cut, not a random reset."""
+        return self.limit_s - min(1.0, 0.05 * self.limit_s)
+
+
+@dataclass
+class PreparedRequest:
+    """A request built once and sent many times: the body is never rebuilt or copied."""
+
+    method: str
+    url: str
+    path: str  # path and query as sent
+    headers: dict[str, str]
+    body: bytes
+    body_sha256: str
+
+    @classmethod
+    def build(cls, method: str, url: str, headers: dict[str, str], body: bytes) -> PreparedRequest:
+        parts = urlsplit(url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return cls(method.upper(), url, path, dict(headers), body, payload_sha256(body))
+
+
+_stream_ids = itertools.count(1)
+
+
+class SSEConnection:
+    """One keep-alive connection of one user; runs streams one after another."""
+
+    def __init__(self, endpoint: Endpoint, rules: StreamRules, auth: Authenticator,
+                 tls: ssl.SSLContext | None = None, worker: int = 0, user: int = 0) -> None:
+        self.endpoint = endpoint
+        self.rules = rules
+        self.auth = auth
+        self.tls = tls
+        self.worker = worker
+        self.user = user
+        self.sock: socket.socket | None = None
+        self.interrupted: BaseException | None = None
+        # per-stream state, reset at the start of each stream
+        self._parser: SSEParser | None = None
+        self._http = None
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+
+    def _connect(self) -> None:
+        ep = self.endpoint
+        sock = socket.socket(ep.family, socket.SOCK_STREAM)
+        sock.settimeout(self.rules.connect_timeout_s)
+        try:
+            sock.connect(ep.sockaddr)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tls is not None:
+                sock = self.tls.wrap_socket(sock, server_hostname=ep.host)
+        except BaseException:
+            sock.close()
+            raise
+        sock.settimeout(self.rules.read_timeout_s)
+        self.sock = sock
+
+    # --- httptools callbacks ---
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self._t_headers = self._t_read
+        self._status = self._http.get_status_code()
+        headers = self._headers
+        ctype = headers.get("content-type", "")
+        self._ctype = ctype
+        if self._status != 200:
+            return
+        media = ctype.split(";", 1)[0].strip().lower()
+        if media != "text/event-stream":
+            self._fail("protocol_error", f"Content-Type is {ctype or 'missing'}, not text/event-stream")
+            return
+        charset = ctype.lower().partition("charset=")[2].strip().strip('"')
+        self._charset_warning = charset not in ("utf-8", "utf8")
+        if headers.get("content-encoding", "identity") in ("gzip", "x-gzip"):
+            self._gunzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif headers.get("content-encoding", "identity") == "deflate":
+            self._gunzip = zlib.decompressobj()
+        self._parser = SSEParser(self.rules.max_event_bytes)
+
+    def on_body(self, body: bytes) -> None:
+        parser = self._parser
+        if parser is None:  # an error answer: keep the start of it
+            if len(self._error_body) < ERROR_BODY_BYTES:
+                self._error_body += body[: ERROR_BODY_BYTES - len(self._error_body)]
+            return
+        if self._gunzip is not None:
+            body = self._gunzip.decompress(body)
+        try:
+            events = parser.feed(body)
+        except SSEProtocolError as err:
+            self._fail("protocol_error", str(err))
+            self._parser = None
+            return
+        if not events:
+            return
+        t = self._t_read
+        if self._first_event_ns < 0:
+            self._first_event_ns = t
+        times, sizes, server = self._times, self._sizes, self._server
+        truth = self.rules.truth
+        done_data, done_event = self._done_data, self._done_event
+        for ev in events:
+            times.append(t)
+            sizes.append(ev.size)
+            if truth:
+                data = ev.data
+                k = data.find(_TRUTH_KEY)
+                if k >= 0:
+                    k += 12
+                    server.append(int(data[k:data.find(",", k)]))
+                else:
+                    server.append(0)
+            else:
+                server.append(0)
+            name = ev.event
+            if name == "message":
+                if done_data and ev.data == "[DONE]":
+                    self._completed = True
+            elif name == done_event:
+                self._completed = True
+            elif name == "error":
+                self._fail("event_error", f"event: error: {ev.data[:200]}")
+
+    def on_message_complete(self) -> None:
+        self._message_complete = True
+
+    def _fail(self, outcome: str, error: str, code: str = "") -> None:
+        if self._outcome is None:
+            self._outcome, self._error, self._error_code = outcome, error, code
+
+    # --- one stream ---
+    def stream(self, req: PreparedRequest, events: EventBuffer, scheduled_ns: int = 0) -> tuple:
+        """Run one stream; return its raw record (records.RAW_FIELDS) and extend ``events``.
+
+        Never raises for anything the service or network does: every way a stream can end
+        is an outcome. GreenletExit (Locust stopping the user) is recorded as ``cancelled``
+        and re-raised by the caller's handling in ``user.py``.
+        """
+        rules = self.rules
+        self.interrupted: BaseException | None = None
+        self._headers: dict[str, str] = {}
+        self._status = 0
+        self._ctype = ""
+        self._charset_warning = False
+        self._gunzip = None
+        self._parser = None
+        self._error_body = b""
+        self._message_complete = False
+        self._completed = False
+        self._outcome: str | None = None
+        self._error = ""
+        self._error_code = ""
+        self._first_event_ns = -1
+        self._t_headers = -1
+        self._times = events.t_ns
+        self._sizes = events.size
+        self._server = events.server_ns
+        completion = rules.completion
+        self._done_data = completion == "done"
+        self._done_event = completion[6:] if completion.startswith("event:") else "\0none"
+        n_before = len(events)
+        response_bytes = 0
+        connect_ns = upload_ns = -1
+        reused = self.sock is not None
+
+        sign_start = perf_ns()
+        try:
+            headers, fetch_s = self.auth.headers(req.method, req.url, req.headers, req.body, req.body_sha256)
+        except Exception as err:  # credentials could not be had (IAM down, ...)
+            now = time.time_ns()
+            return self._record(req, events, n_before, perf_ns(), now, scheduled_ns, -1, -1, 0, 0, 0,
+                                reused, "auth_error", f"credentials: {err}", "", perf_ns())
+        sign_ns = perf_ns() - sign_start - int(fetch_s * 1e9)
+        head = self._head(req, headers)
+
+        deadline = _Deadline(rules.deadline_s)
+        t0 = perf_ns()
+        start_ns = time.time_ns()
+        self._t_read = t0
+        phase = "connect"
+        try:
+            with deadline:
+                if self.sock is None:
+                    c0 = perf_ns()
+                    self._connect()
+                    connect_ns = perf_ns() - c0
+                    t0 = perf_ns()  # TTFE starts when the request is sent, not at connect
+                    start_ns = time.time_ns()
+                phase = "send"
+                sock = self.sock
+                if len(req.body) <= 16384:
+                    sock.sendall(head + req.body)
+                else:
+                    sock.sendall(head)
+                    sock.sendall(req.body)  # the one shared body object, no copy
+                upload_ns = perf_ns() - t0
+                phase = "read"
+                self._http = http = httptools.HttpResponseParser(self)
+                feed = http.feed_data
+                recv = sock.recv
+                while True:
+                    data = recv(RECV_BYTES)
+                    self._t_read = perf_ns()
+                    if not data:
+                        break
+                    response_bytes += len(data)
+                    feed(data)
+                    if self._message_complete or (self._outcome is not None and self._outcome != "event_error"):
+                        break
+                    if self._parser is None and self._status and self._status != 200 \
+                            and len(self._error_body) >= ERROR_BODY_BYTES:
+                        break
+                    if self._completed and rules.completion != "close":
+                        break
+        except DeadlineExceeded:
+            self._fail("timeout", f"stream still open after the harness deadline of {rules.deadline_s:g} s")
+        except (socket.timeout, TimeoutError):
+            if phase == "connect":
+                self._fail("connect_error", f"connect to {self.endpoint.host_header} timed out "
+                           f"after {rules.connect_timeout_s:g} s")
+            else:
+                self._fail("timeout", f"no bytes for {rules.read_timeout_s:g} s (read_timeout_s)")
+        except ssl.SSLCertVerificationError as err:
+            self._fail("connect_error", f"TLS certificate of {self.endpoint.host} not trusted "
+                       f"({err.verify_message}); set [stream] ca_bundle or use --insecure")
+        except ssl.SSLError as err:
+            self._fail("connect_error" if phase == "connect" else "reset", f"TLS error: {err.reason or err}")
+        except ConnectionRefusedError:
+            self._fail("connect_error", f"connection refused by {self.endpoint.host_header}; "
+                       "is the service running and the port right?")
+        except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as err:
+            self._fail("connect_error" if phase == "connect" else "reset",
+                       f"connection {'reset' if isinstance(err, ConnectionResetError) else 'broken'} "
+                       f"during {phase}")
+        except OSError as err:
+            self._fail("connect_error" if phase == "connect" else "reset",
+                       f"{phase} failed: {err.strerror or err}")
+        except httptools.HttpParserCallbackError as err:  # our own callback failed: a bug
+            cause = err.__context__ or err
+            self._fail("harness_error", f"{type(cause).__name__}: {cause}")
+        except httptools.HttpParserError as err:
+            self._fail("protocol_error", f"malformed HTTP response: {err}")
+        except GreenletExit as exc:  # Locust stops the user: record, then let it stop
+            self.interrupted = exc
+            self._fail("cancelled", f"the run stopped while the stream was open ({phase})")
+        except Exception as err:  # a bug in sseload or a custom user: record it, never lose the stream
+            self._fail("harness_error", f"{type(err).__name__}: {err}")
+        dropped_idle = self._outcome == "reset" or (self._outcome is None and not self._status)
+        if reused and response_bytes == 0 and phase != "connect" and dropped_idle \
+                and self.interrupted is None:
+            # the server had closed the idle keep-alive connection: retry once on a fresh one
+            self.close()
+            del events.t_ns[n_before:], events.size[n_before:], events.server_ns[n_before:]
+            return self.stream(req, events, scheduled_ns)
+        t_end = self._t_read
+        return self._record(req, events, n_before, t0, start_ns, scheduled_ns, connect_ns, upload_ns,
+                            sign_ns, int(fetch_s * 1e9), response_bytes, reused, None, "", "", t_end)
+
+    def skipped(self, req: PreparedRequest, outcome: str, error: str, scheduled_ns: int = 0) -> tuple:
+        """The record of a stream decided before sending (e.g. a body over the limit)."""
+        self.interrupted = None
+        return (
+            next(_stream_ids), self.worker, self.user, perf_ns(), time.time_ns(), scheduled_ns, -1, -1,
+            -1, -1, 0, 0, 0, 0, "", False, len(req.body), 0, 0, 0, outcome, "", error, False,
+        )
+
+    def _head(self, req: PreparedRequest, headers: dict[str, str]) -> bytes:
+        lines = [f"{req.method} {req.path} HTTP/1.1"]
+        if not any(k.lower() == "host" for k in headers):
+            lines.append(f"Host: {self.endpoint.host_header}")
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        lines.append(f"Content-Length: {len(req.body)}")
+        lines.append("Accept: text/event-stream")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def _classify(self) -> tuple[str, str, str]:
+        status = self._status
+        if self._outcome is not None:
+            return self._outcome, self._error, self._error_code
+        if status and status != 200:
+            code = error_code_of(self._error_body) or ""
+            text = self._error_body.decode("utf-8", "replace")
+            error = f"HTTP {status}: {text}"
+            if status == 504 or (code in CUTOFF_CODES and status >= 500 and status != 502):
+                return "cutoff", error, code
+            if status in (401, 403) or code in AUTH_CODES:
+                return "auth_error", error, code
+            if status == 429 or code in THROTTLE_CODES:
+                return "throttled", error, code
+            if status == 413:
+                return "too_large", error, code
+            return "http_error", error, code
+        if self._message_complete:
+            if self._completed or self.rules.completion == "close":
+                return "ok", "", ""
+            return "incomplete", f"stream ended without its completion ({self.rules.completion})", ""
+        if self._completed and self.rules.completion != "close":
+            return "ok", "", ""
+        if not status:
+            return "reset", "connection closed before a response", ""
+        return "reset", "connection closed mid-stream", ""
+
+    def _record(self, req, events, n_before, t0, start_ns, scheduled_ns, connect_ns, upload_ns,
+                sign_ns, fetch_ns, response_bytes, reused, outcome, error, code, t_end) -> tuple:
+        if outcome is None:
+            outcome, error, code = self._classify()
+        duration_ns = t_end - t0
+        if outcome in ("reset", "timeout", "incomplete") and duration_ns >= self.rules.cutoff_after_s * 1e9:
+            error = f"ended at {duration_ns / 1e9:.2f} s, at the gateway limit of {self.rules.limit_s:g} s ({error})"
+            outcome = "cutoff"
+        keep_open = (outcome == "ok" and self._message_complete
+                     and self._headers.get("connection", "").lower() != "close")
+        if not keep_open:
+            self.close()
+        n_events = len(events) - n_before
+        malformed = 0
+        parser = self._parser
+        if parser is not None:
+            malformed = parser.malformed
+        return (
+            next(_stream_ids), self.worker, self.user, t0, start_ns, scheduled_ns, connect_ns,
+            upload_ns, (self._t_headers - t0) if self._t_headers >= 0 else -1,
+            (self._first_event_ns - t0) if self._first_event_ns >= 0 else -1,
+            duration_ns, sign_ns, fetch_ns, self._status, self._ctype, self._charset_warning,
+            len(req.body), response_bytes, n_events, malformed, outcome, code,
+            _redact_text(error, self.auth), reused,
+        )
+
+
+def _redact_text(text: str, auth: Authenticator) -> str:
+    for secret in auth.secrets():
+        if secret:
+            text = text.replace(secret, "<redacted>")
+    return text
+
+
+class _Deadline:
+    """A gevent Timeout raising DeadlineExceeded: bounds the whole stream, not single reads."""
+
+    __slots__ = ("timeout",)
+
+    def __init__(self, seconds: float) -> None:
+        from gevent import Timeout
+
+        self.timeout = Timeout(seconds, DeadlineExceeded)
+
+    def __enter__(self):
+        self.timeout.start()
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.timeout.close()
+        return False
+
+
+__all__ = ["Endpoint", "PreparedRequest", "SSEConnection", "StreamRules", "redact"]

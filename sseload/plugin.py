@@ -1,0 +1,283 @@
+"""Locust wiring: command-line options, the per-process run context, and the run's files.
+
+Importing this module (``sseload.user`` does) registers listeners on Locust's events, so any
+locustfile that uses :class:`sseload.user.SSEUser` records streams, whether it is started by
+``sseload run`` or by ``locust -f`` directly.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import platform
+import socket
+import ssl
+import sys
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import locust
+from locust import events
+
+import sseload
+from sseload import body as body_mod
+from sseload.auth.schemes import Authenticator, from_scenario
+from sseload.client import Endpoint, PreparedRequest, StreamRules
+from sseload.health import HealthMonitor
+from sseload.recorder import ParquetSink, Recorder, warm_up
+from sseload.scenario import Scenario, ScenarioError, default_scenario
+from sseload.scenario import load as load_scenario
+
+log = logging.getLogger("sseload")
+
+CONTEXT_ATTR = "sseload_context"
+
+
+class SetupError(Exception):
+    """Something the user must fix before load can start; the message says what."""
+
+
+def new_run_id(name: str) -> str:
+    return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{name}"
+
+
+class RunContext:
+    """Everything one Locust process needs to run and record streams, built once."""
+
+    def __init__(self, scenario: Scenario, host: str | None, results_dir: Path, run_id: str,
+                 insecure: bool = False) -> None:
+        self.scenario = scenario
+        req = scenario.request
+        if host:
+            url = host.rstrip("/") + req.path
+        elif req.url:
+            url = req.url
+        else:
+            raise SetupError(
+                "no target: give -H/--host (e.g. -H https://gateway.example.com) or set [request] url "
+                "in the scenario; `sseload run` with no host starts the reference target for you"
+            )
+        self.url = url
+        try:
+            self.endpoint = Endpoint.resolve(url)
+        except (ValueError, ConnectionError) as err:
+            raise SetupError(str(err)) from None
+        try:
+            self.auth: Authenticator = from_scenario(scenario.auth, url)
+            base_dir = Path(scenario.source).parent if scenario.source else None
+            self.bodies = body_mod.bodies(scenario.body, base_dir)
+        except ScenarioError as err:
+            raise SetupError(str(err)) from None
+        self.requests = [PreparedRequest.build(req.method, url, req.headers, b) for b in self.bodies]
+        st = scenario.stream
+        self.rules = StreamRules(
+            completion=st.completion,
+            max_event_bytes=st.max_event_bytes,
+            connect_timeout_s=st.connect_timeout_s,
+            read_timeout_s=st.read_timeout_s,
+            deadline_s=scenario.gateway.limit_s + st.grace_s,
+            limit_s=scenario.gateway.limit_s,
+            truth=st.truth,
+        )
+        self.insecure = insecure
+        self.tls = self._tls_context(st.tls_verify and not insecure, st.ca_bundle) \
+            if self.endpoint.scheme == "https" else None
+        self.run_id = run_id
+        self.run_dir = results_dir / run_id
+        self.started_at: datetime | None = None
+        self.ended_at: datetime | None = None
+        self.partial_reason = ""
+        self.auth_failures = 0
+        self.auth_ok = False
+        self.stopped_for_auth = False
+        self.recorder: Recorder | None = None
+        self.health = HealthMonitor()
+        self.streams_started = 0
+        self.active_streams = 0
+        self._next_body = 0
+
+    @staticmethod
+    def _tls_context(verify: bool, ca_bundle: str) -> ssl.SSLContext:
+        ctx = ssl.create_default_context()
+        if ca_bundle:
+            try:
+                ctx.load_verify_locations(ca_bundle)
+            except (OSError, ssl.SSLError) as err:
+                raise SetupError(f"[stream] ca_bundle {ca_bundle!r} cannot be loaded: {err}") from None
+        if not verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    def prepare_run_dir(self) -> None:
+        """Fail before any load when results cannot be written."""
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.run_dir / ".write-test"
+            probe.write_bytes(b"x" * 65536)
+            probe.unlink()
+        except OSError as err:
+            raise SetupError(
+                f"cannot write results to {self.run_dir} ({err.strerror}); "
+                "pick another --results-dir or free some space"
+            ) from None
+
+    def next_request(self) -> PreparedRequest:
+        """Bodies are taken in turn (a size sweep spreads evenly over the run)."""
+        requests = self.requests
+        if len(requests) == 1:
+            return requests[0]
+        self._next_body += 1
+        return requests[self._next_body % len(requests)]
+
+    def run_info(self, environment) -> dict:
+        scenario = asdict(self.scenario)
+        opts = environment.parsed_options
+        summary = self.health.summary()
+        return {
+            "schema_version": sseload.SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "sseload_version": sseload.__version__,
+            "locust_version": locust.__version__,
+            "python": platform.python_version(),
+            "machine": {"hostname": socket.gethostname(), "platform": platform.platform(),
+                        "cpus": os.cpu_count()},
+            "target_url": self.url,
+            "auth_method": self.auth.method,
+            "insecure_tls": self.insecure,
+            "scenario": scenario,
+            "users": getattr(opts, "num_users", None),
+            "spawn_rate": getattr(opts, "spawn_rate", None),
+            "run_time": getattr(opts, "run_time", None),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "partial": bool(self.partial_reason),
+            "partial_reason": self.partial_reason,
+            "streams_started": self.streams_started,
+            "streams_recorded": self.recorder.streams_recorded if self.recorder else 0,
+            "events_recorded": self.recorder.events_recorded if self.recorder else 0,
+            "outcomes": dict(self.recorder.outcomes) if self.recorder else {},
+            "health": summary,
+        }
+
+    def after_stream(self, outcome: str, error_code: str, environment) -> None:
+        if outcome == "auth_error":
+            self.auth_failures += 1
+            limit = self.scenario.auth.stop_after_failures
+            if not self.auth_ok and limit and self.auth_failures >= limit and not self.stopped_for_auth:
+                self.stopped_for_auth = True
+                self.partial_reason = (
+                    f"stopped early: the first {self.auth_failures} streams all failed authentication "
+                    f"({error_code or 'no error code'}); check the credentials for [auth] method = "
+                    f"{self.scenario.auth.method!r} (the gateway locks an AK after 5 failures)"
+                )
+                log.error(self.partial_reason)
+                environment.process_exit_code = 2
+                if environment.runner is not None:
+                    import gevent
+
+                    gevent.spawn(environment.runner.quit)
+        elif outcome in ("ok", "incomplete", "cutoff", "event_error", "timeout"):
+            self.auth_ok = True
+
+
+def context(environment) -> RunContext:
+    ctx = getattr(environment, CONTEXT_ATTR, None)
+    if ctx is None:  # a locustfile imported SSEUser without going through init (tests, library use)
+        ctx = _build_context(environment)
+    return ctx
+
+
+def _build_context(environment) -> RunContext:
+    opts = environment.parsed_options
+    scenario_path = getattr(opts, "scenario", None) if opts else None
+    scenario = load_scenario(scenario_path) if scenario_path else default_scenario()
+    results_dir = Path(getattr(opts, "results_dir", None) or "results")
+    run_id = getattr(opts, "run_id", None) or new_run_id(scenario.name)
+    ctx = RunContext(scenario, environment.host, results_dir, run_id,
+                     insecure=bool(getattr(opts, "insecure", False)))
+    setattr(environment, CONTEXT_ATTR, ctx)
+    return ctx
+
+
+@events.init_command_line_parser.add_listener
+def _add_options(parser) -> None:
+    group = parser.add_argument_group("sseload")
+    group.add_argument("--scenario", default=None, help="sseload scenario (TOML); default: the embedded one")
+    group.add_argument("--results-dir", default="results", help="where run directories go (default results/)")
+    group.add_argument("--run-id", default=None, help="name of this run's directory (default: time-scenario)")
+    group.add_argument("--insecure", action="store_true", default=False,
+                       help="do not verify TLS certificates (the report says so)")
+
+
+def _fatal(message: str) -> None:
+    sys.stderr.write(f"sseload: {message}\n")
+    sys.stderr.flush()
+    os._exit(2)  # before any load: nothing to flush, and Locust must not print a traceback
+
+
+@events.init.add_listener
+def _on_init(environment, **_kw) -> None:
+    from locust.runners import MasterRunner
+
+    if isinstance(environment.runner, MasterRunner):
+        return
+    try:
+        ctx = _build_context(environment)
+        ctx.prepare_run_dir()
+    except (SetupError, ScenarioError) as err:
+        _fatal(str(err))
+    ctx.recorder = Recorder(ParquetSink(ctx.run_dir))
+    warm_up()
+    # The writer thread must not hold the GIL for the default 5 ms while reads wait on it.
+    sys.setswitchinterval(0.0005)
+    wait_s = ctx.scenario.load.wait_s
+    for user_class in environment.user_classes:
+        if getattr(user_class, "wait_time", None) is None:
+            from locust import constant
+
+            user_class.wait_time = constant(wait_s)
+
+
+@events.test_start.add_listener
+def _on_test_start(environment, **_kw) -> None:
+    ctx = getattr(environment, CONTEXT_ATTR, None)
+    if ctx is None:
+        return
+    ctx.started_at = datetime.now(timezone.utc)
+    # Start-up garbage is frozen out of the collector's sight and young collections made rarer:
+    # unfrozen, full collections pause the loop long enough to inflate p99.9 tenfold.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1000)
+    ctx.recorder.start()
+    ctx.health.start(lambda: ctx.active_streams)
+
+
+@events.quitting.add_listener
+def _on_quitting(environment, **_kw) -> None:
+    ctx = getattr(environment, CONTEXT_ATTR, None)
+    if ctx is None or ctx.recorder is None:
+        return
+    ctx.ended_at = datetime.now(timezone.utc)
+    ctx.health.stop()
+    ctx.recorder.close()
+    if ctx.recorder.write_error is not None:
+        ctx.partial_reason = ctx.partial_reason or f"writing results failed: {ctx.recorder.write_error}"
+    if ctx.streams_started != ctx.recorder.streams_recorded:
+        ctx.partial_reason = ctx.partial_reason or (
+            f"{ctx.streams_started - ctx.recorder.streams_recorded} streams started but not recorded"
+        )
+    reason = os.environ.get("SSELOAD_STOP_REASON")
+    if reason and not ctx.partial_reason:
+        ctx.partial_reason = reason
+    ctx.health.write(ctx.run_dir / "health.parquet")
+    info = ctx.run_info(environment)
+    tmp = ctx.run_dir / "run.json.tmp"
+    tmp.write_text(json.dumps(info, indent=2, default=str))
+    tmp.replace(ctx.run_dir / "run.json")
+    log.info("sseload: %d streams, %d events recorded in %s", info["streams_recorded"],
+             info["events_recorded"], ctx.run_dir)

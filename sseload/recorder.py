@@ -1,0 +1,134 @@
+"""The recorder: collects stream records in memory and writes Parquet off the hot path.
+
+Users hand over a finished stream (one tuple and its event arrays); a flush greenlet swaps
+the buffers every ``flush_interval_s`` and a real OS thread (gevent's threadpool) converts
+and writes them, so the event loop never stalls on compression or file I/O. A ``sink`` may
+replace the files (workers ship batches to the master instead).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sseload.records import EVENTS_SCHEMA, STREAMS_SCHEMA, F, EventBuffer, to_tables
+
+log = logging.getLogger("sseload.recorder")
+
+Sink = Callable[[list[tuple], EventBuffer], None]
+
+
+class ParquetSink:
+    """Appends batches as row groups to ``streams.parquet`` and ``events.parquet``."""
+
+    def __init__(self, run_dir: Path, suffix: str = "") -> None:
+        self.run_dir = run_dir
+        self._streams = pq.ParquetWriter(run_dir / f"streams{suffix}.parquet", STREAMS_SCHEMA, compression="zstd")
+        self._events = pq.ParquetWriter(run_dir / f"events{suffix}.parquet", EVENTS_SCHEMA, compression="zstd")
+        self.streams_written = 0
+        self.events_written = 0
+
+    def __call__(self, streams: list[tuple], events: EventBuffer) -> None:
+        streams_table, events_table = to_tables(streams, events)
+        self.write_tables(streams_table, events_table)
+
+    def write_tables(self, streams_table: pa.Table, events_table: pa.Table) -> None:
+        if streams_table.num_rows:
+            self._streams.write_table(streams_table)
+        if events_table.num_rows:
+            self._events.write_table(events_table)
+        self.streams_written += streams_table.num_rows
+        self.events_written += events_table.num_rows
+
+    def close(self) -> None:
+        self._streams.close()
+        self._events.close()
+
+
+def warm_up() -> None:
+    """Pay pyarrow's one-time lazy initialisation (~0.3 s, holding the GIL) before load starts."""
+    events = EventBuffer()
+    events.t_ns.append(1)
+    events.size.append(1)
+    events.server_ns.append(1)
+    record = (0, 0, 0, 0, 1, 0, -1, 0, 0, 0, 1, 0, 0, 200, "", False, 0, 0, 1, 0, "ok", "", "", False)
+    to_tables([record], events)
+
+
+class Recorder:
+    def __init__(self, sink: Sink, flush_interval_s: float = 1.0, threaded: bool = True) -> None:
+        self.sink = sink
+        self.flush_interval_s = flush_interval_s
+        self.threaded = threaded
+        self._streams: list[tuple] = []
+        self._events = EventBuffer()
+        self._pending = None  # the write in flight (AsyncResult)
+        self._loop = None
+        self.streams_recorded = 0
+        self.events_recorded = 0
+        self.outcomes: dict[str, int] = {}
+        self.write_error: BaseException | None = None
+
+    def add(self, record: tuple, events: EventBuffer) -> None:
+        """Take one finished stream; ``events`` (the user's own buffer) is emptied."""
+        self._streams.append(record)
+        own = self._events
+        own.t_ns.extend(events.t_ns)
+        own.size.extend(events.size)
+        own.server_ns.extend(events.server_ns)
+        n = len(events.t_ns)
+        del events.t_ns[:], events.size[:], events.server_ns[:]
+        self.streams_recorded += 1
+        self.events_recorded += n
+        outcome = record[F["outcome"]]
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+    def start(self) -> None:
+        import gevent
+
+        if self._loop is None:
+            self._loop = gevent.spawn(self._flush_forever)
+
+    def _flush_forever(self) -> None:
+        import gevent
+
+        while True:
+            gevent.sleep(self.flush_interval_s)
+            self.flush()
+
+    def flush(self, wait: bool = False) -> None:
+        if self._pending is not None:
+            self._pending.get()  # one write at a time, in order
+            self._pending = None
+        if self._streams:
+            streams, events = self._streams, self._events
+            self._streams, self._events = [], EventBuffer()
+            if self.threaded:
+                import gevent
+
+                self._pending = gevent.get_hub().threadpool.spawn(self._write, streams, events)
+            else:
+                self._write(streams, events)
+        if wait and self._pending is not None:
+            self._pending.get()
+            self._pending = None
+
+    def _write(self, streams: list[tuple], events: EventBuffer) -> None:
+        try:
+            self.sink(streams, events)
+        except BaseException as err:  # keep the run going; the error is reported at the end
+            log.error("writing results failed: %s", err)
+            self.write_error = err
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.kill()
+            self._loop = None
+        self.flush(wait=True)
+        close = getattr(self.sink, "close", None)
+        if close is not None:
+            close()

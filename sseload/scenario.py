@@ -1,0 +1,228 @@
+"""Scenarios: what to send, how to authenticate, how to judge a stream, how much load.
+
+A scenario is a TOML file in ``scenarios/``. Every table and key is checked on load; an
+error names the file, the field and the fix. With no file at all, :func:`default_scenario`
+is the embedded default: the reference target on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sseload.gateway import DEFAULT_LIMIT_S, DEFAULT_MAX_BODY_BYTES
+from sseload.sse import DEFAULT_MAX_EVENT_BYTES
+from sseload.target.config import ConfigError, TargetConfig
+
+AUTH_METHODS = ("none", "token", "iam", "aksk", "app_key", "app_code")
+DEFAULT_PATH = "/v1/infers/00000000-0000-4000-8000-000000000000/v1/stream"
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be used; the message says where and how to fix it."""
+
+
+@dataclass
+class Request:
+    url: str = ""  # full URL; empty: host from -H (or the embedded target) plus path
+    path: str = DEFAULT_PATH
+    method: str = "POST"
+    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
+
+
+@dataclass
+class Auth:
+    method: str = "none"
+    token_env: str = "SSELOAD_TOKEN"
+    ak_env: str = "SSELOAD_AK"
+    sk_env: str = "SSELOAD_SK"
+    security_token_env: str = ""  # temporary credentials (X-Security-Token)
+    app_key_env: str = "SSELOAD_APP_KEY"
+    app_secret_env: str = "SSELOAD_APP_SECRET"
+    app_code_env: str = "SSELOAD_APP_CODE"
+    iam_url: str = ""  # empty: the target's host (the embedded target emulates IAM)
+    iam_user_env: str = "SSELOAD_IAM_USER"
+    iam_password_env: str = "SSELOAD_IAM_PASSWORD"
+    iam_domain_env: str = "SSELOAD_IAM_DOMAIN"
+    project: str = "cn-southwest-2"
+    unsigned_payload: bool = False
+    stop_after_failures: int = 5  # stop the run when this many streams failed auth and none passed
+
+
+@dataclass
+class Body:
+    json: Any = None  # inline JSON value
+    file: str = ""  # a file sent as is
+    size_bytes: int = 0  # generate a body of this size
+    sizes: list[int] = field(default_factory=list)  # sweep: users take these in turn
+    kind: str = "json"  # generated bodies: "json" or "binary"
+    over_limit: str = "skip"  # bodies over gateway.max_body_bytes: "skip" (not sent) or "send"
+
+
+@dataclass
+class Stream:
+    completion: str = "close"  # "close", "done" (data: [DONE]) or "event:NAME"
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 30.0
+    grace_s: float = 5.0  # the harness's own deadline is gateway.limit_s + grace_s
+    truth: bool = True  # read the target's t_send_ns from each event (harness error)
+    tls_verify: bool = True
+    ca_bundle: str = ""
+
+
+@dataclass
+class Gateway:
+    limit_s: float = DEFAULT_LIMIT_S
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+
+@dataclass
+class Load:
+    users: int = 10
+    spawn_rate: float = 10.0
+    run_time: str = "10s"
+    wait_s: float = 0.0  # pause between a user's streams
+
+
+@dataclass
+class Scenario:
+    name: str = "embedded"
+    description: str = "The reference target on a free loopback port, 10 users for 10 s."
+    request: Request = field(default_factory=Request)
+    auth: Auth = field(default_factory=Auth)
+    body: Body = field(default_factory=Body)
+    stream: Stream = field(default_factory=Stream)
+    gateway: Gateway = field(default_factory=Gateway)
+    load: Load = field(default_factory=Load)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    target: dict[str, Any] = field(default_factory=dict)  # settings for the embedded target
+    source: str = ""  # the file it came from
+
+    def target_config(self) -> TargetConfig:
+        """The embedded target's settings: the scenario's [target] table plus the gateway's."""
+        raw = {"limit_s": self.gateway.limit_s, "max_body_bytes": self.gateway.max_body_bytes}
+        raw.update(self.target)
+        try:
+            return TargetConfig.from_dict(raw, f"{self.source or self.name}: [target]")
+        except ConfigError as err:
+            raise ScenarioError(str(err)) from None
+
+
+THRESHOLDS = {
+    "ttfe_p50_ms", "ttfe_p90_ms", "ttfe_p95_ms", "ttfe_p99_ms", "ttfe_max_ms",
+    "gap_p50_ms", "gap_p99_ms", "gap_max_ms", "duration_p95_ms",
+    "cutoff_rate_max", "error_rate_max", "min_streams", "min_events_per_s",
+}
+
+_TABLES = {"request": Request, "auth": Auth, "body": Body, "stream": Stream, "gateway": Gateway, "load": Load}
+
+
+def default_scenario() -> Scenario:
+    """The embedded default: reference target, plain events ending in ``event: done``."""
+    scenario = Scenario()
+    scenario.stream.completion = "event:done"
+    return scenario
+
+
+def _typed(where: str, key: str, value: Any, default: Any) -> Any:
+    expected = type(default)
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif default is None:
+        ok = True
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        raise ScenarioError(
+            f"{where}: {key} = {value!r} should be a {expected.__name__} (like {default!r})"
+        )
+    return value
+
+
+def from_dict(raw: dict[str, Any], source: str = "<scenario>") -> Scenario:
+    scenario = Scenario(name=Path(source).stem if source.endswith(".toml") else source, source=source)
+    allowed = {"name", "description", "thresholds", "target", *_TABLES}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ScenarioError(
+            f"{source}: unknown top-level key(s) {', '.join(unknown)}; "
+            f"a scenario has {', '.join(sorted(allowed))}"
+        )
+    for key in ("name", "description"):
+        if key in raw:
+            setattr(scenario, key, str(raw[key]))
+    for table, cls in _TABLES.items():
+        values = raw.get(table, {})
+        if not isinstance(values, dict):
+            raise ScenarioError(f"{source}: [{table}] must be a table")
+        obj = getattr(scenario, table)
+        for key, value in values.items():
+            if not hasattr(obj, key):
+                known = ", ".join(k for k in vars(obj))
+                raise ScenarioError(f"{source}: [{table}] has no key {key!r}; known keys: {known}")
+            setattr(obj, key, _typed(f"{source}: [{table}]", key, value, getattr(obj, key)))
+    thresholds = raw.get("thresholds", {})
+    for key, value in thresholds.items():
+        if key not in THRESHOLDS:
+            raise ScenarioError(
+                f"{source}: [thresholds] has no {key!r}; known thresholds: {', '.join(sorted(THRESHOLDS))}"
+            )
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ScenarioError(f"{source}: [thresholds] {key} = {value!r} must be a number")
+    scenario.thresholds = {k: float(v) for k, v in thresholds.items()}
+    scenario.target = dict(raw.get("target", {}))
+    validate(scenario)
+    return scenario
+
+
+def validate(s: Scenario) -> None:
+    where = s.source or s.name
+    if s.auth.method not in AUTH_METHODS:
+        raise ScenarioError(f"{where}: [auth] method = {s.auth.method!r}; use one of {', '.join(AUTH_METHODS)}")
+    c = s.stream.completion
+    if not (c in ("close", "done") or (c.startswith("event:") and len(c) > 6)):
+        raise ScenarioError(
+            f"{where}: [stream] completion = {c!r}; use 'close', 'done' (data: [DONE]) or 'event:NAME'"
+        )
+    if s.body.kind not in ("json", "binary"):
+        raise ScenarioError(f"{where}: [body] kind = {s.body.kind!r}; use 'json' or 'binary'")
+    if s.body.over_limit not in ("skip", "send"):
+        raise ScenarioError(f"{where}: [body] over_limit = {s.body.over_limit!r}; use 'skip' or 'send'")
+    given = [name for name, on in (("json", s.body.json is not None), ("file", bool(s.body.file)),
+                                   ("size_bytes", s.body.size_bytes > 0), ("sizes", bool(s.body.sizes))) if on]
+    if len(given) > 1:
+        raise ScenarioError(f"{where}: [body] sets {' and '.join(given)}; choose one way to make the body")
+    if any(not isinstance(n, int) or n < 0 for n in s.body.sizes):
+        raise ScenarioError(f"{where}: [body] sizes must be non-negative whole numbers of bytes")
+    if s.request.url and not s.request.url.startswith(("http://", "https://")):
+        raise ScenarioError(f"{where}: [request] url = {s.request.url!r} must start with http:// or https://")
+    if s.gateway.limit_s <= 0:
+        raise ScenarioError(f"{where}: [gateway] limit_s must be positive")
+    if s.load.users < 1:
+        raise ScenarioError(f"{where}: [load] users must be at least 1")
+    if s.stream.max_event_bytes < 1:
+        raise ScenarioError(f"{where}: [stream] max_event_bytes must be positive")
+    s.target_config()  # validates [target]
+
+
+def load(path: str | Path) -> Scenario:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such scenario file; `sseload scenarios` lists the ready ones") from None
+    except OSError as err:
+        raise ScenarioError(f"{path}: cannot read the scenario: {err.strerror}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError(f"{path}: not valid TOML ({err}); fix the syntax at that line") from None
+    return from_dict(raw, str(path))

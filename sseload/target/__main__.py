@@ -1,0 +1,140 @@
+"""``sseload serve`` / ``python -m sseload.target``: run the reference target."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import tomllib
+from pathlib import Path
+
+from sseload.target.config import FAULTS, ConfigError, Dist, TargetConfig
+
+#: Credentials come from the environment, never from flags (which `ps` shows to everyone).
+CREDENTIAL_ENV = {
+    "tokens": "SSELOAD_TARGET_TOKENS",  # tok1,tok2
+    "aksk": "SSELOAD_TARGET_AKSK",  # AK:SK,AK2:SK2
+    "app_keys": "SSELOAD_TARGET_APP_KEYS",  # KEY:SECRET
+    "app_codes": "SSELOAD_TARGET_APP_CODES",  # code1,code2
+    "iam_users": "SSELOAD_TARGET_IAM_USERS",  # name:password
+}
+
+
+def credentials_from_env(environ=os.environ) -> dict:
+    out: dict = {}
+    for name, var in CREDENTIAL_ENV.items():
+        raw = environ.get(var, "")
+        items = [item for item in raw.split(",") if item]
+        if not items:
+            continue
+        if name in ("tokens", "app_codes"):
+            out[name] = items
+        else:
+            pairs = [item.partition(":") for item in items]
+            if any(not sep for _, sep, _ in pairs):
+                raise ConfigError(f"{var} must hold NAME:SECRET pairs separated by commas")
+            out[name] = {k: v for k, _, v in pairs}
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sseload serve",
+        description="Run the reference target: an SSE service behind an emulated API gateway.",
+        epilog="Credentials come from the environment: "
+        + ", ".join(f"{v} ({k})" for k, v in CREDENTIAL_ENV.items())
+        + ". With none set, no authentication is required.",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080, help="0 picks a free port (default 8080)")
+    p.add_argument("--config", type=Path, help="TOML or JSON file with target settings")
+    p.add_argument("--ttfe-ms", help="time to first event: 200, uniform:100:300, lognormal:200:0.5")
+    p.add_argument("--gap-ms", help="gap between events, same forms as --ttfe-ms")
+    p.add_argument("--events", type=int)
+    p.add_argument("--payload-bytes", type=int)
+    p.add_argument("--limit-s", type=float, help="gateway limit per request (default 40)")
+    p.add_argument("--max-body-bytes", type=int, help="largest request body (default 12 MiB)")
+    p.add_argument("--cutoff", choices=["cut", "close"], help="what a stream past the limit gets")
+    p.add_argument("--fault", action="append", default=[], metavar="NAME=RATE",
+                   help=f"inject a fault at a rate; names: {', '.join(FAULTS)}")
+    p.add_argument("--stall-s", type=float)
+    p.add_argument("--slow-headers-s", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--port-file", type=Path, help="write the bound port here once listening")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TargetConfig:
+    raw: dict = {}
+    if args.config:
+        text = args.config.read_text()
+        raw = json.loads(text) if args.config.suffix == ".json" else tomllib.loads(text)
+    for name in ("host", "port", "events", "payload_bytes", "limit_s", "max_body_bytes", "cutoff",
+                 "stall_s", "slow_headers_s", "seed"):
+        value = getattr(args, name)
+        if value is not None:
+            raw[name] = value
+    for name in ("ttfe_ms", "gap_ms"):
+        value = getattr(args, name)
+        if value is not None:
+            raw[name] = Dist.parse(value, f"--{name.replace('_', '-')}")
+    faults = dict(raw.get("faults", {}))
+    for item in args.fault:
+        name, sep, rate = item.partition("=")
+        try:
+            faults[name] = float(rate) if sep else 1.0
+        except ValueError:
+            raise ConfigError(f"--fault {item!r}: write NAME=RATE, e.g. reset=0.1") from None
+    if faults:
+        raw["faults"] = faults
+    raw.update(credentials_from_env())
+    return TargetConfig.from_dict(raw, str(args.config or "target settings"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+    except (ConfigError, OSError, ValueError) as err:
+        print(f"sseload serve: {err}", file=sys.stderr)
+        return 2
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    def ready(host: str, port: int) -> None:
+        if args.port_file:
+            tmp = args.port_file.with_suffix(".tmp")
+            tmp.write_text(str(port))
+            tmp.replace(args.port_file)
+        print(f"sseload target listening on http://{host}:{port}", flush=True)
+
+    async def run() -> None:
+        from sseload.target.server import serve
+
+        task = asyncio.ensure_future(serve(cfg, ready))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    try:
+        asyncio.run(run())
+    except OSError as err:
+        print(f"sseload serve: cannot listen on {cfg.host}:{cfg.port}: {err.strerror}; "
+              "pick another --port (0 for any free one)", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

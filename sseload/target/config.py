@@ -1,0 +1,136 @@
+"""What the reference target does: event timing, gateway limits, credentials, faults."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field, fields
+
+from sseload.gateway import DEFAULT_LIMIT_S, DEFAULT_MAX_BODY_BYTES
+
+FAULTS = (
+    "reset",  # connection reset mid-stream
+    "stall",  # a pause of stall_s mid-stream
+    "malformed",  # lines that are not valid SSE fields and invalid UTF-8
+    "oversized",  # one event larger than oversized_bytes
+    "wrong_content_type",  # text/html instead of text/event-stream
+    "http_429",
+    "http_500",
+    "http_502",
+    "http_503",
+    "slow_headers",  # response headers after slow_headers_s
+    "early_close",  # clean close halfway, without the completion event
+    "gzip",  # Content-Encoding: gzip stream
+    "split",  # every event written in pieces split at arbitrary bytes
+    "error_event",  # an `event: error` halfway, then close
+)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Dist:
+    """A delay distribution in milliseconds: fixed, uniform(low, high) or lognormal(median, sigma)."""
+
+    kind: str = "fixed"
+    a: float = 0.0
+    b: float = 0.0
+
+    @classmethod
+    def parse(cls, spec: str | int | float, what: str = "delay") -> Dist:
+        """``200``, ``"uniform:100:300"``, ``"lognormal:200:0.5"``."""
+        if isinstance(spec, (int, float)):
+            return cls("fixed", float(spec))
+        parts = str(spec).split(":")
+        try:
+            if len(parts) == 1:
+                return cls("fixed", float(parts[0]))
+            if parts[0] in ("uniform", "lognormal") and len(parts) == 3:
+                return cls(parts[0], float(parts[1]), float(parts[2]))
+        except ValueError:
+            pass
+        raise ConfigError(
+            f"{what} {spec!r} is not a delay: write milliseconds (200), "
+            "'uniform:LOW:HIGH' or 'lognormal:MEDIAN:SIGMA'"
+        )
+
+    def sample(self, rng: random.Random) -> float:
+        if self.kind == "fixed":
+            return self.a
+        if self.kind == "uniform":
+            return rng.uniform(self.a, self.b)
+        return self.a * math.exp(rng.gauss(0.0, self.b))
+
+    def __str__(self) -> str:
+        return f"{self.a:g}" if self.kind == "fixed" else f"{self.kind}:{self.a:g}:{self.b:g}"
+
+
+@dataclass
+class TargetConfig:
+    host: str = "127.0.0.1"
+    port: int = 0
+    # event schedule
+    ttfe_ms: Dist = field(default_factory=lambda: Dist("fixed", 200.0))
+    gap_ms: Dist = field(default_factory=lambda: Dist("fixed", 20.0))
+    events: int = 50
+    payload_bytes: int = 64
+    seed: int | None = None
+    # gateway
+    limit_s: float = DEFAULT_LIMIT_S
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    cutoff: str = "cut"  # what happens to a stream past limit_s: "cut" (abort) or "close"
+    max_skew_s: float = 15 * 60
+    lockout_failures: int = 5
+    lockout_s: float = 300.0
+    # credentials; when none is set, no authentication is required
+    tokens: list[str] = field(default_factory=list)
+    aksk: dict[str, str] = field(default_factory=dict)
+    app_keys: dict[str, str] = field(default_factory=dict)
+    app_codes: list[str] = field(default_factory=list)
+    iam_users: dict[str, str] = field(default_factory=dict)
+    token_ttl_s: float = 24 * 3600.0
+    # fault injection: name -> rate in [0, 1]
+    faults: dict[str, float] = field(default_factory=dict)
+    stall_s: float = 2.0
+    slow_headers_s: float = 2.0
+    oversized_bytes: int = 2 * 1024 * 1024
+
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.tokens or self.aksk or self.app_keys or self.app_codes or self.iam_users)
+
+    def validate(self) -> TargetConfig:
+        for name, rate in self.faults.items():
+            if name not in FAULTS:
+                raise ConfigError(f"unknown fault {name!r}; known faults: {', '.join(FAULTS)}")
+            if not 0.0 <= float(rate) <= 1.0:
+                raise ConfigError(f"fault {name!r} has rate {rate}; a rate is between 0 and 1")
+        if sum(self.faults.values()) > 1.0 + 1e-9:
+            raise ConfigError("fault rates add up to more than 1; at most one fault applies per stream")
+        if self.cutoff not in ("cut", "close"):
+            raise ConfigError(f"cutoff {self.cutoff!r} must be 'cut' or 'close'")
+        if self.events < 0 or self.payload_bytes < 0:
+            raise ConfigError("events and payload_bytes must not be negative")
+        return self
+
+    @classmethod
+    def from_dict(cls, raw: dict, where: str = "target settings") -> TargetConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}"
+            )
+        values = dict(raw)
+        for name in ("ttfe_ms", "gap_ms"):
+            if name in values and not isinstance(values[name], Dist):
+                values[name] = Dist.parse(values[name], f"{where}: {name}")
+        return cls(**values).validate()
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["ttfe_ms"] = str(self.ttfe_ms)
+        out["gap_ms"] = str(self.gap_ms)
+        return out

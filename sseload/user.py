@@ -1,0 +1,85 @@
+"""The Locust user that opens signed SSE streams and records what its users would feel.
+
+Usable from any locustfile::
+
+    from sseload.user import SSEUser
+
+    class Chat(SSEUser):
+        pass  # configured by --scenario; or override `stream_task` to vary requests
+
+Per stream it reports two entries to Locust's own stats, so the ordinary web UI and CSV show
+something meaningful: ``TTFE`` (time to first event) and ``stream`` (whole-stream duration,
+a failure carrying the outcome). The full record goes to the recorder.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from locust import User, task
+
+from sseload import plugin
+from sseload.client import PreparedRequest, SSEConnection
+from sseload.records import F, EventBuffer
+
+_user_ids = itertools.count(1)
+
+
+class StreamFailure(Exception):
+    """Carries a stream's outcome into Locust's failure table."""
+
+
+class SSEUser(User):
+    abstract = True
+    wait_time = None  # set from [load] wait_s unless a subclass sets its own
+
+    def on_start(self) -> None:
+        self.ctx = plugin.context(self.environment)
+        runner = self.environment.runner
+        worker = getattr(runner, "worker_index", 0) or 0
+        self.user_id = next(_user_ids)
+        self.conn = SSEConnection(self.ctx.endpoint, self.ctx.rules, self.ctx.auth, self.ctx.tls,
+                                  worker=worker, user=self.user_id)
+        self._events = EventBuffer()
+
+    def on_stop(self) -> None:
+        self.conn.close()
+
+    @task
+    def stream_task(self) -> None:
+        self.stream()
+
+    def stream(self, request: PreparedRequest | None = None, scheduled_ns: int = 0) -> tuple:
+        """Run one stream and record it; returns the raw record (see records.RAW_FIELDS)."""
+        ctx = self.ctx
+        request = request or ctx.next_request()
+        ctx.streams_started += 1
+        if len(request.body) > ctx.scenario.gateway.max_body_bytes and ctx.scenario.body.over_limit == "skip":
+            record = self.conn.skipped(request, "too_large",
+                                       f"body of {len(request.body)} bytes is over the gateway limit of "
+                                       f"{ctx.scenario.gateway.max_body_bytes} bytes; not sent", scheduled_ns)
+        else:
+            ctx.active_streams += 1
+            try:
+                record = self.conn.stream(request, self._events, scheduled_ns)
+            finally:
+                ctx.active_streams -= 1
+        ctx.recorder.add(record, self._events)
+        self._report(record)
+        ctx.after_stream(record[F["outcome"]], record[F["error_code"]], self.environment)
+        if self.conn.interrupted is not None:
+            raise self.conn.interrupted
+        return record
+
+    def _report(self, record: tuple) -> None:
+        fire = self.environment.events.request.fire
+        outcome = record[F["outcome"]]
+        ttfe_ns = record[F["ttfe_ns"]]
+        if ttfe_ns >= 0:
+            fire(request_type="SSE", name="TTFE", response_time=ttfe_ns / 1e6, response_length=0,
+                 exception=None, context={})
+        code = record[F["error_code"]]
+        fire(request_type="SSE", name="stream", response_time=record[F["duration_ns"]] / 1e6,
+             response_length=record[F["response_bytes"]],
+             exception=None if outcome == "ok" else StreamFailure(f"{outcome} {code}".strip()),
+             context={})
