@@ -1,0 +1,200 @@
+"""Charts of a run (matplotlib, PNG): each titled, with units, readable at a glance.
+
+Every function takes a loaded :class:`sseload.results.Run` and a path, and returns the path
+or None when the run has nothing to draw (e.g. no events).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from sseload import results  # noqa: E402
+
+MARKS = (("p50", "tab:green"), ("p95", "tab:orange"), ("p99", "tab:red"))
+OUTCOME_COLORS = {
+    "ok": "tab:green", "cutoff": "tab:purple", "timeout": "tab:brown", "reset": "tab:red",
+    "incomplete": "tab:olive", "http_error": "tab:pink", "auth_error": "black", "throttled": "tab:orange",
+    "too_large": "tab:gray", "protocol_error": "tab:cyan", "connect_error": "darkred",
+    "event_error": "magenta", "cancelled": "lightgray", "harness_error": "gold",
+}
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _rel_s(run: results.Run) -> pd.Series:
+    s = run.streams
+    return (s["start_ns"] - s["start_ns"].min()) / 1e9
+
+
+def ttfe_distribution(run: results.Run, path: Path) -> Path | None:
+    ttfe = run.streams["ttfe_ms"].dropna().to_numpy()
+    if ttfe.size == 0:
+        return None
+    pct = results.percentiles(ttfe)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.hist(ttfe, bins=min(100, max(10, ttfe.size // 20)), color="tab:blue", alpha=0.8)
+    ax1.set(title="Time to first event: histogram", xlabel="TTFE (ms)", ylabel="streams")
+    xs = np.sort(ttfe)
+    ax2.plot(xs, np.arange(1, xs.size + 1) / xs.size, color="tab:blue")
+    ax2.set(title="Time to first event: CDF", xlabel="TTFE (ms)", ylabel="fraction of streams")
+    for ax in (ax1, ax2):
+        for key, color in MARKS:
+            ax.axvline(pct[key], color=color, linestyle="--", label=f"{key} {pct[key]:.1f} ms")
+        ax.legend(loc="best", fontsize=8)
+    return _save(fig, path)
+
+
+def ttfe_over_time(run: results.Run, path: Path, bucket_s: float = 1.0) -> Path | None:
+    s = run.streams.assign(t_s=_rel_s(run) // bucket_s * bucket_s)
+    if s["ttfe_ms"].notna().sum() == 0:
+        return None
+    q = s.groupby("t_s")["ttfe_ms"].quantile([0.5, 0.95, 0.99]).unstack()
+    tp = results.throughput(run.streams, None, bucket_s)
+    fig, ax = plt.subplots(figsize=(11, 4))
+    for col, (key, color) in zip(q.columns, MARKS):
+        ax.plot(q.index, q[col], color=color, label=f"TTFE {key}")
+    ax.set(title="TTFE percentiles over time, against active streams", xlabel="time since start (s)",
+           ylabel="TTFE (ms)")
+    ax2 = ax.twinx()
+    ax2.fill_between(tp["t_s"], tp["active_streams"], color="tab:blue", alpha=0.15, step="post")
+    ax2.set_ylabel("active streams")
+    ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, path)
+
+
+def gaps(run: results.Run, path: Path, bucket_s: float = 1.0) -> Path | None:
+    ev = run.events
+    if ev is None or ev["gap_ms"].notna().sum() == 0:
+        return None
+    gap = ev["gap_ms"].dropna().to_numpy()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    low = max(gap[gap > 0].min() if (gap > 0).any() else 0.001, 0.001)
+    bins = np.logspace(np.log10(low), np.log10(max(gap.max(), low * 10)), 80)
+    ax1.hist(np.clip(gap, low, None), bins=bins, color="tab:blue", alpha=0.8)
+    ax1.set_xscale("log")
+    ax1.set_yscale("log")
+    ax1.set(title="Inter-event gaps (log scale)", xlabel="gap (ms)", ylabel="events")
+    pct = results.percentiles(gap)
+    for key, color in MARKS:
+        ax1.axvline(pct[key], color=color, linestyle="--", label=f"{key} {pct[key]:.1f} ms")
+    ax1.legend(fontsize=8)
+    starts = run.streams.set_index("stream_id")["start_ns"]
+    t0 = run.streams["start_ns"].min()
+    t = (ev["stream_id"].map(starts).to_numpy() - t0) / 1e9 + ev["t_ms"].to_numpy() / 1e3
+    frame = pd.DataFrame({"t_s": t // bucket_s * bucket_s, "gap_ms": ev["gap_ms"].to_numpy()}).dropna()
+    q = frame.groupby("t_s")["gap_ms"].quantile([0.5, 0.99]).unstack()
+    ax2.plot(q.index, q[0.5], color="tab:green", label="gap p50")
+    ax2.plot(q.index, q[0.99], color="tab:red", label="gap p99")
+    ax2.set(title="Gap percentiles over time", xlabel="time since start (s)", ylabel="gap (ms)")
+    ax2.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def durations(run: results.Run, path: Path) -> Path | None:
+    d = run.streams["duration_ms"].dropna().to_numpy() / 1000.0
+    if d.size == 0:
+        return None
+    fig, ax = plt.subplots(figsize=(11, 4))
+    ax.hist(d, bins=80, color="tab:blue", alpha=0.8)
+    ax.axvline(run.limit_s, color="tab:red", linestyle="--", label=f"gateway limit {run.limit_s:g} s")
+    ax.set(title="Stream duration", xlabel="duration (s)", ylabel="streams")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def outcomes_over_time(run: results.Run, path: Path) -> Path | None:
+    frame = results.frame_outcomes_over_time(run.streams)
+    if frame.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(11, 4))
+    ax.stackplot(frame.index, frame.T.to_numpy(), labels=frame.columns,
+                 colors=[OUTCOME_COLORS.get(c, "gray") for c in frame.columns], step="post")
+    ax.set(title="Stream outcomes over time (by end time)", xlabel="time since start (s)", ylabel="streams per s")
+    ax.legend(loc="upper left", fontsize=8, ncol=4)
+    return _save(fig, path)
+
+
+def throughput(run: results.Run, path: Path) -> Path | None:
+    tp = results.throughput(run.streams, run.events)
+    if tp.empty:
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    for ax, col, title, unit in zip(
+        axes, ("streams_per_s", "events_per_s", "bytes_per_s"),
+        ("Streams started", "Events received", "Bytes received"), ("streams/s", "events/s", "bytes/s"),
+    ):
+        if col in tp:
+            ax.plot(tp["t_s"], tp[col], drawstyle="steps-post")
+        ax.set(title=title, xlabel="time since start (s)", ylabel=unit)
+    return _save(fig, path)
+
+
+def ttfe_by_body_size(run: results.Run, path: Path) -> Path | None:
+    s = run.streams.dropna(subset=["ttfe_ms"])
+    if s["body_bytes"].nunique() < 2:
+        return None
+    q = s.groupby("body_bytes")["ttfe_ms"].quantile([0.5, 0.95, 0.99]).unstack()
+    fig, ax = plt.subplots(figsize=(11, 4))
+    for col, (key, color) in zip(q.columns, MARKS):
+        ax.plot(q.index, q[col], marker="o", color=color, label=f"TTFE {key}")
+    ax.set_xscale("log")
+    ax.set(title="TTFE against request body size", xlabel="request body (bytes)", ylabel="TTFE (ms)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def latency_by_concurrency(run: results.Run, path: Path) -> Path | None:
+    """TTFE percentiles by how many streams were active when a stream started (ramps, steps)."""
+    s = run.streams.dropna(subset=["ttfe_ms"])
+    if s.empty:
+        return None
+    start = np.sort(run.streams["start_ns"].to_numpy())
+    end = np.sort((run.streams["start_ns"] + run.streams["duration_ms"].fillna(0) * 1e6).to_numpy())
+    at = s["start_ns"].to_numpy()
+    active = np.searchsorted(start, at, side="right") - np.searchsorted(end, at, side="right")
+    if np.unique(active).size < 3:
+        return None
+    bins = np.unique(np.quantile(active, np.linspace(0, 1, 11)).round())
+    level = pd.cut(active, bins=bins, include_lowest=True)
+    q = s.assign(level=level).groupby("level", observed=True)["ttfe_ms"].quantile([0.5, 0.95, 0.99]).unstack()
+    mid = [iv.mid for iv in q.index]
+    fig, ax = plt.subplots(figsize=(11, 4))
+    for col, (key, color) in zip(q.columns, MARKS):
+        ax.plot(mid, q[col], marker="o", color=color, label=f"TTFE {key}")
+    ax.set(title="Latency against concurrency", xlabel="active streams at start", ylabel="TTFE (ms)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+ALL = {
+    "ttfe.png": ttfe_distribution,
+    "ttfe_over_time.png": ttfe_over_time,
+    "gaps.png": gaps,
+    "durations.png": durations,
+    "outcomes_over_time.png": outcomes_over_time,
+    "throughput.png": throughput,
+    "ttfe_by_body_size.png": ttfe_by_body_size,
+    "latency_by_concurrency.png": latency_by_concurrency,
+}
+
+
+def draw_all(run: results.Run, folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    made = []
+    for name, draw in ALL.items():
+        path = draw(run, folder / name)
+        if path is not None:
+            made.append(path)
+    return made

@@ -1,0 +1,349 @@
+"""``sseload``: run load, serve the reference target, report, check thresholds, compare runs.
+
+Exit codes: 0 success; 1 a threshold failed; 2 bad input (scenario, flags, environment);
+3 the run itself failed (Locust or the target crashed, nothing recorded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sseload.scenario import Scenario, ScenarioError, default_scenario
+from sseload.scenario import load as load_scenario
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+
+
+class CliError(Exception):
+    """A user mistake: printed as one sentence, exit code 2."""
+
+
+# --- the embedded target ---
+
+def _embedded_credentials(scenario: Scenario, env: dict[str, str]) -> None:
+    """Give the embedded target credentials matching the harness's, inventing throwaway ones.
+
+    With a real service the secrets must be in the environment; against the embedded target
+    a missing secret is generated for this run only, so the ready auth scenarios just work.
+    """
+    auth = scenario.auth
+
+    def get(var: str) -> str:
+        if var and not env.get(var):
+            env[var] = secrets.token_hex(16)
+        return env[var]
+
+    if auth.method == "token":
+        env.setdefault("SSELOAD_TARGET_TOKENS", get(auth.token_env))
+    elif auth.method == "app_code":
+        env.setdefault("SSELOAD_TARGET_APP_CODES", get(auth.app_code_env))
+    elif auth.method == "aksk":
+        env.setdefault("SSELOAD_TARGET_AKSK", f"{get(auth.ak_env)}:{get(auth.sk_env)}")
+        if auth.security_token_env:
+            get(auth.security_token_env)
+    elif auth.method == "app_key":
+        env.setdefault("SSELOAD_TARGET_APP_KEYS", f"{get(auth.app_key_env)}:{get(auth.app_secret_env)}")
+    elif auth.method == "iam":
+        get(auth.iam_domain_env)
+        env.setdefault("SSELOAD_TARGET_IAM_USERS", f"{get(auth.iam_user_env)}:{get(auth.iam_password_env)}")
+
+
+class EmbeddedTarget:
+    def __init__(self, scenario: Scenario, env: dict[str, str], workdir: Path) -> None:
+        cfg = scenario.target_config()
+        cfg.port = 0
+        config_path = workdir / "target.json"
+        config_path.write_text(json.dumps(cfg.to_dict()))
+        port_file = workdir / "target.port"
+        self.log_path = workdir / "target.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sseload.target", "--config", str(config_path), "--port", "0",
+             "--port-file", str(port_file)],
+            env=env, stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C stops the load first; we stop the target after
+        )
+        deadline = time.monotonic() + 15
+        while not port_file.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise CliError(f"the reference target did not start: {self.log_path.read_text()[-500:]}")
+            time.sleep(0.02)
+        self.url = f"http://{cfg.host}:{port_file.read_text().strip()}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# --- run ---
+
+def _scenario_from(path: str | None) -> Scenario:
+    return load_scenario(path) if path else default_scenario()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    scenario = _scenario_from(args.scenario)
+    load = scenario.load
+    users = args.users if args.users is not None else load.users
+    spawn_rate = args.spawn_rate if args.spawn_rate is not None else load.spawn_rate
+    run_time = args.run_time or load.run_time
+    from sseload.plugin import new_run_id
+
+    run_id = args.run_id or new_run_id(scenario.name)
+    results_dir = Path(args.results_dir)
+    run_dir = results_dir / run_id
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    host = args.host
+    target = None
+    with tempfile.TemporaryDirectory(prefix="sseload-") as tmp:
+        if not host and not scenario.request.url:
+            _embedded_credentials(scenario, env)
+            target = EmbeddedTarget(scenario, env, Path(tmp))
+            host = target.url
+            print(f"sseload: reference target at {host}", flush=True)
+        stop_timeout = scenario.gateway.limit_s + scenario.stream.grace_s
+        cmd = [
+            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+            "-u", str(users), "-r", str(spawn_rate), "-t", str(run_time),
+            "--stop-timeout", f"{stop_timeout:g}", "--only-summary",
+            "--results-dir", str(results_dir), "--run-id", run_id,
+            "--loglevel", args.loglevel,
+        ]
+        if host:
+            cmd += ["-H", host]
+        if args.scenario:
+            cmd += ["--scenario", args.scenario]
+        if args.insecure:
+            cmd.append("--insecure")
+        if args.csv:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            cmd += ["--csv", str(run_dir / "locust")]
+        interrupted = None
+        proc = subprocess.Popen(cmd, env=env)
+
+        def forward(signum, _frame):
+            nonlocal interrupted
+            interrupted = signal.Signals(signum).name
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM if signum == signal.SIGTERM else signal.SIGINT)
+
+        old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while True:
+                try:
+                    code = proc.wait()
+                    break
+                except InterruptedError:
+                    continue
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+            if target is not None:
+                target.stop()
+    if code == 2 and not (run_dir / "run.json").exists():
+        return 2  # the locustfile already said what is wrong
+    if interrupted:
+        _mark_partial(run_dir, f"interrupted by {interrupted}")
+    if not (run_dir / "streams.parquet").exists():
+        print(f"sseload: the run recorded nothing (locust exited with {code}); see the output above",
+              file=sys.stderr)
+        return 3
+    return finish(run_dir, scenario, write_report=not args.no_report, stopped_early=code == 2)
+
+
+def _mark_partial(run_dir: Path, reason: str) -> None:
+    path = run_dir / "run.json"
+    if path.exists():
+        info = json.loads(path.read_text())
+        info["partial"] = True
+        info["partial_reason"] = info.get("partial_reason") or reason
+        path.write_text(json.dumps(info, indent=2))
+
+
+def finish(run_dir: Path, scenario: Scenario | None, write_report: bool, stopped_early: bool = False) -> int:
+    """Summarise a finished run, write its reports and judge its thresholds."""
+    from sseload import results, thresholds
+
+    run = results.load(run_dir)
+    summary = results.summarise(run)
+    print(format_summary(summary))
+    if write_report:
+        from sseload import report
+
+        report.write_all(run, summary)
+    limits = scenario.thresholds if scenario is not None else run.info.get("scenario", {}).get("thresholds", {})
+    code = 0
+    if limits:
+        verdicts = thresholds.evaluate(summary, limits)
+        thresholds.write_junit(verdicts, run_dir / "thresholds.xml", summary["run_id"])
+        print(thresholds.table(verdicts))
+        if not all(v.passed for v in verdicts):
+            code = 1
+    if stopped_early:
+        code = max(code, 2)
+    print(run_dir)
+    return code
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_summary(s: dict) -> str:
+    outcomes = ", ".join(f"{k} {v}" for k, v in s["outcomes"].items())
+    lines = [
+        f"run {s['run_id']}: {s['streams']} streams in {s['duration_s']:.1f} s "
+        f"({s['streams_per_s']:.1f} streams/s, {s['events_per_s']:.0f} events/s)",
+        f"outcomes: {outcomes}",
+        f"{'':<14}{'p50':>9}{'p90':>9}{'p95':>9}{'p99':>9}{'max':>9}",
+    ]
+    for label, key in (("TTFE ms", "ttfe_ms"), ("gap ms", "gap_ms"), ("duration ms", "duration_ms")):
+        p = s.get(key)
+        if p:
+            lines.append(f"{label:<14}" + "".join(f"{_fmt(p.get(k)):>9}" for k in ("p50", "p90", "p95", "p99", "max")))
+    late = s.get("lateness_ms") or {}
+    if late.get("count"):
+        lines.append(
+            f"harness error: event lateness p50 {_fmt(late['p50'], 2)} ms, p99 {_fmt(late['p99'], 2)} ms, "
+            f"p99.9 {_fmt(late['p99.9'], 2)} ms (against the target's send times)"
+        )
+    health = s.get("health") or {}
+    if health.get("samples"):
+        line = (f"harness health: loop lag p99 {_fmt(health.get('loop_lag_p99_ms'), 2)} ms, "
+                f"CPU max {_fmt(health.get('cpu_max_percent'), 0)}%")
+        if health.get("skewed"):
+            line += " -- measurement may be skewed (" + "; ".join(health["skew_reasons"]) + "): add workers"
+        lines.append(line)
+    if s.get("partial"):
+        lines.append(f"PARTIAL RUN: {s.get('partial_reason')}")
+    return "\n".join(lines)
+
+
+# --- other commands ---
+
+def cmd_serve(argv: list[str]) -> int:
+    from sseload.target.__main__ import main as serve_main
+
+    return serve_main(argv)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from sseload import results, thresholds
+
+    run = results.load(args.run_dir)
+    scenario = load_scenario(args.scenario) if args.scenario else None
+    limits = scenario.thresholds if scenario else run.info.get("scenario", {}).get("thresholds", {})
+    if not limits:
+        raise CliError(f"{args.run_dir}: no thresholds to check; give --scenario with a [thresholds] table")
+    summary = results.summarise(run)
+    verdicts = thresholds.evaluate(summary, limits)
+    thresholds.write_junit(verdicts, Path(args.junit or Path(args.run_dir) / "thresholds.xml"), summary["run_id"])
+    print(thresholds.table(verdicts))
+    return 0 if all(v.passed for v in verdicts) else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from sseload import report, results
+
+    run = results.load(args.run_dir)
+    paths = report.write_all(run, results.summarise(run))
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from sseload import report
+
+    paths, regressions = report.compare(Path(args.run_a), Path(args.run_b), Path(args.out) if args.out else None,
+                                        tolerance=args.tolerance)
+    for p in paths:
+        print(p)
+    if regressions:
+        print("regressions: " + ", ".join(regressions))
+        return 1
+    return 0
+
+
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    folder = Path(args.dir)
+    files = sorted(folder.glob("*.toml"))
+    if not files:
+        raise CliError(f"no scenarios in {folder}/; give the folder with --dir")
+    width = max(len(str(f)) for f in files)
+    for f in files:
+        try:
+            description = load_scenario(f).description
+        except ScenarioError as err:
+            description = f"INVALID: {err}"
+        print(f"{str(f):<{width}}  {description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sseload", description=__doc__.splitlines()[0].strip("`"))
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a load test (no scenario: the embedded default)")
+    run.add_argument("scenario", nargs="?", help="scenario TOML file; none: embedded reference target")
+    run.add_argument("-H", "--host", help="target base URL; none and no [request] url: the embedded target")
+    run.add_argument("-u", "--users", type=int, help="concurrent users (streams)")
+    run.add_argument("-r", "--spawn-rate", type=float, help="users started per second")
+    run.add_argument("-t", "--run-time", help="e.g. 30s, 5m, 1h")
+    run.add_argument("--results-dir", default="results")
+    run.add_argument("--run-id")
+    run.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    run.add_argument("--csv", action="store_true", help="also write Locust's CSV stats into the run")
+    run.add_argument("--no-report", action="store_true", help="skip report.html / summary files")
+    run.add_argument("--loglevel", default="WARNING")
+    run.set_defaults(func=cmd_run)
+    sub.add_parser("serve", help="run the reference target (see `sseload serve --help`)", add_help=False)
+    check = sub.add_parser("check", help="judge a run against thresholds (exit 1 on failure)")
+    check.add_argument("run_dir")
+    check.add_argument("--scenario", help="take thresholds from this scenario instead of the run's")
+    check.add_argument("--junit", help="JUnit XML path (default RUN_DIR/thresholds.xml)")
+    check.set_defaults(func=cmd_check)
+    rep = sub.add_parser("report", help="write report.html, summary.md and summary.json for a run")
+    rep.add_argument("run_dir")
+    rep.set_defaults(func=cmd_report)
+    cmp_ = sub.add_parser("compare", help="compare two runs; exit 1 when B regressed")
+    cmp_.add_argument("run_a")
+    cmp_.add_argument("run_b")
+    cmp_.add_argument("--out", help="folder for compare.html / compare.md (default RUN_B)")
+    cmp_.add_argument("--tolerance", type=float, default=0.10, help="relative change flagged (default 0.10)")
+    cmp_.set_defaults(func=cmd_compare)
+    sc = sub.add_parser("scenarios", help="list scenarios with their descriptions")
+    sc.add_argument("--dir", default="scenarios")
+    sc.set_defaults(func=cmd_scenarios)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        return cmd_serve(argv[1:])
+    args = build_parser().parse_args(argv)
+    from sseload.results import ResultsError
+
+    try:
+        return args.func(args)
+    except (CliError, ScenarioError, ResultsError) as err:
+        print(f"sseload: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+

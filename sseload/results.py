@@ -1,0 +1,183 @@
+"""Reading a run back: ``load(run_dir)`` gives pandas frames; every derived metric lives here.
+
+A run directory holds ``run.json``, ``streams*.parquet``, ``events*.parquet`` (one file, or
+one shard per writer) and ``health.parquet``. The console summary, the reports and the
+threshold check all call :func:`summarise`, so they can never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+import sseload
+
+PERCENTILES = (50, 90, 95, 99)
+#: Outcomes that count as errors in error_rate (cutoffs are counted on their own).
+ERROR_OUTCOMES = frozenset({
+    "timeout", "reset", "incomplete", "event_error", "http_error", "auth_error", "throttled",
+    "too_large", "protocol_error", "connect_error", "harness_error",
+})
+
+
+class ResultsError(Exception):
+    pass
+
+
+@dataclass
+class Run:
+    run_dir: Path
+    info: dict
+    streams: pd.DataFrame
+    events: pd.DataFrame | None = None
+    health: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def limit_s(self) -> float:
+        return float(self.info.get("scenario", {}).get("gateway", {}).get("limit_s", 40.0))
+
+
+def _read(run_dir: Path, stem: str, columns: list[str] | None = None) -> pd.DataFrame | None:
+    shards = sorted(run_dir.glob(f"{stem}*.parquet"))
+    if not shards:
+        return None
+    frames = [pq.read_table(p, columns=columns).to_pandas() for p in shards]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def load(run_dir: str | Path, events: bool = True, event_columns: list[str] | None = None) -> Run:
+    """Load a run; ``events=False`` skips the (large) events table."""
+    run_dir = Path(run_dir)
+    info_path = run_dir / "run.json"
+    if not run_dir.is_dir():
+        raise ResultsError(f"{run_dir} is not a run directory; `ls results/` shows the runs")
+    try:
+        info = json.loads(info_path.read_text())
+    except FileNotFoundError:
+        info = {"partial": True, "partial_reason": "run.json missing: the run did not finish cleanly"}
+    except ValueError:
+        raise ResultsError(f"{info_path} is not valid JSON; the run may have been cut off while writing") from None
+    version = info.get("schema_version", sseload.SCHEMA_VERSION)
+    if version != sseload.SCHEMA_VERSION:
+        raise ResultsError(
+            f"{run_dir} was written with results schema {version}; this sseload reads schema "
+            f"{sseload.SCHEMA_VERSION}. Re-run the load, or use the sseload version that wrote it"
+        )
+    streams = _read(run_dir, "streams")
+    if streams is None:
+        raise ResultsError(f"{run_dir} has no streams.parquet: no stream was recorded")
+    ev = _read(run_dir, "events", event_columns) if events else None
+    health = _read(run_dir, "health")
+    return Run(run_dir, info, streams, ev, health if health is not None else pd.DataFrame())
+
+
+# --- derived metrics, defined once ---
+
+def percentiles(values: pd.Series | np.ndarray, ps=PERCENTILES) -> dict[str, float | None]:
+    arr = np.asarray(values, dtype=np.float64)
+    arr = arr[~np.isnan(arr)]
+    out: dict[str, float | None] = {}
+    for p in ps:
+        out[f"p{p}"] = float(np.percentile(arr, p)) if arr.size else None
+    out["max"] = float(arr.max()) if arr.size else None
+    out["mean"] = float(arr.mean()) if arr.size else None
+    out["count"] = int(arr.size)
+    return out
+
+
+def run_seconds(streams: pd.DataFrame) -> float:
+    """Wall time from the first stream's start to the last stream's end."""
+    if streams.empty:
+        return 0.0
+    start = streams["start_ns"].min()
+    end = (streams["start_ns"] + streams["duration_ms"].fillna(0) * 1e6).max()
+    return max((end - start) / 1e9, 1e-9)
+
+
+def stream_gaps(events: pd.DataFrame) -> pd.DataFrame:
+    """Per stream: the largest gap (the worst stall a user saw) and the mean gap."""
+    g = events.groupby("stream_id")["gap_ms"]
+    return pd.DataFrame({"max_gap_ms": g.max(), "mean_gap_ms": g.mean()})
+
+
+def headroom_ms(streams: pd.DataFrame, limit_s: float) -> pd.Series:
+    """How far each completed stream stayed from the gateway limit."""
+    ok = streams[streams["outcome"] == "ok"]
+    return limit_s * 1000.0 - ok["duration_ms"]
+
+
+def throughput(streams: pd.DataFrame, events: pd.DataFrame | None, bucket_s: float = 1.0) -> pd.DataFrame:
+    """Streams started, events and bytes received per second of the run, and active streams."""
+    if streams.empty:
+        return pd.DataFrame(columns=["streams_per_s", "events_per_s", "bytes_per_s", "active_streams"])
+    t0 = streams["start_ns"].min()
+    start_s = (streams["start_ns"] - t0) / 1e9
+    end_s = start_s + streams["duration_ms"].fillna(0) / 1e3
+    n = int(np.ceil(end_s.max() / bucket_s)) + 1
+    edges = np.arange(n + 1) * bucket_s
+    started = np.histogram(start_s, edges)[0]
+    active = np.histogram(start_s, edges)[0].cumsum() - np.histogram(end_s, edges)[0].cumsum()
+    out = pd.DataFrame({"t_s": edges[:-1], "streams_per_s": started / bucket_s, "active_streams": active})
+    if events is not None and not events.empty:
+        starts = streams.set_index("stream_id")["start_ns"]
+        ev_s = (events["stream_id"].map(starts).to_numpy() - t0) / 1e9 + events["t_ms"].to_numpy() / 1e3
+        out["events_per_s"] = np.histogram(ev_s, edges)[0] / bucket_s
+        out["bytes_per_s"] = np.histogram(ev_s, edges, weights=events["bytes"].to_numpy())[0] / bucket_s
+    return out
+
+
+def summarise(run: Run) -> dict:
+    """The numbers every output shows: counts, rates, TTFE, gaps, durations, harness error."""
+    s = run.streams
+    total = len(s)
+    outcomes = s["outcome"].value_counts().to_dict()
+    seconds = run_seconds(s)
+    n_events = int(s["events"].sum())
+    cutoffs = int(outcomes.get("cutoff", 0))
+    errors = int(sum(v for k, v in outcomes.items() if k in ERROR_OUTCOMES))
+    summary = {
+        "run_id": run.info.get("run_id", run.run_dir.name),
+        "streams": total,
+        "outcomes": {k: int(v) for k, v in sorted(outcomes.items())},
+        "ok_rate": outcomes.get("ok", 0) / total if total else 0.0,
+        "cutoff_rate": cutoffs / total if total else 0.0,
+        "error_rate": errors / total if total else 0.0,
+        "events": n_events,
+        "duration_s": seconds,
+        "streams_per_s": total / seconds if total else 0.0,
+        "events_per_s": n_events / seconds if total else 0.0,
+        "bytes_per_s": float(s["response_bytes"].sum()) / seconds if total else 0.0,
+        "ttfe_ms": percentiles(s["ttfe_ms"]),
+        "ttfb_ms": percentiles(s["ttfb_ms"]),
+        "duration_ms": percentiles(s.loc[s["outcome"] == "ok", "duration_ms"]),
+        "headroom_ms": percentiles(headroom_ms(s, run.limit_s)),
+        "partial": bool(run.info.get("partial", False)),
+        "partial_reason": run.info.get("partial_reason", ""),
+        "health": run.info.get("health", {}),
+    }
+    if "schedule_lag_ms" in s and s["schedule_lag_ms"].notna().any():
+        summary["schedule_lag_ms"] = percentiles(s["schedule_lag_ms"])
+    ev = run.events
+    if ev is not None:
+        summary["gap_ms"] = percentiles(ev["gap_ms"])
+        summary["lateness_ms"] = percentiles(ev["lateness_ms"], (50, 99, 99.9))
+        first = ev[ev["seq"] == 0]
+        summary["ttfe_error_ms"] = percentiles(first["lateness_ms"], (50, 99))
+        if not ev.empty:
+            summary["max_gap_ms"] = percentiles(stream_gaps(ev)["max_gap_ms"])
+    return summary
+
+
+def frame_outcomes_over_time(streams: pd.DataFrame, bucket_s: float = 1.0) -> pd.DataFrame:
+    """Streams ending per second, by outcome (for stacked charts)."""
+    if streams.empty:
+        return pd.DataFrame()
+    t0 = streams["start_ns"].min()
+    end_s = ((streams["start_ns"] - t0) / 1e9 + streams["duration_ms"].fillna(0) / 1e3)
+    bucket = (end_s // bucket_s * bucket_s).rename("t_s")
+    return streams.groupby([bucket, streams["outcome"]]).size().unstack(fill_value=0)
