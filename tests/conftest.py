@@ -1,0 +1,96 @@
+"""Shared helpers: real processes on loopback, scenarios written per test."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def write_scenario(path: Path, tables: dict) -> Path:
+    lines = []
+    for key, value in tables.items():
+        if not isinstance(value, dict):
+            lines.append(f"{key} = {toml_value(value)}")
+    for table, values in tables.items():
+        if isinstance(values, dict):
+            lines.append(f"[{table}]")
+            lines += [f"{k} = {toml_value(v)}" for k, v in values.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class RunResult:
+    def __init__(self, proc: subprocess.CompletedProcess, run_dir: Path) -> None:
+        self.code = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.run_dir = run_dir
+
+    @property
+    def streams(self) -> pd.DataFrame:
+        return pd.read_parquet(self.run_dir / "streams.parquet")
+
+    @property
+    def events(self) -> pd.DataFrame:
+        return pd.read_parquet(self.run_dir / "events.parquet")
+
+    @property
+    def info(self) -> dict:
+        return json.loads((self.run_dir / "run.json").read_text())
+
+
+def sseload_run(tmp_path: Path, *args: str, scenario: dict | None = None, env: dict | None = None,
+                timeout: float = 120, run_id: str = "r") -> RunResult:
+    cmd = [sys.executable, "-m", "sseload", "run"]
+    if scenario is not None:
+        cmd.append(str(write_scenario(tmp_path / f"{run_id}.toml", scenario)))
+    cmd += ["--results-dir", str(tmp_path / "results"), "--run-id", run_id, *args]
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=tmp_path)
+    return RunResult(proc, tmp_path / "results" / run_id)
+
+
+@pytest.fixture
+def target(tmp_path):
+    """Start the reference target with given flags; yields a function returning its URL."""
+    procs = []
+
+    def start(*flags: str, env: dict | None = None) -> str:
+        port_file = tmp_path / f"port{len(procs)}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sseload.target", "--port", "0", "--port-file", str(port_file), *flags],
+            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        procs.append(proc)
+        deadline = time.monotonic() + 10
+        while not port_file.exists():
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, "target did not start"
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{port_file.read_text()}"
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(5)

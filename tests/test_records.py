@@ -1,0 +1,79 @@
+"""Raw stream tuples and event arrays become the documented Parquet tables."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from sseload.records import EVENTS_SCHEMA, RAW_FIELDS, STREAMS_SCHEMA, EventBuffer, to_tables
+
+
+def raw(**over):
+    base = dict(
+        stream_id=1, worker=0, user=1, t0_perf_ns=1_000_000, start_ns=10_000_000_000, scheduled_ns=0,
+        connect_ns=-1, upload_ns=20_000, ttfb_ns=1_000_000, ttfe_ns=200_000_000, duration_ns=1_200_000_000,
+        sign_ns=4_000, auth_fetch_ns=0, status=200, content_type="text/event-stream", charset_warning=False,
+        body_bytes=85, response_bytes=700, events=0, malformed_events=0, outcome="ok", error_code="",
+        error="", reused=True,
+    )
+    base.update(over)
+    return tuple(base[name] for name in RAW_FIELDS)
+
+
+def events_for(*streams):
+    buf = EventBuffer()
+    for t0, times, server in streams:
+        for t, s in zip(times, server):
+            buf.t_ns.append(t0 + t)
+            buf.size.append(100)
+            buf.server_ns.append(s)
+    return buf
+
+
+def test_stream_columns_convert_ns_to_ms_and_missing_to_null():
+    streams, _ = to_tables([raw(ttfe_ns=-1, connect_ns=-1, ttfb_ns=5_500_000)], EventBuffer())
+    row = streams.to_pylist()[0]
+    assert streams.schema == STREAMS_SCHEMA
+    assert row["ttfe_ms"] is None and row["connect_ms"] is None
+    assert row["ttfb_ms"] == pytest.approx(5.5)
+    assert row["duration_ms"] == pytest.approx(1200.0)
+    assert row["sign_us"] == pytest.approx(4.0)
+    assert row["schedule_lag_ms"] is None
+
+
+def test_schedule_lag_is_start_minus_scheduled():
+    streams, _ = to_tables([raw(scheduled_ns=10_000_000_000 - 3_000_000)], EventBuffer())
+    assert streams.column("schedule_lag_ms").to_pylist() == [pytest.approx(3.0)]
+
+
+def test_events_get_seq_time_since_start_gap_and_lateness_per_stream():
+    a = raw(stream_id=1, t0_perf_ns=1_000, start_ns=5_000_000_000, events=3)
+    b = raw(stream_id=2, t0_perf_ns=2_000, start_ns=6_000_000_000, events=2)
+    ev = events_for(
+        (1_000, [200_000_000, 220_000_000, 260_000_000], [5_199_000_000, 5_219_500_000, 0]),
+        (2_000, [100_000_000, 110_000_000], [0, 0]),
+    )
+    _, events = to_tables([a, b], ev)
+    assert events.schema == EVENTS_SCHEMA
+    rows = events.to_pylist()
+    assert [r["stream_id"] for r in rows] == [1, 1, 1, 2, 2]
+    assert [r["seq"] for r in rows] == [0, 1, 2, 0, 1]
+    assert [r["t_ms"] for r in rows] == pytest.approx([200, 220, 260, 100, 110])
+    assert rows[0]["gap_ms"] is None and rows[3]["gap_ms"] is None  # the first of each stream
+    assert rows[1]["gap_ms"] == pytest.approx(20) and rows[4]["gap_ms"] == pytest.approx(10)
+    assert rows[0]["lateness_ms"] == pytest.approx(1.0)  # received 5.200 s, sent 5.199 s
+    assert rows[1]["lateness_ms"] == pytest.approx(0.5)
+    assert rows[2]["lateness_ms"] is None  # no server send time
+    assert not any(isinstance(r["gap_ms"], float) and math.isnan(r["gap_ms"]) for r in rows)
+
+
+def test_a_batch_whose_event_count_disagrees_is_refused():
+    with pytest.raises(ValueError, match="events"):
+        to_tables([raw(events=2)], events_for((0, [1], [0])))
+
+
+def test_empty_batch_gives_empty_tables_with_the_schema():
+    streams, events = to_tables([], EventBuffer())
+    assert streams.num_rows == 0 and events.num_rows == 0
+    assert streams.schema == STREAMS_SCHEMA

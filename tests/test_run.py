@@ -1,0 +1,82 @@
+"""`sseload run` and `locust -f locustfiles/sse.py` against the reference target, for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT, sseload_run
+
+
+def test_run_on_the_embedded_default_records_streams_and_events(tmp_path):
+    result = sseload_run(tmp_path, "-t", "3s", "-u", "5", "-r", "5")
+    assert result.code == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str(result.run_dir)
+    streams, events = result.streams, result.events
+    assert len(streams) >= 5 and len(events) > 0
+    assert set(streams["outcome"]) == {"ok"}
+    # the embedded target's TTFE is 200 ms: what users feel is within 5 ms of it
+    assert abs(streams["ttfe_ms"].median() - 200.0) < 5.0
+    assert (streams["events"] == 51).all()  # 50 events and the closing `event: done`
+    info = result.info
+    assert info["schema_version"] == 1 and info["streams_recorded"] == len(streams)
+    assert info["partial"] is False
+    for name in ("report.html", "summary.md", "summary.json"):
+        assert (result.run_dir / name).stat().st_size > 0
+
+
+def test_summary_printed_matches_the_parquet(tmp_path):
+    result = sseload_run(tmp_path, "-t", "2s", "-u", "3", "-r", "3")
+    streams = result.streams
+    p50 = streams["ttfe_ms"].quantile(0.5, interpolation="linear")
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("TTFE ms"))
+    assert float(line.split()[2]) == pytest.approx(p50, abs=0.05)
+    assert f"{len(streams)} streams" in result.stdout
+
+
+def test_streams_in_flight_when_the_run_ends_are_finished_not_lost(tmp_path):
+    result = sseload_run(tmp_path, "-t", "1s", "-u", "4", "-r", "4")
+    streams = result.streams
+    assert result.info["streams_started"] == len(streams)
+    assert set(streams["outcome"]) == {"ok"}  # the stop timeout lets them complete
+
+
+def test_plain_locust_with_the_locustfile_works_headless(tmp_path, target):
+    url = target("--ttfe-ms", "50", "--gap-ms", "10", "--events", "5")
+    proc = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"), "--headless",
+         "-u", "3", "-r", "3", "-t", "2s", "-H", url, "--results-dir", str(tmp_path / "res"),
+         "--run-id", "plain", "--stop-timeout", "5"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    run_dir = tmp_path / "res" / "plain"
+    assert (run_dir / "run.json").exists(), proc.stderr[-2000:]
+    streams = pd.read_parquet(run_dir / "streams.parquet")
+    assert len(streams) > 3 and (streams["outcome"] == "ok").all()
+    assert "TTFE" in proc.stderr + proc.stdout  # Locust's own stats table shows the TTFE entry
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["target_url"].startswith(url)
+
+
+def test_unreachable_host_is_connect_error_with_a_clear_message(tmp_path):
+    result = sseload_run(tmp_path, "-t", "1s", "-u", "1", "-H", "http://127.0.0.1:9")
+    streams = result.streams
+    assert (streams["outcome"] == "connect_error").all()
+    assert "connection refused by 127.0.0.1:9" in streams["error"].iloc[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_no_host_for_plain_locust_says_what_to_do(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"), "--headless",
+         "-u", "1", "-t", "1s", "--results-dir", str(tmp_path / "res")],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, env={**os.environ},
+    )
+    assert proc.returncode == 2
+    assert "give -H/--host" in proc.stderr
+    assert "Traceback" not in proc.stderr
