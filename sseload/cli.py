@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import secrets
 import signal
@@ -116,11 +117,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             target = EmbeddedTarget(scenario, env, Path(tmp))
             host = target.url
             print(f"sseload: reference target at {host}", flush=True)
-        stop_timeout = scenario.gateway.limit_s + scenario.stream.grace_s
+        stop_timeout = math.ceil(scenario.gateway.limit_s + scenario.stream.grace_s)  # whole seconds
         cmd = [
             sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
             "-u", str(users), "-r", str(spawn_rate), "-t", str(run_time),
-            "--stop-timeout", f"{stop_timeout:g}", "--only-summary",
+            "--stop-timeout", str(stop_timeout), "--only-summary",
             "--results-dir", str(results_dir), "--run-id", run_id,
             "--loglevel", args.loglevel,
         ]
@@ -182,6 +183,9 @@ def finish(run_dir: Path, scenario: Scenario | None, write_report: bool, stopped
     run = results.load(run_dir)
     summary = results.summarise(run)
     print(format_summary(summary))
+    if summary["streams"] == 0:
+        print(f"sseload: no stream was recorded in {run_dir}; see the messages above", file=sys.stderr)
+        return 3
     if write_report:
         from sseload import report
 

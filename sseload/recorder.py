@@ -8,6 +8,7 @@ replace the files (workers ship batches to the master instead).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sseload.records import EVENTS_SCHEMA, STREAMS_SCHEMA, F, EventBuffer, to_tables
+from sseload.records import EVENTS_SCHEMA, RAW_FIELDS, STREAMS_SCHEMA, EventBuffer, F, to_tables
 
 log = logging.getLogger("sseload.recorder")
 
@@ -75,12 +76,17 @@ class Recorder:
 
     def add(self, record: tuple, events: EventBuffer) -> None:
         """Take one finished stream; ``events`` (the user's own buffer) is emptied."""
+        n = len(events.t_ns)
+        if not len(events.size) == len(events.server_ns) == n:  # never let one bad stream sink a batch
+            log.warning("stream %s: event arrays out of step; padding to %d events", record[0], n)
+            for column in (events.size, events.server_ns):
+                del column[n:]
+                column.extend([0] * (n - len(column)))
         self._streams.append(record)
         own = self._events
         own.t_ns.extend(events.t_ns)
         own.size.extend(events.size)
         own.server_ns.extend(events.server_ns)
-        n = len(events.t_ns)
         del events.t_ns[:], events.size[:], events.server_ns[:]
         self.streams_recorded += 1
         self.events_recorded += n
@@ -123,6 +129,19 @@ class Recorder:
         except BaseException as err:  # keep the run going; the error is reported at the end
             log.error("writing results failed: %s", err)
             self.write_error = err
+            self._rescue(streams)
+
+    def _rescue(self, streams: list[tuple]) -> None:
+        """A batch that could not become Parquet is kept as JSON lines rather than lost."""
+        run_dir = getattr(self.sink, "run_dir", None)
+        if run_dir is None:
+            return
+        try:
+            with open(run_dir / "streams-unwritten.jsonl", "a") as out:
+                for record in streams:
+                    out.write(json.dumps(dict(zip(RAW_FIELDS, record)), default=str) + "\n")
+        except OSError as err:
+            log.error("could not keep the unwritten batch either: %s", err)
 
     def close(self) -> None:
         if self._loop is not None:

@@ -20,7 +20,7 @@ from locust import User, task
 
 from sseload import plugin
 from sseload.client import PreparedRequest, SSEConnection
-from sseload.records import F, EventBuffer
+from sseload.records import EventBuffer, F
 
 _user_ids = itertools.count(1)
 

@@ -77,3 +77,36 @@ def test_empty_batch_gives_empty_tables_with_the_schema():
     streams, events = to_tables([], EventBuffer())
     assert streams.num_rows == 0 and events.num_rows == 0
     assert streams.schema == STREAMS_SCHEMA
+
+
+# --- the recorder never loses a batch ---
+
+from sseload.recorder import ParquetSink, Recorder  # noqa: E402
+
+
+def test_recorder_pads_event_arrays_that_fell_out_of_step(tmp_path):
+    sink = ParquetSink(tmp_path)
+    rec = Recorder(sink, threaded=False)
+    ev = EventBuffer()
+    ev.t_ns.extend([1_000, 2_000])
+    ev.size.extend([10, 10])
+    ev.server_ns.append(5)  # one short, as if a parse failed between appends
+    rec.add(raw(events=2, t0_perf_ns=0), ev)
+    rec.close()
+    assert sink.streams_written == 1 and sink.events_written == 2
+    assert len(ev) == 0 and len(ev.server_ns) == 0  # the user's buffer is handed over, empty
+
+
+def test_a_batch_the_sink_cannot_write_is_kept_as_json_lines(tmp_path):
+    class Broken:
+        run_dir = tmp_path
+
+        def __call__(self, streams, events):
+            raise OSError("disk on fire")
+
+    rec = Recorder(Broken(), threaded=False)
+    rec.add(raw(stream_id=42), EventBuffer())
+    rec.flush(wait=True)
+    assert isinstance(rec.write_error, OSError)
+    kept = (tmp_path / "streams-unwritten.jsonl").read_text()
+    assert '"stream_id": 42' in kept

@@ -23,6 +23,7 @@ FAULTS = (
     "gzip",  # Content-Encoding: gzip stream
     "split",  # every event written in pieces split at arbitrary bytes
     "error_event",  # an `event: error` halfway, then close
+    "no_charset",  # Content-Type: text/event-stream without a charset
 )
 
 

@@ -295,7 +295,7 @@ class Stream:
     __slots__ = (
         "conn", "state", "loop", "openai", "fault", "model", "t0", "offsets", "i", "n",
         "shift", "timer", "limit_timer", "headers_sent", "done", "gzip", "chunk_id",
-        "fault_at",
+        "fault_at", "split_at",
     )
 
     def __init__(self, conn: Connection, openai: bool, fault: str | None, model: str) -> None:
@@ -325,6 +325,7 @@ class Stream:
         self.gzip = None
         self.chunk_id = "chatcmpl-" + new_request_id()[:24]
         self.fault_at = self.n // 2
+        self.split_at = 0.0
 
     def start(self) -> None:
         state = self.state
@@ -349,7 +350,7 @@ class Stream:
                                 content_type="text/html; charset=utf-8")
         head = [
             "HTTP/1.1 200 OK",
-            f"Content-Type: {SSE_CONTENT_TYPE}",
+            "Content-Type: " + ("text/event-stream" if fault == "no_charset" else SSE_CONTENT_TYPE),
             "Transfer-Encoding: chunked",
             "Cache-Control: no-cache",
             f"X-Request-Id: {new_request_id()}",
@@ -402,12 +403,14 @@ class Stream:
         if self.gzip is not None:
             payload = self.gzip.compress(payload) + self.gzip.flush(zlib.Z_SYNC_FLUSH)
         if self.fault == "split" and len(payload) > 1:
+            # pieces 1 ms apart, never overtaking the pieces of an earlier write
             rng = self.state.rng
             cuts = sorted(rng.sample(range(1, len(payload)), min(3, len(payload) - 1)))
-            pieces = [payload[a:b] for a, b in zip([0, *cuts], [*cuts, len(payload)])]
-            transport.write(_chunk(pieces[0]))
-            for k, piece in enumerate(pieces[1:], 1):
-                self.loop.call_later(0.001 * k, self._write_late, _chunk(piece))
+            at = max(self.loop.time(), self.split_at)
+            for a, b in zip([0, *cuts], [*cuts, len(payload)]):
+                at += 0.001
+                self.loop.call_at(at, self._write_late, _chunk(payload[a:b]))
+            self.split_at = at
             return
         transport.write(_chunk(payload))
 
@@ -428,11 +431,10 @@ class Stream:
             else:
                 tail = b'event: done\ndata: {"events":%d}\n\n' % self.n
             self.write(tail)
-        delay = 0.005 if self.fault == "split" else 0.0
         if self.gzip is not None:
             self.write_raw(_chunk(self.gzip.flush()))
-        if delay:
-            self.loop.call_later(delay, self._end_chunked)
+        if self.fault == "split":
+            self.loop.call_at(max(self.loop.time(), self.split_at) + 0.001, self._end_chunked)
         else:
             self._end_chunked()
 

@@ -1,0 +1,199 @@
+"""The gateway contract end to end: every fault and limit of the target, as the harness records it.
+
+Each test runs `sseload run` (real Locust, real target process, loopback) and checks the
+recorded outcome, that every started stream is in streams.parquet, and that events received
+before a failure are kept.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import sseload_run
+
+EVENTS = 10  # the target sends 10 events 5 ms apart, then `event: done`; faults strike at event 5
+
+
+def scenario(target: dict, stream: dict | None = None, **tables) -> dict:
+    out = {
+        "stream": {"completion": "event:done", "read_timeout_s": 5.0, **(stream or {})},
+        "load": {"users": 2, "spawn_rate": 2, "run_time": "1s"},
+        "target": {"ttfe_ms": 20, "gap_ms": 5, "events": EVENTS, **target},
+    }
+    out.update(tables)
+    return out
+
+
+def run_fault(tmp_path, fault: str, target: dict | None = None, stream: dict | None = None, **tables):
+    result = sseload_run(tmp_path, scenario=scenario({"faults": {fault: 1.0}, **(target or {})}, stream, **tables))
+    assert result.code == 0, result.stderr[-3000:]
+    streams = result.streams
+    assert len(streams) > 0
+    assert result.info["streams_started"] == len(streams), "a started stream is missing from streams.parquet"
+    assert result.info["streams_recorded"] == len(streams)
+    events = result.events
+    per_stream = events.groupby("stream_id").size()
+    assert (per_stream.reindex(streams["stream_id"], fill_value=0).to_numpy() == streams["events"].to_numpy()).all()
+    return streams, result
+
+
+@pytest.mark.parametrize(
+    "fault,outcome,events,status",
+    [
+        ("reset", "reset", 5, 200),
+        ("early_close", "incomplete", 5, 200),
+        ("error_event", "event_error", 6, 200),
+        ("wrong_content_type", "protocol_error", 0, 200),
+        ("http_429", "throttled", 0, 429),
+        ("http_500", "http_error", 0, 500),
+        ("http_502", "http_error", 0, 502),
+        ("http_503", "http_error", 0, 503),
+        ("gzip", "ok", EVENTS + 1, 200),
+        ("split", "ok", EVENTS + 1, 200),
+    ],
+)
+def test_fault_is_recorded_as_its_outcome_with_events_before_it_kept(tmp_path, fault, outcome, events, status):
+    streams, _ = run_fault(tmp_path, fault)
+    assert set(streams["outcome"]) == {outcome}
+    assert (streams["events"] == events).all()
+    assert (streams["status"] == status).all()
+
+
+def test_gateway_error_bodies_keep_their_code_and_text(tmp_path):
+    streams, _ = run_fault(tmp_path, "http_429")
+    row = streams.iloc[0]
+    assert row["error_code"] == "APIG.0308"
+    assert "throttling threshold" in row["error"] and row["error"].startswith("HTTP 429")
+
+
+def test_wrong_content_type_is_recorded(tmp_path):
+    streams, _ = run_fault(tmp_path, "wrong_content_type")
+    assert streams["content_type"].str.startswith("text/html").all()
+    assert streams["error"].str.contains("not text/event-stream").all()
+
+
+def test_missing_charset_is_a_warning_not_an_error(tmp_path):
+    streams, _ = run_fault(tmp_path, "no_charset")
+    assert set(streams["outcome"]) == {"ok"}
+    assert streams["charset_warning"].all()
+
+
+def test_malformed_lines_are_counted_and_the_stream_goes_on(tmp_path):
+    streams, _ = run_fault(tmp_path, "malformed")
+    assert set(streams["outcome"]) == {"ok"}
+    assert (streams["malformed_events"] >= 3).all()  # unknown field, bad retry, invalid UTF-8
+    assert (streams["events"] == EVENTS + 2).all()  # the broken event is still an event
+
+
+def test_oversized_event_is_a_protocol_error_with_earlier_events_kept(tmp_path):
+    streams, _ = run_fault(tmp_path, "oversized", target={"oversized_bytes": 300_000},
+                           stream={"max_event_bytes": 100_000})
+    assert set(streams["outcome"]) == {"protocol_error"}
+    assert streams["error"].str.contains("max_event_bytes=100000").all()
+    assert (streams["events"] == 5).all()
+
+
+def test_short_stall_shows_as_a_long_gap(tmp_path):
+    streams, result = run_fault(tmp_path, "stall", target={"stall_s": 0.3})
+    assert set(streams["outcome"]) == {"ok"}
+    max_gap = result.events.groupby("stream_id")["gap_ms"].max()
+    assert (max_gap >= 295).all()
+
+
+def test_stall_longer_than_the_read_timeout_is_a_timeout(tmp_path):
+    streams, _ = run_fault(tmp_path, "stall", target={"stall_s": 1.5}, stream={"read_timeout_s": 0.4})
+    assert set(streams["outcome"]) == {"timeout"}
+    assert (streams["events"] == 5).all()
+    assert streams["error"].str.contains("read_timeout_s").all()
+
+
+def test_slow_headers_delay_ttfb(tmp_path):
+    streams, _ = run_fault(tmp_path, "slow_headers", target={"slow_headers_s": 0.3})
+    assert set(streams["outcome"]) == {"ok"}
+    assert (streams["ttfb_ms"] >= 295).all()
+
+
+# --- the gateway's limit ---
+
+LONG = {"ttfe_ms": 20, "gap_ms": 50, "events": 200}  # a 10 s stream
+
+
+def test_stream_past_a_2s_limit_is_cut_on_time_with_its_events_kept(tmp_path):
+    result = sseload_run(tmp_path, scenario=scenario(LONG, gateway={"limit_s": 2.0}))
+    streams = result.streams
+    assert set(streams["outcome"]) == {"cutoff"}, streams[["outcome", "error"]]
+    assert ((streams["duration_ms"] - 2000).abs() < 100).all(), streams["duration_ms"]
+    assert (streams["events"] >= 35).all()
+    assert result.info["streams_started"] == len(streams)
+
+
+def test_clean_close_at_the_limit_is_also_a_cutoff(tmp_path):
+    result = sseload_run(tmp_path, scenario=scenario({**LONG, "cutoff": "close"}, gateway={"limit_s": 2.0}))
+    streams = result.streams
+    assert set(streams["outcome"]) == {"cutoff"}
+    assert ((streams["duration_ms"] - 2000).abs() < 100).all()
+
+
+def test_no_headers_within_the_limit_is_a_504_cutoff(tmp_path):
+    result = sseload_run(tmp_path, scenario=scenario({"faults": {"slow_headers": 1.0}, "slow_headers_s": 5.0},
+                                            gateway={"limit_s": 1.0}))
+    streams = result.streams
+    assert set(streams["outcome"]) == {"cutoff"}
+    assert (streams["status"] == 504).all()
+    assert ((streams["duration_ms"] - 1000).abs() < 100).all()
+
+
+def test_the_harness_deadline_bounds_a_stream_the_gateway_never_cuts(tmp_path):
+    # the target's own limit is 30 s; the harness believes 1 s and allows 0.5 s of grace
+    result = sseload_run(tmp_path, scenario=scenario({**LONG, "limit_s": 30.0}, {"grace_s": 0.5},
+                                            gateway={"limit_s": 1.0}))
+    streams = result.streams
+    assert set(streams["outcome"]) == {"timeout"}
+    assert ((streams["duration_ms"] - 1500).abs() < 100).all()
+    assert streams["error"].str.contains("harness deadline").all()
+
+
+@pytest.mark.slow
+def test_the_default_40s_limit_cuts_on_time(tmp_path):
+    result = sseload_run(tmp_path, scenario=scenario({"ttfe_ms": 20, "gap_ms": 100, "events": 1000},
+                                            load={"users": 1, "spawn_rate": 1, "run_time": "1s"}),
+                         timeout=180)
+    streams = result.streams
+    assert set(streams["outcome"]) == {"cutoff"}
+    assert ((streams["duration_ms"] - 40_000).abs() < 100).all(), streams["duration_ms"]
+    assert (streams["events"] >= 390).all()
+
+
+# --- request bodies and the 12 MiB limit ---
+
+LIMIT = 12 * 1024 * 1024
+
+
+def test_bodies_at_the_limit_pass_and_one_byte_over_gets_413(tmp_path):
+    result = sseload_run(tmp_path, scenario=scenario({}, body={"sizes": [1024, LIMIT, LIMIT + 1], "over_limit": "send"},
+                                            load={"users": 3, "spawn_rate": 3, "run_time": "2s"}))
+    streams = result.streams
+    by_size = streams.groupby("body_bytes")["outcome"].agg(set).to_dict()
+    assert by_size[1024] == {"ok"} and by_size[LIMIT] == {"ok"}
+    assert by_size[LIMIT + 1] == {"too_large"}
+    over = streams[streams["body_bytes"] == LIMIT + 1]
+    assert (over["status"] == 413).all() and (over["error_code"] == "APIG.0201").all()
+
+
+def test_bodies_over_the_limit_are_skipped_before_sending_by_default(tmp_path):
+    result = sseload_run(tmp_path, scenario=scenario({}, body={"sizes": [2048, LIMIT + 1]}))
+    streams = result.streams
+    over = streams[streams["body_bytes"] == LIMIT + 1]
+    assert len(over) > 0 and set(over["outcome"]) == {"too_large"}
+    assert (over["status"] == 0).all() and (over["response_bytes"] == 0).all()
+    assert set(streams.loc[streams["body_bytes"] == 2048, "outcome"]) == {"ok"}
+
+
+def test_a_size_sweep_spreads_over_sizes_and_charts_ttfe_by_size(tmp_path):
+    sizes = [1_000, 10_000, 100_000, 1_000_000]
+    result = sseload_run(tmp_path, scenario=scenario({}, body={"sizes": sizes, "kind": "binary"},
+                                            load={"users": 4, "spawn_rate": 4, "run_time": "2s"}))
+    streams = result.streams
+    assert sorted(streams["body_bytes"].unique()) == sizes
+    assert set(streams["outcome"]) == {"ok"}
+    assert (result.run_dir / "charts" / "ttfe_by_body_size.png").exists()
