@@ -29,7 +29,7 @@ from sseload.auth.schemes import Authenticator, from_scenario
 from sseload.client import Endpoint, PreparedRequest, StreamRules
 from sseload.health import HealthMonitor
 from sseload.recorder import ParquetSink, Recorder, warm_up
-from sseload.scenario import Scenario, ScenarioError, default_scenario
+from sseload.scenario import Scenario, ScenarioError, default_scenario, expand_env
 from sseload.scenario import load as load_scenario
 
 log = logging.getLogger("sseload")
@@ -55,7 +55,12 @@ class RunContext:
         if host:
             url = host.rstrip("/") + req.path
         elif req.url:
-            url = req.url
+            try:
+                url = expand_env(req.url, "[request] url")
+                if scenario.auth.iam_url:
+                    scenario.auth.iam_url = expand_env(scenario.auth.iam_url, "[auth] iam_url")
+            except ScenarioError as err:
+                raise SetupError(str(err)) from None
         else:
             raise SetupError(
                 "no target: give -H/--host (e.g. -H https://gateway.example.com) or set [request] url "

@@ -7,7 +7,10 @@ is the embedded default: the reference target on a free loopback port.
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,7 +205,7 @@ def validate(s: Scenario) -> None:
         raise ScenarioError(f"{where}: [body] sets {' and '.join(given)}; choose one way to make the body")
     if any(not isinstance(n, int) or n < 0 for n in s.body.sizes):
         raise ScenarioError(f"{where}: [body] sizes must be non-negative whole numbers of bytes")
-    if s.request.url and not s.request.url.startswith(("http://", "https://")):
+    if s.request.url and not s.request.url.startswith(("http://", "https://", "${")):
         raise ScenarioError(f"{where}: [request] url = {s.request.url!r} must start with http:// or https://")
     if s.gateway.limit_s <= 0:
         raise ScenarioError(f"{where}: [gateway] limit_s must be positive")
@@ -211,6 +214,21 @@ def validate(s: Scenario) -> None:
     if s.stream.max_event_bytes < 1:
         raise ScenarioError(f"{where}: [stream] max_event_bytes must be positive")
     s.target_config()  # validates [target]
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(value: str, what: str, environ: Mapping[str, str] = os.environ) -> str:
+    """Expand ``${VAR}`` references (scenario templates for real endpoints)."""
+
+    def sub(match: re.Match) -> str:
+        name = match.group(1)
+        if not environ.get(name):
+            raise ScenarioError(f"{what} uses ${{{name}}}, which is not set; export {name}=... first")
+        return environ[name]
+
+    return _ENV_REF.sub(sub, value)
 
 
 def load(path: str | Path) -> Scenario:

@@ -8,6 +8,7 @@ cache refreshes it ahead of expiry so no stream waits on IAM in the middle of a 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,12 +69,26 @@ class TokenCache:
         self._token: Token | None = None
         self.fetches = 0
         self.last_fetch_s = 0.0
+        self._lock = threading.Lock()  # cooperative under gevent's monkey patching
+
+    def _fresh(self) -> Token | None:
+        token = self._token
+        if token is not None and (token.expires_at - self._clock()).total_seconds() > REFRESH_MARGIN_S:
+            return token
+        return None
 
     def get(self) -> tuple[str, float]:
         """Return (token, seconds spent fetching now: 0 when cached)."""
-        token = self._token
-        if token is not None and (token.expires_at - self._clock()).total_seconds() > REFRESH_MARGIN_S:
+        token = self._fresh()
+        if token is not None:
             return token.value, 0.0
+        with self._lock:  # one fetch at a time; the others wait for it, then use its token
+            token = self._fresh()
+            if token is not None:
+                return token.value, 0.0
+            return self._fetch_now()
+
+    def _fetch_now(self) -> tuple[str, float]:
         started = time.perf_counter()
         status, headers, body = self._fetch(self.url, self._body, {"Content-Type": "application/json"})
         self._token = parse_token_response(status, headers, body)
