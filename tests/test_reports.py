@@ -1,0 +1,150 @@
+"""Reports, thresholds and comparisons from real runs, checked against the raw Parquet."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import sseload_run
+
+
+def base(ttfe_ms: float = 50, **extra) -> dict:
+    out = {
+        "stream": {"completion": "event:done"},
+        "load": {"users": 4, "spawn_rate": 4, "run_time": "2s"},
+        "target": {"ttfe_ms": ttfe_ms, "gap_ms": "uniform:2:12", "events": 10, "faults": {"reset": 0.2}},
+    }
+    out.update(extra)
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    result = sseload_run(tmp, scenario=base())
+    assert result.code == 0, result.stderr[-2000:]
+    return result
+
+
+def test_report_files_and_charts_exist(run):
+    for name in ("report.html", "summary.md", "summary.json"):
+        assert (run.run_dir / name).stat().st_size > 100
+    charts = {p.name for p in (run.run_dir / "charts").glob("*.png")}
+    assert {"ttfe.png", "ttfe_over_time.png", "gaps.png", "durations.png", "outcomes_over_time.png",
+            "throughput.png"} <= charts
+
+
+def test_summary_json_equals_an_independent_recomputation(run):
+    summary = json.loads((run.run_dir / "summary.json").read_text())
+    streams = pd.read_parquet(run.run_dir / "streams.parquet")
+    events = pd.read_parquet(run.run_dir / "events.parquet")
+    assert summary["streams"] == len(streams)
+    assert summary["outcomes"] == streams["outcome"].value_counts().to_dict()
+    assert summary["outcomes"].get("reset", 0) > 0  # the injected faults are there
+    ttfe = np.sort(streams["ttfe_ms"].dropna().to_numpy())
+    for p in (50, 90, 95, 99):
+        assert summary["ttfe_ms"][f"p{p}"] == pytest.approx(np.percentile(ttfe, p))
+    assert summary["ttfe_ms"]["max"] == pytest.approx(ttfe.max())
+    gaps = events["gap_ms"].dropna().to_numpy()
+    for p in (50, 99):
+        assert summary["gap_ms"][f"p{p}"] == pytest.approx(np.percentile(gaps, p))
+    errors = streams["outcome"].isin(["reset", "timeout", "incomplete", "http_error", "protocol_error"]).sum()
+    assert summary["error_rate"] == pytest.approx(errors / len(streams))
+    assert summary["cutoff_rate"] == pytest.approx((streams["outcome"] == "cutoff").mean())
+    start = streams["start_ns"].min()
+    end = (streams["start_ns"] + streams["duration_ms"] * 1e6).max()
+    seconds = (end - start) / 1e9
+    assert summary["events_per_s"] == pytest.approx(streams["events"].sum() / seconds)
+    assert summary["streams_per_s"] == pytest.approx(len(streams) / seconds)
+
+
+def test_regenerating_the_report_from_files_gives_the_same_summary(run):
+    before = json.loads((run.run_dir / "summary.json").read_text())
+    proc = subprocess.run([sys.executable, "-m", "sseload", "report", str(run.run_dir)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    after = json.loads((run.run_dir / "summary.json").read_text())
+    assert after == before
+
+
+def test_summary_markdown_is_short_and_has_the_headline_numbers(run):
+    md = (run.run_dir / "summary.md").read_text()
+    assert len(md.splitlines()) < 40
+    assert "| TTFE (ms) |" in md and "| reset |" in md
+
+
+def test_failing_threshold_fails_the_run_and_check_and_writes_junit(tmp_path):
+    result = sseload_run(tmp_path, scenario=base(thresholds={"ttfe_p95_ms": 10.0, "min_streams": 1}))
+    assert result.code == 1
+    assert "FAIL" in result.stdout
+    suite = ET.parse(result.run_dir / "thresholds.xml").getroot()
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
+    assert failed == ["ttfe_p95_ms"]
+    check = subprocess.run([sys.executable, "-m", "sseload", "check", str(result.run_dir)],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 1 and "FAIL" in check.stdout
+
+
+def test_passing_threshold_exits_zero(tmp_path):
+    result = sseload_run(tmp_path, scenario=base(thresholds={"ttfe_p95_ms": 500.0, "cutoff_rate_max": 0.0}))
+    assert result.code == 0, result.stdout
+    suite = ET.parse(result.run_dir / "thresholds.xml").getroot()
+    assert suite.get("failures") == "0"
+
+
+def test_compare_flags_a_ttfe_regression(tmp_path):
+    a = sseload_run(tmp_path, scenario=base(50, target={"ttfe_ms": 50, "gap_ms": 5, "events": 5}), run_id="a")
+    b = sseload_run(tmp_path, scenario=base(150, target={"ttfe_ms": 150, "gap_ms": 5, "events": 5}), run_id="b")
+    proc = subprocess.run([sys.executable, "-m", "sseload", "compare", str(a.run_dir), str(b.run_dir)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "ttfe_ms p50" in proc.stdout
+    md = (b.run_dir / "compare.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| ttfe_ms p50"))
+    assert "REGRESSION" in row
+    same = subprocess.run([sys.executable, "-m", "sseload", "compare", str(a.run_dir), str(a.run_dir),
+                           "--out", str(tmp_path / "same")], capture_output=True, text=True, timeout=120)
+    assert same.returncode == 0, same.stdout
+
+
+def test_check_on_a_folder_that_is_not_a_run_says_so(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "sseload", "check", str(tmp_path / "nope")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "not a run directory" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_run_from_a_newer_schema_is_refused_with_advice(tmp_path, run):
+    import shutil
+
+    copy = tmp_path / "old"
+    shutil.copytree(run.run_dir, copy)
+    info = json.loads((copy / "run.json").read_text())
+    info["schema_version"] = 99
+    (copy / "run.json").write_text(json.dumps(info))
+    proc = subprocess.run([sys.executable, "-m", "sseload", "report", str(copy)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "schema 99" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_report_renders_in_a_real_browser_with_charts_and_tables(run, tmp_path):
+    from tests.browser import browser_page
+
+    with browser_page() as page:
+        page.goto((run.run_dir / "report.html").as_uri())
+        assert page.title().startswith("sseload report")
+        images = page.locator("img")
+        assert images.count() >= 6
+        loaded = page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 300)")
+        assert loaded, "a chart did not load"
+        headings = page.locator("h2").all_inner_texts()
+        assert {"Summary", "Latency", "Outcomes", "Charts", "Measurement health"} <= set(headings)
+        assert page.locator("table").count() >= 4
+        assert "TTFE (ms)" in page.inner_text("body")
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
