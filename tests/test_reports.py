@@ -148,3 +148,19 @@ def test_report_renders_in_a_real_browser_with_charts_and_tables(run, tmp_path):
         assert page.locator("table").count() >= 4
         assert "TTFE (ms)" in page.inner_text("body")
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+
+
+@pytest.mark.parametrize("script,expect", [
+    ("ttfe_by_concurrency.py", "50%"),
+    ("gaps_by_position.py", "99%"),
+    ("outcomes_by_body_size.py", "share of streams"),
+    ("worst_streams.py", "max_gap_ms"),
+    ("harness_error.py", "TTFE error"),
+])
+def test_analysis_scripts_answer_their_question_on_a_real_run(run, script, expect):
+    from tests.conftest import ROOT
+
+    proc = subprocess.run([sys.executable, str(ROOT / "analysis" / script), str(run.run_dir)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert expect in proc.stdout
