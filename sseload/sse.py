@@ -33,6 +33,9 @@ class SSEEvent(NamedTuple):
     size: int
 
 
+_new_event = tuple.__new__
+
+
 class SSEParser:
     """Feed bytes in, get dispatched events out.
 
@@ -111,30 +114,54 @@ class SSEParser:
         return self._lines(lines)
 
     def _lines(self, lines: list[bytes]) -> list[SSEEvent]:
+        # The hot loop: one pass over the lines of a read. `data: ` lines (nearly all of a
+        # stream) take the first branch; dispatch is inlined; events are built with
+        # tuple.__new__ directly, skipping NamedTuple's Python-level constructor.
         events: list[SSEEvent] = []
         data = self._data
+        data_len = self._data_len
+        limit = self.max_event_bytes
         for line in lines:
+            if line[:6] == b"data: ":
+                value = line[6:]
+                data.append(value)
+                data_len += len(value) + 1
+                if data_len > limit:
+                    self._data_len = data_len
+                    self._check_size()
+                continue
+            if line[:4] == b"id: ":
+                value = line[4:]
+                if 0 not in value:
+                    self._last_id = value.decode("utf-8", "replace")
+                continue
             if not line:
                 if data:
-                    events.append(self._dispatch())
-                    data = self._data
-                else:
-                    self._event_type = b""
+                    raw = data[0] if len(data) == 1 else b"\n".join(data)
+                    try:
+                        text = raw.decode("utf-8")
+                    except UnicodeDecodeError:
+                        self.malformed += 1
+                        text = raw.decode("utf-8", "replace")
+                    event_type = self._event_type
+                    events.append(_new_event(SSEEvent, (
+                        event_type.decode("utf-8", "replace") if event_type else "message",
+                        text, self._last_id, len(raw),
+                    )))
+                    data = self._data = []
+                    data_len = 0
+                self._event_type = b""
                 continue
-            colon = line.find(b":")
-            if colon == 0:
+            field, colon, value = line.partition(b":")
+            if not field and colon:
                 continue  # comment
-            if colon < 0:
-                field, value = line, b""
-            else:
-                field = line[:colon]
-                value = line[colon + 1 :]
-                if value[:1] == b" ":
-                    value = value[1:]
+            if value[:1] == b" ":
+                value = value[1:]
             if field == b"data":
                 data.append(value)
-                self._data_len += len(value) + 1
-                if self._data_len > self.max_event_bytes:
+                data_len += len(value) + 1
+                if data_len > limit:
+                    self._data_len = data_len
                     self._check_size()
             elif field == b"event":
                 self._event_type = value
@@ -148,27 +175,9 @@ class SSEParser:
                     self.malformed += 1
             else:
                 self.malformed += 1
+        self._data_len = data_len
         self._check_size()
         return events
-
-    def _dispatch(self) -> SSEEvent:
-        data = self._data
-        raw = data[0] if len(data) == 1 else b"\n".join(data)
-        event_type = self._event_type
-        self._data = []
-        self._data_len = 0
-        self._event_type = b""
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            self.malformed += 1
-            text = raw.decode("utf-8", "replace")
-        return SSEEvent(
-            event_type.decode("utf-8", "replace") if event_type else "message",
-            text,
-            self._last_id,
-            len(raw),
-        )
 
     def _strip_bom(self, chunk: bytes) -> bytes:
         seen = b"".join(self._pending) + chunk if self._pending else chunk

@@ -1,0 +1,77 @@
+"""Parser micro-benchmark: sseload's SSEParser against sseclient-py and httpx-sse's decoder.
+
+    python bench/parser_bench.py
+
+Same input for all: N events of the reference target's shape (id + one JSON data line), fed
+in reads of 4 KiB (what a busy socket returns). Prints ns per event, best of 5.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sseload.sse import SSEParser
+
+N = 200_000
+EVENT = b'id: %d\ndata: {"t_send_ns":1795509578906536068,"seq":%d,"pad":"' + b"x" * 64 + b'"}\n\n'
+STREAM = b"".join(EVENT % (i, i) for i in range(N))
+READS = [STREAM[i:i + 4096] for i in range(0, len(STREAM), 4096)]
+
+
+def bench_sseload() -> int:
+    p = SSEParser()
+    n = 0
+    for chunk in READS:
+        n += len(p.feed(chunk))
+    return n
+
+
+def bench_httpx_sse() -> int:
+    from httpx_sse._decoders import SSEDecoder
+
+    decoder = SSEDecoder()
+    n = 0
+    buf = ""
+    for chunk in READS:  # httpx-sse decodes text and splits lines first (httpx's line decoder)
+        buf += chunk.decode("utf-8")
+        lines = buf.split("\n")
+        buf = lines.pop()
+        for line in lines:
+            if decoder.decode(line) is not None:
+                n += 1
+    return n
+
+
+def bench_sseclient() -> int:
+    import sseclient
+
+    client = sseclient.SSEClient(iter(READS))
+    return sum(1 for _ in client.events())
+
+
+def measure(fn) -> tuple[float, int]:
+    best = float("inf")
+    count = 0
+    for _ in range(5):
+        t = time.perf_counter_ns()
+        count = fn()
+        best = min(best, time.perf_counter_ns() - t)
+    return best / count, count
+
+
+def main() -> None:
+    print(f"{N} events of {len(EVENT % (0, 0))} bytes in 4 KiB reads; best of 5")
+    print(f"{'parser':<14}{'ns/event':>10}{'events':>10}{'vs sseload':>12}")
+    base = None
+    for name, fn in (("sseload", bench_sseload), ("httpx-sse", bench_httpx_sse), ("sseclient-py", bench_sseclient)):
+        try:
+            per, count = measure(fn)
+        except ImportError as err:
+            print(f"{name:<14}  not installed ({err.name}); pip install -e '.[bench]'")
+            continue
+        base = base or per
+        print(f"{name:<14}{per:>10.0f}{count:>10}{per / base:>11.1f}x")
+
+
+if __name__ == "__main__":
+    main()
