@@ -23,10 +23,12 @@ from urllib.parse import urlsplit
 
 import httptools
 from gevent import GreenletExit
+from gevent.event import Event
 
 from sseload.auth.apig import payload_sha256
 from sseload.auth.schemes import Authenticator, redact
 from sseload.gateway import AUTH_CODES, CUTOFF_CODES, THROTTLE_CODES, error_code_of
+from sseload.reactor import reactor
 from sseload.records import EventBuffer
 from sseload.sse import SSEParser, SSEProtocolError
 
@@ -122,6 +124,8 @@ class SSEConnection:
         self.user = user
         self.sock: socket.socket | None = None
         self.interrupted: BaseException | None = None
+        self.read_timeout_ns = int(rules.read_timeout_s * 1e9)
+        self._done = Event()
         # per-stream state, reset at the start of each stream
         self._parser: SSEParser | None = None
         self._http = None
@@ -258,7 +262,7 @@ class SSEConnection:
         self._done_data = completion == "done"
         self._done_event = completion[6:] if completion.startswith("event:") else "\0none"
         n_before = len(events)
-        response_bytes = 0
+        self._response_bytes = 0
         connect_ns = upload_ns = -1
         reused = self.sock is not None
 
@@ -294,23 +298,12 @@ class SSEConnection:
                     sock.sendall(req.body)  # the one shared body object, no copy
                 upload_ns = perf_ns() - t0
                 phase = "read"
-                self._http = http = httptools.HttpResponseParser(self)
-                feed = http.feed_data
-                recv = sock.recv
-                while True:
-                    data = recv(RECV_BYTES)
-                    self._t_read = perf_ns()
-                    if not data:
-                        break
-                    response_bytes += len(data)
-                    feed(data)
-                    if self._message_complete or (self._outcome is not None and self._outcome != "event_error"):
-                        break
-                    if self._parser is None and self._status and self._status != 200 \
-                            and len(self._error_body) >= ERROR_BODY_BYTES:
-                        break
-                    if self._completed and rules.completion != "close":
-                        break
+                self._t_read = perf_ns()
+                self._http = httptools.HttpResponseParser(self)
+                if self.tls is None:
+                    self._read_in_reactor()
+                else:
+                    self._read_here()
         except DeadlineExceeded:
             self._fail("timeout", f"stream still open after the harness deadline of {rules.deadline_s:g} s")
         except (socket.timeout, TimeoutError):
@@ -345,7 +338,7 @@ class SSEConnection:
         except Exception as err:  # a bug in sseload or a custom user: record it, never lose the stream
             self._fail("harness_error", f"{type(err).__name__}: {err}")
         dropped_idle = self._outcome == "reset" or (self._outcome is None and not self._status)
-        if reused and response_bytes == 0 and phase != "connect" and dropped_idle \
+        if reused and self._response_bytes == 0 and phase != "connect" and dropped_idle \
                 and self.interrupted is None:
             # the server had closed the idle keep-alive connection: retry once on a fresh one
             self.close()
@@ -353,7 +346,7 @@ class SSEConnection:
             return self.stream(req, events, scheduled_ns)
         t_end = self._t_read
         return self._record(req, events, n_before, t0, start_ns, scheduled_ns, connect_ns, upload_ns,
-                            sign_ns, int(fetch_s * 1e9), response_bytes, reused, None, "", "", t_end)
+                            sign_ns, int(fetch_s * 1e9), self._response_bytes, reused, None, "", "", t_end)
 
     def skipped(self, req: PreparedRequest, outcome: str, error: str, scheduled_ns: int = 0) -> tuple:
         """The record of a stream decided before sending (e.g. a body over the limit)."""
@@ -362,6 +355,72 @@ class SSEConnection:
             next(_stream_ids), self.worker, self.user, perf_ns(), time.time_ns(), scheduled_ns, -1, -1,
             -1, -1, 0, 0, 0, 0, "", False, len(req.body), 0, 0, 0, outcome, "", error, False,
         )
+
+    # --- reading: in the process's reactor (plain TCP) or in this greenlet (TLS) ---
+    def _wants_more(self) -> bool:
+        if self._message_complete or (self._outcome is not None and self._outcome != "event_error"):
+            return False
+        if self._parser is None and self._status and self._status != 200 \
+                and len(self._error_body) >= ERROR_BODY_BYTES:
+            return False
+        return not (self._completed and self.rules.completion != "close")
+
+    def _read_here(self) -> None:
+        feed = self._http.feed_data
+        recv = self.sock.recv
+        while True:
+            data = recv(RECV_BYTES)
+            self._t_read = perf_ns()
+            if not data:
+                return
+            self._response_bytes += len(data)
+            feed(data)
+            if not self._wants_more():
+                return
+
+    def _read_in_reactor(self) -> None:
+        self._read_error = None
+        self._raw_recv = self.sock._sock.recv  # gevent's underlying non-blocking socket
+        self._fd = fd = self.sock.fileno()
+        done = self._done
+        done.clear()
+        io = reactor()
+        io.add(self, fd)
+        try:
+            done.wait()
+        finally:
+            io.remove(fd)
+        if self._read_error is not None:
+            raise self._read_error
+
+    def on_readable(self) -> None:
+        """Called by the reactor: one recv, its timestamp, then the parse."""
+        try:
+            data = self._raw_recv(RECV_BYTES)
+        except BlockingIOError:
+            return
+        except OSError as err:
+            self._read_error = err
+            return self._end_read()
+        self._t_read = perf_ns()
+        if not data:
+            return self._end_read()
+        self._response_bytes += len(data)
+        try:
+            self._http.feed_data(data)
+        except Exception as err:  # parser or callback errors: classified by the stream's handlers
+            self._read_error = err
+            return self._end_read()
+        if not self._wants_more():
+            self._end_read()
+
+    def on_read_timeout(self) -> None:
+        self._read_error = socket.timeout("read timeout")
+        self._end_read()
+
+    def _end_read(self) -> None:
+        reactor().remove(self._fd)
+        self._done.set()
 
     def _head(self, req: PreparedRequest, headers: dict[str, str]) -> bytes:
         lines = [f"{req.method} {req.path} HTTP/1.1"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 
+import gevent
 from locust import User, task
 
 from sseload import plugin
@@ -23,6 +24,7 @@ from sseload.client import PreparedRequest, SSEConnection
 from sseload.records import EventBuffer, F
 
 _user_ids = itertools.count(1)
+FAILED_SETUP_PAUSE_S = 0.1
 
 
 class StreamFailure(Exception):
@@ -66,6 +68,8 @@ class SSEUser(User):
                 ctx.active_streams -= 1
         ctx.recorder.add(record, self._events)
         self._report(record)
+        if record[F["outcome"]] in ("connect_error", "harness_error"):
+            gevent.sleep(FAILED_SETUP_PAUSE_S)  # a broken setup must not spin thousands of streams a second
         ctx.after_stream(record[F["outcome"]], record[F["error_code"]], self.environment)
         if self.conn.interrupted is not None:
             raise self.conn.interrupted

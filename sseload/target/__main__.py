@@ -94,6 +94,18 @@ def config_from_args(args: argparse.Namespace) -> TargetConfig:
     return TargetConfig.from_dict(raw, str(args.config or "target settings"))
 
 
+def _raise_fd_limit() -> None:
+    """Thousands of concurrent streams need more descriptors than the usual soft limit of 1024."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < 65536:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(65536, hard), hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -101,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, OSError, ValueError) as err:
         print(f"sseload serve: {err}", file=sys.stderr)
         return 2
+    _raise_fd_limit()
     try:
         import uvloop
 

@@ -1,0 +1,155 @@
+"""Side by side: sseload's user against hand-written Locust users, on the same target.
+
+    python bench/streams_bench.py                       # users 250 500 1000 2000, 20 s each
+    python bench/streams_bench.py --users 250 1000 --clients sseload fast --seconds 15
+
+Workload (issue 7): streams of 50 events, 200 ms to the first event, 20 ms gaps, loopback.
+The reference target runs pinned to CPU 1 and the harness (one Locust process) to CPU 0, so
+"per core" means what it says. For each client and user count it reports, over a steady-state
+window after the ramp: streams/s, events/s, harness CPU %, harness CPU per event, TTFE error
+and event lateness (receive time minus the target's embedded send time), and the target's own
+CPU and schedule lateness (so a saturated target is visible, not mistaken for the harness).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+NAIVE = ROOT / "bench" / "naive_locustfile.py"
+SSELOAD = ROOT / "sseload" / "locustfile.py"
+WORKLOAD = ["--ttfe-ms", "200", "--gap-ms", "20", "--events", "50", "--payload-bytes", "64"]
+
+
+def pinned(cmd: list[str], cpu: int | None) -> list[str]:
+    if cpu is None or not shutil.which("taskset"):
+        return cmd
+    return ["taskset", "-c", str(cpu), *cmd]
+
+
+def start_target(tmp: Path, cpu: int | None) -> tuple[subprocess.Popen, str]:
+    port_file = tmp / "port"
+    proc = subprocess.Popen(
+        pinned([sys.executable, "-m", "sseload.target", "--port", "0", "--port-file", str(port_file),
+                *WORKLOAD], cpu),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    while not port_file.exists():
+        time.sleep(0.05)
+    return proc, f"http://127.0.0.1:{port_file.read_text()}"
+
+
+def target_stats(url: str, reset: bool = False) -> dict:
+    req = urllib.request.Request(url + "/_sseload/stats", method="POST" if reset else "GET", data=b"" if reset else None)
+    with urllib.request.urlopen(req, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple) -> dict:
+    with tempfile.TemporaryDirectory(prefix="sseload-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        target, url = start_target(tmp, cpus[1])
+        env = dict(os.environ)
+        if client == "sseload":
+            locustfile = SSELOAD
+            extra = ["--results-dir", str(tmp), "--run-id", "run"]
+        else:
+            locustfile = NAIVE
+            env["NAIVE_KIND"] = client
+            env["NAIVE_OUT"] = str(tmp / "naive.npz")
+            extra = []
+        total_s = ramp_s + 1.0 + seconds
+        cmd = pinned([sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", str(users),
+                      "-r", str(users / ramp_s), "-t", f"{int(total_s + 1)}s", "-H", url, "--only-summary",
+                      "--stop-timeout", "5", "--loglevel", "ERROR", *extra], cpus[0])
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        ps = psutil.Process(proc.pid)
+        # wait for Locust to come up (its first stream), then skip the ramp
+        t_launch = time.time()
+        time.sleep(2.0)
+        time.sleep(ramp_s + 1.0)
+        target_stats(url, reset=True)
+        cpu0, wall0 = sum(ps.cpu_times()[:2]), time.time()
+        time.sleep(seconds)
+        cpu1, wall1 = sum(ps.cpu_times()[:2]), time.time()
+        tstats = target_stats(url)
+        _, stderr = proc.communicate(timeout=120)
+        target.terminate()
+        target.wait()
+        window = (wall0 * 1e9, wall1 * 1e9)
+        if client == "sseload":
+            streams = pd.read_parquet(tmp / "run" / "streams.parquet")
+            events = pd.read_parquet(tmp / "run" / "events.parquet")
+            start = events["stream_id"].map(streams.set_index("stream_id")["start_ns"])
+            recv = start.to_numpy() + events["t_ms"].to_numpy() * 1e6
+            late = events["lateness_ms"].to_numpy()
+            first = (events["seq"] == 0).to_numpy()
+            keep = (recv >= window[0]) & (recv < window[1]) & ~np.isnan(late)
+        else:
+            data = np.load(tmp / "naive.npz")
+            recv = data["recv_ns"].astype(np.float64)
+            late = data["late_ns"] / 1e6
+            first = data["first"].astype(bool)
+            keep = (recv >= window[0]) & (recv < window[1])
+        n_events = int(keep.sum())
+        wall = wall1 - wall0
+        cpu_s = cpu1 - cpu0
+        lk, fk = late[keep], late[keep & first]
+
+        def pct(a, p):
+            return float(np.percentile(a, p)) if a.size else float("nan")
+
+        return {
+            "client": client, "users": users,
+            "streams_s": fk.size / wall, "events_s": n_events / wall,
+            "cpu_pct": 100 * cpu_s / wall,
+            "us_per_event": 1e6 * cpu_s / n_events if n_events else float("nan"),
+            "ttfe_err_p50": pct(fk, 50), "ttfe_err_p99": pct(fk, 99),
+            "late_p50": pct(lk, 50), "late_p99": pct(lk, 99), "late_p999": pct(lk, 99.9),
+            "target_cpu_pct": tstats["cpu_percent"], "target_late_p99": tstats["lateness_ms"]["p99"],
+            "launch_s": round(wall0 - t_launch, 1),
+        }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--users", type=int, nargs="+", default=[250, 500, 1000, 2000])
+    ap.add_argument("--clients", nargs="+", default=["sseload", "fast", "http"],
+                    choices=["sseload", "fast", "http"])
+    ap.add_argument("--seconds", type=float, default=20.0, help="measured window per point")
+    ap.add_argument("--ramp", type=float, default=4.0, help="seconds to spawn all users")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin harness and target to CPUs 0 and 1")
+    ap.add_argument("--csv", help="also write the table here")
+    args = ap.parse_args()
+    cpus = (None, None) if args.no_pin else (0, 1)
+    rows = []
+    cols = ["client", "users", "streams_s", "events_s", "cpu_pct", "us_per_event", "ttfe_err_p50",
+            "ttfe_err_p99", "late_p50", "late_p99", "late_p999", "target_cpu_pct", "target_late_p99"]
+    print("times in ms; cpu_pct of one core; us_per_event is harness CPU per event received", flush=True)
+    for users in args.users:
+        for client in args.clients:
+            row = run_one(client, users, args.seconds, args.ramp, cpus)
+            rows.append(row)
+            print(pd.DataFrame([row])[cols].round(2).to_string(index=False, header=len(rows) == 1), flush=True)
+    table = pd.DataFrame(rows)[cols]
+    print()
+    print(table.round(2).to_string(index=False))
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+
+
+if __name__ == "__main__":
+    main()
