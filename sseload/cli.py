@@ -118,22 +118,27 @@ def cmd_run(args: argparse.Namespace) -> int:
             host = target.url
             print(f"sseload: reference target at {host}", flush=True)
         stop_timeout = math.ceil(scenario.gateway.limit_s + scenario.stream.grace_s)  # whole seconds
-        cmd = [
-            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-            "-u", str(users), "-r", str(spawn_rate), "-t", str(run_time),
-            "--stop-timeout", str(stop_timeout), "--only-summary",
-            "--results-dir", str(results_dir), "--run-id", run_id,
-            "--loglevel", args.loglevel,
-        ]
+        common = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--results-dir", str(results_dir),
+                  "--run-id", run_id, "--loglevel", args.loglevel]
         if host:
-            cmd += ["-H", host]
+            common += ["-H", host]
         if args.scenario:
-            cmd += ["--scenario", args.scenario]
+            common += ["--scenario", args.scenario]
         if args.insecure:
-            cmd.append("--insecure")
+            common.append("--insecure")
+        cmd = common + ["--headless", "-u", str(users), "-r", str(spawn_rate), "-t", str(run_time),
+                        "--stop-timeout", str(stop_timeout), "--only-summary"]
         if args.csv:
             run_dir.mkdir(parents=True, exist_ok=True)
             cmd += ["--csv", str(run_dir / "locust")]
+        workers: list[subprocess.Popen] = []
+        if args.workers:
+            port = _free_port()
+            cmd += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                    "--expect-workers", str(args.workers)]
+            workers = [subprocess.Popen(common + ["--worker", "--master-host", "127.0.0.1",
+                                                  "--master-port", str(port)], env=env)
+                       for _ in range(args.workers)]
         interrupted = None
         proc = subprocess.Popen(cmd, env=env)
 
@@ -154,6 +159,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         finally:
             for s, handler in old.items():
                 signal.signal(s, handler)
+            _stop_all(workers, grace_s=15)
             if target is not None:
                 target.stop()
     if code == 2 and not (run_dir / "run.json").exists():
@@ -165,6 +171,28 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 3
     return finish(run_dir, scenario, write_report=not args.no_report, stopped_early=code == 2)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stop_all(procs: list[subprocess.Popen], grace_s: float) -> None:
+    """Workers leave when the master tells them to; any still here after the grace is stopped."""
+    deadline = time.monotonic() + grace_s
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def _mark_partial(run_dir: Path, reason: str) -> None:
@@ -311,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results-dir", default="results")
     run.add_argument("--run-id")
     run.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    run.add_argument("--workers", type=int, default=0,
+                     help="Locust worker processes on this machine (one master collects their records)")
     run.add_argument("--csv", action="store_true", help="also write Locust's CSV stats into the run")
     run.add_argument("--no-report", action="store_true", help="skip report.html / summary files")
     run.add_argument("--loglevel", default="WARNING")

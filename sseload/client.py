@@ -352,7 +352,7 @@ class SSEConnection:
         """The record of a stream decided before sending (e.g. a body over the limit)."""
         self.interrupted = None
         return (
-            next(_stream_ids), self.worker, self.user, perf_ns(), time.time_ns(), scheduled_ns, -1, -1,
+            (self.worker << 40) | next(_stream_ids), self.worker, self.user, perf_ns(), time.time_ns(), scheduled_ns, -1, -1,
             -1, -1, 0, 0, 0, 0, "", False, len(req.body), 0, 0, 0, outcome, "", error, False,
         )
 
@@ -478,7 +478,7 @@ class SSEConnection:
         if parser is not None:
             malformed = parser.malformed
         return (
-            next(_stream_ids), self.worker, self.user, t0, start_ns, scheduled_ns, connect_ns,
+            (self.worker << 40) | next(_stream_ids), self.worker, self.user, t0, start_ns, scheduled_ns, connect_ns,
             upload_ns, (self._t_headers - t0) if self._t_headers >= 0 else -1,
             (self._first_event_ns - t0) if self._first_event_ns >= 0 else -1,
             duration_ns, sign_ns, fetch_ns, self._status, self._ctype, self._charset_warning,

@@ -73,12 +73,17 @@ class HealthMonitor:
         out["skew_reasons"] = reasons
         return out
 
-    def write(self, path: Path) -> None:
-        rows = self.seconds
+    def write(self, path: Path, worker: int = 0) -> None:
+        self.write_rows([(worker, *row) for row in self.seconds], path)
+
+    @staticmethod
+    def write_rows(rows: list[tuple], path: Path) -> None:
+        """Rows of (worker, time s, cpu %, active streams, worst loop lag ms)."""
         table = pa.table({
-            "time_s": pa.array([r[0] for r in rows], pa.float64()),
-            "cpu_percent": pa.array([r[1] for r in rows], pa.float64()),
-            "active_streams": pa.array([r[2] for r in rows], pa.int64()),
-            "loop_lag_max_ms": pa.array([r[3] for r in rows], pa.float64()),
+            "worker": pa.array([r[0] for r in rows], pa.int32()),
+            "time_s": pa.array([r[1] for r in rows], pa.float64()),
+            "cpu_percent": pa.array([r[2] for r in rows], pa.float64()),
+            "active_streams": pa.array([r[3] for r in rows], pa.int64()),
+            "loop_lag_max_ms": pa.array([r[4] for r in rows], pa.float64()),
         })
         pq.write_table(table, path)

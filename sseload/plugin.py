@@ -16,6 +16,7 @@ import platform
 import socket
 import ssl
 import sys
+import time
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +28,7 @@ import sseload
 from sseload import body as body_mod
 from sseload.auth.schemes import Authenticator, from_scenario
 from sseload.client import Endpoint, PreparedRequest, StreamRules
+from sseload.distributed import BATCH, DONE, MasterCollector, WorkerSink
 from sseload.health import HealthMonitor
 from sseload.recorder import ParquetSink, Recorder, warm_up
 from sseload.scenario import Scenario, ScenarioError, default_scenario, expand_env
@@ -49,8 +51,25 @@ class RunContext:
     """Everything one Locust process needs to run and record streams, built once."""
 
     def __init__(self, scenario: Scenario, host: str | None, results_dir: Path, run_id: str,
-                 insecure: bool = False) -> None:
+                 insecure: bool = False, role: str = "local") -> None:
         self.scenario = scenario
+        self.role = role  # "local" (standalone), "worker" or "master"
+        self.run_id = run_id
+        self.run_dir = results_dir / run_id
+        self.started_at: datetime | None = None
+        self.ended_at: datetime | None = None
+        self.partial_reason = ""
+        self.recorder: Recorder | None = None
+        self.health = HealthMonitor()
+        self.streams_started = 0
+        self.active_streams = 0
+        self.insecure = insecure
+        self.collector = None  # the master's MasterCollector
+        if role == "master":  # the master runs no users: it needs no target, secrets or bodies
+            self.url = host or scenario.request.url
+            self.auth = Authenticator()
+            self.auth.method = scenario.auth.method
+            return
         req = scenario.request
         if host:
             url = host.rstrip("/") + req.path
@@ -88,21 +107,11 @@ class RunContext:
             limit_s=scenario.gateway.limit_s,
             truth=st.truth,
         )
-        self.insecure = insecure
         self.tls = self._tls_context(st.tls_verify and not insecure, st.ca_bundle) \
             if self.endpoint.scheme == "https" else None
-        self.run_id = run_id
-        self.run_dir = results_dir / run_id
-        self.started_at: datetime | None = None
-        self.ended_at: datetime | None = None
-        self.partial_reason = ""
         self.auth_failures = 0
         self.auth_ok = False
         self.stopped_for_auth = False
-        self.recorder: Recorder | None = None
-        self.health = HealthMonitor()
-        self.streams_started = 0
-        self.active_streams = 0
         self._next_body = 0
 
     @staticmethod
@@ -139,10 +148,44 @@ class RunContext:
         self._next_body += 1
         return requests[self._next_body % len(requests)]
 
+    def worker_report(self) -> dict:
+        """What a worker tells the master when its users have stopped."""
+        rec = self.recorder
+        return {
+            "streams_started": self.streams_started,
+            "streams_recorded": rec.streams_recorded if rec else 0,
+            "events_recorded": rec.events_recorded if rec else 0,
+            "outcomes": dict(rec.outcomes) if rec else {},
+            "health": self.health.summary(),
+            "health_seconds": self.health.seconds,
+            "partial_reason": self.partial_reason,
+        }
+
     def run_info(self, environment) -> dict:
         scenario = asdict(self.scenario)
         opts = environment.parsed_options
         summary = self.health.summary()
+        counts = {
+            "streams_started": self.streams_started,
+            "streams_recorded": self.recorder.streams_recorded if self.recorder else 0,
+            "events_recorded": self.recorder.events_recorded if self.recorder else 0,
+            "outcomes": dict(self.recorder.outcomes) if self.recorder else {},
+        }
+        workers = None
+        if self.role == "master" and self.collector is not None:
+            reports = list(self.collector.reports.values())
+            outcomes: dict[str, int] = {}
+            for r in reports:
+                for k, v in r["outcomes"].items():
+                    outcomes[k] = outcomes.get(k, 0) + v
+            counts = {
+                "streams_started": sum(r["streams_started"] for r in reports),
+                "streams_recorded": self.collector.sink.streams_written,
+                "events_recorded": self.collector.sink.events_written,
+                "outcomes": outcomes,
+            }
+            workers = [r["health"] for r in reports]
+            summary = _merge_health(workers)
         return {
             "schema_version": sseload.SCHEMA_VERSION,
             "run_id": self.run_id,
@@ -162,11 +205,10 @@ class RunContext:
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
             "partial": bool(self.partial_reason),
             "partial_reason": self.partial_reason,
-            "streams_started": self.streams_started,
-            "streams_recorded": self.recorder.streams_recorded if self.recorder else 0,
-            "events_recorded": self.recorder.events_recorded if self.recorder else 0,
-            "outcomes": dict(self.recorder.outcomes) if self.recorder else {},
+            **counts,
+            "workers": len(workers) if workers is not None else 0,
             "health": summary,
+            "worker_health": workers,
         }
 
     def after_stream(self, outcome: str, error_code: str, environment) -> None:
@@ -190,6 +232,23 @@ class RunContext:
             self.auth_ok = True
 
 
+def _merge_health(summaries: list[dict]) -> dict:
+    """The run's health is its worst worker's: one skewed worker skews the whole measurement."""
+    if not summaries:
+        return {}
+
+    def worst(key: str):
+        values = [s[key] for s in summaries if s.get(key) is not None]
+        return max(values) if values else None
+
+    merged = {key: worst(key) for key in ("loop_lag_p50_ms", "loop_lag_p99_ms", "loop_lag_max_ms",
+                                          "cpu_mean_percent", "cpu_max_percent")}
+    merged["samples"] = sum(s.get("samples", 0) for s in summaries)
+    merged["skew_reasons"] = [f"worker {i}: {r}" for i, s in enumerate(summaries) for r in s.get("skew_reasons", [])]
+    merged["skewed"] = bool(merged["skew_reasons"])
+    return merged
+
+
 def context(environment) -> RunContext:
     ctx = getattr(environment, CONTEXT_ATTR, None)
     if ctx is None:  # a locustfile imported SSEUser without going through init (tests, library use)
@@ -197,14 +256,14 @@ def context(environment) -> RunContext:
     return ctx
 
 
-def _build_context(environment) -> RunContext:
+def _build_context(environment, role: str = "local") -> RunContext:
     opts = environment.parsed_options
     scenario_path = getattr(opts, "scenario", None) if opts else None
     scenario = load_scenario(scenario_path) if scenario_path else default_scenario()
     results_dir = Path(getattr(opts, "results_dir", None) or "results")
     run_id = getattr(opts, "run_id", None) or new_run_id(scenario.name)
     ctx = RunContext(scenario, environment.host, results_dir, run_id,
-                     insecure=bool(getattr(opts, "insecure", False)))
+                     insecure=bool(getattr(opts, "insecure", False)), role=role)
     setattr(environment, CONTEXT_ATTR, ctx)
     return ctx
 
@@ -219,6 +278,31 @@ def _add_options(parser) -> None:
                        help="do not verify TLS certificates (the report says so)")
 
 
+def _write_master_run(environment, ctx: RunContext) -> None:
+    collector = ctx.collector
+    collector.sink.close()
+    lost = collector.lost_workers(environment)
+    if lost:
+        ctx.partial_reason = (f"{len(lost)} worker(s) stopped without their final report "
+                              f"({', '.join(lost)}): streams they had open or unsent are missing")
+    reasons = [r["partial_reason"] for r in collector.reports.values() if r.get("partial_reason")]
+    if reasons and not ctx.partial_reason:
+        ctx.partial_reason = "; ".join(reasons)
+    info = ctx.run_info(environment)
+    if info["streams_started"] != info["streams_recorded"] and not ctx.partial_reason:
+        ctx.partial_reason = f"{info['streams_started'] - info['streams_recorded']} streams started but not recorded"
+    info["partial"], info["partial_reason"] = bool(ctx.partial_reason), ctx.partial_reason
+    rows = [(i, *row) for i, r in enumerate(collector.reports.values()) for row in r.get("health_seconds", [])]
+    HealthMonitor.write_rows(rows, ctx.run_dir / "health.parquet")
+    _write_json(ctx.run_dir / "run.json", info)
+
+
+def _write_json(path: Path, info: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(info, indent=2, default=str))
+    tmp.replace(path)
+
+
 def _fatal(message: str) -> None:
     sys.stderr.write(f"sseload: {message}\n")
     sys.stderr.flush()
@@ -227,16 +311,23 @@ def _fatal(message: str) -> None:
 
 @events.init.add_listener
 def _on_init(environment, **_kw) -> None:
-    from locust.runners import MasterRunner
+    from locust.runners import MasterRunner, WorkerRunner
 
-    if isinstance(environment.runner, MasterRunner):
-        return
+    runner = environment.runner
+    role = "master" if isinstance(runner, MasterRunner) else "worker" if isinstance(runner, WorkerRunner) else "local"
     try:
-        ctx = _build_context(environment)
-        ctx.prepare_run_dir()
+        ctx = _build_context(environment, role)
+        if role != "worker":
+            ctx.prepare_run_dir()
     except (SetupError, ScenarioError) as err:
         _fatal(str(err))
-    ctx.recorder = Recorder(ParquetSink(ctx.run_dir))
+    if role == "master":
+        ctx.collector = MasterCollector(ParquetSink(ctx.run_dir))
+        runner.register_message(BATCH, ctx.collector.on_batch)
+        runner.register_message(DONE, ctx.collector.on_done)
+        return
+    sink = WorkerSink(runner) if role == "worker" else ParquetSink(ctx.run_dir)
+    ctx.recorder = Recorder(sink)
     warm_up()
     # The writer thread must not hold the GIL for the default 5 ms while reads wait on it.
     sys.setswitchinterval(0.0005)
@@ -254,6 +345,8 @@ def _on_test_start(environment, **_kw) -> None:
     if ctx is None:
         return
     ctx.started_at = datetime.now(timezone.utc)
+    if ctx.role == "master":
+        return
     # Start-up garbage is frozen out of the collector's sight and young collections made rarer:
     # unfrozen, full collections pause the loop long enough to inflate p99.9 tenfold.
     # Locust's Runner.stop() logs its caller with inspect.stack(); the first such call scans
@@ -267,12 +360,62 @@ def _on_test_start(environment, **_kw) -> None:
     ctx.health.start(lambda: ctx.active_streams)
 
 
+@events.test_stopping.add_listener
+def _on_test_stopping(environment, **_kw) -> None:
+    """The master waits for every live worker's last batch before it may quit.
+
+    Locust's headless run-time limit calls quit() on the master, which tells workers to quit
+    without a stop and exits half a second later: their open streams and last batch would be
+    lost. So the master asks them to stop (their users finish within --stop-timeout) and waits
+    for their final reports.
+    """
+    ctx = getattr(environment, CONTEXT_ATTR, None)
+    if ctx is None or ctx.role != "master":
+        return
+    import gevent
+    from locust.rpc import Message
+
+    runner = environment.runner
+    pending = {c.id for c in runner.clients.all if c.state != "missing"} - set(ctx.collector.reports)
+    for client_id in pending:
+        runner.server.send_to_client(Message("stop", None, client_id))
+    deadline = time.monotonic() + environment.stop_timeout + 10
+    while time.monotonic() < deadline:
+        live = {c.id for c in runner.clients.all if c.state != "missing"}
+        if not (live & pending) - set(ctx.collector.reports):
+            return
+        gevent.sleep(0.1)
+    log.error("sseload: some workers did not report within the stop timeout")
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment, **_kw) -> None:
+    """A worker's users have stopped: ship the last batch and the totals before `client_stopped`."""
+    ctx = getattr(environment, CONTEXT_ATTR, None)
+    if ctx is None or ctx.role != "worker" or ctx.recorder is None:
+        return
+    ctx.recorder.flush(wait=True)
+    ctx.recorder.drain()
+    environment.runner.send_message(DONE, ctx.worker_report())
+
+
 @events.quitting.add_listener
 def _on_quitting(environment, **_kw) -> None:
     ctx = getattr(environment, CONTEXT_ATTR, None)
-    if ctx is None or ctx.recorder is None:
+    if ctx is None:
         return
     ctx.ended_at = datetime.now(timezone.utc)
+    if ctx.role == "master":
+        return _write_master_run(environment, ctx)
+    if ctx.recorder is None:
+        return
+    if ctx.role == "worker":
+        ctx.health.stop()
+        try:
+            ctx.recorder.close()
+        except Exception as err:  # the master may be gone already
+            log.warning("sseload worker: final flush failed: %s", err)
+        return
     ctx.health.stop()
     ctx.recorder.close()
     if ctx.recorder.write_error is not None:
@@ -286,8 +429,6 @@ def _on_quitting(environment, **_kw) -> None:
         ctx.partial_reason = reason
     ctx.health.write(ctx.run_dir / "health.parquet")
     info = ctx.run_info(environment)
-    tmp = ctx.run_dir / "run.json.tmp"
-    tmp.write_text(json.dumps(info, indent=2, default=str))
-    tmp.replace(ctx.run_dir / "run.json")
+    _write_json(ctx.run_dir / "run.json", info)
     log.info("sseload: %d streams, %d events recorded in %s", info["streams_recorded"],
              info["events_recorded"], ctx.run_dir)

@@ -105,6 +105,13 @@ class Recorder:
         while True:
             gevent.sleep(self.flush_interval_s)
             self.flush()
+            self.drain()
+
+    def drain(self) -> None:
+        """Let a sink that ships batches (a worker's) send what its thread has converted."""
+        drain = getattr(self.sink, "drain", None)
+        if drain is not None:
+            drain()
 
     def flush(self, wait: bool = False) -> None:
         if self._pending is not None:
@@ -148,6 +155,7 @@ class Recorder:
             self._loop.kill()
             self._loop = None
         self.flush(wait=True)
+        self.drain()
         close = getattr(self.sink, "close", None)
         if close is not None:
             close()

@@ -1,0 +1,79 @@
+"""Locust master/worker mode: workers ship finished streams to the master, which writes them.
+
+No shared filesystem: a worker converts each batch to Arrow IPC bytes on its writer thread
+and sends them with Locust's custom messages; the master appends them to the one dataset.
+A worker reports its totals when its users have stopped (before Locust's ``client_stopped``),
+so the master knows whether every worker's last batch arrived; a worker that never reports is
+named in run.json, which is then marked partial.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+
+import pyarrow as pa
+
+from sseload.records import EventBuffer, to_tables
+
+log = logging.getLogger("sseload.distributed")
+
+BATCH = "sseload_batch"
+DONE = "sseload_done"
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _table(payload: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(payload)).read_all()
+
+
+class WorkerSink:
+    """Converts on the writer thread; the greenlet sends (zmq sockets are not thread-safe)."""
+
+    def __init__(self, runner) -> None:
+        self.runner = runner
+        self._outbox: deque[dict] = deque()
+        self.streams_sent = 0
+        self.events_sent = 0
+
+    def __call__(self, streams: list[tuple], events: EventBuffer) -> None:
+        streams_table, events_table = to_tables(streams, events)
+        self._outbox.append({"streams": _ipc(streams_table), "events": _ipc(events_table),
+                             "n_streams": streams_table.num_rows, "n_events": events_table.num_rows})
+
+    def drain(self) -> None:
+        while self._outbox:
+            payload = self._outbox.popleft()
+            self.runner.send_message(BATCH, payload)
+            self.streams_sent += payload["n_streams"]
+            self.events_sent += payload["n_events"]
+
+
+class MasterCollector:
+    """Receives batches and final reports from workers."""
+
+    def __init__(self, parquet_sink) -> None:
+        self.sink = parquet_sink
+        self.reports: dict[str, dict] = {}  # worker node id -> its final report
+        self.seen_workers: set[str] = set()
+
+    def on_batch(self, environment, msg, **_kw) -> None:
+        self.seen_workers.add(msg.node_id)
+        data = msg.data
+        self.sink.write_tables(_table(data["streams"]), _table(data["events"]))
+
+    def on_done(self, environment, msg, **_kw) -> None:
+        self.seen_workers.add(msg.node_id)
+        self.reports[msg.node_id] = msg.data
+
+    def lost_workers(self, environment) -> list[str]:
+        runner = environment.runner
+        known = set(self.seen_workers)
+        known.update(getattr(runner, "worker_indexes", {}).keys())
+        return sorted(known - set(self.reports))
