@@ -26,6 +26,7 @@ from locust import events
 
 import sseload
 from sseload import body as body_mod
+from sseload import webui
 from sseload.auth.schemes import Authenticator, from_scenario
 from sseload.client import Endpoint, PreparedRequest, StreamRules
 from sseload.distributed import BATCH, DONE, MasterCollector, WorkerSink
@@ -33,6 +34,7 @@ from sseload.health import HealthMonitor
 from sseload.recorder import ParquetSink, Recorder, warm_up
 from sseload.scenario import Scenario, ScenarioError, default_scenario, expand_env
 from sseload.scenario import load as load_scenario
+from sseload.webui import LiveStats
 
 log = logging.getLogger("sseload")
 
@@ -65,6 +67,8 @@ class RunContext:
         self.active_streams = 0
         self.insecure = insecure
         self.collector = None  # the master's MasterCollector
+        self.live = LiveStats()  # the web UI tab's numbers
+        self.live_enabled = False
         if role == "master":  # the master runs no users: it needs no target, secrets or bodies
             self.url = host or scenario.request.url
             self.auth = Authenticator()
@@ -321,13 +325,22 @@ def _on_init(environment, **_kw) -> None:
             ctx.prepare_run_dir()
     except (SetupError, ScenarioError) as err:
         _fatal(str(err))
+    web_ui = environment.web_ui
     if role == "master":
         ctx.collector = MasterCollector(ParquetSink(ctx.run_dir))
         runner.register_message(BATCH, ctx.collector.on_batch)
         runner.register_message(DONE, ctx.collector.on_done)
+        if web_ui is not None:
+            webui.install(environment, ctx)
         return
     sink = WorkerSink(runner) if role == "worker" else ParquetSink(ctx.run_dir)
     ctx.recorder = Recorder(sink)
+    if role == "worker":
+        ctx.live_enabled = True
+        webui.install_worker(environment, ctx)
+    elif web_ui is not None:
+        ctx.live_enabled = True
+        webui.install(environment, ctx)
     warm_up()
     # The writer thread must not hold the GIL for the default 5 ms while reads wait on it.
     sys.setswitchinterval(0.0005)
@@ -390,13 +403,33 @@ def _on_test_stopping(environment, **_kw) -> None:
 
 @events.test_stop.add_listener
 def _on_test_stop(environment, **_kw) -> None:
-    """A worker's users have stopped: ship the last batch and the totals before `client_stopped`."""
+    """Users have stopped: a worker ships its last batch and totals (before `client_stopped`);
+    a standalone or master process closes its files so the run can be read (and reported)."""
     ctx = getattr(environment, CONTEXT_ATTR, None)
-    if ctx is None or ctx.role != "worker" or ctx.recorder is None:
+    if ctx is None:
+        return
+    if ctx.role == "master":
+        ctx.collector.sink.close()
+        return
+    if ctx.recorder is None:
         return
     ctx.recorder.flush(wait=True)
     ctx.recorder.drain()
-    environment.runner.send_message(DONE, ctx.worker_report())
+    if ctx.role == "worker":
+        environment.runner.send_message(DONE, ctx.worker_report())
+    else:
+        ctx.recorder.sink.close()
+
+
+def snapshot_run(environment, ctx: RunContext) -> None:
+    """Write run.json for the run as it is now (the web UI's report link)."""
+    if ctx.role == "master":
+        return _write_master_run(environment, ctx)
+    ctx.recorder.flush(wait=True)
+    ctx.recorder.sink.close()
+    ctx.ended_at = datetime.now(timezone.utc)
+    ctx.health.write(ctx.run_dir / "health.parquet")
+    _write_json(ctx.run_dir / "run.json", ctx.run_info(environment))
 
 
 @events.quitting.add_listener

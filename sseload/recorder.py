@@ -26,18 +26,28 @@ Sink = Callable[[list[tuple], EventBuffer], None]
 class ParquetSink:
     """Appends batches as row groups to ``streams.parquet`` and ``events.parquet``."""
 
-    def __init__(self, run_dir: Path, suffix: str = "") -> None:
+    def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        self._streams = pq.ParquetWriter(run_dir / f"streams{suffix}.parquet", STREAMS_SCHEMA, compression="zstd")
-        self._events = pq.ParquetWriter(run_dir / f"events{suffix}.parquet", EVENTS_SCHEMA, compression="zstd")
+        self._streams: pq.ParquetWriter | None = None
+        self._events: pq.ParquetWriter | None = None
+        self._shard = 0
         self.streams_written = 0
         self.events_written = 0
+
+    def _open(self) -> None:
+        """Files open lazily; after close() (a test stopped in the web UI) the next shard starts."""
+        self._shard += 1
+        suffix = "" if self._shard == 1 else f"-{self._shard}"
+        self._streams = pq.ParquetWriter(self.run_dir / f"streams{suffix}.parquet", STREAMS_SCHEMA, compression="zstd")
+        self._events = pq.ParquetWriter(self.run_dir / f"events{suffix}.parquet", EVENTS_SCHEMA, compression="zstd")
 
     def __call__(self, streams: list[tuple], events: EventBuffer) -> None:
         streams_table, events_table = to_tables(streams, events)
         self.write_tables(streams_table, events_table)
 
     def write_tables(self, streams_table: pa.Table, events_table: pa.Table) -> None:
+        if self._streams is None:
+            self._open()
         if streams_table.num_rows:
             self._streams.write_table(streams_table)
         if events_table.num_rows:
@@ -46,8 +56,14 @@ class ParquetSink:
         self.events_written += events_table.num_rows
 
     def close(self) -> None:
+        if self._streams is None:
+            if self._shard == 0:  # nothing was ever written: still leave a valid, empty dataset
+                self._open()
+            else:
+                return
         self._streams.close()
         self._events.close()
+        self._streams = self._events = None
 
 
 def warm_up() -> None:

@@ -66,6 +66,11 @@ class SSEUser(User):
                 record = self.conn.stream(request, self._events, scheduled_ns)
             finally:
                 ctx.active_streams -= 1
+        if ctx.live_enabled:
+            t = self._events.t_ns
+            ttfe = record[F["ttfe_ns"]]
+            ctx.live.add_stream(record[F["outcome"]], ttfe / 1e6 if ttfe >= 0 else None,
+                                [(b - a) / 1e6 for a, b in zip(t, t[1:])], len(t))
         ctx.recorder.add(record, self._events)
         self._report(record)
         if record[F["outcome"]] in ("connect_error", "harness_error"):

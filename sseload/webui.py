@@ -1,0 +1,139 @@
+"""The "SSE streams" tab in Locust's web UI: live TTFE and gap percentiles, active streams,
+events/s, outcomes and cutoffs, and a link to the run's report.
+
+Built on Locust's own extension points: ``extended_tabs``/``extended_tables`` template
+arguments, an ``extended_stats`` entry added to ``/stats/requests``, and, with workers,
+``report_to_master``/``worker_report`` to bring each worker's recent samples to the master.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, deque
+
+import numpy as np
+
+TAB = "sseload"
+WINDOW_S = 10.0
+MAX_SAMPLES = 20_000  # per window and kind: bounded memory whatever the load
+
+
+class LiveStats:
+    """Recent samples (a rolling window) and running totals, for the web UI only."""
+
+    def __init__(self) -> None:
+        self.ttfe = deque(maxlen=MAX_SAMPLES)  # (time s, ms)
+        self.gaps = deque(maxlen=MAX_SAMPLES)
+        self.events = deque()  # (time s, count)
+        self.outcomes: Counter[str] = Counter()
+        self.active = 0
+        self._outbox = {"ttfe": [], "gaps": [], "events": 0, "outcomes": Counter()}
+
+    def add_stream(self, outcome: str, ttfe_ms: float | None, gaps_ms: list[float], n_events: int) -> None:
+        now = time.monotonic()
+        self.outcomes[outcome] += 1
+        self.events.append((now, n_events))
+        if ttfe_ms is not None:
+            self.ttfe.append((now, ttfe_ms))
+        self.gaps.extend((now, g) for g in gaps_ms)
+        box = self._outbox  # what a worker sends the master next
+        box["outcomes"][outcome] += 1
+        box["events"] += n_events
+        if ttfe_ms is not None and len(box["ttfe"]) < 2000:
+            box["ttfe"].append(ttfe_ms)
+        if len(box["gaps"]) < 5000:
+            box["gaps"].extend(gaps_ms[: 5000 - len(box["gaps"])])
+
+    def take_report(self, active: int) -> dict:
+        box, self._outbox = self._outbox, {"ttfe": [], "gaps": [], "events": 0, "outcomes": Counter()}
+        return {"ttfe": box["ttfe"], "gaps": box["gaps"], "events": box["events"],
+                "outcomes": dict(box["outcomes"]), "active": active}
+
+    def merge_report(self, report: dict, worker_active: dict, worker_id: str) -> None:
+        now = time.monotonic()
+        self.ttfe.extend((now, v) for v in report["ttfe"])
+        self.gaps.extend((now, v) for v in report["gaps"])
+        self.events.append((now, report["events"]))
+        self.outcomes.update(report["outcomes"])
+        worker_active[worker_id] = report["active"]
+
+    def rows(self, active: int, report_href: str | None) -> list[dict]:
+        now = time.monotonic()
+        for q in (self.ttfe, self.gaps, self.events):
+            while q and q[0][0] < now - WINDOW_S:
+                q.popleft()
+
+        def pct(q, p) -> str:
+            if not q:
+                return "-"
+            return f"{np.percentile(np.fromiter((v for _, v in q), float, len(q)), p):.1f}"
+
+        total = sum(self.outcomes.values())
+        events_per_s = sum(n for _, n in self.events) / WINDOW_S
+        rows = [
+            ("active streams", str(active)),
+            (f"TTFE p50 / p95 / p99 (ms, last {WINDOW_S:g} s)", " / ".join(pct(self.ttfe, p) for p in (50, 95, 99))),
+            (f"gap p50 / p99 / max (ms, last {WINDOW_S:g} s)", " / ".join(pct(self.gaps, p) for p in (50, 99, 100))),
+            ("events/s (completed streams)", f"{events_per_s:.0f}"),
+            ("streams finished", str(total)),
+            ("cutoffs (gateway limit)", str(self.outcomes.get("cutoff", 0))),
+        ]
+        rows += [(f"outcome: {name}", f"{count} ({count / total:.1%})") for name, count in sorted(self.outcomes.items())]
+        if report_href:
+            rows.append(("report", report_href))
+        return [{"metric": k, "value": v} for k, v in rows]
+
+
+def install(environment, ctx) -> None:
+    """Add the tab to a Locust web UI (local or master process)."""
+    from flask import request, send_file
+
+    web_ui = environment.web_ui
+    if web_ui is None:
+        return
+    web_ui.template_args["extended_tabs"] = [{"title": "SSE streams", "key": TAB}]
+    web_ui.template_args["extended_tables"] = [
+        {"key": TAB, "structure": [{"key": "metric", "title": "Metric"}, {"key": "value", "title": "Value"}]}
+    ]
+    web_ui.template_args["extended_csv_files"] = [{"href": "./sseload/report", "title": "sseload report (HTML)"}]
+    worker_active: dict[str, int] = {}
+
+    def active() -> int:
+        return ctx.active_streams + sum(worker_active.values())
+
+    @web_ui.app.after_request
+    def add_sse_stats(response):
+        if request.path != "/stats/requests" or response.status_code != 200:
+            return response
+        doc = response.get_json(silent=True)
+        if doc is None:
+            return response
+        stopped = environment.runner is not None and environment.runner.state in ("stopped",)
+        href = "./sseload/report" if stopped else None
+        doc["extended_stats"] = [{"key": TAB, "data": ctx.live.rows(active(), href)}]
+        response.set_data(json.dumps(doc))
+        return response
+
+    @web_ui.app.route("/sseload/report")
+    def sseload_report():
+        """Write the run's files as they are now and show its report."""
+        from sseload import report, results
+        from sseload.plugin import snapshot_run
+
+        snapshot_run(environment, ctx)
+        run = results.load(ctx.run_dir)
+        paths = report.write_all(run)
+        return send_file(paths[0].resolve())
+
+    if ctx.role == "master":
+        @environment.events.worker_report.add_listener
+        def on_worker_report(client_id, data, **_kw):
+            if "sseload" in data:
+                ctx.live.merge_report(data["sseload"], worker_active, client_id)
+
+
+def install_worker(environment, ctx) -> None:
+    @environment.events.report_to_master.add_listener
+    def on_report(client_id, data, **_kw):
+        data["sseload"] = ctx.live.take_report(ctx.active_streams)
