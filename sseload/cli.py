@@ -22,6 +22,7 @@ from sseload.scenario import Scenario, ScenarioError, default_scenario
 from sseload.scenario import load as load_scenario
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+SHAPE_LOCUSTFILE = Path(__file__).with_name("locustfile_shape.py")
 
 
 class CliError(Exception):
@@ -118,7 +119,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             host = target.url
             print(f"sseload: reference target at {host}", flush=True)
         stop_timeout = math.ceil(scenario.gateway.limit_s + scenario.stream.grace_s)  # whole seconds
-        common = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--results-dir", str(results_dir),
+        shaped = scenario.load.shape != "constant"
+        locustfile = SHAPE_LOCUSTFILE if shaped else LOCUSTFILE
+        common = [sys.executable, "-m", "locust", "-f", str(locustfile), "--results-dir", str(results_dir),
                   "--run-id", run_id, "--loglevel", args.loglevel]
         if host:
             common += ["-H", host]
@@ -126,8 +129,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             common += ["--scenario", args.scenario]
         if args.insecure:
             common.append("--insecure")
-        cmd = common + ["--headless", "-u", str(users), "-r", str(spawn_rate), "-t", str(run_time),
-                        "--stop-timeout", str(stop_timeout), "--only-summary"]
+        cmd = common + ["--headless", "-t", str(run_time), "--stop-timeout", str(stop_timeout), "--only-summary"]
+        if not shaped:  # a shape sets the user count itself, from the scenario
+            cmd += ["-u", str(users), "-r", str(spawn_rate)]
         if args.csv:
             run_dir.mkdir(parents=True, exist_ok=True)
             cmd += ["--csv", str(run_dir / "locust")]
@@ -170,7 +174,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"sseload: the run recorded nothing (locust exited with {code}); see the output above",
               file=sys.stderr)
         return 3
-    return finish(run_dir, scenario, write_report=not args.no_report, stopped_early=code == 2)
+    result = finish(run_dir, scenario, write_report=not args.no_report, stopped_early=code == 2)
+    if interrupted:  # the report is written, but an interrupted run never passes
+        return 128 + signal.Signals[interrupted].value
+    return result
 
 
 def _free_port() -> int:
@@ -200,7 +207,9 @@ def _mark_partial(run_dir: Path, reason: str) -> None:
     if path.exists():
         info = json.loads(path.read_text())
         info["partial"] = True
-        info["partial_reason"] = info.get("partial_reason") or reason
+        earlier = info.get("partial_reason") or ""
+        generic = earlier.startswith("stopped by a signal")
+        info["partial_reason"] = reason if not earlier or generic else f"{reason}; {earlier}"
         path.write_text(json.dumps(info, indent=2))
 
 

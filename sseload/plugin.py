@@ -437,6 +437,12 @@ def _on_quitting(environment, **_kw) -> None:
     ctx = getattr(environment, CONTEXT_ATTR, None)
     if ctx is None:
         return
+    runner = environment.runner
+    if runner is not None and runner.state in ("spawning", "running"):
+        # On SIGTERM/SIGINT Locust fires `quitting` before it stops the users: stop them first,
+        # so streams still open finish (within --stop-timeout) and are recorded, not dropped.
+        ctx.partial_reason = ctx.partial_reason or "stopped by a signal before the run time ended"
+        runner.stop()
     ctx.ended_at = datetime.now(timezone.utc)
     if ctx.role == "master":
         return _write_master_run(environment, ctx)

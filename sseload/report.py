@@ -35,7 +35,8 @@ def _percentile_rows(summary: dict) -> list[tuple[str, dict]]:
     rows = []
     for label, key in (("TTFE (ms)", "ttfe_ms"), ("TTFB (ms)", "ttfb_ms"), ("gap (ms)", "gap_ms"),
                        ("max gap per stream (ms)", "max_gap_ms"), ("duration, ok streams (ms)", "duration_ms"),
-                       ("headroom to the limit (ms)", "headroom_ms"), ("schedule lag (ms)", "schedule_lag_ms")):
+                       ("headroom to the limit (ms)", "headroom_ms"), ("schedule lag (ms)", "schedule_lag_ms"),
+                       ("TTFE from scheduled start (ms)", "ttfe_from_schedule_ms")):
         if summary.get(key) and summary[key].get("count"):
             rows.append((label, summary[key]))
     return rows

@@ -161,7 +161,9 @@ def summarise(run: Run) -> dict:
         "health": run.info.get("health", {}),
     }
     if "schedule_lag_ms" in s and s["schedule_lag_ms"].notna().any():
+        # open model: latency from when the stream should have started, not when it did
         summary["schedule_lag_ms"] = percentiles(s["schedule_lag_ms"])
+        summary["ttfe_from_schedule_ms"] = percentiles(s["schedule_lag_ms"] + s["ttfe_ms"])
     ev = run.events
     if ev is not None:
         summary["gap_ms"] = percentiles(ev["gap_ms"])

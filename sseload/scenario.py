@@ -87,7 +87,16 @@ class Load:
     users: int = 10
     spawn_rate: float = 10.0
     run_time: str = "10s"
-    wait_s: float = 0.0  # pause between a user's streams
+    wait_s: float = 0.0  # pause between a user's streams (closed model)
+    shape: str = "constant"  # constant, ramp, step, spike, soak (see sseload/shapes.py)
+    start_users: int = 1
+    step_users: int = 10
+    step_s: float = 30.0
+    spike_users: int = 0
+    spike_at_s: float = 0.0
+    spike_s: float = 0.0
+    arrival: str = "closed"  # closed (users loop), constant or poisson (open model: rate_per_s)
+    rate_per_s: float = 0.0
 
 
 @dataclass
@@ -112,6 +121,35 @@ class Scenario:
             return TargetConfig.from_dict(raw, f"{self.source or self.name}: [target]")
         except ConfigError as err:
             raise ScenarioError(str(err)) from None
+
+
+def users_at(load: Load, t_s: float, run_s: float) -> int:
+    """How many users a [load] shape wants ``t_s`` into a run of ``run_s``."""
+    if load.shape == "ramp":
+        frac = min(1.0, t_s / run_s) if run_s > 0 else 1.0
+        return round(load.start_users + (load.users - load.start_users) * frac)
+    if load.shape == "step":
+        steps = int(t_s // load.step_s) if load.step_s > 0 else 0
+        return min(load.users, load.start_users + steps * load.step_users)
+    if load.shape == "spike":
+        spiking = load.spike_at_s <= t_s < load.spike_at_s + load.spike_s
+        return load.users + (load.spike_users if spiking else 0)
+    return load.users  # constant, soak
+
+
+_TIMESPAN = re.compile(r"^(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?$")
+
+
+def parse_seconds(text: str) -> float:
+    """Locust's time spans: ``90``, ``90s``, ``5m``, ``1h30m``."""
+    text = str(text).strip()
+    if text.isdigit():
+        return float(text)
+    match = _TIMESPAN.match(text)
+    if not text or match is None or not any(match.groups()):
+        raise ValueError(f"not a time span: {text!r}")
+    h, m, sec = (int(g or 0) for g in match.groups())
+    return float(h * 3600 + m * 60 + sec)
 
 
 THRESHOLDS = {
@@ -211,6 +249,19 @@ def validate(s: Scenario) -> None:
         raise ScenarioError(f"{where}: [gateway] limit_s must be positive")
     if s.load.users < 1:
         raise ScenarioError(f"{where}: [load] users must be at least 1")
+    if s.load.shape not in ("constant", "ramp", "step", "spike", "soak"):
+        raise ScenarioError(f"{where}: [load] shape = {s.load.shape!r}; use constant, ramp, step, spike or soak")
+    if s.load.arrival not in ("closed", "constant", "poisson"):
+        raise ScenarioError(f"{where}: [load] arrival = {s.load.arrival!r}; use closed, constant or poisson")
+    if s.load.arrival != "closed" and s.load.rate_per_s <= 0:
+        raise ScenarioError(
+            f"{where}: [load] arrival = {s.load.arrival!r} needs rate_per_s > 0 (streams started per second); "
+            "users is then the most streams open at once"
+        )
+    try:
+        parse_seconds(s.load.run_time)
+    except ValueError:
+        raise ScenarioError(f"{where}: [load] run_time = {s.load.run_time!r}; write e.g. 30s, 5m or 1h30m") from None
     if s.stream.max_event_bytes < 1:
         raise ScenarioError(f"{where}: [stream] max_event_bytes must be positive")
     s.target_config()  # validates [target]

@@ -15,6 +15,8 @@ a failure carrying the outcome). The full record goes to the recorder.
 from __future__ import annotations
 
 import itertools
+import random
+import time
 
 import gevent
 from locust import User, task
@@ -43,13 +45,36 @@ class SSEUser(User):
         self.conn = SSEConnection(self.ctx.endpoint, self.ctx.rules, self.ctx.auth, self.ctx.tls,
                                   worker=worker, user=self.user_id)
         self._events = EventBuffer()
+        self._next_arrival_ns = 0
 
     def on_stop(self) -> None:
         self.conn.close()
 
     @task
     def stream_task(self) -> None:
-        self.stream()
+        load = self.ctx.scenario.load
+        if load.arrival == "closed":
+            self.stream()
+            return
+        # Open model: this user's share of the arrival process. A start that comes late because
+        # every user was busy is recorded as schedule lag, not silently shifted (coordinated omission).
+        now = time.time_ns()
+        if self._next_arrival_ns == 0:
+            self._next_arrival_ns = now + int(self._interarrival_s() * 1e9 * random.random())
+        scheduled = self._next_arrival_ns
+        self._next_arrival_ns += int(self._interarrival_s() * 1e9)
+        if scheduled > now:
+            gevent.sleep((scheduled - now) / 1e9)
+        self.stream(scheduled_ns=scheduled)
+
+    def _interarrival_s(self) -> float:
+        load = self.ctx.scenario.load
+        opts = self.environment.parsed_options
+        users = getattr(opts, "num_users", None) or load.users
+        per_user_rate = load.rate_per_s / max(1, users)
+        if load.arrival == "poisson":
+            return random.expovariate(per_user_rate)
+        return 1.0 / per_user_rate
 
     def stream(self, request: PreparedRequest | None = None, scheduled_ns: int = 0) -> tuple:
         """Run one stream and record it; returns the raw record (see records.RAW_FIELDS)."""

@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slow-headers-s", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument("--port-file", type=Path, help="write the bound port here once listening")
+    p.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate chain (PEM)")
+    p.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
     return p
 
 
@@ -114,6 +116,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sseload serve: {err}", file=sys.stderr)
         return 2
     _raise_fd_limit()
+    tls = None
+    if args.tls_cert:
+        import ssl
+
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            tls.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as err:
+            print(f"sseload serve: cannot load --tls-cert/--tls-key: {err}", file=sys.stderr)
+            return 2
     try:
         import uvloop
 
@@ -126,12 +138,12 @@ def main(argv: list[str] | None = None) -> int:
             tmp = args.port_file.with_suffix(".tmp")
             tmp.write_text(str(port))
             tmp.replace(args.port_file)
-        print(f"sseload target listening on http://{host}:{port}", flush=True)
+        print(f"sseload target listening on {'https' if tls else 'http'}://{host}:{port}", flush=True)
 
     async def run() -> None:
         from sseload.target.server import serve
 
-        task = asyncio.ensure_future(serve(cfg, ready))
+        task = asyncio.ensure_future(serve(cfg, ready, tls))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)

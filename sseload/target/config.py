@@ -102,18 +102,21 @@ class TargetConfig:
     def auth_required(self) -> bool:
         return bool(self.tokens or self.aksk or self.app_keys or self.app_codes or self.iam_users)
 
-    def validate(self) -> TargetConfig:
+    def validate(self, where: str = "target settings") -> TargetConfig:
+        def fail(message: str) -> None:
+            raise ConfigError(f"{where}: {message}")
+
         for name, rate in self.faults.items():
             if name not in FAULTS:
-                raise ConfigError(f"unknown fault {name!r}; known faults: {', '.join(FAULTS)}")
-            if not 0.0 <= float(rate) <= 1.0:
-                raise ConfigError(f"fault {name!r} has rate {rate}; a rate is between 0 and 1")
+                fail(f"unknown fault {name!r}; known faults: {', '.join(FAULTS)}")
+            if not isinstance(rate, (int, float)) or not 0.0 <= float(rate) <= 1.0:
+                fail(f"fault {name!r} has rate {rate!r}; a rate is a number between 0 and 1")
         if sum(self.faults.values()) > 1.0 + 1e-9:
-            raise ConfigError("fault rates add up to more than 1; at most one fault applies per stream")
+            fail("fault rates add up to more than 1; at most one fault applies per stream")
         if self.cutoff not in ("cut", "close"):
-            raise ConfigError(f"cutoff {self.cutoff!r} must be 'cut' or 'close'")
+            fail(f"cutoff {self.cutoff!r} must be 'cut' or 'close'")
         if self.events < 0 or self.payload_bytes < 0:
-            raise ConfigError("events and payload_bytes must not be negative")
+            fail("events and payload_bytes must not be negative")
         return self
 
     @classmethod
@@ -128,7 +131,10 @@ class TargetConfig:
         for name in ("ttfe_ms", "gap_ms"):
             if name in values and not isinstance(values[name], Dist):
                 values[name] = Dist.parse(values[name], f"{where}: {name}")
-        return cls(**values).validate()
+        try:
+            return cls(**values).validate(where)
+        except TypeError as err:
+            raise ConfigError(f"{where}: {err}") from None
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -538,12 +538,12 @@ def _abort(conn: Connection, rst: bool = True) -> None:
     transport.abort()
 
 
-async def serve(cfg: TargetConfig, ready=None) -> None:
-    """Serve until cancelled. ``ready(host, port)`` is called once listening."""
+async def serve(cfg: TargetConfig, ready=None, tls=None) -> None:
+    """Serve until cancelled. ``ready(host, port)`` is called once listening; ``tls``: HTTPS."""
     loop = asyncio.get_running_loop()
     state = TargetState(cfg)
     server = await loop.create_server(
-        lambda: Connection(state, loop), cfg.host, cfg.port, backlog=4096, reuse_address=True
+        lambda: Connection(state, loop), cfg.host, cfg.port, backlog=4096, reuse_address=True, ssl=tls
     )
     port = server.sockets[0].getsockname()[1]
     if ready is not None:

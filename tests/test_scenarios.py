@@ -1,0 +1,132 @@
+"""Scenarios: every ready one loads and runs; bad ones are refused with a sentence that helps."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from sseload.scenario import ScenarioError, load, users_at
+from tests.conftest import ROOT, RunResult, sseload_run, write_scenario
+
+READY = sorted((ROOT / "scenarios").glob("*.toml"))
+
+
+def test_there_are_ready_scenarios_and_sseload_scenarios_lists_them_all():
+    assert len(READY) >= 10
+    proc = subprocess.run([sys.executable, "-m", "sseload", "scenarios", "--dir", str(ROOT / "scenarios")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    for path in READY:
+        line = next(ln for ln in proc.stdout.splitlines() if path.name in ln)
+        assert load(path).description in line and "INVALID" not in line
+
+
+@pytest.mark.parametrize("path", READY, ids=[p.stem for p in READY])
+def test_every_ready_scenario_runs_briefly(tmp_path, target, path):
+    env = {}
+    if "template" in path.stem:  # real-endpoint templates: point them at a local target
+        url = target("--events", "3", "--ttfe-ms", "10", "--gap-ms", "5",
+                     env={"SSELOAD_TARGET_AKSK": "AKT:SKT", "SSELOAD_TARGET_IAM_USERS": "u:p"})
+        env = {"SSELOAD_MODELARTS_URL": url + "/v1/infers/x/v1/chat/completions", "SSELOAD_AK": "AKT",
+               "SSELOAD_SK": "SKT", "SSELOAD_IAM_URL": url + "/v3/auth/tokens", "SSELOAD_IAM_USER": "u",
+               "SSELOAD_IAM_PASSWORD": "p", "SSELOAD_IAM_DOMAIN": "d"}
+    import os
+
+    proc = subprocess.run([sys.executable, "-m", "sseload", "run", str(path), "-t", "2s", "-u", "5", "-r", "5",
+                           "--results-dir", str(tmp_path / "r"), "--run-id", "x", "--no-report"],
+                          capture_output=True, text=True, timeout=180, env={**os.environ, **env}, cwd=tmp_path)
+    result = RunResult(proc, tmp_path / "r" / "x")
+    assert result.code in (0, 1), result.stderr[-2000:]  # 1: a threshold may fail in 2 s
+    streams = result.streams
+    assert len(streams) > 0
+    assert (streams["outcome"].isin(["ok", "cancelled"])).all(), streams["outcome"].value_counts()
+
+
+@pytest.mark.parametrize("toml,message", [
+    ("[load]\nusers = 'ten'\n", "users = 'ten' should be a int"),
+    ("[load]\nuser = 10\n", "[load] has no key 'user'; known keys:"),
+    ("[lod]\nusers = 10\n", "unknown top-level key(s) lod"),
+    ("[stream]\ncompletion = 'eof'\n", "use 'close', 'done' (data: [DONE]) or 'event:NAME'"),
+    ("[auth]\nmethod = 'oauth'\n", "use one of none, token, iam, aksk, app_key, app_code"),
+    ("[thresholds]\nttfe_p97_ms = 3\n", "[thresholds] has no 'ttfe_p97_ms'"),
+    ("[load]\nrun_time = 'soon'\n", "write e.g. 30s, 5m or 1h30m"),
+    ("[load]\narrival = 'poisson'\n", "needs rate_per_s > 0"),
+    ("[load]\nshape = 'zigzag'\n", "use constant, ramp, step, spike or soak"),
+    ("[body]\nsize_bytes = 10\njson = {a = 1}\n", "choose one way to make the body"),
+    ("[target]\nfaults = { meltdown = 0.5 }\n", "unknown fault 'meltdown'"),
+    ("[target]\nttfe_ms = 'soonish'\n", "is not a delay"),
+    ("[load\nusers = 1\n", "not valid TOML"),
+])
+def test_invalid_scenarios_name_the_file_field_and_fix(tmp_path, toml, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(ScenarioError) as err:
+        load(path)
+    assert message in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_sseload_run_on_a_bad_scenario_prints_one_sentence_and_exits_2(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[load]\nusers = 0\n")
+    proc = subprocess.run([sys.executable, "-m", "sseload", "run", str(path)], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("sseload:") and "users must be at least 1" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    missing = subprocess.run([sys.executable, "-m", "sseload", "run", "nope.toml"], capture_output=True,
+                             text=True, timeout=60, cwd=tmp_path)
+    assert missing.returncode == 2 and "no such scenario file" in missing.stderr
+
+
+def test_shapes_give_the_user_count_over_time():
+    from sseload.scenario import Load
+
+    ramp = Load(shape="ramp", start_users=10, users=110)
+    assert [users_at(ramp, t, 100) for t in (0, 50, 100)] == [10, 60, 110]
+    step = Load(shape="step", start_users=5, step_users=10, step_s=10, users=30)
+    assert [users_at(step, t, 100) for t in (0, 9.9, 10, 25, 99)] == [5, 5, 15, 25, 30]
+    spike = Load(shape="spike", users=20, spike_users=80, spike_at_s=30, spike_s=10)
+    assert [users_at(spike, t, 100) for t in (29, 30, 39.9, 40)] == [20, 100, 100, 20]
+
+
+def test_a_step_shape_run_follows_the_steps(tmp_path):
+    scenario = {"stream": {"completion": "event:done"},
+                "load": {"shape": "step", "start_users": 2, "step_users": 4, "step_s": 2.0, "users": 10,
+                         "spawn_rate": 50, "run_time": "6s"},
+                "target": {"ttfe_ms": 20, "gap_ms": 10, "events": 5}}
+    result = sseload_run(tmp_path, scenario=scenario)
+    assert result.code == 0, result.stderr[-2000:]
+    users = result.streams.groupby("user").size()
+    assert len(users) == 10  # all steps reached
+
+
+def test_open_model_keeps_the_rate_when_capacity_allows(tmp_path):
+    scenario = {"stream": {"completion": "event:done"},
+                "load": {"arrival": "constant", "rate_per_s": 20.0, "users": 20, "spawn_rate": 100,
+                         "run_time": "4s"},
+                "target": {"ttfe_ms": 20, "gap_ms": 5, "events": 5}}
+    result = sseload_run(tmp_path, scenario=scenario)
+    streams = result.streams
+    assert streams["schedule_lag_ms"].notna().all()
+    assert streams["schedule_lag_ms"].median() < 20
+    assert 50 <= len(streams) <= 100  # about 20/s for 4 s (plus the last in flight)
+
+
+def test_open_model_shows_coordinated_omission_when_overloaded(tmp_path):
+    # 30 streams/s asked of 2 users whose streams take ~0.3 s: at most ~7/s can start on time
+    scenario = {"stream": {"completion": "event:done"},
+                "load": {"arrival": "poisson", "rate_per_s": 30.0, "users": 2, "spawn_rate": 10,
+                         "run_time": "4s"},
+                "target": {"ttfe_ms": 200, "gap_ms": 20, "events": 5}}
+    result = sseload_run(tmp_path, scenario=scenario)
+    streams = result.streams
+    lag = streams["schedule_lag_ms"]
+    assert lag.quantile(0.9) > 500
+    import json
+
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["ttfe_from_schedule_ms"]["p90"] > summary["ttfe_ms"]["p90"] + 400
+    _ = write_scenario

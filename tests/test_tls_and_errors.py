@@ -1,0 +1,120 @@
+"""TLS, signals and bad environments: measured the same, failing clearly, losing nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT, sseload_run, write_scenario
+
+trustme = pytest.importorskip("trustme")
+
+SCENARIO = {"stream": {"completion": "event:done"}, "load": {"users": 3, "spawn_rate": 3, "run_time": "2s"}}
+
+
+@pytest.fixture
+def https_target(tmp_path, target):
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    chain, key, ca_file = tmp_path / "chain.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
+    cert.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    url = target("--tls-cert", str(chain), "--tls-key", str(key), "--ttfe-ms", "30", "--gap-ms", "5",
+                 "--events", "10").replace("http://", "https://")
+    return url, ca_file
+
+
+def test_tls_streams_are_measured_with_the_ca_bundle(tmp_path, https_target):
+    url, ca_file = https_target
+    scenario = {**SCENARIO, "stream": {"completion": "event:done", "ca_bundle": str(ca_file)}}
+    result = sseload_run(tmp_path, "-H", url, scenario=scenario)
+    assert result.code == 0, result.stderr[-2000:]
+    streams = result.streams
+    assert set(streams["outcome"]) == {"ok"} and (streams["events"] == 11).all()
+    assert result.events["lateness_ms"].notna().all() is not None
+    assert result.info["insecure_tls"] is False
+
+
+def test_an_untrusted_certificate_is_a_clear_connect_error(tmp_path, https_target):
+    url, _ = https_target
+    result = sseload_run(tmp_path, "-H", url, scenario=SCENARIO)
+    streams = result.streams
+    assert set(streams["outcome"]) == {"connect_error"}
+    assert streams["error"].str.contains("not trusted").all()
+    assert streams["error"].str.contains("ca_bundle or use --insecure").all()
+
+
+def test_insecure_switch_works_and_the_report_says_so(tmp_path, https_target):
+    url, _ = https_target
+    result = sseload_run(tmp_path, "-H", url, "--insecure", scenario=SCENARIO)
+    assert set(result.streams["outcome"]) == {"ok"}
+    assert result.info["insecure_tls"] is True
+    assert "OFF (--insecure)" in (result.run_dir / "report.html").read_text()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_mid_run_flushes_every_stream_marks_partial_and_reports(tmp_path, sig):
+    path = write_scenario(tmp_path / "s.toml", {"stream": {"completion": "event:done"},
+                                                "load": {"users": 5, "spawn_rate": 5, "run_time": "60s"},
+                                                "target": {"ttfe_ms": 20, "gap_ms": 10, "events": 20}})
+    proc = subprocess.Popen([sys.executable, "-m", "sseload", "run", str(path), "--results-dir",
+                             str(tmp_path / "r"), "--run-id", "sig"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=dict(os.environ))
+    time.sleep(5)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=90)
+    run_dir = tmp_path / "r" / "sig"
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["partial"] is True and signal.Signals(sig).name in info["partial_reason"]
+    assert info["streams_started"] == info["streams_recorded"] > 0
+    assert (run_dir / "report.html").exists()
+    assert "Traceback" not in err
+
+
+def test_a_results_directory_that_cannot_be_written_fails_before_load(tmp_path):
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("x")
+    result = sseload_run(tmp_path, "--results-dir", str(blocked), scenario=SCENARIO)
+    assert result.code == 2
+    assert "cannot write results to" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_target_answering_html_is_a_protocol_error_not_a_crash(tmp_path, target):
+    url = target("--fault", "wrong_content_type=1")
+    result = sseload_run(tmp_path, "-H", url, scenario=SCENARIO)
+    assert set(result.streams["outcome"]) == {"protocol_error"}
+
+
+def test_dns_failure_is_named(tmp_path):
+    result = sseload_run(tmp_path, "-H", "http://no-such-host.invalid:8080", scenario=SCENARIO)
+    assert result.code == 2
+    assert "cannot resolve host 'no-such-host.invalid'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_crash_in_a_custom_locustfile_is_recorded_not_lost(tmp_path, target):
+    url = target("--events", "3", "--ttfe-ms", "5", "--gap-ms", "5")
+    lf = tmp_path / "buggy.py"
+    lf.write_text(
+        "from sseload.user import SSEUser\n"
+        "class Buggy(SSEUser):\n"
+        "    def on_start(self):\n"
+        "        super().on_start()\n"
+        "        self.conn.on_body = lambda body: 1 / 0\n"
+    )
+    proc = subprocess.run([sys.executable, "-m", "locust", "-f", str(lf), "--headless", "-u", "1", "-t", "2s",
+                           "-H", url, "--results-dir", str(tmp_path / "r"), "--run-id", "bug", "--stop-timeout", "5"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    import pandas as pd
+
+    streams = pd.read_parquet(tmp_path / "r" / "bug" / "streams.parquet")
+    assert len(streams) > 0 and set(streams["outcome"]) == {"harness_error"}
+    assert streams["error"].str.contains("ZeroDivisionError").all()
+    _ = (ROOT, proc)
