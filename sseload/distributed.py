@@ -41,6 +41,7 @@ class WorkerSink:
         self._outbox: deque[dict] = deque()
         self.streams_sent = 0
         self.events_sent = 0
+        _ipc(pa.table({"x": [1]}))  # pay Arrow IPC's first-use cost now, not on the writer thread mid-run
 
     def __call__(self, streams: list[tuple], events: EventBuffer) -> None:
         streams_table, events_table = to_tables(streams, events)

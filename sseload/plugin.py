@@ -7,6 +7,7 @@ locustfile that uses :class:`sseload.user.SSEUser` records streams, whether it i
 
 from __future__ import annotations
 
+import functools
 import gc
 import inspect
 import json
@@ -282,6 +283,16 @@ def _add_options(parser) -> None:
                        help="do not verify TLS certificates (the report says so)")
 
 
+def _memoise_default_args() -> None:
+    """Locust's worker, on every spawn message of a ramp, calls default_args_dict() once per
+    option inside a comprehension, and each call builds a whole argparse parser: measured as
+    50-100 ms stalls of every open stream. The answer never changes within a process."""
+    from locust import argument_parser
+
+    if not hasattr(argument_parser.default_args_dict, "cache_info"):
+        argument_parser.default_args_dict = functools.lru_cache(maxsize=1)(argument_parser.default_args_dict)
+
+
 def _write_master_run(environment, ctx: RunContext) -> None:
     collector = ctx.collector
     collector.sink.close()
@@ -338,6 +349,7 @@ def _on_init(environment, **_kw) -> None:
     if role == "worker":
         ctx.live_enabled = True
         webui.install_worker(environment, ctx)
+        _memoise_default_args()
     elif web_ui is not None:
         ctx.live_enabled = True
         webui.install(environment, ctx)
