@@ -108,6 +108,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_id = args.run_id or new_run_id(scenario.name)
     results_dir = Path(args.results_dir)
     run_dir = results_dir / run_id
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CliError(f"cannot write results to {run_dir} ({err.strerror}); "
+                       "pick another --results-dir or free some space") from None
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     host = args.host
@@ -132,9 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         cmd = common + ["--headless", "-t", str(run_time), "--stop-timeout", str(stop_timeout), "--only-summary"]
         if not shaped:  # a shape sets the user count itself, from the scenario
             cmd += ["-u", str(users), "-r", str(spawn_rate)]
-        if args.csv:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            cmd += ["--csv", str(run_dir / "locust")]
+        cmd += ["--csv", str(run_dir / "locust")]  # Locust's own stats, next to ours
         workers: list[subprocess.Popen] = []
         if args.workers:
             port = _free_port()
@@ -350,7 +353,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
     run.add_argument("--workers", type=int, default=0,
                      help="Locust worker processes on this machine (one master collects their records)")
-    run.add_argument("--csv", action="store_true", help="also write Locust's CSV stats into the run")
     run.add_argument("--no-report", action="store_true", help="skip report.html / summary files")
     run.add_argument("--loglevel", default="WARNING")
     run.set_defaults(func=cmd_run)

@@ -26,7 +26,7 @@ from gevent import GreenletExit
 from gevent.event import Event
 
 from sseload.auth.apig import payload_sha256
-from sseload.auth.schemes import Authenticator, redact
+from sseload.auth.schemes import Authenticator
 from sseload.gateway import AUTH_CODES, CUTOFF_CODES, THROTTLE_CODES, error_code_of
 from sseload.reactor import reactor
 from sseload.records import EventBuffer
@@ -513,4 +513,4 @@ class _Deadline:
         return False
 
 
-__all__ = ["Endpoint", "PreparedRequest", "SSEConnection", "StreamRules", "redact"]
+__all__ = ["DeadlineExceeded", "Endpoint", "PreparedRequest", "SSEConnection", "StreamRules"]

@@ -15,7 +15,6 @@ hold decrypted bytes that epoll cannot see.
 from __future__ import annotations
 
 import select
-import socket
 import time
 
 
@@ -93,4 +92,4 @@ def reactor() -> Reactor:
     return _reactor
 
 
-__all__ = ["Reactor", "reactor", "socket"]
+__all__ = ["Reactor", "reactor"]
