@@ -7,6 +7,7 @@ every stream's read timestamps suffer too. CPU comes from the process's own time
 from __future__ import annotations
 
 import time
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ CPU_LIMIT_PERCENT = 90.0
 class HealthMonitor:
     def __init__(self, interval_s: float = 0.05) -> None:
         self.interval_s = interval_s
-        self.lag_ns: list[int] = []
+        self.lag_ns = array("q")  # 8 bytes a sample: a soak keeps them all
         self.seconds: list[tuple] = []  # (wall s, cpu %, active streams, lag max ms)
         self._greenlet = None
 
@@ -54,7 +55,7 @@ class HealthMonitor:
             self._greenlet = None
 
     def summary(self) -> dict:
-        lag = np.asarray(self.lag_ns, dtype=np.float64) / 1e6
+        lag = np.frombuffer(self.lag_ns, dtype=np.int64).astype(np.float64) / 1e6
         cpu = np.asarray([s[1] for s in self.seconds], dtype=np.float64)
         out = {
             "loop_lag_p50_ms": float(np.percentile(lag, 50)) if lag.size else None,

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -70,3 +71,45 @@ def test_sse_tab_shows_live_numbers_and_then_the_report(locust_ui):
         html = response.read().decode()
     assert "sseload report" in html and "<img" in html
     assert (run_dir / "streams.parquet").exists() and (run_dir / "run.json").exists()
+
+
+def test_the_web_ui_never_shows_a_secret(tmp_path, target):
+    secret = "Sk-5ecret-in-the-ui-0007"
+    url = target("--events", "5", "--ttfe-ms", "10", "--gap-ms", "5", env={"SSELOAD_TARGET_AKSK": f"AKUI:{secret}"})
+    scenario = tmp_path / "aksk.toml"
+    scenario.write_text('[auth]\nmethod = "aksk"\n[stream]\ncompletion = "event:done"\n')
+    port = free_port()
+    env = {**__import__("os").environ, "SSELOAD_AK": "AKUI", "SSELOAD_SK": secret}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"), "-H", url, "--scenario",
+         str(scenario), "--web-host", "127.0.0.1", "--web-port", str(port), "--autostart", "-u", "3", "-r", "3",
+         "-t", "4s", "--results-dir", str(tmp_path / "res"), "--run-id", "s", "--loglevel", "DEBUG"],
+        stdout=open(tmp_path / "locust.log", "w"), stderr=subprocess.STDOUT, text=True, env=env,
+    )  # a file, not a pipe: DEBUG logs would fill an unread pipe and block Locust
+    base = f"http://127.0.0.1:{port}"
+    pages = []
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(base + "/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        time.sleep(6)  # run and stop (-t 4s)
+        for path in ("/", "/stats/requests", "/stats/report", "/sseload/report", "/logs"):
+            try:
+                with urllib.request.urlopen(base + path, timeout=60) as response:
+                    pages.append(response.read().decode("utf-8", "replace"))
+            except urllib.error.HTTPError as err:
+                pages.append(err.read().decode("utf-8", "replace"))
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    out = (tmp_path / "locust.log").read_text()
+    assert any("sseload report" in p for p in pages)
+    assert not [p[:80] for p in pages if secret in p]
+    assert secret not in out
+    for path in (tmp_path / "res").rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path.name
