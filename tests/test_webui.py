@@ -22,6 +22,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_http(base: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(base + "/", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"{base} did not answer within {seconds} s")
+
+
 @pytest.fixture
 def locust_ui(tmp_path, target):
     url = target("--ttfe-ms", "50", "--gap-ms", "10", "--events", "20")
@@ -33,13 +44,7 @@ def locust_ui(tmp_path, target):
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(base + "/", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
+    wait_for_http(base)
     yield base, tmp_path / "res" / "ui"
     proc.terminate()
     proc.wait(30)
@@ -89,13 +94,7 @@ def test_the_web_ui_never_shows_a_secret(tmp_path, target):
     base = f"http://127.0.0.1:{port}"
     pages = []
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(base + "/", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_for_http(base)
         time.sleep(6)  # run and stop (-t 4s)
         for path in ("/", "/stats/requests", "/stats/report", "/sseload/report", "/logs"):
             try:
