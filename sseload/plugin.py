@@ -440,8 +440,22 @@ def snapshot_run(environment, ctx: RunContext) -> None:
     ctx.recorder.flush(wait=True)
     ctx.recorder.sink.close()
     ctx.ended_at = datetime.now(timezone.utc)
+    _write_local_run(environment, ctx)
+
+
+def _write_local_run(environment, ctx: RunContext) -> dict:
+    """health.parquet and run.json of a standalone run; partial when anything was not recorded."""
+    rec = ctx.recorder
+    if rec.write_error is not None:
+        ctx.partial_reason = ctx.partial_reason or f"writing results failed: {rec.write_error}"
+    if ctx.streams_started != rec.streams_recorded:
+        ctx.partial_reason = ctx.partial_reason or (
+            f"{ctx.streams_started - rec.streams_recorded} streams started but not recorded"
+        )
     ctx.health.write(ctx.run_dir / "health.parquet")
-    _write_json(ctx.run_dir / "run.json", ctx.run_info(environment))
+    info = ctx.run_info(environment)
+    _write_json(ctx.run_dir / "run.json", info)
+    return info
 
 
 @events.quitting.add_listener
@@ -469,17 +483,6 @@ def _on_quitting(environment, **_kw) -> None:
         return
     ctx.health.stop()
     ctx.recorder.close()
-    if ctx.recorder.write_error is not None:
-        ctx.partial_reason = ctx.partial_reason or f"writing results failed: {ctx.recorder.write_error}"
-    if ctx.streams_started != ctx.recorder.streams_recorded:
-        ctx.partial_reason = ctx.partial_reason or (
-            f"{ctx.streams_started - ctx.recorder.streams_recorded} streams started but not recorded"
-        )
-    reason = os.environ.get("SSELOAD_STOP_REASON")
-    if reason and not ctx.partial_reason:
-        ctx.partial_reason = reason
-    ctx.health.write(ctx.run_dir / "health.parquet")
-    info = ctx.run_info(environment)
-    _write_json(ctx.run_dir / "run.json", info)
+    info = _write_local_run(environment, ctx)
     log.info("sseload: %d streams, %d events recorded in %s", info["streams_recorded"],
              info["events_recorded"], ctx.run_dir)

@@ -195,7 +195,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         if self.stream is not None:
-            self.stream.stop()
+            self.stream.finish_quietly()  # the client went away
         self.transport = None
 
     # httptools callbacks
@@ -460,10 +460,6 @@ class Stream:
         if self.conn.stream is self:
             self.conn.stream = None
 
-    def stop(self) -> None:
-        """The client went away."""
-        self.finish_quietly()
-
     def on_limit(self) -> None:
         """The gateway's limit: 504 before headers, else cut (or close) the stream."""
         conn = self.conn
@@ -487,7 +483,7 @@ class Stream:
     # mid-stream faults: return True when the stream must not go on as usual
     def _reset(self) -> bool:
         self.finish_quietly()
-        _abort(self.conn, rst=True)
+        _abort(self.conn)
         return True
 
     def _stall(self) -> bool:
@@ -524,17 +520,17 @@ _MID_STREAM_FAULTS = {
 }
 
 
-def _abort(conn: Connection, rst: bool = True) -> None:
+def _abort(conn: Connection) -> None:
+    """Drop the connection with a RST (SO_LINGER 0), as a gateway cutting a stream does."""
     transport = conn.transport
     if transport is None:
         return
-    if rst:
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            except OSError:
-                pass
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
     transport.abort()
 
 
