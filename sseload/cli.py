@@ -59,6 +59,24 @@ def _embedded_credentials(scenario: Scenario, env: dict[str, str]) -> None:
         env.setdefault("SSELOAD_TARGET_IAM_USERS", f"{get(auth.iam_user_env)}:{get(auth.iam_password_env)}")
 
 
+def _die_with_parent() -> None:
+    """In a child, before exec: get SIGTERM if sseload itself dies (even by SIGKILL)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+# Children (target, master, workers) get their own session: Ctrl-C in a terminal reaches only
+# sseload, which forwards one signal to the master. Were the signal sent to the whole group,
+# workers would stop on their own while the master stops them too (Locust then raises in
+# every user), the target would die under streams still finishing, and the master would get
+# the signal twice and could be interrupted while writing. Nor may they outlive sseload.
+_CHILD = {"start_new_session": True, "preexec_fn": _die_with_parent if sys.platform == "linux" else None}
+
+
 class EmbeddedTarget:
     def __init__(self, scenario: Scenario, env: dict[str, str], workdir: Path) -> None:
         cfg = scenario.target_config()
@@ -70,8 +88,7 @@ class EmbeddedTarget:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sseload.target", "--config", str(config_path), "--port", "0",
              "--port-file", str(port_file)],
-            env=env, stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C stops the load first; we stop the target after
+            env=env, stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT, **_CHILD,
         )
         deadline = time.monotonic() + 15
         while not port_file.exists():
@@ -144,16 +161,26 @@ def cmd_run(args: argparse.Namespace) -> int:
             cmd += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
                     "--expect-workers", str(args.workers)]
             workers = [subprocess.Popen(common + ["--worker", "--master-host", "127.0.0.1",
-                                                  "--master-port", str(port)], env=env)
+                                                  "--master-port", str(port)], env=env, **_CHILD)
                        for _ in range(args.workers)]
         interrupted = None
-        proc = subprocess.Popen(cmd, env=env)
+        signals_seen = 0
+        proc = subprocess.Popen(cmd, env=env, **_CHILD)
 
         def forward(signum, _frame):
-            nonlocal interrupted
-            interrupted = signal.Signals(signum).name
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM if signum == signal.SIGTERM else signal.SIGINT)
+            nonlocal interrupted, signals_seen
+            signals_seen += 1
+            if signals_seen == 1:
+                interrupted = signal.Signals(signum).name
+                print("sseload: stopping: open streams may finish, then results are written "
+                      "(Ctrl-C twice more abandons the run)", file=sys.stderr, flush=True)
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM if signum == signal.SIGTERM else signal.SIGINT)
+            elif signals_seen >= 3:
+                print("sseload: abandoning the run; results may be incomplete", file=sys.stderr, flush=True)
+                for child in [proc, *workers]:
+                    if child.poll() is None:
+                        child.kill()
 
         old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
         try:

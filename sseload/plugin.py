@@ -405,11 +405,15 @@ def _on_test_stopping(environment, **_kw) -> None:
     for client_id in pending:
         runner.server.send_to_client(Message("stop", None, client_id))
     deadline = time.monotonic() + environment.stop_timeout + 10
-    while time.monotonic() < deadline:
-        live = {c.id for c in runner.clients.all if c.state != "missing"}
-        if not (live & pending) - set(ctx.collector.reports):
-            return
-        gevent.sleep(0.1)
+    try:
+        while time.monotonic() < deadline:
+            live = {c.id for c in runner.clients.all if c.state != "missing"}
+            if not (live & pending) - set(ctx.collector.reports):
+                return
+            gevent.sleep(0.1)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop waiting, but still close the files
+        log.error("sseload: interrupted again; not waiting for the workers' last batches")
+        return
     log.error("sseload: some workers did not report within the stop timeout")
 
 

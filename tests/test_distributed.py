@@ -11,6 +11,7 @@ import time
 
 import pandas as pd
 import psutil
+import pytest
 
 from tests.conftest import sseload_run, write_scenario
 
@@ -32,6 +33,23 @@ def consistent(run_dir) -> pd.DataFrame:
     return streams
 
 
+def start_run(tmp_path, run_time: str, users: int, workers: int, run_id: str, **popen) -> subprocess.Popen:
+    """`sseload run --workers N` in the background, with output captured as text."""
+    scenario = dict(SCENARIO, load={"users": users, "spawn_rate": users, "run_time": run_time})
+    path = write_scenario(tmp_path / f"{run_id}.toml", scenario)
+    return subprocess.Popen([sys.executable, "-m", "sseload", "run", str(path), "--workers", str(workers),
+                             "--results-dir", str(tmp_path / "results"), "--run-id", run_id],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env=dict(os.environ), **popen)
+
+
+def wait_for_first_batch(run_dir, timeout_s: float = 60) -> None:
+    """The master writes its first batch once workers stream."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not list(run_dir.glob("streams*.parquet")):
+        time.sleep(0.2)
+
+
 def test_two_workers_lose_no_stream(tmp_path):
     result = sseload_run(tmp_path, "--workers", "2", scenario=SCENARIO)
     assert result.code == 0, result.stderr[-3000:]
@@ -45,13 +63,8 @@ def test_two_workers_lose_no_stream(tmp_path):
 
 
 def test_a_worker_killed_mid_run_leaves_a_consistent_dataset_marked_partial(tmp_path):
-    scenario = dict(SCENARIO, load={"users": 10, "spawn_rate": 10, "run_time": "8s"})
-    path = write_scenario(tmp_path / "s.toml", scenario)
     run_dir = tmp_path / "results" / "k"
-    proc = subprocess.Popen([sys.executable, "-m", "sseload", "run", str(path), "--workers", "2",
-                             "--results-dir", str(tmp_path / "results"), "--run-id", "k"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                            env=dict(os.environ))
+    proc = start_run(tmp_path, "8s", 10, 2, "k")
     victim = None
     deadline = time.monotonic() + 30
     while victim is None and time.monotonic() < deadline:
@@ -72,3 +85,40 @@ def test_a_worker_killed_mid_run_leaves_a_consistent_dataset_marked_partial(tmp_
     assert "worker" in info["partial_reason"]
     streams = consistent(run_dir)
     assert len(streams) > 0 and info["streams_recorded"] == len(streams)
+
+
+@pytest.mark.parametrize("sig, whole_group", [(signal.SIGTERM, False), (signal.SIGINT, True)])
+def test_a_signal_mid_run_with_workers_flushes_every_stream_marks_partial_and_reports(tmp_path, sig, whole_group):
+    """SIGTERM to `sseload run` (a supervisor stopping it), or SIGINT to the whole process group
+    (Ctrl-C in a terminal: master and workers get it too)."""
+    run_dir = tmp_path / "results" / "sig"
+    proc = start_run(tmp_path, "60s", 10, 2, "sig", start_new_session=True)
+    wait_for_first_batch(run_dir)
+    time.sleep(1.0)
+    if whole_group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, err[-3000:]
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["partial"] is True and signal.Signals(sig).name in info["partial_reason"]
+    streams = consistent(run_dir)
+    assert info["streams_started"] == info["streams_recorded"] == len(streams) > 0
+    assert set(streams["worker"]) == {0, 1}
+    assert (run_dir / "report.html").exists()
+    assert "Traceback" not in err
+
+
+def test_nothing_sseload_started_outlives_it(tmp_path):
+    """Even when sseload itself is killed outright, its target, master and workers go too."""
+    proc = start_run(tmp_path, "60s", 4, 1, "orphan")
+    wait_for_first_batch(tmp_path / "results" / "orphan")
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert len(children) >= 3  # target, master, worker
+    proc.kill()
+    proc.wait()
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    for orphan in alive:  # never leave them running, even when the test fails
+        orphan.kill()
+    assert not alive, [p.cmdline() for p in alive]
