@@ -3,8 +3,10 @@
     python bench/soak_bench.py                     # 1000 streams, 10 minutes
     python bench/soak_bench.py --users 200 --minutes 2
 
-Prints harness RSS every 30 s, RSS growth after warm-up (the first 2 minutes, or a fifth of a
-short run), and streams started against streams recorded.
+Prints harness RSS every 15 s; RSS growth after warm-up (the first 2 minutes, or a fifth of a
+short run) as the median of the last minute's samples against the first steady minute's (single
+samples swing by several MiB with batch buffers), with the least-squares slope in MiB per
+minute; and streams started against streams recorded.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 import psutil
+
+from sseload import results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +31,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=1000)
     ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--every", type=float, default=30.0, help="seconds between RSS samples")
+    ap.add_argument("--every", type=float, default=15.0, help="seconds between RSS samples")
     args = ap.parse_args()
     run_s = int(args.minutes * 60)
     with tempfile.TemporaryDirectory(prefix="sseload-soak-") as tmp:
@@ -62,15 +66,23 @@ def main() -> None:
             print(f"{minute:7.1f}{rss:17.1f}{trss:16.1f}", flush=True)
         output = proc.stdout.read()
         info = json.loads((Path(tmp) / "soak" / "run.json").read_text())
-        streams = pd.read_parquet(Path(tmp) / "soak" / "streams.parquet")
+        streams = results.load(Path(tmp) / "soak", events=False).streams  # every shard
     warm = min(2.0, args.minutes / 5)
-    steady = [rss for minute, rss in samples if minute >= warm and minute <= args.minutes]
-    growth = (steady[-1] - steady[0]) / steady[0] if len(steady) >= 2 else float("nan")
+    steady = [(minute, rss) for minute, rss in samples if warm <= minute <= args.minutes]
     print()
-    print(f"RSS after warm-up ({warm:g} min): {steady[0] if steady else float('nan'):.1f} MiB -> "
-          f"{steady[-1] if steady else float('nan'):.1f} MiB ({growth:+.1%})")
+    if len(steady) >= 4:
+        t = np.array([m for m, _ in steady])
+        r = np.array([x for _, x in steady])
+        first = float(np.median(r[t < t[0] + 1.0]))
+        last = float(np.median(r[t > t[-1] - 1.0]))
+        slope = float(np.polyfit(t, r, 1)[0])
+        print(f"RSS after warm-up ({warm:g} min), median of the first and last steady minute: "
+              f"{first:.1f} -> {last:.1f} MiB ({(last - first) / first:+.1%}); slope {slope:+.2f} MiB/min; "
+              f"single samples {r.min():.1f}-{r.max():.1f} MiB")
+    else:
+        print("too few samples after warm-up to judge growth; run longer")
     print(f"streams started {info['streams_started']}, recorded {info['streams_recorded']} "
-          f"(lost: {info['streams_started'] - info['streams_recorded']}); rows in streams.parquet: {len(streams)}")
+          f"(lost: {info['streams_started'] - info['streams_recorded']}); rows in the streams shards: {len(streams)}")
     print(f"events recorded: {info['events_recorded']}; outcomes: {info['outcomes']}")
     print(output.strip().splitlines()[-1] if output.strip() else "")
 

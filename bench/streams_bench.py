@@ -2,6 +2,7 @@
 
     python bench/streams_bench.py                       # users 250 500 1000 2000, 20 s each
     python bench/streams_bench.py --users 250 1000 --clients sseload fast --seconds 15
+    python bench/streams_bench.py --clients sseload --users 2000 4000 --gap-ms 100   # open streams, not event rate
 
 Workload (issue 7): streams of 50 events, 200 ms to the first event, 20 ms gaps, loopback.
 The reference target runs pinned to CPU 1 and the harness (one Locust process) to CPU 0, so
@@ -28,10 +29,12 @@ import numpy as np
 import pandas as pd
 import psutil
 
+from sseload import results
+
 ROOT = Path(__file__).resolve().parents[1]
 NAIVE = ROOT / "bench" / "naive_locustfile.py"
 SSELOAD = ROOT / "sseload" / "locustfile.py"
-WORKLOAD = ["--ttfe-ms", "200", "--gap-ms", "20", "--events", "50", "--payload-bytes", "64"]
+WORKLOAD = {"--ttfe-ms": "200", "--gap-ms": "20", "--events": "50", "--payload-bytes": "64"}
 
 
 def pinned(cmd: list[str], cpu: int | None) -> list[str]:
@@ -40,11 +43,11 @@ def pinned(cmd: list[str], cpu: int | None) -> list[str]:
     return ["taskset", "-c", str(cpu), *cmd]
 
 
-def start_target(tmp: Path, cpu: int | None) -> tuple[subprocess.Popen, str]:
+def start_target(tmp: Path, cpu: int | None, workload: dict) -> tuple[subprocess.Popen, str]:
     port_file = tmp / "port"
     proc = subprocess.Popen(
         pinned([sys.executable, "-m", "sseload.target", "--port", "0", "--port-file", str(port_file),
-                *WORKLOAD], cpu),
+                *[x for kv in workload.items() for x in kv]], cpu),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     while not port_file.exists():
@@ -58,10 +61,10 @@ def target_stats(url: str, reset: bool = False) -> dict:
         return json.loads(response.read())
 
 
-def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple) -> dict:
+def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple, workload: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="sseload-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        target, url = start_target(tmp, cpus[1])
+        target, url = start_target(tmp, cpus[1], workload)
         env = dict(os.environ)
         if client == "sseload":
             locustfile = SSELOAD
@@ -91,8 +94,8 @@ def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple)
         target.wait()
         window = (wall0 * 1e9, wall1 * 1e9)
         if client == "sseload":
-            streams = pd.read_parquet(tmp / "run" / "streams.parquet")
-            events = pd.read_parquet(tmp / "run" / "events.parquet")
+            run = results.load(tmp / "run")  # every shard
+            streams, events = run.streams, run.events
             start = events["stream_id"].map(streams.set_index("stream_id")["start_ns"])
             recv = start.to_numpy() + events["t_ms"].to_numpy() * 1e6
             late = events["lateness_ms"].to_numpy()
@@ -120,6 +123,7 @@ def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple)
             "ttfe_err_p50": pct(fk, 50), "ttfe_err_p99": pct(fk, 99),
             "late_p50": pct(lk, 50), "late_p99": pct(lk, 99), "late_p999": pct(lk, 99.9),
             "target_cpu_pct": tstats["cpu_percent"], "target_late_p99": tstats["lateness_ms"]["p99"],
+            "target_us_per_event": 1e6 * tstats["cpu_s"] / max(1, tstats["events_sent"]),
             "launch_s": round(wall0 - t_launch, 1),
         }
 
@@ -132,16 +136,17 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="measured window per point")
     ap.add_argument("--ramp", type=float, default=4.0, help="seconds to spawn all users")
     ap.add_argument("--no-pin", action="store_true", help="do not pin harness and target to CPUs 0 and 1")
+    ap.add_argument("--gap-ms", type=float, default=20.0, help="gap between events (issue 7's workload: 20)")
     ap.add_argument("--csv", help="also write the table here")
     args = ap.parse_args()
     cpus = (None, None) if args.no_pin else (0, 1)
     rows = []
     cols = ["client", "users", "streams_s", "events_s", "cpu_pct", "us_per_event", "ttfe_err_p50",
-            "ttfe_err_p99", "late_p50", "late_p99", "late_p999", "target_cpu_pct", "target_late_p99"]
+            "ttfe_err_p99", "late_p50", "late_p99", "late_p999", "target_cpu_pct", "target_late_p99", "target_us_per_event"]
     print("times in ms; cpu_pct of one core; us_per_event is harness CPU per event received", flush=True)
     for users in args.users:
         for client in args.clients:
-            row = run_one(client, users, args.seconds, args.ramp, cpus)
+            row = run_one(client, users, args.seconds, args.ramp, cpus, dict(WORKLOAD, **{"--gap-ms": f"{args.gap_ms:g}"}))
             rows.append(row)
             print(pd.DataFrame([row])[cols].round(2).to_string(index=False, header=len(rows) == 1), flush=True)
     table = pd.DataFrame(rows)[cols]

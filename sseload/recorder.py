@@ -26,19 +26,35 @@ Sink = Callable[[list[tuple], EventBuffer], None]
 
 
 class ParquetSink:
-    """Appends batches as row groups to ``streams.parquet`` and ``events.parquet``."""
+    """Writes batches to ``streams.parquet`` and ``events.parquet`` (then ``-2``, ``-3``, ... shards).
+
+    Batches arrive every second or so; each would be a row group of its own, and a Parquet
+    writer keeps every row group's metadata in memory until the file closes (measured: 24 KiB
+    per row group, so a 10-minute soak grew 12 MiB that way alone). So small batches are
+    coalesced into row groups of at least ``ROW_GROUP_EVENTS`` events (or ``ROW_GROUP_STREAMS``
+    streams), and a file that reaches ``ROW_GROUPS_PER_SHARD`` row groups is closed and the next
+    shard begun: memory stays flat however long the run, and readers get sensible row groups.
+    """
+
+    ROW_GROUP_EVENTS = 131_072
+    ROW_GROUP_STREAMS = 16_384
+    ROW_GROUPS_PER_SHARD = 128
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self._streams: pq.ParquetWriter | None = None
         self._events: pq.ParquetWriter | None = None
         self._shard = 0
-        self.streams_written = 0
+        self._row_groups = 0
+        self._pending: list[tuple[pa.Table, pa.Table]] = []
+        self._pending_streams = self._pending_events = 0
+        self.streams_written = 0  # accepted; on disk once close() returns
         self.events_written = 0
 
     def _open(self) -> None:
         """Files open lazily; after close() (a test stopped in the web UI) the next shard starts."""
         self._shard += 1
+        self._row_groups = 0
         suffix = "" if self._shard == 1 else f"-{self._shard}"
         self._streams = pq.ParquetWriter(self.run_dir / f"streams{suffix}.parquet", STREAMS_SCHEMA, compression="zstd")
         self._events = pq.ParquetWriter(self.run_dir / f"events{suffix}.parquet", EVENTS_SCHEMA, compression="zstd")
@@ -50,12 +66,30 @@ class ParquetSink:
     def write_tables(self, streams_table: pa.Table, events_table: pa.Table) -> None:
         if self._streams is None:
             self._open()
+        self._pending.append((streams_table, events_table))
+        self._pending_streams += streams_table.num_rows
+        self._pending_events += events_table.num_rows
+        self.streams_written += streams_table.num_rows
+        self.events_written += events_table.num_rows
+        if self._pending_events >= self.ROW_GROUP_EVENTS or self._pending_streams >= self.ROW_GROUP_STREAMS:
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        if self._row_groups >= self.ROW_GROUPS_PER_SHARD:
+            self._streams.close()
+            self._events.close()
+            self._open()
+        streams_table = pa.concat_tables([s for s, _ in self._pending])
+        events_table = pa.concat_tables([e for _, e in self._pending])
+        self._pending.clear()
+        self._pending_streams = self._pending_events = 0
         if streams_table.num_rows:
             self._streams.write_table(streams_table)
         if events_table.num_rows:
             self._events.write_table(events_table)
-        self.streams_written += streams_table.num_rows
-        self.events_written += events_table.num_rows
+        self._row_groups += 1
 
     def close(self) -> None:
         if self._streams is None:
@@ -63,6 +97,7 @@ class ParquetSink:
                 self._open()
             else:
                 return
+        self._write_pending()
         self._streams.close()
         self._events.close()
         self._streams = self._events = None

@@ -42,8 +42,14 @@ class Run:
         return float(self.info.get("scenario", {}).get("gateway", {}).get("limit_s", 40.0))
 
 
+def _shard_number(path: Path) -> int:
+    """streams.parquet is shard 1, streams-2.parquet shard 2, ... (so -10 sorts after -9)."""
+    tail = path.stem.rpartition("-")[2]
+    return int(tail) if tail.isdigit() else 1
+
+
 def _read(run_dir: Path, stem: str, columns: list[str] | None = None) -> pd.DataFrame | None:
-    shards = sorted(run_dir.glob(f"{stem}*.parquet"))
+    shards = sorted(run_dir.glob(f"{stem}*.parquet"), key=_shard_number)
     if not shards:
         return None
     frames = [pq.read_table(p, columns=columns).to_pandas() for p in shards]

@@ -110,3 +110,29 @@ def test_a_batch_the_sink_cannot_write_is_kept_as_json_lines(tmp_path):
     assert isinstance(rec.write_error, OSError)
     kept = (tmp_path / "streams-unwritten.jsonl").read_text()
     assert '"stream_id": 42' in kept
+
+
+def test_the_sink_coalesces_small_batches_and_rotates_shards_without_losing_a_row(tmp_path):
+    import pyarrow.parquet as pq
+
+    from sseload.results import _read
+
+    sink = ParquetSink(tmp_path)
+    sink.ROW_GROUP_EVENTS, sink.ROW_GROUP_STREAMS, sink.ROW_GROUPS_PER_SHARD = 6, 1000, 2
+    stream_id = 0
+    for _batch in range(44):  # 44 batches of 2 streams with 2 events each
+        streams, ev = [], EventBuffer()
+        for _ in range(2):
+            stream_id += 1
+            streams.append(raw(stream_id=stream_id, events=2, t0_perf_ns=0))
+            ev.t_ns.extend([1_000, 2_000])
+            ev.size.extend([10, 10])
+            ev.server_ns.extend([0, 0])
+        sink(streams, ev)
+    sink.close()
+    shards = sorted(tmp_path.glob("events*.parquet"))
+    assert len(shards) == 11  # 44 batches -> 22 row groups of 8 events -> 11 shards of 2
+    assert all(pq.ParquetFile(p).metadata.num_row_groups <= 2 for p in shards)
+    streams_df, events_df = _read(tmp_path, "streams"), _read(tmp_path, "events")
+    assert list(streams_df["stream_id"]) == list(range(1, 89))  # every row, -10 after -9
+    assert len(events_df) == 176 and events_df.groupby("stream_id").size().eq(2).all()
