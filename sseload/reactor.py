@@ -12,8 +12,9 @@ stream instead of once per event.
 two epoll_wait calls and two greenlet switches per wake-up.)
 
 Read timeouts are checked by a watchdog every ``WATCHDOG_S``; the stream deadline stays a
-gevent Timeout in the user's greenlet. TLS connections do not come here: an SSL socket can
-hold decrypted bytes that the poller cannot see.
+gevent Timeout in the user's greenlet. TLS streams come here too: the client keeps TLS in
+memory buffers over a plain socket and decrypts each raw read whole, so no decrypted bytes
+wait where the poller cannot see them.
 """
 
 from __future__ import annotations

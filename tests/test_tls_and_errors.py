@@ -38,8 +38,24 @@ def test_tls_streams_are_measured_with_the_ca_bundle(tmp_path, https_target):
     assert result.code == 0, result.stderr[-2000:]
     streams = result.streams
     assert set(streams["outcome"]) == {"ok"} and (streams["events"] == 11).all()
-    assert result.events["lateness_ms"].notna().all() is not None
+    assert streams["reused"].any()  # keep-alive works over TLS too
+    assert abs(streams["ttfe_ms"].median() - 30) < 5  # the target's --ttfe-ms 30
+    assert (streams["response_bytes"] > 11 * 60).all()  # decrypted bytes are counted
+    events = result.events
+    data_events = events[events["seq"] < 10]  # the closing `event: done` carries no send time
+    assert data_events["lateness_ms"].notna().all()  # the target's truth, read from decrypted data
+    assert events["lateness_ms"].isna().sum() == len(streams)
     assert result.info["insecure_tls"] is False
+
+
+def test_a_tls_stream_cut_mid_way_is_a_reset_with_its_events_kept(tmp_path, https_target):
+    url, ca_file = https_target
+    scenario = {**SCENARIO, "stream": {"completion": "event:done", "ca_bundle": str(ca_file)},
+                "request": {"headers": {"X-Sseload-Fault": "reset"}}}
+    result = sseload_run(tmp_path, "-H", url, scenario=scenario)
+    streams = result.streams
+    assert set(streams["outcome"]) == {"reset"}, streams["error"].unique()
+    assert (streams["events"] == 5).all()  # the events before the cut (the fault strikes at n/2)
 
 
 def test_an_untrusted_certificate_is_a_clear_connect_error(tmp_path, https_target):
