@@ -3,6 +3,7 @@
     python bench/streams_bench.py                       # users 250 500 1000 2000, 20 s each
     python bench/streams_bench.py --users 250 1000 --clients sseload fast --seconds 15
     python bench/streams_bench.py --clients sseload --users 2000 4000 --gap-ms 100   # open streams, not event rate
+    python bench/streams_bench.py --clients sseload --users 250 500 --tls     # HTTPS, throwaway CA
 
 Workload (issue 7): streams of 50 events, 200 ms to the first event, 20 ms gaps, loopback.
 The reference target runs pinned to CPU 1 and the harness (one Locust process) to CPU 0, so
@@ -43,32 +44,54 @@ def pinned(cmd: list[str], cpu: int | None) -> list[str]:
     return ["taskset", "-c", str(cpu), *cmd]
 
 
-def start_target(tmp: Path, cpu: int | None, workload: dict) -> tuple[subprocess.Popen, str]:
+def throwaway_ca(tmp: Path) -> tuple[list[str], Path]:
+    """--tls: the target's flags for a certificate from a throwaway CA, and the CA file."""
+    import trustme  # the test extra
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    chain, key, ca_file = tmp / "chain.pem", tmp / "key.pem", tmp / "ca.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
+    cert.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    return ["--tls-cert", str(chain), "--tls-key", str(key)], ca_file
+
+
+def start_target(tmp: Path, cpu: int | None, workload: dict, tls_flags: list[str]) -> tuple[subprocess.Popen, str]:
     port_file = tmp / "port"
     proc = subprocess.Popen(
         pinned([sys.executable, "-m", "sseload.target", "--port", "0", "--port-file", str(port_file),
-                *[x for kv in workload.items() for x in kv]], cpu),
+                *[x for kv in workload.items() for x in kv], *tls_flags], cpu),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     while not port_file.exists():
         time.sleep(0.05)
-    return proc, f"http://127.0.0.1:{port_file.read_text()}"
+    return proc, f"{'https' if tls_flags else 'http'}://127.0.0.1:{port_file.read_text()}"
 
 
-def target_stats(url: str, reset: bool = False) -> dict:
+def target_stats(url: str, reset: bool = False, ca_file: Path | None = None) -> dict:
+    import ssl
+
     req = urllib.request.Request(url + "/_sseload/stats", method="POST" if reset else "GET", data=b"" if reset else None)
-    with urllib.request.urlopen(req, timeout=10) as response:
+    context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
+    with urllib.request.urlopen(req, timeout=10, context=context) as response:
         return json.loads(response.read())
 
 
-def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple, workload: dict) -> dict:
+def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple, workload: dict,
+            tls: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="sseload-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        target, url = start_target(tmp, cpus[1], workload)
+        tls_flags, ca_file = throwaway_ca(tmp) if tls else ([], None)
+        target, url = start_target(tmp, cpus[1], workload, tls_flags)
         env = dict(os.environ)
         if client == "sseload":
             locustfile = SSELOAD
             extra = ["--results-dir", str(tmp), "--run-id", "run"]
+            if ca_file:
+                scenario = tmp / "tls.toml"
+                scenario.write_text(f'name = "tls"\n[stream]\ncompletion = "event:done"\nca_bundle = "{ca_file}"\n')
+                extra += ["--scenario", str(scenario)]
         else:
             locustfile = NAIVE
             env["NAIVE_KIND"] = client
@@ -84,11 +107,11 @@ def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple,
         t_launch = time.time()
         time.sleep(2.0)
         time.sleep(ramp_s + 1.0)
-        target_stats(url, reset=True)
+        target_stats(url, reset=True, ca_file=ca_file)
         cpu0, wall0 = sum(ps.cpu_times()[:2]), time.time()
         time.sleep(seconds)
         cpu1, wall1 = sum(ps.cpu_times()[:2]), time.time()
-        tstats = target_stats(url)
+        tstats = target_stats(url, ca_file=ca_file)
         _, stderr = proc.communicate(timeout=120)
         target.terminate()
         target.wait()
@@ -137,8 +160,12 @@ def main() -> None:
     ap.add_argument("--ramp", type=float, default=4.0, help="seconds to spawn all users")
     ap.add_argument("--no-pin", action="store_true", help="do not pin harness and target to CPUs 0 and 1")
     ap.add_argument("--gap-ms", type=float, default=20.0, help="gap between events (issue 7's workload: 20)")
+    ap.add_argument("--tls", action="store_true",
+                    help="HTTPS with a throwaway CA (sseload only; needs trustme)")
     ap.add_argument("--csv", help="also write the table here")
     args = ap.parse_args()
+    if args.tls and set(args.clients) != {"sseload"}:
+        ap.error("--tls measures sseload only (the naive users have no CA setting here): --clients sseload")
     cpus = (None, None) if args.no_pin else (0, 1)
     rows = []
     cols = ["client", "users", "streams_s", "events_s", "cpu_pct", "us_per_event", "ttfe_err_p50",
@@ -146,7 +173,8 @@ def main() -> None:
     print("times in ms; cpu_pct of one core; us_per_event is harness CPU per event received", flush=True)
     for users in args.users:
         for client in args.clients:
-            row = run_one(client, users, args.seconds, args.ramp, cpus, dict(WORKLOAD, **{"--gap-ms": f"{args.gap_ms:g}"}))
+            row = run_one(client, users, args.seconds, args.ramp, cpus, dict(WORKLOAD, **{"--gap-ms": f"{args.gap_ms:g}"}),
+                          tls=args.tls)
             rows.append(row)
             print(pd.DataFrame([row])[cols].round(2).to_string(index=False, header=len(rows) == 1), flush=True)
     table = pd.DataFrame(rows)[cols]
