@@ -136,3 +136,26 @@ def test_the_sink_coalesces_small_batches_and_rotates_shards_without_losing_a_ro
     streams_df, events_df = _read(tmp_path, "streams"), _read(tmp_path, "events")
     assert list(streams_df["stream_id"]) == list(range(1, 89))  # every row, -10 after -9
     assert len(events_df) == 176 and events_df.groupby("stream_id").size().eq(2).all()
+
+
+def test_batches_are_written_by_a_nice_thread_and_the_last_one_by_the_caller(tmp_path):
+    import os
+    import threading
+
+    from sseload.recorder import WRITER_NICE
+
+    seen = []
+
+    def sink(streams, events):
+        tid = threading.get_native_id()
+        seen.append((tid, os.getpriority(os.PRIO_PROCESS, tid)))
+
+    rec = Recorder(sink)
+    rec.add(raw(stream_id=1), EventBuffer())
+    rec.flush()  # during the run: the writer thread
+    rec.add(raw(stream_id=2), EventBuffer())
+    rec.flush(wait=True)  # the run's end: waits for the thread, then writes here
+    rec.close()
+    me = threading.get_native_id()
+    assert seen[0][0] != me and seen[0][1] == WRITER_NICE
+    assert seen[1] == (me, os.getpriority(os.PRIO_PROCESS, me))
