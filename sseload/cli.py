@@ -59,14 +59,21 @@ def _embedded_credentials(scenario: Scenario, env: dict[str, str]) -> None:
         env.setdefault("SSELOAD_TARGET_IAM_USERS", f"{get(auth.iam_user_env)}:{get(auth.iam_password_env)}")
 
 
-def _die_with_parent() -> None:
-    """In a child, before exec: get SIGTERM if sseload itself dies (even by SIGKILL)."""
-    try:
-        import ctypes
+def _child_setup() -> None:
+    """In a child, before exec: Ctrl-C's default action back, and SIGTERM if sseload dies.
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    A process started in the background by a non-interactive shell (CI scripts, `cmd &`)
+    inherits SIGINT ignored; Locust would then ignore the SIGINT sseload forwards and run on to
+    its full run time. PR_SET_PDEATHSIG: the child gets SIGTERM when sseload dies, even by
+    SIGKILL (Linux)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if sys.platform == "linux":
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
 
 
 # Children (target, master, workers) get their own session: Ctrl-C in a terminal reaches only
@@ -74,7 +81,7 @@ def _die_with_parent() -> None:
 # workers would stop on their own while the master stops them too (Locust then raises in
 # every user), the target would die under streams still finishing, and the master would get
 # the signal twice and could be interrupted while writing. Nor may they outlive sseload.
-_CHILD = {"start_new_session": True, "preexec_fn": _die_with_parent if sys.platform == "linux" else None}
+_CHILD = {"start_new_session": True, "preexec_fn": _child_setup}
 
 
 class EmbeddedTarget:

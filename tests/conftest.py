@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -94,3 +95,16 @@ def target(tmp_path):
     for proc in procs:
         proc.terminate()
         proc.wait(5)
+
+
+def as_if_started_in_the_background() -> None:
+    """preexec_fn: SIGINT ignored, as a non-interactive shell leaves it for `cmd &` (CI scripts)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def stopped_early(info: dict, run_time_s: float) -> bool:
+    """The run ended well before its run time: the signal stopped it, not the clock."""
+    from datetime import datetime
+
+    took = datetime.fromisoformat(info["ended_at"]) - datetime.fromisoformat(info["started_at"])
+    return took.total_seconds() < run_time_s / 2

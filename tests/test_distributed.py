@@ -13,7 +13,12 @@ import pandas as pd
 import psutil
 import pytest
 
-from tests.conftest import sseload_run, write_scenario
+from tests.conftest import (
+    as_if_started_in_the_background,
+    sseload_run,
+    stopped_early,
+    write_scenario,
+)
 
 SCENARIO = {
     "stream": {"completion": "event:done", "grace_s": 1.0},
@@ -92,7 +97,8 @@ def test_a_signal_mid_run_with_workers_flushes_every_stream_marks_partial_and_re
     """SIGTERM to `sseload run` (a supervisor stopping it), or SIGINT to the whole process group
     (Ctrl-C in a terminal: master and workers get it too)."""
     run_dir = tmp_path / "results" / "sig"
-    proc = start_run(tmp_path, "60s", 10, 2, "sig", start_new_session=True)
+    proc = start_run(tmp_path, "60s", 10, 2, "sig", start_new_session=True,
+                     preexec_fn=as_if_started_in_the_background)
     wait_for_first_batch(run_dir)
     time.sleep(1.0)
     if whole_group:
@@ -103,6 +109,7 @@ def test_a_signal_mid_run_with_workers_flushes_every_stream_marks_partial_and_re
     assert proc.returncode == 128 + sig, err[-3000:]
     info = json.loads((run_dir / "run.json").read_text())
     assert info["partial"] is True and signal.Signals(sig).name in info["partial_reason"]
+    assert stopped_early(info, 60)
     streams = consistent(run_dir)
     assert info["streams_started"] == info["streams_recorded"] == len(streams) > 0
     assert set(streams["worker"]) == {0, 1}

@@ -11,7 +11,13 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, sseload_run, write_scenario
+from tests.conftest import (
+    ROOT,
+    as_if_started_in_the_background,
+    sseload_run,
+    stopped_early,
+    write_scenario,
+)
 
 trustme = pytest.importorskip("trustme")
 
@@ -82,13 +88,15 @@ def test_a_signal_mid_run_flushes_every_stream_marks_partial_and_reports(tmp_pat
                                                 "target": {"ttfe_ms": 20, "gap_ms": 10, "events": 20}})
     proc = subprocess.Popen([sys.executable, "-m", "sseload", "run", str(path), "--results-dir",
                              str(tmp_path / "r"), "--run-id", "sig"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=dict(os.environ))
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=dict(os.environ),
+                            preexec_fn=as_if_started_in_the_background)
     time.sleep(5)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=90)
     run_dir = tmp_path / "r" / "sig"
     info = json.loads((run_dir / "run.json").read_text())
     assert info["partial"] is True and signal.Signals(sig).name in info["partial_reason"]
+    assert stopped_early(info, 60)
     assert info["streams_started"] == info["streams_recorded"] > 0
     assert (run_dir / "report.html").exists()
     assert "Traceback" not in err
