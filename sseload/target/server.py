@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import heapq
+import itertools
 import json
 import random
 import socket
@@ -163,15 +165,63 @@ class TargetState:
         self.wall0 = time.monotonic()
 
 
+class Pacer:
+    """Every stream's next event in one heap, served by one loop timer.
+
+    A timer per event (``loop.call_at``) cost the target a timer handle, two libuv heap
+    operations and a callback dispatch per event: about a tenth of its CPU at 40,000 events/s.
+    Here the heap holds (due, order, stream, token) and one timer wakes for the earliest entry;
+    each wake-up sends every event that is due, so events due in the same millisecond share
+    it. Each event still carries its own ``t_send_ns``, taken as it is written. A stream that
+    ends early is not searched for: its entries no longer match its token and are skipped.
+    """
+
+    __slots__ = ("loop", "heap", "order", "timer", "timer_due")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.heap: list[tuple] = []
+        self.order = itertools.count()
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_due = float("inf")
+
+    def at(self, due: float, stream: Stream, token: int) -> None:
+        """Call ``stream.tick()`` at loop time ``due`` unless ``stream.token`` has moved on."""
+        heapq.heappush(self.heap, (due, next(self.order), stream, token))
+        if due < self.timer_due:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer_due = due
+            self.timer = self.loop.call_at(due, self._run)
+
+    def _run(self) -> None:
+        self.timer = None
+        self.timer_due = float("-inf")  # while sending, at() only pushes; one timer is armed below
+        heap, pop = self.heap, heapq.heappop
+        # loop.time() moves in whole milliseconds and call_at rounds to them: what is due
+        # within half of one is due now (as a timer of its own would have fired now, too)
+        horizon = self.loop.time() + 0.0005
+        while heap and heap[0][0] <= horizon:
+            _, _, stream, token = pop(heap)
+            if stream.token == token and not stream.done:
+                stream.tick()
+        if heap:
+            self.timer_due = due = heap[0][0]
+            self.timer = self.loop.call_at(due, self._run)
+        else:
+            self.timer_due = float("inf")
+
+
 class Connection(asyncio.Protocol):
     __slots__ = (
-        "state", "loop", "transport", "parser", "url", "headers", "body", "body_len",
+        "state", "loop", "pacer", "transport", "parser", "url", "headers", "body", "body_len",
         "too_large", "stream", "_name",
     )
 
-    def __init__(self, state: TargetState, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, state: TargetState, loop: asyncio.AbstractEventLoop, pacer: Pacer) -> None:
         self.state = state
         self.loop = loop
+        self.pacer = pacer
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.stream: Stream | None = None
@@ -295,7 +345,7 @@ class Stream:
 
     __slots__ = (
         "conn", "state", "loop", "openai", "fault", "model", "t0", "offsets", "i", "n",
-        "shift", "timer", "limit_timer", "headers_sent", "done", "gzip", "chunk_id",
+        "shift", "timer", "token", "limit_timer", "headers_sent", "done", "gzip", "chunk_id",
         "fault_at", "split_at",
     )
 
@@ -319,7 +369,8 @@ class Stream:
         self.n = cfg.events
         self.i = 0
         self.shift = 0.0
-        self.timer = None
+        self.timer = None  # slow_headers only; events go through the connection's pacer
+        self.token = 0  # the pacer's entry for this stream is valid while it matches
         self.limit_timer = None
         self.headers_sent = False
         self.done = False
@@ -368,7 +419,8 @@ class Stream:
 
     def schedule(self) -> None:
         if self.i < self.n:
-            self.timer = self.loop.call_at(self.t0 + self.offsets[self.i] + self.shift, self.tick)
+            self.token += 1
+            self.conn.pacer.at(self.t0 + self.offsets[self.i] + self.shift, self, self.token)
         else:
             self.finish()
 
@@ -454,6 +506,7 @@ class Stream:
         if self.done:
             return
         self.done = True
+        self.token += 1  # whatever the pacer holds for this stream is void
         self.state.streams_active -= 1
         for timer in (self.timer, self.limit_timer):
             if timer is not None:
@@ -539,6 +592,7 @@ async def serve(cfg: TargetConfig, ready=None, tls=None) -> None:
     """Serve until cancelled. ``ready(host, port)`` is called once listening; ``tls``: HTTPS."""
     loop = asyncio.get_running_loop()
     state = TargetState(cfg)
+    pacer = Pacer(loop)
     # Start-up objects out of the collector's sight, young collections rarer: with thousands
     # of open streams, full collections stalled every stream (schedule lateness p99 81 ms at
     # 4,000 streams; 6-11 ms with this).
@@ -546,7 +600,7 @@ async def serve(cfg: TargetConfig, ready=None, tls=None) -> None:
     gc.freeze()
     gc.set_threshold(50_000, 50, 1000)
     server = await loop.create_server(
-        lambda: Connection(state, loop), cfg.host, cfg.port, backlog=4096, reuse_address=True, ssl=tls
+        lambda: Connection(state, loop, pacer), cfg.host, cfg.port, backlog=4096, reuse_address=True, ssl=tls
     )
     port = server.sockets[0].getsockname()[1]
     if ready is not None:
