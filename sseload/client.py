@@ -14,6 +14,7 @@ past 1024 fds; gevent's threaded resolver starves under load, so addresses resol
 from __future__ import annotations
 
 import itertools
+import os
 import socket
 import ssl
 import time
@@ -370,7 +371,6 @@ class SSEConnection:
 
     def _read_in_reactor(self) -> None:
         self._read_error = None
-        self._raw_recv = self.sock._sock.recv  # gevent's underlying non-blocking socket
         self._fd = fd = self.sock.fileno()
         done = self._done
         done.clear()
@@ -383,16 +383,12 @@ class SSEConnection:
         if self._read_error is not None:
             raise self._read_error
 
-    def on_readable(self) -> None:
-        """Called by the reactor: one recv, its timestamp, then the parse."""
-        try:
-            data = self._raw_recv(RECV_BYTES)
-        except BlockingIOError:
-            return
-        except OSError as err:
-            self._read_error = err
+    def on_read(self, t_ns: int, data: bytes, err: int) -> None:
+        """Called by the reactor for each read, in order, with the time it returned: parse it."""
+        if err:
+            self._read_error = OSError(err, os.strerror(err))  # e.g. ConnectionResetError
             return self._end_read()
-        self._t_read = perf_ns()
+        self._t_read = t_ns
         if not data:
             return self._end_read()
         try:

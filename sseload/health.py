@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sseload.reactor import reader_info
+
 LAG_P99_LIMIT_MS = 5.0
 CPU_LIMIT_PERCENT = 90.0
 
@@ -72,6 +74,7 @@ class HealthMonitor:
             reasons.append(f"harness CPU reached {out['cpu_max_percent']:.0f}% > {CPU_LIMIT_PERCENT:g}%")
         out["skewed"] = bool(reasons)
         out["skew_reasons"] = reasons
+        out.update(reader_info())
         return out
 
     def write(self, path: Path, worker: int = 0) -> None:

@@ -249,6 +249,7 @@ def _merge_health(summaries: list[dict]) -> dict:
     merged = {key: worst(key) for key in ("loop_lag_p50_ms", "loop_lag_p99_ms", "loop_lag_max_ms",
                                           "cpu_mean_percent", "cpu_max_percent")}
     merged["samples"] = sum(s.get("samples", 0) for s in summaries)
+    merged["reader"] = ",".join(sorted({s.get("reader", "?") for s in summaries}))
     merged["skew_reasons"] = [f"worker {i}: {r}" for i, s in enumerate(summaries) for r in s.get("skew_reasons", [])]
     merged["skewed"] = bool(merged["skew_reasons"])
     return merged

@@ -1,31 +1,70 @@
-"""Reading every open stream of a process straight from the event loop's callbacks.
+"""Reading every open stream of a process: one reader, timestamps taken as reads return.
 
-Reading each stream in its own greenlet costs, per read: a failed recv (an exception), a
-switch to the hub and back, and a Timeout armed and disarmed for the socket's read timeout.
-Profiled at 250 streams, that machinery was over half of the harness's CPU. Here each open
-stream has one libev read watcher whose callback runs in the hub itself: the loop's single
-epoll_wait reports every readable socket, and each callback does recv, timestamp, parse, with
-no greenlet switch and no exception per read. A user's greenlet sleeps on an Event once per
-stream instead of once per event.
+Two readers share one interface (``add(conn, fd)``, ``remove(fd)``, ``len()``); a connection
+gets ``conn.on_read(t_ns, data, err)`` for every read, in order, with the time the read
+returned (perf_counter_ns's clock), and parses it then.
 
-(An earlier version kept its own epoll descriptor and woke one reader greenlet through it:
-two epoll_wait calls and two greenlet switches per wake-up.)
+``NativeReactor`` (the default where ``sseload._reader`` was built): a native thread, never
+holding the GIL, waits in epoll_wait, calls recv and takes the time the moment each returns;
+the event loop drains the reads in batches (woken through an eventfd) and parses them. The
+timestamp no longer waits for the loop: a busy loop makes parsing late, not the measurement,
+and one wake-up of the loop serves every read that came meanwhile.
+
+``Reactor`` (pure Python; ``SSELOAD_READER=python``, or where the extension is missing): a
+libev read watcher per open stream whose callback, in the hub, does recv, timestamp, parse.
+(Reading each stream in its own greenlet cost, per read, a failed recv, a hub switch and a
+Timeout armed and disarmed: over half of the harness's CPU at 250 streams.)
 
 Read timeouts are checked by a watchdog every ``WATCHDOG_S``; the stream deadline stays a
 gevent Timeout in the user's greenlet. TLS streams come here too: the client keeps TLS in
-memory buffers over a plain socket and decrypts each raw read whole, so no decrypted bytes
-wait where the poller cannot see them.
+memory buffers over a plain socket and decrypts each raw read whole.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
 
 WATCHDOG_S = 0.25
+DRAIN_HOLDOFF_S = 0.001  # native reader: the loop drains at most this often (timestamps are already taken)
 _READ = 1  # libev EV_READ
+RECV_BYTES = 65536
+
+try:
+    from sseload import _reader
+except ImportError:  # not built (no compiler, not Linux): the Python reader serves
+    _reader = None
 
 
-class Reactor:
+class _Watchdog:
+    """Read timeouts for whichever reader: a stream silent for read_timeout_ns is told so."""
+
+    def _start_watchdog(self) -> None:
+        import gevent
+
+        self._watchdog = gevent.spawn(self._watch_forever)
+
+    def _open_connections(self):
+        raise NotImplementedError
+
+    def _watch_forever(self) -> None:
+        import gevent
+
+        perf_ns = time.perf_counter_ns
+        while True:
+            gevent.sleep(WATCHDOG_S)
+            now = perf_ns()
+            for conn in list(self._open_connections()):
+                if now - conn._t_read > conn.read_timeout_ns:
+                    conn.on_read_timeout()
+
+
+class Reactor(_Watchdog):
+    """Pure Python: a libev read watcher per stream; the callback reads, timestamps, parses."""
+
+    kind = "python"
+
     def __init__(self) -> None:
         import gevent
 
@@ -36,15 +75,28 @@ class Reactor:
     def __len__(self) -> int:
         return len(self._conns)
 
+    def _open_connections(self):
+        return [conn for conn, _watcher in self._conns.values()]
+
     def add(self, conn, fd: int) -> None:
-        """Call ``conn.on_readable()`` from the hub whenever ``fd`` has bytes (or EOF)."""
         watcher = self._loop.io(fd, _READ)
         self._conns[fd] = (conn, watcher)
-        watcher.start(conn.on_readable)
-        if self._watchdog is None:
-            import gevent
+        recv = conn.sock._sock.recv  # gevent's underlying non-blocking socket
+        perf_ns = time.perf_counter_ns
+        on_read = conn.on_read
 
-            self._watchdog = gevent.spawn(self._watch_forever)
+        def on_readable() -> None:
+            try:
+                data = recv(RECV_BYTES)
+            except BlockingIOError:
+                return
+            except OSError as err:
+                return on_read(perf_ns(), b"", err.errno or -1)
+            on_read(perf_ns(), data, 0)
+
+        watcher.start(on_readable)
+        if self._watchdog is None:
+            self._start_watchdog()
 
     def remove(self, fd: int) -> None:
         entry = self._conns.pop(fd, None)
@@ -53,26 +105,90 @@ class Reactor:
             watcher.stop()
             watcher.close()
 
-    def _watch_forever(self) -> None:
+
+class NativeReactor(_Watchdog):
+    """A native thread reads and timestamps; the loop drains batches and parses them."""
+
+    kind = "native"
+
+    def __init__(self) -> None:
         import gevent
 
-        perf_ns = time.perf_counter_ns
-        while True:
-            gevent.sleep(WATCHDOG_S)
-            now = perf_ns()
-            for conn, _watcher in list(self._conns.values()):
-                if now - conn._t_read > conn.read_timeout_ns:
-                    conn.on_read_timeout()
+        self._reader = _reader.Reader()
+        self._conns: dict[int, object] = {}  # token -> connection
+        self._tokens: dict[int, int] = {}  # fd -> token of the stream reading it
+        self._next_token = itertools.count(1)
+        self._watchdog = None
+        # The eventfd is readable while reads wait: drain them from the hub, no greenlet switch.
+        # After a drain the loop waits DRAIN_HOLDOFF_S before the next, so under load one
+        # wake-up serves the reads of a millisecond instead of one read or two.
+        loop = gevent.get_hub().loop
+        self._wakeup = loop.io(self._reader.fileno(), _READ)
+        self._holdoff = loop.timer(DRAIN_HOLDOFF_S)
+        self._wakeup.start(self._on_wakeup)
+
+    def _on_wakeup(self) -> None:
+        self._wakeup.stop()
+        self._drain()
+        self._holdoff.start(self._after_holdoff)
+
+    def _after_holdoff(self) -> None:
+        self._wakeup.start(self._on_wakeup)
+
+    def __len__(self) -> int:
+        return len(self._conns)
+
+    def _open_connections(self):
+        return self._conns.values()
+
+    def add(self, conn, fd: int) -> None:
+        token = next(self._next_token)
+        self._conns[token] = conn
+        self._tokens[fd] = token
+        self._reader.add(fd, token)
+        if self._watchdog is None:
+            self._start_watchdog()
+
+    def remove(self, fd: int) -> None:
+        """After this returns the reader thread no longer touches ``fd``: it may be closed."""
+        token = self._tokens.pop(fd, None)
+        if token is not None:
+            self._reader.remove(fd)
+            del self._conns[token]
+
+    def _drain(self) -> None:
+        conns = self._conns
+        for token, t_ns, data, err in self._reader.drain():
+            conn = conns.get(token)
+            if conn is not None:  # else the stream ended (or was removed) before this read
+                conn.on_read(t_ns, data, err)
+
+    def stats(self) -> dict:
+        return self._reader.stats()
 
 
-_reactor: Reactor | None = None
+_reactor: Reactor | NativeReactor | None = None
 
 
-def reactor() -> Reactor:
+def reader_kind() -> str:
+    """Which reader this process uses: "native" unless SSELOAD_READER=python or not built."""
+    wanted = os.environ.get("SSELOAD_READER", "native")
+    return "native" if wanted != "python" and _reader is not None else "python"
+
+
+def reader_info() -> dict:
+    """For run.json: which reader read the streams, and (native) its reads and wake-ups."""
+    info = {"reader": reader_kind()}
+    if isinstance(_reactor, NativeReactor):
+        info.update({f"reader_{k}": v for k, v in _reactor.stats().items()})
+    return info
+
+
+def reactor() -> Reactor | NativeReactor:
     global _reactor
     if _reactor is None:
-        _reactor = Reactor()
+        _reactor = NativeReactor() if reader_kind() == "native" else Reactor()
     return _reactor
 
 
-__all__ = ["Reactor", "reactor"]
+__all__ = ["NativeReactor", "Reactor", "reactor", "reader_info", "reader_kind"]

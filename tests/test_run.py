@@ -80,3 +80,23 @@ def test_no_host_for_plain_locust_says_what_to_do(tmp_path):
     assert proc.returncode == 2
     assert "give -H/--host" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("reader", ["native", "python"])
+def test_both_readers_record_every_stream_and_say_which_read_them(tmp_path, reader):
+    if reader == "native":
+        pytest.importorskip("sseload._reader", reason="the native reader was not built")
+    scenario = {"name": "readers", "target": {"faults": {"reset": 0.3}}}
+    result = sseload_run(tmp_path, "-t", "2s", "-u", "6", "-r", "6", scenario=scenario,
+                         env={"SSELOAD_READER": reader})
+    assert result.code in (0, 1), result.stderr
+    streams, info = result.streams, result.info
+    assert info["streams_started"] == len(streams)
+    assert set(streams["outcome"]) == {"ok", "reset"}
+    ok = streams[streams["outcome"] == "ok"]
+    assert (ok["events"] == 51).all() and abs(ok["ttfe_ms"].median() - 200.0) < 5.0
+    reset = streams[streams["outcome"] == "reset"]
+    assert (reset["events"] > 0).all()  # the events before the reset are kept
+    assert info["health"]["reader"] == reader
+    if reader == "native":
+        assert info["health"]["reader_reads"] >= len(result.events)

@@ -1,0 +1,367 @@
+/* sseload._reader: the read side of every open stream, on one OS thread that never takes the GIL.
+ *
+ * Why: in Python, a read's timestamp is only as good as the event loop's promptness, and at
+ * high load the loop is busy parsing the reads before it. Here a native thread waits in
+ * epoll_wait, and for each readable socket does recv() and takes the time (CLOCK_MONOTONIC,
+ * the clock of time.perf_counter_ns) right after it returns, into memory of its own. Python
+ * later drains the reads in batches and parses them (httptools, sseload.sse) with the
+ * timestamps already taken: parsing late no longer makes a measurement late, and one wake-up
+ * of the event loop serves many reads.
+ *
+ * No parsing happens here: this is only the I/O and the clock. A socket that reaches EOF or an
+ * error is taken out of the poll set by the thread itself and reported once.
+ *
+ * Memory is bounded: when undrained reads pass max_bytes, the thread waits for a drain
+ * (the kernel's socket buffers and TCP flow control hold the rest).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RECV_BYTES 65536
+#define MAX_EVENTS 512
+
+typedef struct {
+    int64_t token;
+    int64_t t_ns;
+    size_t off;
+    size_t len;
+    int err;   /* 0, or the errno of a failed recv */
+    int eof;   /* 1: recv returned 0 */
+} entry_t;
+
+typedef struct {
+    entry_t *entries;
+    size_t n, cap;
+    char *bytes;
+    size_t used, size;
+} batch_t;
+
+typedef struct {
+    PyObject_HEAD
+    int epfd;
+    int evfd;
+    pthread_t thread;
+    int started;
+    int stop;
+    pthread_mutex_t mu;
+    pthread_cond_t room;
+    int64_t *tokens;       /* by fd; -1 when not registered */
+    size_t ntokens;
+    batch_t fill;          /* written by the thread under mu */
+    batch_t spare;         /* handed to Python by drain() */
+    int notified;
+    size_t max_bytes;
+    uint64_t reads;
+    uint64_t wakeups;
+} Reader;
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int batch_reserve(batch_t *b, size_t bytes) {
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 1024;
+        entry_t *e = realloc(b->entries, cap * sizeof(entry_t));
+        if (!e) return -1;
+        b->entries = e;
+        b->cap = cap;
+    }
+    if (b->size - b->used < bytes) {
+        size_t size = b->size ? b->size : (1 << 20);
+        while (size - b->used < bytes) size *= 2;
+        char *p = realloc(b->bytes, size);
+        if (!p) return -1;
+        b->bytes = p;
+        b->size = size;
+    }
+    return 0;
+}
+
+static void unregister_locked(Reader *r, int fd) {
+    if (fd >= 0 && (size_t)fd < r->ntokens && r->tokens[fd] >= 0) {
+        epoll_ctl(r->epfd, EPOLL_CTL_DEL, fd, NULL);
+        r->tokens[fd] = -1;
+    }
+}
+
+static void *reader_run(void *arg) {
+    Reader *r = (Reader *)arg;
+    struct epoll_event events[MAX_EVENTS];
+    for (;;) {
+        int n = epoll_wait(r->epfd, events, MAX_EVENTS, 100);
+        pthread_mutex_lock(&r->mu);
+        if (r->stop) {
+            pthread_mutex_unlock(&r->mu);
+            break;
+        }
+        r->wakeups++;
+        size_t before = r->fill.n;
+        for (int i = 0; i < n; i++) {
+            int fd = events[i].data.fd;
+            while (r->fill.used > r->max_bytes && !r->stop)
+                pthread_cond_wait(&r->room, &r->mu);
+            if (r->stop) break;
+            if ((size_t)fd >= r->ntokens || r->tokens[fd] < 0)
+                continue; /* removed after epoll_wait reported it */
+            if (batch_reserve(&r->fill, RECV_BYTES) < 0)
+                break; /* out of memory: try again on the next wake-up */
+            batch_t *b = &r->fill;
+            ssize_t got = recv(fd, b->bytes + b->used, RECV_BYTES, MSG_DONTWAIT);
+            int64_t t = now_ns();
+            if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+                continue;
+            entry_t *e = &b->entries[b->n++];
+            e->token = r->tokens[fd];
+            e->t_ns = t;
+            e->off = b->used;
+            e->len = got > 0 ? (size_t)got : 0;
+            e->err = got < 0 ? errno : 0;
+            e->eof = got == 0;
+            r->reads++;
+            if (got > 0)
+                b->used += (size_t)got;
+            else
+                unregister_locked(r, fd); /* EOF or error: reported once, then out of the poll set */
+        }
+        if (r->fill.n > before && !r->notified) {
+            uint64_t one = 1;
+            ssize_t w = write(r->evfd, &one, sizeof one);
+            (void)w;
+            r->notified = 1;
+        }
+        pthread_mutex_unlock(&r->mu);
+    }
+    return NULL;
+}
+
+static int Reader_init(Reader *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"max_bytes", NULL};
+    Py_ssize_t max_bytes = 256 << 20;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n", kwlist, &max_bytes))
+        return -1;
+    self->max_bytes = (size_t)max_bytes;
+    self->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (self->epfd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    self->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (self->evfd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    pthread_mutex_init(&self->mu, NULL);
+    pthread_cond_init(&self->room, NULL);
+    if (pthread_create(&self->thread, NULL, reader_run, self) != 0) {
+        PyErr_SetString(PyExc_OSError, "could not start the reader thread");
+        return -1;
+    }
+    self->started = 1;
+    return 0;
+}
+
+static void reader_stop(Reader *self) {
+    if (!self->started) return;
+    pthread_mutex_lock(&self->mu);
+    self->stop = 1;
+    pthread_cond_broadcast(&self->room);
+    pthread_mutex_unlock(&self->mu);
+    Py_BEGIN_ALLOW_THREADS
+    pthread_join(self->thread, NULL);
+    Py_END_ALLOW_THREADS
+    self->started = 0;
+}
+
+static void Reader_dealloc(Reader *self) {
+    reader_stop(self);
+    if (self->epfd > 0) close(self->epfd);
+    if (self->evfd > 0) close(self->evfd);
+    free(self->tokens);
+    free(self->fill.entries);
+    free(self->fill.bytes);
+    free(self->spare.entries);
+    free(self->spare.bytes);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Reader_add(Reader *self, PyObject *args) {
+    int fd;
+    long long token;
+    if (!PyArg_ParseTuple(args, "iL", &fd, &token))
+        return NULL;
+    if (fd < 0 || token < 0) {
+        PyErr_SetString(PyExc_ValueError, "fd and token must not be negative");
+        return NULL;
+    }
+    int rc, err = 0;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&self->mu);
+    if ((size_t)fd >= self->ntokens) {
+        size_t n = self->ntokens ? self->ntokens : 1024;
+        while (n <= (size_t)fd) n *= 2;
+        int64_t *t = realloc(self->tokens, n * sizeof(int64_t));
+        if (t) {
+            for (size_t i = self->ntokens; i < n; i++) t[i] = -1;
+            self->tokens = t;
+            self->ntokens = n;
+        }
+    }
+    if ((size_t)fd < self->ntokens) {
+        struct epoll_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.events = EPOLLIN;
+        ev.data.fd = fd;
+        self->tokens[fd] = token;
+        rc = epoll_ctl(self->epfd, EPOLL_CTL_ADD, fd, &ev);
+        if (rc < 0 && errno == EEXIST)
+            rc = epoll_ctl(self->epfd, EPOLL_CTL_MOD, fd, &ev);
+        if (rc < 0) {
+            err = errno;
+            self->tokens[fd] = -1;
+        }
+    } else {
+        rc = -1;
+        err = ENOMEM;
+    }
+    pthread_mutex_unlock(&self->mu);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Reader_remove(Reader *self, PyObject *args) {
+    int fd;
+    if (!PyArg_ParseTuple(args, "i", &fd))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&self->mu);
+    unregister_locked(self, fd);
+    pthread_mutex_unlock(&self->mu);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* Every read since the last drain, in order: a list of (token, t_ns, data, err), where data
+ * is bytes (b"" at EOF) and err an errno (0 when the read succeeded or hit EOF). */
+static PyObject *Reader_drain(Reader *self, PyObject *Py_UNUSED(ignored)) {
+    uint64_t count;
+    ssize_t rd = read(self->evfd, &count, sizeof count); /* clear the wake-up; EAGAIN is fine */
+    (void)rd;
+    batch_t full;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&self->mu);
+    full = self->fill;
+    self->fill = self->spare;
+    self->fill.n = 0;
+    self->fill.used = 0;
+    self->notified = 0;
+    pthread_cond_broadcast(&self->room);
+    pthread_mutex_unlock(&self->mu);
+    Py_END_ALLOW_THREADS
+    PyObject *out = PyList_New((Py_ssize_t)full.n);
+    if (out) {
+        for (size_t i = 0; i < full.n; i++) {
+            entry_t *e = &full.entries[i];
+            PyObject *item = Py_BuildValue("(LLy#i)", (long long)e->token, (long long)e->t_ns,
+                                           full.bytes + e->off, (Py_ssize_t)e->len, e->err);
+            if (!item) {
+                Py_CLEAR(out);
+                break;
+            }
+            PyList_SET_ITEM(out, (Py_ssize_t)i, item);
+        }
+    }
+    full.n = 0;
+    full.used = 0;
+    self->spare = full; /* its memory is reused by the next swap */
+    return out;
+}
+
+static PyObject *Reader_fileno(Reader *self, PyObject *Py_UNUSED(ignored)) {
+    return PyLong_FromLong(self->evfd);
+}
+
+static PyObject *Reader_stats(Reader *self, PyObject *Py_UNUSED(ignored)) {
+    uint64_t reads, wakeups;
+    pthread_mutex_lock(&self->mu);
+    reads = self->reads;
+    wakeups = self->wakeups;
+    pthread_mutex_unlock(&self->mu);
+    return Py_BuildValue("{s:K,s:K}", "reads", (unsigned long long)reads, "wakeups",
+                         (unsigned long long)wakeups);
+}
+
+static PyObject *Reader_close(Reader *self, PyObject *Py_UNUSED(ignored)) {
+    reader_stop(self);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Reader_methods[] = {
+    {"add", (PyCFunction)Reader_add, METH_VARARGS,
+     "add(fd, token): read fd on the thread; its reads are drained with this token."},
+    {"remove", (PyCFunction)Reader_remove, METH_VARARGS,
+     "remove(fd): stop reading fd; after this returns the thread does not touch it."},
+    {"drain", (PyCFunction)Reader_drain, METH_NOARGS,
+     "drain() -> [(token, t_ns, data, err), ...]: every read since the last drain."},
+    {"fileno", (PyCFunction)Reader_fileno, METH_NOARGS,
+     "fileno(): an eventfd that is readable while reads wait to be drained."},
+    {"stats", (PyCFunction)Reader_stats, METH_NOARGS, "stats() -> {'reads': n, 'wakeups': n}"},
+    {"close", (PyCFunction)Reader_close, METH_NOARGS, "close(): stop the thread."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ReaderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sseload._reader.Reader",
+    .tp_doc = "One native thread reading and timestamping every registered socket.",
+    .tp_basicsize = sizeof(Reader),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Reader_init,
+    .tp_dealloc = (destructor)Reader_dealloc,
+    .tp_methods = Reader_methods,
+};
+
+static PyObject *mod_now_ns(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    return PyLong_FromLongLong(now_ns());
+}
+
+static PyMethodDef module_methods[] = {
+    {"now_ns", mod_now_ns, METH_NOARGS, "The reader thread's clock (CLOCK_MONOTONIC), in ns."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef reader_module = {
+    PyModuleDef_HEAD_INIT, "sseload._reader", NULL, -1, module_methods,
+};
+
+PyMODINIT_FUNC PyInit__reader(void) {
+    if (PyType_Ready(&ReaderType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&reader_module);
+    if (!m)
+        return NULL;
+    Py_INCREF(&ReaderType);
+    if (PyModule_AddObject(m, "Reader", (PyObject *)&ReaderType) < 0) {
+        Py_DECREF(&ReaderType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

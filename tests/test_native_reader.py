@@ -1,0 +1,186 @@
+"""The native reader thread (sseload._reader): every read timestamped as it returns, none lost."""
+
+import errno
+import os
+import select
+import socket
+import struct
+import time
+
+import pytest
+
+_reader = pytest.importorskip("sseload._reader", reason="the native reader was not built")
+
+
+def pair() -> tuple[socket.socket, socket.socket]:
+    """A connected loopback TCP pair (the reader's real use), client side first."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    listener.close()
+    client.setblocking(False)
+    return client, server
+
+
+def drain_until(reader, count: int, timeout_s: float = 5.0) -> list:
+    """Wait on the reader's eventfd, as the event loop does, until ``count`` reads came."""
+    got: list = []
+    deadline = time.monotonic() + timeout_s
+    while len(got) < count and time.monotonic() < deadline:
+        select.select([reader.fileno()], [], [], 0.1)
+        got += reader.drain()
+    return got
+
+
+def test_the_reader_clock_is_perf_counter_ns():
+    before = time.perf_counter_ns()
+    native = _reader.now_ns()
+    after = time.perf_counter_ns()
+    assert before <= native <= after
+
+
+def test_each_read_comes_with_its_token_and_the_time_it_returned():
+    reader = _reader.Reader()
+    client, server = pair()
+    try:
+        reader.add(client.fileno(), 7)
+        sent_ns = []
+        for i in range(5):
+            sent_ns.append(time.perf_counter_ns())
+            server.sendall(b"event %d\n" % i)
+            time.sleep(0.02)
+        reads = drain_until(reader, 5)
+        assert [r[0] for r in reads] == [7] * 5
+        assert b"".join(r[2] for r in reads) == b"".join(b"event %d\n" % i for i in range(5))
+        for (_, t_ns, _, err), sent in zip(reads, sent_ns):
+            assert err == 0
+            assert 0 <= t_ns - sent < 50_000_000  # when it was read, not when drained
+        assert reader.stats()["reads"] == 5
+    finally:
+        reader.close()
+        client.close()
+        server.close()
+
+
+def test_reads_wait_for_the_drain_with_their_own_times():
+    """Draining late must not make the measurement late: times are taken by the thread."""
+    reader = _reader.Reader()
+    client, server = pair()
+    try:
+        reader.add(client.fileno(), 1)
+        server.sendall(b"a")
+        t_send = time.perf_counter_ns()
+        time.sleep(0.2)  # the loop busy elsewhere
+        (token, t_ns, data, err), = drain_until(reader, 1)
+        assert (token, data, err) == (1, b"a", 0)
+        assert t_ns - t_send < 50_000_000
+    finally:
+        reader.close()
+        client.close()
+        server.close()
+
+
+def test_eof_is_reported_once_and_the_socket_leaves_the_poll_set():
+    reader = _reader.Reader()
+    client, server = pair()
+    try:
+        reader.add(client.fileno(), 3)
+        server.sendall(b"last words")
+        server.close()
+        reads = drain_until(reader, 2)
+        assert [(r[0], r[2], r[3]) for r in reads] == [(3, b"last words", 0), (3, b"", 0)]
+        time.sleep(0.2)
+        assert reader.drain() == []  # level-triggered EOF would otherwise repeat for ever
+    finally:
+        reader.close()
+        client.close()
+
+
+def test_a_reset_is_reported_with_its_errno():
+    reader = _reader.Reader()
+    client, server = pair()
+    try:
+        reader.add(client.fileno(), 4)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        server.close()  # RST
+        (token, _t, data, err), = drain_until(reader, 1)
+        assert (token, data, err) == (4, b"", errno.ECONNRESET)
+        assert isinstance(OSError(err, os.strerror(err)), ConnectionResetError)
+    finally:
+        reader.close()
+        client.close()
+
+
+def test_after_remove_the_thread_reads_nothing_more_from_the_socket():
+    reader = _reader.Reader()
+    client, server = pair()
+    try:
+        reader.add(client.fileno(), 5)
+        server.sendall(b"one")
+        assert len(drain_until(reader, 1)) == 1
+        reader.remove(client.fileno())
+        server.sendall(b"two")
+        time.sleep(0.2)
+        assert reader.drain() == []
+        assert client.recv(10) == b"two"  # left in the socket for its owner
+        reader.add(client.fileno(), 6)  # a keep-alive connection's next stream
+        server.sendall(b"three")
+        assert [(r[0], r[2]) for r in drain_until(reader, 1)] == [(6, b"three")]
+    finally:
+        reader.close()
+        client.close()
+        server.close()
+
+
+def test_many_sockets_lose_no_byte():
+    reader = _reader.Reader()
+    pairs = [pair() for _ in range(50)]
+    try:
+        for token, (client, _server) in enumerate(pairs):
+            reader.add(client.fileno(), token)
+        for rounds in range(20):
+            for token, (_client, server) in enumerate(pairs):
+                server.sendall(b"%d:%d;" % (token, rounds))
+        expected = {token: b"".join(b"%d:%d;" % (token, r) for r in range(20)) for token in range(50)}
+        got = {token: b"" for token in range(50)}
+        deadline = time.monotonic() + 5
+        while got != expected and time.monotonic() < deadline:
+            select.select([reader.fileno()], [], [], 0.1)
+            for token, _t, data, err in reader.drain():
+                assert err == 0
+                got[token] += data
+        assert got == expected
+    finally:
+        reader.close()
+        for client, server in pairs:
+            client.close()
+            server.close()
+
+
+def test_memory_is_bounded_when_nobody_drains():
+    reader = _reader.Reader(max_bytes=1 << 20)
+    client, server = pair()
+    server.setblocking(False)
+    try:
+        reader.add(client.fileno(), 1)
+        sent = 0
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            try:
+                sent += server.send(b"x" * 65536)
+            except BlockingIOError:
+                time.sleep(0.01)
+        reads = reader.drain()
+        held = sum(len(r[2]) for r in reads)
+        assert held <= (1 << 20) + 65536  # the thread stopped at the bound; TCP held the rest
+        assert sent > held
+        received = held
+        deadline = time.monotonic() + 10
+        while received < sent and time.monotonic() < deadline:  # and it goes on after a drain
+            select.select([reader.fileno()], [], [], 0.1)
+            received += sum(len(r[2]) for r in reader.drain())
+        assert received == sent
+    finally:
+        reader.close()
+        client.close()
+        server.close()
