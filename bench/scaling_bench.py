@@ -25,7 +25,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--seconds", type=int, default=20)
     args = ap.parse_args()
-    print(f"{'users':>6}{'workers':>8}{'events/s':>10}{'late p99 ms':>12}{'late p99.9':>11}{'loop lag p99':>13}  skewed")
+    print(f"{'users':>6}{'workers':>8}{'events/s':>10}{'late p99 ms':>12}{'late p99.9':>11}{'loop lag p99':>13}"
+          f"{'reader lag p99':>15}  skewed")
     for users in args.users:
         base = None
         for workers in args.workers:
@@ -44,7 +45,7 @@ def main() -> None:
             health = info.get("health", {})
             late = summary.get("lateness_ms", {})
             print(f"{users:>6}{workers:>8}{eps:>10.0f}{late.get('p99') or 0:>12.2f}{late.get('p99.9') or 0:>11.2f}"
-                  f"{health.get('loop_lag_p99_ms') or 0:>13.2f}  {health.get('skewed')}  ({eps / base:.2f}x)", flush=True)
+                  f"{health.get('loop_lag_p99_ms') or 0:>13.2f}{health.get('reader_lag_p99_ms') or 0:>15.2f}  {health.get('skewed')}  ({eps / base:.2f}x)", flush=True)
 
 
 if __name__ == "__main__":

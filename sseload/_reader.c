@@ -24,11 +24,14 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #define RECV_BYTES 65536
 #define MAX_EVENTS 512
+#define LAG_INTERVAL_NS 50000000LL  /* the thread's own wake-up lag, sampled every 50 ms */
+#define LAG_SAMPLES_MAX 65536       /* kept until taken (Python takes them every second) */
 
 typedef struct {
     int64_t token;
@@ -63,6 +66,10 @@ typedef struct {
     size_t max_bytes;
     uint64_t reads;
     uint64_t wakeups;
+    int tfd;               /* timerfd in the same epoll set: how late does this thread wake? */
+    int64_t next_tick_ns;
+    int64_t *lags;         /* ns late, per tick, until take_lags() */
+    size_t nlags;
 } Reader;
 
 static int64_t now_ns(void) {
@@ -111,6 +118,18 @@ static void *reader_run(void *arg) {
         size_t before = r->fill.n;
         for (int i = 0; i < n; i++) {
             int fd = events[i].data.fd;
+            if (fd == r->tfd) {
+                /* Woken as late as any socket read would have been: that is the error the
+                 * timestamps carry. An expiry missed altogether counts from the first one. */
+                uint64_t expired = 0;
+                int64_t t = now_ns();
+                if (read(r->tfd, &expired, sizeof expired) == sizeof expired && expired > 0) {
+                    if (r->nlags < LAG_SAMPLES_MAX)
+                        r->lags[r->nlags++] = t - r->next_tick_ns;
+                    r->next_tick_ns += (int64_t)expired * LAG_INTERVAL_NS;
+                }
+                continue;
+            }
             while (r->fill.used > r->max_bytes && !r->stop)
                 pthread_cond_wait(&r->room, &r->mu);
             if (r->stop) break;
@@ -163,6 +182,25 @@ static int Reader_init(Reader *self, PyObject *args, PyObject *kwds) {
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
+    self->lags = malloc(LAG_SAMPLES_MAX * sizeof(int64_t));
+    self->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (!self->lags || self->tfd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    struct itimerspec spec;
+    memset(&spec, 0, sizeof spec);
+    spec.it_interval.tv_nsec = LAG_INTERVAL_NS;
+    spec.it_value.tv_nsec = LAG_INTERVAL_NS;
+    self->next_tick_ns = now_ns() + LAG_INTERVAL_NS;
+    struct epoll_event tev;
+    memset(&tev, 0, sizeof tev);
+    tev.events = EPOLLIN;
+    tev.data.fd = self->tfd;
+    if (timerfd_settime(self->tfd, 0, &spec, NULL) < 0 || epoll_ctl(self->epfd, EPOLL_CTL_ADD, self->tfd, &tev) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
     pthread_mutex_init(&self->mu, NULL);
     pthread_cond_init(&self->room, NULL);
     if (pthread_create(&self->thread, NULL, reader_run, self) != 0) {
@@ -189,6 +227,8 @@ static void Reader_dealloc(Reader *self) {
     reader_stop(self);
     if (self->epfd > 0) close(self->epfd);
     if (self->evfd > 0) close(self->evfd);
+    if (self->tfd > 0) close(self->tfd);
+    free(self->lags);
     free(self->tokens);
     free(self->fill.entries);
     free(self->fill.bytes);
@@ -307,6 +347,16 @@ static PyObject *Reader_stats(Reader *self, PyObject *Py_UNUSED(ignored)) {
                          (unsigned long long)wakeups);
 }
 
+/* The reader thread's wake-up lags (int64 ns, native order) since the last call, as bytes. */
+static PyObject *Reader_take_lags(Reader *self, PyObject *Py_UNUSED(ignored)) {
+    PyObject *out;
+    pthread_mutex_lock(&self->mu);
+    out = PyBytes_FromStringAndSize((const char *)self->lags, (Py_ssize_t)(self->nlags * sizeof(int64_t)));
+    self->nlags = 0;
+    pthread_mutex_unlock(&self->mu);
+    return out;
+}
+
 static PyObject *Reader_close(Reader *self, PyObject *Py_UNUSED(ignored)) {
     reader_stop(self);
     Py_RETURN_NONE;
@@ -322,6 +372,8 @@ static PyMethodDef Reader_methods[] = {
     {"fileno", (PyCFunction)Reader_fileno, METH_NOARGS,
      "fileno(): an eventfd that is readable while reads wait to be drained."},
     {"stats", (PyCFunction)Reader_stats, METH_NOARGS, "stats() -> {'reads': n, 'wakeups': n}"},
+    {"take_lags", (PyCFunction)Reader_take_lags, METH_NOARGS,
+     "take_lags() -> bytes: the thread's wake-up lags (int64 ns) sampled every 50 ms since the last call."},
     {"close", (PyCFunction)Reader_close, METH_NOARGS, "close(): stop the thread."},
     {NULL, NULL, 0, NULL},
 };

@@ -247,6 +247,7 @@ def _merge_health(summaries: list[dict]) -> dict:
         return max(values) if values else None
 
     merged = {key: worst(key) for key in ("loop_lag_p50_ms", "loop_lag_p99_ms", "loop_lag_max_ms",
+                                          "reader_lag_p50_ms", "reader_lag_p99_ms", "reader_lag_max_ms",
                                           "cpu_mean_percent", "cpu_max_percent")}
     merged["samples"] = sum(s.get("samples", 0) for s in summaries)
     merged["reader"] = ",".join(sorted({s.get("reader", "?") for s in summaries}))

@@ -184,6 +184,13 @@ def reader_info() -> dict:
     return info
 
 
+def take_reader_lags() -> bytes:
+    """The native reader thread's wake-up lags since the last call (int64 ns); b"" otherwise."""
+    if isinstance(_reactor, NativeReactor):
+        return _reactor._reader.take_lags()
+    return b""
+
+
 def reactor() -> Reactor | NativeReactor:
     global _reactor
     if _reactor is None:
@@ -191,4 +198,4 @@ def reactor() -> Reactor | NativeReactor:
     return _reactor
 
 
-__all__ = ["NativeReactor", "Reactor", "reactor", "reader_info", "reader_kind"]
+__all__ = ["NativeReactor", "Reactor", "reactor", "reader_info", "reader_kind", "take_reader_lags"]

@@ -184,3 +184,18 @@ def test_memory_is_bounded_when_nobody_drains():
         reader.close()
         client.close()
         server.close()
+
+
+def test_the_thread_samples_its_own_wake_up_lag_every_50_ms():
+    from array import array
+
+    reader = _reader.Reader()
+    try:
+        time.sleep(0.32)
+        lags = array("q")
+        lags.frombytes(reader.take_lags())
+        assert 4 <= len(lags) <= 7
+        assert all(0 <= lag < 50_000_000 for lag in lags)  # ns late, each
+        assert reader.take_lags() == b""  # taken once
+    finally:
+        reader.close()

@@ -1,0 +1,38 @@
+"""Harness self-health: the lag that decides "measurement may be skewed" is that of the loop
+taking the timestamps (the native reader's thread when it ran, else the event loop)."""
+
+from array import array
+
+from sseload.health import HealthMonitor
+
+
+def monitor(loop_lag_ms: float, reader_lag_ms: float | None, cpu: float = 50.0) -> HealthMonitor:
+    health = HealthMonitor()
+    health.lag_ns = array("q", [int(loop_lag_ms * 1e6)] * 200)
+    if reader_lag_ms is not None:
+        health.reader_lag_ns = array("q", [int(reader_lag_ms * 1e6)] * 200)
+    health.seconds = [(0.0, cpu, 10, loop_lag_ms)] * 10
+    return health
+
+
+def test_a_late_reader_thread_skews_the_measurement():
+    summary = monitor(loop_lag_ms=0.5, reader_lag_ms=8.0).summary()
+    assert summary["skewed"] and summary["reader_lag_p99_ms"] == 8.0
+    assert summary["skew_reasons"] == ["reader thread lag p99 8.0 ms > 5 ms"]
+
+
+def test_event_loop_lag_alone_does_not_when_a_reader_thread_takes_the_timestamps():
+    summary = monitor(loop_lag_ms=8.0, reader_lag_ms=0.2).summary()
+    assert not summary["skewed"]
+    assert summary["loop_lag_p99_ms"] == 8.0  # still reported
+
+
+def test_without_a_reader_thread_event_loop_lag_decides():
+    summary = monitor(loop_lag_ms=8.0, reader_lag_ms=None).summary()
+    assert summary["skewed"] and summary["reader_lag_p99_ms"] is None
+    assert summary["skew_reasons"] == ["event-loop lag p99 8.0 ms > 5 ms"]
+
+
+def test_cpu_over_the_limit_skews_it_whatever_the_lags():
+    summary = monitor(loop_lag_ms=0.5, reader_lag_ms=0.2, cpu=95.0).summary()
+    assert summary["skew_reasons"] == ["harness CPU reached 95% > 90%"]
