@@ -178,7 +178,7 @@ def reader_kind() -> str:
 
 def reader_info() -> dict:
     """For run.json: which reader read the streams, and (native) its reads and wake-ups."""
-    info = {"reader": reader_kind()}
+    info = {"reader": _reactor.kind if _reactor is not None else reader_kind()}
     if isinstance(_reactor, NativeReactor):
         info.update({f"reader_{k}": v for k, v in _reactor.stats().items()})
     return info
