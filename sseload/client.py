@@ -399,8 +399,8 @@ class SSEConnection:
                 for plain in self._tls.decrypt(data):
                     self._response_bytes += len(plain)
                     self._http.feed_data(plain)
-        except Exception as err:  # TLS, parser or callback errors: classified by the stream's handlers
-            self._read_error = err
+        except Exception as exc:  # TLS, parser or callback errors: classified by the stream's handlers
+            self._read_error = exc
             return self._end_read()
         if not self._wants_more():
             self._end_read()

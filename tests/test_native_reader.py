@@ -32,6 +32,17 @@ def drain_until(reader, count: int, timeout_s: float = 5.0) -> list:
     return got
 
 
+@pytest.fixture
+def reader_and_pair():
+    """A reader thread and one connected pair; all closed afterwards, whatever the test did."""
+    reader = _reader.Reader()
+    client, server = pair()
+    yield reader, client, server
+    reader.close()
+    client.close()
+    server.close()
+
+
 def test_the_reader_clock_is_perf_counter_ns():
     before = time.perf_counter_ns()
     native = _reader.now_ns()
@@ -39,97 +50,69 @@ def test_the_reader_clock_is_perf_counter_ns():
     assert before <= native <= after
 
 
-def test_each_read_comes_with_its_token_and_the_time_it_returned():
-    reader = _reader.Reader()
-    client, server = pair()
-    try:
-        reader.add(client.fileno(), 7)
-        sent_ns = []
-        for i in range(5):
-            sent_ns.append(time.perf_counter_ns())
-            server.sendall(b"event %d\n" % i)
-            time.sleep(0.02)
-        reads = drain_until(reader, 5)
-        assert [r[0] for r in reads] == [7] * 5
-        assert b"".join(r[2] for r in reads) == b"".join(b"event %d\n" % i for i in range(5))
-        for (_, t_ns, _, err), sent in zip(reads, sent_ns):
-            assert err == 0
-            assert 0 <= t_ns - sent < 50_000_000  # when it was read, not when drained
-        assert reader.stats()["reads"] == 5
-    finally:
-        reader.close()
-        client.close()
-        server.close()
+def test_each_read_comes_with_its_token_and_the_time_it_returned(reader_and_pair):
+    reader, client, server = reader_and_pair
+    reader.add(client.fileno(), 7)
+    sent_ns = []
+    for i in range(5):
+        sent_ns.append(time.perf_counter_ns())
+        server.sendall(b"event %d\n" % i)
+        time.sleep(0.02)
+    reads = drain_until(reader, 5)
+    assert [r[0] for r in reads] == [7] * 5
+    assert b"".join(r[2] for r in reads) == b"".join(b"event %d\n" % i for i in range(5))
+    for (_, t_ns, _, err), sent in zip(reads, sent_ns):
+        assert err == 0
+        assert 0 <= t_ns - sent < 50_000_000  # when it was read, not when drained
+    assert reader.stats()["reads"] == 5
 
 
-def test_reads_wait_for_the_drain_with_their_own_times():
+def test_reads_wait_for_the_drain_with_their_own_times(reader_and_pair):
     """Draining late must not make the measurement late: times are taken by the thread."""
-    reader = _reader.Reader()
-    client, server = pair()
-    try:
-        reader.add(client.fileno(), 1)
-        server.sendall(b"a")
-        t_send = time.perf_counter_ns()
-        time.sleep(0.2)  # the loop busy elsewhere
-        (token, t_ns, data, err), = drain_until(reader, 1)
-        assert (token, data, err) == (1, b"a", 0)
-        assert t_ns - t_send < 50_000_000
-    finally:
-        reader.close()
-        client.close()
-        server.close()
+    reader, client, server = reader_and_pair
+    reader.add(client.fileno(), 1)
+    server.sendall(b"a")
+    t_send = time.perf_counter_ns()
+    time.sleep(0.2)  # the loop busy elsewhere
+    (token, t_ns, data, err), = drain_until(reader, 1)
+    assert (token, data, err) == (1, b"a", 0)
+    assert t_ns - t_send < 50_000_000
 
 
-def test_eof_is_reported_once_and_the_socket_leaves_the_poll_set():
-    reader = _reader.Reader()
-    client, server = pair()
-    try:
-        reader.add(client.fileno(), 3)
-        server.sendall(b"last words")
-        server.close()
-        reads = drain_until(reader, 2)
-        assert [(r[0], r[2], r[3]) for r in reads] == [(3, b"last words", 0), (3, b"", 0)]
-        time.sleep(0.2)
-        assert reader.drain() == []  # level-triggered EOF would otherwise repeat for ever
-    finally:
-        reader.close()
-        client.close()
+def test_eof_is_reported_once_and_the_socket_leaves_the_poll_set(reader_and_pair):
+    reader, client, server = reader_and_pair
+    reader.add(client.fileno(), 3)
+    server.sendall(b"last words")
+    server.close()
+    reads = drain_until(reader, 2)
+    assert [(r[0], r[2], r[3]) for r in reads] == [(3, b"last words", 0), (3, b"", 0)]
+    time.sleep(0.2)
+    assert reader.drain() == []  # level-triggered EOF would otherwise repeat for ever
 
 
-def test_a_reset_is_reported_with_its_errno():
-    reader = _reader.Reader()
-    client, server = pair()
-    try:
-        reader.add(client.fileno(), 4)
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        server.close()  # RST
-        (token, _t, data, err), = drain_until(reader, 1)
-        assert (token, data, err) == (4, b"", errno.ECONNRESET)
-        assert isinstance(OSError(err, os.strerror(err)), ConnectionResetError)
-    finally:
-        reader.close()
-        client.close()
+def test_a_reset_is_reported_with_its_errno(reader_and_pair):
+    reader, client, server = reader_and_pair
+    reader.add(client.fileno(), 4)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    server.close()  # RST
+    (token, _t, data, err), = drain_until(reader, 1)
+    assert (token, data, err) == (4, b"", errno.ECONNRESET)
+    assert isinstance(OSError(err, os.strerror(err)), ConnectionResetError)
 
 
-def test_after_remove_the_thread_reads_nothing_more_from_the_socket():
-    reader = _reader.Reader()
-    client, server = pair()
-    try:
-        reader.add(client.fileno(), 5)
-        server.sendall(b"one")
-        assert len(drain_until(reader, 1)) == 1
-        reader.remove(client.fileno())
-        server.sendall(b"two")
-        time.sleep(0.2)
-        assert reader.drain() == []
-        assert client.recv(10) == b"two"  # left in the socket for its owner
-        reader.add(client.fileno(), 6)  # a keep-alive connection's next stream
-        server.sendall(b"three")
-        assert [(r[0], r[2]) for r in drain_until(reader, 1)] == [(6, b"three")]
-    finally:
-        reader.close()
-        client.close()
-        server.close()
+def test_after_remove_the_thread_reads_nothing_more_from_the_socket(reader_and_pair):
+    reader, client, server = reader_and_pair
+    reader.add(client.fileno(), 5)
+    server.sendall(b"one")
+    assert len(drain_until(reader, 1)) == 1
+    reader.remove(client.fileno())
+    server.sendall(b"two")
+    time.sleep(0.2)
+    assert reader.drain() == []
+    assert client.recv(10) == b"two"  # left in the socket for its owner
+    reader.add(client.fileno(), 6)  # a keep-alive connection's next stream
+    server.sendall(b"three")
+    assert [(r[0], r[2]) for r in drain_until(reader, 1)] == [(6, b"three")]
 
 
 def test_many_sockets_lose_no_byte():

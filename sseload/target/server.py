@@ -176,7 +176,7 @@ class Pacer:
     ends early is not searched for: its entries no longer match its token and are skipped.
     """
 
-    __slots__ = ("loop", "heap", "order", "timer", "timer_due")
+    __slots__ = ("heap", "loop", "order", "timer", "timer_due")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
