@@ -4,6 +4,7 @@
     python bench/streams_bench.py --users 250 1000 --clients sseload fast --seconds 15
     python bench/streams_bench.py --clients sseload --users 2000 4000 --gap-ms 100   # open streams, not event rate
     python bench/streams_bench.py --clients sseload --users 250 500 --tls     # HTTPS, throwaway CA
+    SSELOAD_READER=python python bench/streams_bench.py --clients sseload   # the event-loop reader
 
 Workload (issue 7): streams of 50 events, 200 ms to the first event, 20 ms gaps, loopback.
 The reference target runs pinned to CPU 1 and the harness (one Locust process) to CPU 0, so
