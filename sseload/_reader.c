@@ -38,8 +38,7 @@ typedef struct {
     int64_t t_ns;
     size_t off;
     size_t len;
-    int err;   /* 0, or the errno of a failed recv */
-    int eof;   /* 1: recv returned 0 */
+    int err;   /* 0, or the errno of a failed recv; len 0 and err 0: EOF */
 } entry_t;
 
 typedef struct {
@@ -148,7 +147,6 @@ static void *reader_run(void *arg) {
             e->off = b->used;
             e->len = got > 0 ? (size_t)got : 0;
             e->err = got < 0 ? errno : 0;
-            e->eof = got == 0;
             r->reads++;
             if (got > 0)
                 b->used += (size_t)got;

@@ -1,6 +1,6 @@
 """Reading every open stream of a process: one reader, timestamps taken as reads return.
 
-Two readers share one interface (``add(conn, fd)``, ``remove(fd)``, ``len()``); a connection
+Two readers share one interface (``add(conn, fd)``, ``remove(fd)``); a connection
 gets ``conn.on_read(t_ns, data, err)`` for every read, in order, with the time the read
 returned (perf_counter_ns's clock), and parses it then.
 
@@ -72,9 +72,6 @@ class Reactor(_Watchdog):
         self._conns: dict[int, tuple] = {}  # fd -> (connection, watcher)
         self._watchdog = None
 
-    def __len__(self) -> int:
-        return len(self._conns)
-
     def _open_connections(self):
         return [conn for conn, _watcher in self._conns.values()]
 
@@ -134,9 +131,6 @@ class NativeReactor(_Watchdog):
 
     def _after_holdoff(self) -> None:
         self._wakeup.start(self._on_wakeup)
-
-    def __len__(self) -> int:
-        return len(self._conns)
 
     def _open_connections(self):
         return self._conns.values()
