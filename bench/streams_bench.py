@@ -4,6 +4,7 @@
     python bench/streams_bench.py --users 250 1000 --clients sseload fast --seconds 15
     python bench/streams_bench.py --clients sseload --users 2000 4000 --gap-ms 100   # open streams, not event rate
     python bench/streams_bench.py --clients sseload --users 250 500 --tls     # HTTPS, throwaway CA
+    python bench/streams_bench.py --clients sseload --users 2000 --keep /tmp/runs   # keep the results
     SSELOAD_READER=python python bench/streams_bench.py --clients sseload   # the event-loop reader
 
 Workload (issue 7): streams of 50 events, 200 ms to the first event, 20 ms gaps, loopback.
@@ -80,7 +81,7 @@ def target_stats(url: str, reset: bool = False, ca_file: Path | None = None) -> 
 
 
 def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple, workload: dict,
-            tls: bool = False) -> dict:
+            tls: bool = False, keep: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="sseload-bench-") as tmp_name:
         tmp = Path(tmp_name)
         tls_flags, ca_file = throwaway_ca(tmp) if tls else ([], None)
@@ -118,6 +119,8 @@ def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple,
         target.wait()
         window = (wall0 * 1e9, wall1 * 1e9)
         if client == "sseload":
+            if keep is not None:  # the run's results, for a closer look with sseload.results
+                shutil.copytree(tmp / "run", keep / f"{client}-{users}", dirs_exist_ok=True)
             run = results.load(tmp / "run")  # every shard
             streams, events = run.streams, run.events
             start = events["stream_id"].map(streams.set_index("stream_id")["start_ns"])
@@ -164,6 +167,7 @@ def main() -> None:
     ap.add_argument("--tls", action="store_true",
                     help="HTTPS with a throwaway CA (sseload only; needs trustme)")
     ap.add_argument("--csv", help="also write the table here")
+    ap.add_argument("--keep", type=Path, help="copy each sseload run's results into this directory")
     args = ap.parse_args()
     if args.tls and set(args.clients) != {"sseload"}:
         ap.error("--tls measures sseload only (the naive users have no CA setting here): --clients sseload")
@@ -175,7 +179,7 @@ def main() -> None:
     for users in args.users:
         for client in args.clients:
             row = run_one(client, users, args.seconds, args.ramp, cpus, dict(WORKLOAD, **{"--gap-ms": f"{args.gap_ms:g}"}),
-                          tls=args.tls)
+                          tls=args.tls, keep=args.keep)
             rows.append(row)
             print(pd.DataFrame([row])[cols].round(2).to_string(index=False, header=len(rows) == 1), flush=True)
     table = pd.DataFrame(rows)[cols]

@@ -5,10 +5,13 @@ gets ``conn.on_read(t_ns, data, err)`` for every read, in order, with the time t
 returned (perf_counter_ns's clock), and parses it then.
 
 ``NativeReactor`` (the default where ``sseload._reader`` was built): a native thread, never
-holding the GIL, waits in epoll_wait, calls recv and takes the time the moment each returns;
-the event loop drains the reads in batches (woken through an eventfd) and parses them. The
-timestamp no longer waits for the loop: a busy loop makes parsing late, not the measurement,
-and one wake-up of the loop serves every read that came meanwhile.
+holding the GIL, waits in epoll_wait and reads every ready socket; each read carries the time
+its bytes arrived (the kernel's receive timestamp, else the time the read returned). The event
+loop drains the reads in batches (woken through an eventfd) and parses them. The timestamp no
+longer waits for the loop: a busy loop makes parsing late, not the measurement, and one
+wake-up of the loop serves every read that came meanwhile. The thread reads in windows of
+``READ_WINDOW_S``, which costs no accuracy since the kernel took the times.
+``SSELOAD_KERNEL_TIMESTAMPS=0`` times reads as they return instead (for comparison).
 
 ``Reactor`` (pure Python; ``SSELOAD_READER=python``, or where the extension is missing): a
 libev read watcher per open stream whose callback, in the hub, does recv, timestamp, parse.
@@ -28,6 +31,7 @@ import time
 
 WATCHDOG_S = 0.25
 DRAIN_HOLDOFF_S = 0.001  # native reader: the loop drains at most this often (timestamps are already taken)
+READ_WINDOW_S = 0.0005  # native reader: the thread reads at most this often (the kernel times the bytes)
 _READ = 1  # libev EV_READ
 RECV_BYTES = 65536
 
@@ -111,7 +115,9 @@ class NativeReactor(_Watchdog):
     def __init__(self) -> None:
         import gevent
 
-        self._reader = _reader.Reader()
+        self.kernel_timestamps = os.environ.get("SSELOAD_KERNEL_TIMESTAMPS", "1") != "0"
+        window = READ_WINDOW_S if self.kernel_timestamps else 0.0
+        self._reader = _reader.Reader(window_ns=int(window * 1e9), kernel_timestamps=self.kernel_timestamps)
         self._conns: dict[int, object] = {}  # token -> connection
         self._tokens: dict[int, int] = {}  # fd -> token of the stream reading it
         self._next_token = itertools.count(1)

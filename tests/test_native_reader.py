@@ -1,4 +1,4 @@
-"""The native reader thread (sseload._reader): every read timestamped as it returns, none lost."""
+"""The native reader thread (sseload._reader): every read timed by its bytes' arrival, none lost."""
 
 import errno
 import os
@@ -77,6 +77,94 @@ def test_reads_wait_for_the_drain_with_their_own_times(reader_and_pair):
     (token, t_ns, data, err), = drain_until(reader, 1)
     assert (token, data, err) == (1, b"a", 0)
     assert t_ns - t_send < 50_000_000
+
+
+def test_a_late_read_keeps_the_time_its_bytes_arrived(reader_and_pair):
+    """The kernel's receive time, not the read's: a reader that comes late is not late."""
+    reader, client, server = reader_and_pair
+    t_send = time.perf_counter_ns()
+    server.sendall(b"early")
+    time.sleep(0.2)  # the bytes wait in the socket; the reader has not even been told of it
+    reader.add(client.fileno(), 2)
+    t_add = time.perf_counter_ns()
+    (token, t_ns, data, err), = drain_until(reader, 1)
+    assert (token, data, err) == (2, b"early", 0)
+    assert t_send <= t_ns < t_send + 20_000_000 < t_add
+    assert reader.stats()["stamped"] == 1
+
+
+def test_merged_segments_carry_the_newest_arrival():
+    """The limit of kernel times on TCP, pinned down: unread segments merge, the last one's time wins."""
+    reader = _reader.Reader(window_ns=300_000_000)  # after its first read the thread sleeps 0.3 s
+    client, server = pair()
+    try:
+        reader.add(client.fileno(), 3)
+        server.sendall(b"wake;")
+        assert [r[2] for r in drain_until(reader, 1)] == [b"wake;"]
+        server.sendall(b"one;")
+        time.sleep(0.1)
+        t_second = time.perf_counter_ns()
+        server.sendall(b"two;")
+        (_token, t_ns, data, _err), = drain_until(reader, 1)
+        assert data == b"one;two;"
+        assert t_second <= t_ns < t_second + 20_000_000  # not the first's, not the (later) read's
+    finally:
+        reader.close()
+        client.close()
+        server.close()
+
+
+def test_without_kernel_timestamps_a_read_is_timed_as_it_returns():
+    reader = _reader.Reader(kernel_timestamps=False)
+    client, server = pair()
+    try:
+        server.sendall(b"early")
+        time.sleep(0.1)
+        t_add = time.perf_counter_ns()
+        reader.add(client.fileno(), 1)
+        (_token, t_ns, data, _err), = drain_until(reader, 1)
+        assert data == b"early" and t_ns >= t_add
+        assert reader.stats()["stamped"] == 0
+    finally:
+        reader.close()
+        client.close()
+        server.close()
+
+
+def test_a_read_window_bounds_the_wake_ups():
+    """With window_ns the thread reads at most once per window, however the bytes trickle in."""
+    window_ns = 20_000_000
+    reader = _reader.Reader(window_ns=window_ns)
+    pairs = [pair() for _ in range(10)]
+    try:
+        for token, (client, _server) in enumerate(pairs):
+            reader.add(client.fileno(), token)
+        start = time.perf_counter_ns()
+        for _ in range(50):  # 500 sends over ~0.1 s+: unbatched, about one wake-up per send
+            for _client, server in pairs:
+                server.sendall(b"x")
+            time.sleep(0.002)
+        got = b""
+        while len(got) < 500:
+            select.select([reader.fileno()], [], [], 0.1)
+            got += b"".join(r[2] for r in reader.drain())
+        elapsed = time.perf_counter_ns() - start
+        stats = reader.stats()
+        # a wake-up that read sleeps out its window; the 50 ms lag ticks wake it too
+        assert stats["wakeups"] <= elapsed / window_ns + elapsed / 50_000_000 + 2
+        assert stats["reads"] < 500 and got == b"x" * 500
+    finally:
+        reader.close()
+        for client, server in pairs:
+            client.close()
+            server.close()
+
+
+def test_bad_reader_settings_are_refused():
+    with pytest.raises(ValueError, match="window_ns"):
+        _reader.Reader(window_ns=-1)
+    with pytest.raises(ValueError, match="max_bytes"):
+        _reader.Reader(max_bytes=0)
 
 
 def test_eof_is_reported_once_and_the_socket_leaves_the_poll_set(reader_and_pair):
