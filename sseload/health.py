@@ -114,3 +114,26 @@ class HealthMonitor:
             "loop_lag_max_ms": pa.array([r[4] for r in rows], pa.float64()),
         })
         pq.write_table(table, path)
+
+
+def merge_summaries(summaries: list[dict]) -> dict:
+    """The run's health is its worst worker's: one skewed worker skews the whole measurement."""
+    if not summaries:
+        return {}
+
+    def worst(key: str):
+        values = [s[key] for s in summaries if s.get(key) is not None]
+        return max(values) if values else None
+
+    merged = {key: worst(key) for key in ("loop_lag_p50_ms", "loop_lag_p99_ms", "loop_lag_max_ms",
+                                          "reader_lag_p50_ms", "reader_lag_p99_ms", "reader_lag_max_ms",
+                                          "cpu_mean_percent", "cpu_max_percent")}
+    merged["samples"] = sum(s.get("samples", 0) for s in summaries)
+    merged["reader"] = ",".join(sorted({s.get("reader", "?") for s in summaries}))
+    for key in ("reader_reads", "reader_stamped", "reader_wakeups"):  # native reader counts
+        if any(key in s for s in summaries):
+            merged[key] = sum(s.get(key, 0) for s in summaries)
+    merged["reader_nice"] = worst("reader_nice")  # the least favoured worker's reader thread
+    merged["skew_reasons"] = [f"worker {i}: {r}" for i, s in enumerate(summaries) for r in s.get("skew_reasons", [])]
+    merged["skewed"] = bool(merged["skew_reasons"])
+    return merged

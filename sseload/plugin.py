@@ -31,7 +31,7 @@ from sseload import webui
 from sseload.auth.schemes import Authenticator, from_scenario
 from sseload.client import Endpoint, PreparedRequest, StreamRules
 from sseload.distributed import BATCH, DONE, MasterCollector, WorkerSink
-from sseload.health import HealthMonitor
+from sseload.health import HealthMonitor, merge_summaries
 from sseload.recorder import ParquetSink, Recorder, warm_up
 from sseload.scenario import Scenario, ScenarioError, default_scenario, expand_env
 from sseload.scenario import load as load_scenario
@@ -190,7 +190,7 @@ class RunContext:
                 "outcomes": outcomes,
             }
             workers = [r["health"] for r in reports]
-            summary = _merge_health(workers)
+            summary = merge_summaries(workers)
         return {
             "schema_version": sseload.SCHEMA_VERSION,
             "run_id": self.run_id,
@@ -235,25 +235,6 @@ class RunContext:
                     gevent.spawn(environment.runner.quit)
         elif outcome in ("ok", "incomplete", "cutoff", "event_error", "timeout"):
             self.auth_ok = True
-
-
-def _merge_health(summaries: list[dict]) -> dict:
-    """The run's health is its worst worker's: one skewed worker skews the whole measurement."""
-    if not summaries:
-        return {}
-
-    def worst(key: str):
-        values = [s[key] for s in summaries if s.get(key) is not None]
-        return max(values) if values else None
-
-    merged = {key: worst(key) for key in ("loop_lag_p50_ms", "loop_lag_p99_ms", "loop_lag_max_ms",
-                                          "reader_lag_p50_ms", "reader_lag_p99_ms", "reader_lag_max_ms",
-                                          "cpu_mean_percent", "cpu_max_percent")}
-    merged["samples"] = sum(s.get("samples", 0) for s in summaries)
-    merged["reader"] = ",".join(sorted({s.get("reader", "?") for s in summaries}))
-    merged["skew_reasons"] = [f"worker {i}: {r}" for i, s in enumerate(summaries) for r in s.get("skew_reasons", [])]
-    merged["skewed"] = bool(merged["skew_reasons"])
-    return merged
 
 
 def context(environment) -> RunContext:

@@ -10,7 +10,8 @@ its bytes arrived (the kernel's receive timestamp, else the time the read return
 loop drains the reads in batches (woken through an eventfd) and parses them. The timestamp no
 longer waits for the loop: a busy loop makes parsing late, not the measurement, and one
 wake-up of the loop serves every read that came meanwhile. The thread reads in windows of
-``READ_WINDOW_S``, which costs no accuracy since the kernel took the times.
+``READ_WINDOW_S``, which costs no accuracy since the kernel took the times, and runs at
+``READER_NICE`` where the process may raise a thread's priority (``health.reader_nice``).
 ``SSELOAD_KERNEL_TIMESTAMPS=0`` times reads as they return instead (for comparison).
 
 ``Reactor`` (pure Python; ``SSELOAD_READER=python``, or where the extension is missing): a
@@ -32,6 +33,7 @@ import time
 WATCHDOG_S = 0.25
 DRAIN_HOLDOFF_S = 0.001  # native reader: the loop drains at most this often (timestamps are already taken)
 READ_WINDOW_S = 0.0005  # native reader: the thread reads at most this often (the kernel times the bytes)
+READER_NICE = -10  # native reader: the thread's priority where permitted (SSELOAD_READER_NICE overrides)
 _READ = 1  # libev EV_READ
 RECV_BYTES = 65536
 
@@ -117,7 +119,9 @@ class NativeReactor(_Watchdog):
 
         self.kernel_timestamps = os.environ.get("SSELOAD_KERNEL_TIMESTAMPS", "1") != "0"
         window = READ_WINDOW_S if self.kernel_timestamps else 0.0
-        self._reader = _reader.Reader(window_ns=int(window * 1e9), kernel_timestamps=self.kernel_timestamps)
+        nice = int(os.environ.get("SSELOAD_READER_NICE", READER_NICE))
+        self._reader = _reader.Reader(window_ns=int(window * 1e9), kernel_timestamps=self.kernel_timestamps,
+                                      nice=max(-20, min(19, nice)))
         self._conns: dict[int, object] = {}  # token -> connection
         self._tokens: dict[int, int] = {}  # fd -> token of the stream reading it
         self._next_token = itertools.count(1)

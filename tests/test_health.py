@@ -4,6 +4,7 @@ taking the timestamps (the native reader's thread when it ran, else the event lo
 from array import array
 
 from sseload.health import HealthMonitor
+from sseload.health import merge_summaries
 
 
 def monitor(loop_lag_ms: float, reader_lag_ms: float | None, cpu: float = 50.0) -> HealthMonitor:
@@ -36,3 +37,13 @@ def test_without_a_reader_thread_event_loop_lag_decides():
 def test_cpu_over_the_limit_skews_it_whatever_the_lags():
     summary = monitor(loop_lag_ms=0.5, reader_lag_ms=0.2, cpu=95.0).summary()
     assert summary["skew_reasons"] == ["harness CPU reached 95% > 90%"]
+
+
+def test_workers_merge_to_the_worst_lag_and_priority_and_the_sum_of_reads():
+    a = {"reader_lag_p99_ms": 0.4, "cpu_max_percent": 50.0, "reader": "native", "reader_reads": 10,
+         "reader_stamped": 9, "reader_wakeups": 2, "reader_nice": -10, "skew_reasons": []}
+    b = dict(a, reader_lag_p99_ms=7.0, reader_nice=0, skew_reasons=["reader thread lag p99 7.0 ms > 5 ms"])
+    merged = merge_summaries([a, b])
+    assert merged["reader_lag_p99_ms"] == 7.0 and merged["reader_nice"] == 0
+    assert (merged["reader_reads"], merged["reader_stamped"], merged["reader_wakeups"]) == (20, 18, 4)
+    assert merged["skewed"] and merged["skew_reasons"] == ["worker 1: reader thread lag p99 7.0 ms > 5 ms"]

@@ -270,3 +270,29 @@ def test_the_thread_samples_its_own_wake_up_lag_every_50_ms():
         assert reader.take_lags() == b""  # taken once
     finally:
         reader.close()
+
+
+def _nice_of(reader) -> int:
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:  # the thread sets its priority as it starts
+        nice = reader.stats()["nice"]
+        if nice != os.getpriority(os.PRIO_PROCESS, 0):
+            return nice
+        time.sleep(0.01)
+    return reader.stats()["nice"]
+
+
+def test_the_thread_runs_at_the_priority_it_asked_for_and_says_so():
+    reader = _reader.Reader(nice=min(19, os.getpriority(os.PRIO_PROCESS, 0) + 5))  # always permitted
+    try:
+        assert _nice_of(reader) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 5)
+    finally:
+        reader.close()
+
+
+def test_a_priority_the_process_may_not_take_is_not_an_error():
+    reader = _reader.Reader(nice=-20)  # root gets it; others get what RLIMIT_NICE allows, or none
+    try:
+        assert -20 <= _nice_of(reader) <= os.getpriority(os.PRIO_PROCESS, 0)
+    finally:
+        reader.close()
