@@ -3,8 +3,7 @@ taking the timestamps (the native reader's thread when it ran, else the event lo
 
 from array import array
 
-from sseload.health import HealthMonitor
-from sseload.health import merge_summaries
+from sseload.health import HealthMonitor, merge_summaries
 
 
 def monitor(loop_lag_ms: float, reader_lag_ms: float | None, cpu: float = 50.0) -> HealthMonitor:
