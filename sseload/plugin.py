@@ -412,20 +412,19 @@ def _on_test_stop(environment, **_kw) -> None:
         return
     if ctx.recorder is None:
         return
-    ctx.recorder.flush(wait=True)
-    ctx.recorder.drain()
     if ctx.role == "worker":
+        ctx.recorder.flush(wait=True)
+        ctx.recorder.drain()
         environment.runner.send_message(DONE, ctx.worker_report())
     else:
-        ctx.recorder.sink.close()
+        ctx.recorder.close_sink()
 
 
 def snapshot_run(environment, ctx: RunContext) -> None:
     """Write run.json for the run as it is now (the web UI's report link)."""
     if ctx.role == "master":
         return _write_master_run(environment, ctx)
-    ctx.recorder.flush(wait=True)
-    ctx.recorder.sink.close()
+    ctx.recorder.close_sink()
     ctx.ended_at = datetime.now(timezone.utc)
     _write_local_run(environment, ctx)
 
@@ -438,6 +437,11 @@ def _write_local_run(environment, ctx: RunContext) -> dict:
     if ctx.streams_started != rec.streams_recorded:
         ctx.partial_reason = ctx.partial_reason or (
             f"{ctx.streams_started - rec.streams_recorded} streams started but not recorded"
+        )
+    written = getattr(rec.sink, "streams_on_disk", None)
+    if written is not None and written < rec.streams_recorded:  # a write error says so above
+        ctx.partial_reason = ctx.partial_reason or (
+            f"{rec.streams_recorded - written} streams recorded but not written to {ctx.run_dir}"
         )
     ctx.health.write(ctx.run_dir / "health.parquet")
     info = ctx.run_info(environment)

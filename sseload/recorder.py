@@ -51,6 +51,8 @@ class ParquetSink:
         self._pending_streams = self._pending_events = 0
         self.streams_written = 0  # accepted; on disk once close() returns
         self.events_written = 0
+        self.streams_on_disk = 0  # in files closed so far: what a reader of the run will find
+        self._shard_streams = 0
 
     def _open(self) -> None:
         """Files open lazily; after close() (a test stopped in the web UI) the next shard starts."""
@@ -79,8 +81,7 @@ class ParquetSink:
         if not self._pending:
             return
         if self._row_groups >= self.ROW_GROUPS_PER_SHARD:
-            self._streams.close()
-            self._events.close()
+            self._close_shard()
             self._open()
         streams_table = pa.concat_tables([s for s, _ in self._pending])
         events_table = pa.concat_tables([e for _, e in self._pending])
@@ -88,6 +89,7 @@ class ParquetSink:
         self._pending_streams = self._pending_events = 0
         if streams_table.num_rows:
             self._streams.write_table(streams_table)
+            self._shard_streams += streams_table.num_rows
         if events_table.num_rows:
             self._events.write_table(events_table)
         self._row_groups += 1
@@ -99,9 +101,14 @@ class ParquetSink:
             else:
                 return
         self._write_pending()
+        self._close_shard()
+        self._streams = self._events = None
+
+    def _close_shard(self) -> None:
         self._streams.close()
         self._events.close()
-        self._streams = self._events = None
+        self.streams_on_disk += self._shard_streams
+        self._shard_streams = 0
 
 
 def warm_up() -> None:
@@ -148,6 +155,7 @@ class Recorder:
         self.events_recorded = 0
         self.outcomes: dict[str, int] = {}
         self.write_error: BaseException | None = None
+        self._flushing = None  # a gevent lock: one flush at a time (see flush)
 
     def add(self, record: tuple, events: EventBuffer) -> None:
         """Take one finished stream; ``events`` (the user's own buffer) is emptied."""
@@ -189,21 +197,45 @@ class Recorder:
             drain()
 
     def flush(self, wait: bool = False) -> None:
-        if self._pending is not None:
-            self._pending.get()  # one write at a time, in order
-            self._pending = None
-        if self._streams:
-            streams, events = self._streams, self._events
-            self._streams, self._events = [], EventBuffer()
-            if self.threaded and not wait:
-                if self._pool is None:
-                    from gevent.threadpool import ThreadPool
+        """Hand the streams recorded so far to the writer; ``wait``: and have them written.
 
-                    self._pool = ThreadPool(1)
-                    self._pool.spawn(_yield_cpu_to_the_loop).get()
-                self._pending = self._pool.spawn(self._write, streams, events)
-            else:  # the run's end (or unthreaded): write here, in order after the one awaited above
-                self._write(streams, events)
+        One flush at a time: the flush loop and the run's end (or the web UI's report) may both
+        flush, and a flush that resumed first after the same write would otherwise hand a new
+        batch to the thread which the other then neither waited for nor wrote, letting the files
+        close under it (measured: every user's last stream lost at 2,500 users).
+        """
+        if self._flushing is None:
+            from gevent.lock import RLock
+
+            self._flushing = RLock()
+        with self._flushing:
+            if self._pending is not None:
+                self._pending.get()  # one write at a time, in order
+                self._pending = None
+            if self._streams:
+                streams, events = self._streams, self._events
+                self._streams, self._events = [], EventBuffer()
+                if self.threaded and not wait:
+                    if self._pool is None:
+                        from gevent.threadpool import ThreadPool
+
+                        self._pool = ThreadPool(1)
+                        self._pool.spawn(_yield_cpu_to_the_loop).get()
+                    self._pending = self._pool.spawn(self._write, streams, events)
+                else:  # the run's end (or unthreaded): write here, in order after the one awaited above
+                    self._write(streams, events)
+
+    def close_sink(self) -> None:
+        """Write everything recorded and close the sink's files, with no write in flight.
+
+        The recorder stays usable: a later stream starts the sink's next shard.
+        """
+        self.flush(wait=True)
+        with self._flushing:
+            self.drain()
+            close = getattr(self.sink, "close", None)
+            if close is not None:
+                close()
 
     def _write(self, streams: list[tuple], events: EventBuffer) -> None:
         try:
@@ -229,11 +261,7 @@ class Recorder:
         if self._loop is not None:
             self._loop.kill()
             self._loop = None
-        self.flush(wait=True)
-        self.drain()
-        close = getattr(self.sink, "close", None)
-        if close is not None:
-            close()
+        self.close_sink()
         if self._pool is not None:
             self._pool.kill()
             self._pool = None

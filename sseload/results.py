@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 import sseload
@@ -52,7 +53,15 @@ def _read(run_dir: Path, stem: str, columns: list[str] | None = None) -> pd.Data
     shards = sorted(run_dir.glob(f"{stem}*.parquet"), key=_shard_number)
     if not shards:
         return None
-    frames = [pq.read_table(p, columns=columns).to_pandas() for p in shards]
+    frames = []
+    for path in shards:
+        try:
+            frames.append(pq.read_table(path, columns=columns).to_pandas())
+        except (pa.ArrowInvalid, OSError) as err:
+            raise ResultsError(
+                f"{path} is not a complete Parquet file ({err}); the run was cut off while writing "
+                "it, and its rows are lost. Move it out of the run directory to read the rest"
+            ) from None
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 

@@ -159,3 +159,43 @@ def test_batches_are_written_by_a_nice_thread_and_the_last_one_by_the_caller(tmp
     me = threading.get_native_id()
     assert seen[0][0] != me and seen[0][1] == WRITER_NICE
     assert seen[1] == (me, os.getpriority(os.PRIO_PROCESS, me))
+
+
+def test_a_flush_racing_the_flush_loop_loses_nothing(tmp_path):
+    """The flush loop and the run's end flushing at once: every stream reaches a closed file."""
+    import time
+
+    import gevent
+
+    from sseload.results import load
+
+    class SlowSink(ParquetSink):
+        def __call__(self, streams, events):
+            time.sleep(0.2)  # on the writer thread
+            super().__call__(streams, events)
+
+    sink = SlowSink(tmp_path)
+    rec = Recorder(sink)
+    rec.add(raw(stream_id=1), EventBuffer())
+    rec.flush()  # batch 1 on the writer thread, slow
+    rec.add(raw(stream_id=2), EventBuffer())
+    loop = gevent.spawn(rec.flush)  # the flush loop, waiting for batch 1 first
+    gevent.sleep(0)
+    rec.close_sink()  # the run's end: also waits for batch 1, then must wait for batch 2 too
+    loop.join()
+    rec.close()
+    assert sink.streams_on_disk == 2
+    (tmp_path / "run.json").write_text("{}")
+    assert sorted(load(tmp_path, events=False).streams["stream_id"]) == [1, 2]
+
+
+def test_a_cut_off_shard_is_named_not_a_traceback(tmp_path):
+    from sseload.results import ResultsError, load
+
+    sink = ParquetSink(tmp_path)
+    sink([raw(stream_id=1)], EventBuffer())
+    sink.close()
+    (tmp_path / "run.json").write_text("{}")
+    (tmp_path / "streams-2.parquet").write_bytes(b"PAR1")  # opened, never closed
+    with pytest.raises(ResultsError, match=r"streams-2\.parquet is not a complete Parquet file"):
+        load(tmp_path, events=False)
