@@ -221,30 +221,48 @@ static void *reader_run(void *arg) {
                 }
                 continue;
             }
-            while (r->fill.used > r->max_bytes && !r->stop)
-                pthread_cond_wait(&r->room, &r->mu);
-            if (r->stop) break;
-            if ((size_t)fd >= r->ntokens || r->tokens[fd] < 0)
-                continue; /* removed after epoll_wait reported it */
-            if (batch_reserve(&r->fill, RECV_BYTES) < 0)
-                break; /* out of memory: try again on the next wake-up */
-            batch_t *b = &r->fill;
-            int64_t t;
-            ssize_t got = read_stamped(r, fd, b->bytes + b->used, real_minus_mono, &t);
-            read_sockets = 1;
-            if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-                continue;
-            entry_t *e = &b->entries[b->n++];
-            e->token = r->tokens[fd];
-            e->t_ns = t;
-            e->off = b->used;
-            e->len = got > 0 ? (size_t)got : 0;
-            e->err = got < 0 ? errno : 0;
-            r->reads++;
-            if (got > 0)
+            /* Edge-triggered: read until the socket is drained. A read shorter than the buffer
+             * emptied the receive queue (TCP copies while segments are queued), and any byte
+             * arriving after it is a new edge; a full buffer is read again. A peer's close or an
+             * error already reported with this edge comes after the bytes: read on until it. */
+            int ended = (events[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+            for (;;) {
+                while (r->fill.used > r->max_bytes && !r->stop)
+                    pthread_cond_wait(&r->room, &r->mu);
+                if (r->stop) break;
+                if ((size_t)fd >= r->ntokens || r->tokens[fd] < 0)
+                    break; /* removed after epoll_wait reported it */
+                if (batch_reserve(&r->fill, RECV_BYTES) < 0) { /* out of memory: wait, never drop the edge */
+                    pthread_mutex_unlock(&r->mu);
+                    struct timespec ms = {.tv_sec = 0, .tv_nsec = 1000000};
+                    nanosleep(&ms, NULL);
+                    pthread_mutex_lock(&r->mu);
+                    continue;
+                }
+                batch_t *b = &r->fill;
+                int64_t t;
+                ssize_t got = read_stamped(r, fd, b->bytes + b->used, real_minus_mono, &t);
+                read_sockets = 1;
+                if (got < 0 && errno == EINTR)
+                    continue;
+                if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                    break;
+                entry_t *e = &b->entries[b->n++];
+                e->token = r->tokens[fd];
+                e->t_ns = t;
+                e->off = b->used;
+                e->len = got > 0 ? (size_t)got : 0;
+                e->err = got < 0 ? errno : 0;
+                r->reads++;
+                if (got <= 0) {
+                    unregister_locked(r, fd); /* EOF or error: reported once, then out of the poll set */
+                    break;
+                }
                 b->used += (size_t)got;
-            else
-                unregister_locked(r, fd); /* EOF or error: reported once, then out of the poll set */
+                if ((size_t)got < RECV_BYTES && !ended)
+                    break;
+            }
+            if (r->stop) break;
         }
         if (r->fill.n > before && !r->notified) {
             uint64_t one = 1;
@@ -387,7 +405,7 @@ static PyObject *Reader_add(Reader *self, PyObject *args) {
         }
         struct epoll_event ev;
         memset(&ev, 0, sizeof ev);
-        ev.events = EPOLLIN;
+        ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET; /* one report per arrival, not per epoll_wait */
         ev.data.fd = fd;
         self->tokens[fd] = token;
         rc = epoll_ctl(self->epfd, EPOLL_CTL_ADD, fd, &ev);

@@ -203,6 +203,20 @@ def test_after_remove_the_thread_reads_nothing_more_from_the_socket(reader_and_p
     assert [(r[0], r[2]) for r in drain_until(reader, 1)] == [(6, b"three")]
 
 
+def test_a_burst_larger_than_one_read_is_read_whole_without_more_arriving(reader_and_pair):
+    """Each arrival is reported once (edge-triggered): a full buffer must be read again."""
+    reader, client, server = reader_and_pair
+    reader.add(client.fileno(), 8)
+    burst = bytes(range(256)) * 1024  # 256 KiB, four reads' worth at least
+    server.sendall(burst)
+    got = b""
+    deadline = time.monotonic() + 5
+    while len(got) < len(burst) and time.monotonic() < deadline:
+        select.select([reader.fileno()], [], [], 0.1)
+        got += b"".join(r[2] for r in reader.drain())
+    assert got == burst
+
+
 def test_many_sockets_lose_no_byte():
     reader = _reader.Reader()
     pairs = [pair() for _ in range(50)]
