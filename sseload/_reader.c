@@ -85,6 +85,7 @@ typedef struct {
     batch_t fill;          /* written by the thread under mu */
     batch_t spare;         /* handed to Python by drain() */
     int notified;
+    int taken;             /* a batch is out with drain()/dispatch(): no nested take */
     size_t max_bytes;
     uint64_t reads;
     uint64_t stamped;      /* reads timed by the kernel's receive timestamp */
@@ -440,9 +441,8 @@ static PyObject *Reader_remove(Reader *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* Every read since the last drain, in order: a list of (token, t_ns, data, err), where data
- * is bytes (b"" at EOF) and err an errno (0 when the read succeeded or hit EOF). */
-static PyObject *Reader_drain(Reader *self, PyObject *Py_UNUSED(ignored)) {
+/* Take every read since the last take: the thread fills the other batch meanwhile. */
+static batch_t take_batch(Reader *self) {
     uint64_t count;
     ssize_t rd = read(self->evfd, &count, sizeof count); /* clear the wake-up; EAGAIN is fine */
     (void)rd;
@@ -457,6 +457,25 @@ static PyObject *Reader_drain(Reader *self, PyObject *Py_UNUSED(ignored)) {
     pthread_cond_broadcast(&self->room);
     pthread_mutex_unlock(&self->mu);
     Py_END_ALLOW_THREADS
+    return full;
+}
+
+static void give_back(Reader *self, batch_t full) {
+    full.n = 0;
+    full.used = 0;
+    self->spare = full; /* its memory is reused by the next swap */
+    self->taken = 0;
+}
+
+/* Every read since the last drain, in order: a list of (token, t_ns, data, err), where data
+ * is bytes (b"" at EOF) and err an errno (0 when the read succeeded or hit EOF). */
+static PyObject *Reader_drain(Reader *self, PyObject *Py_UNUSED(ignored)) {
+    if (self->taken) {
+        PyErr_SetString(PyExc_RuntimeError, "drain() or dispatch() called from inside dispatch()");
+        return NULL;
+    }
+    self->taken = 1;
+    batch_t full = take_batch(self);
     PyObject *out = PyList_New((Py_ssize_t)full.n);
     if (out) {
         for (size_t i = 0; i < full.n; i++) {
@@ -470,10 +489,65 @@ static PyObject *Reader_drain(Reader *self, PyObject *Py_UNUSED(ignored)) {
             PyList_SET_ITEM(out, (Py_ssize_t)i, item);
         }
     }
-    full.n = 0;
-    full.used = 0;
-    self->spare = full; /* its memory is reused by the next swap */
+    give_back(self, full);
     return out;
+}
+
+/* dispatch(callbacks): for every read since the last drain, in order, call
+ * callbacks[token](t_ns, data, err); reads of a token no longer in the dict are dropped (the
+ * stream ended). The loop of drain() without its tuples, list and lookups in Python. An
+ * exception from a callback does not stop the others: the first is raised once all ran. */
+static PyObject *Reader_dispatch(Reader *self, PyObject *callbacks) {
+    if (!PyDict_Check(callbacks)) {
+        PyErr_SetString(PyExc_TypeError, "dispatch() takes a dict of token -> callback");
+        return NULL;
+    }
+    if (self->taken) {
+        PyErr_SetString(PyExc_RuntimeError, "drain() or dispatch() called from inside dispatch()");
+        return NULL;
+    }
+    self->taken = 1;
+    batch_t full = take_batch(self);
+    PyObject *exc_type = NULL, *exc_value = NULL, *exc_tb = NULL;
+    Py_ssize_t called = 0;
+    for (size_t i = 0; i < full.n; i++) {
+        entry_t *e = &full.entries[i];
+        PyObject *key = PyLong_FromLongLong(e->token);
+        if (!key) break;
+        PyObject *cb = PyDict_GetItemWithError(callbacks, key);
+        Py_DECREF(key);
+        if (!cb) {
+            if (PyErr_Occurred()) break;
+            continue;
+        }
+        Py_INCREF(cb); /* the callback may remove itself from the dict */
+        PyObject *args[3];
+        args[0] = PyLong_FromLongLong(e->t_ns);
+        args[1] = PyBytes_FromStringAndSize(full.bytes + e->off, (Py_ssize_t)e->len);
+        args[2] = PyLong_FromLong(e->err);
+        PyObject *res = NULL;
+        if (args[0] && args[1] && args[2])
+            res = PyObject_Vectorcall(cb, args, 3, NULL);
+        Py_XDECREF(args[0]);
+        Py_XDECREF(args[1]);
+        Py_XDECREF(args[2]);
+        Py_DECREF(cb);
+        called++;
+        if (res) {
+            Py_DECREF(res);
+        } else if (exc_type == NULL) {
+            PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+        } else {
+            PyErr_Clear();
+        }
+    }
+    give_back(self, full);
+    if (exc_type != NULL) {
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+        return NULL;
+    }
+    if (PyErr_Occurred()) return NULL;
+    return PyLong_FromSsize_t(called);
 }
 
 static PyObject *Reader_fileno(Reader *self, PyObject *Py_UNUSED(ignored)) {
@@ -515,6 +589,8 @@ static PyMethodDef Reader_methods[] = {
      "remove(fd): stop reading fd; after this returns the thread does not touch it."},
     {"drain", (PyCFunction)Reader_drain, METH_NOARGS,
      "drain() -> [(token, t_ns, data, err), ...]: every read since the last drain."},
+    {"dispatch", (PyCFunction)Reader_dispatch, METH_O,
+     "dispatch(callbacks) -> n: call callbacks[token](t_ns, data, err) for every read since the last drain."},
     {"fileno", (PyCFunction)Reader_fileno, METH_NOARGS,
      "fileno(): an eventfd that is readable while reads wait to be drained."},
     {"stats", (PyCFunction)Reader_stats, METH_NOARGS, "stats() -> {'reads': n, 'stamped': n, 'wakeups': n, 'nice': n}; stamped: reads timed by the kernel, nice: the thread's priority"},

@@ -402,8 +402,9 @@ class SSEConnection:
         except Exception as exc:  # TLS, parser or callback errors: classified by the stream's handlers
             self._read_error = exc
             return self._end_read()
-        if not self._wants_more():
-            self._end_read()
+        if self._message_complete or self._outcome is not None or self._completed or self._parser is None:
+            if not self._wants_more():  # (checked only when one of its conditions may hold)
+                self._end_read()
 
     def on_read_timeout(self) -> None:
         self._read_error = socket.timeout("read timeout")

@@ -122,7 +122,7 @@ class NativeReactor(_Watchdog):
         nice = int(os.environ.get("SSELOAD_READER_NICE", READER_NICE))
         self._reader = _reader.Reader(window_ns=int(window * 1e9), kernel_timestamps=self.kernel_timestamps,
                                       nice=max(-20, min(19, nice)))
-        self._conns: dict[int, object] = {}  # token -> connection
+        self._on_read: dict[int, object] = {}  # token -> the connection's on_read
         self._tokens: dict[int, int] = {}  # fd -> token of the stream reading it
         self._next_token = itertools.count(1)
         self._watchdog = None
@@ -143,11 +143,11 @@ class NativeReactor(_Watchdog):
         self._wakeup.start(self._on_wakeup)
 
     def _open_connections(self):
-        return self._conns.values()
+        return [on_read.__self__ for on_read in self._on_read.values()]
 
     def add(self, conn, fd: int) -> None:
         token = next(self._next_token)
-        self._conns[token] = conn
+        self._on_read[token] = conn.on_read
         self._tokens[fd] = token
         self._reader.add(fd, token)
         if self._watchdog is None:
@@ -158,14 +158,11 @@ class NativeReactor(_Watchdog):
         token = self._tokens.pop(fd, None)
         if token is not None:
             self._reader.remove(fd)
-            del self._conns[token]
+            del self._on_read[token]
 
     def _drain(self) -> None:
-        conns = self._conns
-        for token, t_ns, data, err in self._reader.drain():
-            conn = conns.get(token)
-            if conn is not None:  # else the stream ended (or was removed) before this read
-                conn.on_read(t_ns, data, err)
+        # Every read in order to its stream's on_read; reads of streams already removed are dropped.
+        self._reader.dispatch(self._on_read)
 
     def stats(self) -> dict:
         return self._reader.stats()

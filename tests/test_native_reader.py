@@ -310,3 +310,51 @@ def test_a_priority_the_process_may_not_take_is_not_an_error():
         assert -20 <= _nice_of(reader) <= os.getpriority(os.PRIO_PROCESS, 0)
     finally:
         reader.close()
+
+
+@pytest.fixture
+def two_streams(reader_and_pair):
+    """The reader with two registered pairs, tokens 1 and 2: (reader, server 1, server 2)."""
+    reader, client, server = reader_and_pair
+    other_client, other_server = pair()
+    reader.add(client.fileno(), 1)
+    reader.add(other_client.fileno(), 2)
+    yield reader, server, other_server
+    other_client.close()
+    other_server.close()
+
+
+def test_dispatch_calls_each_stream_in_order_and_drops_reads_of_ended_streams(two_streams):
+    reader, server, other_server = two_streams
+    for i in range(3):
+        server.sendall(b"a%d;" % i)
+        other_server.sendall(b"b%d;" % i)
+        time.sleep(0.01)
+    time.sleep(0.05)
+    select.select([reader.fileno()], [], [], 1)
+    got = []
+    calls = reader.dispatch({1: lambda t, data, err: got.append((t, data, err))})  # 2 ended
+    assert b"".join(d for _, d, _ in got) == b"a0;a1;a2;"
+    assert all(err == 0 for _, _, err in got) and [t for t, _, _ in got] == sorted(t for t, _, _ in got)
+    assert calls == len(got)
+    assert reader.drain() == []  # token 2's reads were dropped, not kept
+
+
+def test_a_failing_callback_does_not_cost_the_other_streams_their_reads(two_streams):
+    reader, server, other_server = two_streams
+    server.sendall(b"x")
+    other_server.sendall(b"y")
+    time.sleep(0.1)
+    seen = []
+
+    def broken(t, data, err):
+        raise KeyError("a bug")
+
+    def nested(t, data, err):
+        seen.append(data)
+        with pytest.raises(RuntimeError, match="inside dispatch"):
+            reader.drain()
+
+    with pytest.raises(KeyError, match="a bug"):
+        reader.dispatch({1: broken, 2: nested})
+    assert seen == [b"y"]

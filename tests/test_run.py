@@ -98,5 +98,7 @@ def test_both_readers_record_every_stream_and_say_which_read_them(tmp_path, read
     reset = streams[streams["outcome"] == "reset"]
     assert (reset["events"] > 0).all()  # the events before the reset are kept
     assert info["health"]["reader"] == reader
-    if reader == "native":
-        assert info["health"]["reader_reads"] >= len(result.events)
+    if reader == "native":  # a read may carry several events; most are timed by the kernel
+        health = info["health"]
+        assert health["reader_reads"] >= len(streams)
+        assert health["reader_reads"] >= health["reader_stamped"] > health["reader_reads"] / 2
