@@ -96,24 +96,23 @@ class SSEParser:
             if chunk[-1] == 13:
                 self._cr_pending = True
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        if 10 not in chunk:
+        lines = chunk.split(b"\n")
+        if len(lines) == 1:  # no line end yet
             self._pending.append(chunk)
             self._pending_len += len(chunk)
             self._check_size()
             return []
-        if self._pending:
-            self._pending.append(chunk)
-            chunk = b"".join(self._pending)
-            self._pending.clear()
+        pending = self._pending
+        if pending:  # the start of the first line came in earlier reads
+            pending.append(lines[0])
+            lines[0] = b"".join(pending)
+            pending.clear()
             self._pending_len = 0
-        lines = chunk.split(b"\n")
         tail = lines.pop()
         if tail:
-            self._pending.append(tail)
+            pending.append(tail)
             self._pending_len = len(tail)
-        return self._lines(lines)
 
-    def _lines(self, lines: list[bytes]) -> list[SSEEvent]:
         # The hot loop: one pass over the lines of a read. `data: ` lines (nearly all of a
         # stream) take the first branch; dispatch is inlined; events are built with
         # tuple.__new__ directly, skipping NamedTuple's Python-level constructor.
@@ -130,11 +129,6 @@ class SSEParser:
                     self._data_len = data_len
                     self._check_size()
                 continue
-            if line[:4] == b"id: ":
-                value = line[4:]
-                if 0 not in value:
-                    self._last_id = value.decode("utf-8", "replace")
-                continue
             if not line:
                 if data:
                     raw = data[0] if len(data) == 1 else b"\n".join(data)
@@ -148,9 +142,17 @@ class SSEParser:
                         event_type.decode("utf-8", "replace") if event_type else "message",
                         text, self._last_id, len(raw),
                     )))
-                    data = self._data = []
+                    data.clear()
                     data_len = 0
-                self._event_type = b""
+                    if event_type:
+                        self._event_type = b""
+                elif self._event_type:
+                    self._event_type = b""
+                continue
+            if line[:4] == b"id: ":
+                value = line[4:]
+                if 0 not in value:
+                    self._last_id = value.decode("utf-8", "replace")
                 continue
             field, colon, value = line.partition(b":")
             if not field and colon:
@@ -176,7 +178,8 @@ class SSEParser:
             else:
                 self.malformed += 1
         self._data_len = data_len
-        self._check_size()
+        if data_len + self._pending_len > limit:
+            self._check_size()
         return events
 
     def _strip_bom(self, chunk: bytes) -> bytes:
