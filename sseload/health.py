@@ -137,3 +137,14 @@ def merge_summaries(summaries: list[dict]) -> dict:
     merged["skew_reasons"] = [f"worker {i}: {r}" for i, s in enumerate(summaries) for r in s.get("skew_reasons", [])]
     merged["skewed"] = bool(merged["skew_reasons"])
     return merged
+
+
+def read_timing(health: dict) -> str:
+    """How the reads of a run were timed, in words: the share the kernel timed, the reader's nice."""
+    reads = health.get("reader_reads")
+    if not reads:
+        return "reads timed as they returned, on the event loop"
+    text = f"{100.0 * (health.get('reader_stamped') or 0) / reads:.0f}% of reads timed by the kernel"
+    if health.get("reader_nice") is not None:
+        text += f", reader thread at nice {health['reader_nice']}"
+    return text

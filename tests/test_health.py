@@ -46,3 +46,11 @@ def test_workers_merge_to_the_worst_lag_and_priority_and_the_sum_of_reads():
     assert merged["reader_lag_p99_ms"] == 7.0 and merged["reader_nice"] == 0
     assert (merged["reader_reads"], merged["reader_stamped"], merged["reader_wakeups"]) == (20, 18, 4)
     assert merged["skewed"] and merged["skew_reasons"] == ["worker 1: reader thread lag p99 7.0 ms > 5 ms"]
+
+
+def test_the_summary_says_how_reads_were_timed():
+    from sseload.health import read_timing
+
+    native = {"reader_reads": 200, "reader_stamped": 150, "reader_nice": -10}
+    assert read_timing(native) == "75% of reads timed by the kernel, reader thread at nice -10"
+    assert read_timing({"reader": "python"}) == "reads timed as they returned, on the event loop"

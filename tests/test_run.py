@@ -98,6 +98,9 @@ def test_both_readers_record_every_stream_and_say_which_read_them(tmp_path, read
     reset = streams[streams["outcome"] == "reset"]
     assert (reset["events"] > 0).all()  # the events before the reset are kept
     assert info["health"]["reader"] == reader
+    said = "of reads timed by the kernel" if reader == "native" else "reads timed as they returned"
+    assert said in next(ln for ln in result.stdout.splitlines() if ln.startswith("harness health"))
+    assert said in (result.run_dir / "report.html").read_text()
     if reader == "native":  # a read may carry several events; most are timed by the kernel
         health = info["health"]
         assert health["reader_reads"] >= len(streams)
