@@ -122,9 +122,9 @@ class NativeReactor(_Watchdog):
         # Windows and priority go together: without kernel times the thread must read at once,
         # and at nice -10 it would then preempt the loop at every read (measured: 21 µs per
         # event at 1,000 streams instead of 14), so that mode keeps the loop's priority.
-        nice = int(os.environ.get("SSELOAD_READER_NICE", READER_NICE if self.kernel_timestamps else 0))
+        nice = _env_nice(READER_NICE if self.kernel_timestamps else 0)
         self._reader = _reader.Reader(window_ns=int(window * 1e9), kernel_timestamps=self.kernel_timestamps,
-                                      nice=max(-20, min(19, nice)))
+                                      nice=nice)
         self._on_read: dict[int, object] = {}  # token -> the connection's on_read
         self._tokens: dict[int, int] = {}  # fd -> token of the stream reading it
         self._next_token = itertools.count(1)
@@ -169,6 +169,24 @@ class NativeReactor(_Watchdog):
 
     def stats(self) -> dict:
         return self._reader.stats()
+
+
+def _env_nice(default: int) -> int:
+    """SSELOAD_READER_NICE if it is a nice value (-20..19), else ``default`` with a warning."""
+    text = os.environ.get("SSELOAD_READER_NICE")
+    if text is None:
+        return default
+    try:
+        nice = int(text)
+    except ValueError:
+        nice = None
+    if nice is None or not -20 <= nice <= 19:
+        import logging
+
+        logging.getLogger("sseload").warning(
+            "SSELOAD_READER_NICE=%r is not a nice value from -20 to 19; the reader thread uses %d", text, default)
+        return default
+    return nice
 
 
 _reactor: Reactor | NativeReactor | None = None

@@ -54,3 +54,14 @@ def test_the_summary_says_how_reads_were_timed():
     native = {"reader_reads": 200, "reader_stamped": 150, "reader_nice": -10}
     assert read_timing(native) == "75% of reads timed by the kernel, reader thread at nice -10"
     assert read_timing({"reader": "python"}) == "reads timed as they returned, on the event loop"
+
+
+def test_a_bad_reader_nice_setting_falls_back_with_a_warning(monkeypatch, caplog):
+    from sseload.reactor import _env_nice
+
+    monkeypatch.setenv("SSELOAD_READER_NICE", "-5")
+    assert _env_nice(-10) == -5
+    for bad in ("high", "-30"):
+        monkeypatch.setenv("SSELOAD_READER_NICE", bad)
+        assert _env_nice(-10) == -10
+        assert "not a nice value from -20 to 19" in caplog.text
