@@ -1,9 +1,10 @@
 """The I/O shell: one HTTP/1.1 connection that runs SSE streams and records raw facts.
 
 Built on a plain (gevent-patched) socket and httptools' C response parser instead of a
-general HTTP client, because the measurement is the point: each read is timestamped the
-moment it returns, before any parsing; the SSE parser then runs over the whole read and the
-events it completes share that read's time. Nothing per event leaves this module but three
+general HTTP client, because the measurement is the point: each read comes with its time
+(the kernel's arrival time with the native reader, else the moment it returned; see
+sseload.reactor), taken before any parsing; the SSE parser then runs over the whole read and
+the events it completes share that read's time. Nothing per event leaves this module but three
 integers appended to flat arrays.
 
 Avoided on purpose (measured with locust 2.47): FastHttpSession.iter_lines buffers 1 KiB

@@ -2,9 +2,11 @@
 
 A greenlet asks to sleep ``interval_s`` and records how late it woke. With the Python reader
 that lateness is what every read's timestamp suffers too; with the native reader (the default)
-reads are timestamped on their own thread, and loop lag delays stream starts, parsing and the
-web UI's numbers instead, so the same limit still says when the process is overloaded. CPU
-comes from the process's own times (every thread's).
+reads are taken and timed on their own thread (by the kernel's arrival times), and loop lag
+delays stream starts, parsing and the web UI's numbers instead. That thread samples its own
+lag: a thread later than the gap between two events of a stream merges them (the first gets
+the second's time), so its lag decides the verdict then. CPU comes from the process's own
+times (every thread's).
 """
 
 from __future__ import annotations
