@@ -136,6 +136,7 @@ def merge_summaries(summaries: list[dict]) -> dict:
         if any(key in s for s in summaries):
             merged[key] = sum(s.get(key, 0) for s in summaries)
     merged["reader_nice"] = worst("reader_nice")  # the least favoured worker's reader thread
+    merged["reader_window_ms"] = worst("reader_window_ms")
     merged["skew_reasons"] = [f"worker {i}: {r}" for i, s in enumerate(summaries) for r in s.get("skew_reasons", [])]
     merged["skewed"] = bool(merged["skew_reasons"])
     return merged
@@ -147,6 +148,8 @@ def read_timing(health: dict) -> str:
     if not reads:
         return "reads timed as they returned, on the event loop"
     text = f"{100.0 * (health.get('reader_stamped') or 0) / reads:.0f}% of reads timed by the kernel"
+    if health.get("reader_window_ms"):
+        text += f" (read every {health['reader_window_ms']:g} ms)"
     if health.get("reader_nice") is not None:
         text += f", reader thread at nice {health['reader_nice']}"
     return text

@@ -10,7 +10,8 @@ its bytes arrived (the kernel's receive timestamp, else the time the read return
 loop drains the reads in batches (woken through an eventfd) and parses them. The timestamp no
 longer waits for the loop: a busy loop makes parsing late, not the measurement, and one
 wake-up of the loop serves every read that came meanwhile. The thread reads in windows of
-``READ_WINDOW_S``, which costs no accuracy since the kernel took the times, and runs at
+``READ_WINDOW_MS``, which costs accuracy only for events of one stream closer together than
+that (read together, they share the later one's arrival time), and runs at
 ``READER_NICE`` where the process may raise a thread's priority (``health.reader_nice``).
 ``SSELOAD_KERNEL_TIMESTAMPS=0`` times reads as they return instead (for comparison).
 
@@ -32,7 +33,7 @@ import time
 
 WATCHDOG_S = 0.25
 DRAIN_HOLDOFF_S = 0.001  # native reader: the loop drains at most this often (timestamps are already taken)
-READ_WINDOW_S = 0.0005  # native reader: the thread reads at most this often (the kernel times the bytes)
+READ_WINDOW_MS = 1.0  # native reader: the thread reads at most this often (SSELOAD_READ_WINDOW_MS overrides)
 READER_NICE = -10  # native reader: the thread's priority where permitted (SSELOAD_READER_NICE overrides)
 _READ = 1  # libev EV_READ
 RECV_BYTES = 65536
@@ -118,12 +119,13 @@ class NativeReactor(_Watchdog):
         import gevent
 
         self.kernel_timestamps = os.environ.get("SSELOAD_KERNEL_TIMESTAMPS", "1") != "0"
-        window = READ_WINDOW_S if self.kernel_timestamps else 0.0
+        self.window_ms = window_ms = (_env_setting("SSELOAD_READ_WINDOW_MS", READ_WINDOW_MS, 0.0, 100.0)
+                                      if self.kernel_timestamps else 0.0)
         # Windows and priority go together: without kernel times the thread must read at once,
         # and at nice -10 it would then preempt the loop at every read (measured: 21 µs per
         # event at 1,000 streams instead of 14), so that mode keeps the loop's priority.
-        nice = _env_nice(READER_NICE if self.kernel_timestamps else 0)
-        self._reader = _reader.Reader(window_ns=int(window * 1e9), kernel_timestamps=self.kernel_timestamps,
+        nice = _env_setting("SSELOAD_READER_NICE", READER_NICE if self.kernel_timestamps else 0, -20, 19, int)
+        self._reader = _reader.Reader(window_ns=int(window_ms * 1e6), kernel_timestamps=self.kernel_timestamps,
                                       nice=nice)
         self._on_read: dict[int, object] = {}  # token -> the connection's on_read
         self._tokens: dict[int, int] = {}  # fd -> token of the stream reading it
@@ -171,22 +173,22 @@ class NativeReactor(_Watchdog):
         return self._reader.stats()
 
 
-def _env_nice(default: int) -> int:
-    """SSELOAD_READER_NICE if it is a nice value (-20..19), else ``default`` with a warning."""
-    text = os.environ.get("SSELOAD_READER_NICE")
+def _env_setting(name: str, default: float, low: float, high: float, cast=float) -> float:
+    """An expert knob from the environment; a value out of range falls back with a warning."""
+    text = os.environ.get(name)
     if text is None:
         return default
     try:
-        nice = int(text)
+        value = cast(text)
     except ValueError:
-        nice = None
-    if nice is None or not -20 <= nice <= 19:
+        value = None
+    if value is None or not low <= value <= high:
         import logging
 
         logging.getLogger("sseload").warning(
-            "SSELOAD_READER_NICE=%r is not a nice value from -20 to 19; the reader thread uses %d", text, default)
+            "%s=%r is not a number from %g to %g; the reader thread uses %g", name, text, low, high, default)
         return default
-    return nice
+    return value
 
 
 _reactor: Reactor | NativeReactor | None = None
@@ -203,6 +205,7 @@ def reader_info() -> dict:
     info = {"reader": _reactor.kind if _reactor is not None else reader_kind()}
     if isinstance(_reactor, NativeReactor):
         info.update({f"reader_{k}": v for k, v in _reactor.stats().items()})
+        info["reader_window_ms"] = _reactor.window_ms
     return info
 
 

@@ -51,17 +51,21 @@ def test_workers_merge_to_the_worst_lag_and_priority_and_the_sum_of_reads():
 def test_the_summary_says_how_reads_were_timed():
     from sseload.health import read_timing
 
-    native = {"reader_reads": 200, "reader_stamped": 150, "reader_nice": -10}
-    assert read_timing(native) == "75% of reads timed by the kernel, reader thread at nice -10"
+    native = {"reader_reads": 200, "reader_stamped": 150, "reader_nice": -10, "reader_window_ms": 1.0}
+    assert read_timing(native) == "75% of reads timed by the kernel (read every 1 ms), reader thread at nice -10"
     assert read_timing({"reader": "python"}) == "reads timed as they returned, on the event loop"
 
 
-def test_a_bad_reader_nice_setting_falls_back_with_a_warning(monkeypatch, caplog):
-    from sseload.reactor import _env_nice
+def test_bad_reader_settings_fall_back_with_a_warning(monkeypatch, caplog):
+    from sseload.reactor import _env_setting
 
     monkeypatch.setenv("SSELOAD_READER_NICE", "-5")
-    assert _env_nice(-10) == -5
-    for bad in ("high", "-30"):
+    assert _env_setting("SSELOAD_READER_NICE", -10, -20, 19, int) == -5
+    for bad in ("high", "-30", "1.5"):
         monkeypatch.setenv("SSELOAD_READER_NICE", bad)
-        assert _env_nice(-10) == -10
-        assert "not a nice value from -20 to 19" in caplog.text
+        assert _env_setting("SSELOAD_READER_NICE", -10, -20, 19, int) == -10
+    monkeypatch.setenv("SSELOAD_READ_WINDOW_MS", "0.25")
+    assert _env_setting("SSELOAD_READ_WINDOW_MS", 1.0, 0.0, 100.0) == 0.25
+    monkeypatch.setenv("SSELOAD_READ_WINDOW_MS", "-1")
+    assert _env_setting("SSELOAD_READ_WINDOW_MS", 1.0, 0.0, 100.0) == 1.0
+    assert "SSELOAD_READ_WINDOW_MS='-1' is not a number from 0 to 100" in caplog.text
