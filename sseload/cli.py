@@ -306,6 +306,12 @@ def format_summary(s: dict) -> str:
             f"harness error: event lateness p50 {_fmt(late['p50'], 2)} ms, p99 {_fmt(late['p99'], 2)} ms, "
             f"p99.9 {_fmt(late['p99.9'], 2)} ms (against the target's send times)"
         )
+    together = s.get("events_read_together") or 0
+    if together and s.get("events"):
+        lines.append(
+            f"note: {together} events ({100 * together / s['events']:.1f}%) arrived in the same read as the "
+            "event before them and carry its time (sent together, or closer than the reader's window)"
+        )
     health = s.get("health") or {}
     if health.get("samples"):
         from sseload.health import read_timing

@@ -135,6 +135,7 @@ def report_html(run: results.Run, summary: dict, images: list[Path]) -> str:
          " / ".join(_num(health.get(k), 2) for k in ("reader_lag_p50_ms", "reader_lag_p99_ms", "reader_lag_max_ms"))
          if health.get("reader_lag_p99_ms") is not None else "reads timestamped on the event loop"],
         ["how reads were timed", read_timing(health)],
+        ["events read together with the one before (share its time)", str(summary.get("events_read_together", 0))],
         ["harness CPU mean / max (%)", f"{_num(health.get('cpu_mean_percent'), 0)} / {_num(health.get('cpu_max_percent'), 0)}"],
         ["event lateness vs server send time p50 / p99 / p99.9 (ms)",
          " / ".join(_num(late.get(k), 2) for k in ("p50", "p99", "p99.9")) if late.get("count") else "no send times in events"],

@@ -182,6 +182,9 @@ def summarise(run: Run) -> dict:
     ev = run.events
     if ev is not None:
         summary["gap_ms"] = percentiles(ev["gap_ms"])
+        # An event read together with the one before it carries that read's time, the later
+        # arrival: sent together, or closer together than the reader's window (see README).
+        summary["events_read_together"] = int((ev["gap_ms"] == 0).sum())
         summary["lateness_ms"] = percentiles(ev["lateness_ms"], (50, 99, 99.9))
         first = ev[ev["seq"] == 0]
         summary["ttfe_error_ms"] = percentiles(first["lateness_ms"], (50, 99))

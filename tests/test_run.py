@@ -105,3 +105,16 @@ def test_both_readers_record_every_stream_and_say_which_read_them(tmp_path, read
         health = info["health"]
         assert health["reader_reads"] >= len(streams)
         assert health["reader_reads"] >= health["reader_stamped"] > health["reader_reads"] / 2
+
+
+def test_events_sent_closer_than_the_read_window_are_counted_as_read_together(tmp_path):
+    """A service sending faster than the reader's 1 ms window: the summary says how many events
+    share a read's time, rather than passing those times off as separate arrivals."""
+    scenario = {"name": "fast-events", "target": {"ttfe_ms": 10, "gap_ms": 0.1, "events": 40}}
+    result = sseload_run(tmp_path, "-t", "2s", "-u", "2", "-r", "2", scenario=scenario)
+    assert result.code == 0, result.stderr
+    shared = int((result.events["gap_ms"] == 0).sum())
+    assert shared > 0
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["events_read_together"] == shared
+    assert f"note: {shared} events" in result.stdout
