@@ -30,12 +30,11 @@ from gevent.event import Event
 from sseload.auth.apig import payload_sha256
 from sseload.auth.schemes import Authenticator
 from sseload.gateway import AUTH_CODES, CUTOFF_CODES, THROTTLE_CODES, error_code_of
-from sseload.reactor import reactor
+from sseload.reactor import RECV_BYTES, reactor
 from sseload.records import EventBuffer
 from sseload.sse import SSEParser, SSEProtocolError
 
 ERROR_BODY_BYTES = 1024
-RECV_BYTES = 65536
 perf_ns = time.perf_counter_ns
 _TRUTH_KEY = '"t_send_ns":'
 
@@ -362,14 +361,6 @@ class SSEConnection:
         )
 
     # --- reading: in the process's reactor, for plain TCP and TLS alike ---
-    def _wants_more(self) -> bool:
-        if self._message_complete or (self._outcome is not None and self._outcome != "event_error"):
-            return False
-        if self._parser is None and self._status and self._status != 200 \
-                and len(self._error_body) >= ERROR_BODY_BYTES:
-            return False
-        return not (self._completed and self.rules.completion != "close")
-
     def _read_in_reactor(self) -> None:
         self._read_error = None
         self._fd = fd = self.sock.fileno()
@@ -385,7 +376,7 @@ class SSEConnection:
             raise self._read_error
 
     def on_read(self, t_ns: int, data: bytes, err: int) -> None:
-        """Called by the reactor for each read, in order, with the time it returned: parse it."""
+        """Called by the reactor for each read, in order, with its time (see sseload.reactor): parse it."""
         if err:
             self._read_error = OSError(err, os.strerror(err))  # e.g. ConnectionResetError
             return self._end_read()
@@ -403,9 +394,12 @@ class SSEConnection:
         except Exception as exc:  # TLS, parser or callback errors: classified by the stream's handlers
             self._read_error = exc
             return self._end_read()
-        if self._message_complete or self._outcome is not None or self._completed or self._parser is None:
-            if not self._wants_more():  # (checked only when one of its conditions may hold)
-                self._end_read()
+        if (self._message_complete  # the response is over, or nothing more in it matters
+                or (self._outcome is not None and self._outcome != "event_error")
+                or (self._completed and self.rules.completion != "close")
+                or (self._parser is None and self._status and self._status != 200
+                    and len(self._error_body) >= ERROR_BODY_BYTES)):
+            self._end_read()
 
     def on_read_timeout(self) -> None:
         self._read_error = socket.timeout("read timeout")

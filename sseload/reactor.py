@@ -1,8 +1,8 @@
-"""Reading every open stream of a process: one reader, timestamps taken as reads return.
+"""Reading every open stream of a process: one reader per process, each read with its time.
 
 Two readers share one interface (``add(conn, fd)``, ``remove(fd)``); a connection
-gets ``conn.on_read(t_ns, data, err)`` for every read, in order, with the time the read
-returned (perf_counter_ns's clock), and parses it then.
+gets ``conn.on_read(t_ns, data, err)`` for every read, in order, with the read's time
+(perf_counter_ns's clock; which time, below), and parses it then.
 
 ``NativeReactor`` (the default where ``sseload._reader`` was built): a native thread, never
 holding the GIL, waits in epoll_wait and reads every ready socket; each read carries the time

@@ -155,7 +155,9 @@ class Recorder:
         self.events_recorded = 0
         self.outcomes: dict[str, int] = {}
         self.write_error: BaseException | None = None
-        self._flushing = None  # a gevent lock: one flush at a time (see flush)
+        from gevent.lock import RLock
+
+        self._flushing = RLock()  # one flush at a time (see flush); close_sink holds it throughout
 
     def add(self, record: tuple, events: EventBuffer) -> None:
         """Take one finished stream; ``events`` (the user's own buffer) is emptied."""
@@ -204,10 +206,6 @@ class Recorder:
         batch to the thread which the other then neither waited for nor wrote, letting the files
         close under it (measured: every user's last stream lost at 2,500 users).
         """
-        if self._flushing is None:
-            from gevent.lock import RLock
-
-            self._flushing = RLock()
         with self._flushing:
             if self._pending is not None:
                 self._pending.get()  # one write at a time, in order
@@ -230,8 +228,8 @@ class Recorder:
 
         The recorder stays usable: a later stream starts the sink's next shard.
         """
-        self.flush(wait=True)
-        with self._flushing:
+        with self._flushing:  # no other flush may hand the thread a batch between these steps
+            self.flush(wait=True)
             self.drain()
             close = getattr(self.sink, "close", None)
             if close is not None:

@@ -144,10 +144,7 @@ class SSEParser:
                     )))
                     data.clear()
                     data_len = 0
-                    if event_type:
-                        self._event_type = b""
-                elif self._event_type:
-                    self._event_type = b""
+                self._event_type = b""
                 continue
             if line[:4] == b"id: ":
                 value = line[4:]

@@ -203,7 +203,7 @@ class Pacer:
         horizon = self.loop.time() + 0.0005
         while heap and heap[0][0] <= horizon:
             _, _, stream, token = pop(heap)
-            if stream.token == token and not stream.done:
+            if stream.token == token:  # finish() moves it on too
                 stream.tick()
         if heap:
             self.timer_due = due = heap[0][0]
