@@ -1,7 +1,7 @@
-"""The one compiled piece: sseload._reader (Linux). Everything else is in pyproject.toml.
+"""The compiled pieces: sseload._reader (Linux) and sseload._sse. Everything else is in pyproject.toml.
 
-The extension is optional: where it cannot be built, sseload reads streams in Python
-(sseload.reactor) and says so in run.json.
+Both are optional: where they cannot be built, sseload reads streams in Python
+(sseload.reactor) and parses them in Python (sseload.sse.PyEventLog), and says so in run.json.
 """
 
 import sys
@@ -12,5 +12,8 @@ ext_modules = []
 if sys.platform == "linux":
     ext_modules.append(Extension("sseload._reader", ["sseload/_reader.c"], optional=True,
                                  extra_compile_args=["-O2", "-std=gnu11"]))
+
+ext_modules.append(Extension("sseload._sse", ["sseload/_sse.c"], optional=True,
+                             extra_compile_args=["-O2", "-std=gnu11"]))
 
 setup(ext_modules=ext_modules)

@@ -5,7 +5,7 @@ general HTTP client, because the measurement is the point: each read comes with 
 (the kernel's arrival time with the native reader, else the moment it returned; see
 sseload.reactor), taken before any parsing; the SSE parser then runs over the whole read and
 the events it completes share that read's time. Nothing per event leaves this module but three
-integers appended to flat arrays.
+integers appended to flat arrays (sseload.sse.EventLog, compiled where it could be built).
 
 Avoided on purpose (measured with locust 2.47): FastHttpSession.iter_lines buffers 1 KiB
 before yielding (+280 ms TTFE); geventhttpclient's liveness check calls select(), which breaks
@@ -32,11 +32,18 @@ from sseload.auth.schemes import Authenticator
 from sseload.gateway import AUTH_CODES, CUTOFF_CODES, THROTTLE_CODES, error_code_of
 from sseload.reactor import RECV_BYTES, reactor
 from sseload.records import EventBuffer
-from sseload.sse import SSEParser, SSEProtocolError
+from sseload.sse import EventLog, PyEventLog, SSEProtocolError
 
 ERROR_BODY_BYTES = 1024
 perf_ns = time.perf_counter_ns
-_TRUTH_KEY = '"t_send_ns":'
+_TRUTH_KEY = b'"t_send_ns":'
+# SSELOAD_PARSER=python runs the Python event log even where the compiled one was built (to compare).
+_EventLog = PyEventLog if os.environ.get("SSELOAD_PARSER") == "python" else EventLog
+
+
+def parser_kind() -> str:
+    """For run.json: "compiled" (sseload._sse) or "python" (sseload.sse.PyEventLog)."""
+    return "python" if _EventLog is PyEventLog else "compiled"
 
 
 class DeadlineExceeded(Exception):
@@ -129,7 +136,8 @@ class SSEConnection:
         self.read_timeout_ns = int(rules.read_timeout_s * 1e9)
         self._done = Event()
         # per-stream state, reset at the start of each stream
-        self._parser: SSEParser | None = None
+        self._log: EventLog | None = None  # the stream's events
+        self._parser: EventLog | None = None  # the log while the body is still parsed as events
         self._http = None
 
     def close(self) -> None:
@@ -183,7 +191,9 @@ class SSEConnection:
             self._gunzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif headers.get("content-encoding", "identity") == "deflate":
             self._gunzip = zlib.decompressobj()
-        self._parser = SSEParser(self.rules.max_event_bytes)
+        self._parser = self._log = _EventLog(self.rules.max_event_bytes,
+                                             _TRUTH_KEY if self.rules.truth else None,
+                                             b"[DONE]" if self._done_data else None)
 
     def on_body(self, body: bytes) -> None:
         parser = self._parser
@@ -194,40 +204,14 @@ class SSEConnection:
         if self._gunzip is not None:
             body = self._gunzip.decompress(body)
         try:
-            events = parser.feed(body)
+            notable = parser.feed(body, self._t_read)
         except SSEProtocolError as err:
             self._fail("protocol_error", str(err))
             self._parser = None
             return
-        if not events:
-            return
-        t = self._t_read
-        if self._first_event_ns < 0:
-            self._first_event_ns = t
-        times, sizes, server = self._times, self._sizes, self._server
-        truth = self.rules.truth
-        done_data, done_event = self._done_data, self._done_event
-        for ev in events:
-            times.append(t)
-            sizes.append(ev.size)
-            if truth:
-                data = ev.data
-                k = data.find(_TRUTH_KEY)
-                if k >= 0:
-                    k += 12
-                    try:
-                        server.append(int(data[k:data.find(",", k)]))
-                    except ValueError:  # not our target's number: no truth for this event
-                        server.append(0)
-                else:
-                    server.append(0)
-            else:
-                server.append(0)
+        for ev in notable:  # typed events, and [DONE] where it ends a stream (the log's sentinel)
             name = ev.event
-            if name == "message":
-                if done_data and ev.data == "[DONE]":
-                    self._completed = True
-            elif name == done_event:
+            if name == "message" or name == self._done_event:
                 self._completed = True
             elif name == "error":
                 self._fail("event_error", f"event: error: {ev.data[:200]}")
@@ -254,22 +238,17 @@ class SSEConnection:
         self._ctype = ""
         self._charset_warning = False
         self._gunzip = None
-        self._parser = None
+        self._parser = self._log = None
         self._error_body = b""
         self._message_complete = False
         self._completed = False
         self._outcome: str | None = None
         self._error = ""
         self._error_code = ""
-        self._first_event_ns = -1
         self._t_headers = -1
-        self._times = events.t_ns
-        self._sizes = events.size
-        self._server = events.server_ns
         completion = rules.completion
         self._done_data = completion == "done"
         self._done_event = completion[6:] if completion.startswith("event:") else "\0none"
-        n_before = len(events)
         self._response_bytes = 0
         connect_ns = upload_ns = -1
         reused = self.sock is not None
@@ -279,7 +258,7 @@ class SSEConnection:
             headers, fetch_s = self.auth.headers(req.method, req.url, req.headers, req.body, req.body_sha256)
         except Exception as err:  # credentials could not be had (IAM down, ...)
             now = time.time_ns()
-            return self._record(req, events, n_before, perf_ns(), now, scheduled_ns, -1, -1, 0, 0, 0,
+            return self._record(req, events, perf_ns(), now, scheduled_ns, -1, -1, 0, 0, 0,
                                 reused, "auth_error", f"credentials: {err}", "", perf_ns())
         sign_ns = perf_ns() - sign_start - int(fetch_s * 1e9)
         head = self._head(req, headers)
@@ -346,10 +325,9 @@ class SSEConnection:
                 and self.interrupted is None:
             # the server had closed the idle keep-alive connection: retry once on a fresh one
             self.close()
-            del events.t_ns[n_before:], events.size[n_before:], events.server_ns[n_before:]
             return self.stream(req, events, scheduled_ns)
         t_end = self._t_read
-        return self._record(req, events, n_before, t0, start_ns, scheduled_ns, connect_ns, upload_ns,
+        return self._record(req, events, t0, start_ns, scheduled_ns, connect_ns, upload_ns,
                             sign_ns, int(fetch_s * 1e9), self._response_bytes, reused, None, "", "", t_end)
 
     def skipped(self, req: PreparedRequest, outcome: str, error: str, scheduled_ns: int = 0) -> tuple:
@@ -445,7 +423,7 @@ class SSEConnection:
             return "reset", "connection closed before a response", ""
         return "reset", "connection closed mid-stream", ""
 
-    def _record(self, req, events, n_before, t0, start_ns, scheduled_ns, connect_ns, upload_ns,
+    def _record(self, req, events, t0, start_ns, scheduled_ns, connect_ns, upload_ns,
                 sign_ns, fetch_ns, response_bytes, reused, outcome, error, code, t_end) -> tuple:
         if outcome is None:
             outcome, error, code = self._classify()
@@ -459,15 +437,16 @@ class SSEConnection:
                      and self._headers.get("connection", "").lower() != "close")
         if not keep_open:
             self.close()
-        n_events = len(events) - n_before
-        malformed = 0
-        parser = self._parser
-        if parser is not None:
-            malformed = parser.malformed
+        log = self._log
+        n_events = malformed = 0
+        first_event_ns = -1
+        if log is not None:
+            events.extend(log)
+            n_events, malformed, first_event_ns = len(log), log.malformed, log.first_t_ns
         return (
             (self.worker << 40) | next(_stream_ids), self.worker, self.user, t0, start_ns, scheduled_ns, connect_ns,
             upload_ns, (self._t_headers - t0) if self._t_headers >= 0 else -1,
-            (self._first_event_ns - t0) if self._first_event_ns >= 0 else -1,
+            (first_event_ns - t0) if first_event_ns >= 0 else -1,
             duration_ns, sign_ns, fetch_ns, self._status, self._ctype, self._charset_warning,
             len(req.body), response_bytes, n_events, malformed, outcome, code,
             _redact_text(error, self.auth), reused,

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sseload.client import parser_kind
 from sseload.reactor import reader_info, take_reader_lags
 
 LAG_P99_LIMIT_MS = 5.0
@@ -88,6 +89,7 @@ class HealthMonitor:
             "samples": int(lag.size),
         }
         out.update(reader_info())
+        out["parser"] = parser_kind()
         reasons = []
         # The lag that matters is that of the loop taking the timestamps: the native reader's
         # thread when it ran, else the event loop (whose lag then delays only starts and parsing).
@@ -132,6 +134,7 @@ def merge_summaries(summaries: list[dict]) -> dict:
                                           "cpu_mean_percent", "cpu_max_percent")}
     merged["samples"] = sum(s.get("samples", 0) for s in summaries)
     merged["reader"] = ",".join(sorted({s.get("reader", "?") for s in summaries}))
+    merged["parser"] = ",".join(sorted({s.get("parser", "?") for s in summaries}))
     for key in ("reader_reads", "reader_stamped", "reader_wakeups"):  # native reader counts
         if any(key in s for s in summaries):
             merged[key] = sum(s.get(key, 0) for s in summaries)

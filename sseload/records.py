@@ -88,6 +88,13 @@ class EventBuffer:
     def __len__(self) -> int:
         return len(self.t_ns)
 
+    def extend(self, log) -> None:
+        """Append one stream's events from its sseload.sse.EventLog."""
+        t_ns, size, server_ns = log.arrays()
+        self.t_ns.frombytes(t_ns)
+        self.size.frombytes(size)
+        self.server_ns.frombytes(server_ns)
+
 
 def _ms(values: np.ndarray) -> pa.Array:
     """ns -> ms, with negative values (meaning "did not happen") as null."""

@@ -13,12 +13,17 @@ the whole stream first, because line-end bytes can never be part of a UTF-8 sequ
 
 from __future__ import annotations
 
+import re
+from array import array
 from typing import NamedTuple
 
-__all__ = ["SSEEvent", "SSEParser", "SSEProtocolError", "DEFAULT_MAX_EVENT_BYTES"]
+__all__ = ["SSEEvent", "SSEParser", "SSEProtocolError", "EventLog", "PyEventLog",
+           "DEFAULT_MAX_EVENT_BYTES"]
 
 DEFAULT_MAX_EVENT_BYTES = 1 << 20
 _BOM = b"\xef\xbb\xbf"
+#: Longer is no reconnection time (and past 4,300 digits int() refuses it): malformed.
+MAX_RETRY_DIGITS = 18
 
 
 class SSEProtocolError(ValueError):
@@ -168,7 +173,7 @@ class SSEParser:
                 if 0 not in value:
                     self._last_id = value.decode("utf-8", "replace")
             elif field == b"retry":
-                if value.isdigit():  # bytes.isdigit is ASCII digits only
+                if value.isdigit() and len(value) <= MAX_RETRY_DIGITS:  # ASCII digits only
                     self.retry = int(value)
                 else:
                     self.malformed += 1
@@ -198,3 +203,87 @@ class SSEParser:
                 f"({size} bytes without an event end); raise the limit in the scenario "
                 "([stream] max_event_bytes) if the service really sends events this large"
             )
+
+
+_TRUTH_NUMBER = re.compile(r"[ \t]*([0-9]+)")
+_INT64_MAX = (1 << 63) - 1
+
+
+class PyEventLog:
+    """One stream's events as flat arrays: the harness's per-event hot path, defined in Python.
+
+    ``feed(chunk, t_ns)`` parses a read with :class:`SSEParser` and records, per completed
+    event, the read's time, the size of its data and the number that follows ``truth_key`` in
+    it (the service's send time: spaces or tabs, then ASCII digits that fit an int64; 0 when
+    absent). It returns only the events the caller must act on: typed events (any ``event:``
+    but ``message``) and events whose data is ``sentinel``. As with ``SSEParser.feed``, a read
+    that raises :class:`SSEProtocolError` records none of its events.
+
+    This is the specification of ``sseload._sse.EventLog``, the compiled twin that does the
+    same without a Python object per event; ``EventLog`` is that one where it was built.
+    tests/test_event_log.py holds the two to the same results at every split of the input.
+    """
+
+    __slots__ = ("_key", "_parser", "_sentinel", "server_ns", "size", "t_ns")
+
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+                 truth_key: bytes | None = None, sentinel: bytes | None = None) -> None:
+        self._parser = SSEParser(max_event_bytes)
+        self._key = truth_key.decode("ascii") if truth_key else ""
+        self._sentinel = sentinel.decode("utf-8") if sentinel is not None else None
+        self.t_ns = array("q")
+        self.size = array("q")
+        self.server_ns = array("q")
+
+    def feed(self, chunk: bytes, t_ns: int) -> list[SSEEvent]:
+        events = self._parser.feed(chunk)
+        notable = []
+        key = self._key
+        for ev in events:
+            self.t_ns.append(t_ns)
+            self.size.append(ev.size)
+            truth = 0
+            if key:
+                k = ev.data.find(key)
+                if k >= 0:
+                    m = _TRUTH_NUMBER.match(ev.data, k + len(key))
+                    if m and len(m[1]) <= 19 and int(m[1]) <= _INT64_MAX:
+                        truth = int(m[1])
+            self.server_ns.append(truth)
+            if ev.event != "message" or ev.data == self._sentinel:
+                notable.append(ev)
+        return notable
+
+    def arrays(self) -> tuple[bytes, bytes, bytes]:
+        """(t_ns, size, server_ns) of the recorded events, as native int64 bytes."""
+        return self.t_ns.tobytes(), self.size.tobytes(), self.server_ns.tobytes()
+
+    def __len__(self) -> int:
+        return len(self.t_ns)
+
+    @property
+    def first_t_ns(self) -> int:
+        """Time of the first event, -1 before it."""
+        return self.t_ns[0] if self.t_ns else -1
+
+    @property
+    def last_event_id(self) -> str:
+        return self._parser.last_event_id
+
+    @property
+    def retry(self) -> int | None:
+        return self._parser.retry
+
+    @property
+    def malformed(self) -> int:
+        return self._parser.malformed
+
+    @property
+    def max_event_bytes(self) -> int:
+        return self._parser.max_event_bytes
+
+
+try:  # the compiled twin, where setup.py could build it
+    from sseload._sse import EventLog
+except ImportError:
+    EventLog = PyEventLog

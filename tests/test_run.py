@@ -82,13 +82,14 @@ def test_no_host_for_plain_locust_says_what_to_do(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("reader", ["native", "python"])
-def test_both_readers_record_every_stream_and_say_which_read_them(tmp_path, reader):
+@pytest.mark.parametrize("reader,parser", [("native", "compiled"), ("python", "python")])
+def test_both_readers_record_every_stream_and_say_which_read_them(tmp_path, reader, parser):
     if reader == "native":
         pytest.importorskip("sseload._reader", reason="the native reader was not built")
+        pytest.importorskip("sseload._sse", reason="the compiled event log was not built")
     scenario = {"name": "readers", "target": {"faults": {"reset": 0.3}}}
     result = sseload_run(tmp_path, "-t", "2s", "-u", "6", "-r", "6", scenario=scenario,
-                         env={"SSELOAD_READER": reader})
+                         env={"SSELOAD_READER": reader, "SSELOAD_PARSER": parser})
     assert result.code in (0, 1), result.stderr
     streams, info = result.streams, result.info
     assert info["streams_started"] == len(streams)
@@ -97,7 +98,7 @@ def test_both_readers_record_every_stream_and_say_which_read_them(tmp_path, read
     assert (ok["events"] == 51).all() and abs(ok["ttfe_ms"].median() - 200.0) < 5.0
     reset = streams[streams["outcome"] == "reset"]
     assert (reset["events"] > 0).all()  # the events before the reset are kept
-    assert info["health"]["reader"] == reader
+    assert (info["health"]["reader"], info["health"]["parser"]) == (reader, parser)
     said = "of reads timed by the kernel" if reader == "native" else "reads timed as they returned"
     assert said in next(ln for ln in result.stdout.splitlines() if ln.startswith("harness health"))
     assert said in (result.run_dir / "report.html").read_text()

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sseload.sse import SSEParser, SSEProtocolError
+from tests.sse_streams import streams
 
 
 def triples(events):
@@ -126,23 +127,6 @@ def test_many_events_in_one_read_all_dispatched_in_order():
 
 
 # --- property tests: chunking never changes the result, errors are only ours ---
-
-sse_lines = st.lists(
-    st.one_of(
-        st.sampled_from([b"", b"data", b"data:", b": c", b"event: e", b"id: 1", b"retry: 5", b"id"]),
-        st.binary(max_size=12).map(lambda b: b"data: " + b),
-        st.binary(max_size=20),
-    ),
-    max_size=20,
-)
-line_ends = st.sampled_from([b"\n", b"\r", b"\r\n"])
-
-
-@st.composite
-def streams(draw):
-    lines = draw(sse_lines)
-    return b"".join(line + draw(line_ends) for line in lines) + draw(st.binary(max_size=5))
-
 
 @settings(max_examples=300, deadline=None)
 @given(stream=streams(), cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=8))

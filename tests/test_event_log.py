@@ -1,0 +1,143 @@
+"""The event log (the harness's per-event hot path): its Python definition and its compiled twin.
+
+sseload.sse.PyEventLog is specified here by what it records; sseload._sse.EventLog must give
+the same results byte for byte, at every split of every stream, errors included.
+"""
+
+from __future__ import annotations
+
+import array
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sseload import sse
+from sseload.sse import PyEventLog, SSEEvent, SSEProtocolError
+from tests.sse_streams import streams
+
+try:
+    from sseload._sse import EventLog as CEventLog
+except ImportError:  # not built here: the twin's tests skip, the specification's still run
+    CEventLog = None
+
+KEY = b'"t_send_ns":'
+needs_c = pytest.mark.skipif(CEventLog is None, reason="sseload._sse was not built")
+BOTH = [PyEventLog, pytest.param(CEventLog, marks=needs_c, id="compiled")]
+
+
+def ints(raw: bytes) -> list[int]:
+    return array.array("q", raw).tolist()
+
+
+def run(cls, stream: bytes, cuts=(), **kw):
+    """Feed ``stream`` split at ``cuts`` (read i at time i); everything observable, or the error."""
+    log = cls(**kw)
+    notable, last, error = [], 0, None
+    for t, cut in enumerate(sorted(cuts) + [len(stream)]):
+        try:
+            notable += log.feed(stream[last:cut], t)
+        except SSEProtocolError as err:
+            error = str(err)
+            break
+        last = cut
+    t_ns, size, server = log.arrays()
+    return (notable, ints(t_ns), ints(size), ints(server), log.malformed, log.retry,
+            log.last_event_id, len(log), log.first_t_ns, error)
+
+
+@pytest.mark.parametrize("cls", BOTH)
+def test_records_every_event_and_returns_only_typed_or_sentinel_ones(cls):
+    stream = (b'id: 7\ndata: {"t_send_ns":123,"seq":1}\n\n'
+              b"data: [DONE]\n\n"
+              b"event: done\ndata: {}\n\n")
+    notable, t_ns, size, server, malformed, _, _, n, first, error = run(
+        cls, stream, cuts=[10, 45], truth_key=KEY, sentinel=b"[DONE]")
+    assert notable == [SSEEvent("message", "[DONE]", "7", 6), SSEEvent("done", "{}", "7", 2)]
+    assert (t_ns, size, server) == ([1, 2, 2], [25, 6, 2], [123, 0, 0])
+    assert (n, first, error, malformed) == (3, 1, None, 0)
+
+
+@pytest.mark.parametrize("cls", BOTH)
+@pytest.mark.parametrize("data,expected", [
+    (b'{"t_send_ns":1764000000123456789}', 1764000000123456789),
+    (b'{"t_send_ns": \t42,"x":1}', 42),
+    (b'{"t_send_ns":"42"}', 0),  # not a number
+    (b'{"t_send_ns":-42}', 0),
+    (b'{"t_send_ns":9223372036854775808}', 0),  # past int64
+    (b'{"t_send_ns":99999999999999999999}', 0),
+    (b'{"seq":1}', 0),
+    (b'\xff{"t_send_ns":5}', 5),  # invalid UTF-8 elsewhere does not hide the number
+])
+def test_send_time_is_the_number_after_the_key(cls, data, expected):
+    _, _, _, server, *_ = run(cls, b"data: " + data + b"\n\n", truth_key=KEY)
+    assert server == [expected]
+
+
+@pytest.mark.parametrize("cls", BOTH)
+def test_without_a_key_no_send_times(cls):
+    _, _, _, server, *_ = run(cls, b'data: {"t_send_ns":5}\n\n')
+    assert server == [0]
+
+
+@pytest.mark.parametrize("cls", BOTH)
+def test_a_read_that_overflows_records_none_of_its_events(cls):
+    stream = b"data: ok\n\n" + b"data: " + b"x" * 200 + b"\n\n"
+    _, t_ns, *_, error = run(cls, stream, cuts=[10], max_event_bytes=100)
+    assert t_ns == [0]  # the first read's event stays
+    assert "max_event_bytes=100" in error
+
+
+@pytest.mark.parametrize("cls", BOTH)
+def test_absurd_retry_is_malformed_not_a_crash(cls):
+    *_, malformed, retry, _, _, _, error = run(cls, b"retry: " + b"9" * 5000 + b"\nretry: 250\n")
+    assert (malformed, retry, error) == (1, 250, None)
+
+
+# --- the twin against its definition ---
+
+@needs_c
+@settings(max_examples=600, deadline=None)
+@given(stream=streams(), cuts=st.lists(st.integers(0, 400), max_size=12),
+       limit=st.sampled_from([1 << 20, 40, 12]), sentinel=st.sampled_from([None, b"[DONE]", b""]))
+def test_compiled_twin_matches_the_definition(stream, cuts, limit, sentinel):
+    kw = {"max_event_bytes": limit, "truth_key": KEY, "sentinel": sentinel}
+    assert run(CEventLog, stream, cuts, **kw) == run(PyEventLog, stream, cuts, **kw)
+
+
+@needs_c
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=64))
+def test_compiled_twin_judges_utf8_as_python_does(data):
+    body = b"data: " + data.replace(b"\n", b"").replace(b"\r", b"") + b"\n\n"
+    assert run(CEventLog, body) == run(PyEventLog, body)
+
+
+@needs_c
+@pytest.mark.parametrize("seq,valid", [
+    (b"\xc2\x80", True), (b"\xc1\xbf", False), (b"\xe0\xa0\x80", True), (b"\xe0\x9f\xbf", False),
+    (b"\xed\x9f\xbf", True), (b"\xed\xa0\x80", False), (b"\xef\xbf\xbf", True),
+    (b"\xf0\x90\x80\x80", True), (b"\xf0\x8f\xbf\xbf", False), (b"\xf4\x8f\xbf\xbf", True),
+    (b"\xf4\x90\x80\x80", False), (b"\xf5\x80\x80\x80", False), (b"\xe2\x82", False),
+    (b"\xe2\x82\x41", False), (b"\x80", False), (b"abcdefgh\xc3\xa9", True),
+])
+def test_compiled_twin_counts_each_utf8_edge_as_python_does(seq, valid):
+    for body in (seq, b"x" * 13 + seq, seq + b"y"):
+        assert run(CEventLog, b"data: " + body + b"\n\n")[4] == (not valid)
+        assert run(PyEventLog, b"data: " + body + b"\n\n")[4] == (not valid)
+
+
+@needs_c
+def test_compiled_twin_matches_at_every_split_of_a_mixed_stream():
+    stream = (b"\xef\xbb\xbf: hello\r\nid: 1\r\nevent: tick\ndata: a\r\ndata: \xc3\xa9\r\r"
+              b'retry: 300\ndata: {"t_send_ns":1234}\n\ndata: [DONE]\n\nfield: x\ndata\n\n')
+    kw = {"truth_key": KEY, "sentinel": b"[DONE]"}
+    for i in range(len(stream) + 1):
+        assert run(CEventLog, stream, [i], **kw) == run(PyEventLog, stream, [i], **kw), i
+    assert run(CEventLog, stream, range(len(stream)), **kw) == run(PyEventLog, stream, range(len(stream)), **kw)
+
+
+def test_event_log_is_the_compiled_one_where_built():
+    assert sse.EventLog is (CEventLog or PyEventLog)
+    assert sys.modules.get("sseload._sse") is None or CEventLog is not None
