@@ -1,21 +1,29 @@
-"""Parser micro-benchmark: sseload's SSEParser against sseclient-py and httpx-sse's decoder.
+"""Parser micro-benchmark: sseload's SSEParser and event logs against sseclient-py and httpx-sse.
 
     python bench/parser_bench.py
 
 Same input for all: N events of the reference target's shape (id + one JSON data line), fed
-in reads of 4 KiB (what a busy socket returns). Prints ns per event, best of 5.
+in reads of 4 KiB (what a busy socket returns), then one event per read (what a stream at
+20 ms gaps gives the harness). Prints ns per event, best of 5. The event logs do what the
+harness does per event: parse, and record the read's time, the size and the send time
+(sseload.sse.PyEventLog in Python, sseload._sse.EventLog compiled).
 """
 
 from __future__ import annotations
 
 import time
 
-from sseload.sse import SSEParser
+from sseload.sse import PyEventLog, SSEParser
 
 N = 200_000
 EVENT = b'id: %d\ndata: {"t_send_ns":1795509578906536068,"seq":%d,"pad":"' + b"x" * 64 + b'"}\n\n'
 STREAM = b"".join(EVENT % (i, i) for i in range(N))
-READS = [STREAM[i:i + 4096] for i in range(0, len(STREAM), 4096)]
+KEY = b'"t_send_ns":'
+SHAPES = {
+    "4 KiB reads": [STREAM[i:i + 4096] for i in range(0, len(STREAM), 4096)],
+    "one event per read": [EVENT % (i, i) for i in range(N)],
+}
+READS: list[bytes] = []
 
 
 def bench_sseload() -> int:
@@ -24,6 +32,23 @@ def bench_sseload() -> int:
     for chunk in READS:
         n += len(p.feed(chunk))
     return n
+
+
+def _bench_log(cls) -> int:
+    log = cls(truth_key=KEY, sentinel=b"[DONE]")
+    for t, chunk in enumerate(READS):
+        log.feed(chunk, t)
+    return len(log)
+
+
+def bench_py_event_log() -> int:
+    return _bench_log(PyEventLog)
+
+
+def bench_c_event_log() -> int:
+    from sseload._sse import EventLog
+
+    return _bench_log(EventLog)
 
 
 def bench_httpx_sse() -> int:
@@ -60,17 +85,23 @@ def measure(fn) -> tuple[float, int]:
 
 
 def main() -> None:
-    print(f"{N} events of {len(EVENT % (0, 0))} bytes in 4 KiB reads; best of 5")
-    print(f"{'parser':<14}{'ns/event':>10}{'events':>10}{'vs sseload':>12}")
-    base = None
-    for name, fn in (("sseload", bench_sseload), ("httpx-sse", bench_httpx_sse), ("sseclient-py", bench_sseclient)):
-        try:
-            per, count = measure(fn)
-        except ImportError as err:
-            print(f"{name:<14}  not installed ({err.name}); pip install -e '.[bench]'")
-            continue
-        base = base or per
-        print(f"{name:<14}{per:>10.0f}{count:>10}{per / base:>11.1f}x")
+    global READS
+    benches = (("SSEParser", bench_sseload), ("PyEventLog", bench_py_event_log),
+               ("EventLog (C)", bench_c_event_log), ("httpx-sse", bench_httpx_sse),
+               ("sseclient-py", bench_sseclient))
+    for shape, reads in SHAPES.items():
+        READS = reads
+        print(f"\n{N} events of {len(EVENT % (0, 0))} bytes, {shape}; best of 5")
+        print(f"{'parser':<14}{'ns/event':>10}{'events':>10}{'vs SSEParser':>14}")
+        base = None
+        for name, fn in benches:
+            try:
+                per, count = measure(fn)
+            except ImportError as err:
+                print(f"{name:<14}  not available ({err.name}); pip install -e '.[bench]'")
+                continue
+            base = base or per
+            print(f"{name:<14}{per:>10.0f}{count:>10}{per / base:>13.1f}x")
 
 
 if __name__ == "__main__":

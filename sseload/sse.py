@@ -237,20 +237,31 @@ class PyEventLog:
 
     def feed(self, chunk: bytes, t_ns: int) -> list[SSEEvent]:
         events = self._parser.feed(chunk)
+        if not events:
+            return events
+        key, sentinel = self._key, self._sentinel
         notable = []
-        key = self._key
+        self.t_ns.extend([t_ns] * len(events))
+        size, server_ns = self.size.append, self.server_ns.append
         for ev in events:
-            self.t_ns.append(t_ns)
-            self.size.append(ev.size)
+            size(ev.size)
             truth = 0
             if key:
-                k = ev.data.find(key)
+                data = ev.data
+                k = data.find(key)
                 if k >= 0:
-                    m = _TRUTH_NUMBER.match(ev.data, k + len(key))
-                    if m and len(m[1]) <= 19 and int(m[1]) <= _INT64_MAX:
-                        truth = int(m[1])
-            self.server_ns.append(truth)
-            if ev.event != "message" or ev.data == self._sentinel:
+                    k += len(key)
+                    head = data[k:k + 19]  # fast path: time.time_ns() right after the key
+                    if head.isascii() and head.isdigit() and len(head) == 19 \
+                            and not data[k + 19:k + 20].isdigit():
+                        truth = int(head)
+                    else:
+                        m = _TRUTH_NUMBER.match(data, k)
+                        truth = int(m[1]) if m and len(m[1]) <= 19 else 0
+                    if truth > _INT64_MAX:
+                        truth = 0
+            server_ns(truth)
+            if ev.event != "message" or ev.data == sentinel:
                 notable.append(ev)
         return notable
 

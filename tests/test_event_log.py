@@ -62,6 +62,8 @@ def test_records_every_event_and_returns_only_typed_or_sentinel_ones(cls):
 @pytest.mark.parametrize("cls", BOTH)
 @pytest.mark.parametrize("data,expected", [
     (b'{"t_send_ns":1764000000123456789}', 1764000000123456789),
+    ('{"t_send_ns":1764000000123456789\u0661}'.encode(), 1764000000123456789),  # ASCII digits only
+    ('{"t_send_ns":\u0661\u0662}'.encode(), 0),
     (b'{"t_send_ns": \t42,"x":1}', 42),
     (b'{"t_send_ns":"42"}', 0),  # not a number
     (b'{"t_send_ns":-42}', 0),
