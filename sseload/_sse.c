@@ -1,4 +1,4 @@
-/* sseload._sse: the compiled twin of sseload.sse.EventLog, the harness's per-event hot path.
+/* sseload._sse: the compiled twin of sseload.sse.PyEventLog, the harness's per-event hot path.
  *
  * Why: at 2,000 streams per core the event loop spent most of its time turning reads into
  * three integers per event in Python (split lines, build an event tuple, decode its data,
@@ -414,7 +414,7 @@ static int EventLog_init(EventLog *self, PyObject *args, PyObject *kwds) {
         return -1;
     self->max_event_bytes = max_event_bytes;
     self->bom_pending = 1;
-    self->retry = Py_NewRef(Py_None);
+    Py_XSETREF(self->retry, Py_NewRef(Py_None));
     if (key && buf_set(&self->truth_key, key, key_len) < 0)
         return -1;
     self->has_sentinel = sentinel != NULL;
