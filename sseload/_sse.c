@@ -5,7 +5,9 @@
  * find the send time in it, append to three arrays): 2.5-3 µs per event. Here one pass over
  * the read's bytes does all of it with no Python object per event. Only the events the
  * caller must act on (a typed event such as `done` or `error`, or the data sentinel such as
- * `[DONE]`) come back as sseload.sse.SSEEvent tuples.
+ * `[DONE]`) come back as sseload.sse.SSEEvent tuples. Given the body's framing (chunked, or a
+ * Content-Length), a read goes from the socket to events in this one call: the framing is taken
+ * off here too (sseload.sse.BodyFraming), not by httptools and a Python callback per chunk.
  *
  * sseload.sse stays the specification: SSEParser is the WHATWG parser, and sseload.sse.EventLog
  * (PyEventLog) defines this type's behaviour on top of it, byte for byte: the same events, sizes,
@@ -95,7 +97,18 @@ typedef struct {
     Buf sentinel;
     int has_sentinel;
     Ints t_ns, size, server_ns;
+    /* the body's framing (sseload.sse.BodyFraming): none, Content-Length, or chunked */
+    int framing;      /* FRAMING_* */
+    int fstate;       /* chunked: F_* */
+    int64_t left;     /* bytes left of the body (length) or of the chunk (chunked) */
+    Buf fline;        /* a framing line begun in earlier reads */
+    int complete;
+    Ints segs;        /* this read's content: (offset, length) pairs into the read */
 } EventLog;
+
+enum { FRAMING_NONE, FRAMING_LENGTH, FRAMING_CHUNKED };
+enum { F_SIZE, F_DATA, F_DATA_END, F_TRAILER, F_COMPLETE };
+#define MAX_FRAMING_LINE 16384  /* as sseload.sse.MAX_FRAMING_LINE */
 
 /* Python's strict UTF-8 decoder accepts exactly this (no overlongs, surrogates or > U+10FFFF). */
 static int utf8_valid(const unsigned char *s, Py_ssize_t n) {
@@ -367,6 +380,112 @@ done:
     return rc;
 }
 
+static int seg_push(EventLog *self, Py_ssize_t off, Py_ssize_t len) {
+    return ints_push(&self->segs, off) < 0 ? -1 : ints_push(&self->segs, len);
+}
+
+static int framing_error(const char *what) {
+    PyErr_Format(SSEProtocolError, "malformed chunked body: %s", what);
+    return -1;
+}
+
+static int hex_value(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* One framing line (its LF and one CR before it taken off), as BodyFraming._end_line. */
+static int framing_line(EventLog *self, const char *l, Py_ssize_t m) {
+    if (m && l[m - 1] == '\r')
+        m--;
+    switch (self->fstate) {
+    case F_SIZE: {
+        int64_t size = 0;
+        Py_ssize_t i = 0;
+        int v;
+        while (i < m && (v = hex_value(l[i])) >= 0) {
+            size = size * 16 + v;
+            i++;
+        }
+        if (i == 0 || i > 15)
+            return framing_error("a bad chunk-size line");
+        while (i < m && (l[i] == ' ' || l[i] == '\t'))
+            i++;
+        if (i < m && l[i] != ';')
+            return framing_error("a bad chunk-size line");
+        self->left = size;
+        self->fstate = size ? F_DATA : F_TRAILER;
+        return 0;
+    }
+    case F_DATA_END:
+        if (m)
+            return framing_error("chunk data longer than its size");
+        self->fstate = F_SIZE;
+        return 0;
+    default:  /* F_TRAILER: an empty line ends the trailers and the body */
+        if (!m)
+            self->fstate = F_COMPLETE;
+        return 0;
+    }
+}
+
+/* This read's content as segments of it (self->segs), as BodyFraming.feed. */
+static int deframe(EventLog *self, const char *s, Py_ssize_t n) {
+    self->segs.len = 0;
+    if (self->complete)
+        return 0;
+    if (self->framing == FRAMING_LENGTH) {
+        Py_ssize_t take = n < self->left ? n : (Py_ssize_t)self->left;
+        self->left -= take;
+        self->complete = self->left == 0;
+        return seg_push(self, 0, take);
+    }
+    Py_ssize_t i = 0;
+    while (i < n && self->fstate != F_COMPLETE) {
+        if (self->fstate == F_DATA) {
+            Py_ssize_t take = n - i < self->left ? n - i : (Py_ssize_t)self->left;
+            if (seg_push(self, i, take) < 0)
+                return -1;
+            i += take;
+            self->left -= take;
+            if (self->left == 0)
+                self->fstate = F_DATA_END;
+            continue;
+        }
+        const char *lf = memchr(s + i, '\n', n - i);
+        if (!lf) {
+            if (buf_put(&self->fline, s + i, n - i) < 0)
+                return -1;
+            if (self->fline.len > MAX_FRAMING_LINE)
+                return framing_error("a framing line over 16384 bytes");
+            break;
+        }
+        Py_ssize_t j = lf - s;
+        const char *l = s + i;
+        Py_ssize_t m = j - i;
+        if (self->fline.len) {
+            if (buf_put(&self->fline, s + i, j - i) < 0)
+                return -1;
+            l = self->fline.p;
+            m = self->fline.len;
+        }
+        i = j + 1;
+        if (m > MAX_FRAMING_LINE)
+            return framing_error("a framing line over 16384 bytes");
+        int rc = framing_line(self, l, m);
+        self->fline.len = 0;
+        if (rc < 0)
+            return -1;
+    }
+    self->complete = self->fstate == F_COMPLETE;
+    return 0;
+}
+
 static PyObject *EventLog_feed(EventLog *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "feed(chunk, t_ns) takes 2 arguments");
@@ -386,7 +505,15 @@ static PyObject *EventLog_feed(EventLog *self, PyObject *const *args, Py_ssize_t
         return NULL;
     }
     Py_ssize_t before = self->t_ns.len;
-    int rc = view.len ? feed(self, view.buf, view.len, t_ns, notable) : 0;
+    int rc = 0;
+    if (!view.len) {
+    } else if (self->framing == FRAMING_NONE) {
+        rc = feed(self, view.buf, view.len, t_ns, notable);
+    } else if ((rc = deframe(self, view.buf, view.len)) == 0) {
+        for (Py_ssize_t k = 0; k < self->segs.len && rc == 0; k += 2)
+            if (self->segs.p[k + 1])
+                rc = feed(self, (const char *)view.buf + self->segs.p[k], self->segs.p[k + 1], t_ns, notable);
+    }
     PyBuffer_Release(&view);
     if (rc < 0) {  /* like SSEParser.feed raising: the read's events are not kept */
         self->t_ns.len = self->size.len = self->server_ns.len = before;
@@ -405,13 +532,20 @@ static PyObject *EventLog_arrays(EventLog *self, PyObject *Py_UNUSED(ignored)) {
 }
 
 static int EventLog_init(EventLog *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"max_event_bytes", "truth_key", "sentinel", NULL};
+    static char *kwlist[] = {"max_event_bytes", "truth_key", "sentinel", "chunked", "length", NULL};
     Py_ssize_t max_event_bytes = 1 << 20;
     const char *key = NULL, *sentinel = NULL;
     Py_ssize_t key_len = 0, sentinel_len = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|nz#z#:EventLog", kwlist, &max_event_bytes,
-                                     &key, &key_len, &sentinel, &sentinel_len))
+    int chunked = 0;
+    long long length = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|nz#z#pL:EventLog", kwlist, &max_event_bytes,
+                                     &key, &key_len, &sentinel, &sentinel_len, &chunked, &length))
         return -1;
+    self->framing = chunked ? FRAMING_CHUNKED : length >= 0 ? FRAMING_LENGTH : FRAMING_NONE;
+    self->fstate = F_SIZE;
+    self->left = chunked ? 0 : length;
+    self->fline.len = 0;
+    self->complete = !chunked && length == 0;
     self->max_event_bytes = max_event_bytes;
     self->bom_pending = 1;
     Py_XSETREF(self->retry, Py_NewRef(Py_None));
@@ -425,12 +559,13 @@ static int EventLog_init(EventLog *self, PyObject *args, PyObject *kwds) {
 
 static void EventLog_dealloc(EventLog *self) {
     Buf *bufs[] = {&self->pending, &self->scratch, &self->data, &self->event_type, &self->last_id,
-                   &self->truth_key, &self->sentinel};
+                   &self->truth_key, &self->sentinel, &self->fline};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         PyMem_Free(bufs[i]->p);
     PyMem_Free(self->t_ns.p);
     PyMem_Free(self->size.p);
     PyMem_Free(self->server_ns.p);
+    PyMem_Free(self->segs.p);
     Py_XDECREF(self->retry);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -457,12 +592,18 @@ static PyObject *EventLog_get_max_event_bytes(EventLog *self, void *Py_UNUSED(c)
     return PyLong_FromSsize_t(self->max_event_bytes);
 }
 
+static PyObject *EventLog_get_complete(EventLog *self, void *Py_UNUSED(c)) {
+    return PyBool_FromLong(self->complete);
+}
+
 static PyGetSetDef EventLog_getset[] = {
     {"first_t_ns", (getter)EventLog_get_first_t_ns, NULL, "Time of the first event, -1 before it.", NULL},
     {"last_event_id", (getter)EventLog_get_last_event_id, NULL, NULL, NULL},
     {"retry", (getter)EventLog_get_retry, NULL, NULL, NULL},
     {"malformed", (getter)EventLog_get_malformed, NULL, NULL, NULL},
     {"max_event_bytes", (getter)EventLog_get_max_event_bytes, NULL, NULL, NULL},
+    {"complete", (getter)EventLog_get_complete, NULL,
+     "The body's framing says it is over (never, for a body without framing).", NULL},
     {NULL},
 };
 

@@ -6,6 +6,9 @@ general HTTP client, because the measurement is the point: each read comes with 
 sseload.reactor), taken before any parsing; the SSE parser then runs over the whole read and
 the events it completes share that read's time. Nothing per event leaves this module but three
 integers appended to flat arrays (sseload.sse.EventLog, compiled where it could be built).
+httptools reads the response head; an SSE body after it (chunked, a Content-Length, or until
+the close) goes straight to the event log, which takes the framing off itself: one call per
+read, from bytes to recorded events. A compressed body still goes through httptools.
 
 Avoided on purpose (measured with locust 2.47): FastHttpSession.iter_lines buffers 1 KiB
 before yielding (+280 ms TTFE); geventhttpclient's liveness check calls select(), which breaks
@@ -138,6 +141,7 @@ class SSEConnection:
         # per-stream state, reset at the start of each stream
         self._log: EventLog | None = None  # the stream's events
         self._parser: EventLog | None = None  # the log while the body is still parsed as events
+        self._body: EventLog | None = None  # the log while it takes the raw body, framing and all
         self._http = None
 
     def close(self) -> None:
@@ -191,9 +195,15 @@ class SSEConnection:
             self._gunzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif headers.get("content-encoding", "identity") == "deflate":
             self._gunzip = zlib.decompressobj()
-        self._parser = self._log = _EventLog(self.rules.max_event_bytes,
-                                             _TRUTH_KEY if self.rules.truth else None,
-                                             b"[DONE]" if self._done_data else None)
+        framing = _framing_of(headers) if self._gunzip is None else None
+        if framing is None:  # httptools takes the framing off and hands the body to on_body
+            self._parser = self._log = self._new_log()
+        else:  # the log takes the raw body once on_read knows where the head ends
+            self._framing = framing
+
+    def _new_log(self, chunked: bool = False, length: int = -1) -> EventLog:
+        return _EventLog(self.rules.max_event_bytes, _TRUTH_KEY if self.rules.truth else None,
+                         b"[DONE]" if self._done_data else None, chunked, length)
 
     def on_body(self, body: bytes) -> None:
         parser = self._parser
@@ -209,12 +219,18 @@ class SSEConnection:
             self._fail("protocol_error", str(err))
             self._parser = None
             return
+        if notable:
+            self._act_on(notable)
+
+    def _act_on(self, notable: list) -> None:
         for ev in notable:  # typed events, and [DONE] where it ends a stream (the log's sentinel)
             name = ev.event
             if name == "message" or name == self._done_event:
                 self._completed = True
             elif name == "error":
                 self._fail("event_error", f"event: error: {ev.data[:200]}")
+        if self._body is not None and self._body.complete:
+            self._message_complete = True
 
     def on_message_complete(self) -> None:
         self._message_complete = True
@@ -238,7 +254,11 @@ class SSEConnection:
         self._ctype = ""
         self._charset_warning = False
         self._gunzip = None
-        self._parser = self._log = None
+        self._parser = self._log = self._body = None
+        self._framing: tuple[bool, int] | None = None  # (chunked, length) for the log to take off
+        self._head_tail = b""  # the head's last bytes so far: its end may span reads
+        self._head_done = False
+        self._ends_at_close = False  # a body without framing: the connection's close ends it
         self._error_body = b""
         self._message_complete = False
         self._completed = False
@@ -360,15 +380,27 @@ class SSEConnection:
             return self._end_read()
         self._t_read = t_ns
         if not data:
+            if self._ends_at_close:  # RFC 9112 section 6.3: the body ends when the connection closes
+                self._message_complete = True
             return self._end_read()
         try:
             if self._tls is None:
                 self._response_bytes += len(data)
-                self._http.feed_data(data)
+                body = self._body
+                if body is None:
+                    self._take(data)
+                else:  # the common read: one call from bytes to recorded events
+                    notable = body.feed(data, t_ns)
+                    if not notable and not body.complete:
+                        return  # nothing to act on
+                    self._act_on(notable)
             else:  # decrypt everything this read completed: nothing is left hidden in the TLS layer
                 for plain in self._tls.decrypt(data):
                     self._response_bytes += len(plain)
-                    self._http.feed_data(plain)
+                    self._take(plain)
+        except SSEProtocolError as broken:  # broken framing, or an event over the limit
+            self._fail("protocol_error", str(broken))
+            self._parser = self._body = None
         except Exception as exc:  # TLS, parser or callback errors: classified by the stream's handlers
             self._read_error = exc
             return self._end_read()
@@ -378,6 +410,41 @@ class SSEConnection:
                 or (self._parser is None and self._status and self._status != 200
                     and len(self._error_body) >= ERROR_BODY_BYTES)):
             self._end_read()
+
+    def _take(self, data: bytes) -> None:
+        body = self._body
+        if body is not None:
+            notable = body.feed(data, self._t_read)
+            if notable or body.complete:
+                self._act_on(notable)
+        elif self._head_done:
+            self._http.feed_data(data)
+        else:
+            self._take_head(data)
+
+    def _take_head(self, data: bytes) -> None:
+        """Only the response head goes to httptools; a framed SSE body after it goes to the log.
+
+        The head ends at the first CRLF CRLF: llhttp takes no other line end in a head.
+        """
+        seen = self._head_tail + data
+        end = seen.find(b"\r\n\r\n")
+        if end < 0:
+            self._head_tail = seen[-3:]
+            self._http.feed_data(data)
+            return
+        split = end + 4 - len(self._head_tail)
+        self._head_done = True
+        self._http.feed_data(data[:split])  # on_headers_complete runs in here
+        framing = self._framing
+        if framing is not None:
+            self._framing = None
+            self._ends_at_close = framing == (False, -1)
+            self._parser = self._log = self._body = self._new_log(*framing)
+            if self._body.complete:  # Content-Length: 0
+                self._message_complete = True
+        if len(data) > split:
+            self._take(data[split:])
 
     def on_read_timeout(self) -> None:
         self._read_error = socket.timeout("read timeout")
@@ -451,6 +518,17 @@ class SSEConnection:
             len(req.body), response_bytes, n_events, malformed, outcome, code,
             _redact_text(error, self.auth), reused,
         )
+
+
+def _framing_of(headers: dict[str, str]) -> tuple[bool, int] | None:
+    """(chunked, length) of a body the event log can take off itself; None to leave it to httptools."""
+    te, cl = headers.get("transfer-encoding"), headers.get("content-length")
+    if te is not None:
+        return (True, -1) if te.strip().lower() == "chunked" and cl is None else None
+    if cl is None:
+        return False, -1  # until the connection closes
+    cl = cl.strip()
+    return (False, int(cl)) if cl.isascii() and cl.isdigit() else None
 
 
 def _redact_text(text: str, auth: Authenticator) -> str:

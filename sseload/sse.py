@@ -17,8 +17,15 @@ import re
 from array import array
 from typing import NamedTuple
 
-__all__ = ["SSEEvent", "SSEParser", "SSEProtocolError", "EventLog", "PyEventLog",
-           "DEFAULT_MAX_EVENT_BYTES"]
+__all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
+    "BodyFraming",
+    "EventLog",
+    "PyEventLog",
+    "SSEEvent",
+    "SSEParser",
+    "SSEProtocolError",
+]
 
 DEFAULT_MAX_EVENT_BYTES = 1 << 20
 _BOM = b"\xef\xbb\xbf"
@@ -27,7 +34,7 @@ MAX_RETRY_DIGITS = 18
 
 
 class SSEProtocolError(ValueError):
-    """The stream broke a limit the harness sets (an event larger than allowed)."""
+    """The stream broke a limit the harness sets (an event larger than allowed), or its framing."""
 
 
 class SSEEvent(NamedTuple):
@@ -50,17 +57,17 @@ class SSEParser:
     """
 
     __slots__ = (
-        "max_event_bytes",
-        "retry",
-        "_pending",
-        "_pending_len",
-        "_cr_pending",
         "_bom_pending",
+        "_cr_pending",
         "_data",
         "_data_len",
         "_event_type",
         "_last_id",
+        "_pending",
+        "_pending_len",
         "malformed",
+        "max_event_bytes",
+        "retry",
     )
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
@@ -205,6 +212,87 @@ class SSEParser:
             )
 
 
+#: A chunk-size line or trailer line longer than this is not HTTP/1.1 framing.
+MAX_FRAMING_LINE = 16384
+_CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;.*)?", re.DOTALL)
+_SIZE, _DATA, _DATA_END, _TRAILER, _COMPLETE = range(5)
+
+
+class BodyFraming:
+    """An HTTP/1.1 response body's framing (RFC 9112 sections 6-7), sans I/O: body bytes in, content out.
+
+    ``chunked``: chunk-size lines (hex, optional extensions after ``;``), chunk data, and after
+    the last (zero) chunk any trailer lines up to an empty one; else ``length`` bytes, or
+    (``length`` -1) everything until the connection closes, which the caller sees. ``complete``
+    turns true once the framing says the body is over; bytes after that are ignored. Lines end
+    with CRLF or a bare LF (a tolerant reader). Broken framing raises :class:`SSEProtocolError`
+    before any content of that read is handed out. The event log runs on this so that a read
+    goes from socket to events in one call (``sseload._sse`` does the same in C).
+    """
+
+    __slots__ = ("_left", "_line", "_state", "chunked", "complete")
+
+    def __init__(self, chunked: bool = False, length: int = -1) -> None:
+        self.chunked = chunked
+        self._left = length  # bytes left of the body (length) or of the chunk (chunked)
+        self._state = _SIZE
+        self._line = b""  # a framing line begun in earlier reads
+        self.complete = not chunked and length == 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if self.complete:
+            return []
+        if not self.chunked:
+            if self._left < 0:
+                return [data]
+            take = data[:self._left]
+            self._left -= len(take)
+            self.complete = self._left == 0
+            return [take]
+        out = []
+        i, n = 0, len(data)
+        while i < n and self._state != _COMPLETE:
+            if self._state == _DATA:
+                take = min(self._left, n - i)
+                out.append(data[i:i + take])
+                i += take
+                self._left -= take
+                if self._left == 0:
+                    self._state = _DATA_END
+                continue
+            j = data.find(b"\n", i)
+            if j < 0:
+                self._line += data[i:]
+                if len(self._line) > MAX_FRAMING_LINE:
+                    raise SSEProtocolError(f"malformed chunked body: a framing line over {MAX_FRAMING_LINE} bytes")
+                break
+            line = self._line + data[i:j]
+            self._line = b""
+            i = j + 1
+            if len(line) > MAX_FRAMING_LINE:
+                raise SSEProtocolError(f"malformed chunked body: a framing line over {MAX_FRAMING_LINE} bytes")
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            self._end_line(line)
+        self.complete = self._state == _COMPLETE
+        return out
+
+    def _end_line(self, line: bytes) -> None:
+        state = self._state
+        if state == _SIZE:
+            m = _CHUNK_SIZE_LINE.fullmatch(line)
+            if m is None:
+                raise SSEProtocolError("malformed chunked body: a bad chunk-size line")
+            self._left = int(m[1], 16)
+            self._state = _DATA if self._left else _TRAILER
+        elif state == _DATA_END:
+            if line:
+                raise SSEProtocolError("malformed chunked body: chunk data longer than its size")
+            self._state = _SIZE
+        elif not line:  # _TRAILER: an empty line ends the trailers and the body
+            self._state = _COMPLETE
+
+
 _TRUTH_NUMBER = re.compile(r"[ \t]*([0-9]+)")
 _INT64_MAX = (1 << 63) - 1
 
@@ -221,13 +309,18 @@ class PyEventLog:
 
     This is the specification of ``sseload._sse.EventLog``, the compiled twin that does the
     same without a Python object per event; ``EventLog`` is that one where it was built.
+
+    Given ``chunked`` or a ``length``, ``feed`` takes the response body as it arrives and takes
+    its framing off first (:class:`BodyFraming`); ``complete`` says when the body is over.
     tests/test_event_log.py holds the two to the same results at every split of the input.
     """
 
-    __slots__ = ("_key", "_parser", "_sentinel", "server_ns", "size", "t_ns")
+    __slots__ = ("_framing", "_key", "_parser", "_sentinel", "server_ns", "size", "t_ns")
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-                 truth_key: bytes | None = None, sentinel: bytes | None = None) -> None:
+                 truth_key: bytes | None = None, sentinel: bytes | None = None,
+                 chunked: bool = False, length: int = -1) -> None:
+        self._framing = BodyFraming(chunked, length) if chunked or length >= 0 else None
         self._parser = SSEParser(max_event_bytes)
         self._key = truth_key.decode("ascii") if truth_key else ""
         self._sentinel = sentinel.decode("utf-8") if sentinel is not None else None
@@ -236,7 +329,12 @@ class PyEventLog:
         self.server_ns = array("q")
 
     def feed(self, chunk: bytes, t_ns: int) -> list[SSEEvent]:
-        events = self._parser.feed(chunk)
+        if self._framing is None:
+            events = self._parser.feed(chunk)
+        else:
+            events = []
+            for content in self._framing.feed(chunk):
+                events += self._parser.feed(content)
         if not events:
             return events
         key, sentinel = self._key, self._sentinel
@@ -271,6 +369,11 @@ class PyEventLog:
 
     def __len__(self) -> int:
         return len(self.t_ns)
+
+    @property
+    def complete(self) -> bool:
+        """The body's framing says it is over (never, for a body without framing)."""
+        return self._framing is not None and self._framing.complete
 
     @property
     def first_t_ns(self) -> int:

@@ -32,8 +32,12 @@ def ints(raw: bytes) -> list[int]:
 
 
 def run(cls, stream: bytes, cuts=(), **kw):
+    """A new ``cls(**kw)`` fed ``stream`` split at ``cuts``; everything observable, or the error."""
+    return observe(cls(**kw), stream, cuts)
+
+
+def observe(log, stream: bytes, cuts=()):
     """Feed ``stream`` split at ``cuts`` (read i at time i); everything observable, or the error."""
-    log = cls(**kw)
     notable, last, error = [], 0, None
     for t, cut in enumerate(sorted(cuts) + [len(stream)]):
         try:

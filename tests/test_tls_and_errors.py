@@ -131,7 +131,7 @@ def test_a_crash_in_a_custom_locustfile_is_recorded_not_lost(tmp_path, target):
         "class Buggy(SSEUser):\n"
         "    def on_start(self):\n"
         "        super().on_start()\n"
-        "        self.conn.on_body = lambda body: 1 / 0\n"
+        "        self.conn.on_headers_complete = lambda: 1 / 0\n"
     )
     proc = subprocess.run([sys.executable, "-m", "locust", "-f", str(lf), "--headless", "-u", "1", "-t", "2s",
                            "-H", url, "--results-dir", str(tmp_path / "r"), "--run-id", "bug", "--stop-timeout", "5"],
