@@ -409,10 +409,11 @@ static int framing_line(EventLog *self, const char *l, Py_ssize_t m) {
         Py_ssize_t i = 0;
         int v;
         while (i < m && (v = hex_value(l[i])) >= 0) {
+            if (++i > 15)  /* as the specification's {1,15}; and no int64 overflow */
+                return framing_error("a bad chunk-size line");
             size = size * 16 + v;
-            i++;
         }
-        if (i == 0 || i > 15)
+        if (i == 0)
             return framing_error("a bad chunk-size line");
         while (i < m && (l[i] == ' ' || l[i] == '\t'))
             i++;

@@ -111,6 +111,7 @@ def test_a_chunked_body_is_not_complete_before_its_trailers_end():
     (b"5 x\r\nhello\r\n", "a bad chunk-size line"),
     (b"5\r\r\nhello\r\n", "a bad chunk-size line"),
     (b"10000000000000000\r\n", "a bad chunk-size line"),  # 17 hex digits: past any real chunk
+    (b"F" * 40 + b"\r\n", "a bad chunk-size line"),  # past int64: refused before it overflows
     (b"5\r\nhello!\r\n", "chunk data longer than its size"),
     (b"5" + b" " * 20000, "a framing line over 16384 bytes"),
     (b"5;" + b"x" * 20000 + b"\r\n", "a framing line over 16384 bytes"),
