@@ -314,12 +314,12 @@ def format_summary(s: dict) -> str:
         )
     health = s.get("health") or {}
     if health.get("samples"):
-        from sseload.health import read_timing
+        from sseload.health import cpu_usage, read_timing
 
         line = f"harness health: loop lag p99 {_fmt(health.get('loop_lag_p99_ms'), 2)} ms, "
         if health.get("reader_lag_p99_ms") is not None:
             line += f"reader thread lag p99 {_fmt(health.get('reader_lag_p99_ms'), 2)} ms, "
-        line += f"CPU max {_fmt(health.get('cpu_max_percent'), 0)}%; {read_timing(health)}"
+        line += f"{cpu_usage(health)}; {read_timing(health)}"
         if health.get("skewed"):
             line += " -- measurement may be skewed (" + "; ".join(health["skew_reasons"]) + "): add workers"
         lines.append(line)

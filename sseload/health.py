@@ -6,7 +6,8 @@ reads are taken and timed on their own thread (by the kernel's arrival times), a
 delays stream starts, parsing and the web UI's numbers instead. That thread samples its own
 lag: a thread later than the gap between two events of a stream merges them (the first gets
 the second's time), so its lag decides the verdict then. CPU comes from the process's own
-times (every thread's).
+times (every thread's), judged against one core or, in a container, its CPU quota
+(sseload.cpu_quota), whose throttled periods stop every reader and so count against it too.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sseload.client import parser_kind
+from sseload.cpu_quota import CpuQuota, cpu_quota
 from sseload.reactor import reader_info, take_reader_lags
 
 LAG_P99_LIMIT_MS = 5.0
-CPU_LIMIT_PERCENT = 90.0
+CPU_LIMIT_PERCENT = 90.0  # of one core, or of the CPU quota where that is less
+THROTTLED_LIMIT_PERCENT = 1.0  # of the quota's periods: each one stopped every reader
+_DETECT = object()
 
 
 def _ms(samples_ns: array) -> np.ndarray:
@@ -35,8 +39,10 @@ def _pct(values: np.ndarray, p: float) -> float | None:
 
 
 class HealthMonitor:
-    def __init__(self, interval_s: float = 0.05) -> None:
+    def __init__(self, interval_s: float = 0.05, quota: CpuQuota | None = _DETECT) -> None:
         self.interval_s = interval_s
+        self.quota = cpu_quota() if quota is _DETECT else quota  # a container's CPU limit
+        self._throttled_start = (0, 0)
         self.lag_ns = array("q")  # 8 bytes a sample: a soak keeps them all
         self.reader_lag_ns = array("q")  # the native reader thread's own, sampled by itself
         self.seconds: list[tuple] = []  # (wall s, cpu %, active streams, lag max ms)
@@ -45,7 +51,13 @@ class HealthMonitor:
     def start(self, active_streams) -> None:
         import gevent
 
+        self.mark_start()
         self._greenlet = gevent.spawn(self._run, active_streams)
+
+    def mark_start(self) -> None:
+        """The quota's throttling counts from here (the load's start), not from the process's."""
+        if self.quota is not None:
+            self._throttled_start = self.quota.throttled()
 
     def _run(self, active_streams) -> None:
         import gevent
@@ -88,6 +100,12 @@ class HealthMonitor:
             "cpu_max_percent": float(cpu.max()) if cpu.size else None,
             "samples": int(lag.size),
         }
+        quota = self.quota
+        out["cpu_quota_cores"] = quota.cores if quota is not None else None
+        out["cpu_throttled_percent"] = None
+        if quota is not None:
+            (p0, t0), (p1, t1) = self._throttled_start, quota.throttled()
+            out["cpu_throttled_percent"] = 100.0 * (t1 - t0) / (p1 - p0) if p1 > p0 else 0.0
         out.update(reader_info())
         out["parser"] = parser_kind()
         reasons = []
@@ -98,8 +116,14 @@ class HealthMonitor:
                 reasons.append(f"reader thread lag p99 {out['reader_lag_p99_ms']:.1f} ms > {LAG_P99_LIMIT_MS:g} ms")
         elif out["loop_lag_p99_ms"] is not None and out["loop_lag_p99_ms"] > LAG_P99_LIMIT_MS:
             reasons.append(f"event-loop lag p99 {out['loop_lag_p99_ms']:.1f} ms > {LAG_P99_LIMIT_MS:g} ms")
-        if out["cpu_max_percent"] is not None and out["cpu_max_percent"] > CPU_LIMIT_PERCENT:
-            reasons.append(f"harness CPU reached {out['cpu_max_percent']:.0f}% > {CPU_LIMIT_PERCENT:g}%")
+        cpu_limit = CPU_LIMIT_PERCENT * min(1.0, quota.cores if quota is not None else 1.0)
+        if out["cpu_max_percent"] is not None and out["cpu_max_percent"] > cpu_limit:
+            of_quota = f" ({CPU_LIMIT_PERCENT:g}% of its {quota.cores:g}-core CPU quota)" if cpu_limit < CPU_LIMIT_PERCENT else ""
+            reasons.append(f"harness CPU reached {out['cpu_max_percent']:.0f}% > {cpu_limit:g}%{of_quota}")
+        throttled = out["cpu_throttled_percent"]
+        if throttled is not None and throttled > THROTTLED_LIMIT_PERCENT:
+            reasons.append(f"the CPU quota stopped the harness in {throttled:.0f}% of its periods"
+                           f" > {THROTTLED_LIMIT_PERCENT:g}%")
         out["skewed"] = bool(reasons)
         out["skew_reasons"] = reasons
         return out
@@ -131,7 +155,9 @@ def merge_summaries(summaries: list[dict]) -> dict:
 
     merged = {key: worst(key) for key in ("loop_lag_p50_ms", "loop_lag_p99_ms", "loop_lag_max_ms",
                                           "reader_lag_p50_ms", "reader_lag_p99_ms", "reader_lag_max_ms",
-                                          "cpu_mean_percent", "cpu_max_percent")}
+                                          "cpu_mean_percent", "cpu_max_percent", "cpu_throttled_percent")}
+    quotas = [s["cpu_quota_cores"] for s in summaries if s.get("cpu_quota_cores") is not None]
+    merged["cpu_quota_cores"] = min(quotas) if quotas else None  # the tightest worker's
     merged["samples"] = sum(s.get("samples", 0) for s in summaries)
     merged["reader"] = ",".join(sorted({s.get("reader", "?") for s in summaries}))
     merged["parser"] = ",".join(sorted({s.get("parser", "?") for s in summaries}))
@@ -143,6 +169,17 @@ def merge_summaries(summaries: list[dict]) -> dict:
     merged["skew_reasons"] = [f"worker {i}: {r}" for i, s in enumerate(summaries) for r in s.get("skew_reasons", [])]
     merged["skewed"] = bool(merged["skew_reasons"])
     return merged
+
+
+def cpu_usage(health: dict) -> str:
+    """The harness's CPU peak in words, with the quota it is a share of where it ran under one."""
+    peak = health.get("cpu_max_percent")
+    text = f"CPU max {peak:.0f}%" if peak is not None else "CPU max -"
+    if health.get("cpu_quota_cores") is not None:
+        text += f" of a {health['cpu_quota_cores']:g}-core quota"
+        if health.get("cpu_throttled_percent") is not None:
+            text += f" (throttled in {health['cpu_throttled_percent']:.1f}% of its periods)"
+    return text
 
 
 def read_timing(health: dict) -> str:

@@ -137,6 +137,9 @@ def report_html(run: results.Run, summary: dict, images: list[Path]) -> str:
         ["how reads were timed", read_timing(health)],
         ["events read together with the one before (share its time)", str(summary.get("events_read_together", 0))],
         ["harness CPU mean / max (%)", f"{_num(health.get('cpu_mean_percent'), 0)} / {_num(health.get('cpu_max_percent'), 0)}"],
+        ["CPU quota (cores) / periods throttled (%)",
+         f"{health['cpu_quota_cores']:g} / {_num(health.get('cpu_throttled_percent'), 1)}"
+         if health.get("cpu_quota_cores") is not None else "none (CPU % is of one core)"],
         ["event lateness vs server send time p50 / p99 / p99.9 (ms)",
          " / ".join(_num(late.get(k), 2) for k in ("p50", "p99", "p99.9")) if late.get("count") else "no send times in events"],
         ["TLS verification", "OFF (--insecure)" if info.get("insecure_tls") else "on"],
