@@ -7,7 +7,9 @@ delays stream starts, parsing and the web UI's numbers instead. That thread samp
 lag: a thread later than the gap between two events of a stream merges them (the first gets
 the second's time), so its lag decides the verdict then. CPU comes from the process's own
 times (every thread's), judged against one core or, in a container, its CPU quota
-(sseload.cpu_quota), whose throttled periods stop every reader and so count against it too.
+(sseload.cpu_quota). A throttled period stops every thread, the reader too: it is reported, and
+where it made the reader late enough to matter, the reader's own lag says so (measured: a worker
+throttled in 16% of 10 ms periods kept lateness p99 at 0.02 ms, the kernel timing its reads).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from sseload.reactor import reader_info, take_reader_lags
 
 LAG_P99_LIMIT_MS = 5.0
 CPU_LIMIT_PERCENT = 90.0  # of one core, or of the CPU quota where that is less
-THROTTLED_LIMIT_PERCENT = 1.0  # of the quota's periods: each one stopped every reader
 _DETECT = object()
 
 
@@ -120,10 +121,6 @@ class HealthMonitor:
         if out["cpu_max_percent"] is not None and out["cpu_max_percent"] > cpu_limit:
             of_quota = f" ({CPU_LIMIT_PERCENT:g}% of its {quota.cores:g}-core CPU quota)" if cpu_limit < CPU_LIMIT_PERCENT else ""
             reasons.append(f"harness CPU reached {out['cpu_max_percent']:.0f}% > {cpu_limit:g}%{of_quota}")
-        throttled = out["cpu_throttled_percent"]
-        if throttled is not None and throttled > THROTTLED_LIMIT_PERCENT:
-            reasons.append(f"the CPU quota stopped the harness in {throttled:.0f}% of its periods"
-                           f" > {THROTTLED_LIMIT_PERCENT:g}%")
         out["skewed"] = bool(reasons)
         out["skew_reasons"] = reasons
         return out

@@ -5,6 +5,7 @@ Each test lays out a small /proc and /sys/fs/cgroup tree of its own, as the kern
 
 from __future__ import annotations
 
+from array import array
 from pathlib import Path
 
 import pytest
@@ -87,7 +88,7 @@ def test_cpu_over_90_percent_of_the_quota_skews_the_measurement(tmp_path):
     assert summary["skew_reasons"] == ["harness CPU reached 47% > 45% (90% of its 0.5-core CPU quota)"]
 
 
-def test_a_throttled_quota_skews_the_measurement(tmp_path):
+def test_throttling_is_reported_and_the_readers_lag_decides_whether_it_mattered(tmp_path):
     stat = "sys/fs/cgroup/w/cpu.stat"
     root = lay_out(tmp_path, "0::/w\n", V2_MOUNTS, {"sys/fs/cgroup/w/cpu.max": "50000 100000\n",
                                                      stat: "nr_periods 100\nnr_throttled 10\n"})
@@ -95,9 +96,11 @@ def test_a_throttled_quota_skews_the_measurement(tmp_path):
     health.mark_start()
     (root / stat).write_text("nr_periods 300\nnr_throttled 30\n")  # 20 of the run's 200 periods
     health.seconds = [(0.0, 30.0, 10, 0.5)] * 10
-    summary = health.summary()
-    assert summary["cpu_throttled_percent"] == 10.0
-    assert summary["skew_reasons"] == ["the CPU quota stopped the harness in 10% of its periods > 1%"]
+    health.reader_lag_ns = array("q", [200_000] * 100)
+    assert health.summary()["cpu_throttled_percent"] == 10.0
+    assert not health.summary()["skewed"]
+    health.reader_lag_ns = array("q", [7_000_000] * 100)  # the stalls made the reader late
+    assert health.summary()["skew_reasons"] == ["reader thread lag p99 7.0 ms > 5 ms"]
 
 
 def test_without_a_quota_the_limit_is_90_percent_of_a_core():
