@@ -19,6 +19,7 @@ import random
 import time
 
 import gevent
+import numpy as np
 from locust import User, task
 
 from sseload import plugin
@@ -92,10 +93,12 @@ class SSEUser(User):
             finally:
                 ctx.active_streams -= 1
         if ctx.live_enabled:
-            t = self._events.t_ns
+            t_ns = self._events.t_ns
             ttfe = record[F["ttfe_ns"]]
-            ctx.live.add_stream(record[F["outcome"]], ttfe / 1e6 if ttfe >= 0 else None,
-                                [(b - a) / 1e6 for a, b in zip(t, t[1:])], len(t))
+            t = np.frombuffer(t_ns, dtype=np.int64)
+            gaps_ms = (t[1:] - t[:-1]) * 1e-6
+            del t  # the view: the recorder empties t_ns next, which an exported buffer forbids
+            ctx.live.add_stream(record[F["outcome"]], ttfe / 1e6 if ttfe >= 0 else None, gaps_ms, len(t_ns))
         ctx.recorder.add(record, self._events)
         self._report(record)
         if record[F["outcome"]] in ("connect_error", "harness_error"):

@@ -16,65 +16,91 @@ import numpy as np
 
 TAB = "sseload"
 WINDOW_S = 10.0
-MAX_SAMPLES = 20_000  # per window and kind: bounded memory whatever the load
+MAX_SAMPLES = 20_000  # TTFE samples per window: bounded memory whatever the load
+MAX_GAP_SAMPLES = 400_000  # gap samples per window (3.2 MB): 5 s of 80,000 events/s
+MAX_REPORT_GAPS = 5_000  # gaps a worker sends the master per report
 
 
 class LiveStats:
-    """Recent samples (a rolling window) and running totals, for the web UI only."""
+    """Recent samples (a rolling window) and running totals, for the web UI only.
+
+    A stream's gaps arrive as one array and stay one entry: with workers or a web UI this runs
+    for every stream, and a Python object per event here cost what the whole hot path saves.
+    """
 
     def __init__(self) -> None:
         self.ttfe = deque(maxlen=MAX_SAMPLES)  # (time s, ms)
-        self.gaps = deque(maxlen=MAX_SAMPLES)
+        self.gaps = deque()  # (time s, ms array): a stream's, or a worker's report's
+        self._gap_count = 0
+        self._gaps_capped_at = float("-inf")  # when the sample cap last dropped gaps
         self.events = deque()  # (time s, count)
         self.outcomes: Counter[str] = Counter()
         self.active = 0
-        self._outbox = {"ttfe": [], "gaps": [], "events": 0, "outcomes": Counter()}
+        self._outbox = {"ttfe": [], "gaps": [], "gap_count": 0, "events": 0, "outcomes": Counter()}
 
-    def add_stream(self, outcome: str, ttfe_ms: float | None, gaps_ms: list[float], n_events: int) -> None:
+    def add_stream(self, outcome: str, ttfe_ms: float | None, gaps_ms: np.ndarray, n_events: int) -> None:
         now = time.monotonic()
         self.outcomes[outcome] += 1
         self.events.append((now, n_events))
         if ttfe_ms is not None:
             self.ttfe.append((now, ttfe_ms))
-        self.gaps.extend((now, g) for g in gaps_ms)
+        self._add_gaps(now, gaps_ms)
         box = self._outbox  # what a worker sends the master next
         box["outcomes"][outcome] += 1
         box["events"] += n_events
         if ttfe_ms is not None and len(box["ttfe"]) < 2000:
             box["ttfe"].append(ttfe_ms)
-        if len(box["gaps"]) < 5000:
-            box["gaps"].extend(gaps_ms[: 5000 - len(box["gaps"])])
+        room = MAX_REPORT_GAPS - box["gap_count"]
+        if room > 0 and gaps_ms.size:
+            box["gaps"].append(gaps_ms[:room])
+            box["gap_count"] += min(room, gaps_ms.size)
+
+    def _add_gaps(self, now: float, gaps_ms: np.ndarray) -> None:
+        if not gaps_ms.size:
+            return
+        self.gaps.append((now, gaps_ms))
+        self._gap_count += gaps_ms.size
+        while self._gap_count > MAX_GAP_SAMPLES:  # the oldest go first, as from a bounded deque
+            when, dropped = self.gaps.popleft()
+            self._gap_count -= dropped.size
+            self._gaps_capped_at = when
 
     def take_report(self, active: int) -> dict:
-        box, self._outbox = self._outbox, {"ttfe": [], "gaps": [], "events": 0, "outcomes": Counter()}
-        return {"ttfe": box["ttfe"], "gaps": box["gaps"], "events": box["events"],
+        box = self._outbox
+        self._outbox = {"ttfe": [], "gaps": [], "gap_count": 0, "events": 0, "outcomes": Counter()}
+        gaps = np.concatenate(box["gaps"]).tolist() if box["gaps"] else []  # msgpack takes lists
+        return {"ttfe": box["ttfe"], "gaps": gaps, "events": box["events"],
                 "outcomes": dict(box["outcomes"]), "active": active}
 
     def merge_report(self, report: dict, worker_active: dict, worker_id: str) -> None:
         now = time.monotonic()
         self.ttfe.extend((now, v) for v in report["ttfe"])
-        self.gaps.extend((now, v) for v in report["gaps"])
+        self._add_gaps(now, np.asarray(report["gaps"], dtype=np.float64))
         self.events.append((now, report["events"]))
         self.outcomes.update(report["outcomes"])
         worker_active[worker_id] = report["active"]
 
     def rows(self, active: int, report_href: str | None) -> list[dict]:
         now = time.monotonic()
-        for q in (self.ttfe, self.gaps, self.events):
+        for q in (self.ttfe, self.events):
             while q and q[0][0] < now - WINDOW_S:
                 q.popleft()
+        while self.gaps and self.gaps[0][0] < now - WINDOW_S:
+            self._gap_count -= self.gaps.popleft()[1].size
+        ttfe = np.fromiter((v for _, v in self.ttfe), float, len(self.ttfe))
+        gaps = np.concatenate([a for _, a in self.gaps]) if self.gaps else np.empty(0)
 
-        def pct(q, p) -> str:
-            if not q:
-                return "-"
-            return f"{np.percentile(np.fromiter((v for _, v in q), float, len(q)), p):.1f}"
+        gap_window_s = min(WINDOW_S, now - self._gaps_capped_at)  # shorter where the cap cut it
+
+        def pct(values: np.ndarray, ps: tuple) -> str:
+            return " / ".join(f"{v:.1f}" for v in np.percentile(values, ps)) if values.size else " / ".join("-" * len(ps))
 
         total = sum(self.outcomes.values())
         events_per_s = sum(n for _, n in self.events) / WINDOW_S
         rows = [
             ("active streams", str(active)),
-            (f"TTFE p50 / p95 / p99 (ms, last {WINDOW_S:g} s)", " / ".join(pct(self.ttfe, p) for p in (50, 95, 99))),
-            (f"gap p50 / p99 / max (ms, last {WINDOW_S:g} s)", " / ".join(pct(self.gaps, p) for p in (50, 99, 100))),
+            (f"TTFE p50 / p95 / p99 (ms, last {WINDOW_S:g} s)", pct(ttfe, (50, 95, 99))),
+            (f"gap p50 / p99 / max (ms, last {gap_window_s:.2g} s)", pct(gaps, (50, 99, 100))),
             ("events/s (completed streams)", f"{events_per_s:.0f}"),
             ("streams finished", str(total)),
             ("cutoffs (gateway limit)", str(self.outcomes.get("cutoff", 0))),
