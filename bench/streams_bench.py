@@ -13,6 +13,9 @@ The reference target runs pinned to CPU 1 and the harness (one Locust process) t
 window after the ramp: streams/s, events/s, harness CPU %, harness CPU per event, TTFE error
 and event lateness (receive time minus the target's embedded send time), and the target's own
 CPU and schedule lateness (so a saturated target is visible, not mistaken for the harness).
+``vs_target`` divides the harness's CPU per event by the target's in the same run: the VM's
+speed drifts by up to a quarter between runs, the unchanged target's cost with it, so that ratio
+is what to compare across commits (bench/RESULTS.md section 2l).
 """
 
 from __future__ import annotations
@@ -151,6 +154,10 @@ def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple,
             "late_p50": pct(lk, 50), "late_p99": pct(lk, 99), "late_p999": pct(lk, 99.9),
             "target_cpu_pct": tstats["cpu_percent"], "target_late_p99": tstats["lateness_ms"]["p99"],
             "target_us_per_event": 1e6 * tstats["cpu_s"] / max(1, tstats["events_sent"]),
+            # the VM's speed drifts by up to a quarter between runs, and the unchanged target
+            # with it: harness CPU per event over the target's compares commits across runs
+            "vs_target": (cpu_s / n_events) / (tstats["cpu_s"] / max(1, tstats["events_sent"]))
+            if n_events and tstats["cpu_s"] else float("nan"),
             "launch_s": round(wall0 - t_launch, 1),
         }
 
@@ -174,7 +181,8 @@ def main() -> None:
     cpus = (None, None) if args.no_pin else (0, 1)
     rows = []
     cols = ["client", "users", "streams_s", "events_s", "cpu_pct", "us_per_event", "ttfe_err_p50",
-            "ttfe_err_p99", "late_p50", "late_p99", "late_p999", "target_cpu_pct", "target_late_p99", "target_us_per_event"]
+            "ttfe_err_p99", "late_p50", "late_p99", "late_p999", "target_cpu_pct", "target_late_p99", "target_us_per_event",
+            "vs_target"]
     print("times in ms; cpu_pct of one core; us_per_event is harness CPU per event received", flush=True)
     for users in args.users:
         for client in args.clients:
