@@ -5,6 +5,11 @@ Each test lays out a small /proc and /sys/fs/cgroup tree of its own, as the kern
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
 from array import array
 from pathlib import Path
 
@@ -123,3 +128,47 @@ def test_the_console_line_says_what_the_cpu_figure_is_a_share_of():
     assert cpu_usage({"cpu_max_percent": 40.0}) == "CPU max 40%"
     assert (cpu_usage({"cpu_max_percent": 33.4, "cpu_quota_cores": 0.35, "cpu_throttled_percent": 0.25})
             == "CPU max 33% of a 0.35-core quota (throttled in 0.2% of its periods)")
+
+
+@pytest.fixture
+def half_core_cgroup():
+    """A real CPU cgroup capped at half a core, where this machine lets us make one (root), else skip."""
+    v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
+    name = f"sseload-test-{os.getpid()}"
+    try:
+        if (v1 / "cpu.cfs_quota_us").exists():
+            group = v1 / name
+            group.mkdir()
+            (group / "cpu.cfs_period_us").write_text("100000")
+            (group / "cpu.cfs_quota_us").write_text("50000")
+        elif "cpu" in (v2 / "cgroup.subtree_control").read_text().split():
+            group = v2 / name
+            group.mkdir()
+            (group / "cpu.max").write_text("50000 100000")
+        else:
+            pytest.skip("no CPU cgroup controller to make a group in")
+    except OSError as err:
+        pytest.skip(f"cannot make a CPU cgroup here: {err}")
+    yield group
+    for _ in range(50):
+        try:
+            group.rmdir()
+            break
+        except OSError:  # its last process is still exiting
+            time.sleep(0.1)
+
+
+def test_a_run_under_a_real_cpu_quota_reports_it(tmp_path, half_core_cgroup):
+    def join() -> None:
+        (half_core_cgroup / "cgroup.procs").write_text(str(os.getpid()))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "sseload", "run", "-u", "4", "-r", "4", "-t", "3s", "--no-report",
+         "--results-dir", str(tmp_path), "--run-id", "q"],
+        check=False, capture_output=True, text=True, timeout=120, preexec_fn=join,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    health = json.loads((tmp_path / "q" / "run.json").read_text())["health"]
+    assert health["cpu_quota_cores"] == 0.5
+    assert 0.0 <= health["cpu_throttled_percent"] <= 100.0
+    assert "of a 0.5-core quota (throttled in" in proc.stdout
