@@ -109,21 +109,35 @@ def worker_processes(ps: psutil.Process, count: int, proc: subprocess.Popen) -> 
         time.sleep(0.01)
 
 
+def pin_all_threads(pid: int, cpu: int) -> None:
+    """taskset -a: every thread the process has now (and so every one it starts later)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), {cpu})
+        except (ProcessLookupError, OSError):
+            pass
+
+
 def run_point(workers: int, users: int, cores: float, period_us: int, seconds: float, ramp_s: float,
-              keep: Path | None = None) -> dict:
+              keep: Path | None = None, layout: str = "shared") -> dict:
     with tempfile.TemporaryDirectory(prefix="sseload-qbench-") as tmp_name:
         tmp = Path(tmp_name)
         groups = [CpuCgroup(f"sseload-bench-{os.getpid()}-w{i}", cores, period_us) for i in range(workers)]
-        target, url = start_target(tmp, 1, WORKLOAD, [])
+        separate = layout == "separate"  # worker i on CPU i; the target and master anywhere
+        target, url = start_target(tmp, None if separate else 1, WORKLOAD, [])
         try:
             cmd = pinned([sys.executable, "-m", "sseload", "run", "-H", url, "-u", str(users),
                           "-r", str(users / ramp_s), "-t", f"{int(ramp_s + 1 + seconds + 3)}s",
-                          "--results-dir", str(tmp), "--run-id", "s", "--no-report", "--workers", str(workers)], 0)
+                          "--results-dir", str(tmp), "--run-id", "s", "--no-report", "--workers", str(workers)],
+                         None if separate else 0)
             proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             ps = psutil.Process(proc.pid)
             worker_ps = worker_processes(ps, workers, proc)
             for group, worker in zip(groups, worker_ps):
                 group.add(worker.pid)
+            if separate:
+                for i, worker in enumerate(worker_ps):
+                    pin_all_threads(worker.pid, i % os.cpu_count())
             deadline = time.time() + 120  # start-up is slow under a quota: wait for the first stream
             while target_stats(url)["streams_started"] == 0:  # (not "requests": the CLI probes first)
                 if proc.poll() is not None or time.time() > deadline:
@@ -181,6 +195,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15.0, help="measured window per point")
     ap.add_argument("--ramp", type=float, default=4.0, help="seconds to spawn all users")
     ap.add_argument("--keep", type=Path, help="copy each run's results into this directory")
+    ap.add_argument("--layout", choices=["shared", "separate"], default="shared",
+                    help="shared: the workers on CPU 0, the target alone on CPU 1; separate: worker i "
+                         "on CPU i, the target and the master on whatever is left of both")
     args = ap.parse_args()
     if args.cores_per_worker * args.period_ms < 1.0:
         ap.error("the kernel's smallest CFS quota is 1 ms: --cores-per-worker x --period-ms must be at least 1")
@@ -192,7 +209,7 @@ def main() -> None:
     for workers in args.workers:
         for users in args.users:
             r = run_point(workers, users, args.cores_per_worker, int(args.period_ms * 1000), args.seconds,
-                          args.ramp, args.keep)
+                          args.ramp, args.keep, args.layout)
             print(f"{r['workers']:>7}{r['users']:>7}{r['harness_cores']:>7.2f}{r['events_s']:>10.0f}"
                   f"{r['kept_up_pct']:>10.1f}{r['ttfe_err_p99']:>13.2f}{r['late_p99']:>9.2f}"
                   f"{r['worker_cpu_cores']:>13.2f}{r['throttled_pct']:>12.1f}{r['master_cpu_pct']:>13.0f}"
