@@ -2,6 +2,7 @@
 
     python bench/quota_scaling_bench.py --workers 1 --users 600 800 1000
     python bench/quota_scaling_bench.py --workers 2 --users 1200 1600 2000
+    python bench/quota_scaling_bench.py --layout separate --workers 1 2 --users 550 1100
 
 Issue 7 asks for 2 workers on 2 cores against 1 worker on 1 core, with the target on the same
 machine. On this 2-core machine the target alone needs most of a core at 2,000 streams, so this
@@ -10,8 +11,10 @@ bench scales the question down: the reference target runs pinned to CPU 1; `ssel
 starts, is moved into a CPU cgroup of its own limited to ``--cores-per-worker`` of a core (CFS
 quota with a 2.5 ms period by default, `--period-ms`, so a throttled worker stalls for about a
 millisecond, not for the default 100 ms, which is longer than the 20 ms between events):
-W "cores" of that size. The master stays outside the quotas, as on a machine of its own. Needs
-root and a cgroup CPU controller (v1 cpu or v2 cpu.max).
+W "cores" of that size. The master stays outside the quotas, as on a machine of its own.
+`--layout separate` instead pins worker i to CPU i (each still capped), with the target and the
+master unpinned beside them: two workers on two physical cores. Needs root and a cgroup CPU
+controller (v1 cpu or v2 cpu.max).
 
 Workload: streams of 50 events, 200 ms to the first event, 20 ms gaps, loopback. For each point
 it reports, over a steady window after the ramp: events/s, "kept up" (events/s per user against
