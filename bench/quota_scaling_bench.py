@@ -2,7 +2,8 @@
 
     python bench/quota_scaling_bench.py --workers 1 --users 600 800 1000
     python bench/quota_scaling_bench.py --workers 2 --users 1200 1600 2000
-    python bench/quota_scaling_bench.py --layout separate --workers 1 2 --users 550 1100
+    python bench/quota_scaling_bench.py --layout separate --workers 1 --users 550 650
+    python bench/quota_scaling_bench.py --layout separate --workers 2 --users 1100 1300
 
 Issue 7 asks for 2 workers on 2 cores against 1 worker on 1 core, with the target on the same
 machine. On this 2-core machine the target alone needs most of a core at 2,000 streams, so this
