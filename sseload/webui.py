@@ -25,7 +25,8 @@ class LiveStats:
     """Recent samples (a rolling window) and running totals, for the web UI only.
 
     A stream's gaps arrive as one array and stay one entry: with workers or a web UI this runs
-    for every stream, and a Python object per event here cost what the whole hot path saves.
+    for every stream, and a float and a tuple per event here cost about 0.1 µs per event more
+    (235 against 140 ns per event, measured in isolation) on a path that spends 10 in all.
     """
 
     def __init__(self) -> None:
