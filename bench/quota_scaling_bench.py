@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from streams_bench import WORKLOAD, pinned, start_target, target_stats
 
 from sseload import results
+from sseload.cpu_quota import CpuQuota
 
 ROOT = Path(__file__).resolve().parents[1]
 CYCLE_S = 0.2 + 49 * 0.02  # the workload's stream: first event at 200 ms, then 49 gaps of 20 ms
@@ -59,21 +60,17 @@ class CpuCgroup:
             self.path.mkdir(exist_ok=True)
             (self.path / "cpu.cfs_period_us").write_text(str(period_us))
             (self.path / "cpu.cfs_quota_us").write_text(str(int(cores * period_us)))
-        elif "cpu" in (v2 / "cgroup.controllers").read_text(errors="replace").split():
+        elif "cpu" in (v2 / "cgroup.subtree_control").read_text(errors="replace").split():
             self.path = v2 / name
             self.path.mkdir(exist_ok=True)
             (self.path / "cpu.max").write_text(f"{int(cores * period_us)} {period_us}")
         else:
             raise SystemExit("no writable CPU cgroup controller here (needs root and cgroup v1 cpu or v2 cpu)")
+        self.quota = CpuQuota(cores, period_us, self.path)  # sseload's own reading of its cpu.stat
 
     def add(self, pid: int) -> None:
         """The process, all its threads and what it starts from now on join the group."""
         (self.path / "cgroup.procs").write_text(str(pid))
-
-    def throttled(self) -> tuple[int, int]:
-        """(periods, throttled periods) so far."""
-        stat = dict(line.split() for line in (self.path / "cpu.stat").read_text().splitlines())
-        return int(stat.get("nr_periods", 0)), int(stat.get("nr_throttled", 0))
 
     def remove(self) -> None:
         for _ in range(50):
@@ -150,9 +147,9 @@ def run_point(workers: int, users: int, cores: float, period_us: int, seconds: f
             time.sleep(ramp_s + 1.0)  # ramp, settle
             others = [p for p in [ps, *ps.children(recursive=True)] if p.pid not in {w.pid for w in worker_ps}]
             target_stats(url, reset=True)
-            w0, m0, wall0, thr0 = cpu_s(worker_ps), cpu_s(others), time.time(), [g.throttled() for g in groups]
+            w0, m0, wall0, thr0 = cpu_s(worker_ps), cpu_s(others), time.time(), [g.quota.throttled() for g in groups]
             time.sleep(seconds)
-            w1, m1, wall1, thr1 = cpu_s(worker_ps), cpu_s(others), time.time(), [g.throttled() for g in groups]
+            w1, m1, wall1, thr1 = cpu_s(worker_ps), cpu_s(others), time.time(), [g.quota.throttled() for g in groups]
             tstats = target_stats(url)
             _, stderr = proc.communicate(timeout=180)
         finally:

@@ -4,8 +4,8 @@ A Locust worker in a container (Kubernetes `limits: cpu`, `docker --cpus`) runs 
 quota: past it, every thread of the process, the reader thread included, is stopped until the
 next period. Two things follow for the health verdict. "CPU over 90%" must mean 90% of what the
 process may use, not of a whole core (a worker capped at half a core never shows more than 50%).
-And a throttled period is a stall of every open stream's reader, so the share of throttled
-periods is itself a sign that the measurement may be skewed.
+And a throttled period stalls every open stream's reader, so the share of throttled periods is
+reported beside it (sseload.health lets the reader thread's own lag say whether it mattered).
 
 Reads cgroup v2 (`cpu.max`) and v1 (`cpu.cfs_quota_us` / `cpu.cfs_period_us`), from the
 process's own cgroup up to its mount's root (a quota on a parent, such as a Kubernetes pod's,
