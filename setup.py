@@ -10,10 +10,10 @@ from setuptools import Extension, setup
 
 ext_modules = []
 if sys.platform == "linux":
-    ext_modules.append(Extension("sseload._reader", ["sseload/_reader.c"], optional=True,
-                                 extra_compile_args=["-O2", "-std=gnu11"]))
+    ext_modules.append(Extension("sseload._reader", ["sseload/_reader.c"], depends=["sseload/_sse_api.h"],
+                                 optional=True, extra_compile_args=["-O2", "-std=gnu11"]))
 
-ext_modules.append(Extension("sseload._sse", ["sseload/_sse.c"], optional=True,
-                             extra_compile_args=["-O2", "-std=gnu11"]))
+ext_modules.append(Extension("sseload._sse", ["sseload/_sse.c"], depends=["sseload/_sse_api.h"],
+                             optional=True, extra_compile_args=["-O2", "-std=gnu11"]))
 
 setup(ext_modules=ext_modules)

@@ -50,6 +50,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "_sse_api.h"
+
 #define RECV_BYTES 65536
 #define MAX_EVENTS 512
 #define LAG_INTERVAL_NS 50000000LL  /* the thread's own wake-up lag, sampled every 50 ms */
@@ -493,9 +495,69 @@ static PyObject *Reader_drain(Reader *self, PyObject *Py_UNUSED(ignored)) {
     return out;
 }
 
+/* callback(t_ns, data, err) for one read */
+static PyObject *call_on_read(PyObject *cb, const entry_t *e, const char *bytes) {
+    PyObject *args[3];
+    args[0] = PyLong_FromLongLong(e->t_ns);
+    args[1] = PyBytes_FromStringAndSize(bytes + e->off, (Py_ssize_t)e->len);
+    args[2] = PyLong_FromLong(e->err);
+    PyObject *res = NULL;
+    if (args[0] && args[1] && args[2])
+        res = PyObject_Vectorcall(cb, args, 3, NULL);
+    Py_XDECREF(args[0]);
+    Py_XDECREF(args[1]);
+    Py_XDECREF(args[2]);
+    return res;
+}
+
+/* The capsule of sseload._sse (see _sse_api.h), loaded at the first routed read. */
+static const sse_feed_api *feed_api;
+static int feed_api_tried;
+
+static const sse_feed_api *get_feed_api(void) {
+    if (!feed_api_tried) {
+        feed_api_tried = 1;
+        feed_api = PyCapsule_Import(SSE_FEED_API_NAME, 0);
+        if (!feed_api || feed_api->version != SSE_FEED_API_VERSION) {
+            PyErr_Clear();  /* not built, or another version: routed reads go to on_read */
+            feed_api = NULL;
+        }
+    }
+    return feed_api;
+}
+
+/* A read of a routed stream, callbacks[token] = (log, on_read, on_fed): its bytes go straight
+ * into the stream's compiled event log; on_fed(t_ns, events) hears of it only when the read
+ * completed something to act on (a list of events), or on_fed(t_ns, error) when the log
+ * refused it. EOF and errors, and a log that is not the compiled one, go to on_read. */
+static PyObject *call_routed(PyObject *route, const entry_t *e, const char *bytes) {
+    PyObject *log = PyTuple_GET_ITEM(route, 0);
+    const sse_feed_api *api = e->err == 0 && e->len > 0 ? get_feed_api() : NULL;
+    if (!api || Py_TYPE(log) != api->log_type)
+        return call_on_read(PyTuple_GET_ITEM(route, 1), e, bytes);
+    PyObject *what = api->feed(log, bytes + e->off, (Py_ssize_t)e->len, e->t_ns);
+    if (what == Py_None)
+        return what;  /* the common read: recorded, nothing to act on */
+    if (!what) {
+        PyObject *type, *tb;
+        PyErr_Fetch(&type, &what, &tb);
+        PyErr_NormalizeException(&type, &what, &tb);
+        Py_XDECREF(type);
+        Py_XDECREF(tb);
+        if (!what)
+            return NULL;
+    }
+    PyObject *args[2] = {PyLong_FromLongLong(e->t_ns), what};
+    PyObject *res = args[0] ? PyObject_Vectorcall(PyTuple_GET_ITEM(route, 2), args, 2, NULL) : NULL;
+    Py_XDECREF(args[0]);
+    Py_DECREF(what);
+    return res;
+}
+
 /* dispatch(callbacks): for every read since the last drain, in order, call
  * callbacks[token](t_ns, data, err); reads of a token no longer in the dict are dropped (the
- * stream ended). The loop of drain() without its tuples, list and lookups in Python. An
+ * stream ended). A value (log, on_read, on_fed) routes a stream's reads into its event log
+ * (call_routed). The loop of drain() without its tuples, list and lookups in Python. An
  * exception from a callback does not stop the others: the first is raised once all ran. */
 static PyObject *Reader_dispatch(Reader *self, PyObject *callbacks) {
     if (!PyDict_Check(callbacks)) {
@@ -521,16 +583,8 @@ static PyObject *Reader_dispatch(Reader *self, PyObject *callbacks) {
             continue;
         }
         Py_INCREF(cb); /* the callback may remove itself from the dict */
-        PyObject *args[3];
-        args[0] = PyLong_FromLongLong(e->t_ns);
-        args[1] = PyBytes_FromStringAndSize(full.bytes + e->off, (Py_ssize_t)e->len);
-        args[2] = PyLong_FromLong(e->err);
-        PyObject *res = NULL;
-        if (args[0] && args[1] && args[2])
-            res = PyObject_Vectorcall(cb, args, 3, NULL);
-        Py_XDECREF(args[0]);
-        Py_XDECREF(args[1]);
-        Py_XDECREF(args[2]);
+        PyObject *res = PyTuple_CheckExact(cb) && PyTuple_GET_SIZE(cb) == 3
+                        ? call_routed(cb, e, full.bytes) : call_on_read(cb, e, full.bytes);
         Py_DECREF(cb);
         called++;
         if (res) {
@@ -590,7 +644,9 @@ static PyMethodDef Reader_methods[] = {
     {"drain", (PyCFunction)Reader_drain, METH_NOARGS,
      "drain() -> [(token, t_ns, data, err), ...]: every read since the last drain."},
     {"dispatch", (PyCFunction)Reader_dispatch, METH_O,
-     "dispatch(callbacks) -> n: call callbacks[token](t_ns, data, err) for every read since the last drain."},
+     "dispatch(callbacks) -> n: call callbacks[token](t_ns, data, err) for every read since the last drain; "
+     "a value (log, on_read, on_fed) feeds the read to the compiled event log and calls on_fed(t_ns, events or error) "
+     "only when it completed something to act on."},
     {"fileno", (PyCFunction)Reader_fileno, METH_NOARGS,
      "fileno(): an eventfd that is readable while reads wait to be drained."},
     {"stats", (PyCFunction)Reader_stats, METH_NOARGS, "stats() -> {'reads': n, 'stamped': n, 'wakeups': n, 'nice': n}; stamped: reads timed by the kernel, nice: the thread's priority"},

@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_sse_api.h"
+
 static PyObject *SSEEvent;          /* sseload.sse.SSEEvent */
 static PyObject *SSEProtocolError;  /* sseload.sse.SSEProtocolError */
 
@@ -104,6 +106,8 @@ typedef struct {
     Buf fline;        /* a framing line begun in earlier reads */
     int complete;
     Ints segs;        /* this read's content: (offset, length) pairs into the read */
+    long long bytes_in;   /* every byte fed, framing and all */
+    int64_t last_t_ns;    /* the time of the last read fed, -1 before one */
 } EventLog;
 
 enum { FRAMING_NONE, FRAMING_LENGTH, FRAMING_CHUNKED };
@@ -487,6 +491,32 @@ static int deframe(EventLog *self, const char *s, Py_ssize_t n) {
     return 0;
 }
 
+/* One read, from its bytes to recorded events: a new list of the events to act on, or NULL
+ * with SSEProtocolError set (then none of the read's events are kept, as in SSEParser.feed). */
+static PyObject *feed_read(EventLog *self, const char *buf, Py_ssize_t len, int64_t t_ns) {
+    self->bytes_in += len;
+    self->last_t_ns = t_ns;
+    PyObject *notable = PyList_New(0);
+    if (!notable)
+        return NULL;
+    Py_ssize_t before = self->t_ns.len;
+    int rc = 0;
+    if (!len) {
+    } else if (self->framing == FRAMING_NONE) {
+        rc = feed(self, buf, len, t_ns, notable);
+    } else if ((rc = deframe(self, buf, len)) == 0) {
+        for (Py_ssize_t k = 0; k < self->segs.len && rc == 0; k += 2)
+            if (self->segs.p[k + 1])
+                rc = feed(self, buf + self->segs.p[k], self->segs.p[k + 1], t_ns, notable);
+    }
+    if (rc < 0) {
+        self->t_ns.len = self->size.len = self->server_ns.len = before;
+        Py_DECREF(notable);
+        return NULL;
+    }
+    return notable;
+}
+
 static PyObject *EventLog_feed(EventLog *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "feed(chunk, t_ns) takes 2 arguments");
@@ -496,30 +526,23 @@ static PyObject *EventLog_feed(EventLog *self, PyObject *const *args, Py_ssize_t
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
         return NULL;
     long long t_ns = PyLong_AsLongLong(args[1]);
-    if (t_ns == -1 && PyErr_Occurred()) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
-    PyObject *notable = PyList_New(0);
-    if (!notable) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
-    Py_ssize_t before = self->t_ns.len;
-    int rc = 0;
-    if (!view.len) {
-    } else if (self->framing == FRAMING_NONE) {
-        rc = feed(self, view.buf, view.len, t_ns, notable);
-    } else if ((rc = deframe(self, view.buf, view.len)) == 0) {
-        for (Py_ssize_t k = 0; k < self->segs.len && rc == 0; k += 2)
-            if (self->segs.p[k + 1])
-                rc = feed(self, (const char *)view.buf + self->segs.p[k], self->segs.p[k + 1], t_ns, notable);
-    }
+    PyObject *notable = NULL;
+    if (!(t_ns == -1 && PyErr_Occurred()))
+        notable = feed_read(self, view.buf, view.len, t_ns);
     PyBuffer_Release(&view);
-    if (rc < 0) {  /* like SSEParser.feed raising: the read's events are not kept */
-        self->t_ns.len = self->size.len = self->server_ns.len = before;
+    return notable;
+}
+
+/* For sseload._reader, through the capsule sseload._sse._feed_api: the reader thread's reads
+ * go into a stream's log without a bytes object or a Python call per read. NULL with an
+ * exception set, or a new reference: None when the read left nothing to act on (no typed or
+ * sentinel event, body not complete), else the list of events to act on (maybe empty). */
+static PyObject *feed_api(PyObject *log, const char *buf, Py_ssize_t len, int64_t t_ns) {
+    EventLog *self = (EventLog *)log;
+    PyObject *notable = feed_read(self, buf, len, t_ns);
+    if (notable && PyList_GET_SIZE(notable) == 0 && !self->complete) {
         Py_DECREF(notable);
-        return NULL;
+        Py_RETURN_NONE;
     }
     return notable;
 }
@@ -547,6 +570,8 @@ static int EventLog_init(EventLog *self, PyObject *args, PyObject *kwds) {
     self->left = chunked ? 0 : length;
     self->fline.len = 0;
     self->complete = !chunked && length == 0;
+    self->bytes_in = 0;
+    self->last_t_ns = -1;
     self->max_event_bytes = max_event_bytes;
     self->bom_pending = 1;
     Py_XSETREF(self->retry, Py_NewRef(Py_None));
@@ -597,7 +622,17 @@ static PyObject *EventLog_get_complete(EventLog *self, void *Py_UNUSED(c)) {
     return PyBool_FromLong(self->complete);
 }
 
+static PyObject *EventLog_get_bytes_in(EventLog *self, void *Py_UNUSED(c)) {
+    return PyLong_FromLongLong(self->bytes_in);
+}
+
+static PyObject *EventLog_get_last_t_ns(EventLog *self, void *Py_UNUSED(c)) {
+    return PyLong_FromLongLong(self->last_t_ns);
+}
+
 static PyGetSetDef EventLog_getset[] = {
+    {"bytes_in", (getter)EventLog_get_bytes_in, NULL, "Bytes fed so far, framing and all.", NULL},
+    {"last_t_ns", (getter)EventLog_get_last_t_ns, NULL, "Time of the last read fed, -1 before one.", NULL},
     {"first_t_ns", (getter)EventLog_get_first_t_ns, NULL, "Time of the first event, -1 before it.", NULL},
     {"last_event_id", (getter)EventLog_get_last_event_id, NULL, NULL, NULL},
     {"retry", (getter)EventLog_get_retry, NULL, NULL, NULL},
@@ -649,9 +684,14 @@ PyMODINIT_FUNC PyInit__sse(void) {
     PyObject *m = PyModule_Create(&sse_module);
     if (!m)
         return NULL;
-    if (PyModule_AddObjectRef(m, "EventLog", (PyObject *)&EventLogType) < 0) {
+    static sse_feed_api api = {SSE_FEED_API_VERSION, &EventLogType, feed_api};
+    PyObject *capsule = PyCapsule_New(&api, SSE_FEED_API_NAME, NULL);
+    if (!capsule || PyModule_AddObjectRef(m, "EventLog", (PyObject *)&EventLogType) < 0
+        || PyModule_AddObjectRef(m, "_feed_api", capsule) < 0) {
+        Py_XDECREF(capsule);
         Py_DECREF(m);
         return NULL;
     }
+    Py_DECREF(capsule);
     return m;
 }

@@ -8,7 +8,9 @@ the events it completes share that read's time. Nothing per event leaves this mo
 integers appended to flat arrays (sseload.sse.EventLog, compiled where it could be built).
 httptools reads the response head; an SSE body after it (chunked, a Content-Length, or until
 the close) goes straight to the event log, which takes the framing off itself: one call per
-read, from bytes to recorded events. A compressed body still goes through httptools.
+read, from bytes to recorded events, made by the native reader itself where it can
+(``sseload.reactor.NativeReactor.route_body``: then ``on_fed`` hears only of reads that completed
+something to act on). A compressed body still goes through httptools.
 
 Avoided on purpose (measured with locust 2.47): FastHttpSession.iter_lines buffers 1 KiB
 before yielding (+280 ms TTFE); geventhttpclient's liveness check calls select(), which breaks
@@ -255,6 +257,7 @@ class SSEConnection:
         self._charset_warning = False
         self._gunzip = None
         self._parser = self._log = self._body = None
+        self._log_has_body = False  # the log takes the raw body: its bytes_in are response bytes
         self._framing: tuple[bool, int] | None = None  # (chunked, length) for the log to take off
         self._head_tail = b""  # the head's last bytes so far: its end may span reads
         self._head_done = False
@@ -341,14 +344,13 @@ class SSEConnection:
         except Exception as err:  # a bug in sseload or a custom user: record it, never lose the stream
             self._fail("harness_error", f"{type(err).__name__}: {err}")
         dropped_idle = self._outcome == "reset" or (self._outcome is None and not self._status)
-        if reused and self._response_bytes == 0 and phase != "connect" and dropped_idle \
+        if reused and self._bytes_received() == 0 and phase != "connect" and dropped_idle \
                 and self.interrupted is None:
             # the server had closed the idle keep-alive connection: retry once on a fresh one
             self.close()
             return self.stream(req, events, scheduled_ns)
-        t_end = self._t_read
-        return self._record(req, events, t0, start_ns, scheduled_ns, connect_ns, upload_ns,
-                            sign_ns, int(fetch_s * 1e9), self._response_bytes, reused, None, "", "", t_end)
+        return self._record(req, events, t0, start_ns, scheduled_ns, connect_ns, upload_ns, sign_ns,
+                            int(fetch_s * 1e9), self._bytes_received(), reused, None, "", "", self.last_read_ns())
 
     def skipped(self, req: PreparedRequest, outcome: str, error: str, scheduled_ns: int = 0) -> tuple:
         """The record of a stream decided before sending (e.g. a body over the limit)."""
@@ -385,18 +387,16 @@ class SSEConnection:
             return self._end_read()
         try:
             if self._tls is None:
-                self._response_bytes += len(data)
                 body = self._body
                 if body is None:
                     self._take(data)
-                else:  # the common read: one call from bytes to recorded events
+                else:  # the common read (unless the reader feeds the log itself: on_fed)
                     notable = body.feed(data, t_ns)
                     if not notable and not body.complete:
                         return  # nothing to act on
                     self._act_on(notable)
             else:  # decrypt everything this read completed: nothing is left hidden in the TLS layer
                 for plain in self._tls.decrypt(data):
-                    self._response_bytes += len(plain)
                     self._take(plain)
         except SSEProtocolError as broken:  # broken framing, or an event over the limit
             self._fail("protocol_error", str(broken))
@@ -404,6 +404,23 @@ class SSEConnection:
         except Exception as exc:  # TLS, parser or callback errors: classified by the stream's handlers
             self._read_error = exc
             return self._end_read()
+        self._end_if_over()
+
+    def on_fed(self, t_ns: int, fed) -> None:
+        """The reader fed a read to the body's log itself (reactor.route_body) and it completed
+        something to act on: ``fed`` is the list of events to act on, or the log's error."""
+        self._t_read = t_ns
+        if isinstance(fed, SSEProtocolError):
+            self._fail("protocol_error", str(fed))
+            self._parser = self._body = None
+        elif isinstance(fed, BaseException):
+            self._read_error = fed
+            return self._end_read()
+        else:
+            self._act_on(fed)
+        self._end_if_over()
+
+    def _end_if_over(self) -> None:
         if (self._message_complete  # the response is over, or nothing more in it matters
                 or (self._outcome is not None and self._outcome != "event_error")
                 or (self._completed and self.rules.completion != "close")
@@ -413,11 +430,12 @@ class SSEConnection:
 
     def _take(self, data: bytes) -> None:
         body = self._body
-        if body is not None:
+        if body is not None:  # its bytes are counted by the log (bytes_in)
             notable = body.feed(data, self._t_read)
             if notable or body.complete:
                 self._act_on(notable)
         elif self._head_done:
+            self._response_bytes += len(data)
             self._http.feed_data(data)
         else:
             self._take_head(data)
@@ -431,20 +449,34 @@ class SSEConnection:
         end = seen.find(b"\r\n\r\n")
         if end < 0:
             self._head_tail = seen[-3:]
+            self._response_bytes += len(data)
             self._http.feed_data(data)
             return
         split = end + 4 - len(self._head_tail)
         self._head_done = True
+        self._response_bytes += split
         self._http.feed_data(data[:split])  # on_headers_complete runs in here
         framing = self._framing
         if framing is not None:
             self._framing = None
             self._ends_at_close = framing == (False, -1)
-            self._parser = self._log = self._body = self._new_log(*framing)
-            if self._body.complete:  # Content-Length: 0
+            self._parser = self._log = self._body = body = self._new_log(*framing)
+            self._log_has_body = True
+            if body.complete:  # Content-Length: 0
                 self._message_complete = True
+            elif self._tls is None:  # the reader may feed the log itself from now on
+                reactor().route_body(self._fd, body, self.on_fed)
         if len(data) > split:
             self._take(data[split:])
+
+    def _bytes_received(self) -> int:
+        """Response bytes so far: the head and any body httptools took, plus what the log took."""
+        return self._response_bytes + (self._log.bytes_in if self._log_has_body else 0)
+
+    def last_read_ns(self) -> int:
+        """The time of the stream's last read, whoever took it (on_read, or the reader: on_fed)."""
+        body = self._body
+        return self._t_read if body is None else max(self._t_read, body.last_t_ns)
 
     def on_read_timeout(self) -> None:
         self._read_error = socket.timeout("read timeout")

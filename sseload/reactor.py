@@ -13,7 +13,11 @@ wake-up of the loop serves every read that came meanwhile. The thread reads in w
 ``READ_WINDOW_MS``, which costs accuracy only for events of one stream closer together than
 that (read together, they share the later one's arrival time), and runs at
 ``READER_NICE`` where the process may raise a thread's priority (``health.reader_nice``).
-``SSELOAD_KERNEL_TIMESTAMPS=0`` times reads as they return instead (for comparison).
+``SSELOAD_KERNEL_TIMESTAMPS=0`` times reads as they return instead (for comparison). Once a
+stream's response head is read, its body reads can skip Python altogether: ``route_body`` has
+the drain feed them straight into the stream's compiled event log, and the connection hears
+only of reads that completed something to act on (``SSELOAD_ROUTE_BODY=0`` turns that off, to
+compare).
 
 ``Reactor`` (pure Python; ``SSELOAD_READER=python``, or where the extension is missing): a
 libev read watcher per open stream whose callback, in the hub, does recv, timestamp, parse.
@@ -42,6 +46,10 @@ try:
     from sseload import _reader
 except ImportError:  # not built (no compiler, not Linux): the Python reader serves
     _reader = None
+try:
+    from sseload._sse import EventLog as _sse_log
+except ImportError:  # the Python event log: reads go through on_read
+    _sse_log = None
 
 
 class _Watchdog:
@@ -63,7 +71,7 @@ class _Watchdog:
             gevent.sleep(WATCHDOG_S)
             now = perf_ns()
             for conn in list(self._open_connections()):
-                if now - conn._t_read > conn.read_timeout_ns:
+                if now - conn.last_read_ns() > conn.read_timeout_ns:
                     conn.on_read_timeout()
 
 
@@ -109,6 +117,10 @@ class Reactor(_Watchdog):
             watcher.stop()
             watcher.close()
 
+    def route_body(self, fd: int, log, on_fed) -> bool:
+        """Only the native reader feeds logs itself (NativeReactor.route_body); reads stay on_read's."""
+        return False
+
 
 class NativeReactor(_Watchdog):
     """A native thread reads and timestamps; the loop drains batches and parses them."""
@@ -127,8 +139,10 @@ class NativeReactor(_Watchdog):
         nice = _env_setting("SSELOAD_READER_NICE", READER_NICE if self.kernel_timestamps else 0, -20, 19, int)
         self._reader = _reader.Reader(window_ns=int(window_ms * 1e6), kernel_timestamps=self.kernel_timestamps,
                                       nice=nice)
-        self._on_read: dict[int, object] = {}  # token -> the connection's on_read
+        self._on_read: dict[int, object] = {}  # token -> on_read, or (log, on_read, on_fed): route_body
+        self._conns: dict[int, object] = {}  # token -> the connection
         self._tokens: dict[int, int] = {}  # fd -> token of the stream reading it
+        self.route = os.environ.get("SSELOAD_ROUTE_BODY", "1") != "0" and _sse_log is not None
         self._next_token = itertools.count(1)
         self._watchdog = None
         # The eventfd is readable while reads wait: drain them from the hub, no greenlet switch.
@@ -148,11 +162,12 @@ class NativeReactor(_Watchdog):
         self._wakeup.start(self._on_wakeup)
 
     def _open_connections(self):
-        return [on_read.__self__ for on_read in self._on_read.values()]
+        return list(self._conns.values())
 
     def add(self, conn, fd: int) -> None:
         token = next(self._next_token)
         self._on_read[token] = conn.on_read
+        self._conns[token] = conn
         self._tokens[fd] = token
         self._reader.add(fd, token)
         if self._watchdog is None:
@@ -164,6 +179,24 @@ class NativeReactor(_Watchdog):
         if token is not None:
             self._reader.remove(fd)
             del self._on_read[token]
+            del self._conns[token]
+
+    def route_body(self, fd: int, log, on_fed) -> bool:
+        """From now on feed ``fd``'s reads straight into ``log`` (a compiled EventLog) in C.
+
+        The connection's ``on_fed(t_ns, events)`` is called only for a read that completed
+        something to act on (typed or sentinel events, or the body's end), ``on_fed(t_ns, error)``
+        when the log refused a read; EOF and read errors still go to ``on_read``. A read that only
+        recorded events costs no bytes object and no Python call (bench/RESULTS.md section 2n).
+        The log keeps the read's time (``last_t_ns``) and its bytes (``bytes_in``). False where
+        this cannot be done (the Python event log; ``SSELOAD_ROUTE_BODY=0``): on_read keeps them.
+        """
+        token = self._tokens.get(fd)
+        if token is None or not self.route or type(log) is not _sse_log:
+            return False
+        conn = self._conns[token]
+        self._on_read[token] = (log, conn.on_read, on_fed)
+        return True
 
     def _drain(self) -> None:
         # Every read in order to its stream's on_read; reads of streams already removed are dropped.
@@ -206,6 +239,7 @@ def reader_info() -> dict:
     if isinstance(_reactor, NativeReactor):
         info.update({f"reader_{k}": v for k, v in _reactor.stats().items()})
         info["reader_window_ms"] = _reactor.window_ms
+        info["reader_routes_body"] = _reactor.route
     return info
 
 

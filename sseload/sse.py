@@ -315,7 +315,7 @@ class PyEventLog:
     tests/test_event_log.py holds the two to the same results at every split of the input.
     """
 
-    __slots__ = ("_framing", "_key", "_parser", "_sentinel", "server_ns", "size", "t_ns")
+    __slots__ = ("_framing", "_key", "_parser", "_sentinel", "bytes_in", "last_t_ns", "server_ns", "size", "t_ns")
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
                  truth_key: bytes | None = None, sentinel: bytes | None = None,
@@ -327,8 +327,12 @@ class PyEventLog:
         self.t_ns = array("q")
         self.size = array("q")
         self.server_ns = array("q")
+        self.bytes_in = 0  # every byte fed, framing and all
+        self.last_t_ns = -1  # the time of the last read fed
 
     def feed(self, chunk: bytes, t_ns: int) -> list[SSEEvent]:
+        self.bytes_in += len(chunk)
+        self.last_t_ns = t_ns
         if self._framing is None:
             events = self._parser.feed(chunk)
         else:

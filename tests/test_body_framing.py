@@ -156,6 +156,7 @@ def test_compiled_twin_frames_as_the_definition(enc, cuts, limit, noise, at):
     compiled, defined = CEventLog(**kw), PyEventLog(**kw)
     assert observe(compiled, body, cuts) == observe(defined, body, cuts)
     assert compiled.complete == defined.complete
+    assert (compiled.bytes_in, compiled.last_t_ns) == (defined.bytes_in, defined.last_t_ns)
 
 
 @needs_c

@@ -15,6 +15,7 @@ from gevent.server import StreamServer
 
 from sseload.auth.schemes import Authenticator
 from sseload.client import Endpoint, PreparedRequest, SSEConnection, StreamRules
+from sseload.reactor import reactor
 from sseload.records import EventBuffer, F
 
 SSE_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream;charset=UTF-8\r\n"
@@ -27,7 +28,7 @@ def chunk(payload: bytes) -> bytes:
 
 
 def serve_and_stream(pieces: list[bytes], completion: str = "event:done", gap_s: float = 0.01,
-                     framed_by_log: bool = False):
+                     framed_by_log: bool = False, read_timeout_s: float = 5):
     """Answer one request with ``pieces`` (a read each, as far as the network keeps them apart), then close."""
 
     def handle(sock, _addr):
@@ -41,7 +42,7 @@ def serve_and_stream(pieces: list[bytes], completion: str = "event:done", gap_s:
     server.start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/v1/stream"
-        conn = SSEConnection(Endpoint.resolve(url), StreamRules(completion=completion, read_timeout_s=5,
+        conn = SSEConnection(Endpoint.resolve(url), StreamRules(completion=completion, read_timeout_s=read_timeout_s,
                                                                 deadline_s=10), Authenticator())
         if framed_by_log:  # the body must reach the log without httptools' per-chunk callback
             conn.on_body = lambda body: 1 / 0
@@ -125,3 +126,57 @@ def test_an_error_answer_keeps_its_body_and_status():
     record, events = serve_and_stream([response[:50], response[50:]])
     assert record[F["status"]] == 504 and record[F["error_code"]] == "APIG.0201" and len(events) == 0
 
+
+
+# --- the native reader feeding the body's log itself (reactor.route_body) ---
+
+@pytest.fixture(params=["routed", "on_read"])
+def routing(request, monkeypatch):
+    """Both ways a read reaches the log; yields the reads on_read saw (data of each)."""
+    io = reactor()
+    if not hasattr(io, "route"):
+        pytest.skip("the native reader was not built: every read goes through on_read")
+    if request.param == "routed" and not io.route:
+        pytest.skip("the compiled event log was not built")
+    monkeypatch.setattr(io, "route", request.param == "routed")
+    seen = []
+    on_read = SSEConnection.on_read
+
+    def spy(self, t_ns, data, err):
+        seen.append(data)
+        return on_read(self, t_ns, data, err)
+
+    monkeypatch.setattr(SSEConnection, "on_read", spy)
+    yield request.param, seen
+
+
+@pytest.mark.parametrize("framing", ["chunked", "length", "close"])
+def test_routed_or_not_the_same_record_and_every_byte_counted(routing, framing):
+    mode, seen = routing
+    body = b"".join(EVENTS + [DONE])
+    if framing == "chunked":
+        response = chunked_response()
+    elif framing == "length":
+        response = SSE_HEAD + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    else:
+        response = SSE_HEAD + b"\r\n" + body
+    head_end = response.index(b"\r\n\r\n") + 4
+    pieces = [response[:head_end + 5]] + [response[i:i + 40] for i in range(head_end + 5, len(response), 40)]
+    record, events = serve_and_stream(pieces, completion="close" if framing == "close" else "event:done")
+    check_ok(record, events, len(EVENTS) + 1)
+    assert record[F["response_bytes"]] == len(response)
+    body_only = [data for data in seen if data and not data.startswith(b"HTTP/1.1")]
+    if mode == "routed":  # Python saw the head's read and the EOF, no read of the body alone
+        assert body_only == []
+    else:
+        assert body_only
+
+
+def test_a_routed_stream_longer_than_the_read_timeout_is_not_timed_out_while_events_flow(routing):
+    """The watchdog asks the log when the last read came: routed reads never touch the connection."""
+    events_every_s, timeout_s = 0.1, 0.45
+    pieces = [chunked_response().split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"]
+    pieces += [chunk(ev) for ev in EVENTS * 3] + [chunk(DONE), b"0\r\n\r\n"]
+    record, events = serve_and_stream(pieces, gap_s=events_every_s, read_timeout_s=timeout_s)
+    check_ok(record, events, 3 * len(EVENTS) + 1)
+    assert record[F["duration_ns"]] > 3 * timeout_s * 1e9

@@ -101,6 +101,18 @@ def test_absurd_retry_is_malformed_not_a_crash(cls):
     assert (malformed, retry, error) == (1, 250, None)
 
 
+@pytest.mark.parametrize("cls", BOTH)
+def test_the_log_counts_every_byte_and_the_time_of_every_read_fed(cls):
+    log = cls(max_event_bytes=100)
+    assert (log.bytes_in, log.last_t_ns) == (0, -1)
+    log.feed(b"data: a\n", 10)
+    log.feed(b"", 11)
+    assert (log.bytes_in, log.last_t_ns) == (8, 11)
+    with pytest.raises(SSEProtocolError):
+        log.feed(b"data: " + b"x" * 200 + b"\n\n", 12)  # refused, but it arrived
+    assert (log.bytes_in, log.last_t_ns) == (8 + 208, 12)
+
+
 # --- the twin against its definition ---
 
 @needs_c
@@ -109,7 +121,9 @@ def test_absurd_retry_is_malformed_not_a_crash(cls):
        limit=st.sampled_from([1 << 20, 40, 12]), sentinel=st.sampled_from([None, b"[DONE]", b""]))
 def test_compiled_twin_matches_the_definition(stream, cuts, limit, sentinel):
     kw = {"max_event_bytes": limit, "truth_key": KEY, "sentinel": sentinel}
-    assert run(CEventLog, stream, cuts, **kw) == run(PyEventLog, stream, cuts, **kw)
+    compiled, defined = CEventLog(**kw), PyEventLog(**kw)
+    assert observe(compiled, stream, cuts) == observe(defined, stream, cuts)
+    assert (compiled.bytes_in, compiled.last_t_ns) == (defined.bytes_in, defined.last_t_ns)
 
 
 @needs_c

@@ -3,7 +3,16 @@ taking the timestamps (the native reader's thread when it ran, else the event lo
 
 from array import array
 
+import pytest
+
+from sseload import health as health_module
 from sseload.health import HealthMonitor, merge_summaries
+
+
+@pytest.fixture(autouse=True)
+def no_reader_thread_of_this_process(monkeypatch):
+    """The lags are the test's own: not those of a reader thread an earlier test left running here."""
+    monkeypatch.setattr(health_module, "take_reader_lags", lambda: b"")
 
 
 def monitor(loop_lag_ms: float, reader_lag_ms: float | None, cpu: float = 50.0) -> HealthMonitor:

@@ -1,5 +1,6 @@
 """The native reader thread (sseload._reader): every read timed by its bytes' arrival, none lost."""
 
+import array
 import errno
 import os
 import select
@@ -358,3 +359,68 @@ def test_a_failing_callback_does_not_cost_the_other_streams_their_reads(two_stre
     with pytest.raises(KeyError, match="a bug"):
         reader.dispatch({1: broken, 2: nested})
     assert seen == [b"y"]
+
+
+try:
+    from sseload import _sse
+except ImportError:
+    _sse = None
+needs_sse = pytest.mark.skipif(_sse is None, reason="the compiled event log was not built")
+
+
+@needs_sse
+def test_a_routed_stream_feeds_its_log_and_hears_only_of_what_it_must_act_on(reader_and_pair):
+    """(log, on_read, on_fed): reads go into the log in C; Python hears of events to act on and EOF."""
+    reader, client, server = reader_and_pair
+    reader.add(client.fileno(), 1)
+    log = _sse.EventLog(truth_key=b'"t":', chunked=True)
+    heard = []
+    route = {1: (log, lambda t, data, err: heard.append(("on_read", data, err)),
+                 lambda t, fed: heard.append(("on_fed", fed, t)))}
+    pieces = [b"%x\r\n%s\r\n" % (len(p), p) for p in
+              (b'data: {"t":1}\n\n', b'data: {"t":2}\n\n', b"event: done\ndata: {}\n\n")] + [b"0\r\n\r\n"]
+    for piece in pieces:
+        server.sendall(piece)
+        time.sleep(0.02)
+        select.select([reader.fileno()], [], [], 1)
+        reader.dispatch(route)
+    server.close()
+    time.sleep(0.05)
+    select.select([reader.fileno()], [], [], 1)
+    reader.dispatch(route)
+    assert len(log) == 3 and log.bytes_in == sum(map(len, pieces)) and log.complete
+    done, end, eof = heard
+    assert done[0] == "on_fed" and [e.event for e in done[1]] == ["done"]
+    assert end[:2] == ("on_fed", [])  # only the body's end: an empty list
+    assert done[2] < end[2] == log.last_t_ns  # each with its read's time
+    assert eof == ("on_read", b"", 0)
+    assert array.array("q", log.arrays()[2]).tolist() == [1, 2, 0]  # the send times, parsed in C
+
+
+@needs_sse
+def test_a_routed_read_the_log_refuses_reaches_on_fed_as_the_error(reader_and_pair):
+    from sseload.sse import SSEProtocolError
+
+    reader, client, server = reader_and_pair
+    reader.add(client.fileno(), 1)
+    log = _sse.EventLog(chunked=True)
+    heard = []
+    server.sendall(b"zz\r\n")
+    time.sleep(0.05)
+    select.select([reader.fileno()], [], [], 1)
+    reader.dispatch({1: (log, lambda *a: heard.append(a), lambda t, fed: heard.append(fed))})
+    assert len(heard) == 1 and isinstance(heard[0], SSEProtocolError) and "chunk-size" in str(heard[0])
+
+
+def test_a_log_that_is_not_the_compiled_one_gets_its_reads_through_on_read(reader_and_pair):
+    from sseload.sse import PyEventLog
+
+    reader, client, server = reader_and_pair
+    reader.add(client.fileno(), 1)
+    heard = []
+    server.sendall(b"data: x\n\n")
+    time.sleep(0.05)
+    select.select([reader.fileno()], [], [], 1)
+    reader.dispatch({1: (PyEventLog(), lambda t, data, err: heard.append(data), lambda *a: heard.append(a))})
+    assert heard == [b"data: x\n\n"]
+
