@@ -16,10 +16,8 @@ from array import array
 
 import numpy as np
 from locust import FastHttpUser, HttpUser, constant, events, task
+from workload import BODY, HEADERS, PATH
 
-PATH = "/v1/infers/00000000-0000-4000-8000-000000000000/v1/stream"
-BODY = b'{"model":"sseload","stream":true,"messages":[{"role":"user","content":"hi"}]}'
-HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream"}
 RECV_NS = array("q")  # wall time each event was seen
 LATE_NS = array("q")  # seen minus the server's send time
 FIRST = array("b")  # 1 for a stream's first event

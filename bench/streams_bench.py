@@ -5,6 +5,7 @@
     python bench/streams_bench.py --clients sseload --users 2000 4000 --gap-ms 100   # open streams, not event rate
     python bench/streams_bench.py --clients sseload --users 250 500 --tls     # HTTPS, throwaway CA
     python bench/streams_bench.py --clients sseload --users 2000 --keep /tmp/runs   # keep the results
+    python bench/streams_bench.py --clients sseload raw --users 1000 2000   # against the floor: a bare uvloop client
     SSELOAD_READER=python python bench/streams_bench.py --clients sseload   # the event-loop reader
 
 Workload (issue 7): streams of 50 events, 200 ms to the first event, 20 ms gaps, loopback.
@@ -13,6 +14,8 @@ The reference target runs pinned to CPU 1 and the harness (one Locust process) t
 window after the ramp: streams/s, events/s, harness CPU %, harness CPU per event, TTFE error
 and event lateness (receive time minus the target's embedded send time), and the target's own
 CPU and schedule lateness (so a saturated target is visible, not mistaken for the harness).
+``raw`` (not in the default set) is the floor the issue calibrated against: a bare uvloop client
+that only times events (bench/raw_client.py), to show what any Python client must spend.
 ``vs_target`` divides the harness's CPU per event by the target's in the same run: the VM's
 speed drifts by up to a quarter between runs, the unchanged target's cost with it, so that ratio
 is what to compare across commits (bench/RESULTS.md section 2l).
@@ -39,6 +42,7 @@ from sseload import results
 
 ROOT = Path(__file__).resolve().parents[1]
 NAIVE = ROOT / "bench" / "naive_locustfile.py"
+RAW = ROOT / "bench" / "raw_client.py"
 SSELOAD = ROOT / "sseload" / "locustfile.py"
 WORKLOAD = {"--ttfe-ms": "200", "--gap-ms": "20", "--events": "50", "--payload-bytes": "64"}
 
@@ -103,9 +107,13 @@ def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple,
             env["NAIVE_OUT"] = str(tmp / "naive.npz")
             extra = []
         total_s = ramp_s + 1.0 + seconds
-        cmd = pinned([sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", str(users),
-                      "-r", str(users / ramp_s), "-t", f"{int(total_s + 1)}s", "-H", url, "--only-summary",
-                      "--stop-timeout", "5", "--loglevel", "ERROR", *extra], cpus[0])
+        if client == "raw":  # no Locust: the floor (bench/raw_client.py)
+            cmd = pinned([sys.executable, str(RAW), "--url", url, "--users", str(users), "--ramp", str(ramp_s),
+                          "--seconds", str(int(total_s + 1)), "--out", str(tmp / "naive.npz")], cpus[0])
+        else:
+            cmd = pinned([sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", str(users),
+                          "-r", str(users / ramp_s), "-t", f"{int(total_s + 1)}s", "-H", url, "--only-summary",
+                          "--stop-timeout", "5", "--loglevel", "ERROR", *extra], cpus[0])
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         ps = psutil.Process(proc.pid)
         # wait for Locust to come up (its first stream), then skip the ramp
@@ -166,7 +174,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, nargs="+", default=[250, 500, 1000, 2000])
     ap.add_argument("--clients", nargs="+", default=["sseload", "fast", "http"],
-                    choices=["sseload", "fast", "http"])
+                    choices=["sseload", "fast", "http", "raw"],
+                    help="raw: a bare uvloop client that only times events (no Locust), the floor")
     ap.add_argument("--seconds", type=float, default=20.0, help="measured window per point")
     ap.add_argument("--ramp", type=float, default=4.0, help="seconds to spawn all users")
     ap.add_argument("--no-pin", action="store_true", help="do not pin harness and target to CPUs 0 and 1")
