@@ -6,6 +6,7 @@
     python bench/streams_bench.py --clients sseload --users 250 500 --tls     # HTTPS, throwaway CA
     python bench/streams_bench.py --clients sseload --users 2000 --keep /tmp/runs   # keep the results
     python bench/streams_bench.py --clients sseload raw --users 1000 2000   # against the floor: a bare uvloop client
+    python bench/streams_bench.py --clients sseload --users 100 --events 1 --ttfe-ms 5 --gap-ms 1   # per-stream cost
     SSELOAD_READER=python python bench/streams_bench.py --clients sseload   # the event-loop reader
 
 Workload (issue 7): streams of 50 events, 200 ms to the first event, 20 ms gaps, loopback.
@@ -158,6 +159,7 @@ def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple,
             "streams_s": fk.size / wall, "events_s": n_events / wall,
             "cpu_pct": 100 * cpu_s / wall,
             "us_per_event": 1e6 * cpu_s / n_events if n_events else float("nan"),
+            "us_per_stream": 1e6 * cpu_s / fk.size if fk.size else float("nan"),
             "ttfe_err_p50": pct(fk, 50), "ttfe_err_p99": pct(fk, 99),
             "late_p50": pct(lk, 50), "late_p99": pct(lk, 99), "late_p999": pct(lk, 99.9),
             "target_cpu_pct": tstats["cpu_percent"], "target_late_p99": tstats["lateness_ms"]["p99"],
@@ -180,6 +182,8 @@ def main() -> None:
     ap.add_argument("--ramp", type=float, default=4.0, help="seconds to spawn all users")
     ap.add_argument("--no-pin", action="store_true", help="do not pin harness and target to CPUs 0 and 1")
     ap.add_argument("--gap-ms", type=float, default=20.0, help="gap between events (issue 7's workload: 20)")
+    ap.add_argument("--events", type=int, default=50, help="events per stream (issue 7's workload: 50)")
+    ap.add_argument("--ttfe-ms", type=float, default=200.0, help="time to the first event (issue 7's workload: 200)")
     ap.add_argument("--tls", action="store_true",
                     help="HTTPS with a throwaway CA (sseload only; needs trustme)")
     ap.add_argument("--csv", help="also write the table here")
@@ -189,13 +193,15 @@ def main() -> None:
         ap.error("--tls measures sseload only (the naive users have no CA setting here): --clients sseload")
     cpus = (None, None) if args.no_pin else (0, 1)
     rows = []
-    cols = ["client", "users", "streams_s", "events_s", "cpu_pct", "us_per_event", "ttfe_err_p50",
+    cols = ["client", "users", "streams_s", "events_s", "cpu_pct", "us_per_event", "us_per_stream", "ttfe_err_p50",
             "ttfe_err_p99", "late_p50", "late_p99", "late_p999", "target_cpu_pct", "target_late_p99", "target_us_per_event",
             "vs_target"]
     print("times in ms; cpu_pct of one core; us_per_event is harness CPU per event received", flush=True)
     for users in args.users:
         for client in args.clients:
-            row = run_one(client, users, args.seconds, args.ramp, cpus, dict(WORKLOAD, **{"--gap-ms": f"{args.gap_ms:g}"}),
+            workload = dict(WORKLOAD, **{"--gap-ms": f"{args.gap_ms:g}", "--events": str(args.events),
+                                         "--ttfe-ms": f"{args.ttfe_ms:g}"})
+            row = run_one(client, users, args.seconds, args.ramp, cpus, workload,
                           tls=args.tls, keep=args.keep)
             rows.append(row)
             print(pd.DataFrame([row])[cols].round(2).to_string(index=False, header=len(rows) == 1), flush=True)

@@ -136,6 +136,7 @@ class SSEConnection:
         self.worker = worker
         self.user = user
         self.sock: socket.socket | None = None
+        self._send_now = None  # the non-blocking socket's send, under gevent's (see _send)
         self._tls: _TLS | None = None
         self.interrupted: BaseException | None = None
         self.read_timeout_ns = int(rules.read_timeout_s * 1e9)
@@ -169,11 +170,23 @@ class SSEConnection:
             raise
         sock.settimeout(self.rules.read_timeout_s)
         self.sock = sock
+        inner = getattr(sock, "_sock", None)  # gevent's socket, over a non-blocking one: send at once
+        self._send_now = inner.send if inner is not None else None
 
     def _send(self, data: bytes) -> None:
         if self._tls is not None:
             data = self._tls.encrypt(data)
-        self.sock.sendall(data)
+        # A request nearly always fits the socket's buffer: one send() on the non-blocking socket
+        # under gevent's. gevent's sendall asks the kernel for SO_SNDBUF on every call and runs
+        # four Python frames around the send: a quarter of a stream's Python, measured.
+        sent = 0
+        if self._send_now is not None:
+            try:
+                sent = self._send_now(data)
+            except BlockingIOError:
+                pass
+        if sent < len(data):  # the rest waits for room, cooperatively
+            self.sock.sendall(memoryview(data)[sent:])
 
     # --- httptools callbacks ---
     def on_header(self, name: bytes, value: bytes) -> None:
