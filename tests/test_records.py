@@ -199,3 +199,23 @@ def test_a_cut_off_shard_is_named_not_a_traceback(tmp_path):
     (tmp_path / "streams-2.parquet").write_bytes(b"PAR1")  # opened, never closed
     with pytest.raises(ResultsError, match=r"streams-2\.parquet is not a complete Parquet file"):
         load(tmp_path, events=False)
+
+
+def test_the_events_file_keeps_dictionaries_only_for_columns_whose_values_repeat(tmp_path):
+    """Times, gaps and lateness are nearly all distinct: a dictionary there cost time and bytes."""
+    import pyarrow.parquet as pq
+
+    sink = ParquetSink(tmp_path)
+    streams, ev = [], EventBuffer()
+    for sid in range(1, 201):
+        streams.append(raw(stream_id=sid, events=5, t0_perf_ns=0))
+        ev.t_ns.extend([1_000_003 * (sid + k) for k in range(5)])
+        ev.size.extend([90] * 5)
+        ev.server_ns.extend([0] * 5)
+    sink(streams, ev)
+    sink.close()
+    meta = pq.ParquetFile(tmp_path / "events.parquet").metadata.row_group(0)
+    dictionary = {meta.column(i).path_in_schema: any("DICTIONARY" in e for e in meta.column(i).encodings)
+                  for i in range(meta.num_columns)}
+    assert dictionary == {"stream_id": True, "seq": True, "t_ms": False, "gap_ms": False, "bytes": True,
+                          "lateness_ms": False}
