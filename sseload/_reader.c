@@ -544,8 +544,10 @@ static PyObject *call_routed(PyObject *route, const entry_t *e, const char *byte
         PyErr_NormalizeException(&type, &what, &tb);
         Py_XDECREF(type);
         Py_XDECREF(tb);
-        if (!what)
+        if (!what) {
+            PyErr_SetString(PyExc_SystemError, "the event log refused a read without saying why");
             return NULL;
+        }
     }
     PyObject *args[2] = {PyLong_FromLongLong(e->t_ns), what};
     PyObject *res = args[0] ? PyObject_Vectorcall(PyTuple_GET_ITEM(route, 2), args, 2, NULL) : NULL;
