@@ -1,6 +1,6 @@
 """Side by side: sseload's user against hand-written Locust users, on the same target.
 
-    python bench/streams_bench.py                       # users 250 500 1000 2000, 20 s each
+    python bench/streams_bench.py                       # users 250 to 4,000 (issue 7), all three clients, 20 s each
     python bench/streams_bench.py --users 250 1000 --clients sseload fast --seconds 15
     python bench/streams_bench.py --clients sseload --users 2000 4000 --gap-ms 100   # open streams, not event rate
     python bench/streams_bench.py --clients sseload --users 250 500 --tls     # HTTPS, throwaway CA
@@ -174,7 +174,7 @@ def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--users", type=int, nargs="+", default=[250, 500, 1000, 2000])
+    ap.add_argument("--users", type=int, nargs="+", default=[250, 500, 1000, 2000, 4000])
     ap.add_argument("--clients", nargs="+", default=["sseload", "fast", "http"],
                     choices=["sseload", "fast", "http", "raw"],
                     help="raw: a bare uvloop client that only times events (no Locust), the floor")
