@@ -163,6 +163,9 @@ def merge_summaries(summaries: list[dict]) -> dict:
             merged[key] = sum(s.get(key, 0) for s in summaries)
     merged["reader_nice"] = worst("reader_nice")  # the least favoured worker's reader thread
     merged["reader_window_ms"] = worst("reader_window_ms")
+    routes = [s["reader_routes_body"] for s in summaries if "reader_routes_body" in s]
+    if routes:  # whether every worker's reader fed the bodies' logs itself
+        merged["reader_routes_body"] = all(routes)
     merged["skew_reasons"] = [f"worker {i}: {r}" for i, s in enumerate(summaries) for r in s.get("skew_reasons", [])]
     merged["skewed"] = bool(merged["skew_reasons"])
     return merged

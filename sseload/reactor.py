@@ -139,8 +139,7 @@ class NativeReactor(_Watchdog):
         nice = _env_setting("SSELOAD_READER_NICE", READER_NICE if self.kernel_timestamps else 0, -20, 19, int)
         self._reader = _reader.Reader(window_ns=int(window_ms * 1e6), kernel_timestamps=self.kernel_timestamps,
                                       nice=nice)
-        self._on_read: dict[int, object] = {}  # token -> on_read, or (log, on_read, on_fed): route_body
-        self._conns: dict[int, object] = {}  # token -> the connection
+        self._on_read: dict[int, object] = {}  # token -> conn.on_read, or (log, conn.on_read, on_fed): route_body
         self._tokens: dict[int, int] = {}  # fd -> token of the stream reading it
         self.route = os.environ.get("SSELOAD_ROUTE_BODY", "1") != "0" and _sse_log is not None
         self._next_token = itertools.count(1)
@@ -162,12 +161,11 @@ class NativeReactor(_Watchdog):
         self._wakeup.start(self._on_wakeup)
 
     def _open_connections(self):
-        return list(self._conns.values())
+        return [_on_read_of(cb).__self__ for cb in self._on_read.values()]
 
     def add(self, conn, fd: int) -> None:
         token = next(self._next_token)
         self._on_read[token] = conn.on_read
-        self._conns[token] = conn
         self._tokens[fd] = token
         self._reader.add(fd, token)
         if self._watchdog is None:
@@ -179,7 +177,6 @@ class NativeReactor(_Watchdog):
         if token is not None:
             self._reader.remove(fd)
             del self._on_read[token]
-            del self._conns[token]
 
     def route_body(self, fd: int, log, on_fed) -> bool:
         """From now on feed ``fd``'s reads straight into ``log`` (a compiled EventLog) in C.
@@ -194,8 +191,7 @@ class NativeReactor(_Watchdog):
         token = self._tokens.get(fd)
         if token is None or not self.route or type(log) is not _sse_log:
             return False
-        conn = self._conns[token]
-        self._on_read[token] = (log, conn.on_read, on_fed)
+        self._on_read[token] = (log, _on_read_of(self._on_read[token]), on_fed)
         return True
 
     def _drain(self) -> None:
@@ -204,6 +200,11 @@ class NativeReactor(_Watchdog):
 
     def stats(self) -> dict:
         return self._reader.stats()
+
+
+def _on_read_of(callback):
+    """A stream's on_read, whether its reads are routed to its log (route_body) or not."""
+    return callback[1] if type(callback) is tuple else callback
 
 
 def _env_setting(name: str, default: float, low: float, high: float, cast=float) -> float:

@@ -57,6 +57,13 @@ def test_workers_merge_to_the_worst_lag_and_priority_and_the_sum_of_reads():
     assert merged["skewed"] and merged["skew_reasons"] == ["worker 1: reader thread lag p99 7.0 ms > 5 ms"]
 
 
+def test_workers_merge_whether_the_reader_fed_the_logs_only_if_every_one_did():
+    routed, not_routed = {"reader_routes_body": True}, {"reader_routes_body": False}
+    assert merge_summaries([routed, routed])["reader_routes_body"] is True
+    assert merge_summaries([routed, not_routed])["reader_routes_body"] is False
+    assert "reader_routes_body" not in merge_summaries([{"reader": "python"}])
+
+
 def test_the_summary_says_how_reads_were_timed():
     from sseload.health import read_timing
 
