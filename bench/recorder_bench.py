@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from sseload import recorder
-from sseload.records import RAW_FIELDS, EventBuffer
+from sseload.records import EventBuffer, StreamRecord
 
 PER_STREAM = 50
 
@@ -43,12 +43,12 @@ def batches(events_per_s: int, seconds: int) -> list[tuple[list[tuple], EventBuf
             ev.size.frombytes(np.full(PER_STREAM, 115, np.int64).tobytes())
             sent = 1_795_000_000_000_000_000 + times - 3_000 - rng.exponential(1_500, PER_STREAM).astype(np.int64)
             ev.server_ns.frombytes(sent.astype(np.int64).tobytes())
-            fields = dict.fromkeys(RAW_FIELDS, 0)
+            fields = dict.fromkeys(StreamRecord._fields, 0)
             fields.update(stream_id=stream_id, t0_perf_ns=t0, start_ns=1_795_000_000_000_000_000 + t0,
                           ttfe_ns=200_000_000, duration_ns=1_180_000_000, status=200,
                           content_type="text/event-stream;charset=UTF-8", charset_warning=False,
                           events=PER_STREAM, outcome="ok", error_code="", error="", reused=True)
-            streams.append(tuple(fields[name] for name in RAW_FIELDS))
+            streams.append(StreamRecord(**fields))
         out.append((streams, ev))
     return out
 

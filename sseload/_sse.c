@@ -5,7 +5,7 @@
  * find the send time in it, append to three arrays): 2.5-3 µs per event. Here one pass over
  * the read's bytes does all of it with no Python object per event. Only the events the
  * caller must act on (a typed event such as `done` or `error`, or the data sentinel such as
- * `[DONE]`) come back as sseload.sse.SSEEvent tuples. Given the body's framing (chunked, or a
+ * `[DONE]`) come back as sseload.sse_types.SSEEvent tuples. Given the body's framing (chunked, or a
  * Content-Length), a read goes from the socket to events in this one call: the framing is taken
  * off here too (sseload.sse.BodyFraming), not by httptools and a Python callback per chunk.
  *
@@ -23,8 +23,8 @@
 
 #include "_sse_api.h"
 
-static PyObject *SSEEvent;          /* sseload.sse.SSEEvent */
-static PyObject *SSEProtocolError;  /* sseload.sse.SSEProtocolError */
+static PyObject *SSEEvent;          /* sseload.sse_types.SSEEvent */
+static PyObject *SSEProtocolError;  /* sseload.sse_types.SSEProtocolError */
 
 #define MAX_RETRY_DIGITS 18  /* longer is not a reconnection time: malformed (as in sseload.sse) */
 
@@ -672,8 +672,8 @@ static struct PyModuleDef sse_module = {
 };
 
 PyMODINIT_FUNC PyInit__sse(void) {
-    /* sseload.sse imports this module at its end, when both names exist already. */
-    PyObject *sse = PyImport_ImportModule("sseload.sse");
+    /* The types live apart from sseload.sse, which imports this module: no import cycle. */
+    PyObject *sse = PyImport_ImportModule("sseload.sse_types");
     if (!sse)
         return NULL;
     SSEEvent = PyObject_GetAttrString(sse, "SSEEvent");

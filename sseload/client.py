@@ -24,35 +24,27 @@ import os
 import socket
 import ssl
 import time
-import zlib
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import httptools
 from gevent import GreenletExit
 from gevent.event import Event
 
 from sseload.auth.apig import payload_sha256
 from sseload.auth.schemes import Authenticator
-from sseload.gateway import AUTH_CODES, CUTOFF_CODES, THROTTLE_CODES, error_code_of
+from sseload.outcomes import Outcome
 from sseload.reactor import RECV_BYTES, reactor
-from sseload.records import EventBuffer
+from sseload.records import EventBuffer, StreamRecord
+from sseload.response import DeadlineExceeded, Response, StreamRules, classify_error
 from sseload.sse import EventLog, PyEventLog, SSEProtocolError
+from sseload.tuning import Tuning
 
-ERROR_BODY_BYTES = 1024
 perf_ns = time.perf_counter_ns
-_TRUTH_KEY = b'"t_send_ns":'
-# SSELOAD_PARSER=python runs the Python event log even where the compiled one was built (to compare).
-_EventLog = PyEventLog if os.environ.get("SSELOAD_PARSER") == "python" else EventLog
 
 
-def parser_kind() -> str:
-    """For run.json: "compiled" (sseload._sse) or "python" (sseload.sse.PyEventLog)."""
-    return "python" if _EventLog is PyEventLog else "compiled"
-
-
-class DeadlineExceeded(Exception):
-    """The harness's own total-stream deadline passed."""
+def log_class(tuning: Tuning) -> type:
+    """The event log a tuning asks for: the compiled one, or its Python definition."""
+    return EventLog if tuning.parser == "compiled" else PyEventLog
 
 
 @dataclass(frozen=True)
@@ -85,24 +77,6 @@ class Endpoint:
         return cls(parts.scheme, parts.hostname, port, family, sockaddr, host_header)
 
 
-@dataclass(frozen=True)
-class StreamRules:
-    """How a stream is judged; built once per scenario."""
-
-    completion: str = "close"  # "close", "done", or "event:NAME"
-    max_event_bytes: int = 1 << 20
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 30.0
-    deadline_s: float = 45.0  # gateway limit + grace
-    limit_s: float = 40.0
-    truth: bool = True
-
-    @property
-    def cutoff_after_s(self) -> float:
-        """An abnormal end this late is the gateway's cut, not a random reset."""
-        return self.limit_s - min(1.0, 0.05 * self.limit_s)
-
-
 @dataclass
 class PreparedRequest:
     """A request built once and sent many times: the body is never rebuilt or copied."""
@@ -125,27 +99,33 @@ _stream_ids = itertools.count(1)
 
 
 class SSEConnection:
-    """One keep-alive connection of one user; runs streams one after another."""
+    """One keep-alive connection of one user; runs streams one after another.
+
+    It connects, signs, sends, keeps TLS and registers with the process's reader
+    (sseload.reactor); what the bytes mean is the stream's :class:`~sseload.response.Response`.
+    """
 
     def __init__(self, endpoint: Endpoint, rules: StreamRules, auth: Authenticator,
-                 tls: ssl.SSLContext | None = None, worker: int = 0, user: int = 0) -> None:
+                 tls: ssl.SSLContext | None = None, worker: int = 0, user: int = 0,
+                 tuning: Tuning | None = None) -> None:
         self.endpoint = endpoint
         self.rules = rules
         self.auth = auth
         self.tls = tls
         self.worker = worker
         self.user = user
+        self.tuning = tuning or Tuning.from_env()
+        self._log_class = log_class(self.tuning)
         self.sock: socket.socket | None = None
         self._send_now = None  # the non-blocking socket's send, under gevent's (see _send)
+        self.recv_now = None  # and its recv: the Python reader's read (reactor.ReadTarget)
         self._tls: _TLS | None = None
         self.interrupted: BaseException | None = None
         self.read_timeout_ns = int(rules.read_timeout_s * 1e9)
         self._done = Event()
-        # per-stream state, reset at the start of each stream
-        self._log: EventLog | None = None  # the stream's events
-        self._parser: EventLog | None = None  # the log while the body is still parsed as events
-        self._body: EventLog | None = None  # the log while it takes the raw body, framing and all
-        self._http = None
+        self._resp: Response | None = None  # the stream's response, while one runs
+        self._fd = -1
+        self._read_error: BaseException | None = None
 
     def close(self) -> None:
         if self.sock is not None:
@@ -172,6 +152,7 @@ class SSEConnection:
         self.sock = sock
         inner = getattr(sock, "_sock", None)  # gevent's socket, over a non-blocking one: send at once
         self._send_now = inner.send if inner is not None else None
+        self.recv_now = inner.recv if inner is not None else sock.recv
 
     def _send(self, data: bytes) -> None:
         if self._tls is not None:
@@ -188,104 +169,16 @@ class SSEConnection:
         if sent < len(data):  # the rest waits for room, cooperatively
             self.sock.sendall(memoryview(data)[sent:])
 
-    # --- httptools callbacks ---
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
-
-    def on_headers_complete(self) -> None:
-        self._t_headers = self._t_read
-        self._status = self._http.get_status_code()
-        headers = self._headers
-        ctype = headers.get("content-type", "")
-        self._ctype = ctype
-        if self._status != 200:
-            return
-        media = ctype.split(";", 1)[0].strip().lower()
-        if media != "text/event-stream":
-            self._fail("protocol_error", f"Content-Type is {ctype or 'missing'}, not text/event-stream")
-            return
-        charset = ctype.lower().partition("charset=")[2].strip().strip('"')
-        self._charset_warning = charset not in ("utf-8", "utf8")
-        if headers.get("content-encoding", "identity") in ("gzip", "x-gzip"):
-            self._gunzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif headers.get("content-encoding", "identity") == "deflate":
-            self._gunzip = zlib.decompressobj()
-        framing = _framing_of(headers) if self._gunzip is None else None
-        if framing is None:  # httptools takes the framing off and hands the body to on_body
-            self._parser = self._log = self._new_log()
-        else:  # the log takes the raw body once on_read knows where the head ends
-            self._framing = framing
-
-    def _new_log(self, chunked: bool = False, length: int = -1) -> EventLog:
-        return _EventLog(self.rules.max_event_bytes, _TRUTH_KEY if self.rules.truth else None,
-                         b"[DONE]" if self._done_data else None, chunked, length)
-
-    def on_body(self, body: bytes) -> None:
-        parser = self._parser
-        if parser is None:  # an error answer: keep the start of it
-            if len(self._error_body) < ERROR_BODY_BYTES:
-                self._error_body += body[: ERROR_BODY_BYTES - len(self._error_body)]
-            return
-        if self._gunzip is not None:
-            body = self._gunzip.decompress(body)
-        try:
-            notable = parser.feed(body, self._t_read)
-        except SSEProtocolError as err:
-            self._fail("protocol_error", str(err))
-            self._parser = None
-            return
-        if notable:
-            self._act_on(notable)
-
-    def _act_on(self, notable: list) -> None:
-        for ev in notable:  # typed events, and [DONE] where it ends a stream (the log's sentinel)
-            name = ev.event
-            if name == "message" or name == self._done_event:
-                self._completed = True
-            elif name == "error":
-                self._fail("event_error", f"event: error: {ev.data[:200]}")
-        if self._body is not None and self._body.complete:
-            self._message_complete = True
-
-    def on_message_complete(self) -> None:
-        self._message_complete = True
-
-    def _fail(self, outcome: str, error: str, code: str = "") -> None:
-        if self._outcome is None:
-            self._outcome, self._error, self._error_code = outcome, error, code
-
     # --- one stream ---
-    def stream(self, req: PreparedRequest, events: EventBuffer, scheduled_ns: int = 0) -> tuple:
-        """Run one stream; return its raw record (records.RAW_FIELDS) and extend ``events``.
+    def stream(self, req: PreparedRequest, events: EventBuffer, scheduled_ns: int = 0) -> StreamRecord:
+        """Run one stream; return its record and extend ``events`` with its events.
 
         Never raises for anything the service or network does: every way a stream can end
         is an outcome. GreenletExit (Locust stopping the user) is recorded as ``cancelled``
         and re-raised by the caller's handling in ``user.py``.
         """
         rules = self.rules
-        self.interrupted: BaseException | None = None
-        self._headers: dict[str, str] = {}
-        self._status = 0
-        self._ctype = ""
-        self._charset_warning = False
-        self._gunzip = None
-        self._parser = self._log = self._body = None
-        self._log_has_body = False  # the log takes the raw body: its bytes_in are response bytes
-        self._framing: tuple[bool, int] | None = None  # (chunked, length) for the log to take off
-        self._head_tail = b""  # the head's last bytes so far: its end may span reads
-        self._head_done = False
-        self._ends_at_close = False  # a body without framing: the connection's close ends it
-        self._error_body = b""
-        self._message_complete = False
-        self._completed = False
-        self._outcome: str | None = None
-        self._error = ""
-        self._error_code = ""
-        self._t_headers = -1
-        completion = rules.completion
-        self._done_data = completion == "done"
-        self._done_event = completion[6:] if completion.startswith("event:") else "\0none"
-        self._response_bytes = 0
+        self.interrupted = None
         connect_ns = upload_ns = -1
         reused = self.sock is not None
 
@@ -293,16 +186,14 @@ class SSEConnection:
         try:
             headers, fetch_s = self.auth.headers(req.method, req.url, req.headers, req.body, req.body_sha256)
         except Exception as err:  # credentials could not be had (IAM down, ...)
-            now = time.time_ns()
-            return self._record(req, events, perf_ns(), now, scheduled_ns, -1, -1, 0, 0, 0,
-                                reused, "auth_error", f"credentials: {err}", "", perf_ns())
+            return self.skipped(req, Outcome.AUTH_ERROR, f"credentials: {err}", scheduled_ns)
         sign_ns = perf_ns() - sign_start - int(fetch_s * 1e9)
         head = self._head(req, headers)
 
         deadline = _Deadline(rules.deadline_s)
         t0 = perf_ns()
         start_ns = time.time_ns()
-        self._t_read = t0
+        self._resp = resp = Response(rules, self._log_class, t0, self._route_body if self.tls is None else None)
         phase = "connect"
         try:
             with deadline:
@@ -312,6 +203,7 @@ class SSEConnection:
                     connect_ns = perf_ns() - c0
                     t0 = perf_ns()  # TTFE starts when the request is sent, not at connect
                     start_ns = time.time_ns()
+                    resp.at(t0)
                 phase = "send"
                 if len(req.body) <= 16384:
                     self._send(head + req.body)
@@ -320,57 +212,30 @@ class SSEConnection:
                     self._send(req.body)  # the one shared body object, not copied (in plain TCP)
                 upload_ns = perf_ns() - t0
                 phase = "read"
-                self._t_read = perf_ns()
-                self._http = httptools.HttpResponseParser(self)
+                resp.at(perf_ns())
                 self._read_in_reactor()
-        except DeadlineExceeded:
-            self._fail("timeout", f"stream still open after the harness deadline of {rules.deadline_s:g} s")
-        except (socket.timeout, TimeoutError):
-            if phase == "connect":
-                self._fail("connect_error", f"connect to {self.endpoint.host_header} timed out "
-                           f"after {rules.connect_timeout_s:g} s")
-            else:
-                self._fail("timeout", f"no bytes for {rules.read_timeout_s:g} s (read_timeout_s)")
-        except ssl.SSLCertVerificationError as err:
-            self._fail("connect_error", f"TLS certificate of {self.endpoint.host} not trusted "
-                       f"({err.verify_message}); set [stream] ca_bundle or use --insecure")
-        except ssl.SSLError as err:
-            self._fail("connect_error" if phase == "connect" else "reset", f"TLS error: {err.reason or err}")
-        except ConnectionRefusedError:
-            self._fail("connect_error", f"connection refused by {self.endpoint.host_header}; "
-                       "is the service running and the port right?")
-        except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as err:
-            self._fail("connect_error" if phase == "connect" else "reset",
-                       f"connection {'reset' if isinstance(err, ConnectionResetError) else 'broken'} "
-                       f"during {phase}")
-        except OSError as err:
-            self._fail("connect_error" if phase == "connect" else "reset",
-                       f"{phase} failed: {err.strerror or err}")
-        except httptools.HttpParserCallbackError as err:  # our own callback failed: a bug
-            cause = err.__context__ or err
-            self._fail("harness_error", f"{type(cause).__name__}: {cause}")
-        except httptools.HttpParserError as err:
-            self._fail("protocol_error", f"malformed HTTP response: {err}")
         except GreenletExit as exc:  # Locust stops the user: record, then let it stop
             self.interrupted = exc
-            self._fail("cancelled", f"the run stopped while the stream was open ({phase})")
-        except Exception as err:  # a bug in sseload or a custom user: record it, never lose the stream
-            self._fail("harness_error", f"{type(err).__name__}: {err}")
-        dropped_idle = self._outcome == "reset" or (self._outcome is None and not self._status)
-        if reused and self._bytes_received() == 0 and phase != "connect" and dropped_idle \
+            resp.fail(Outcome.CANCELLED, f"the run stopped while the stream was open ({phase})")
+        except Exception as err:
+            host = self.endpoint.host if isinstance(err, ssl.SSLCertVerificationError) else self.endpoint.host_header
+            resp.fail(*classify_error(err, phase, rules, host))
+        dropped_idle = resp.outcome is Outcome.RESET or (resp.outcome is None and not resp.status)
+        if reused and resp.bytes_received() == 0 and phase != "connect" and dropped_idle \
                 and self.interrupted is None:
             # the server had closed the idle keep-alive connection: retry once on a fresh one
             self.close()
             return self.stream(req, events, scheduled_ns)
-        return self._record(req, events, t0, start_ns, scheduled_ns, connect_ns, upload_ns, sign_ns,
-                            int(fetch_s * 1e9), self._bytes_received(), reused, None, "", "", self.last_read_ns())
+        return self._record(req, resp, events, t0, start_ns, scheduled_ns, connect_ns, upload_ns, sign_ns,
+                            int(fetch_s * 1e9), reused)
 
-    def skipped(self, req: PreparedRequest, outcome: str, error: str, scheduled_ns: int = 0) -> tuple:
-        """The record of a stream decided before sending (e.g. a body over the limit)."""
+    def skipped(self, req: PreparedRequest, outcome: Outcome, error: str, scheduled_ns: int = 0) -> StreamRecord:
+        """The record of a stream decided before sending (a body over the limit, no credentials)."""
         self.interrupted = None
-        return (
-            (self.worker << 40) | next(_stream_ids), self.worker, self.user, perf_ns(), time.time_ns(), scheduled_ns, -1, -1,
-            -1, -1, 0, 0, 0, 0, "", False, len(req.body), 0, 0, 0, outcome, "", error, False,
+        return StreamRecord(
+            (self.worker << 40) | next(_stream_ids), self.worker, self.user, perf_ns(), time.time_ns(), scheduled_ns,
+            -1, -1, -1, -1, 0, 0, 0, 0, "", False, len(req.body), 0, 0, 0, outcome, "",
+            _redact_text(error, self.auth), False,
         )
 
     # --- reading: in the process's reactor, for plain TCP and TLS alike ---
@@ -379,7 +244,7 @@ class SSEConnection:
         self._fd = fd = self.sock.fileno()
         done = self._done
         done.clear()
-        io = reactor()
+        io = reactor(self.tuning)
         io.add(self, fd)
         try:
             done.wait()
@@ -388,115 +253,56 @@ class SSEConnection:
         if self._read_error is not None:
             raise self._read_error
 
+    def _route_body(self, log) -> None:
+        """The head is read: the native reader may feed the body's log itself from now on."""
+        reactor(self.tuning).route_body(self._fd, log, self.on_fed)
+
     def on_read(self, t_ns: int, data: bytes, err: int) -> None:
-        """Called by the reactor for each read, in order, with its time (see sseload.reactor): parse it."""
+        """Called by the reactor for each read, in order, with its time (see sseload.reactor)."""
         if err:
             self._read_error = OSError(err, os.strerror(err))  # e.g. ConnectionResetError
             return self._end_read()
-        self._t_read = t_ns
+        resp = self._resp
         if not data:
-            if self._ends_at_close:  # RFC 9112 section 6.3: the body ends when the connection closes
-                self._message_complete = True
+            resp.feed_eof(t_ns)
             return self._end_read()
-        try:
-            if self._tls is None:
-                body = self._body
-                if body is None:
-                    self._take(data)
-                else:  # the common read (unless the reader feeds the log itself: on_fed)
-                    notable = body.feed(data, t_ns)
-                    if not notable and not body.complete:
-                        return  # nothing to act on
-                    self._act_on(notable)
-            else:  # decrypt everything this read completed: nothing is left hidden in the TLS layer
-                for plain in self._tls.decrypt(data):
-                    self._take(plain)
-        except SSEProtocolError as broken:  # broken framing, or an event over the limit
-            self._fail("protocol_error", str(broken))
-            self._parser = self._body = None
-        except Exception as exc:  # TLS, parser or callback errors: classified by the stream's handlers
-            self._read_error = exc
-            return self._end_read()
-        self._end_if_over()
+        if self._tls is None:
+            over = resp.feed(t_ns, data)
+        else:  # decrypt everything this read completed: nothing is left hidden in the TLS layer
+            try:
+                plain = self._tls.decrypt(data)
+            except Exception as exc:  # classified by the stream's handler
+                self._read_error = exc
+                return self._end_read()
+            over = False
+            for piece in plain:
+                over = resp.feed(t_ns, piece)
+        if over:
+            self._end_read()
 
     def on_fed(self, t_ns: int, fed) -> None:
         """The reader fed a read to the body's log itself (reactor.route_body) and it completed
         something to act on: ``fed`` is the list of events to act on, or the log's error."""
-        self._t_read = t_ns
+        resp = self._resp
         if isinstance(fed, SSEProtocolError):
-            self._fail("protocol_error", str(fed))
-            self._parser = self._body = None
+            resp.refused(t_ns, fed)
         elif isinstance(fed, BaseException):
             self._read_error = fed
             return self._end_read()
-        else:
-            self._act_on(fed)
-        self._end_if_over()
-
-    def _end_if_over(self) -> None:
-        if (self._message_complete  # the response is over, or nothing more in it matters
-                or (self._outcome is not None and self._outcome != "event_error")
-                or (self._completed and self.rules.completion != "close")
-                or (self._parser is None and self._status and self._status != 200
-                    and len(self._error_body) >= ERROR_BODY_BYTES)):
-            self._end_read()
-
-    def _take(self, data: bytes) -> None:
-        body = self._body
-        if body is not None:  # its bytes are counted by the log (bytes_in)
-            notable = body.feed(data, self._t_read)
-            if notable or body.complete:
-                self._act_on(notable)
-        elif self._head_done:
-            self._response_bytes += len(data)
-            self._http.feed_data(data)
-        else:
-            self._take_head(data)
-
-    def _take_head(self, data: bytes) -> None:
-        """Only the response head goes to httptools; a framed SSE body after it goes to the log.
-
-        The head ends at the first CRLF CRLF: llhttp takes no other line end in a head.
-        """
-        seen = self._head_tail + data
-        end = seen.find(b"\r\n\r\n")
-        if end < 0:
-            self._head_tail = seen[-3:]
-            self._response_bytes += len(data)
-            self._http.feed_data(data)
+        elif not resp.fed(t_ns, fed):
             return
-        split = end + 4 - len(self._head_tail)
-        self._head_done = True
-        self._response_bytes += split
-        self._http.feed_data(data[:split])  # on_headers_complete runs in here
-        framing = self._framing
-        if framing is not None:
-            self._framing = None
-            self._ends_at_close = framing == (False, -1)
-            self._parser = self._log = self._body = body = self._new_log(*framing)
-            self._log_has_body = True
-            if body.complete:  # Content-Length: 0
-                self._message_complete = True
-            elif self._tls is None:  # the reader may feed the log itself from now on
-                reactor().route_body(self._fd, body, self.on_fed)
-        if len(data) > split:
-            self._take(data[split:])
-
-    def _bytes_received(self) -> int:
-        """Response bytes so far: the head and any body httptools took, plus what the log took."""
-        return self._response_bytes + (self._log.bytes_in if self._log_has_body else 0)
+        self._end_read()
 
     def last_read_ns(self) -> int:
         """The time of the stream's last read, whoever took it (on_read, or the reader: on_fed)."""
-        body = self._body
-        return self._t_read if body is None else max(self._t_read, body.last_t_ns)
+        return self._resp.last_read_ns()
 
     def on_read_timeout(self) -> None:
         self._read_error = socket.timeout("read timeout")
         self._end_read()
 
     def _end_read(self) -> None:
-        reactor().remove(self._fd)
+        reactor(self.tuning).remove(self._fd)
         self._done.set()
 
     def _head(self, req: PreparedRequest, headers: dict[str, str]) -> bytes:
@@ -508,72 +314,29 @@ class SSEConnection:
         lines.append("Accept: text/event-stream")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
-    def _classify(self) -> tuple[str, str, str]:
-        status = self._status
-        if self._outcome is not None:
-            return self._outcome, self._error, self._error_code
-        if status and status != 200:
-            code = error_code_of(self._error_body) or ""
-            text = self._error_body.decode("utf-8", "replace")
-            error = f"HTTP {status}: {text}"
-            if status == 504 or (code in CUTOFF_CODES and status >= 500 and status != 502):
-                return "cutoff", error, code
-            if status in (401, 403) or code in AUTH_CODES:
-                return "auth_error", error, code
-            if status == 429 or code in THROTTLE_CODES:
-                return "throttled", error, code
-            if status == 413:
-                return "too_large", error, code
-            return "http_error", error, code
-        if self._message_complete:
-            if self._completed or self.rules.completion == "close":
-                return "ok", "", ""
-            return "incomplete", f"stream ended without its completion ({self.rules.completion})", ""
-        if self._completed and self.rules.completion != "close":
-            return "ok", "", ""
-        if not status:
-            return "reset", "connection closed before a response", ""
-        return "reset", "connection closed mid-stream", ""
-
-    def _record(self, req, events, t0, start_ns, scheduled_ns, connect_ns, upload_ns,
-                sign_ns, fetch_ns, response_bytes, reused, outcome, error, code, t_end) -> tuple:
-        if outcome is None:
-            outcome, error, code = self._classify()
-        duration_ns = t_end - t0
-        # The gateway's cut looks like a reset (or a clean but early end) that comes at the limit.
-        # A timeout is never re-labelled: the harness's own deadline is not the gateway's.
-        if outcome in ("reset", "incomplete") and duration_ns >= self.rules.cutoff_after_s * 1e9:
-            error = f"ended at {duration_ns / 1e9:.2f} s, at the gateway limit of {self.rules.limit_s:g} s ({error})"
-            outcome = "cutoff"
-        keep_open = (outcome == "ok" and self._message_complete
-                     and self._headers.get("connection", "").lower() != "close")
-        if not keep_open:
+    def _record(self, req: PreparedRequest, resp: Response, events: EventBuffer, t0: int, start_ns: int,
+                scheduled_ns: int, connect_ns: int, upload_ns: int, sign_ns: int, fetch_ns: int,
+                reused: bool) -> StreamRecord:
+        duration_ns = resp.last_read_ns() - t0
+        outcome, error, code = resp.verdict(duration_ns)
+        if not resp.keep_alive(outcome):
             self.close()
-        log = self._log
+        self._resp = None
+        log = resp.log
         n_events = malformed = 0
         first_event_ns = -1
         if log is not None:
             events.extend(log)
             n_events, malformed, first_event_ns = len(log), log.malformed, log.first_t_ns
-        return (
+        t_headers = resp.t_headers_ns
+        return StreamRecord(
             (self.worker << 40) | next(_stream_ids), self.worker, self.user, t0, start_ns, scheduled_ns, connect_ns,
-            upload_ns, (self._t_headers - t0) if self._t_headers >= 0 else -1,
+            upload_ns, (t_headers - t0) if t_headers >= 0 else -1,
             (first_event_ns - t0) if first_event_ns >= 0 else -1,
-            duration_ns, sign_ns, fetch_ns, self._status, self._ctype, self._charset_warning,
-            len(req.body), response_bytes, n_events, malformed, outcome, code,
+            duration_ns, sign_ns, fetch_ns, resp.status, resp.content_type, resp.charset_warning,
+            len(req.body), resp.bytes_received(), n_events, malformed, outcome, code,
             _redact_text(error, self.auth), reused,
         )
-
-
-def _framing_of(headers: dict[str, str]) -> tuple[bool, int] | None:
-    """(chunked, length) of a body the event log can take off itself; None to leave it to httptools."""
-    te, cl = headers.get("transfer-encoding"), headers.get("content-length")
-    if te is not None:
-        return (True, -1) if te.strip().lower() == "chunked" and cl is None else None
-    if cl is None:
-        return False, -1  # until the connection closes
-    cl = cl.strip()
-    return (False, int(cl)) if cl.isascii() and cl.isdigit() else None
 
 
 def _redact_text(text: str, auth: Authenticator) -> str:
@@ -655,4 +418,4 @@ class _Deadline:
         return False
 
 
-__all__ = ["DeadlineExceeded", "Endpoint", "PreparedRequest", "SSEConnection", "StreamRules"]
+__all__ = ["DeadlineExceeded", "Endpoint", "PreparedRequest", "SSEConnection", "StreamRules", "log_class"]

@@ -14,7 +14,7 @@ from collections import deque
 
 import pyarrow as pa
 
-from sseload.records import EventBuffer, to_tables
+from sseload.records import EventBuffer, StreamRecord, to_tables
 
 log = logging.getLogger("sseload.distributed")
 
@@ -43,7 +43,7 @@ class WorkerSink:
         self.events_sent = 0
         _ipc(pa.table({"x": [1]}))  # pay Arrow IPC's first-use cost now, not on the writer thread mid-run
 
-    def __call__(self, streams: list[tuple], events: EventBuffer) -> None:
+    def __call__(self, streams: list[StreamRecord], events: EventBuffer) -> None:
         streams_table, events_table = to_tables(streams, events)
         self._outbox.append({"streams": _ipc(streams_table), "events": _ipc(events_table),
                              "n_streams": streams_table.num_rows, "n_events": events_table.num_rows})

@@ -22,9 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sseload.client import parser_kind
 from sseload.cpu_quota import CpuQuota, cpu_quota
-from sseload.reactor import reader_info, take_reader_lags
+from sseload.tuning import Tuning
 
 LAG_P99_LIMIT_MS = 5.0
 CPU_LIMIT_PERCENT = 90.0  # of one core, or of the CPU quota where that is less
@@ -40,8 +39,10 @@ def _pct(values: np.ndarray, p: float) -> float | None:
 
 
 class HealthMonitor:
-    def __init__(self, interval_s: float = 0.05, quota: CpuQuota | None = _DETECT) -> None:
+    def __init__(self, interval_s: float = 0.05, quota: CpuQuota | None = _DETECT,
+                 tuning: Tuning | None = None) -> None:
         self.interval_s = interval_s
+        self.tuning = tuning or Tuning.from_env()
         self.quota = cpu_quota() if quota is _DETECT else quota  # a container's CPU limit
         self._throttled_start = (0, 0)
         self.lag_ns = array("q")  # 8 bytes a sample: a soak keeps them all
@@ -62,6 +63,8 @@ class HealthMonitor:
 
     def _run(self, active_streams) -> None:
         import gevent
+
+        from sseload.reactor import take_reader_lags
 
         interval_ns = int(self.interval_s * 1e9)
         last_cpu, last_wall = time.process_time(), time.monotonic()
@@ -86,6 +89,8 @@ class HealthMonitor:
             self._greenlet = None
 
     def summary(self) -> dict:
+        from sseload.reactor import reader_info, take_reader_lags
+
         self.reader_lag_ns.frombytes(take_reader_lags())
         lag = _ms(self.lag_ns)
         reader_lag = _ms(self.reader_lag_ns)
@@ -108,7 +113,7 @@ class HealthMonitor:
             (p0, t0), (p1, t1) = self._throttled_start, quota.throttled()
             out["cpu_throttled_percent"] = 100.0 * (t1 - t0) / (p1 - p0) if p1 > p0 else 0.0
         out.update(reader_info())
-        out["parser"] = parser_kind()
+        out["parser"] = self.tuning.parser
         reasons = []
         # The lag that matters is that of the loop taking the timestamps: the native reader's
         # thread when it ran, else the event loop (whose lag then delays only starts and parsing).

@@ -32,13 +32,14 @@ memory buffers over a plain socket and decrypts each raw read whole.
 from __future__ import annotations
 
 import itertools
-import os
 import time
+
+from typing import Protocol
+
+from sseload.tuning import Tuning
 
 WATCHDOG_S = 0.25
 DRAIN_HOLDOFF_S = 0.001  # native reader: the loop drains at most this often (timestamps are already taken)
-READ_WINDOW_MS = 1.0  # native reader: the thread reads at most this often (SSELOAD_READ_WINDOW_MS overrides)
-READER_NICE = -10  # native reader: the thread's priority where permitted (SSELOAD_READER_NICE overrides)
 _READ = 1  # libev EV_READ
 RECV_BYTES = 65536
 
@@ -50,6 +51,27 @@ try:
     from sseload._sse import EventLog as _sse_log
 except ImportError:  # the Python event log: reads go through on_read
     _sse_log = None
+
+
+class ReadTarget(Protocol):
+    """What a reader calls on a stream it reads (sseload.client.SSEConnection is one)."""
+
+    read_timeout_ns: int
+
+    def recv_now(self, n: int) -> bytes:
+        """A non-blocking recv on the stream's socket (the Python reader's read)."""
+
+    def on_read(self, t_ns: int, data: bytes, err: int) -> None:
+        """One read with its time; ``data`` empty at EOF, ``err`` an errno on a read error."""
+
+    def on_fed(self, t_ns: int, fed: list | BaseException) -> None:
+        """The reader fed a read to the log given to ``route_body``: events to act on, or its error."""
+
+    def last_read_ns(self) -> int:
+        """The time of the stream's last read, for the read-timeout watchdog."""
+
+    def on_read_timeout(self) -> None:
+        """The stream was silent for ``read_timeout_ns``."""
 
 
 class _Watchdog:
@@ -80,9 +102,10 @@ class Reactor(_Watchdog):
 
     kind = "python"
 
-    def __init__(self) -> None:
+    def __init__(self, tuning: Tuning) -> None:
         import gevent
 
+        self.tuning = tuning
         self._loop = gevent.get_hub().loop
         self._conns: dict[int, tuple] = {}  # fd -> (connection, watcher)
         self._watchdog = None
@@ -90,10 +113,10 @@ class Reactor(_Watchdog):
     def _open_connections(self):
         return [conn for conn, _watcher in self._conns.values()]
 
-    def add(self, conn, fd: int) -> None:
+    def add(self, conn: ReadTarget, fd: int) -> None:
         watcher = self._loop.io(fd, _READ)
         self._conns[fd] = (conn, watcher)
-        recv = conn.sock._sock.recv  # gevent's underlying non-blocking socket
+        recv = conn.recv_now
         perf_ns = time.perf_counter_ns
         on_read = conn.on_read
 
@@ -127,21 +150,17 @@ class NativeReactor(_Watchdog):
 
     kind = "native"
 
-    def __init__(self) -> None:
+    def __init__(self, tuning: Tuning) -> None:
         import gevent
 
-        self.kernel_timestamps = os.environ.get("SSELOAD_KERNEL_TIMESTAMPS", "1") != "0"
-        self.window_ms = window_ms = (_env_setting("SSELOAD_READ_WINDOW_MS", READ_WINDOW_MS, 0.0, 100.0)
-                                      if self.kernel_timestamps else 0.0)
-        # Windows and priority go together: without kernel times the thread must read at once,
-        # and at nice -10 it would then preempt the loop at every read (measured: 21 µs per
-        # event at 1,000 streams instead of 14), so that mode keeps the loop's priority.
-        nice = _env_setting("SSELOAD_READER_NICE", READER_NICE if self.kernel_timestamps else 0, -20, 19, int)
-        self._reader = _reader.Reader(window_ns=int(window_ms * 1e6), kernel_timestamps=self.kernel_timestamps,
-                                      nice=nice)
+        self.tuning = tuning
+        self.kernel_timestamps = tuning.kernel_timestamps
+        self.window_ms = tuning.read_window_ms
+        self._reader = _reader.Reader(window_ns=int(tuning.read_window_ms * 1e6),
+                                      kernel_timestamps=tuning.kernel_timestamps, nice=tuning.reader_nice)
         self._on_read: dict[int, object] = {}  # token -> conn.on_read, or (log, conn.on_read, on_fed): route_body
-        self._tokens: dict[int, int] = {}  # fd -> token of the stream reading it
-        self.route = os.environ.get("SSELOAD_ROUTE_BODY", "1") != "0" and _sse_log is not None
+        self._streams: dict[int, tuple[int, ReadTarget]] = {}  # fd -> (token, the stream reading it)
+        self.route = tuning.route_body and _sse_log is not None
         self._next_token = itertools.count(1)
         self._watchdog = None
         # The eventfd is readable while reads wait: drain them from the hub, no greenlet switch.
@@ -161,22 +180,22 @@ class NativeReactor(_Watchdog):
         self._wakeup.start(self._on_wakeup)
 
     def _open_connections(self):
-        return [_on_read_of(cb).__self__ for cb in self._on_read.values()]
+        return [conn for _token, conn in self._streams.values()]
 
-    def add(self, conn, fd: int) -> None:
+    def add(self, conn: ReadTarget, fd: int) -> None:
         token = next(self._next_token)
         self._on_read[token] = conn.on_read
-        self._tokens[fd] = token
+        self._streams[fd] = (token, conn)
         self._reader.add(fd, token)
         if self._watchdog is None:
             self._start_watchdog()
 
     def remove(self, fd: int) -> None:
         """After this returns the reader thread no longer touches ``fd``: it may be closed."""
-        token = self._tokens.pop(fd, None)
-        if token is not None:
+        entry = self._streams.pop(fd, None)
+        if entry is not None:
             self._reader.remove(fd)
-            del self._on_read[token]
+            del self._on_read[entry[0]]
 
     def route_body(self, fd: int, log, on_fed) -> bool:
         """From now on feed ``fd``'s reads straight into ``log`` (a compiled EventLog) in C.
@@ -188,10 +207,11 @@ class NativeReactor(_Watchdog):
         The log keeps the read's time (``last_t_ns``) and its bytes (``bytes_in``). False where
         this cannot be done (the Python event log; ``SSELOAD_ROUTE_BODY=0``): on_read keeps them.
         """
-        token = self._tokens.get(fd)
-        if token is None or not self.route or type(log) is not _sse_log:
+        entry = self._streams.get(fd)
+        if entry is None or not self.route or type(log) is not _sse_log:
             return False
-        self._on_read[token] = (log, _on_read_of(self._on_read[token]), on_fed)
+        token, conn = entry
+        self._on_read[token] = (log, conn.on_read, on_fed)
         return True
 
     def _drain(self) -> None:
@@ -202,41 +222,12 @@ class NativeReactor(_Watchdog):
         return self._reader.stats()
 
 
-def _on_read_of(callback):
-    """A stream's on_read, whether its reads are routed to its log (route_body) or not."""
-    return callback[1] if type(callback) is tuple else callback
-
-
-def _env_setting(name: str, default: float, low: float, high: float, cast=float) -> float:
-    """An expert knob from the environment; a value out of range falls back with a warning."""
-    text = os.environ.get(name)
-    if text is None:
-        return default
-    try:
-        value = cast(text)
-    except ValueError:
-        value = None
-    if value is None or not low <= value <= high:
-        import logging
-
-        logging.getLogger("sseload").warning(
-            "%s=%r is not a number from %g to %g; the reader thread uses %g", name, text, low, high, default)
-        return default
-    return value
-
-
 _reactor: Reactor | NativeReactor | None = None
-
-
-def reader_kind() -> str:
-    """Which reader this process uses: "native" unless SSELOAD_READER=python or not built."""
-    wanted = os.environ.get("SSELOAD_READER", "native")
-    return "native" if wanted != "python" and _reader is not None else "python"
 
 
 def reader_info() -> dict:
     """For run.json: which reader read the streams, and (native) its reads and wake-ups."""
-    info = {"reader": _reactor.kind if _reactor is not None else reader_kind()}
+    info = {"reader": _reactor.kind if _reactor is not None else Tuning.from_env().reader}
     if isinstance(_reactor, NativeReactor):
         info.update({f"reader_{k}": v for k, v in _reactor.stats().items()})
         info["reader_window_ms"] = _reactor.window_ms
@@ -251,11 +242,13 @@ def take_reader_lags() -> bytes:
     return b""
 
 
-def reactor() -> Reactor | NativeReactor:
+def reactor(tuning: Tuning | None = None) -> Reactor | NativeReactor:
+    """The process's one reader, made on first use with ``tuning`` (else the environment's)."""
     global _reactor
     if _reactor is None:
-        _reactor = NativeReactor() if reader_kind() == "native" else Reactor()
+        tuning = tuning or Tuning.from_env()
+        _reactor = NativeReactor(tuning) if tuning.reader == "native" and _reader is not None else Reactor(tuning)
     return _reactor
 
 
-__all__ = ["NativeReactor", "Reactor", "reactor", "reader_info", "reader_kind", "take_reader_lags"]
+__all__ = ["NativeReactor", "ReadTarget", "Reactor", "reactor", "reader_info", "take_reader_lags"]

@@ -1,6 +1,6 @@
 """The recorder: collects stream records in memory and writes Parquet off the hot path.
 
-Users hand over a finished stream (one tuple and its event arrays); a flush greenlet swaps
+Users hand over a finished stream (its StreamRecord and event arrays); a flush greenlet swaps
 the buffers every ``flush_interval_s`` and a real OS thread at low CPU priority converts and
 writes them, so the event loop never stalls on compression or file I/O. A flush that must
 finish now (the run's end) writes in the caller instead of waiting on that thread. A ``sink`` may
@@ -19,11 +19,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sseload.records import EVENTS_SCHEMA, RAW_FIELDS, STREAMS_SCHEMA, EventBuffer, F, to_tables
+from sseload.outcomes import Outcome
+from sseload.records import EVENTS_SCHEMA, STREAMS_SCHEMA, EventBuffer, StreamRecord, to_tables
 
 log = logging.getLogger("sseload.recorder")
 
-Sink = Callable[[list[tuple], EventBuffer], None]
+Sink = Callable[[list[StreamRecord], EventBuffer], None]
 # Dictionary encoding only where an event's values repeat. On the float columns (times, gaps,
 # lateness: nearly all distinct) Parquet built a dictionary per column chunk and gave it up:
 # measured on a 2,000-stream run's events, 370 ns per event written and 19.1 bytes per event,
@@ -68,7 +69,7 @@ class ParquetSink:
         self._events = pq.ParquetWriter(self.run_dir / f"events{suffix}.parquet", EVENTS_SCHEMA, compression="zstd",
                                         use_dictionary=EVENTS_DICTIONARY_COLUMNS)
 
-    def __call__(self, streams: list[tuple], events: EventBuffer) -> None:
+    def __call__(self, streams: list[StreamRecord], events: EventBuffer) -> None:
         streams_table, events_table = to_tables(streams, events)
         self.write_tables(streams_table, events_table)
 
@@ -123,7 +124,7 @@ def warm_up() -> None:
     events.t_ns.append(1)
     events.size.append(1)
     events.server_ns.append(1)
-    record = (0, 0, 0, 0, 1, 0, -1, 0, 0, 0, 1, 0, 0, 200, "", False, 0, 0, 1, 0, "ok", "", "", False)
+    record = StreamRecord(0, 0, 0, 0, 1, 0, -1, 0, 0, 0, 1, 0, 0, 200, "", False, 0, 0, 1, 0, Outcome.OK, "", "", False)
     to_tables([record], events)
 
 
@@ -152,7 +153,7 @@ class Recorder:
         self.sink = sink
         self.flush_interval_s = flush_interval_s
         self.threaded = threaded
-        self._streams: list[tuple] = []
+        self._streams: list[StreamRecord] = []
         self._events = EventBuffer()
         self._pending = None  # the write in flight (AsyncResult)
         self._pool = None  # one writer thread, low CPU priority
@@ -165,7 +166,7 @@ class Recorder:
 
         self._flushing = RLock()  # one flush at a time (see flush); close_sink holds it throughout
 
-    def add(self, record: tuple, events: EventBuffer) -> None:
+    def add(self, record: StreamRecord, events: EventBuffer) -> None:
         """Take one finished stream; ``events`` (the user's own buffer) is emptied."""
         n = len(events.t_ns)
         if not len(events.size) == len(events.server_ns) == n:  # never let one bad stream sink a batch
@@ -181,7 +182,7 @@ class Recorder:
         del events.t_ns[:], events.size[:], events.server_ns[:]
         self.streams_recorded += 1
         self.events_recorded += n
-        outcome = record[F["outcome"]]
+        outcome = record.outcome
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
     def start(self) -> None:
@@ -241,7 +242,7 @@ class Recorder:
             if close is not None:
                 close()
 
-    def _write(self, streams: list[tuple], events: EventBuffer) -> None:
+    def _write(self, streams: list[StreamRecord], events: EventBuffer) -> None:
         try:
             self.sink(streams, events)
         except BaseException as err:  # keep the run going; the error is reported at the end
@@ -249,7 +250,7 @@ class Recorder:
             self.write_error = err
             self._rescue(streams)
 
-    def _rescue(self, streams: list[tuple]) -> None:
+    def _rescue(self, streams: list[StreamRecord]) -> None:
         """A batch that could not become Parquet is kept as JSON lines rather than lost."""
         run_dir = getattr(self.sink, "run_dir", None)
         if run_dir is None:
@@ -257,7 +258,7 @@ class Recorder:
         try:
             with open(run_dir / "streams-unwritten.jsonl", "a") as out:
                 for record in streams:
-                    out.write(json.dumps(dict(zip(RAW_FIELDS, record)), default=str) + "\n")
+                    out.write(json.dumps(record._asdict(), default=str) + "\n")
         except OSError as err:
             log.error("could not keep the unwritten batch either: %s", err)
 

@@ -1,6 +1,6 @@
 """Stream records: raw facts from the hot path, turned into Parquet tables off it.
 
-The user appends one tuple per stream (``RAW_FIELDS``) and three flat arrays of event facts
+The user appends one :class:`StreamRecord` per stream and three flat arrays of event facts
 (read time in perf_counter ns, data bytes, server send time); every event of a stream is
 contiguous. :func:`to_tables` turns a batch into the documented ``streams`` and ``events``
 tables with numpy, so no per-event Python work happens after the read.
@@ -9,35 +9,45 @@ tables with numpy, so no per-event Python work happens after the read.
 from __future__ import annotations
 
 from array import array
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
-OUTCOMES = (
-    "ok",  # completed by the scenario's completion rule
-    "cutoff",  # the gateway's limit ended it: 504 before headers, or cut at the limit
-    "timeout",  # a read waited longer than read_timeout_s, or the harness deadline passed
-    "reset",  # the connection broke mid-stream (RST, or closed before the end of the body)
-    "incomplete",  # ended cleanly without the completion event
-    "event_error",  # the service sent `event: error`
-    "http_error",  # any other non-200 answer
-    "auth_error",  # 401/403 from the gateway's authentication
-    "throttled",  # 429
-    "too_large",  # body over the limit: skipped before sending, or 413 from the gateway
-    "protocol_error",  # not text/event-stream, malformed HTTP, an event over max_event_bytes
-    "connect_error",  # refused, DNS, TLS, connect timeout
-    "cancelled",  # the run ended (or the user stopped) while the stream was open
-    "harness_error",  # a bug in a locustfile or in sseload; the error says which
-)
+from sseload.outcomes import Outcome
 
-#: Order of the raw per-stream tuple built by the client.
-RAW_FIELDS = (
-    "stream_id", "worker", "user", "t0_perf_ns", "start_ns", "scheduled_ns", "connect_ns",
-    "upload_ns", "ttfb_ns", "ttfe_ns", "duration_ns", "sign_ns", "auth_fetch_ns", "status",
-    "content_type", "charset_warning", "body_bytes", "response_bytes", "events",
-    "malformed_events", "outcome", "error_code", "error", "reused",
-)
-F = {name: i for i, name in enumerate(RAW_FIELDS)}
+class StreamRecord(NamedTuple):
+    """One stream's raw facts, as the client records them (perf_counter ns; -1: did not happen).
+
+    Built once per stream on the hot path (a NamedTuple costs what a tuple does) and turned
+    into the ``streams`` table by :func:`to_tables`.
+    """
+
+    stream_id: int
+    worker: int
+    user: int
+    t0_perf_ns: int  # perf_counter_ns when the request started to go out (TTFE and TTFB start here)
+    start_ns: int  # wall clock (time.time_ns) at the same moment
+    scheduled_ns: int  # open model: when the stream should have started (wall clock); 0: closed model
+    connect_ns: int  # -1 when the connection was reused
+    upload_ns: int
+    ttfb_ns: int
+    ttfe_ns: int
+    duration_ns: int  # to the read that ended the stream
+    sign_ns: int
+    auth_fetch_ns: int
+    status: int
+    content_type: str
+    charset_warning: bool
+    body_bytes: int
+    response_bytes: int
+    events: int
+    malformed_events: int
+    outcome: Outcome
+    error_code: str
+    error: str
+    reused: bool
+
 
 STREAMS_SCHEMA = pa.schema([
     ("stream_id", pa.int64()),
@@ -101,43 +111,43 @@ def _ms(values: np.ndarray) -> pa.Array:
     return pa.array(values / 1e6, mask=values < 0)
 
 
-def to_tables(streams: list[tuple], events: EventBuffer) -> tuple[pa.Table, pa.Table]:
+def to_tables(streams: list[StreamRecord], events: EventBuffer) -> tuple[pa.Table, pa.Table]:
     n = len(streams)
-    cols = list(zip(*streams)) if n else [[] for _ in RAW_FIELDS]
+    cols = StreamRecord(*zip(*streams, strict=True)) if n else StreamRecord(*([] for _ in StreamRecord._fields))
 
-    def col(name: str, dtype=np.int64) -> np.ndarray:
-        return np.asarray(cols[F[name]], dtype=dtype)
+    def ints(values, dtype=np.int64) -> np.ndarray:
+        return np.asarray(values, dtype=dtype)
 
-    start_ns = col("start_ns")
-    scheduled = col("scheduled_ns")
+    start_ns = ints(cols.start_ns)
+    scheduled = ints(cols.scheduled_ns)
     lag = np.where(scheduled > 0, start_ns - scheduled, -1)
     stream_table = pa.table({
-        "stream_id": pa.array(col("stream_id")),
-        "worker": pa.array(col("worker", np.int32)),
-        "user": pa.array(col("user", np.int32)),
+        "stream_id": pa.array(ints(cols.stream_id)),
+        "worker": pa.array(ints(cols.worker, np.int32)),
+        "user": pa.array(ints(cols.user, np.int32)),
         "start_ns": pa.array(start_ns),
         "schedule_lag_ms": pa.array(lag / 1e6, mask=scheduled <= 0),
-        "connect_ms": _ms(col("connect_ns")),
-        "upload_ms": _ms(col("upload_ns")),
-        "ttfb_ms": _ms(col("ttfb_ns")),
-        "ttfe_ms": _ms(col("ttfe_ns")),
-        "duration_ms": _ms(col("duration_ns")),
-        "sign_us": pa.array(col("sign_ns") / 1e3),
-        "auth_fetch_ms": pa.array(col("auth_fetch_ns") / 1e6),
-        "status": pa.array(col("status", np.int32)),
-        "content_type": pa.array(list(cols[F["content_type"]]), pa.string()),
-        "charset_warning": pa.array(list(cols[F["charset_warning"]]), pa.bool_()),
-        "body_bytes": pa.array(col("body_bytes")),
-        "response_bytes": pa.array(col("response_bytes")),
-        "events": pa.array(col("events", np.int32)),
-        "malformed_events": pa.array(col("malformed_events", np.int32)),
-        "outcome": pa.array(list(cols[F["outcome"]]), pa.string()),
-        "error_code": pa.array(list(cols[F["error_code"]]), pa.string()),
-        "error": pa.array(list(cols[F["error"]]), pa.string()),
-        "reused": pa.array(list(cols[F["reused"]]), pa.bool_()),
+        "connect_ms": _ms(ints(cols.connect_ns)),
+        "upload_ms": _ms(ints(cols.upload_ns)),
+        "ttfb_ms": _ms(ints(cols.ttfb_ns)),
+        "ttfe_ms": _ms(ints(cols.ttfe_ns)),
+        "duration_ms": _ms(ints(cols.duration_ns)),
+        "sign_us": pa.array(ints(cols.sign_ns) / 1e3),
+        "auth_fetch_ms": pa.array(ints(cols.auth_fetch_ns) / 1e6),
+        "status": pa.array(ints(cols.status, np.int32)),
+        "content_type": pa.array(list(cols.content_type), pa.string()),
+        "charset_warning": pa.array(list(cols.charset_warning), pa.bool_()),
+        "body_bytes": pa.array(ints(cols.body_bytes)),
+        "response_bytes": pa.array(ints(cols.response_bytes)),
+        "events": pa.array(ints(cols.events, np.int32)),
+        "malformed_events": pa.array(ints(cols.malformed_events, np.int32)),
+        "outcome": pa.array(list(cols.outcome), pa.string()),
+        "error_code": pa.array(list(cols.error_code), pa.string()),
+        "error": pa.array(list(cols.error), pa.string()),
+        "reused": pa.array(list(cols.reused), pa.bool_()),
     }, schema=STREAMS_SCHEMA)
 
-    counts = col("events")
+    counts = ints(cols.events)
     total = int(counts.sum()) if n else 0
     if total != len(events):
         raise ValueError(f"batch has {len(events)} events but its streams count {total}")
@@ -146,14 +156,14 @@ def to_tables(streams: list[tuple], events: EventBuffer) -> tuple[pa.Table, pa.T
     server = np.frombuffer(events.server_ns, dtype=np.int64) if total else np.zeros(0, np.int64)
     first = np.cumsum(counts) - counts  # index of each stream's first event
     seq = np.arange(total, dtype=np.int64) - np.repeat(first, counts)
-    t_rel = t_abs - np.repeat(col("t0_perf_ns"), counts)
+    t_rel = t_abs - np.repeat(ints(cols.t0_perf_ns), counts)
     gap = np.empty(total, dtype=np.float64)
     if total:
         gap[1:] = np.diff(t_rel) / 1e6
         gap[0] = np.nan
     wall = np.repeat(start_ns, counts) + t_rel
     event_table = pa.table({
-        "stream_id": pa.array(np.repeat(col("stream_id"), counts)),
+        "stream_id": pa.array(np.repeat(ints(cols.stream_id), counts)),
         "seq": pa.array(seq.astype(np.int32)),
         "t_ms": pa.array(t_rel / 1e6),
         "gap_ms": pa.array(gap, mask=seq == 0),

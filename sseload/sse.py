@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import re
 from array import array
-from typing import NamedTuple
+
+from sseload.sse_types import SSEEvent, SSEProtocolError
 
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
@@ -31,18 +32,6 @@ DEFAULT_MAX_EVENT_BYTES = 1 << 20
 _BOM = b"\xef\xbb\xbf"
 #: Longer is no reconnection time (and past 4,300 digits int() refuses it): malformed.
 MAX_RETRY_DIGITS = 18
-
-
-class SSEProtocolError(ValueError):
-    """The stream broke a limit the harness sets (an event larger than allowed), or its framing."""
-
-
-class SSEEvent(NamedTuple):
-    event: str
-    data: str
-    id: str
-    #: Bytes of the event's data lines (UTF-8, joined with "\n"), before decoding.
-    size: int
 
 
 _new_event = tuple.__new__

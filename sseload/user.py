@@ -24,7 +24,8 @@ from locust import User, task
 
 from sseload import plugin
 from sseload.client import PreparedRequest, SSEConnection
-from sseload.records import EventBuffer, F
+from sseload.outcomes import SETUP_FAILURES, Outcome
+from sseload.records import EventBuffer, StreamRecord
 
 _user_ids = itertools.count(1)
 FAILED_SETUP_PAUSE_S = 0.1
@@ -77,13 +78,13 @@ class SSEUser(User):
             return random.expovariate(per_user_rate)
         return 1.0 / per_user_rate
 
-    def stream(self, request: PreparedRequest | None = None, scheduled_ns: int = 0) -> tuple:
-        """Run one stream and record it; returns the raw record (see records.RAW_FIELDS)."""
+    def stream(self, request: PreparedRequest | None = None, scheduled_ns: int = 0) -> StreamRecord:
+        """Run one stream and record it; returns its record."""
         ctx = self.ctx
         request = request or ctx.next_request()
         ctx.streams_started += 1
         if len(request.body) > ctx.scenario.gateway.max_body_bytes and ctx.scenario.body.over_limit == "skip":
-            record = self.conn.skipped(request, "too_large",
+            record = self.conn.skipped(request, Outcome.TOO_LARGE,
                                        f"body of {len(request.body)} bytes is over the gateway limit of "
                                        f"{ctx.scenario.gateway.max_body_bytes} bytes; not sent", scheduled_ns)
         else:
@@ -94,29 +95,29 @@ class SSEUser(User):
                 ctx.active_streams -= 1
         if ctx.live_enabled:
             t_ns = self._events.t_ns
-            ttfe = record[F["ttfe_ns"]]
+            ttfe = record.ttfe_ns
             t = np.frombuffer(t_ns, dtype=np.int64)
             gaps_ms = (t[1:] - t[:-1]) * 1e-6
             del t  # the view: the recorder empties t_ns next, which an exported buffer forbids
-            ctx.live.add_stream(record[F["outcome"]], ttfe / 1e6 if ttfe >= 0 else None, gaps_ms, len(t_ns))
+            ctx.live.add_stream(record.outcome, ttfe / 1e6 if ttfe >= 0 else None, gaps_ms, len(t_ns))
         ctx.recorder.add(record, self._events)
         self._report(record)
-        if record[F["outcome"]] in ("connect_error", "harness_error"):
+        if record.outcome in SETUP_FAILURES:
             gevent.sleep(FAILED_SETUP_PAUSE_S)  # a broken setup must not spin thousands of streams a second
-        ctx.after_stream(record[F["outcome"]], record[F["error_code"]], self.environment)
+        ctx.after_stream(record.outcome, record.error_code, self.environment)
         if self.conn.interrupted is not None:
             raise self.conn.interrupted
         return record
 
-    def _report(self, record: tuple) -> None:
+    def _report(self, record: StreamRecord) -> None:
         fire = self.environment.events.request.fire
-        outcome = record[F["outcome"]]
-        ttfe_ns = record[F["ttfe_ns"]]
+        outcome = record.outcome
+        ttfe_ns = record.ttfe_ns
         if ttfe_ns >= 0:
             fire(request_type="SSE", name="TTFE", response_time=ttfe_ns / 1e6, response_length=0,
                  exception=None, context={})
-        code = record[F["error_code"]]
-        fire(request_type="SSE", name="stream", response_time=record[F["duration_ns"]] / 1e6,
-             response_length=record[F["response_bytes"]],
-             exception=None if outcome == "ok" else StreamFailure(f"{outcome} {code}".strip()),
+        code = record.error_code
+        fire(request_type="SSE", name="stream", response_time=record.duration_ns / 1e6,
+             response_length=record.response_bytes,
+             exception=None if outcome is Outcome.OK else StreamFailure(f"{outcome} {code}".strip()),
              context={})

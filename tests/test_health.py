@@ -5,14 +5,16 @@ from array import array
 
 import pytest
 
-from sseload import health as health_module
+from sseload import reactor as reactor_module
 from sseload.health import HealthMonitor, merge_summaries
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.fixture(autouse=True)
 def no_reader_thread_of_this_process(monkeypatch):
     """The lags are the test's own: not those of a reader thread an earlier test left running here."""
-    monkeypatch.setattr(health_module, "take_reader_lags", lambda: b"")
+    monkeypatch.setattr(reactor_module, "take_reader_lags", lambda: b"")
 
 
 def monitor(loop_lag_ms: float, reader_lag_ms: float | None, cpu: float = 50.0) -> HealthMonitor:
@@ -70,18 +72,3 @@ def test_the_summary_says_how_reads_were_timed():
     native = {"reader_reads": 200, "reader_stamped": 150, "reader_nice": -10, "reader_window_ms": 1.0}
     assert read_timing(native) == "75% of reads timed by the kernel (read every 1 ms), reader thread at nice -10"
     assert read_timing({"reader": "python"}) == "reads timed as they returned, on the event loop"
-
-
-def test_bad_reader_settings_fall_back_with_a_warning(monkeypatch, caplog):
-    from sseload.reactor import _env_setting
-
-    monkeypatch.setenv("SSELOAD_READER_NICE", "-5")
-    assert _env_setting("SSELOAD_READER_NICE", -10, -20, 19, int) == -5
-    for bad in ("high", "-30", "1.5"):
-        monkeypatch.setenv("SSELOAD_READER_NICE", bad)
-        assert _env_setting("SSELOAD_READER_NICE", -10, -20, 19, int) == -10
-    monkeypatch.setenv("SSELOAD_READ_WINDOW_MS", "0.25")
-    assert _env_setting("SSELOAD_READ_WINDOW_MS", 1.0, 0.0, 100.0) == 0.25
-    monkeypatch.setenv("SSELOAD_READ_WINDOW_MS", "-1")
-    assert _env_setting("SSELOAD_READ_WINDOW_MS", 1.0, 0.0, 100.0) == 1.0
-    assert "SSELOAD_READ_WINDOW_MS='-1' is not a number from 0 to 100" in caplog.text

@@ -6,7 +6,9 @@ import math
 
 import pytest
 
-from sseload.records import EVENTS_SCHEMA, RAW_FIELDS, STREAMS_SCHEMA, EventBuffer, to_tables
+from sseload.records import EVENTS_SCHEMA, STREAMS_SCHEMA, EventBuffer, StreamRecord, to_tables
+
+pytestmark = pytest.mark.unit
 
 
 def raw(**over):
@@ -18,13 +20,13 @@ def raw(**over):
         error="", reused=True,
     )
     base.update(over)
-    return tuple(base[name] for name in RAW_FIELDS)
+    return StreamRecord(**base)
 
 
 def events_for(*streams):
     buf = EventBuffer()
     for t0, times, server in streams:
-        for t, s in zip(times, server):
+        for t, s in zip(times, server, strict=True):
             buf.t_ns.append(t0 + t)
             buf.size.append(100)
             buf.server_ns.append(s)

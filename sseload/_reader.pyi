@@ -1,0 +1,30 @@
+"""The native reader thread (sseload/_reader.c); sseload.reactor.NativeReactor drives it."""
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+OnRead = Callable[[int, bytes, int], None]
+
+class Reader:
+    def __init__(self, max_bytes: int = ..., window_ns: int = ..., kernel_timestamps: bool = ...,
+                 nice: int = ...) -> None: ...
+    def add(self, fd: int, token: int, /) -> None:
+        """Read fd on the thread; its reads are drained with this token."""
+    def remove(self, fd: int, /) -> None:
+        """Stop reading fd; after this returns the thread does not touch it."""
+    def drain(self) -> list[tuple[int, int, bytes, int]]:
+        """Every read since the last drain: (token, t_ns, data, err)."""
+    def dispatch(self, callbacks: Mapping[int, OnRead | tuple[Any, OnRead, Callable[[int, Any], None]]], /) -> int:
+        """Call callbacks[token](t_ns, data, err) for every read since the last drain; a value
+        (log, on_read, on_fed) feeds the read to the compiled event log and calls on_fed(t_ns,
+        events or error) only when it completed something to act on."""
+    def fileno(self) -> int:
+        """An eventfd that is readable while reads wait to be drained."""
+    def stats(self) -> dict[str, int]:
+        """{'reads', 'stamped', 'wakeups', 'nice'}: stamped reads were timed by the kernel."""
+    def take_lags(self) -> bytes:
+        """The thread's wake-up lags (int64 ns), sampled every 50 ms since the last call."""
+    def close(self) -> None: ...
+
+def now_ns() -> int:
+    """The reader thread's clock (CLOCK_MONOTONIC), in ns."""

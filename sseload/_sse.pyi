@@ -1,0 +1,37 @@
+"""The compiled event log (sseload/_sse.c); its specification is sseload.sse.PyEventLog."""
+
+from typing import Any
+
+from sseload.sse_types import SSEEvent
+
+class EventLog:
+    """One stream's events as flat arrays: three int64 per event, no Python object per event."""
+
+    def __init__(self, max_event_bytes: int = ..., truth_key: bytes | None = ..., sentinel: bytes | None = ...,
+                 chunked: bool = ..., length: int = ...) -> None: ...
+    def feed(self, chunk: bytes, t_ns: int, /) -> list[SSEEvent]:
+        """Record every event the chunk completes; return the typed and sentinel ones (to act on).
+
+        Raises sseload.sse_types.SSEProtocolError for an event over max_event_bytes or broken framing."""
+    def arrays(self) -> tuple[bytes, bytes, bytes]:
+        """(t_ns, size, server_ns) of the recorded events, as native int64 bytes."""
+    def __len__(self) -> int: ...
+    @property
+    def bytes_in(self) -> int: ...
+    @property
+    def last_t_ns(self) -> int: ...
+    @property
+    def first_t_ns(self) -> int: ...
+    @property
+    def last_event_id(self) -> str: ...
+    @property
+    def retry(self) -> int | None: ...
+    @property
+    def malformed(self) -> int: ...
+    @property
+    def max_event_bytes(self) -> int: ...
+    @property
+    def complete(self) -> bool:
+        """The body's framing says it is over (never, for a body without framing)."""
+
+_feed_api: Any  # the capsule sseload._reader feeds logs through (sseload/_sse_api.h)

@@ -1,0 +1,66 @@
+"""How a stream ended: every outcome, whether it counts as an error, its colour, what it means.
+
+This is the one definition. The response state machine (sseload.response) decides which
+outcome a stream gets; everything else (results, thresholds, charts, Locust's statistics, the
+web UI, the README's table) reads this module.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    """One stream's ending. A ``str``: it compares equal to its name and is stored as one."""
+
+    error: bool  # counts in error_rate (cutoffs have cutoff_rate of their own)
+    color: str  # matplotlib colour in charts
+    meaning: str  # what ended the stream this way, for people
+
+    def __new__(cls, value: str, error: bool, color: str, meaning: str) -> Outcome:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.error = error
+        member.color = color
+        member.meaning = meaning
+        return member
+
+    OK = ("ok", False, "#2ca02c", "completed by the scenario's completion rule")
+    CUTOFF = ("cutoff", False, "#9467bd",
+              "the gateway's limit ended it: a 504, or the stream cut (or ended early) at the limit")
+    TIMEOUT = ("timeout", True, "#8c564b",
+               "no bytes for read_timeout_s, or still open at the harness's deadline (limit + grace)")
+    RESET = ("reset", True, "#d62728", "the connection broke (RST, or closed before the response or body ended)")
+    INCOMPLETE = ("incomplete", True, "#bcbd22", "the response ended cleanly without the completion event")
+    EVENT_ERROR = ("event_error", True, "#e377c2", "the service sent `event: error`")
+    HTTP_ERROR = ("http_error", True, "#17becf", "any other non-200 answer (the error body's code is kept)")
+    AUTH_ERROR = ("auth_error", True, "#000000", "401/403, or an APIG authentication error code")
+    THROTTLED = ("throttled", True, "#ff7f0e", "429, or APIG.0308 (throttling threshold reached)")
+    TOO_LARGE = ("too_large", True, "#7f7f7f", "the body is over the gateway limit: skipped, or answered 413")
+    PROTOCOL_ERROR = ("protocol_error", True, "#1f77b4",
+                      "not text/event-stream, malformed HTTP or body framing, or an event over max_event_bytes")
+    CONNECT_ERROR = ("connect_error", True, "#8b0000", "refused, unresolvable, TLS handshake failed, connect timeout")
+    CANCELLED = ("cancelled", False, "#c7c7c7", "the run stopped (or its user was stopped) while the stream was open")
+    HARNESS_ERROR = ("harness_error", True, "#ffd700", "a bug in a locustfile or in sseload; the error says which")
+
+
+#: Outcomes counted in error_rate.
+ERROR_OUTCOMES = frozenset(o for o in Outcome if o.error)
+
+#: An outcome that shows the setup itself is broken: the user pauses before its next stream.
+SETUP_FAILURES = frozenset({Outcome.CONNECT_ERROR, Outcome.HARNESS_ERROR})
+
+#: Outcomes that prove the credentials were accepted (the auth stop then never triggers).
+AUTHENTICATED = frozenset({Outcome.OK, Outcome.INCOMPLETE, Outcome.CUTOFF, Outcome.EVENT_ERROR,
+                           Outcome.TIMEOUT})
+
+
+def color(name: str) -> str:
+    """A chart colour for an outcome name (grey for a name this version does not know)."""
+    try:
+        return Outcome(name).color
+    except ValueError:
+        return "#999999"
+
+
+__all__ = ["AUTHENTICATED", "ERROR_OUTCOMES", "SETUP_FAILURES", "Outcome", "color"]

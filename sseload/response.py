@@ -1,0 +1,358 @@
+"""One HTTP response to an SSE request, as a state machine fed ``(t_ns, bytes)`` reads.
+
+It never touches a socket or a clock (the I/O shell, sseload.client, does both): it owns the
+response head (status, headers), the choice of body framing, the completion rule and the
+classification of how the stream ended into an :class:`~sseload.outcomes.Outcome` with its
+error text. So every rule of the gateway contract can be tested by feeding bytes.
+
+httptools (llhttp) reads the head. A framed SSE body after it (chunked, a Content-Length, or
+until the close) goes straight to the stream's event log, which takes the framing off itself:
+one call per read, from bytes to recorded events (``on_body_log`` lets the I/O shell have the
+native reader feed that log directly; see docs/measurement.md). A compressed body still goes
+through httptools, then zlib, then the log.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httptools
+
+from sseload.gateway import AUTH_CODES, CUTOFF_CODES, THROTTLE_CODES, error_code_of
+from sseload.outcomes import Outcome
+from sseload.sse_types import SSEProtocolError
+
+ERROR_BODY_BYTES = 1024  # the start of an error answer kept for its text and error_code
+TRUTH_KEY = b'"t_send_ns":'  # the reference target's send time in each event's data
+
+
+class DeadlineExceeded(Exception):
+    """The harness's own total-stream deadline passed."""
+
+
+@dataclass(frozen=True)
+class StreamRules:
+    """How a stream is judged; built once per scenario."""
+
+    completion: str = "close"  # "close", "done", or "event:NAME"
+    max_event_bytes: int = 1 << 20
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 30.0
+    deadline_s: float = 45.0  # gateway limit + grace
+    limit_s: float = 40.0
+    truth: bool = True
+
+    @property
+    def cutoff_after_s(self) -> float:
+        """An abnormal end this late is the gateway's cut, not a random reset."""
+        return self.limit_s - min(1.0, 0.05 * self.limit_s)
+
+
+def framing_of(headers: dict[str, str]) -> tuple[bool, int] | None:
+    """(chunked, length) of a body the event log can take off itself; None to leave it to httptools."""
+    te, cl = headers.get("transfer-encoding"), headers.get("content-length")
+    if te is not None:
+        return (True, -1) if te.strip().lower() == "chunked" and cl is None else None
+    if cl is None:
+        return False, -1  # until the connection closes
+    cl = cl.strip()
+    return (False, int(cl)) if cl.isascii() and cl.isdigit() else None
+
+
+def classify_error(exc: BaseException, phase: str, rules: StreamRules, host: str) -> tuple[Outcome, str]:
+    """The outcome and text of an exception that ended a stream in ``phase`` (connect, send, read)."""
+    connecting = phase == "connect"
+    if isinstance(exc, DeadlineExceeded):
+        return Outcome.TIMEOUT, f"stream still open after the harness deadline of {rules.deadline_s:g} s"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        if connecting:
+            return Outcome.CONNECT_ERROR, f"connect to {host} timed out after {rules.connect_timeout_s:g} s"
+        return Outcome.TIMEOUT, f"no bytes for {rules.read_timeout_s:g} s (read_timeout_s)"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return Outcome.CONNECT_ERROR, (f"TLS certificate of {host} not trusted ({exc.verify_message}); "
+                                       "set [stream] ca_bundle or use --insecure")
+    if isinstance(exc, ssl.SSLError):
+        return (Outcome.CONNECT_ERROR if connecting else Outcome.RESET), f"TLS error: {getattr(exc, 'reason', None) or exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return Outcome.CONNECT_ERROR, f"connection refused by {host}; is the service running and the port right?"
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+        how = "reset" if isinstance(exc, ConnectionResetError) else "broken"
+        return (Outcome.CONNECT_ERROR if connecting else Outcome.RESET), f"connection {how} during {phase}"
+    if isinstance(exc, OSError):
+        return (Outcome.CONNECT_ERROR if connecting else Outcome.RESET), f"{phase} failed: {exc.strerror or exc}"
+    if isinstance(exc, httptools.HttpParserCallbackError):  # our own callback failed: a bug
+        cause = exc.__context__ or exc
+        return Outcome.HARNESS_ERROR, f"{type(cause).__name__}: {cause}"
+    if isinstance(exc, httptools.HttpParserError):
+        return Outcome.PROTOCOL_ERROR, f"malformed HTTP response: {exc}"
+    return Outcome.HARNESS_ERROR, f"{type(exc).__name__}: {exc}"  # a bug in sseload or a custom user
+
+
+class Response:
+    """The response to one request: fed reads, it knows when the stream is over and how it ended.
+
+    ``feed`` returns True once nothing more of the response matters (it is complete, failed, or
+    completed by the scenario's rule); the I/O shell then stops reading. ``on_body_log(log)``,
+    where given, hears of the body's event log as soon as the head is read.
+    """
+
+    __slots__ = (
+        "rules", "_log_class", "_on_body_log", "_http", "_t_read", "headers", "status", "content_type",
+        "charset_warning", "_gunzip", "_parser", "log", "_body", "_log_has_body", "_framing", "_head_tail",
+        "_head_done", "_ends_at_close", "_error_body", "_message_complete", "_completed", "outcome", "error",
+        "error_code", "t_headers_ns", "_sentinel", "_done_event", "_response_bytes",
+    )
+
+    def __init__(self, rules: StreamRules, log_class, t_ns: int,
+                 on_body_log: Callable[[object], None] | None = None) -> None:
+        self.rules = rules
+        self._log_class = log_class
+        self._on_body_log = on_body_log
+        self._http = httptools.HttpResponseParser(self)
+        self._t_read = t_ns
+        self.headers: dict[str, str] = {}
+        self.status = 0
+        self.content_type = ""
+        self.charset_warning = False
+        self._gunzip = None
+        self._parser = None  # the log while the body is still parsed as events
+        self.log = None  # the stream's events (an event log), once the head says it is an SSE body
+        self._body = None  # the log while it takes the raw body, framing and all
+        self._log_has_body = False  # the log takes the raw body: its bytes_in are response bytes
+        self._framing: tuple[bool, int] | None = None  # (chunked, length) for the log to take off
+        self._head_tail = b""  # the head's last bytes so far: its end may span reads
+        self._head_done = False
+        self._ends_at_close = False  # a body without framing: the connection's close ends it
+        self._error_body = b""
+        self._message_complete = False
+        self._completed = False  # the scenario's completion event came
+        self.outcome: Outcome | None = None  # decided early (a failure), else by verdict()
+        self.error = ""
+        self.error_code = ""
+        self.t_headers_ns = -1
+        completion = rules.completion
+        self._sentinel = b"[DONE]" if completion == "done" else None
+        self._done_event = completion[6:] if completion.startswith("event:") else "\0none"
+        self._response_bytes = 0
+
+    # --- reads ---
+    def at(self, t_ns: int) -> None:
+        """The stream's time so far, before any read (after connecting, after sending)."""
+        self._t_read = t_ns
+
+    def feed(self, t_ns: int, data: bytes) -> bool:
+        """One read (plain bytes, decrypted already); True when the stream is over."""
+        self._t_read = t_ns
+        try:
+            body = self._body
+            if body is not None:  # the common read: the log takes it whole
+                notable = body.feed(data, t_ns)
+                if not notable and not body.complete:
+                    return False
+                self._act_on(notable)
+            elif self._head_done:
+                self._response_bytes += len(data)
+                self._http.feed_data(data)
+            else:
+                self._take_head(data)
+        except SSEProtocolError as broken:  # broken framing, or an event over the limit
+            self.fail(Outcome.PROTOCOL_ERROR, str(broken))
+            self._parser = self._body = None
+        except httptools.HttpParserError as err:
+            self.fail(*classify_error(err, "read", self.rules, ""))
+        return self.over()
+
+    def feed_eof(self, t_ns: int) -> None:
+        """The server closed the connection (FIN)."""
+        self._t_read = t_ns
+        if self._ends_at_close:  # RFC 9112 section 6.3: the body ends when the connection closes
+            self._message_complete = True
+
+    def fed(self, t_ns: int, fed: list) -> bool:
+        """The reader fed a read to the body's log itself and it completed something to act on:
+        ``fed`` is the list of events to act on. True when the stream is over."""
+        self._t_read = t_ns
+        self._act_on(fed)
+        return self.over()
+
+    def refused(self, t_ns: int, error: SSEProtocolError) -> None:
+        """The body's log refused a read the reader fed it (broken framing, an event too large)."""
+        self._t_read = t_ns
+        self.fail(Outcome.PROTOCOL_ERROR, str(error))
+        self._parser = self._body = None
+
+    def _take_head(self, data: bytes) -> None:
+        """Only the response head goes to httptools; a framed SSE body after it goes to the log.
+
+        The head ends at the first CRLF CRLF: llhttp takes no other line end in a head.
+        """
+        seen = self._head_tail + data
+        end = seen.find(b"\r\n\r\n")
+        if end < 0:
+            self._head_tail = seen[-3:]
+            self._response_bytes += len(data)
+            self._http.feed_data(data)
+            return
+        split = end + 4 - len(self._head_tail)
+        self._head_done = True
+        self._response_bytes += split
+        self._http.feed_data(data[:split])  # on_headers_complete runs in here
+        framing = self._framing
+        if framing is not None:
+            self._framing = None
+            self._ends_at_close = framing == (False, -1)
+            self._parser = self.log = self._body = body = self._new_log(*framing)
+            self._log_has_body = True
+            if body.complete:  # Content-Length: 0
+                self._message_complete = True
+            elif self._on_body_log is not None:
+                self._on_body_log(body)
+        if len(data) > split:
+            rest = data[split:]
+            if self._body is not None:
+                notable = self._body.feed(rest, self._t_read)
+                if notable or self._body.complete:
+                    self._act_on(notable)
+            else:
+                self._response_bytes += len(rest)
+                self._http.feed_data(rest)
+
+    def _new_log(self, chunked: bool = False, length: int = -1):
+        return self._log_class(self.rules.max_event_bytes, TRUTH_KEY if self.rules.truth else None,
+                               self._sentinel, chunked, length)
+
+    def _act_on(self, notable: list) -> None:
+        for ev in notable:  # typed events, and [DONE] where it ends a stream (the log's sentinel)
+            name = ev.event
+            if name == "message" or name == self._done_event:
+                self._completed = True
+            elif name == "error":
+                self.fail(Outcome.EVENT_ERROR, f"event: error: {ev.data[:200]}")
+        if self._body is not None and self._body.complete:
+            self._message_complete = True
+
+    def over(self) -> bool:
+        """Nothing more of the response matters: it is over, failed, or completed by the rule."""
+        return bool(self._message_complete
+                    or (self.outcome is not None and self.outcome is not Outcome.EVENT_ERROR)
+                    or (self._completed and self.rules.completion != "close")
+                    or (self._parser is None and self.status and self.status != 200
+                        and len(self._error_body) >= ERROR_BODY_BYTES))
+
+    # --- httptools callbacks ---
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self.t_headers_ns = self._t_read
+        self.status = self._http.get_status_code()
+        headers = self.headers
+        ctype = headers.get("content-type", "")
+        self.content_type = ctype
+        if self.status != 200:
+            return
+        media = ctype.split(";", 1)[0].strip().lower()
+        if media != "text/event-stream":
+            self.fail(Outcome.PROTOCOL_ERROR, f"Content-Type is {ctype or 'missing'}, not text/event-stream")
+            return
+        charset = ctype.lower().partition("charset=")[2].strip().strip('"')
+        self.charset_warning = charset not in ("utf-8", "utf8")
+        encoding = headers.get("content-encoding", "identity")
+        if encoding in ("gzip", "x-gzip"):
+            self._gunzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            self._gunzip = zlib.decompressobj()
+        framing = framing_of(headers) if self._gunzip is None else None
+        if framing is None:  # httptools takes the framing off and hands the body to on_body
+            self._parser = self.log = self._new_log()
+        else:  # the log takes the raw body once the head's end is found
+            self._framing = framing
+
+    def on_body(self, body: bytes) -> None:
+        parser = self._parser
+        if parser is None:  # an error answer: keep the start of it
+            if len(self._error_body) < ERROR_BODY_BYTES:
+                self._error_body += body[: ERROR_BODY_BYTES - len(self._error_body)]
+            return
+        if self._gunzip is not None:
+            body = self._gunzip.decompress(body)
+        try:
+            notable = parser.feed(body, self._t_read)
+        except SSEProtocolError as err:
+            self.fail(Outcome.PROTOCOL_ERROR, str(err))
+            self._parser = None
+            return
+        if notable:
+            self._act_on(notable)
+
+    def on_message_complete(self) -> None:
+        self._message_complete = True
+
+    # --- what it came to ---
+    def fail(self, outcome: Outcome, error: str, code: str = "") -> None:
+        """The stream failed this way (the first failure decides)."""
+        if self.outcome is None:
+            self.outcome, self.error, self.error_code = outcome, error, code
+
+    def bytes_received(self) -> int:
+        """Response bytes so far: the head and any body httptools took, plus what the log took."""
+        return self._response_bytes + (self.log.bytes_in if self._log_has_body else 0)
+
+    def last_read_ns(self) -> int:
+        """The time of the stream's last read, whoever took it (feed, or the reader: fed)."""
+        body = self._body
+        return self._t_read if body is None else max(self._t_read, body.last_t_ns)
+
+    @property
+    def message_complete(self) -> bool:
+        return self._message_complete
+
+    def verdict(self, duration_ns: int) -> tuple[Outcome, str, str]:
+        """How the stream ended: (outcome, error text, gateway error code)."""
+        outcome, error, code = self._classify()
+        # The gateway's cut looks like a reset (or a clean but early end) that comes at the limit.
+        # A timeout is never re-labelled: the harness's own deadline is not the gateway's.
+        rules = self.rules
+        if outcome in (Outcome.RESET, Outcome.INCOMPLETE) and duration_ns >= rules.cutoff_after_s * 1e9:
+            error = f"ended at {duration_ns / 1e9:.2f} s, at the gateway limit of {rules.limit_s:g} s ({error})"
+            outcome = Outcome.CUTOFF
+        return outcome, error, code
+
+    def _classify(self) -> tuple[Outcome, str, str]:
+        status = self.status
+        if self.outcome is not None:
+            return self.outcome, self.error, self.error_code
+        if status and status != 200:
+            code = error_code_of(self._error_body) or ""
+            error = f"HTTP {status}: {self._error_body.decode('utf-8', 'replace')}"
+            if status == 504 or (code in CUTOFF_CODES and status >= 500 and status != 502):
+                return Outcome.CUTOFF, error, code
+            if status in (401, 403) or code in AUTH_CODES:
+                return Outcome.AUTH_ERROR, error, code
+            if status == 429 or code in THROTTLE_CODES:
+                return Outcome.THROTTLED, error, code
+            if status == 413:
+                return Outcome.TOO_LARGE, error, code
+            return Outcome.HTTP_ERROR, error, code
+        completion = self.rules.completion
+        if self._message_complete:
+            if self._completed or completion == "close":
+                return Outcome.OK, "", ""
+            return Outcome.INCOMPLETE, f"stream ended without its completion ({completion})", ""
+        if self._completed and completion != "close":
+            return Outcome.OK, "", ""
+        if not status:
+            return Outcome.RESET, "connection closed before a response", ""
+        return Outcome.RESET, "connection closed mid-stream", ""
+
+    def keep_alive(self, outcome: Outcome) -> bool:
+        """Whether the connection may carry the user's next stream."""
+        return (outcome is Outcome.OK and self._message_complete
+                and self.headers.get("connection", "").lower() != "close")
+
+
+__all__ = ["DeadlineExceeded", "Response", "StreamRules", "classify_error", "framing_of"]

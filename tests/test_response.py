@@ -1,0 +1,199 @@
+"""The response state machine, fed bytes: head, framing, completion rule and classification.
+
+No process and no socket: each case is the bytes a server (or gateway) would send, split at
+every boundary where that matters, and the outcome the gateway contract gives them.
+"""
+
+import gzip
+import json
+import socket
+import ssl
+
+import httptools
+import pytest
+
+from sseload.outcomes import Outcome
+from sseload.response import DeadlineExceeded, Response, StreamRules, classify_error, framing_of
+from sseload.sse import EventLog, PyEventLog
+
+pytestmark = pytest.mark.unit
+
+SSE_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream;charset=UTF-8\r\n"
+EVENTS = b"data: one\n\ndata: two\n\n"
+
+
+def chunked(payload: bytes, pieces: int = 2) -> bytes:
+    step = max(1, len(payload) // pieces)
+    out = b""
+    for i in range(0, len(payload), step):
+        part = payload[i:i + step]
+        out += f"{len(part):x}\r\n".encode() + part + b"\r\n"
+    return out + b"0\r\n\r\n"
+
+
+def run(wire: bytes, rules: StreamRules = StreamRules(), eof: bool = False, split: int | None = None,
+        log_class=EventLog, duration_ns: int = 1_000_000) -> tuple[Response, tuple]:
+    """Feed ``wire`` in one read (or two, split at ``split``); the verdict after ``duration_ns``."""
+    resp = Response(rules, log_class, 0)
+    reads = [wire] if split is None else [wire[:split], wire[split:]]
+    t = 0
+    for data in reads:
+        t += 1000
+        if data and resp.feed(t, data):
+            break
+    else:
+        if eof:
+            resp.feed_eof(t + 1000)
+    return resp, resp.verdict(duration_ns)
+
+
+def error_answer(status: int, code: str, extra_headers: str = "") -> bytes:
+    body = json.dumps({"error_code": code, "error_msg": "x", "request_id": "0123abcd"}).encode()
+    return (f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"{extra_headers}\r\n").encode() + body
+
+
+@pytest.mark.parametrize("log_class", [EventLog, PyEventLog])
+def test_a_chunked_stream_ends_ok_at_its_last_chunk_and_may_be_reused(log_class):
+    wire = SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(EVENTS)
+    for split in range(1, len(wire)):
+        resp, (outcome, error, code) = run(wire, split=split, log_class=log_class)
+        assert (outcome, error, code) == (Outcome.OK, "", ""), split
+        assert len(resp.log) == 2 and resp.bytes_received() == len(wire)
+        assert resp.keep_alive(outcome)
+
+
+def test_a_content_length_body_and_a_close_delimited_body_end_ok():
+    resp, verdict = run(SSE_HEAD + f"Content-Length: {len(EVENTS)}\r\n\r\n".encode() + EVENTS)
+    assert verdict[0] is Outcome.OK and len(resp.log) == 2
+    resp, verdict = run(SSE_HEAD + b"\r\n" + EVENTS, eof=True)
+    assert verdict[0] is Outcome.OK and len(resp.log) == 2 and resp.message_complete
+    assert not resp.keep_alive(Outcome.OK) or resp.headers.get("connection") != "close"
+
+
+def test_a_body_cut_before_its_end_is_a_reset_unless_it_came_at_the_limit():
+    wire = SSE_HEAD + b"Content-Length: 1000\r\n\r\n" + EVENTS
+    rules = StreamRules(limit_s=2.0)
+    assert run(wire, rules, eof=True)[1][0] is Outcome.RESET
+    outcome, error, _ = run(wire, rules, eof=True, duration_ns=int(1.95e9))[1]
+    assert outcome is Outcome.CUTOFF and "at the gateway limit of 2 s" in error
+
+
+def test_the_completion_rule_decides_ok_or_incomplete():
+    done = SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(EVENTS + b"data: [DONE]\n\n")
+    named = SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(EVENTS + b"event: done\ndata: {}\n\n")
+    plain = SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(EVENTS)
+    assert run(done, StreamRules(completion="done"))[1][0] is Outcome.OK
+    assert run(named, StreamRules(completion="event:done"))[1][0] is Outcome.OK
+    outcome, error, _ = run(plain, StreamRules(completion="event:done"))[1]
+    assert outcome is Outcome.INCOMPLETE and "without its completion (event:done)" in error
+
+
+def test_the_completion_event_ends_reading_before_the_body_ends():
+    resp = Response(StreamRules(completion="done"), EventLog, 0)
+    assert not resp.feed(1, SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(EVENTS)[:-5])
+    assert resp.feed(2, b"12\r\ndata: [DONE]\n\n\r\n")
+    assert resp.verdict(10)[0] is Outcome.OK
+
+
+def test_event_error_is_recorded_and_the_stream_read_on():
+    wire = SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(b"event: error\ndata: model overloaded\n\n"
+                                                                        + EVENTS)
+    resp, (outcome, error, _) = run(wire)
+    assert outcome is Outcome.EVENT_ERROR and "model overloaded" in error and len(resp.log) == 3
+
+
+@pytest.mark.parametrize(("status", "code", "outcome"), [
+    (504, "APIG.0201", Outcome.CUTOFF),
+    (401, "APIG.0301", Outcome.AUTH_ERROR),
+    (403, "APIG.0302", Outcome.AUTH_ERROR),
+    (429, "APIG.0308", Outcome.THROTTLED),
+    (413, "APIG.0201", Outcome.TOO_LARGE),
+    (404, "APIG.0101", Outcome.HTTP_ERROR),
+    (502, "APIG.0202", Outcome.HTTP_ERROR),
+])
+def test_gateway_answers_are_classified_by_status_and_error_code(status, code, outcome):
+    resp, verdict = run(error_answer(status, code))
+    assert verdict[0] is outcome and verdict[2] == code and resp.status == status
+    assert verdict[1].startswith(f"HTTP {status}: ")
+    assert not resp.keep_alive(verdict[0])
+
+
+def test_the_start_of_an_error_body_is_kept_and_reading_stops_there():
+    body = b"x" * 5000
+    wire = b"HTTP/1.1 500 Oops\r\nContent-Length: 5000\r\n\r\n" + body
+    resp = Response(StreamRules(), EventLog, 0)
+    assert resp.feed(1, wire)
+    outcome, error, _ = resp.verdict(10)
+    assert outcome is Outcome.HTTP_ERROR and len(error) == len("HTTP 500: ") + 1024
+
+
+def test_not_an_event_stream_is_a_protocol_error():
+    resp, (outcome, error, _) = run(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+    assert outcome is Outcome.PROTOCOL_ERROR and "Content-Type is application/json" in error
+
+
+def test_malformed_http_and_broken_chunking_are_protocol_errors():
+    assert run(b"HTTP/1.1 abc\r\n\r\n")[1][0] is Outcome.PROTOCOL_ERROR
+    outcome, error, _ = run(SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\nzz\r\ndata: x\n\n\r\n")[1]
+    assert outcome is Outcome.PROTOCOL_ERROR and "chunk-size" in error
+
+
+def test_an_event_over_the_limit_is_a_protocol_error():
+    wire = SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(b"data: " + b"x" * 5000 + b"\n\n")
+    outcome, error, _ = run(wire, StreamRules(max_event_bytes=1000))[1]
+    assert outcome is Outcome.PROTOCOL_ERROR
+
+
+def test_a_gzip_body_goes_through_httptools_and_zlib():
+    packed = gzip.compress(EVENTS)
+    wire = SSE_HEAD + b"Content-Encoding: gzip\r\n" + f"Content-Length: {len(packed)}\r\n\r\n".encode() + packed
+    resp, verdict = run(wire, split=len(wire) - 7)
+    assert verdict[0] is Outcome.OK and len(resp.log) == 2
+
+
+def test_nothing_before_the_close_is_a_reset_before_a_response():
+    resp = Response(StreamRules(), EventLog, 0)
+    resp.feed_eof(5)
+    assert resp.verdict(5) == (Outcome.RESET, "connection closed before a response", "")
+
+
+def test_times_come_from_the_reads():
+    resp = Response(StreamRules(), EventLog, 100)
+    resp.feed(2_000, SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
+    resp.feed(3_000, chunked(EVENTS)[:-5])
+    assert resp.t_headers_ns == 2_000 and resp.log.first_t_ns == 3_000 and resp.last_read_ns() == 3_000
+
+
+def test_the_body_log_is_handed_over_once_the_head_is_read():
+    seen = []
+    resp = Response(StreamRules(), EventLog, 0, on_body_log=seen.append)
+    resp.feed(1, SSE_HEAD + b"Transfer-Encoding: chunked")
+    assert seen == []
+    resp.feed(2, b"\r\n\r\n")
+    assert seen == [resp.log]
+
+
+def test_framing_choice():
+    assert framing_of({"transfer-encoding": "chunked"}) == (True, -1)
+    assert framing_of({"content-length": "12"}) == (False, 12)
+    assert framing_of({}) == (False, -1)
+    assert framing_of({"transfer-encoding": "gzip, chunked"}) is None  # left to httptools
+    assert framing_of({"content-length": "1e3"}) is None
+
+
+@pytest.mark.parametrize(("exc", "phase", "outcome", "text"), [
+    (DeadlineExceeded(), "read", Outcome.TIMEOUT, "harness deadline of 45 s"),
+    (socket.timeout(), "connect", Outcome.CONNECT_ERROR, "connect to h:1 timed out after 10 s"),
+    (socket.timeout(), "read", Outcome.TIMEOUT, "no bytes for 30 s"),
+    (ConnectionRefusedError(), "connect", Outcome.CONNECT_ERROR, "connection refused by h:1"),
+    (ConnectionResetError(), "read", Outcome.RESET, "connection reset during read"),
+    (BrokenPipeError(), "send", Outcome.RESET, "connection broken during send"),
+    (ssl.SSLError(1, "bad record"), "connect", Outcome.CONNECT_ERROR, "TLS error"),
+    (OSError(113, "No route to host"), "connect", Outcome.CONNECT_ERROR, "connect failed: No route to host"),
+    (httptools.HttpParserError("bad"), "read", Outcome.PROTOCOL_ERROR, "malformed HTTP response"),
+    (KeyError("oops"), "read", Outcome.HARNESS_ERROR, "KeyError"),
+])
+def test_exceptions_are_classified_by_kind_and_phase(exc, phase, outcome, text):
+    got, error = classify_error(exc, phase, StreamRules(), "h:1")
+    assert got is outcome and text in error
