@@ -29,6 +29,7 @@ knows the workers' quotas). A worker count's capacity is the largest user count 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -113,10 +114,8 @@ def worker_processes(ps: psutil.Process, count: int, proc: subprocess.Popen) -> 
 def pin_all_threads(pid: int, cpu: int) -> None:
     """taskset -a: every thread the process has now (and so every one it starts later)."""
     for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
+        with contextlib.suppress(ProcessLookupError, OSError):
             os.sched_setaffinity(int(task.name), {cpu})
-        except (ProcessLookupError, OSError):
-            pass
 
 
 def run_point(workers: int, users: int, cores: float, period_us: int, seconds: float, ramp_s: float,
@@ -134,7 +133,7 @@ def run_point(workers: int, users: int, cores: float, period_us: int, seconds: f
             proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             ps = psutil.Process(proc.pid)
             worker_ps = worker_processes(ps, workers, proc)
-            for group, worker in zip(groups, worker_ps):
+            for group, worker in zip(groups, worker_ps, strict=True):
                 group.add(worker.pid)
             if separate:
                 for i, worker in enumerate(worker_ps):
@@ -175,7 +174,7 @@ def run_point(workers: int, users: int, cores: float, period_us: int, seconds: f
     def p99(a):
         return float(np.percentile(a, 99)) if a.size else float("nan")
 
-    throttled = [100 * (t1[1] - t0[1]) / max(1, t1[0] - t0[0]) for t0, t1 in zip(thr0, thr1)]
+    throttled = [100 * (t1[1] - t0[1]) / max(1, t1[0] - t0[0]) for t0, t1 in zip(thr0, thr1, strict=True)]
     return {
         "workers": workers, "users": users, "harness_cores": workers * cores, "events_s": eps,
         "kept_up_pct": 100 * eps / (users * 50 / CYCLE_S),

@@ -74,7 +74,7 @@ async def main_async(args) -> None:
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
     streams = []
-    for i in range(args.users):  # spread the starts over the ramp, as Locust's spawn rate does
+    for _ in range(args.users):  # spread the starts over the ramp, as Locust's spawn rate does
         _, proto = await loop.create_connection(lambda: Stream(request, out, done), host, int(port))
         streams.append(proto)
         await asyncio.sleep(args.ramp / args.users)

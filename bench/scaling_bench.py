@@ -45,7 +45,8 @@ def main() -> None:
             health = info.get("health", {})
             late = summary.get("lateness_ms", {})
             print(f"{users:>6}{workers:>8}{eps:>10.0f}{late.get('p99') or 0:>12.2f}{late.get('p99.9') or 0:>11.2f}"
-                  f"{health.get('loop_lag_p99_ms') or 0:>13.2f}{health.get('reader_lag_p99_ms') or 0:>15.2f}  {health.get('skewed')}  ({eps / base:.2f}x)", flush=True)
+                  f"{health.get('loop_lag_p99_ms') or 0:>13.2f}{health.get('reader_lag_p99_ms') or 0:>15.2f}"
+                  f"  {health.get('skewed')}  ({eps / base:.2f}x)", flush=True)
 
 
 if __name__ == "__main__":

@@ -82,7 +82,8 @@ def start_target(tmp: Path, cpu: int | None, workload: dict, tls_flags: list[str
 def target_stats(url: str, reset: bool = False, ca_file: Path | None = None) -> dict:
     import ssl
 
-    req = urllib.request.Request(url + "/_sseload/stats", method="POST" if reset else "GET", data=b"" if reset else None)
+    req = urllib.request.Request(url + "/_sseload/stats", method="POST" if reset else "GET",
+                                 data=b"" if reset else None)
     context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
     with urllib.request.urlopen(req, timeout=10, context=context) as response:
         return json.loads(response.read())
@@ -194,8 +195,8 @@ def main() -> None:
     cpus = (None, None) if args.no_pin else (0, 1)
     rows = []
     cols = ["client", "users", "streams_s", "events_s", "cpu_pct", "us_per_event", "us_per_stream", "ttfe_err_p50",
-            "ttfe_err_p99", "late_p50", "late_p99", "late_p999", "target_cpu_pct", "target_late_p99", "target_us_per_event",
-            "vs_target"]
+            "ttfe_err_p99", "late_p50", "late_p99", "late_p999", "target_cpu_pct", "target_late_p99",
+            "target_us_per_event", "vs_target"]
     print("times in ms; cpu_pct of one core; us_per_event is harness CPU per event received", flush=True)
     for users in args.users:
         for client in args.clients:

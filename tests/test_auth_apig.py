@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -23,6 +23,9 @@ V1_URL = (
     "/v1/infers/468d146d-278a-4ca2-8830-0b6fb37d3b72/v1/chat/completions"
 )
 V1_BODY = b'{"model":"qwen","messages":[{"role":"user","content":"hi"}],"stream":true}'
+
+
+pytestmark = pytest.mark.unit
 
 
 def test_spec_vector_1_chat_completions():
@@ -81,7 +84,7 @@ def test_spec_vector_2_query_and_when():
         b'{"name":"test","id":1}',
         "AccessKey",
         "SecretKey",
-        when=datetime(2020, 6, 8, 2, 39, 0, tzinfo=timezone.utc),
+        when=datetime(2020, 6, 8, 2, 39, 0, tzinfo=UTC),
     )
     assert headers["X-Sdk-Date"] == "20200608T023900Z"
     assert headers["Authorization"] == (
@@ -132,7 +135,7 @@ def test_security_token_is_sent_and_signed():
 
 
 def test_payload_hash_argument_equals_hashing_the_body():
-    when = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    when = datetime(2025, 1, 1, tzinfo=UTC)
     body = b"x" * 1000
     plain = sign("POST", "https://h/p", {}, body, "k", "s", when)
     cached = sign("POST", "https://h/p", {}, body, "k", "s", when, payload_hash=hashlib.sha256(body).hexdigest())
@@ -141,7 +144,7 @@ def test_payload_hash_argument_equals_hashing_the_body():
 
 # --- verify: the target's side ---
 
-NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 KEYS = {"AK1": "secret-one"}
 
 

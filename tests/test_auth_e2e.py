@@ -6,7 +6,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -73,7 +73,7 @@ def test_target_rejects_unknown_key_bad_signature_and_date_skew(gateway):
     assert (status, code_of(body)) == (401, "APIG.0301")
     status, _, body = post(gateway, signed(gateway, secret="wrong"))
     assert (status, code_of(body)) == (401, "APIG.0301")
-    skewed = signed(gateway, when=datetime.now(timezone.utc) - timedelta(minutes=16))
+    skewed = signed(gateway, when=datetime.now(UTC) - timedelta(minutes=16))
     status, _, body = post(gateway, skewed)
     assert (status, code_of(body)) == (401, "APIG.0301")
     status, _, body = post(gateway, signed(gateway, "appkey1", "wrong"))

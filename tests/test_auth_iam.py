@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,11 +15,13 @@ from sseload.auth.iam import (
     token_request_body,
 )
 
+pytestmark = pytest.mark.unit
+
 
 class FakeIam:
     def __init__(self, lifetime: timedelta) -> None:
         self.lifetime = lifetime
-        self.now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
         self.calls = 0
 
     def fetch(self, url, body, headers):
@@ -42,7 +44,8 @@ def test_token_is_fetched_once_then_reused_then_refreshed_before_expiry():
 def test_request_body_is_password_identity_scoped_to_a_project():
     doc = json.loads(token_request_body("alice", "pw", "acct", "cn-southwest-2"))
     assert doc["auth"]["identity"]["methods"] == ["password"]
-    assert doc["auth"]["identity"]["password"]["user"] == {"name": "alice", "password": "pw", "domain": {"name": "acct"}}
+    user = doc["auth"]["identity"]["password"]["user"]
+    assert user == {"name": "alice", "password": "pw", "domain": {"name": "acct"}}
     assert doc["auth"]["scope"] == {"project": {"name": "cn-southwest-2"}}
 
 

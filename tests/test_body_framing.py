@@ -22,6 +22,9 @@ except ImportError:
     CEventLog = None
 
 
+pytestmark = pytest.mark.unit
+
+
 @st.composite
 def chunked(draw, crlf_only: bool = False) -> tuple[bytes, bytes]:
     """(content, its chunked encoding): random chunk sizes, hex case, extensions, trailers.

@@ -36,6 +36,7 @@ def lay_out(root: Path, proc_cgroup: str, mountinfo: str, files: dict[str, str])
     return root
 
 
+@pytest.mark.unit
 def test_a_v2_quota_is_read_from_cpu_max(tmp_path):
     root = lay_out(tmp_path, "0::/pod/worker\n", V2_MOUNTS, {
         "sys/fs/cgroup/pod/worker/cpu.max": "50000 100000\n",
@@ -46,6 +47,7 @@ def test_a_v2_quota_is_read_from_cpu_max(tmp_path):
     assert quota.throttled() == (40, 3)
 
 
+@pytest.mark.unit
 def test_a_v1_quota_is_read_from_the_cfs_files_of_the_cpu_hierarchy(tmp_path):
     root = lay_out(tmp_path, "5:memory:/a\n4:cpu,cpuacct:/a/b\n0::/\n", V1_MOUNTS, {
         "sys/fs/cgroup/cpu,cpuacct/a/b/cpu.cfs_quota_us": "35000\n",
@@ -55,6 +57,7 @@ def test_a_v1_quota_is_read_from_the_cfs_files_of_the_cpu_hierarchy(tmp_path):
     assert cpu_quota(root).cores == 0.35
 
 
+@pytest.mark.unit
 def test_a_tighter_quota_on_a_parent_counts_as_in_a_kubernetes_pod(tmp_path):
     root = lay_out(tmp_path, "0::/kubepods/pod1/ctr\n", V2_MOUNTS, {
         "sys/fs/cgroup/kubepods/pod1/ctr/cpu.max": "max 100000\n",
@@ -65,12 +68,14 @@ def test_a_tighter_quota_on_a_parent_counts_as_in_a_kubernetes_pod(tmp_path):
     assert quota.cores == 0.25 and quota.cgroup_dir == root / "sys/fs/cgroup/kubepods/pod1"
 
 
+@pytest.mark.unit
 def test_inside_a_container_the_mount_root_is_the_containers_own_cgroup(tmp_path):
     mounts = "30 23 0:27 /docker/abc /sys/fs/cgroup ro,nosuid - cgroup2 cgroup2 rw\n"
     root = lay_out(tmp_path, "0::/docker/abc\n", mounts, {"sys/fs/cgroup/cpu.max": "150000 100000\n"})
     assert cpu_quota(root).cores == 1.5
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("files", [
     {"sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us": "-1\n", "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us": "100000\n"},
     {},  # nothing readable
@@ -80,10 +85,12 @@ def test_no_quota_or_unreadable_files_mean_none(tmp_path, files):
     assert cpu_quota(lay_out(tmp_path, "4:cpu,cpuacct:/\n", V1_MOUNTS, files)) is None
 
 
+@pytest.mark.unit
 def test_no_proc_at_all_means_none(tmp_path):
     assert cpu_quota(tmp_path) is None
 
 
+@pytest.mark.unit
 def test_cpu_over_90_percent_of_the_quota_skews_the_measurement(tmp_path):
     root = lay_out(tmp_path, "0::/w\n", V2_MOUNTS, {"sys/fs/cgroup/w/cpu.max": "50000 100000\n"})
     health = HealthMonitor(quota=cpu_quota(root))
@@ -93,6 +100,7 @@ def test_cpu_over_90_percent_of_the_quota_skews_the_measurement(tmp_path):
     assert summary["skew_reasons"] == ["harness CPU reached 47% > 45% (90% of its 0.5-core CPU quota)"]
 
 
+@pytest.mark.unit
 def test_throttling_is_reported_and_the_readers_lag_decides_whether_it_mattered(tmp_path):
     stat = "sys/fs/cgroup/w/cpu.stat"
     root = lay_out(tmp_path, "0::/w\n", V2_MOUNTS, {"sys/fs/cgroup/w/cpu.max": "50000 100000\n",
@@ -108,6 +116,7 @@ def test_throttling_is_reported_and_the_readers_lag_decides_whether_it_mattered(
     assert health.summary()["skew_reasons"] == ["reader thread lag p99 7.0 ms > 5 ms"]
 
 
+@pytest.mark.unit
 def test_without_a_quota_the_limit_is_90_percent_of_a_core():
     health = HealthMonitor(quota=None)
     health.seconds = [(0.0, 85.0, 10, 0.5)] * 10
@@ -115,6 +124,7 @@ def test_without_a_quota_the_limit_is_90_percent_of_a_core():
     assert not summary["skewed"] and summary["cpu_quota_cores"] is None
 
 
+@pytest.mark.unit
 def test_workers_merge_to_the_tightest_quota_and_the_most_throttled():
     a = {"cpu_quota_cores": 1.0, "cpu_throttled_percent": 0.0, "skew_reasons": []}
     b = {"cpu_quota_cores": 0.5, "cpu_throttled_percent": 4.0, "skew_reasons": []}
@@ -122,6 +132,7 @@ def test_workers_merge_to_the_tightest_quota_and_the_most_throttled():
     assert (merged["cpu_quota_cores"], merged["cpu_throttled_percent"]) == (0.5, 4.0)
 
 
+@pytest.mark.unit
 def test_the_console_line_says_what_the_cpu_figure_is_a_share_of():
     from sseload.health import cpu_usage
 

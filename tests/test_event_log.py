@@ -22,6 +22,7 @@ try:
 except ImportError:  # not built here: the twin's tests skip, the specification's still run
     CEventLog = None
 
+pytestmark = pytest.mark.unit
 KEY = b'"t_send_ns":'
 needs_c = pytest.mark.skipif(CEventLog is None, reason="sseload._sse was not built")
 BOTH = [PyEventLog, pytest.param(CEventLog, marks=needs_c, id="compiled")]

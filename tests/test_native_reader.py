@@ -44,6 +44,7 @@ def reader_and_pair():
     server.close()
 
 
+@pytest.mark.unit
 def test_the_reader_clock_is_perf_counter_ns():
     before = time.perf_counter_ns()
     native = _reader.now_ns()
@@ -62,7 +63,7 @@ def test_each_read_comes_with_its_token_and_the_time_it_returned(reader_and_pair
     reads = drain_until(reader, 5)
     assert [r[0] for r in reads] == [7] * 5
     assert b"".join(r[2] for r in reads) == b"".join(b"event %d\n" % i for i in range(5))
-    for (_, t_ns, _, err), sent in zip(reads, sent_ns):
+    for (_, t_ns, _, err), sent in zip(reads, sent_ns, strict=True):
         assert err == 0
         assert 0 <= t_ns - sent < 50_000_000  # when it was read, not when drained
     assert reader.stats()["reads"] == 5
@@ -161,6 +162,7 @@ def test_a_read_window_bounds_the_wake_ups():
             server.close()
 
 
+@pytest.mark.unit
 def test_bad_reader_settings_are_refused():
     with pytest.raises(ValueError, match="window_ns"):
         _reader.Reader(window_ns=-1)
@@ -297,6 +299,7 @@ def _nice_of(reader) -> int:
     return reader.stats()["nice"]
 
 
+@pytest.mark.unit
 def test_the_thread_runs_at_the_priority_it_asked_for_and_says_so():
     reader = _reader.Reader(nice=min(19, os.getpriority(os.PRIO_PROCESS, 0) + 5))  # always permitted
     try:

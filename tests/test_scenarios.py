@@ -44,6 +44,7 @@ def test_every_ready_scenario_runs_briefly(tmp_path, target, path):
     assert (streams["outcome"].isin(["ok", "cancelled"])).all(), streams["outcome"].value_counts()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("toml,message", [
     ("[load]\nusers = 'ten'\n", "users = 'ten' should be a int"),
     ("[load]\nuser = 10\n", "[load] has no key 'user'; known keys:"),
@@ -81,6 +82,7 @@ def test_sseload_run_on_a_bad_scenario_prints_one_sentence_and_exits_2(tmp_path)
     assert missing.returncode == 2 and "no such scenario file" in missing.stderr
 
 
+@pytest.mark.unit
 def test_shapes_give_the_user_count_over_time():
     from sseload.scenario import Load
 

@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from sseload.sse import SSEParser, SSEProtocolError
 from tests.sse_streams import streams
 
+pytestmark = pytest.mark.unit
+
 
 def triples(events):
     return [(e.event, e.data, e.id) for e in events]

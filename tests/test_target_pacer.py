@@ -2,7 +2,11 @@
 
 import asyncio
 
+import pytest
+
 from sseload.target.server import Pacer
+
+pytestmark = pytest.mark.unit
 
 
 class FakeStream:

@@ -85,12 +85,14 @@ def test_the_web_ui_never_shows_a_secret(tmp_path, target):
     scenario.write_text('[auth]\nmethod = "aksk"\n[stream]\ncompletion = "event:done"\n')
     port = free_port()
     env = {**__import__("os").environ, "SSELOAD_AK": "AKUI", "SSELOAD_SK": secret}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"), "-H", url, "--scenario",
-         str(scenario), "--web-host", "127.0.0.1", "--web-port", str(port), "--autostart", "-u", "3", "-r", "3",
-         "-t", "4s", "--results-dir", str(tmp_path / "res"), "--run-id", "s", "--loglevel", "DEBUG"],
-        stdout=open(tmp_path / "locust.log", "w"), stderr=subprocess.STDOUT, text=True, env=env,
-    )  # a file, not a pipe: DEBUG logs would fill an unread pipe and block Locust
+    # a file, not a pipe: DEBUG logs would fill an unread pipe and block Locust (the child keeps its own copy)
+    with open(tmp_path / "locust.log", "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"), "-H", url, "--scenario",
+             str(scenario), "--web-host", "127.0.0.1", "--web-port", str(port), "--autostart", "-u", "3", "-r", "3",
+             "-t", "4s", "--results-dir", str(tmp_path / "res"), "--run-id", "s", "--loglevel", "DEBUG"],
+            stdout=log, stderr=subprocess.STDOUT, text=True, env=env,
+        )
     base = f"http://127.0.0.1:{port}"
     pages = []
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote, unquote, urlsplit
 
 __all__ = [
@@ -137,7 +137,7 @@ def sign(
     out = dict(headers)
     lower = {name.lower(): value for name, value in out.items()}
     if "x-sdk-date" not in lower:
-        moment = when or datetime.now(timezone.utc)
+        moment = when or datetime.now(UTC)
         out["X-Sdk-Date"] = lower["x-sdk-date"] = moment.strftime(DATE_FORMAT)
     host, path, query = _host_of(url)
     if "host" not in lower:
@@ -198,10 +198,10 @@ def verify(
     if not date or "x-sdk-date" not in signed:
         raise SignatureError("malformed", "X-Sdk-Date is missing or not signed", access)
     try:
-        sent = datetime.strptime(date, DATE_FORMAT).replace(tzinfo=timezone.utc)
+        sent = datetime.strptime(date, DATE_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         raise SignatureError("malformed", f"X-Sdk-Date {date!r} is not {DATE_FORMAT}", access) from None
-    skew = abs(((now or datetime.now(timezone.utc)) - sent).total_seconds())
+    skew = abs(((now or datetime.now(UTC)) - sent).total_seconds())
     if skew > max_skew_s:
         raise SignatureError("date_skew", f"X-Sdk-Date is {skew:.0f} s off the gateway clock", access)
     missing = [name for name in signed if name not in lower]

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 REFRESH_MARGIN_S = 600.0
 
@@ -61,7 +61,7 @@ class TokenCache:
     """One token per process, fetched on first use and again ``REFRESH_MARGIN_S`` before expiry."""
 
     def __init__(self, url: str, body: bytes, fetch: Fetch,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.url = url
         self._body = body
         self._fetch = fetch

@@ -10,6 +10,7 @@ measured against it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import heapq
 import itertools
@@ -20,7 +21,7 @@ import struct
 import time
 import zlib
 from array import array
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import httptools
@@ -120,10 +121,11 @@ class TargetState:
         except (ValueError, KeyError, TypeError):
             return 400, {}, json.dumps({"error": {"code": 400, "message": "The request body is malformed."}}).encode()
         if self.cfg.iam_users.get(name) != password:
-            return 401, {}, json.dumps({"error": {"code": 401, "message": "The username or password is wrong."}}).encode()
+            return 401, {}, json.dumps(
+                {"error": {"code": 401, "message": "The username or password is wrong."}}).encode()
         token = "MII" + new_request_id() + new_request_id()
         self.issued_tokens[token] = time.monotonic() + self.cfg.token_ttl_s
-        issued = datetime.now(timezone.utc)
+        issued = datetime.now(UTC)
         expires = issued + timedelta(seconds=self.cfg.token_ttl_s)
         fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
         doc = {
@@ -231,10 +233,8 @@ class Connection(asyncio.Protocol):
         self.transport = transport
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -304,10 +304,8 @@ class Connection(asyncio.Protocol):
             return self.respond(400, b'{"error_msg":"one stream per connection at a time"}', close=True)
         model = "sseload-target"
         if openai and body:
-            try:
+            with contextlib.suppress(ValueError, AttributeError):
                 model = str(json.loads(body).get("model", model))
-            except (ValueError, AttributeError):
-                pass
         self.stream = Stream(self, openai, state.pick_fault(headers), model)
         self.stream.start()
 
@@ -430,9 +428,8 @@ class Stream:
         if len(state.lateness_us) < LATENESS_SAMPLES_MAX:
             state.lateness_us.append(int((now - self.t0 - self.offsets[self.i] - self.shift) * 1e6))
         seq = self.i
-        if seq == self.fault_at and self.fault in _MID_STREAM_FAULTS:
-            if _MID_STREAM_FAULTS[self.fault](self):
-                return
+        if seq == self.fault_at and self.fault in _MID_STREAM_FAULTS and _MID_STREAM_FAULTS[self.fault](self):
+            return
         self.write(self.event(seq))
         state.events_sent += 1
         self.i += 1
@@ -460,7 +457,7 @@ class Stream:
             rng = self.state.rng
             cuts = sorted(rng.sample(range(1, len(payload)), min(3, len(payload) - 1)))
             at = max(self.loop.time(), self.split_at)
-            for a, b in zip([0, *cuts], [*cuts, len(payload)]):
+            for a, b in zip([0, *cuts], [*cuts, len(payload)], strict=True):
                 at += 0.001
                 self.loop.call_at(at, self._write_late, _chunk(payload[a:b]))
             self.split_at = at
@@ -581,10 +578,8 @@ def _abort(conn: Connection) -> None:
         return
     sock = transport.get_extra_info("socket")
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
     transport.abort()
 
 
