@@ -19,7 +19,7 @@ CPU and schedule lateness (so a saturated target is visible, not mistaken for th
 that only times events (bench/raw_client.py), to show what any Python client must spend.
 ``vs_target`` divides the harness's CPU per event by the target's in the same run: the VM's
 speed drifts by up to a quarter between runs, the unchanged target's cost with it, so that ratio
-is what to compare across commits (bench/RESULTS.md section 2l).
+is what to compare across commits (bench/history/2026-11-sessions-1-7.md, section 2l).
 """
 
 from __future__ import annotations

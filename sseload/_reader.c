@@ -1,37 +1,15 @@
 /* sseload._reader: the read side of every open stream, on one OS thread that never takes the GIL.
  *
- * Why: in Python, a read's timestamp is only as good as the event loop's promptness, and at
- * high load the loop is busy parsing the reads before it. Here a native thread waits in
- * epoll_wait and reads each readable socket with recvmsg() into memory of its own. Python
- * later drains the reads in batches and parses them (httptools, sseload.sse) with the
- * timestamps already taken: parsing late no longer makes a measurement late, and one wake-up
- * of the event loop serves many reads.
+ * A native thread waits in epoll_wait, reads each readable socket with recvmsg() into memory of
+ * its own and times each read by the kernel's receive timestamp (SO_TIMESTAMPNS, moved to
+ * CLOCK_MONOTONIC, the clock of time.perf_counter_ns), or by when recvmsg returned where the
+ * kernel gives none. It reads in windows (window_ns) at a raised priority where permitted, and
+ * samples its own wake-up lag. Python drains the reads in batches (dispatch), feeding routed
+ * body reads straight into the compiled event log (_sse_api.h). No parsing happens here.
+ * Memory is bounded: past max_bytes of undrained reads the thread waits for a drain.
  *
- * The time of a read is when its bytes arrived: the kernel's receive timestamp
- * (SO_TIMESTAMPNS, taken as the segment reached this host's TCP stack), moved from
- * CLOCK_REALTIME to CLOCK_MONOTONIC (the clock of time.perf_counter_ns). Where the kernel
- * gives none (EOF, errors, kernel_timestamps=False) it is the time recvmsg returned. TCP keeps
- * the newest segment's time when it merges segments the reader has not read yet, so a read is
- * as early as its last byte's arrival, never earlier; the thread reading promptly keeps such
- * merges rare (two events of one stream inside one wake-up).
- *
- * Because the timestamps no longer depend on when the thread runs, the thread reads in
- * windows: after a wake-up that read sockets it sleeps until window_ns after that wake-up,
- * and the next epoll_wait collects everything that arrived meanwhile. At tens of thousands of
- * reads a second this turns one wake-up (two context switches on a shared core) per read or
- * three into one per window.
- *
- * What can still make a time late is this thread running later than the gap between two
- * events of a stream (they merge). On a core the event loop saturates, a thread at the same
- * priority was measured 25 ms late at p99; so the thread asks for a higher priority (nice,
- * default -10) where the process may (root, CAP_SYS_NICE, or `ulimit -e`), and says what it
- * got. Reading in windows bounds how often it preempts the loop.
- *
- * No parsing happens here: this is only the I/O and the clock. A socket that reaches EOF or an
- * error is taken out of the poll set by the thread itself and reported once.
- *
- * Memory is bounded: when undrained reads pass max_bytes, the thread waits for a drain
- * (the kernel's socket buffers and TCP flow control hold the rest).
+ * Why each of these choices, with what they were measured against: docs/measurement.md
+ * ("Timing reads: the native reader"). Python's view of this module: _reader.pyi.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -16,14 +16,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sseload import results  # noqa: E402
+from sseload.metrics import ACTIVE_STREAMS, BYTES_PER_S, DURATION, EVENTS_PER_S, GAP, STREAMS_PER_S, TTFE  # noqa: E402
+from sseload.outcomes import color  # noqa: E402
 
 MARKS = (("p50", "tab:green"), ("p95", "tab:orange"), ("p99", "tab:red"))
-OUTCOME_COLORS = {
-    "ok": "tab:green", "cutoff": "tab:purple", "timeout": "tab:brown", "reset": "tab:red",
-    "incomplete": "tab:olive", "http_error": "tab:pink", "auth_error": "black", "throttled": "tab:orange",
-    "too_large": "tab:gray", "protocol_error": "tab:cyan", "connect_error": "darkred",
-    "event_error": "magenta", "cancelled": "lightgray", "harness_error": "gold",
-}
+
+
+def _title(label: str) -> str:
+    return label[:1].upper() + label[1:]
 
 
 def _save(fig, path: Path) -> Path:
@@ -45,13 +45,13 @@ def ttfe_distribution(run: results.Run, path: Path) -> Path | None:
     pct = results.percentiles(ttfe)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     ax1.hist(ttfe, bins=min(100, max(10, ttfe.size // 20)), color="tab:blue", alpha=0.8)
-    ax1.set(title="Time to first event: histogram", xlabel="TTFE (ms)", ylabel="streams")
+    ax1.set(title="Time to first event: histogram", xlabel=TTFE.heading, ylabel="streams")
     xs = np.sort(ttfe)
     ax2.plot(xs, np.arange(1, xs.size + 1) / xs.size, color="tab:blue")
-    ax2.set(title="Time to first event: CDF", xlabel="TTFE (ms)", ylabel="fraction of streams")
+    ax2.set(title="Time to first event: CDF", xlabel=TTFE.heading, ylabel="fraction of streams")
     for ax in (ax1, ax2):
-        for key, color in MARKS:
-            ax.axvline(pct[key], color=color, linestyle="--", label=f"{key} {pct[key]:.1f} ms")
+        for key, mark in MARKS:
+            ax.axvline(pct[key], color=mark, linestyle="--", label=f"{key} {TTFE.quantity(pct[key])}")
         ax.legend(loc="best", fontsize=8)
     return _save(fig, path)
 
@@ -63,13 +63,13 @@ def ttfe_over_time(run: results.Run, path: Path, bucket_s: float = 1.0) -> Path 
     q = s.groupby("t_s")["ttfe_ms"].quantile([0.5, 0.95, 0.99]).unstack()
     tp = results.throughput(run.streams, None, bucket_s)
     fig, ax = plt.subplots(figsize=(11, 4))
-    for col, (key, color) in zip(q.columns, MARKS):
-        ax.plot(q.index, q[col], color=color, label=f"TTFE {key}")
-    ax.set(title="TTFE percentiles over time, against active streams", xlabel="time since start (s)",
-           ylabel="TTFE (ms)")
+    for col, (key, mark) in zip(q.columns, MARKS, strict=False):
+        ax.plot(q.index, q[col], color=mark, label=f"{TTFE.label} {key}")
+    ax.set(title=f"{TTFE.label} percentiles over time, against {ACTIVE_STREAMS}", xlabel="time since start (s)",
+           ylabel=TTFE.heading)
     ax2 = ax.twinx()
     ax2.fill_between(tp["t_s"], tp["active_streams"], color="tab:blue", alpha=0.15, step="post")
-    ax2.set_ylabel("active streams")
+    ax2.set_ylabel(ACTIVE_STREAMS)
     ax.legend(loc="upper left", fontsize=8)
     return _save(fig, path)
 
@@ -85,19 +85,19 @@ def gaps(run: results.Run, path: Path, bucket_s: float = 1.0) -> Path | None:
     ax1.hist(np.clip(gap, low, None), bins=bins, color="tab:blue", alpha=0.8)
     ax1.set_xscale("log")
     ax1.set_yscale("log")
-    ax1.set(title="Inter-event gaps (log scale)", xlabel="gap (ms)", ylabel="events")
+    ax1.set(title="Inter-event gaps (log scale)", xlabel=GAP.heading, ylabel="events")
     pct = results.percentiles(gap)
-    for key, color in MARKS:
-        ax1.axvline(pct[key], color=color, linestyle="--", label=f"{key} {pct[key]:.1f} ms")
+    for key, mark in MARKS:
+        ax1.axvline(pct[key], color=mark, linestyle="--", label=f"{key} {GAP.quantity(pct[key])}")
     ax1.legend(fontsize=8)
     starts = run.streams.set_index("stream_id")["start_ns"]
     t0 = run.streams["start_ns"].min()
     t = (ev["stream_id"].map(starts).to_numpy() - t0) / 1e9 + ev["t_ms"].to_numpy() / 1e3
     frame = pd.DataFrame({"t_s": t // bucket_s * bucket_s, "gap_ms": ev["gap_ms"].to_numpy()}).dropna()
     q = frame.groupby("t_s")["gap_ms"].quantile([0.5, 0.99]).unstack()
-    ax2.plot(q.index, q[0.5], color="tab:green", label="gap p50")
-    ax2.plot(q.index, q[0.99], color="tab:red", label="gap p99")
-    ax2.set(title="Gap percentiles over time", xlabel="time since start (s)", ylabel="gap (ms)")
+    ax2.plot(q.index, q[0.5], color="tab:green", label=f"{GAP.label} p50")
+    ax2.plot(q.index, q[0.99], color="tab:red", label=f"{GAP.label} p99")
+    ax2.set(title=f"{_title(GAP.label)} percentiles over time", xlabel="time since start (s)", ylabel=GAP.heading)
     ax2.legend(fontsize=8)
     return _save(fig, path)
 
@@ -109,7 +109,7 @@ def durations(run: results.Run, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(11, 4))
     ax.hist(d, bins=80, color="tab:blue", alpha=0.8)
     ax.axvline(run.limit_s, color="tab:red", linestyle="--", label=f"gateway limit {run.limit_s:g} s")
-    ax.set(title="Stream duration", xlabel="duration (s)", ylabel="streams")
+    ax.set(title="Stream duration", xlabel=f"{DURATION.label} (s)", ylabel="streams")
     ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -120,7 +120,7 @@ def outcomes_over_time(run: results.Run, path: Path) -> Path | None:
         return None
     fig, ax = plt.subplots(figsize=(11, 4))
     ax.stackplot(frame.index, frame.T.to_numpy(), labels=frame.columns,
-                 colors=[OUTCOME_COLORS.get(c, "gray") for c in frame.columns], step="post")
+                 colors=[color(c) for c in frame.columns], step="post")
     ax.set(title="Stream outcomes over time (by end time)", xlabel="time since start (s)", ylabel="streams per s")
     ax.legend(loc="upper left", fontsize=8, ncol=4)
     return _save(fig, path)
@@ -131,13 +131,10 @@ def throughput(run: results.Run, path: Path) -> Path | None:
     if tp.empty:
         return None
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
-    for ax, col, title, unit in zip(
-        axes, ("streams_per_s", "events_per_s", "bytes_per_s"),
-        ("Streams started", "Events received", "Bytes received"), ("streams/s", "events/s", "bytes/s"),
-    ):
-        if col in tp:
-            ax.plot(tp["t_s"], tp[col], drawstyle="steps-post")
-        ax.set(title=title, xlabel="time since start (s)", ylabel=unit)
+    for ax, metric in zip(axes, (STREAMS_PER_S, EVENTS_PER_S, BYTES_PER_S), strict=True):
+        if metric.key in tp:  # results.throughput's columns are the summary's keys
+            ax.plot(tp["t_s"], tp[metric.key], drawstyle="steps-post")
+        ax.set(title=_title(metric.label), xlabel="time since start (s)", ylabel=metric.unit)
     return _save(fig, path)
 
 
@@ -147,10 +144,10 @@ def ttfe_by_body_size(run: results.Run, path: Path) -> Path | None:
         return None
     q = s.groupby("body_bytes")["ttfe_ms"].quantile([0.5, 0.95, 0.99]).unstack()
     fig, ax = plt.subplots(figsize=(11, 4))
-    for col, (key, color) in zip(q.columns, MARKS):
-        ax.plot(q.index, q[col], marker="o", color=color, label=f"TTFE {key}")
+    for col, (key, mark) in zip(q.columns, MARKS, strict=False):
+        ax.plot(q.index, q[col], marker="o", color=mark, label=f"{TTFE.label} {key}")
     ax.set_xscale("log")
-    ax.set(title="TTFE against request body size", xlabel="request body (bytes)", ylabel="TTFE (ms)")
+    ax.set(title=f"{TTFE.label} against request body size", xlabel="request body (bytes)", ylabel=TTFE.heading)
     ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -160,10 +157,7 @@ def latency_by_concurrency(run: results.Run, path: Path) -> Path | None:
     s = run.streams.dropna(subset=["ttfe_ms"])
     if s.empty:
         return None
-    start = np.sort(run.streams["start_ns"].to_numpy())
-    end = np.sort((run.streams["start_ns"] + run.streams["duration_ms"].fillna(0) * 1e6).to_numpy())
-    at = s["start_ns"].to_numpy()
-    active = np.searchsorted(start, at, side="right") - np.searchsorted(end, at, side="right")
+    active = results.active_streams_at(run.streams, s["start_ns"].to_numpy())
     if np.unique(active).size < 3:
         return None
     bins = np.unique(np.quantile(active, np.linspace(0, 1, 11)).round())
@@ -171,9 +165,9 @@ def latency_by_concurrency(run: results.Run, path: Path) -> Path | None:
     q = s.assign(level=level).groupby("level", observed=True)["ttfe_ms"].quantile([0.5, 0.95, 0.99]).unstack()
     mid = [iv.mid for iv in q.index]
     fig, ax = plt.subplots(figsize=(11, 4))
-    for col, (key, color) in zip(q.columns, MARKS):
-        ax.plot(mid, q[col], marker="o", color=color, label=f"TTFE {key}")
-    ax.set(title="Latency against concurrency", xlabel="active streams at start", ylabel="TTFE (ms)")
+    for col, (key, mark) in zip(q.columns, MARKS, strict=False):
+        ax.plot(mid, q[col], marker="o", color=mark, label=f"{TTFE.label} {key}")
+    ax.set(title="Latency against concurrency", xlabel=f"{ACTIVE_STREAMS} at start", ylabel=TTFE.heading)
     ax.legend(fontsize=8)
     return _save(fig, path)
 

@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from sseload import runinfo
 from sseload.scenario import Scenario, ScenarioError, default_scenario
 from sseload.scenario import load as load_scenario
 
@@ -92,11 +93,12 @@ class EmbeddedTarget:
         config_path.write_text(json.dumps(cfg.to_dict()))
         port_file = workdir / "target.port"
         self.log_path = workdir / "target.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sseload.target", "--config", str(config_path), "--port", "0",
-             "--port-file", str(port_file)],
-            env=env, stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT, **_CHILD,
-        )
+        with open(self.log_path, "wb") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "sseload.target", "--config", str(config_path), "--port", "0",
+                 "--port-file", str(port_file)],
+                env=env, stdout=log, stderr=subprocess.STDOUT, **_CHILD,
+            )
         deadline = time.monotonic() + 15
         while not port_file.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -127,9 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     users = args.users if args.users is not None else load.users
     spawn_rate = args.spawn_rate if args.spawn_rate is not None else load.spawn_rate
     run_time = args.run_time or load.run_time
-    from sseload.plugin import new_run_id
-
-    run_id = args.run_id or new_run_id(scenario.name)
+    run_id = args.run_id or runinfo.new_run_id(scenario.name)
     results_dir = Path(args.results_dir)
     run_dir = results_dir / run_id
     try:
@@ -205,8 +205,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 target.stop()
     if code == 2 and not (run_dir / "run.json").exists():
         return 2  # the locustfile already said what is wrong
-    if interrupted:
-        _mark_partial(run_dir, f"interrupted by {interrupted}")
+    if interrupted:  # names the signal; explains Locust's generic "stopped by a signal"
+        runinfo.add_partial_reason(run_dir, runinfo.INTERRUPTED, f"interrupted by {interrupted}",
+                                   replaces=(runinfo.SIGNAL,))
     if not (run_dir / "streams.parquet").exists():
         print(f"sseload: the run recorded nothing (locust exited with {code}); see the output above",
               file=sys.stderr)
@@ -245,20 +246,10 @@ def _stop_all(procs: list[subprocess.Popen], grace_s: float) -> None:
                 proc.kill()
 
 
-def _mark_partial(run_dir: Path, reason: str) -> None:
-    path = run_dir / "run.json"
-    if path.exists():
-        info = json.loads(path.read_text())
-        info["partial"] = True
-        earlier = info.get("partial_reason") or ""
-        generic = earlier.startswith("stopped by a signal")
-        info["partial_reason"] = reason if not earlier or generic else f"{reason}; {earlier}"
-        path.write_text(json.dumps(info, indent=2))
-
-
 def finish(run_dir: Path, scenario: Scenario | None, write_report: bool, stopped_early: bool = False) -> int:
     """Summarise a finished run, write its reports and judge its thresholds."""
     from sseload import results, thresholds
+    from sseload.console import format_summary
 
     run = results.load(run_dir)
     summary = results.summarise(run)
@@ -282,50 +273,6 @@ def finish(run_dir: Path, scenario: Scenario | None, write_report: bool, stopped
         code = max(code, 2)
     print(run_dir)
     return code
-
-
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def format_summary(s: dict) -> str:
-    outcomes = ", ".join(f"{k} {v}" for k, v in s["outcomes"].items())
-    lines = [
-        f"run {s['run_id']}: {s['streams']} streams in {s['duration_s']:.1f} s "
-        f"({s['streams_per_s']:.1f} streams/s, {s['events_per_s']:.0f} events/s)",
-        f"outcomes: {outcomes}",
-        f"{'':<14}{'p50':>9}{'p90':>9}{'p95':>9}{'p99':>9}{'max':>9}",
-    ]
-    for label, key in (("TTFE ms", "ttfe_ms"), ("gap ms", "gap_ms"), ("duration ms", "duration_ms")):
-        p = s.get(key)
-        if p:
-            lines.append(f"{label:<14}" + "".join(f"{_fmt(p.get(k)):>9}" for k in ("p50", "p90", "p95", "p99", "max")))
-    late = s.get("lateness_ms") or {}
-    if late.get("count"):
-        lines.append(
-            f"harness error: event lateness p50 {_fmt(late['p50'], 2)} ms, p99 {_fmt(late['p99'], 2)} ms, "
-            f"p99.9 {_fmt(late['p99.9'], 2)} ms (against the target's send times)"
-        )
-    together = s.get("events_read_together") or 0
-    if together and s.get("events"):
-        lines.append(
-            f"note: {together} events ({100 * together / s['events']:.1f}%) arrived in the same read as the "
-            "event before them and carry its time (sent together, or closer than the reader's window)"
-        )
-    health = s.get("health") or {}
-    if health.get("samples"):
-        from sseload.health import cpu_usage, read_timing
-
-        line = f"harness health: loop lag p99 {_fmt(health.get('loop_lag_p99_ms'), 2)} ms, "
-        if health.get("reader_lag_p99_ms") is not None:
-            line += f"reader thread lag p99 {_fmt(health.get('reader_lag_p99_ms'), 2)} ms, "
-        line += f"{cpu_usage(health)}; {read_timing(health)}"
-        if health.get("skewed"):
-            line += " -- measurement may be skewed (" + "; ".join(health["skew_reasons"]) + "): add workers"
-        lines.append(line)
-    if s.get("partial"):
-        lines.append(f"PARTIAL RUN: {s.get('partial_reason')}")
-    return "\n".join(lines)
 
 
 # --- other commands ---

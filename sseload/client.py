@@ -1,24 +1,20 @@
 """The I/O shell: one HTTP/1.1 connection that runs SSE streams and records raw facts.
 
-Built on a plain (gevent-patched) socket and httptools' C response parser instead of a
-general HTTP client, because the measurement is the point: each read comes with its time
-(the kernel's arrival time with the native reader, else the moment it returned; see
-sseload.reactor), taken before any parsing; the SSE parser then runs over the whole read and
-the events it completes share that read's time. Nothing per event leaves this module but three
-integers appended to flat arrays (sseload.sse.EventLog, compiled where it could be built).
-httptools reads the response head; an SSE body after it (chunked, a Content-Length, or until
-the close) goes straight to the event log, which takes the framing off itself: one call per
-read, from bytes to recorded events, made by the native reader itself where it can
-(``sseload.reactor.NativeReactor.route_body``: then ``on_fed`` hears only of reads that completed
-something to act on). A compressed body still goes through httptools.
+Built on a plain (gevent-patched) socket rather than a general HTTP client, because the
+measurement is the point: the process's reader (sseload.reactor) times each read before any
+parsing, and the stream's :class:`~sseload.response.Response` (sans-I/O) turns reads into
+events and an outcome. This module connects, signs, sends, keeps TLS in memory buffers (so TLS
+reads are timed like plain ones) and registers streams with the reader.
 
 Avoided on purpose (measured with locust 2.47): FastHttpSession.iter_lines buffers 1 KiB
 before yielding (+280 ms TTFE); geventhttpclient's liveness check calls select(), which breaks
 past 1024 fds; gevent's threaded resolver starves under load, so addresses resolve once.
+See docs/measurement.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import socket
@@ -129,10 +125,8 @@ class SSEConnection:
 
     def close(self) -> None:
         if self.sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.sock.close()
-            except OSError:
-                pass
             self.sock = None
 
     def _connect(self) -> None:
@@ -162,7 +156,7 @@ class SSEConnection:
         # four Python frames around the send (py-spy: about a tenth of a stream's own samples).
         sent = 0
         if self._send_now is not None:
-            try:
+            try:  # noqa: SIM105 (per stream: a try costs nothing, a context manager does)
                 sent = self._send_now(data)
             except BlockingIOError:
                 pass
@@ -298,7 +292,7 @@ class SSEConnection:
         return self._resp.last_read_ns()
 
     def on_read_timeout(self) -> None:
-        self._read_error = socket.timeout("read timeout")
+        self._read_error = TimeoutError("read timeout")
         self._end_read()
 
     def _end_read(self) -> None:
@@ -368,7 +362,7 @@ class _TLS:
                 self._flush()
                 data = sock.recv(RECV_BYTES)
                 if not data:
-                    raise ConnectionResetError("the server closed the connection during the TLS handshake")
+                    raise ConnectionResetError("the server closed the connection during the TLS handshake") from None
                 self.incoming.write(data)
         self._flush()
 
@@ -392,10 +386,9 @@ class _TLS:
             except ssl.SSLZeroReturnError:  # close_notify: the response ends with the connection
                 break
         if self.outgoing.pending:  # e.g. a TLS 1.3 key update answered; tiny, and we are in the hub:
-            try:                     # send without waiting (the kernel buffer is all but empty)
+            # send without waiting (the kernel buffer is all but empty)
+            with contextlib.suppress(BlockingIOError):
                 self.sock._sock.send(self.outgoing.read())
-            except BlockingIOError:
-                pass
         return out
 
 

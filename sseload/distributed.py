@@ -39,8 +39,6 @@ class WorkerSink:
     def __init__(self, runner) -> None:
         self.runner = runner
         self._outbox: deque[dict] = deque()
-        self.streams_sent = 0
-        self.events_sent = 0
         _ipc(pa.table({"x": [1]}))  # pay Arrow IPC's first-use cost now, not on the writer thread mid-run
 
     def __call__(self, streams: list[StreamRecord], events: EventBuffer) -> None:
@@ -52,8 +50,6 @@ class WorkerSink:
         while self._outbox:
             payload = self._outbox.popleft()
             self.runner.send_message(BATCH, payload)
-            self.streams_sent += payload["n_streams"]
-            self.events_sent += payload["n_events"]
 
 
 class MasterCollector:

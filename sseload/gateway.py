@@ -21,15 +21,13 @@ CUTOFF_CODES = frozenset({"APIG.0201", "APIG.0203", "ModelArts.4503"})
 #: (status, error_code, error_msg) the gateway answers with, by case.
 ERRORS: dict[str, tuple[int, str, str]] = {
     "too_large": (413, "APIG.0201", "Request entity too large."),
-    "uri_too_large": (414, "APIG.0201", "Request URI too large."),
-    "headers_too_large": (494, "APIG.0201", "Request headers too large."),
     "backend_timeout": (504, "APIG.0201", "Backend timeout."),
     "backend_unavailable": (502, "APIG.0202", "Backend unavailable."),
     "token_invalid": (401, "APIG.0301", "Incorrect IAM authentication information: token is missing or invalid."),
     "aksk_invalid": (401, "APIG.0301", "Incorrect IAM authentication information: verify aksk signature fail."),
-    "forbidden": (403, "APIG.0302", "The IAM user is not authorized to access the API."),
     "app_invalid": (401, "APIG.0303", "Incorrect app authentication information: app not found or signature invalid."),
-    "auth_locked": (401, "APIG.0305", "Incorrect authentication information: access key locked after repeated failures."),
+    "auth_locked": (401, "APIG.0305",
+                    "Incorrect authentication information: access key locked after repeated failures."),
     "token_expired": (401, "APIG.0307", "The token must be updated."),
     "throttled": (429, "APIG.0308", "The throttling threshold has been reached: policy user over ratelimit."),
     "not_found": (404, "APIG.0101", "The API does not exist or has not been published in the environment."),

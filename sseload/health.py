@@ -1,15 +1,10 @@
-"""The harness watching itself: event-loop lag and CPU, so a skewed measurement says so.
+"""The harness watching itself: event-loop lag, the reader thread's lag and CPU, so a skewed
+measurement says so.
 
-A greenlet asks to sleep ``interval_s`` and records how late it woke. With the Python reader
-that lateness is what every read's timestamp suffers too; with the native reader (the default)
-reads are taken and timed on their own thread (by the kernel's arrival times), and loop lag
-delays stream starts, parsing and the web UI's numbers instead. That thread samples its own
-lag: a thread later than the gap between two events of a stream merges them (the first gets
-the second's time), so its lag decides the verdict then. CPU comes from the process's own
-times (every thread's), judged against one core or, in a container, its CPU quota
-(sseload.cpu_quota). A throttled period stops every thread, the reader too: it is reported, and
-where it made the reader late enough to matter, the reader's own lag says so (measured: a worker
-throttled in 16% of 10 ms periods kept lateness p99 at 0.02 ms, the kernel timing its reads).
+The lag that decides is that of the loop taking the timestamps (the native reader's thread
+when it ran, else the event loop); CPU is judged against one core or the process's CPU quota
+(sseload.cpu_quota). What each number means and why these limits: docs/measurement.md
+("Harness health").
 """
 
 from __future__ import annotations
@@ -124,7 +119,8 @@ class HealthMonitor:
             reasons.append(f"event-loop lag p99 {out['loop_lag_p99_ms']:.1f} ms > {LAG_P99_LIMIT_MS:g} ms")
         cpu_limit = CPU_LIMIT_PERCENT * min(1.0, quota.cores if quota is not None else 1.0)
         if out["cpu_max_percent"] is not None and out["cpu_max_percent"] > cpu_limit:
-            of_quota = f" ({CPU_LIMIT_PERCENT:g}% of its {quota.cores:g}-core CPU quota)" if cpu_limit < CPU_LIMIT_PERCENT else ""
+            of_quota = (f" ({CPU_LIMIT_PERCENT:g}% of its {quota.cores:g}-core CPU quota)"
+                        if cpu_limit < CPU_LIMIT_PERCENT else "")
             reasons.append(f"harness CPU reached {out['cpu_max_percent']:.0f}% > {cpu_limit:g}%{of_quota}")
         out["skewed"] = bool(reasons)
         out["skew_reasons"] = reasons
@@ -174,27 +170,3 @@ def merge_summaries(summaries: list[dict]) -> dict:
     merged["skew_reasons"] = [f"worker {i}: {r}" for i, s in enumerate(summaries) for r in s.get("skew_reasons", [])]
     merged["skewed"] = bool(merged["skew_reasons"])
     return merged
-
-
-def cpu_usage(health: dict) -> str:
-    """The harness's CPU peak in words, with the quota it is a share of where it ran under one."""
-    peak = health.get("cpu_max_percent")
-    text = f"CPU max {peak:.0f}%" if peak is not None else "CPU max -"
-    if health.get("cpu_quota_cores") is not None:
-        text += f" of a {health['cpu_quota_cores']:g}-core quota"
-        if health.get("cpu_throttled_percent") is not None:
-            text += f" (throttled in {health['cpu_throttled_percent']:.1f}% of its periods)"
-    return text
-
-
-def read_timing(health: dict) -> str:
-    """How the reads of a run were timed, in words: the share the kernel timed, the reader's nice."""
-    reads = health.get("reader_reads")
-    if not reads:
-        return "reads timed as they returned, on the event loop"
-    text = f"{100.0 * (health.get('reader_stamped') or 0) / reads:.0f}% of reads timed by the kernel"
-    if health.get("reader_window_ms"):
-        text += f" (read every {health['reader_window_ms']:g} ms)"
-    if health.get("reader_nice") is not None:
-        text += f", reader thread at nice {health['reader_nice']}"
-    return text

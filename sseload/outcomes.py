@@ -2,7 +2,7 @@
 
 This is the one definition. The response state machine (sseload.response) decides which
 outcome a stream gets; everything else (results, thresholds, charts, Locust's statistics, the
-web UI, the README's table) reads this module.
+web UI) reads this module, and a test holds the README's outcome table to it.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ class Outcome(StrEnum):
     TOO_LARGE = ("too_large", True, "#7f7f7f", "the body is over the gateway limit: skipped, or answered 413")
     PROTOCOL_ERROR = ("protocol_error", True, "#1f77b4",
                       "not text/event-stream, malformed HTTP or body framing, or an event over max_event_bytes")
-    CONNECT_ERROR = ("connect_error", True, "#8b0000", "refused, unresolvable, TLS handshake failed, connect timeout")
+    CONNECT_ERROR = ("connect_error", True, "#8b0000",
+                     "refused, TLS verification or handshake failed, connect timeout, any other error while connecting")
     CANCELLED = ("cancelled", False, "#c7c7c7", "the run stopped (or its user was stopped) while the stream was open")
     HARNESS_ERROR = ("harness_error", True, "#ffd700", "a bug in a locustfile or in sseload; the error says which")
 

@@ -1,8 +1,10 @@
-"""Locust wiring: command-line options, the per-process run context, and the run's files.
+"""Locust wiring: command-line options, the per-process run context, and the run's lifecycle.
 
 Importing this module (``sseload.user`` does) registers listeners on Locust's events, so any
 locustfile that uses :class:`sseload.user.SSEUser` records streams, whether it is started by
-``sseload run`` or by ``locust -f`` directly.
+``sseload run`` or by ``locust -f`` directly. Each hook hands over to the process's role
+(:class:`LocalRole`, :class:`WorkerRole` or :class:`MasterRole`), which owns that role's part
+of the lifecycle; ``run.json`` is written through sseload.runinfo only.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import functools
 import gc
 import inspect
-import json
 import logging
 import os
 import platform
@@ -19,7 +20,7 @@ import ssl
 import sys
 import time
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import locust
@@ -27,14 +28,17 @@ from locust import events
 
 import sseload
 from sseload import body as body_mod
-from sseload import webui
+from sseload import runinfo, webui
 from sseload.auth.schemes import Authenticator, from_scenario
 from sseload.client import Endpoint, PreparedRequest, StreamRules
 from sseload.distributed import BATCH, DONE, MasterCollector, WorkerSink
 from sseload.health import HealthMonitor, merge_summaries
+from sseload.outcomes import AUTHENTICATED, Outcome
 from sseload.recorder import ParquetSink, Recorder, warm_up
+from sseload.runinfo import PartialReasons
 from sseload.scenario import Scenario, ScenarioError, default_scenario, expand_env
 from sseload.scenario import load as load_scenario
+from sseload.tuning import Tuning
 from sseload.webui import LiveStats
 
 log = logging.getLogger("sseload")
@@ -46,28 +50,26 @@ class SetupError(Exception):
     """Something the user must fix before load can start; the message says what."""
 
 
-def new_run_id(name: str) -> str:
-    return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{name}"
-
-
 class RunContext:
     """Everything one Locust process needs to run and record streams, built once."""
 
     def __init__(self, scenario: Scenario, host: str | None, results_dir: Path, run_id: str,
                  insecure: bool = False, role: str = "local") -> None:
         self.scenario = scenario
-        self.role = role  # "local" (standalone), "worker" or "master"
+        self.role = role  # "local" (standalone), "worker" or "master"; its lifecycle: ROLES[role]
         self.run_id = run_id
         self.run_dir = results_dir / run_id
         self.started_at: datetime | None = None
         self.ended_at: datetime | None = None
-        self.partial_reason = ""
+        self.partial = PartialReasons()
         self.recorder: Recorder | None = None
-        self.health = HealthMonitor()
+        self.tuning = Tuning.from_env()  # read once; every piece gets it from here
+        self.health = HealthMonitor(tuning=self.tuning)
         self.streams_started = 0
         self.active_streams = 0
         self.insecure = insecure
         self.collector = None  # the master's MasterCollector
+        self.lifecycle: Role | None = None  # set by the init hook: ROLES[role]()
         self.live = LiveStats()  # the web UI tab's numbers
         self.live_enabled = False
         if role == "master":  # the master runs no users: it needs no target, secrets or bodies
@@ -163,7 +165,7 @@ class RunContext:
             "outcomes": dict(rec.outcomes) if rec else {},
             "health": self.health.summary(),
             "health_seconds": self.health.seconds,
-            "partial_reason": self.partial_reason,
+            "partial_reasons": self.partial.reasons,
         }
 
     def run_info(self, environment) -> dict:
@@ -208,32 +210,31 @@ class RunContext:
             "run_time": getattr(opts, "run_time", None),
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
-            "partial": bool(self.partial_reason),
-            "partial_reason": self.partial_reason,
+            **self.partial.fields(),
             **counts,
             "workers": len(workers) if workers is not None else 0,
             "health": summary,
             "worker_health": workers,
+            "tuning": self.tuning.to_dict(),
         }
 
-    def after_stream(self, outcome: str, error_code: str, environment) -> None:
-        if outcome == "auth_error":
+    def after_stream(self, outcome: Outcome, error_code: str, environment) -> None:
+        if outcome is Outcome.AUTH_ERROR:
             self.auth_failures += 1
             limit = self.scenario.auth.stop_after_failures
             if not self.auth_ok and limit and self.auth_failures >= limit and not self.stopped_for_auth:
                 self.stopped_for_auth = True
-                self.partial_reason = (
-                    f"stopped early: the first {self.auth_failures} streams all failed authentication "
-                    f"({error_code or 'no error code'}); check the credentials for [auth] method = "
-                    f"{self.scenario.auth.method!r} (the gateway locks an AK after 5 failures)"
-                )
-                log.error(self.partial_reason)
+                text = (f"stopped early: the first {self.auth_failures} streams all failed authentication "
+                        f"({error_code or 'no error code'}); check the credentials for [auth] method = "
+                        f"{self.scenario.auth.method!r} (the gateway locks an AK after 5 failures)")
+                self.partial.add(runinfo.AUTH_STOP, text)
+                log.error(text)
                 environment.process_exit_code = 2
                 if environment.runner is not None:
                     import gevent
 
                     gevent.spawn(environment.runner.quit)
-        elif outcome in ("ok", "incomplete", "cutoff", "event_error", "timeout"):
+        elif outcome in AUTHENTICATED:
             self.auth_ok = True
 
 
@@ -249,7 +250,7 @@ def _build_context(environment, role: str = "local") -> RunContext:
     scenario_path = getattr(opts, "scenario", None) if opts else None
     scenario = load_scenario(scenario_path) if scenario_path else default_scenario()
     results_dir = Path(getattr(opts, "results_dir", None) or "results")
-    run_id = getattr(opts, "run_id", None) or new_run_id(scenario.name)
+    run_id = getattr(opts, "run_id", None) or runinfo.new_run_id(scenario.name)
     ctx = RunContext(scenario, environment.host, results_dir, run_id,
                      insecure=bool(getattr(opts, "insecure", False)), role=role)
     setattr(environment, CONTEXT_ATTR, ctx)
@@ -276,66 +277,14 @@ def _memoise_default_args() -> None:
         argument_parser.default_args_dict = functools.lru_cache(maxsize=1)(argument_parser.default_args_dict)
 
 
-def _write_master_run(environment, ctx: RunContext) -> None:
-    collector = ctx.collector
-    collector.sink.close()
-    lost = collector.lost_workers(environment)
-    if lost:
-        ctx.partial_reason = (f"{len(lost)} worker(s) stopped without their final report "
-                              f"({', '.join(lost)}): streams they had open or unsent are missing")
-    reasons = [r["partial_reason"] for r in collector.reports.values() if r.get("partial_reason")]
-    if reasons and not ctx.partial_reason:
-        ctx.partial_reason = "; ".join(reasons)
-    info = ctx.run_info(environment)
-    if info["streams_started"] != info["streams_recorded"] and not ctx.partial_reason:
-        ctx.partial_reason = f"{info['streams_started'] - info['streams_recorded']} streams started but not recorded"
-    info["partial"], info["partial_reason"] = bool(ctx.partial_reason), ctx.partial_reason
-    rows = [(i, *row) for i, r in enumerate(collector.reports.values()) for row in r.get("health_seconds", [])]
-    HealthMonitor.write_rows(rows, ctx.run_dir / "health.parquet")
-    _write_json(ctx.run_dir / "run.json", info)
-
-
-def _write_json(path: Path, info: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(info, indent=2, default=str))
-    tmp.replace(path)
-
-
 def _fatal(message: str) -> None:
     sys.stderr.write(f"sseload: {message}\n")
     sys.stderr.flush()
     os._exit(2)  # before any load: nothing to flush, and Locust must not print a traceback
 
 
-@events.init.add_listener
-def _on_init(environment, **_kw) -> None:
-    from locust.runners import MasterRunner, WorkerRunner
-
-    runner = environment.runner
-    role = "master" if isinstance(runner, MasterRunner) else "worker" if isinstance(runner, WorkerRunner) else "local"
-    try:
-        ctx = _build_context(environment, role)
-        if role != "worker":
-            ctx.prepare_run_dir()
-    except (SetupError, ScenarioError) as err:
-        _fatal(str(err))
-    web_ui = environment.web_ui
-    if role == "master":
-        ctx.collector = MasterCollector(ParquetSink(ctx.run_dir))
-        runner.register_message(BATCH, ctx.collector.on_batch)
-        runner.register_message(DONE, ctx.collector.on_done)
-        if web_ui is not None:
-            webui.install(environment, ctx)
-        return
-    sink = WorkerSink(runner) if role == "worker" else ParquetSink(ctx.run_dir)
-    ctx.recorder = Recorder(sink)
-    if role == "worker":
-        ctx.live_enabled = True
-        webui.install_worker(environment, ctx)
-        _memoise_default_args()
-    elif web_ui is not None:
-        ctx.live_enabled = True
-        webui.install(environment, ctx)
+def _prepare_users(environment, ctx: RunContext) -> None:
+    """What a process that runs users needs before load starts."""
     warm_up()
     # The writer thread must not hold the GIL for the default 5 ms while reads wait on it.
     sys.setswitchinterval(0.0005)
@@ -347,14 +296,7 @@ def _on_init(environment, **_kw) -> None:
             user_class.wait_time = constant(wait_s)
 
 
-@events.test_start.add_listener
-def _on_test_start(environment, **_kw) -> None:
-    ctx = getattr(environment, CONTEXT_ATTR, None)
-    if ctx is None:
-        return
-    ctx.started_at = datetime.now(timezone.utc)
-    if ctx.role == "master":
-        return
+def _start_recording(ctx: RunContext) -> None:
     # Start-up garbage is frozen out of the collector's sight and young collections made rarer:
     # unfrozen, full collections pause the loop long enough to inflate p99.9 tenfold.
     # Locust's Runner.stop() logs its caller with inspect.stack(); the first such call scans
@@ -368,112 +310,225 @@ def _on_test_start(environment, **_kw) -> None:
     ctx.health.start(lambda: ctx.active_streams)
 
 
-@events.test_stopping.add_listener
-def _on_test_stopping(environment, **_kw) -> None:
-    """The master waits for every live worker's last batch before it may quit.
-
-    Locust's headless run-time limit calls quit() on the master, which tells workers to quit
-    without a stop and exits half a second later: their open streams and last batch would be
-    lost. So the master asks them to stop (their users finish within --stop-timeout) and waits
-    for their final reports.
-    """
-    ctx = getattr(environment, CONTEXT_ATTR, None)
-    if ctx is None or ctx.role != "master":
-        return
-    import gevent
-    from locust.rpc import Message
-
+def _stop_running_users(environment, ctx: RunContext) -> None:
+    """On SIGTERM/SIGINT Locust fires `quitting` before it stops the users: stop them first, so
+    streams still open finish (within --stop-timeout) and are recorded, not dropped."""
     runner = environment.runner
-    pending = {c.id for c in runner.clients.all if c.state != "missing"} - set(ctx.collector.reports)
-    for client_id in pending:
-        runner.server.send_to_client(Message("stop", None, client_id))
-    deadline = time.monotonic() + environment.stop_timeout + 10
-    try:
-        while time.monotonic() < deadline:
-            live = {c.id for c in runner.clients.all if c.state != "missing"}
-            if not (live & pending) - set(ctx.collector.reports):
-                return
-            gevent.sleep(0.1)
-    except KeyboardInterrupt:  # a second Ctrl-C: stop waiting, but still close the files
-        log.error("sseload: interrupted again; not waiting for the workers' last batches")
-        return
-    log.error("sseload: some workers did not report within the stop timeout")
+    if runner is not None and runner.state in ("spawning", "running"):
+        ctx.partial.add(runinfo.SIGNAL, "stopped by a signal before the run time ended")
+        runner.stop()
 
 
-@events.test_stop.add_listener
-def _on_test_stop(environment, **_kw) -> None:
-    """Users have stopped: a worker ships its last batch and totals (before `client_stopped`);
-    a standalone or master process closes its files so the run can be read (and reported)."""
-    ctx = getattr(environment, CONTEXT_ATTR, None)
-    if ctx is None:
-        return
-    if ctx.role == "master":
-        ctx.collector.sink.close()
-        return
-    if ctx.recorder is None:
-        return
-    if ctx.role == "worker":
+class Role:
+    """One role's part of the run's lifecycle; each hook of Locust's calls one method."""
+
+    def init(self, environment, ctx: RunContext) -> None:
+        """Locust's ``init``: set up before any load (a SetupError stops with its sentence)."""
+
+    def test_start(self, environment, ctx: RunContext) -> None:
+        """Load starts."""
+
+    def test_stopping(self, environment, ctx: RunContext) -> None:
+        """Load is about to stop."""
+
+    def test_stop(self, environment, ctx: RunContext) -> None:
+        """Users have stopped."""
+
+    def quitting(self, environment, ctx: RunContext) -> None:
+        """The process is about to exit: everything recorded must be written now."""
+
+    def snapshot(self, environment, ctx: RunContext) -> None:
+        """Write the run's files as they are now (the web UI's report link)."""
+
+
+class _UsersRole(Role):
+    """A process that runs users: it records from the load's start."""
+
+    def test_start(self, environment, ctx: RunContext) -> None:
+        _start_recording(ctx)
+
+
+class LocalRole(_UsersRole):
+    """A standalone process: runs the users and writes the run's files itself."""
+
+    def init(self, environment, ctx: RunContext) -> None:
+        ctx.prepare_run_dir()
+        ctx.recorder = Recorder(ParquetSink(ctx.run_dir))
+        if environment.web_ui is not None:
+            ctx.live_enabled = True
+            webui.install(environment, ctx)
+        _prepare_users(environment, ctx)
+
+    def test_stop(self, environment, ctx: RunContext) -> None:
+        """Users have stopped: close the files so the run can be read (and reported)."""
+        ctx.recorder.close_sink()
+
+    def quitting(self, environment, ctx: RunContext) -> None:
+        _stop_running_users(environment, ctx)
+        ctx.ended_at = datetime.now(UTC)
+        ctx.health.stop()
+        ctx.recorder.close()
+        info = self._write_run(environment, ctx)
+        log.info("sseload: %d streams, %d events recorded in %s", info["streams_recorded"],
+                 info["events_recorded"], ctx.run_dir)
+
+    def snapshot(self, environment, ctx: RunContext) -> None:
+        """The run's files as they are now (the web UI's report link)."""
+        ctx.recorder.close_sink()
+        ctx.ended_at = datetime.now(UTC)
+        self._write_run(environment, ctx)
+
+    @staticmethod
+    def _write_run(environment, ctx: RunContext) -> dict:
+        """health.parquet and run.json; partial when anything was not recorded."""
+        rec = ctx.recorder
+        if rec.write_error is not None:
+            ctx.partial.add(runinfo.WRITE_ERROR, f"writing results failed: {rec.write_error}")
+        if ctx.streams_started != rec.streams_recorded:
+            ctx.partial.add(runinfo.NOT_RECORDED,
+                            f"{ctx.streams_started - rec.streams_recorded} streams started but not recorded")
+        written = getattr(rec.sink, "streams_on_disk", None)
+        if written is not None and written < rec.streams_recorded:
+            ctx.partial.add(runinfo.NOT_WRITTEN,
+                            f"{rec.streams_recorded - written} streams recorded but not written to {ctx.run_dir}")
+        ctx.health.write(ctx.run_dir / "health.parquet")
+        info = ctx.run_info(environment)
+        runinfo.write(ctx.run_dir, info)
+        return info
+
+
+class WorkerRole(_UsersRole):
+    """A worker: runs users and ships every batch and its final totals to the master."""
+
+    def init(self, environment, ctx: RunContext) -> None:
+        ctx.recorder = Recorder(WorkerSink(environment.runner))
+        ctx.live_enabled = True
+        webui.install_worker(environment, ctx)
+        _memoise_default_args()
+        _prepare_users(environment, ctx)
+
+    def test_stop(self, environment, ctx: RunContext) -> None:
+        """Users have stopped: ship the last batch and the totals (before `client_stopped`)."""
         ctx.recorder.flush(wait=True)
         ctx.recorder.drain()
         environment.runner.send_message(DONE, ctx.worker_report())
-    else:
-        ctx.recorder.close_sink()
 
-
-def snapshot_run(environment, ctx: RunContext) -> None:
-    """Write run.json for the run as it is now (the web UI's report link)."""
-    if ctx.role == "master":
-        return _write_master_run(environment, ctx)
-    ctx.recorder.close_sink()
-    ctx.ended_at = datetime.now(timezone.utc)
-    _write_local_run(environment, ctx)
-
-
-def _write_local_run(environment, ctx: RunContext) -> dict:
-    """health.parquet and run.json of a standalone run; partial when anything was not recorded."""
-    rec = ctx.recorder
-    if rec.write_error is not None:
-        ctx.partial_reason = ctx.partial_reason or f"writing results failed: {rec.write_error}"
-    if ctx.streams_started != rec.streams_recorded:
-        ctx.partial_reason = ctx.partial_reason or (
-            f"{ctx.streams_started - rec.streams_recorded} streams started but not recorded"
-        )
-    written = getattr(rec.sink, "streams_on_disk", None)
-    if written is not None and written < rec.streams_recorded:  # a write error says so above
-        ctx.partial_reason = ctx.partial_reason or (
-            f"{rec.streams_recorded - written} streams recorded but not written to {ctx.run_dir}"
-        )
-    ctx.health.write(ctx.run_dir / "health.parquet")
-    info = ctx.run_info(environment)
-    _write_json(ctx.run_dir / "run.json", info)
-    return info
-
-
-@events.quitting.add_listener
-def _on_quitting(environment, **_kw) -> None:
-    ctx = getattr(environment, CONTEXT_ATTR, None)
-    if ctx is None:
-        return
-    runner = environment.runner
-    if runner is not None and runner.state in ("spawning", "running"):
-        # On SIGTERM/SIGINT Locust fires `quitting` before it stops the users: stop them first,
-        # so streams still open finish (within --stop-timeout) and are recorded, not dropped.
-        ctx.partial_reason = ctx.partial_reason or "stopped by a signal before the run time ended"
-        runner.stop()
-    ctx.ended_at = datetime.now(timezone.utc)
-    if ctx.role == "master":
-        return _write_master_run(environment, ctx)
-    if ctx.recorder is None:
-        return
-    if ctx.role == "worker":
+    def quitting(self, environment, ctx: RunContext) -> None:
+        _stop_running_users(environment, ctx)
+        ctx.ended_at = datetime.now(UTC)
         ctx.health.stop()
         try:
             ctx.recorder.close()
         except Exception as err:  # the master may be gone already
             log.warning("sseload worker: final flush failed: %s", err)
-        return
-    ctx.health.stop()
-    ctx.recorder.close()
-    info = _write_local_run(environment, ctx)
-    log.info("sseload: %d streams, %d events recorded in %s", info["streams_recorded"],
-             info["events_recorded"], ctx.run_dir)
+
+
+class MasterRole(Role):
+    """The master: runs no users; collects the workers' batches and writes the run's files."""
+
+    def init(self, environment, ctx: RunContext) -> None:
+        ctx.prepare_run_dir()
+        runner = environment.runner
+        ctx.collector = MasterCollector(ParquetSink(ctx.run_dir))
+        runner.register_message(BATCH, ctx.collector.on_batch)
+        runner.register_message(DONE, ctx.collector.on_done)
+        if environment.web_ui is not None:
+            webui.install(environment, ctx)
+
+    def test_stopping(self, environment, ctx: RunContext) -> None:
+        """Wait for every live worker's last batch before the master may quit.
+
+        Locust's headless run-time limit calls quit() on the master, which tells workers to quit
+        without a stop and exits half a second later: their open streams and last batch would be
+        lost. So the master asks them to stop (their users finish within --stop-timeout) and waits
+        for their final reports.
+        """
+        import gevent
+
+        runner = environment.runner
+        pending = {c.id for c in runner.clients.all if c.state != "missing"} - set(ctx.collector.reports)
+        for client_id in pending:
+            runner.send_message("stop", None, client_id)
+        deadline = time.monotonic() + environment.stop_timeout + 10
+        try:
+            while time.monotonic() < deadline:
+                live = {c.id for c in runner.clients.all if c.state != "missing"}
+                if not (live & pending) - set(ctx.collector.reports):
+                    return
+                gevent.sleep(0.1)
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting, but still close the files
+            log.error("sseload: interrupted again; not waiting for the workers' last batches")
+            return
+        log.error("sseload: some workers did not report within the stop timeout")
+
+    def test_stop(self, environment, ctx: RunContext) -> None:
+        ctx.collector.sink.close()
+
+    def quitting(self, environment, ctx: RunContext) -> None:
+        _stop_running_users(environment, ctx)
+        ctx.ended_at = datetime.now(UTC)
+        self.snapshot(environment, ctx)
+
+    def snapshot(self, environment, ctx: RunContext) -> None:
+        collector = ctx.collector
+        collector.sink.close()
+        lost = collector.lost_workers(environment)
+        if lost:
+            ctx.partial.add(runinfo.LOST_WORKERS, f"{len(lost)} worker(s) stopped without their final report "
+                                                  f"({', '.join(lost)}): streams they had open or unsent are missing")
+        for report in collector.reports.values():
+            for reason in report.get("partial_reasons", []):
+                ctx.partial.add(reason["code"], reason["text"])
+        info = ctx.run_info(environment)
+        if info["streams_started"] != info["streams_recorded"]:
+            ctx.partial.add(runinfo.NOT_RECORDED,
+                            f"{info['streams_started'] - info['streams_recorded']} streams started but not recorded")
+            info.update(ctx.partial.fields())
+        rows = [(i, *row) for i, r in enumerate(collector.reports.values()) for row in r.get("health_seconds", [])]
+        HealthMonitor.write_rows(rows, ctx.run_dir / "health.parquet")
+        runinfo.write(ctx.run_dir, info)
+
+
+ROLES = {"local": LocalRole, "worker": WorkerRole, "master": MasterRole}
+
+
+def _role_of(runner) -> str:
+    from locust.runners import MasterRunner, WorkerRunner
+
+    return "master" if isinstance(runner, MasterRunner) else "worker" if isinstance(runner, WorkerRunner) else "local"
+
+
+@events.init.add_listener
+def _on_init(environment, **_kw) -> None:
+    role = _role_of(environment.runner)
+    try:
+        ctx = _build_context(environment, role)
+        ctx.lifecycle = ROLES[role]()
+        ctx.lifecycle.init(environment, ctx)
+    except (SetupError, ScenarioError) as err:
+        _fatal(str(err))
+
+
+def _forward(hook: str):
+    """A listener that hands Locust's event to the process's role (set by the init hook)."""
+
+    def listener(environment, **_kw) -> None:
+        ctx = getattr(environment, CONTEXT_ATTR, None)
+        lifecycle = getattr(ctx, "lifecycle", None)
+        if lifecycle is None:  # SSEUser used without sseload's init (library use)
+            return
+        if hook == "test_start":
+            ctx.started_at = datetime.now(UTC)
+        getattr(lifecycle, hook)(environment, ctx)
+
+    listener.__name__ = f"_on_{hook}"
+    return listener
+
+
+for _hook in ("test_start", "test_stopping", "test_stop", "quitting"):
+    getattr(events, _hook).add_listener(_forward(_hook))
+
+
+def snapshot_run(environment, ctx: RunContext) -> None:
+    """Write run.json for the run as it is now (the web UI's report link)."""
+    ctx.lifecycle.snapshot(environment, ctx)

@@ -1,39 +1,25 @@
 """Reading every open stream of a process: one reader per process, each read with its time.
 
-Two readers share one interface (``add(conn, fd)``, ``remove(fd)``); a connection
-gets ``conn.on_read(t_ns, data, err)`` for every read, in order, with the read's time
-(perf_counter_ns's clock; which time, below), and parses it then.
+Two readers share one interface (``add(conn, fd)``, ``remove(fd)``, ``route_body``); a stream
+(a :class:`ReadTarget`) gets ``on_read(t_ns, data, err)`` for every read, in order, with the
+read's time on perf_counter_ns's clock, taken before any parsing.
 
-``NativeReactor`` (the default where ``sseload._reader`` was built): a native thread, never
-holding the GIL, waits in epoll_wait and reads every ready socket; each read carries the time
-its bytes arrived (the kernel's receive timestamp, else the time the read returned). The event
-loop drains the reads in batches (woken through an eventfd) and parses them. The timestamp no
-longer waits for the loop: a busy loop makes parsing late, not the measurement, and one
-wake-up of the loop serves every read that came meanwhile. The thread reads in windows of
-``READ_WINDOW_MS``, which costs accuracy only for events of one stream closer together than
-that (read together, they share the later one's arrival time), and runs at
-``READER_NICE`` where the process may raise a thread's priority (``health.reader_nice``).
-``SSELOAD_KERNEL_TIMESTAMPS=0`` times reads as they return instead (for comparison). Once a
-stream's response head is read, its body reads can skip Python altogether: ``route_body`` has
-the drain feed them straight into the stream's compiled event log, and the connection hears
-only of reads that completed something to act on (``SSELOAD_ROUTE_BODY=0`` turns that off, to
-compare).
+- ``NativeReactor`` (the default where ``sseload._reader`` was built): a native thread reads
+  and timestamps every stream (the kernel's receive time); the event loop drains the reads in
+  batches. Once a stream's head is read, ``route_body`` has the drain feed its body reads
+  straight into the stream's compiled event log, and the stream hears only of reads that
+  completed something to act on (``on_fed``).
+- ``Reactor`` (pure Python; ``Tuning.reader == "python"``, or where the extension is missing):
+  a libev read watcher per stream whose callback, in the hub, reads, timestamps and parses.
 
-``Reactor`` (pure Python; ``SSELOAD_READER=python``, or where the extension is missing): a
-libev read watcher per open stream whose callback, in the hub, does recv, timestamp, parse.
-(Reading each stream in its own greenlet cost, per read, a failed recv, a hub switch and a
-Timeout armed and disarmed: over half of the harness's CPU at 250 streams.)
-
-Read timeouts are checked by a watchdog every ``WATCHDOG_S``; the stream deadline stays a
-gevent Timeout in the user's greenlet. TLS streams come here too: the client keeps TLS in
-memory buffers over a plain socket and decrypts each raw read whole.
+Read timeouts are checked by a watchdog every ``WATCHDOG_S``. How and why reads are timed so,
+and what was measured on the way: docs/measurement.md.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-
 from typing import Protocol
 
 from sseload.tuning import Tuning
@@ -203,7 +189,7 @@ class NativeReactor(_Watchdog):
         The connection's ``on_fed(t_ns, events)`` is called only for a read that completed
         something to act on (typed or sentinel events, or the body's end), ``on_fed(t_ns, error)``
         when the log refused a read; EOF and read errors still go to ``on_read``. A read that only
-        recorded events costs no bytes object and no Python call (bench/RESULTS.md section 2n).
+        recorded events costs no bytes object and no Python call (bench/history/2026-11-sessions-1-7.md, section 2n).
         The log keeps the read's time (``last_t_ns``) and its bytes (``bytes_in``). False where
         this cannot be done (the Python event log; ``SSELOAD_ROUTE_BODY=0``): on_read keeps them.
         """

@@ -9,6 +9,7 @@ replace the files (workers ship batches to the master instead).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ Sink = Callable[[list[StreamRecord], EventBuffer], None]
 # Dictionary encoding only where an event's values repeat. On the float columns (times, gaps,
 # lateness: nearly all distinct) Parquet built a dictionary per column chunk and gave it up:
 # measured on a 2,000-stream run's events, 370 ns per event written and 19.1 bytes per event,
-# against 191 ns and 16.3 bytes without (bench/RESULTS.md section 6b).
+# against 191 ns and 16.3 bytes without (bench/history/2026-11-sessions-1-7.md, section 6b).
 EVENTS_DICTIONARY_COLUMNS = ["stream_id", "seq", "bytes"]
 
 
@@ -142,10 +143,8 @@ def _yield_cpu_to_the_loop() -> None:
     roughly 45,000 events/s), so it cannot starve the way a SCHED_IDLE thread can while the
     machine is busy, which is exactly when batches pile up.
     """
-    try:
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: normal priority
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICE)
-    except (AttributeError, OSError):  # not Linux, or not allowed: normal priority
-        pass
 
 
 class Recorder:

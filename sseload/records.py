@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from sseload.outcomes import Outcome
 
+
 class StreamRecord(NamedTuple):
     """One stream's raw facts, as the client records them (perf_counter ns; -1: did not happen).
 

@@ -12,16 +12,31 @@ import json
 from pathlib import Path
 
 from sseload import charts, results
-from sseload.health import read_timing
-
-STAT_KEYS = ("p50", "p90", "p95", "p99", "max")
-#: Metrics compared between runs: (summary key, stat, higher is worse)
-COMPARED = (
-    ("ttfe_ms", "p50", True), ("ttfe_ms", "p95", True), ("ttfe_ms", "p99", True),
-    ("gap_ms", "p50", True), ("gap_ms", "p99", True), ("duration_ms", "p95", True),
-    ("error_rate", None, True), ("cutoff_rate", None, True),
-    ("streams_per_s", None, False), ("events_per_s", None, False),
+from sseload.console import read_timing, stats_text
+from sseload.metrics import (
+    BYTES_PER_S,
+    CUTOFF_RATE,
+    ERROR_RATE,
+    EVENTS,
+    EVENTS_PER_S,
+    EVENTS_READ_TOGETHER,
+    LATENESS,
+    METRICS,
+    OK_RATE,
+    PERCENTILE_STATS,
+    RUN_LENGTH,
+    STREAMS,
+    STREAMS_PER_S,
+    TTFE_ERROR,
+    Metric,
+    distribution_rows,
 )
+from sseload.outcomes import Outcome
+
+#: What `sseload compare` judges: (metric, stat) pairs from the metric table, its direction the metric's.
+COMPARED: tuple[tuple[Metric, str | None], ...] = tuple((m, stat) for m in METRICS for stat in m.compared_stats)
+#: The run's scalars, in the order report.html's summary table shows them.
+RUN_METRICS = tuple(m for m in METRICS if m.section == "run")
 
 
 def _num(v, digits: int = 1) -> str:
@@ -32,36 +47,33 @@ def _num(v, digits: int = 1) -> str:
     return str(v)
 
 
-def _percentile_rows(summary: dict) -> list[tuple[str, dict]]:
-    rows = []
-    for label, key in (("TTFE (ms)", "ttfe_ms"), ("TTFB (ms)", "ttfb_ms"), ("gap (ms)", "gap_ms"),
-                       ("max gap per stream (ms)", "max_gap_ms"), ("duration, ok streams (ms)", "duration_ms"),
-                       ("headroom to the limit (ms)", "headroom_ms"), ("schedule lag (ms)", "schedule_lag_ms"),
-                       ("TTFE from scheduled start (ms)", "ttfe_from_schedule_ms")):
-        if summary.get(key) and summary[key].get("count"):
-            rows.append((label, summary[key]))
-    return rows
+def _said(metric: Metric, summary: dict) -> str:
+    """``error rate 1.00%``: a scalar with its label, as a sentence names it."""
+    return f"{metric.label} {metric.quantity(metric.value(summary))}"
 
 
 def summary_markdown(summary: dict) -> str:
     lines = [
         f"### sseload run `{summary['run_id']}`",
         "",
-        f"{summary['streams']} streams in {summary['duration_s']:.1f} s: "
-        f"{summary['streams_per_s']:.1f} streams/s, {summary['events_per_s']:.0f} events/s; "
-        f"error rate {summary['error_rate']:.2%}, cutoff rate {summary['cutoff_rate']:.2%}.",
+        f"{summary['streams']} {STREAMS.label}, {summary['events']} {EVENTS.label}, {_said(RUN_LENGTH, summary)}: "
+        + ", ".join(_said(m, summary) for m in (STREAMS_PER_S, EVENTS_PER_S, BYTES_PER_S)) + "; "
+        + ", ".join(_said(m, summary) for m in (ERROR_RATE, CUTOFF_RATE, OK_RATE)) + ".",
         "",
-        "| metric | p50 | p90 | p95 | p99 | max |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| metric | " + " | ".join(PERCENTILE_STATS) + " |",
+        "|---|" + "---:|" * len(PERCENTILE_STATS),
     ]
-    for label, p in _percentile_rows(summary):
-        lines.append(f"| {label} | " + " | ".join(_num(p.get(k)) for k in STAT_KEYS) + " |")
+    for metric, p in distribution_rows(summary):
+        lines.append(f"| {metric.heading} | " + " | ".join(metric.format(p.get(k)) for k in PERCENTILE_STATS) + " |")
     lines += ["", "| outcome | streams |", "|---|---:|"]
     lines += [f"| {k} | {v} |" for k, v in summary["outcomes"].items()]
-    late = summary.get("lateness_ms") or {}
-    if late.get("count"):
-        lines += ["", f"Harness error (event lateness against the target's send times): "
-                      f"p50 {_num(late['p50'], 2)} ms, p99 {_num(late['p99'], 2)} ms."]
+    harness = [text for text in (stats_text(summary, LATENESS), stats_text(summary, TTFE_ERROR)) if text]
+    if harness:
+        lines += ["", "Harness error against the target's send times: " + "; ".join(harness) + "."]
+    together = summary.get(EVENTS_READ_TOGETHER.key) or 0
+    if together:
+        lines += ["", f"{together} of {summary['events']} {EVENTS_READ_TOGETHER.label}: they carry the time "
+                      "of the read they shared (sent together, or closer than the reader's window)."]
     health = summary.get("health") or {}
     if health.get("skewed"):
         lines += ["", "**Measurement may be skewed:** " + "; ".join(health["skew_reasons"]) + ". Add workers."]
@@ -90,34 +102,37 @@ pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}
 """
 
 
+def _against_send_times(summary: dict, metric: Metric) -> list[str]:
+    """A health table row of the harness's own error: ``event lateness vs server send time p50 / p99 (ms)``."""
+    values = summary.get(metric.key) or {}
+    measured = " / ".join(metric.format(values.get(k)) for k in metric.stats)
+    return [f"{metric.label} vs server send time {' / '.join(metric.stats)} ({metric.unit})",
+            measured if values.get("count") else "no send times in events"]
+
+
 def report_html(run: results.Run, summary: dict, images: list[Path]) -> str:
     info = run.info
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>sseload report {html.escape(summary['run_id'])}</title>"
+    run_id = html.escape(summary["run_id"])
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>sseload report {run_id}</title>"
              f"<style>{CSS}</style></head><body>",
-             f"<h1>sseload report: {html.escape(summary['run_id'])}</h1>"]
+             f"<h1>sseload report: {run_id}</h1>"]
     if summary.get("partial"):
         parts.append(f"<p class='warn' id='partial'>Partial run: {html.escape(str(summary.get('partial_reason')))}</p>")
     parts.append("<h2>Summary</h2>")
     parts.append(_table(["", "value"], [
         ["target", str(info.get("target_url", "-"))],
         ["auth method", str(info.get("auth_method", "-"))],
-        ["streams", str(summary["streams"])],
-        ["run length (s)", _num(summary["duration_s"])],
-        ["streams/s", _num(summary["streams_per_s"])],
-        ["events/s", _num(summary["events_per_s"], 0)],
-        ["bytes/s", _num(summary["bytes_per_s"], 0)],
-        ["error rate", f"{summary['error_rate']:.2%}"],
-        ["cutoff rate", f"{summary['cutoff_rate']:.2%}"],
+        *([m.heading, m.format(m.value(summary))] for m in RUN_METRICS if m.key in summary),
     ]))
     parts.append("<h2>Latency</h2>")
-    parts.append(_table(["metric", *STAT_KEYS, "streams/events"],
-                        [[label, *(_num(p.get(k)) for k in STAT_KEYS), str(p.get("count"))]
-                         for label, p in _percentile_rows(summary)]))
+    parts.append(_table(["metric", *PERCENTILE_STATS, "streams/events"],
+                        [[m.heading, *(m.format(p.get(k)) for k in PERCENTILE_STATS), str(p.get("count"))]
+                         for m, p in distribution_rows(summary)]))
     parts.append("<h2>Outcomes</h2>")
     total = max(summary["streams"], 1)
     parts.append(_table(["outcome", "streams", "share"],
                         [[k, str(v), f"{v / total:.2%}"] for k, v in summary["outcomes"].items()]))
-    errors = run.streams[run.streams["outcome"] != "ok"]
+    errors = run.streams[run.streams["outcome"] != Outcome.OK]
     if not errors.empty:
         top = errors.groupby(["outcome", "error_code", "error"]).size().sort_values(ascending=False).head(15)
         parts.append("<h3>Most frequent errors</h3>")
@@ -127,7 +142,6 @@ def report_html(run: results.Run, summary: dict, images: list[Path]) -> str:
     parts += [_img(p) for p in images]
     parts.append("<h2 id='health'>Measurement health</h2>")
     health = summary.get("health") or {}
-    late = summary.get("lateness_ms") or {}
     rows = [
         ["event-loop lag p50 / p99 / max (ms)", " / ".join(_num(health.get(k), 2) for k in
                                                            ("loop_lag_p50_ms", "loop_lag_p99_ms", "loop_lag_max_ms"))],
@@ -135,13 +149,13 @@ def report_html(run: results.Run, summary: dict, images: list[Path]) -> str:
          " / ".join(_num(health.get(k), 2) for k in ("reader_lag_p50_ms", "reader_lag_p99_ms", "reader_lag_max_ms"))
          if health.get("reader_lag_p99_ms") is not None else "reads timestamped on the event loop"],
         ["how reads were timed", read_timing(health)],
-        ["events read together with the one before (share its time)", str(summary.get("events_read_together", 0))],
-        ["harness CPU mean / max (%)", f"{_num(health.get('cpu_mean_percent'), 0)} / {_num(health.get('cpu_max_percent'), 0)}"],
+        [EVENTS_READ_TOGETHER.heading, EVENTS_READ_TOGETHER.format(summary.get(EVENTS_READ_TOGETHER.key, 0))],
+        ["harness CPU mean / max (%)",
+         f"{_num(health.get('cpu_mean_percent'), 0)} / {_num(health.get('cpu_max_percent'), 0)}"],
         ["CPU quota (cores) / periods throttled (%)",
          f"{health['cpu_quota_cores']:g} / {_num(health.get('cpu_throttled_percent'), 1)}"
          if health.get("cpu_quota_cores") is not None else "none (CPU % is of one core)"],
-        ["event lateness vs server send time p50 / p99 / p99.9 (ms)",
-         " / ".join(_num(late.get(k), 2) for k in ("p50", "p99", "p99.9")) if late.get("count") else "no send times in events"],
+        *(_against_send_times(summary, m) for m in (LATENESS, TTFE_ERROR)),
         ["TLS verification", "OFF (--insecure)" if info.get("insecure_tls") else "on"],
     ]
     parts.append(_table(["", "value"], rows))
@@ -168,29 +182,21 @@ def write_all(run: results.Run, summary: dict | None = None) -> list[Path]:
     return paths
 
 
-def _metric(summary: dict, key: str, stat: str | None) -> float | None:
-    value = summary.get(key)
-    if stat is not None:
-        value = (value or {}).get(stat)
-    return value
-
-
 def compare(run_a: Path, run_b: Path, out: Path | None = None, tolerance: float = 0.10) -> tuple[list[Path], list[str]]:
     """Side-by-side of two runs; a metric that got worse by more than ``tolerance`` is a regression."""
     a = results.summarise(results.load(run_a))
     b = results.summarise(results.load(run_b))
     rows, regressions = [], []
-    for key, stat, higher_is_worse in COMPARED:
-        va, vb = _metric(a, key, stat), _metric(b, key, stat)
-        name = f"{key} {stat}" if stat else key
+    for metric, stat in COMPARED:
+        va, vb = metric.value(a, stat), metric.value(b, stat)
+        name = f"{metric.key} {stat}" if stat else metric.key
         if va is None or vb is None:
             rows.append((name, va, vb, None, ""))
             continue
         delta = vb - va
         rel = delta / abs(va) if va else (0.0 if vb == 0 else float("inf"))
-        worse = rel > tolerance if higher_is_worse else rel < -tolerance
-        # rates near zero: a relative change of a tiny number is noise; need an absolute change too
-        if key.endswith("_rate") and abs(delta) < 0.01:
+        worse = rel > tolerance if metric.higher_is_worse else rel < -tolerance
+        if abs(delta) < metric.noise_floor:  # rates near zero: a relative change of a tiny number is noise
             worse = False
         flag = "REGRESSION" if worse else ""
         if worse:

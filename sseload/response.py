@@ -76,7 +76,8 @@ def classify_error(exc: BaseException, phase: str, rules: StreamRules, host: str
         return Outcome.CONNECT_ERROR, (f"TLS certificate of {host} not trusted ({exc.verify_message}); "
                                        "set [stream] ca_bundle or use --insecure")
     if isinstance(exc, ssl.SSLError):
-        return (Outcome.CONNECT_ERROR if connecting else Outcome.RESET), f"TLS error: {getattr(exc, 'reason', None) or exc}"
+        reason = getattr(exc, "reason", None) or exc
+        return (Outcome.CONNECT_ERROR if connecting else Outcome.RESET), f"TLS error: {reason}"
     if isinstance(exc, ConnectionRefusedError):
         return Outcome.CONNECT_ERROR, f"connection refused by {host}; is the service running and the port right?"
     if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):

@@ -2,7 +2,8 @@
 
 A run directory holds ``run.json``, ``streams*.parquet``, ``events*.parquet`` (one file, or
 one shard per writer) and ``health.parquet``. The console summary, the reports and the
-threshold check all call :func:`summarise`, so they can never disagree.
+threshold check all call :func:`summarise`, so they can never disagree; what each of its
+numbers means, and its label and unit, is in :mod:`sseload.metrics`.
 """
 
 from __future__ import annotations
@@ -17,13 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import sseload
+from sseload.outcomes import ERROR_OUTCOMES, Outcome
 
 PERCENTILES = (50, 90, 95, 99)
-#: Outcomes that count as errors in error_rate (cutoffs are counted on their own).
-ERROR_OUTCOMES = frozenset({
-    "timeout", "reset", "incomplete", "event_error", "http_error", "auth_error", "throttled",
-    "too_large", "protocol_error", "connect_error", "harness_error",
-})
 
 
 class ResultsError(Exception):
@@ -110,7 +107,7 @@ def run_seconds(streams: pd.DataFrame) -> float:
     if streams.empty:
         return 0.0
     start = streams["start_ns"].min()
-    end = (streams["start_ns"] + streams["duration_ms"].fillna(0) * 1e6).max()
+    end = stream_ends_ns(streams).max()
     return max((end - start) / 1e9, 1e-9)
 
 
@@ -122,21 +119,38 @@ def stream_gaps(events: pd.DataFrame) -> pd.DataFrame:
 
 def headroom_ms(streams: pd.DataFrame, limit_s: float) -> pd.Series:
     """How far each completed stream stayed from the gateway limit."""
-    ok = streams[streams["outcome"] == "ok"]
+    ok = streams[streams["outcome"] == Outcome.OK]
     return limit_s * 1000.0 - ok["duration_ms"]
 
 
+def stream_ends_ns(streams: pd.DataFrame) -> pd.Series:
+    """Each stream's end on the wall clock (its start plus its duration; a stream without one ends at once)."""
+    return streams["start_ns"] + streams["duration_ms"].fillna(0) * 1e6
+
+
+def active_streams_at(streams: pd.DataFrame, at_ns: np.ndarray | pd.Series | float) -> np.ndarray:
+    """How many streams were open at each wall-clock time ``at_ns``: started at or before it, not yet ended.
+
+    The one count of concurrency: the throughput chart's active streams and the latency by
+    concurrency chart (a stream counts itself at its own start) both come from here.
+    """
+    starts = np.sort(streams["start_ns"].to_numpy())
+    ends = np.sort(stream_ends_ns(streams).to_numpy())
+    at = np.asarray(at_ns)
+    return np.searchsorted(starts, at, side="right") - np.searchsorted(ends, at, side="right")
+
+
 def throughput(streams: pd.DataFrame, events: pd.DataFrame | None, bucket_s: float = 1.0) -> pd.DataFrame:
-    """Streams started, events and bytes received per second of the run, and active streams."""
+    """Streams started, events and bytes received per second of the run, and active streams at each second's end."""
     if streams.empty:
         return pd.DataFrame(columns=["streams_per_s", "events_per_s", "bytes_per_s", "active_streams"])
     t0 = streams["start_ns"].min()
     start_s = (streams["start_ns"] - t0) / 1e9
-    end_s = start_s + streams["duration_ms"].fillna(0) / 1e3
+    end_s = (stream_ends_ns(streams) - t0) / 1e9
     n = int(np.ceil(end_s.max() / bucket_s)) + 1
     edges = np.arange(n + 1) * bucket_s
     started = np.histogram(start_s, edges)[0]
-    active = np.histogram(start_s, edges)[0].cumsum() - np.histogram(end_s, edges)[0].cumsum()
+    active = active_streams_at(streams, t0 + edges[1:] * 1e9)
     out = pd.DataFrame({"t_s": edges[:-1], "streams_per_s": started / bucket_s, "active_streams": active})
     if events is not None and not events.empty:
         starts = streams.set_index("stream_id")["start_ns"]
@@ -153,13 +167,13 @@ def summarise(run: Run) -> dict:
     outcomes = s["outcome"].value_counts().to_dict()
     seconds = run_seconds(s)
     n_events = int(s["events"].sum())
-    cutoffs = int(outcomes.get("cutoff", 0))
+    cutoffs = int(outcomes.get(Outcome.CUTOFF, 0))
     errors = int(sum(v for k, v in outcomes.items() if k in ERROR_OUTCOMES))
     summary = {
         "run_id": run.info.get("run_id", run.run_dir.name),
         "streams": total,
         "outcomes": {k: int(v) for k, v in sorted(outcomes.items())},
-        "ok_rate": outcomes.get("ok", 0) / total if total else 0.0,
+        "ok_rate": outcomes.get(Outcome.OK, 0) / total if total else 0.0,
         "cutoff_rate": cutoffs / total if total else 0.0,
         "error_rate": errors / total if total else 0.0,
         "events": n_events,
@@ -169,7 +183,7 @@ def summarise(run: Run) -> dict:
         "bytes_per_s": float(s["response_bytes"].sum()) / seconds if total else 0.0,
         "ttfe_ms": percentiles(s["ttfe_ms"]),
         "ttfb_ms": percentiles(s["ttfb_ms"]),
-        "duration_ms": percentiles(s.loc[s["outcome"] == "ok", "duration_ms"]),
+        "duration_ms": percentiles(s.loc[s["outcome"] == Outcome.OK, "duration_ms"]),
         "headroom_ms": percentiles(headroom_ms(s, run.limit_s)),
         "partial": bool(run.info.get("partial", False)),
         "partial_reason": run.info.get("partial_reason", ""),
@@ -183,7 +197,7 @@ def summarise(run: Run) -> dict:
     if ev is not None:
         summary["gap_ms"] = percentiles(ev["gap_ms"])
         # An event read together with the one before it carries that read's time, the later
-        # arrival: sent together, or closer together than the reader's window (see README).
+        # arrival: sent together, or closer together than the reader's window (docs/measurement.md).
         summary["events_read_together"] = int((ev["gap_ms"] == 0).sum())
         summary["lateness_ms"] = percentiles(ev["lateness_ms"], (50, 99, 99.9))
         first = ev[ev["seq"] == 0]
@@ -198,6 +212,6 @@ def frame_outcomes_over_time(streams: pd.DataFrame, bucket_s: float = 1.0) -> pd
     if streams.empty:
         return pd.DataFrame()
     t0 = streams["start_ns"].min()
-    end_s = ((streams["start_ns"] - t0) / 1e9 + streams["duration_ms"].fillna(0) / 1e3)
+    end_s = (stream_ends_ns(streams) - t0) / 1e9
     bucket = (end_s // bucket_s * bucket_s).rename("t_s")
     return streams.groupby([bucket, streams["outcome"]]).size().unstack(fill_value=0)

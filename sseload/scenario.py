@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sseload.gateway import DEFAULT_LIMIT_S, DEFAULT_MAX_BODY_BYTES
+from sseload.metrics import THRESHOLDS  # the names a [thresholds] table may use
 from sseload.sse import DEFAULT_MAX_EVENT_BYTES
 from sseload.target.config import ConfigError, TargetConfig
 
@@ -152,12 +153,6 @@ def parse_seconds(text: str) -> float:
     return float(h * 3600 + m * 60 + sec)
 
 
-THRESHOLDS = {
-    "ttfe_p50_ms", "ttfe_p90_ms", "ttfe_p95_ms", "ttfe_p99_ms", "ttfe_max_ms",
-    "gap_p50_ms", "gap_p99_ms", "gap_max_ms", "duration_p95_ms",
-    "cutoff_rate_max", "error_rate_max", "min_streams", "min_events_per_s",
-}
-
 _TABLES = {"request": Request, "auth": Auth, "body": Body, "stream": Stream, "gateway": Gateway, "load": Load}
 
 
@@ -200,7 +195,7 @@ def from_dict(raw: dict[str, Any], source: str = "<scenario>") -> Scenario:
     for key in ("name", "description"):
         if key in raw:
             setattr(scenario, key, str(raw[key]))
-    for table, cls in _TABLES.items():
+    for table in _TABLES:
         values = raw.get(table, {})
         if not isinstance(values, dict):
             raise ScenarioError(f"{source}: [{table}] must be a table")

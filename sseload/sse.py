@@ -3,8 +3,7 @@
 Follows the WHATWG "event stream interpretation" rules
 (https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation).
 It is fed bytes and hands back events; it never touches a socket or a clock, so the
-harness can timestamp a read first and parse second, and the reference target can reuse
-it to check its own output.
+harness can timestamp a read first and parse second, and tests can feed it every split.
 
 Work is done per read, not per byte: a read is split on line ends once, and each event's
 data is decoded once, at dispatch. Decoding line by line gives the same text as decoding

@@ -1,10 +1,16 @@
-"""Pass/fail verdicts from a scenario's [thresholds] table, for humans and for CI (JUnit XML)."""
+"""Pass/fail verdicts from a scenario's [thresholds] table, for humans and for CI (JUnit XML).
+
+Which metric and stat a name limits, and which way, is the metric table's (sseload.metrics.THRESHOLDS).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
+
+from sseload.metrics import THRESHOLDS
 
 
 @dataclass(frozen=True)
@@ -16,40 +22,24 @@ class Verdict:
     rule: str  # "<=" or ">="
 
 
-def _actual(summary: dict, name: str) -> tuple[float | None, str]:
-    if name.startswith(("ttfe_", "gap_", "duration_")) and name.endswith("_ms"):
-        metric, stat = name[: -len("_ms")].rsplit("_", 1)
-        return (summary.get(f"{metric}_ms") or {}).get(stat), "<="
-    if name == "cutoff_rate_max":
-        return summary["cutoff_rate"], "<="
-    if name == "error_rate_max":
-        return summary["error_rate"], "<="
-    if name == "min_streams":
-        return summary["streams"], ">="
-    if name == "min_events_per_s":
-        return summary["events_per_s"], ">="
-    raise KeyError(name)
-
-
-def evaluate(summary: dict, thresholds: dict[str, float]) -> list[Verdict]:
+def evaluate(summary: Mapping, limits: Mapping[str, float]) -> list[Verdict]:
+    """Judge each ``[thresholds]`` entry by the metric table (a name it lacks is a KeyError)."""
     verdicts = []
-    for name, limit in thresholds.items():
-        actual, rule = _actual(summary, name)
-        if actual is None:  # nothing measured (e.g. no event at all): a threshold cannot pass on air
-            passed = False
-        else:
-            passed = actual <= limit if rule == "<=" else actual >= limit
-        verdicts.append(Verdict(name, limit, actual, passed, rule))
+    for name, limit in limits.items():
+        threshold = THRESHOLDS[name]
+        actual = threshold.actual(summary)
+        verdicts.append(Verdict(name, limit, actual, threshold.passes(actual, limit), threshold.rule))
     return verdicts
 
 
 def table(verdicts: list[Verdict]) -> str:
     if not verdicts:
         return "no thresholds set (add a [thresholds] table to the scenario)"
-    lines = [f"{'threshold':<20} {'limit':>12} {'actual':>12}  result"]
+    width = max(20, *(len(v.name) for v in verdicts))  # ttfe_from_schedule_p99_ms is 25
+    lines = [f"{'threshold':<{width}} {'limit':>12} {'actual':>12}  result"]
     for v in verdicts:
         actual = "n/a" if v.actual is None else f"{v.actual:.4g}"
-        lines.append(f"{v.name:<20} {v.rule}{v.limit:>10.4g} {actual:>12}  {'PASS' if v.passed else 'FAIL'}")
+        lines.append(f"{v.name:<{width}} {v.rule}{v.limit:>10.4g} {actual:>12}  {'PASS' if v.passed else 'FAIL'}")
     return "\n".join(lines)
 
 

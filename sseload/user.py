@@ -24,6 +24,7 @@ from locust import User, task
 
 from sseload import plugin
 from sseload.client import PreparedRequest, SSEConnection
+from sseload.metrics import TTFE
 from sseload.outcomes import SETUP_FAILURES, Outcome
 from sseload.records import EventBuffer, StreamRecord
 
@@ -45,7 +46,7 @@ class SSEUser(User):
         worker = getattr(runner, "worker_index", 0) or 0
         self.user_id = next(_user_ids)
         self.conn = SSEConnection(self.ctx.endpoint, self.ctx.rules, self.ctx.auth, self.ctx.tls,
-                                  worker=worker, user=self.user_id)
+                                  worker=worker, user=self.user_id, tuning=self.ctx.tuning)
         self._events = EventBuffer()
         self._next_arrival_ns = 0
 
@@ -114,7 +115,7 @@ class SSEUser(User):
         outcome = record.outcome
         ttfe_ns = record.ttfe_ns
         if ttfe_ns >= 0:
-            fire(request_type="SSE", name="TTFE", response_time=ttfe_ns / 1e6, response_length=0,
+            fire(request_type="SSE", name=TTFE.label, response_time=ttfe_ns / 1e6, response_length=0,
                  exception=None, context={})
         code = record.error_code
         fire(request_type="SSE", name="stream", response_time=record.duration_ns / 1e6,

@@ -14,11 +14,17 @@ from collections import Counter, deque
 
 import numpy as np
 
+from sseload.metrics import ACTIVE_STREAMS, EVENTS_PER_S, GAP, TTFE
+from sseload.outcomes import Outcome
+
 TAB = "sseload"
 WINDOW_S = 10.0
 MAX_SAMPLES = 20_000  # TTFE samples per window: bounded memory whatever the load
 MAX_GAP_SAMPLES = 400_000  # gap samples per window (3.2 MB): 5 s of 80,000 events/s
 MAX_REPORT_GAPS = 5_000  # gaps a worker sends the master per report
+#: The tab's own rows (live counts, not summary metrics: those take their labels from sseload.metrics).
+FINISHED = "streams finished"
+CUTOFFS = "cutoffs (gateway limit)"
 
 
 class LiveStats:
@@ -94,19 +100,22 @@ class LiveStats:
         gap_window_s = min(WINDOW_S, now - self._gaps_capped_at)  # shorter where the cap cut it
 
         def pct(values: np.ndarray, ps: tuple) -> str:
-            return " / ".join(f"{v:.1f}" for v in np.percentile(values, ps)) if values.size else " / ".join(["-"] * len(ps))
+            if not values.size:
+                return " / ".join(["-"] * len(ps))
+            return " / ".join(f"{v:.1f}" for v in np.percentile(values, ps))
 
         total = sum(self.outcomes.values())
         events_per_s = sum(n for _, n in self.events) / WINDOW_S
         rows = [
-            ("active streams", str(active)),
-            (f"TTFE p50 / p95 / p99 (ms, last {WINDOW_S:g} s)", pct(ttfe, (50, 95, 99))),
-            (f"gap p50 / p99 / max (ms, last {gap_window_s:.2g} s)", pct(gaps, (50, 99, 100))),
-            ("events/s (completed streams)", f"{events_per_s:.0f}"),
-            ("streams finished", str(total)),
-            ("cutoffs (gateway limit)", str(self.outcomes.get("cutoff", 0))),
+            (ACTIVE_STREAMS, str(active)),
+            (f"{TTFE.label} p50 / p95 / p99 ({TTFE.unit}, last {WINDOW_S:g} s)", pct(ttfe, (50, 95, 99))),
+            (f"{GAP.label} p50 / p99 / max ({GAP.unit}, last {gap_window_s:.2g} s)", pct(gaps, (50, 99, 100))),
+            (f"{EVENTS_PER_S.unit} (completed streams)", EVENTS_PER_S.format(events_per_s)),
+            (FINISHED, str(total)),
+            (CUTOFFS, str(self.outcomes.get(Outcome.CUTOFF, 0))),
         ]
-        rows += [(f"outcome: {name}", f"{count} ({count / total:.1%})") for name, count in sorted(self.outcomes.items())]
+        rows += [(f"outcome: {name}", f"{count} ({count / total:.1%})")
+                 for name, count in sorted(self.outcomes.items())]
         if report_href:
             rows.append(("report", report_href))
         return [{"metric": k, "value": v} for k, v in rows]

@@ -134,7 +134,7 @@ def test_workers_merge_to_the_tightest_quota_and_the_most_throttled():
 
 @pytest.mark.unit
 def test_the_console_line_says_what_the_cpu_figure_is_a_share_of():
-    from sseload.health import cpu_usage
+    from sseload.console import cpu_usage
 
     assert cpu_usage({"cpu_max_percent": 40.0}) == "CPU max 40%"
     assert (cpu_usage({"cpu_max_percent": 33.4, "cpu_quota_cores": 0.35, "cpu_throttled_percent": 0.25})

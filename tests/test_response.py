@@ -6,7 +6,6 @@ every boundary where that matters, and the outcome the gateway contract gives th
 
 import gzip
 import json
-import socket
 import ssl
 
 import httptools
@@ -31,7 +30,10 @@ def chunked(payload: bytes, pieces: int = 2) -> bytes:
     return out + b"0\r\n\r\n"
 
 
-def run(wire: bytes, rules: StreamRules = StreamRules(), eof: bool = False, split: int | None = None,
+DEFAULT_RULES = StreamRules()
+
+
+def run(wire: bytes, rules: StreamRules = DEFAULT_RULES, eof: bool = False, split: int | None = None,
         log_class=EventLog, duration_ns: int = 1_000_000) -> tuple[Response, tuple]:
     """Feed ``wire`` in one read (or two, split at ``split``); the verdict after ``duration_ns``."""
     resp = Response(rules, log_class, 0)
@@ -184,8 +186,8 @@ def test_framing_choice():
 
 @pytest.mark.parametrize(("exc", "phase", "outcome", "text"), [
     (DeadlineExceeded(), "read", Outcome.TIMEOUT, "harness deadline of 45 s"),
-    (socket.timeout(), "connect", Outcome.CONNECT_ERROR, "connect to h:1 timed out after 10 s"),
-    (socket.timeout(), "read", Outcome.TIMEOUT, "no bytes for 30 s"),
+    (TimeoutError(), "connect", Outcome.CONNECT_ERROR, "connect to h:1 timed out after 10 s"),
+    (TimeoutError(), "read", Outcome.TIMEOUT, "no bytes for 30 s"),
     (ConnectionRefusedError(), "connect", Outcome.CONNECT_ERROR, "connection refused by h:1"),
     (ConnectionResetError(), "read", Outcome.RESET, "connection reset during read"),
     (BrokenPipeError(), "send", Outcome.RESET, "connection broken during send"),
@@ -197,3 +199,16 @@ def test_framing_choice():
 def test_exceptions_are_classified_by_kind_and_phase(exc, phase, outcome, text):
     got, error = classify_error(exc, phase, StreamRules(), "h:1")
     assert got is outcome and text in error
+
+
+def test_the_readme_outcome_table_lists_exactly_the_outcomes():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("## Outcomes", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1].strip().strip("`") for line in table.splitlines() if line.startswith("| `")]
+    assert rows == [o.value for o in Outcome]
+    for row in table.splitlines():
+        if row.startswith("| `"):
+            name = row.split("|")[1].strip().strip("`")
+            assert row.rstrip("| ").endswith("yes") == Outcome(name).error, name

@@ -127,11 +127,11 @@ def test_a_crash_in_a_custom_locustfile_is_recorded_not_lost(tmp_path, target):
     url = target("--events", "3", "--ttfe-ms", "5", "--gap-ms", "5")
     lf = tmp_path / "buggy.py"
     lf.write_text(
+        "from sseload.response import Response\n"
         "from sseload.user import SSEUser\n"
+        "Response.on_headers_complete = lambda self: 1 / 0  # a bug in code the parser calls back\n"
         "class Buggy(SSEUser):\n"
-        "    def on_start(self):\n"
-        "        super().on_start()\n"
-        "        self.conn.on_headers_complete = lambda: 1 / 0\n"
+        "    pass\n"
     )
     proc = subprocess.run([sys.executable, "-m", "locust", "-f", str(lf), "--headless", "-u", "1", "-t", "2s",
                            "-H", url, "--results-dir", str(tmp_path / "r"), "--run-id", "bug", "--stop-timeout", "5"],

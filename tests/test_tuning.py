@@ -35,3 +35,12 @@ def test_bad_values_fall_back_with_a_warning(caplog):
         assert Tuning.from_env({"SSELOAD_READER_NICE": bad}).reader_nice == -10
     assert Tuning.from_env({"SSELOAD_READ_WINDOW_MS": "-1"}).read_window_ms == 1.0
     assert "SSELOAD_READ_WINDOW_MS='-1' is not a number from 0 to 100" in caplog.text
+
+
+def test_the_docs_table_lists_every_switch_with_its_default():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "measurement.md").read_text()
+    table = doc.split("## Switches", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:3] for line in table.splitlines() if line.startswith("| `SSELOAD_")]
+    assert [(env.strip(" `"), default.strip(" `")) for env, default in rows] == [(s.env, s.default) for s in SWITCHES]

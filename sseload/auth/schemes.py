@@ -14,10 +14,6 @@ from sseload.auth.apig import UNSIGNED_PAYLOAD, sign
 from sseload.auth.iam import TokenCache, token_request_body, urllib_fetch
 from sseload.scenario import Auth, ScenarioError
 
-#: Headers whose values are credentials: redacted wherever a request or response is shown.
-SECRET_HEADERS = frozenset({"authorization", "x-auth-token", "x-apig-appcode", "x-security-token",
-                            "x-subject-token"})
-
 
 class Authenticator:
     """No authentication; the base of the others."""
@@ -134,7 +130,3 @@ def from_scenario(auth: Auth, target_url: str, environ: Mapping[str, str] = os.e
         )
         return IamToken(TokenCache(url, body, fetch), password)
     raise ScenarioError(f"[auth] method {auth.method!r} is not supported")
-
-
-def redact(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k: ("<redacted>" if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()}

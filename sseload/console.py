@@ -1,0 +1,98 @@
+"""The summary as the terminal shows it at the end of `sseload run`, and the harness's health in words.
+
+Labels, units and the rows of the percentile table come from :mod:`sseload.metrics`; the
+numbers from :func:`sseload.results.summarise`. Pure text: nothing here imports the client,
+gevent or httptools, so `sseload report` and `sseload check` stay light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sseload.metrics import (
+    CONSOLE,
+    EVENTS_PER_S,
+    LATENESS,
+    PERCENTILE_STATS,
+    STREAMS,
+    STREAMS_PER_S,
+    Metric,
+    distribution_rows,
+)
+
+LABEL_WIDTH = 14
+STAT_WIDTH = 9
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def cpu_usage(health: Mapping) -> str:
+    """The harness's CPU peak in words, with the quota it is a share of where it ran under one."""
+    peak = health.get("cpu_max_percent")
+    text = f"CPU max {peak:.0f}%" if peak is not None else "CPU max -"
+    if health.get("cpu_quota_cores") is not None:
+        text += f" of a {health['cpu_quota_cores']:g}-core quota"
+        if health.get("cpu_throttled_percent") is not None:
+            text += f" (throttled in {health['cpu_throttled_percent']:.1f}% of its periods)"
+    return text
+
+
+def read_timing(health: Mapping) -> str:
+    """How the reads of a run were timed, in words: the share the kernel timed, the reader's nice."""
+    reads = health.get("reader_reads")
+    if not reads:
+        return "reads timed as they returned, on the event loop"
+    text = f"{100.0 * (health.get('reader_stamped') or 0) / reads:.0f}% of reads timed by the kernel"
+    if health.get("reader_window_ms"):
+        text += f" (read every {health['reader_window_ms']:g} ms)"
+    if health.get("reader_nice") is not None:
+        text += f", reader thread at nice {health['reader_nice']}"
+    return text
+
+
+def stats_text(summary: Mapping, metric: Metric) -> str:
+    """A distribution in words: ``event lateness p50 0.01 ms, p99 0.07 ms, p99.9 0.12 ms``; "" when unmeasured."""
+    values = summary.get(metric.key) or {}
+    if not values.get("count"):
+        return ""
+    return f"{metric.label} " + ", ".join(f"{stat} {metric.quantity(values.get(stat))}" for stat in metric.stats)
+
+
+def format_summary(s: Mapping) -> str:
+    """The lines `sseload run` prints when a run ends (the README shows an example)."""
+    outcomes = ", ".join(f"{k} {v}" for k, v in s["outcomes"].items())
+    lines = [
+        f"run {s['run_id']}: {s['streams']} {STREAMS.label} in {s['duration_s']:.1f} s "
+        f"({STREAMS_PER_S.quantity(s['streams_per_s'])}, {EVENTS_PER_S.quantity(s['events_per_s'])})",
+        f"outcomes: {outcomes}",
+        f"{'':<{LABEL_WIDTH}}" + "".join(f"{stat:>{STAT_WIDTH}}" for stat in PERCENTILE_STATS),
+    ]
+    for metric, p in distribution_rows(s, CONSOLE, unmeasured=True):
+        lines.append(f"{metric.label + ' ' + metric.unit:<{LABEL_WIDTH}}"
+                     + "".join(f"{metric.format(p.get(stat)):>{STAT_WIDTH}}" for stat in PERCENTILE_STATS))
+    late = stats_text(s, LATENESS)
+    if late:
+        lines.append(f"harness error: {late} (against the target's send times)")
+    together = s.get("events_read_together") or 0
+    if together and s.get("events"):
+        lines.append(
+            f"note: {together} events ({100 * together / s['events']:.1f}%) arrived in the same read as the "
+            "event before them and carry its time (sent together, or closer than the reader's window)"
+        )
+    health = s.get("health") or {}
+    if health.get("samples"):
+        line = f"harness health: loop lag p99 {_fmt(health.get('loop_lag_p99_ms'), 2)} ms, "
+        if health.get("reader_lag_p99_ms") is not None:
+            line += f"reader thread lag p99 {_fmt(health.get('reader_lag_p99_ms'), 2)} ms, "
+        line += f"{cpu_usage(health)}; {read_timing(health)}"
+        if health.get("skewed"):
+            line += " -- measurement may be skewed (" + "; ".join(health["skew_reasons"]) + "): add workers"
+        lines.append(line)
+    if s.get("partial"):
+        lines.append(f"PARTIAL RUN: {s.get('partial_reason')}")
+    return "\n".join(lines)
+
+
+__all__ = ["cpu_usage", "format_summary", "read_timing", "stats_text"]

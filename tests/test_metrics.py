@@ -1,0 +1,256 @@
+"""The metric table: one definition of every summary number that every output and threshold reads."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sseload import metrics, results, thresholds
+from sseload.console import format_summary
+from sseload.metrics import BY_KEY, CONSOLE, LATENCY, METRICS, THRESHOLDS, TTFE
+from sseload.records import EventBuffer, StreamRecord, to_tables
+from sseload.report import COMPARED, summary_markdown
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.unit
+
+#: Summary keys that are not numbers of the run: its name, outcome counts, flags, the harness's health.
+NOT_METRICS = {"run_id", "outcomes", "partial", "partial_reason", "health"}
+T0_NS = 1_700_000_000_000_000_000  # the wall clock at the first stream's start
+
+
+def stream(i: int, outcome: str, start_ms: float, ttfe_ms: float, duration_ms: float, events: int) -> StreamRecord:
+    """One open-model stream, 5 ms late against its schedule."""
+    start_ns = T0_NS + int(start_ms * 1e6)
+    return StreamRecord(
+        stream_id=i, worker=0, user=i, t0_perf_ns=i * 10**12, start_ns=start_ns, scheduled_ns=start_ns - 5_000_000,
+        connect_ns=-1, upload_ns=20_000, ttfb_ns=int(ttfe_ms * 0.9e6), ttfe_ns=int(ttfe_ms * 1e6),
+        duration_ns=int(duration_ms * 1e6), sign_ns=4_000, auth_fetch_ns=0, status=200,
+        content_type="text/event-stream", charset_warning=False, body_bytes=85, response_bytes=100 * events + 200,
+        events=events, malformed_events=0, outcome=outcome, error_code="", error="", reused=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def run() -> results.Run:
+    """Six streams, overlapping: four ok, a reset and a cutoff; events timed against send times."""
+    plan = [(1, "ok", 0, 100, 1000), (2, "ok", 100, 120, 1100), (3, "ok", 200, 140, 900),
+            (4, "ok", 300, 160, 1200), (5, "reset", 400, 110, 600), (6, "cutoff", 500, 130, 1500)]
+    records, buf = [], EventBuffer()
+    for i, outcome, start_ms, ttfe_ms, duration_ms in plan:
+        offsets_ms = [ttfe_ms, ttfe_ms + 20, ttfe_ms + 20, ttfe_ms + 45]  # the third was read with the second
+        records.append(stream(i, outcome, start_ms, ttfe_ms, duration_ms, len(offsets_ms)))
+        for k, offset_ms in enumerate(offsets_ms):
+            t_rel_ns = int(offset_ms * 1e6)
+            buf.t_ns.append(i * 10**12 + t_rel_ns)
+            buf.size.append(100)
+            buf.server_ns.append(T0_NS + int(start_ms * 1e6) + t_rel_ns - (k + 1) * 10_000)  # 0.01 ms late, growing
+    streams, events = to_tables(records, buf)
+    info = {"run_id": "synthetic", "scenario": {"gateway": {"limit_s": 2.0}}}
+    return results.Run(Path("synthetic"), info, streams.to_pandas(), events.to_pandas())
+
+
+@pytest.fixture(scope="module")
+def summary(run) -> dict:
+    return results.summarise(run)
+
+
+# --- the table itself ---
+
+def test_every_summary_number_has_a_row_in_the_metric_table(summary):
+    """A number added to results.summarise without a label, unit and meaning here fails this."""
+    missing = set(summary) - NOT_METRICS - set(BY_KEY)
+    assert not missing, f"add {sorted(missing)} to sseload.metrics.METRICS"
+
+
+def test_every_metric_of_the_table_is_in_a_real_summary(summary):
+    assert [m.key for m in METRICS if m.key not in summary] == []
+
+
+def test_every_metric_has_a_distinct_label_a_definition_and_a_kind_that_fits_its_value(summary):
+    assert len({m.label for m in METRICS}) == len(METRICS) == len(BY_KEY)
+    for m in METRICS:
+        assert m.label and m.definition, m.key
+        value = summary[m.key]
+        if m.kind == "distribution":
+            assert isinstance(value, dict) and set(m.stats) <= set(value), m.key
+        else:
+            assert isinstance(value, int | float) and not isinstance(value, bool), m.key
+
+
+def test_a_metric_cannot_limit_or_compare_a_stat_it_does_not_have():
+    with pytest.raises(ValueError, match="p999"):
+        metrics.Metric("x_ms", "x", "ms", "distribution", "d", stats=("p50",), threshold_stats=("p999",))
+    with pytest.raises(ValueError, match="names its stats"):
+        metrics.Metric("x", "x", "", "scalar", "d", stats=("p50",))
+
+
+# --- thresholds ---
+
+TODAYS_THRESHOLDS = {
+    "ttfe_p50_ms": ("ttfe_ms", "p50", "<="), "ttfe_p90_ms": ("ttfe_ms", "p90", "<="),
+    "ttfe_p95_ms": ("ttfe_ms", "p95", "<="), "ttfe_p99_ms": ("ttfe_ms", "p99", "<="),
+    "ttfe_max_ms": ("ttfe_ms", "max", "<="), "gap_p50_ms": ("gap_ms", "p50", "<="),
+    "gap_p99_ms": ("gap_ms", "p99", "<="), "gap_max_ms": ("gap_ms", "max", "<="),
+    "duration_p95_ms": ("duration_ms", "p95", "<="), "cutoff_rate_max": ("cutoff_rate", None, "<="),
+    "error_rate_max": ("error_rate", None, "<="), "min_streams": ("streams", None, ">="),
+    "min_events_per_s": ("events_per_s", None, ">="),
+}
+
+
+def test_every_threshold_name_accepted_before_the_table_still_means_the_same():
+    for name, expected in TODAYS_THRESHOLDS.items():
+        t = THRESHOLDS[name]
+        assert (t.metric, t.stat, t.rule) == expected, name
+
+
+def test_every_threshold_resolves_to_a_number_of_a_real_summary(summary):
+    for name, t in THRESHOLDS.items():
+        assert t.name == name and t.metric in BY_KEY
+        assert isinstance(t.actual(summary), int | float), name
+
+
+def test_a_distribution_threshold_is_named_after_its_metric_stat_and_unit():
+    assert THRESHOLDS["max_gap_p99_ms"].metric == "max_gap_ms"
+    assert THRESHOLDS["ttfe_from_schedule_p95_ms"].stat == "p95"
+
+
+def test_a_scenario_accepts_exactly_the_tables_thresholds_and_lists_them_when_wrong():
+    from sseload.scenario import ScenarioError, from_dict
+
+    assert from_dict({"thresholds": {"max_gap_p99_ms": 50}}).thresholds == {"max_gap_p99_ms": 50.0}
+    with pytest.raises(ScenarioError, match="known thresholds: cutoff_rate_max, duration_max_ms"):
+        from_dict({"thresholds": {"ttfe_p97_ms": 3}})
+
+
+@pytest.mark.parametrize("name", ["ttfe_p95_ms", "gap_max_ms", "error_rate_max", "min_streams", "min_events_per_s"])
+def test_a_threshold_passes_on_its_side_of_the_limit_and_at_it(summary, name):
+    actual = THRESHOLDS[name].actual(summary)
+    at_most = THRESHOLDS[name].rule == "<="
+    step = max(abs(actual) * 0.1, 0.01)
+    above, below = actual + step, actual - step
+    verdicts = {v.limit: v.passed for v in thresholds.evaluate(summary, {name: above})
+                + thresholds.evaluate(summary, {name: below}) + thresholds.evaluate(summary, {name: actual})}
+    assert verdicts == {above: at_most, below: not at_most, actual: True}
+
+
+def test_a_threshold_on_something_not_measured_fails(summary):
+    no_events = {k: v for k, v in summary.items() if k != "gap_ms"}
+    (verdict,) = thresholds.evaluate(no_events, {"gap_p99_ms": 1e9})
+    assert verdict.actual is None and not verdict.passed
+    assert "n/a" in thresholds.table([verdict])
+
+
+def test_the_verdict_table_fits_the_longest_threshold_name(summary):
+    lines = thresholds.table(thresholds.evaluate(summary, {"ttfe_from_schedule_p99_ms": 1e6, "min_streams": 1}))
+    assert len({line.index(" ", 26) for line in lines.splitlines()[1:]}) == 1  # the columns line up
+
+
+# --- one rendering ---
+
+def test_every_metric_of_a_summary_is_in_summary_md_with_its_label(summary):
+    md = summary_markdown(summary)
+    for m in METRICS:
+        assert m.label in md, m.key
+    for m in LATENCY:
+        assert f"| {m.heading} | " in md, m.key
+    assert len(md.splitlines()) < 40
+
+
+def test_the_console_summary_keeps_its_lines(summary):
+    lines = format_summary(summary).splitlines()
+    assert lines[0].startswith("run synthetic: 6 streams in 2.0 s (3.0 streams/s, 12 events/s)")
+    assert lines[1] == "outcomes: cutoff 1, ok 4, reset 1"
+    assert lines[2] == f"{'':<14}" + "".join(f"{s:>9}" for s in ("p50", "p90", "p95", "p99", "max"))
+    assert [line[:14].rstrip() for line in lines[3:6]] == ["TTFE ms", "gap ms", "duration ms"]
+    assert lines[3].split()[2] == f"{summary['ttfe_ms']['p50']:.1f}"
+    assert lines[6].startswith("harness error: event lateness p50 0.0")
+    assert lines[6].endswith(" ms (against the target's send times)")
+    assert lines[7].startswith("note: 6 events (25.0%) arrived in the same read")
+
+
+def test_the_console_table_shows_the_tables_console_metrics_in_order(summary):
+    rows = [line for line in format_summary(summary).splitlines() if line[:1].isalpha() and " ms " in line[:15]]
+    assert [row[:14].rstrip() for row in rows] == [f"{m.label} {m.unit}" for m in CONSOLE]
+
+
+def test_the_web_ui_tab_labels_come_from_the_table():
+    from sseload.webui import LiveStats
+
+    live = LiveStats()
+    live.add_stream("ok", 10.0, np.array([1.0, 2.0]), 3)
+    labels = [row["metric"] for row in live.rows(active=1, report_href=None)]
+    assert labels[0] == metrics.ACTIVE_STREAMS
+    assert labels[1].startswith(f"{TTFE.label} p50") and f"({TTFE.unit}, last" in labels[1]
+    assert labels[2].startswith(f"{metrics.GAP.label} p50")
+
+
+def test_compare_judges_todays_metrics_in_the_tables_direction():
+    judged = {(m.key, stat): m.higher_is_worse for m, stat in COMPARED}
+    assert judged == {
+        ("ttfe_ms", "p50"): True, ("ttfe_ms", "p95"): True, ("ttfe_ms", "p99"): True, ("gap_ms", "p50"): True,
+        ("gap_ms", "p99"): True, ("duration_ms", "p95"): True, ("error_rate", None): True,
+        ("cutoff_rate", None): True, ("streams_per_s", None): False, ("events_per_s", None): False,
+    }
+
+
+def _label_literals(path: Path) -> list[tuple[int, str]]:
+    """String literals (docstrings aside) that spell out a metric's label instead of reading the table."""
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+    labels = [m for m in METRICS if m.label != m.key]  # "streams", "events": also their keys, used as such
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            text = node.value.strip()
+            for m in labels:  # "TTFE", "TTFE (ms)", "TTFE ms", "gap p99", "... event lateness p50 ..."
+                after = r"\(|p\d" + (rf"|{re.escape(m.unit)}\b" if m.unit else "")
+                spelled = rf"(^|[\s(:]){re.escape(m.label)} ({after})"
+                if text in (m.label, m.heading) or re.search(spelled, text):
+                    found.append((node.lineno, text))
+    return found
+
+
+def test_a_metric_label_is_written_only_in_the_metric_table():
+    """The done-when of issue 17 item 4: a grep for a metric label finds one definition."""
+    known: dict[str, set[str]] = {}
+    spelled = {}
+    for path in sorted((ROOT / "sseload").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel == "sseload/metrics.py":
+            continue
+        found = [(line, text) for line, text in _label_literals(path) if text not in known.get(rel, set())]
+        if found:
+            spelled[rel] = found
+    assert spelled == {}, "read these labels from sseload.metrics"
+
+
+# --- streams open at a moment ---
+
+def test_active_streams_at_counts_streams_started_and_not_yet_ended():
+    streams = pd.DataFrame({"start_ns": [0, 10, 20], "duration_ms": [30e-6, 5e-6, np.nan]})  # ends 30, 15, 20
+    assert results.active_streams_at(streams, [0, 10, 14, 15, 20, 29, 30]).tolist() == [1, 2, 2, 1, 1, 1, 0]
+
+
+def test_throughput_active_streams_are_those_open_at_each_seconds_end(run):
+    tp = results.throughput(run.streams, run.events)
+    ends = run.streams["start_ns"].min() + (tp["t_s"] + 1) * 1e9
+    assert tp["active_streams"].tolist() == results.active_streams_at(run.streams, ends).tolist()
+    assert tp["active_streams"].iloc[0] == 4  # at 1 s: all six but the first (0-1.0 s) and the reset (0.4-1.0 s)
+
+
+# --- `sseload report` stays light ---
+
+def test_reports_thresholds_and_the_console_summary_import_no_client_gevent_or_httptools():
+    code = ("import sys, sseload.report, sseload.console, sseload.thresholds, sseload.metrics, sseload.cli; "
+            "print(sorted({'gevent', 'httptools', 'sseload.client', 'sseload.reactor'} & set(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
