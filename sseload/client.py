@@ -316,6 +316,7 @@ class SSEConnection:
         if not resp.keep_alive(outcome):
             self.close()
         self._resp = None
+        resp.release()
         log = resp.log
         n_events = malformed = 0
         first_event_ns = -1

@@ -350,6 +350,12 @@ class Response:
             return Outcome.RESET, "connection closed before a response", ""
         return Outcome.RESET, "connection closed mid-stream", ""
 
+    def release(self) -> None:
+        """Drop the HTTP parser: it calls back into this object, a reference cycle that only the
+        cyclic collector (made rare during load) would otherwise free, with the stream's log."""
+        self._http = None
+        self._on_body_log = None
+
     def keep_alive(self, outcome: Outcome) -> bool:
         """Whether the connection may carry the user's next stream."""
         return (outcome is Outcome.OK and self._message_complete

@@ -212,3 +212,19 @@ def test_the_readme_outcome_table_lists_exactly_the_outcomes():
         if row.startswith("| `"):
             name = row.split("|")[1].strip().strip("`")
             assert row.rstrip("| ").endswith("yes") == Outcome(name).error, name
+
+
+def test_a_released_response_is_freed_without_the_cyclic_collector():
+    """Load runs with the cyclic collector made rare: a stream's response, its parser and its log
+    must go as soon as the stream is recorded, not pile up until a collection."""
+    import gc
+
+    gc.collect()  # other tests' responses, unreleased
+    gc.disable()
+    try:
+        resp, _ = run(SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(EVENTS))
+        resp.release()
+        del resp
+        assert not [o for o in gc.get_objects() if type(o) is Response]
+    finally:
+        gc.enable()
