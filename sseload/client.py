@@ -36,6 +36,7 @@ from sseload.sse import EventLog, PyEventLog, SSEProtocolError
 from sseload.tuning import Tuning
 
 perf_ns = time.perf_counter_ns
+BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})  # no Content-Length without a body
 
 
 def log_class(tuning: Tuning) -> type:
@@ -164,7 +165,8 @@ class SSEConnection:
             self.sock.sendall(memoryview(data)[sent:])
 
     # --- one stream ---
-    def stream(self, req: PreparedRequest, events: EventBuffer, scheduled_ns: int = 0) -> StreamRecord:
+    def stream(self, req: PreparedRequest, events: EventBuffer, scheduled_ns: int = 0,
+               retried: bool = False) -> StreamRecord:
         """Run one stream; return its record and extend ``events`` with its events.
 
         Never raises for anything the service or network does: every way a stream can end
@@ -212,16 +214,23 @@ class SSEConnection:
             self.interrupted = exc
             resp.fail(Outcome.CANCELLED, f"the run stopped while the stream was open ({phase})")
         except Exception as err:
-            host = self.endpoint.host if isinstance(err, ssl.SSLCertVerificationError) else self.endpoint.host_header
-            resp.fail(*classify_error(err, phase, rules, host))
+            # A server may answer before it took the whole request (413 while the body goes up) and
+            # close: its answer is the stream's outcome, not the broken send.
+            if not (phase == "send" and isinstance(err, OSError) and self._read_early_answer(resp)):
+                ep = self.endpoint
+                host = ep.host if isinstance(err, ssl.SSLCertVerificationError) else ep.host_header
+                resp.fail(*classify_error(err, phase, rules, host))
         dropped_idle = resp.outcome is Outcome.RESET or (resp.outcome is None and not resp.status)
-        if reused and resp.bytes_received() == 0 and phase != "connect" and dropped_idle \
+        if reused and not retried and resp.bytes_received() == 0 and phase != "connect" and dropped_idle \
                 and self.interrupted is None:
-            # the server had closed the idle keep-alive connection: retry once on a fresh one
+            # The server had closed the idle keep-alive connection (RFC 9112 section 9.3.1 lets a
+            # client retry then): once, on a fresh connection, and the record says so.
             self.close()
-            return self.stream(req, events, scheduled_ns)
+            return self.stream(req, events, scheduled_ns, retried=True)
+        if resp.outcome is None and resp.drainable():
+            self._drain(resp)  # read the body's end, so the connection can carry the next stream
         return self._record(req, resp, events, t0, start_ns, scheduled_ns, connect_ns, upload_ns, sign_ns,
-                            int(fetch_s * 1e9), reused)
+                            int(fetch_s * 1e9), reused, retried)
 
     def skipped(self, req: PreparedRequest, outcome: Outcome, error: str, scheduled_ns: int = 0) -> StreamRecord:
         """The record of a stream decided before sending (a body over the limit, no credentials)."""
@@ -229,7 +238,7 @@ class SSEConnection:
         return StreamRecord(
             (self.worker << 40) | next(_stream_ids), self.worker, self.user, perf_ns(), time.time_ns(), scheduled_ns,
             -1, -1, -1, -1, 0, 0, 0, 0, "", False, len(req.body), 0, 0, 0, outcome, "",
-            _redact_text(error, self.auth), False,
+            _redact_text(error, self.auth), False, False,
         )
 
     # --- reading: in the process's reactor, for plain TCP and TLS alike ---
@@ -247,16 +256,51 @@ class SSEConnection:
         if self._read_error is not None:
             raise self._read_error
 
+    def _read_direct(self, resp: Response, timeout_s: float, max_bytes: int, until) -> None:
+        """Read the socket in this greenlet (off the reactor) into ``resp`` until ``until()``, EOF,
+        an error, ``timeout_s`` of silence or ``max_bytes``."""
+        sock = self.sock
+        if sock is None:
+            return
+        sock.settimeout(timeout_s)
+        got = 0
+        try:
+            while not until() and got < max_bytes:
+                data = sock.recv(RECV_BYTES)
+                t_ns = perf_ns()
+                if not data:
+                    resp.feed_eof(t_ns)
+                    return
+                got += len(data)
+                for piece in (self._tls.decrypt(data) if self._tls is not None else (data,)):
+                    resp.feed(t_ns, piece)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            if self.sock is not None:
+                self.sock.settimeout(self.rules.read_timeout_s)
+
+    def _read_early_answer(self, resp: Response) -> bool:
+        """After a failed send: read what the server answered before it closed; True if it did."""
+        self._read_direct(resp, 1.0, 1 << 20, resp.over)
+        return resp.status != 0
+
+    def _drain(self, resp: Response) -> None:
+        """The stream completed by its rule (``[DONE]``, a terminal event) before its body ended:
+        read the rest briefly, so the connection is reused instead of closed."""
+        self._read_direct(resp, 0.2, 1 << 20, lambda: resp.message_complete or resp.outcome is not None)
+
     def _route_body(self, log) -> None:
         """The head is read: the native reader may feed the body's log itself from now on."""
         reactor(self.tuning).route_body(self._fd, log, self.on_fed)
 
     def on_read(self, t_ns: int, data: bytes, err: int) -> None:
         """Called by the reactor for each read, in order, with its time (see sseload.reactor)."""
+        resp = self._resp
         if err:
+            resp.closed(t_ns)  # the stream ends at the read that broke, not at its last data
             self._read_error = OSError(err, os.strerror(err))  # e.g. ConnectionResetError
             return self._end_read()
-        resp = self._resp
         if not data:
             resp.feed_eof(t_ns)
             return self._end_read()
@@ -281,18 +325,19 @@ class SSEConnection:
         if isinstance(fed, SSEProtocolError):
             resp.refused(t_ns, fed)
         elif isinstance(fed, BaseException):
+            resp.closed(t_ns)
             self._read_error = fed
             return self._end_read()
         elif not resp.fed(t_ns, fed):
             return
         self._end_read()
 
-    def last_read_ns(self) -> int:
-        """The time of the stream's last read, whoever took it (on_read, or the reader: on_fed)."""
-        return self._resp.last_read_ns()
+    def idle_since_ns(self) -> int:
+        """Where the read timeout counts from (reactor.ReadTarget): the response knows."""
+        return self._resp.idle_since_ns()
 
     def on_read_timeout(self) -> None:
-        self._read_error = TimeoutError("read timeout")
+        self._resp.timed_out(perf_ns())
         self._end_read()
 
     def _end_read(self) -> None:
@@ -300,18 +345,22 @@ class SSEConnection:
         self._done.set()
 
     def _head(self, req: PreparedRequest, headers: dict[str, str]) -> bytes:
+        """The request head: the scenario's headers replace sseload's defaults, never repeat them."""
+        given = {k.lower() for k in headers}
         lines = [f"{req.method} {req.path} HTTP/1.1"]
-        if not any(k.lower() == "host" for k in headers):
+        if "host" not in given:
             lines.append(f"Host: {self.endpoint.host_header}")
         lines += [f"{k}: {v}" for k, v in headers.items()]
-        lines.append(f"Content-Length: {len(req.body)}")
-        lines.append("Accept: text/event-stream")
+        if "content-length" not in given and (req.body or req.method not in BODYLESS_METHODS):
+            lines.append(f"Content-Length: {len(req.body)}")
+        if "accept" not in given:
+            lines.append("Accept: text/event-stream")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     def _record(self, req: PreparedRequest, resp: Response, events: EventBuffer, t0: int, start_ns: int,
                 scheduled_ns: int, connect_ns: int, upload_ns: int, sign_ns: int, fetch_ns: int,
-                reused: bool) -> StreamRecord:
-        duration_ns = resp.last_read_ns() - t0
+                reused: bool, retried: bool) -> StreamRecord:
+        duration_ns = resp.end_ns() - t0
         outcome, error, code = resp.verdict(duration_ns)
         if not resp.keep_alive(outcome):
             self.close()
@@ -330,7 +379,7 @@ class SSEConnection:
             (first_event_ns - t0) if first_event_ns >= 0 else -1,
             duration_ns, sign_ns, fetch_ns, resp.status, resp.content_type, resp.charset_warning,
             len(req.body), resp.bytes_received(), n_events, malformed, outcome, code,
-            _redact_text(error, self.auth), reused,
+            _redact_text(error, self.auth), reused, retried,
         )
 
 

@@ -53,8 +53,8 @@ class ReadTarget(Protocol):
     def on_fed(self, t_ns: int, fed: list | BaseException) -> None:
         """The reader fed a read to the log given to ``route_body``: events to act on, or its error."""
 
-    def last_read_ns(self) -> int:
-        """The time of the stream's last read, for the read-timeout watchdog."""
+    def idle_since_ns(self) -> int:
+        """Where the stream's read timeout counts from (its last read, or its start)."""
 
     def on_read_timeout(self) -> None:
         """The stream was silent for ``read_timeout_ns``."""
@@ -79,7 +79,7 @@ class _Watchdog:
             gevent.sleep(WATCHDOG_S)
             now = perf_ns()
             for conn in list(self._open_connections()):
-                if now - conn.last_read_ns() > conn.read_timeout_ns:
+                if now - conn.idle_since_ns() > conn.read_timeout_ns:
                     conn.on_read_timeout()
 
 

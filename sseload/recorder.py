@@ -125,7 +125,8 @@ def warm_up() -> None:
     events.t_ns.append(1)
     events.size.append(1)
     events.server_ns.append(1)
-    record = StreamRecord(0, 0, 0, 0, 1, 0, -1, 0, 0, 0, 1, 0, 0, 200, "", False, 0, 0, 1, 0, Outcome.OK, "", "", False)
+    record = StreamRecord(0, 0, 0, 0, 1, 0, -1, 0, 0, 0, 1, 0, 0, 200, "", False, 0, 0, 1, 0, Outcome.OK, "", "",
+                          False, False)
     to_tables([record], events)
 
 

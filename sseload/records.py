@@ -48,6 +48,7 @@ class StreamRecord(NamedTuple):
     error_code: str
     error: str
     reused: bool
+    retried: bool = False  # sent again on a fresh connection: the idle keep-alive one had been closed
 
 
 STREAMS_SCHEMA = pa.schema([
@@ -74,6 +75,7 @@ STREAMS_SCHEMA = pa.schema([
     ("error_code", pa.string()),
     ("error", pa.string()),
     ("reused", pa.bool_()),
+    ("retried", pa.bool_()),
 ])
 
 EVENTS_SCHEMA = pa.schema([
@@ -146,6 +148,7 @@ def to_tables(streams: list[StreamRecord], events: EventBuffer) -> tuple[pa.Tabl
         "error_code": pa.array(list(cols.error_code), pa.string()),
         "error": pa.array(list(cols.error), pa.string()),
         "reused": pa.array(list(cols.reused), pa.bool_()),
+        "retried": pa.array(list(cols.retried), pa.bool_()),
     }, schema=STREAMS_SCHEMA)
 
     counts = ints(cols.events)

@@ -27,6 +27,7 @@ from sseload.outcomes import Outcome
 from sseload.sse_types import SSEProtocolError
 
 ERROR_BODY_BYTES = 1024  # the start of an error answer kept for its text and error_code
+MAX_HEAD_BYTES = 64 * 1024  # a response head longer than this is refused (an endless head must not grow memory)
 TRUTH_KEY = b'"t_send_ns":'  # the reference target's send time in each event's data
 
 
@@ -38,8 +39,9 @@ class DeadlineExceeded(Exception):
 class StreamRules:
     """How a stream is judged; built once per scenario."""
 
-    completion: str = "close"  # "close", "done", or "event:NAME"
+    completion: str = "close"  # "close", "auto" (close or data: [DONE]), "done", or "event:NAME"
     max_event_bytes: int = 1 << 20
+    max_head_bytes: int = MAX_HEAD_BYTES
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 30.0
     deadline_s: float = 45.0  # gateway limit + grace
@@ -105,7 +107,8 @@ class Response:
         "rules", "_log_class", "_on_body_log", "_http", "_t_read", "headers", "status", "content_type",
         "charset_warning", "_gunzip", "_parser", "log", "_body", "_log_has_body", "_framing", "_head_tail",
         "_head_done", "_ends_at_close", "_error_body", "_message_complete", "_completed", "outcome", "error",
-        "error_code", "t_headers_ns", "_sentinel", "_done_event", "_response_bytes",
+        "error_code", "t_headers_ns", "_sentinel", "_done_event", "_response_bytes", "_t_start", "_t_end",
+        "_informational",
     )
 
     def __init__(self, rules: StreamRules, log_class, t_ns: int,
@@ -114,7 +117,9 @@ class Response:
         self._log_class = log_class
         self._on_body_log = on_body_log
         self._http = httptools.HttpResponseParser(self)
-        self._t_read = t_ns
+        self._t_start = self._t_read = t_ns
+        self._t_end = -1  # when the stream ended without a read ending it (a timeout)
+        self._informational = False  # the head just read was a 1xx (100 Continue): the real one follows
         self.headers: dict[str, str] = {}
         self.status = 0
         self.content_type = ""
@@ -136,14 +141,28 @@ class Response:
         self.error_code = ""
         self.t_headers_ns = -1
         completion = rules.completion
-        self._sentinel = b"[DONE]" if completion == "done" else None
+        self._sentinel = b"[DONE]" if completion in ("done", "auto") else None
         self._done_event = completion[6:] if completion.startswith("event:") else "\0none"
         self._response_bytes = 0
 
     # --- reads ---
     def at(self, t_ns: int) -> None:
         """The stream's time so far, before any read (after connecting, after sending)."""
-        self._t_read = t_ns
+        self._t_start = self._t_read = t_ns
+
+    def closed(self, t_ns: int) -> None:
+        """The connection broke (a read error, e.g. RST) at ``t_ns``: the stream's end."""
+        self._t_read = max(self._t_read, t_ns)
+
+    def timed_out(self, t_ns: int) -> None:
+        """The read timeout fired at ``t_ns``: the stream waited until then."""
+        self._t_end = t_ns
+        if not self._head_done:
+            got = f"; {self._response_bytes} bytes of it came" if self._response_bytes else ""
+            self.fail(Outcome.TIMEOUT, f"no complete response head within {self.rules.read_timeout_s:g} s "
+                      f"(read_timeout_s){got}")
+        else:
+            self.fail(Outcome.TIMEOUT, f"no bytes for {self.rules.read_timeout_s:g} s (read_timeout_s)")
 
     def feed(self, t_ns: int, data: bytes) -> bool:
         """One read (plain bytes, decrypted already); True when the stream is over."""
@@ -196,12 +215,27 @@ class Response:
         if end < 0:
             self._head_tail = seen[-3:]
             self._response_bytes += len(data)
+            if self._response_bytes > self.rules.max_head_bytes:  # never let an endless head grow memory
+                self.fail(Outcome.PROTOCOL_ERROR, f"the response head passed {self.rules.max_head_bytes} bytes "
+                          "without its end (CRLF CRLF); the server sends an endless or huge head")
+                return
             self._http.feed_data(data)
             return
         split = end + 4 - len(self._head_tail)
         self._head_done = True
         self._response_bytes += split
         self._http.feed_data(data[:split])  # on_headers_complete runs in here
+        if self._informational:  # 100 Continue and the like: the real response follows
+            self._informational = False
+            self._head_done = False
+            self._head_tail = b""
+            self.headers = {}
+            self.status = 0
+            self._message_complete = False
+            self._http = httptools.HttpResponseParser(self)
+            if len(data) > split:
+                self._take_head(data[split:])
+            return
         framing = self._framing
         if framing is not None:
             self._framing = None
@@ -251,6 +285,9 @@ class Response:
     def on_headers_complete(self) -> None:
         self.t_headers_ns = self._t_read
         self.status = self._http.get_status_code()
+        if 100 <= self.status < 200 and self.status != 101:
+            self._informational = True
+            return
         headers = self.headers
         ctype = headers.get("content-type", "")
         self.content_type = ctype
@@ -291,7 +328,8 @@ class Response:
             self._act_on(notable)
 
     def on_message_complete(self) -> None:
-        self._message_complete = True
+        if not self._informational:
+            self._message_complete = True
 
     # --- what it came to ---
     def fail(self, outcome: Outcome, error: str, code: str = "") -> None:
@@ -308,13 +346,22 @@ class Response:
         body = self._body
         return self._t_read if body is None else max(self._t_read, body.last_t_ns)
 
+    def idle_since_ns(self) -> int:
+        """Where the read timeout counts from: the last read, but the request's start until the
+        head is whole (a head dripped byte by byte must time out too)."""
+        return self.last_read_ns() if self._head_done else self._t_start
+
+    def end_ns(self) -> int:
+        """The stream's end: the read that ended it, or when it timed out."""
+        return self._t_end if self._t_end >= 0 else self.last_read_ns()
+
     @property
     def message_complete(self) -> bool:
         return self._message_complete
 
     def verdict(self, duration_ns: int) -> tuple[Outcome, str, str]:
         """How the stream ended: (outcome, error text, gateway error code)."""
-        outcome, error, code = self._classify()
+        outcome, error, code = self._classify(duration_ns)
         # The gateway's cut looks like a reset (or a clean but early end) that comes at the limit.
         # A timeout is never re-labelled: the harness's own deadline is not the gateway's.
         rules = self.rules
@@ -323,14 +370,17 @@ class Response:
             outcome = Outcome.CUTOFF
         return outcome, error, code
 
-    def _classify(self) -> tuple[Outcome, str, str]:
+    def _classify(self, duration_ns: int) -> tuple[Outcome, str, str]:
         status = self.status
         if self.outcome is not None:
             return self.outcome, self.error, self.error_code
         if status and status != 200:
             code = error_code_of(self._error_body) or ""
             error = f"HTTP {status}: {self._error_body.decode('utf-8', 'replace')}"
-            if status == 504 or (code in CUTOFF_CODES and status >= 500 and status != 502):
+            # The gateway's cut is a 504, or a 5xx with a cutoff code that comes at the limit; the
+            # same code well before it is the backend failing, not the limit (shared/apig/SPEC.md).
+            at_limit = duration_ns >= self.rules.cutoff_after_s * 1e9
+            if status == 504 or (code in CUTOFF_CODES and status >= 500 and status != 502 and at_limit):
                 return Outcome.CUTOFF, error, code
             if status in (401, 403) or code in AUTH_CODES:
                 return Outcome.AUTH_ERROR, error, code
@@ -341,10 +391,10 @@ class Response:
             return Outcome.HTTP_ERROR, error, code
         completion = self.rules.completion
         if self._message_complete:
-            if self._completed or completion == "close":
+            if self._completed or completion in ("close", "auto"):
                 return Outcome.OK, "", ""
             return Outcome.INCOMPLETE, f"stream ended without its completion ({completion})", ""
-        if self._completed and completion != "close":
+        if self._completed and completion != "close":  # ended by the rule's event, before the body's end
             return Outcome.OK, "", ""
         if not status:
             return Outcome.RESET, "connection closed before a response", ""
@@ -355,6 +405,11 @@ class Response:
         cyclic collector (made rare during load) would otherwise free, with the stream's log."""
         self._http = None
         self._on_body_log = None
+
+    def drainable(self) -> bool:
+        """Completed by the rule while a framed body (chunked, a length) is still open."""
+        return self._completed and not self._message_complete and self._body is not None \
+            and not self._ends_at_close
 
     def keep_alive(self, outcome: Outcome) -> bool:
         """Whether the connection may carry the user's next stream."""

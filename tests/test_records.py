@@ -17,7 +17,7 @@ def raw(**over):
         connect_ns=-1, upload_ns=20_000, ttfb_ns=1_000_000, ttfe_ns=200_000_000, duration_ns=1_200_000_000,
         sign_ns=4_000, auth_fetch_ns=0, status=200, content_type="text/event-stream", charset_warning=False,
         body_bytes=85, response_bytes=700, events=0, malformed_events=0, outcome="ok", error_code="",
-        error="", reused=True,
+        error="", reused=True, retried=False,
     )
     base.update(over)
     return StreamRecord(**base)

@@ -228,3 +228,70 @@ def test_a_released_response_is_freed_without_the_cyclic_collector():
         assert not [o for o in gc.get_objects() if type(o) is Response]
     finally:
         gc.enable()
+
+
+def test_100_continue_before_the_real_response_is_skipped():
+    wire = (b"HTTP/1.1 100 Continue\r\n\r\n" + SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(EVENTS))
+    for split in range(1, len(wire), 7):
+        resp, verdict = run(wire, split=split)
+        assert verdict[0] is Outcome.OK and resp.status == 200 and len(resp.log) == 2, split
+
+
+def test_an_endless_head_is_refused_at_the_head_limit():
+    resp = Response(StreamRules(max_head_bytes=4096), EventLog, 0)
+    assert not resp.feed(1, b"HTTP/1.1 200 OK\r\nX-Junk: ")
+    over = False
+    for i in range(100):
+        over = resp.feed(2 + i, b"a" * 1000)
+        if over:
+            break
+    assert over and i < 10
+    outcome, error, _ = resp.verdict(10)
+    assert outcome is Outcome.PROTOCOL_ERROR and "head passed 4096 bytes without its end" in error
+
+
+def test_a_head_that_never_completes_times_out_from_the_request_start():
+    resp = Response(StreamRules(read_timeout_s=30), EventLog, 1_000)
+    resp.feed(5_000, b"HTTP/1.1 200 OK\r\nX-Slow: a")
+    assert resp.idle_since_ns() == 1_000  # bytes dripping in do not hold the timeout off
+    resp.timed_out(31_000_000_000)
+    outcome, error, _ = resp.verdict(resp.end_ns() - 1_000)
+    assert outcome is Outcome.TIMEOUT and "no complete response head within 30 s" in error
+    assert resp.end_ns() == 31_000_000_000  # the stream lasted as long as it waited
+
+
+def test_a_timeout_mid_stream_lasts_until_it_fired():
+    resp = Response(StreamRules(read_timeout_s=2), EventLog, 0)
+    resp.feed(1_000, SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(EVENTS)[:-5])
+    assert resp.idle_since_ns() == 1_000
+    resp.timed_out(2_000_001_000)
+    assert resp.verdict(resp.end_ns())[0] is Outcome.TIMEOUT and resp.end_ns() == 2_000_001_000
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_a_5xx_with_a_cutoff_code_well_before_the_limit_is_an_http_error(status):
+    wire = error_answer(status, "APIG.0201")
+    assert run(wire, duration_ns=int(0.2e9))[1][0] is Outcome.HTTP_ERROR
+    assert run(wire, StreamRules(limit_s=2.0), duration_ns=int(1.96e9))[1][0] is Outcome.CUTOFF
+    assert run(error_answer(status, "ModelArts.4503"), duration_ns=int(0.2e9))[1][0] is Outcome.HTTP_ERROR
+
+
+def test_a_reset_at_the_limit_after_a_quiet_spell_is_a_cutoff_lasting_to_the_reset():
+    resp = Response(StreamRules(limit_s=2.0), EventLog, 0)
+    resp.feed(int(0.1e9), SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(EVENTS)[:-5])
+    resp.closed(int(1.99e9))  # the RST, after 1.9 s of silence
+    assert resp.end_ns() == int(1.99e9)
+    outcome, error, _ = resp.verdict(resp.end_ns())
+    assert outcome is Outcome.CUTOFF and "1.99 s" in error
+
+
+def test_auto_completion_takes_a_clean_end_or_done():
+    plain = SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(EVENTS)
+    done = SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(EVENTS + b"data: [DONE]\n\n")[:-5]
+    assert run(plain, StreamRules(completion="auto"))[1][0] is Outcome.OK
+    resp, verdict = run(done, StreamRules(completion="auto"))
+    assert verdict[0] is Outcome.OK and resp.drainable()  # the rest of the body may be read for reuse
+    resp.feed(10_000, b"0\r\n\r\n")
+    assert resp.message_complete and resp.keep_alive(Outcome.OK)
+    cut = SSE_HEAD + b"Content-Length: 500\r\n\r\n" + EVENTS
+    assert run(cut, StreamRules(completion="auto"), eof=True)[1][0] is Outcome.RESET
