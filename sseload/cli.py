@@ -1,7 +1,6 @@
 """``sseload``: run load, serve the reference target, report, check thresholds, compare runs.
 
-Exit codes: 0 success; 1 a threshold failed; 2 bad input (scenario, flags, environment);
-3 the run itself failed (Locust or the target crashed, nothing recorded).
+Exit codes are listed once, in :data:`EXIT_CODES` (shown by ``sseload run --help``).
 """
 
 from __future__ import annotations
@@ -10,6 +9,7 @@ import argparse
 import json
 import math
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -17,13 +17,24 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
-from sseload import runinfo
-from sseload.scenario import Scenario, ScenarioError, default_scenario
+from sseload import __version__, runinfo
+from sseload.scenario import Load, Scenario, ScenarioError, default_scenario, parse_seconds
 from sseload.scenario import load as load_scenario
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 SHAPE_LOCUSTFILE = Path(__file__).with_name("locustfile_shape.py")
+
+EXIT_CODES = (
+    ("0", "the run passed"),
+    ("1", "a threshold failed, or no stream succeeded"),
+    ("2", "bad input: scenario, flags or environment (one sentence says which)"),
+    ("3", "the run recorded nothing (Locust or the target failed)"),
+    ("128+N", "stopped by signal N (130: Ctrl-C); the results written so far are kept"),
+)
+WORKERS_PER_CORE = 4  # more than this and the workers measure each other's scheduling, not the service
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class CliError(Exception):
@@ -123,15 +134,85 @@ def _scenario_from(path: str | None) -> Scenario:
     return load_scenario(path) if path else default_scenario()
 
 
+class RunSettings(NamedTuple):
+    """The values a run goes with: the flags over the scenario's [load], each checked."""
+
+    users: int
+    spawn_rate: float
+    run_time: str
+    workers: int
+    run_id: str
+    results_dir: Path
+
+    @property
+    def run_dir(self) -> Path:
+        return self.results_dir / self.run_id
+
+
+def run_settings(args: argparse.Namespace, scenario: Scenario) -> RunSettings:
+    """Check every value before anything starts: a mistake costs milliseconds, not a started target.
+
+    A flag overrides the scenario, so the effective value is checked and the message names where it
+    came from."""
+    load = scenario.load
+    where = f"{scenario.source or scenario.name}: [load]"
+    users = args.users if args.users is not None else load.users
+    if users < 1:
+        source = "-u/--users" if args.users is not None else f"{where} users"
+        raise CliError(f"{source} is {users}; give at least 1 user, e.g. -u 10")
+    spawn_rate = args.spawn_rate if args.spawn_rate is not None else load.spawn_rate
+    if not spawn_rate > 0 or math.isinf(spawn_rate):  # `not >` also refuses NaN
+        source = "-r/--spawn-rate" if args.spawn_rate is not None else f"{where} spawn_rate"
+        raise CliError(f"{source} is {spawn_rate:g}; give a positive number of users started per second, e.g. -r 10")
+    run_time = args.run_time if args.run_time is not None else load.run_time
+    source = "-t/--run-time" if args.run_time is not None else f"{where} run_time"
+    try:
+        run_s = parse_seconds(run_time)
+    except ValueError:
+        raise CliError(f"{source} = {run_time!r} is not a time span; write e.g. 30s, 5m or 1h30m") from None
+    if run_s <= 0:
+        raise CliError(f"{source} must be more than 0 s, e.g. 30s or 5m")
+    cores = os.cpu_count() or 1
+    most = WORKERS_PER_CORE * cores
+    if not 0 <= args.workers <= most:
+        raise CliError(f"--workers is {args.workers}; give 0 (no workers) to at most {most} on this machine's "
+                       f"{cores} cores (each worker needs a core to measure well)")
+    results_dir = Path(args.results_dir)
+    if args.run_id is not None:
+        if not RUN_ID.match(args.run_id) or ".." in args.run_id:
+            raise CliError(f"--run-id {args.run_id!r} must be one folder name inside {results_dir}/: letters, "
+                           "digits, '.', '_' and '-', starting with a letter or digit and without '..'")
+        if _has_results(results_dir / args.run_id):
+            raise CliError(f"{results_dir / args.run_id} already holds a run; give another --run-id "
+                           "(or move that folder away) so the earlier run is not overwritten")
+        run_id = args.run_id
+    else:
+        run_id = _new_run_id(scenario.name, results_dir)
+    return RunSettings(users, spawn_rate, run_time, args.workers, run_id, results_dir)
+
+
+def _has_results(folder: Path) -> bool:
+    try:
+        return folder.is_dir() and any(folder.iterdir())
+    except OSError:
+        return False  # unreadable: creating it says why
+
+
+def _new_run_id(name: str, results_dir: Path) -> str:
+    """A time-stamped folder name for a run; the scenario's name made safe, never an earlier run's folder."""
+    base = runinfo.new_run_id(re.sub(r"[^A-Za-z0-9._-]+", "-", name).replace("..", "-").strip("-.") or "run")
+    run_id, n = base, 1
+    while _has_results(results_dir / run_id):  # two runs in the same second
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     scenario = _scenario_from(args.scenario)
-    load = scenario.load
-    users = args.users if args.users is not None else load.users
-    spawn_rate = args.spawn_rate if args.spawn_rate is not None else load.spawn_rate
-    run_time = args.run_time or load.run_time
-    run_id = args.run_id or runinfo.new_run_id(scenario.name)
-    results_dir = Path(args.results_dir)
-    run_dir = results_dir / run_id
+    settings = run_settings(args, scenario)
+    users, spawn_rate, run_time, run_id = settings.users, settings.spawn_rate, settings.run_time, settings.run_id
+    results_dir, run_dir = settings.results_dir, settings.run_dir
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -163,13 +244,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             cmd += ["-u", str(users), "-r", str(spawn_rate)]
         cmd += ["--csv", str(run_dir / "locust")]  # Locust's own stats, next to ours
         workers: list[subprocess.Popen] = []
-        if args.workers:
+        if settings.workers:
             port = _free_port()
             cmd += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-                    "--expect-workers", str(args.workers)]
+                    "--expect-workers", str(settings.workers)]
             workers = [subprocess.Popen(common + ["--worker", "--master-host", "127.0.0.1",
                                                   "--master-port", str(port)], env=env, **_CHILD)
-                       for _ in range(args.workers)]
+                       for _ in range(settings.workers)]
         interrupted = None
         signals_seen = 0
         proc = subprocess.Popen(cmd, env=env, **_CHILD)
@@ -336,40 +417,66 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the epilog's lines (the exit codes table) as written."""
+
+
+def _exit_codes_epilog() -> str:
+    width = max(len(code) for code, _ in EXIT_CODES)
+    return "exit codes:\n" + "\n".join(f"  {code:<{width}}  {meaning}" for code, meaning in EXIT_CODES)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sseload", description=__doc__.splitlines()[0].strip("`"))
+    """Every option's help ends with its default, written out: None and False mean nothing to a reader."""
+    defaults = Load()
+    p = argparse.ArgumentParser(prog="sseload", description=__doc__.splitlines()[0].replace("``", ""),
+                                epilog=_exit_codes_epilog(), formatter_class=_HelpFormatter)
+    p.add_argument("--version", action="version", version=f"sseload {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a load test (no scenario: the embedded default)")
-    run.add_argument("scenario", nargs="?", help="scenario TOML file; none: embedded reference target")
-    run.add_argument("-H", "--host", help="target base URL; none and no [request] url: the embedded target")
-    run.add_argument("-u", "--users", type=int, help="concurrent users (streams)")
-    run.add_argument("-r", "--spawn-rate", type=float, help="users started per second")
-    run.add_argument("-t", "--run-time", help="e.g. 30s, 5m, 1h")
-    run.add_argument("--results-dir", default="results")
-    run.add_argument("--run-id")
-    run.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+
+    def add_parser(name: str, help_text: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text, formatter_class=_HelpFormatter, **kwargs)
+
+    run = add_parser("run", "run a load test (no scenario: the embedded default)", epilog=_exit_codes_epilog())
+    run.add_argument("scenario", nargs="?",
+                     help="scenario TOML file (default: none, the embedded reference target)")
+    run.add_argument("-H", "--host",
+                     help="target base URL (default: the scenario's [request] url, else the embedded target)")
+    run.add_argument("-u", "--users", type=int,
+                     help=f"concurrent users, i.e. streams (default: the scenario's [load] users, {defaults.users})")
+    run.add_argument("-r", "--spawn-rate", type=float,
+                     help=f"users started per second (default: [load] spawn_rate, {defaults.spawn_rate:g})")
+    run.add_argument("-t", "--run-time",
+                     help=f"how long to run, e.g. 30s, 5m, 1h30m (default: [load] run_time, {defaults.run_time})")
+    run.add_argument("--results-dir", default="results", help="where run folders go (default: %(default)s)")
+    run.add_argument("--run-id", help="the run's folder name, refused if it already holds a run "
+                                      "(default: DATE-TIME-SCENARIO, e.g. 20250101-120000-embedded)")
+    run.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (default: verify)")
     run.add_argument("--workers", type=int, default=0,
-                     help="Locust worker processes on this machine (one master collects their records)")
-    run.add_argument("--no-report", action="store_true", help="skip report.html / summary files")
-    run.add_argument("--loglevel", default="WARNING")
+                     help=f"Locust worker processes on this machine, one master collects their records; at most "
+                          f"{WORKERS_PER_CORE} per core (default: %(default)s, no workers)")
+    run.add_argument("--no-report", action="store_true",
+                     help="skip report.html and the summary files (default: write them)")
+    run.add_argument("--loglevel", default="WARNING", help="Locust's log level (default: %(default)s)")
     run.set_defaults(func=cmd_run)
-    sub.add_parser("serve", help="run the reference target (see `sseload serve --help`)", add_help=False)
-    check = sub.add_parser("check", help="judge a run against thresholds (exit 1 on failure)")
-    check.add_argument("run_dir")
-    check.add_argument("--scenario", help="take thresholds from this scenario instead of the run's")
-    check.add_argument("--junit", help="JUnit XML path (default RUN_DIR/thresholds.xml)")
+    add_parser("serve", "run the reference target (its options: sseload serve --help)", add_help=False)
+    check = add_parser("check", "judge a run against thresholds (exit 1 on failure)")
+    check.add_argument("run_dir", help="a run's folder, e.g. results/RUN_ID")
+    check.add_argument("--scenario", help="take thresholds from this scenario (default: the run's own)")
+    check.add_argument("--junit", help="JUnit XML path (default: RUN_DIR/thresholds.xml)")
     check.set_defaults(func=cmd_check)
-    rep = sub.add_parser("report", help="write report.html, summary.md and summary.json for a run")
-    rep.add_argument("run_dir")
+    rep = add_parser("report", "write report.html, summary.md and summary.json for a run")
+    rep.add_argument("run_dir", help="a run's folder, e.g. results/RUN_ID")
     rep.set_defaults(func=cmd_report)
-    cmp_ = sub.add_parser("compare", help="compare two runs; exit 1 when B regressed")
-    cmp_.add_argument("run_a")
-    cmp_.add_argument("run_b")
-    cmp_.add_argument("--out", help="folder for compare.html / compare.md (default RUN_B)")
-    cmp_.add_argument("--tolerance", type=float, default=0.10, help="relative change flagged (default 0.10)")
+    cmp_ = add_parser("compare", "compare two runs; exit 1 when B regressed")
+    cmp_.add_argument("run_a", help="the baseline run's folder")
+    cmp_.add_argument("run_b", help="the run judged against it")
+    cmp_.add_argument("--out", help="folder for compare.html / compare.md (default: RUN_B)")
+    cmp_.add_argument("--tolerance", type=float, default=0.10,
+                      help="relative change flagged as a regression (default: %(default)s)")
     cmp_.set_defaults(func=cmd_compare)
-    sc = sub.add_parser("scenarios", help="list scenarios with their descriptions")
-    sc.add_argument("--dir", default="scenarios")
+    sc = add_parser("scenarios", "list scenarios with their descriptions")
+    sc.add_argument("--dir", default="scenarios", help="folder of scenario TOML files (default: %(default)s)")
     sc.set_defaults(func=cmd_scenarios)
     return p
 

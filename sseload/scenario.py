@@ -177,9 +177,11 @@ def _typed(where: str, key: str, value: Any, default: Any) -> Any:
     else:
         ok = isinstance(value, expected)
     if not ok:
-        raise ScenarioError(
-            f"{where}: {key} = {value!r} should be a {expected.__name__} (like {default!r})"
-        )
+        kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list",
+                dict: "a table"}.get(expected, f"a {expected.__name__}")
+        example = ("true" if default else "false") if isinstance(default, bool) else repr(default)
+        empty = isinstance(default, (str, list, dict)) and not default  # "like ''" shows nothing
+        raise ScenarioError(f"{where}: {key} = {value!r} should be {kind}" + ("" if empty else f" (like {example})"))
     return value
 
 

@@ -46,7 +46,7 @@ def test_every_ready_scenario_runs_briefly(tmp_path, target, path):
 
 @pytest.mark.unit
 @pytest.mark.parametrize("toml,message", [
-    ("[load]\nusers = 'ten'\n", "users = 'ten' should be a int"),
+    ("[load]\nusers = 'ten'\n", "users = 'ten' should be an integer (like 10)"),
     ("[load]\nuser = 10\n", "[load] has no key 'user'; known keys:"),
     ("[lod]\nusers = 10\n", "unknown top-level key(s) lod"),
     ("[stream]\ncompletion = 'eof'\n", "use 'close', 'done' (data: [DONE]) or 'event:NAME'"),
