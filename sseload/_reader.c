@@ -35,10 +35,17 @@
 #define LAG_INTERVAL_NS 50000000LL  /* the thread's own wake-up lag, sampled every 50 ms */
 #define LAG_SAMPLES_MAX 65536       /* kept until taken (Python takes them every second) */
 #define MAX_STAMP_AGE_NS 10000000000LL /* a kernel time older than this at read: a clock step, not data */
+/* The wall clock (which kernel stamps are on) moved against the monotonic one by more than this
+ * since the last wake-up, or during this one: a step. Stamps taken on one side of it and mapped
+ * with the offset read on the other would be off by the step, so that wake-up's reads are timed
+ * as they returned instead. (The host of this VM steps the wall clock by about 0.5 ms every
+ * 100 ms, and now and then by seconds.) */
+#define CLOCK_STEP_NS 100000LL
 
 typedef struct {
     int64_t token;
     int64_t t_ns;
+    int64_t t_ret;  /* when the read returned: its time if the wall clock stepped during the wake-up */
     size_t off;
     size_t len;
     int err;   /* 0, or the errno of a failed recv; len 0 and err 0: EOF */
@@ -61,7 +68,12 @@ typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t room;
     int64_t *tokens;       /* by fd; -1 when not registered */
+    int64_t *last_t;       /* by fd: the time of its last read (or of add()): no read is earlier */
     size_t ntokens;
+    int64_t prev_offset;   /* realtime - monotonic at the last wake-up that read sockets */
+    int have_offset;
+    int64_t inject_step_ns;  /* tests: a step the next wake-up that reads sockets sees */
+    uint64_t stepped;      /* wake-ups whose reads were timed as they returned: the wall clock stepped */
     batch_t fill;          /* written by the thread under mu */
     batch_t spare;         /* handed to Python by drain() */
     int notified;
@@ -94,7 +106,8 @@ static int64_t realtime_ns(void) {
 }
 
 /* recvmsg into buf; *t_ns is the arrival time (see the top of this file), in CLOCK_MONOTONIC. */
-static ssize_t read_stamped(Reader *r, int fd, char *buf, int64_t real_minus_mono, int64_t *t_ns) {
+static ssize_t read_stamped(Reader *r, int fd, char *buf, int64_t real_minus_mono, int use_stamps,
+                            int64_t *t_ns, int64_t *t_ret) {
     union {
         char buf[CMSG_SPACE(sizeof(struct timespec))];
         struct cmsghdr align;
@@ -109,8 +122,8 @@ static ssize_t read_stamped(Reader *r, int fd, char *buf, int64_t real_minus_mon
     ssize_t got = recvmsg(fd, &msg, MSG_DONTWAIT);
     int saved = errno;
     int64_t t = now_ns();
-    *t_ns = t;
-    if (got > 0 && r->kernel_timestamps) {
+    *t_ns = *t_ret = t;
+    if (got > 0 && r->kernel_timestamps && use_stamps) {
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
             if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
                 struct timespec ts;
@@ -188,6 +201,19 @@ static void *reader_run(void *arg) {
         }
         r->wakeups++;
         size_t before = r->fill.n;
+        int sockets_ready = 0;
+        for (int i = 0; i < n; i++)
+            sockets_ready |= events[i].data.fd != r->tfd;
+        int use_stamps = 1;
+        if (sockets_ready) {
+            real_minus_mono += r->inject_step_ns;
+            r->inject_step_ns = 0;
+            int64_t moved = real_minus_mono - r->prev_offset;
+            if (r->have_offset && (moved > CLOCK_STEP_NS || moved < -CLOCK_STEP_NS))
+                use_stamps = 0;
+            r->prev_offset = real_minus_mono;
+            r->have_offset = 1;
+        }
         for (int i = 0; i < n; i++) {
             int fd = events[i].data.fd;
             if (fd == r->tfd) {
@@ -221,16 +247,22 @@ static void *reader_run(void *arg) {
                     continue;
                 }
                 batch_t *b = &r->fill;
-                int64_t t;
-                ssize_t got = read_stamped(r, fd, b->bytes + b->used, real_minus_mono, &t);
+                int64_t t, t_ret;
+                ssize_t got = read_stamped(r, fd, b->bytes + b->used, real_minus_mono, use_stamps, &t, &t_ret);
                 read_sockets = 1;
                 if (got < 0 && errno == EINTR)
                     continue;
                 if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
                     break;
+                if (t < r->last_t[fd])
+                    t = r->last_t[fd]; /* never earlier than the stream's previous read, or its start */
+                if (t_ret < t)
+                    t_ret = t;
+                r->last_t[fd] = t;
                 entry_t *e = &b->entries[b->n++];
                 e->token = r->tokens[fd];
                 e->t_ns = t;
+                e->t_ret = t_ret;
                 e->off = b->used;
                 e->len = got > 0 ? (size_t)got : 0;
                 e->err = got < 0 ? errno : 0;
@@ -245,6 +277,17 @@ static void *reader_run(void *arg) {
             }
             if (r->stop) break;
         }
+        if (sockets_ready && use_stamps && r->fill.n > before) {
+            /* A step during this wake-up: its stamped reads straddle it. Time them as they returned. */
+            int64_t after = realtime_ns() - now_ns();
+            if (after - real_minus_mono > CLOCK_STEP_NS || real_minus_mono - after > CLOCK_STEP_NS) {
+                use_stamps = 0;
+                for (size_t i = before; i < r->fill.n; i++)
+                    r->fill.entries[i].t_ns = r->fill.entries[i].t_ret;
+            }
+        }
+        if (!use_stamps && r->fill.n > before)
+            r->stepped++;
         if (r->fill.n > before && !r->notified) {
             uint64_t one = 1;
             ssize_t w = write(r->evfd, &one, sizeof one);
@@ -350,6 +393,7 @@ static void Reader_dealloc(Reader *self) {
     if (self->stampfd > 0) close(self->stampfd);
     free(self->lags);
     free(self->tokens);
+    free(self->last_t);
     free(self->fill.entries);
     free(self->fill.bytes);
     free(self->spare.entries);
@@ -359,8 +403,8 @@ static void Reader_dealloc(Reader *self) {
 
 static PyObject *Reader_add(Reader *self, PyObject *args) {
     int fd;
-    long long token;
-    if (!PyArg_ParseTuple(args, "iL", &fd, &token))
+    long long token, not_before_ns = 0;
+    if (!PyArg_ParseTuple(args, "iL|L", &fd, &token, &not_before_ns))
         return NULL;
     if (fd < 0 || token < 0) {
         PyErr_SetString(PyExc_ValueError, "fd and token must not be negative");
@@ -373,9 +417,15 @@ static PyObject *Reader_add(Reader *self, PyObject *args) {
         size_t n = self->ntokens ? self->ntokens : 1024;
         while (n <= (size_t)fd) n *= 2;
         int64_t *t = realloc(self->tokens, n * sizeof(int64_t));
-        if (t) {
-            for (size_t i = self->ntokens; i < n; i++) t[i] = -1;
+        if (t)
             self->tokens = t;
+        int64_t *last = t ? realloc(self->last_t, n * sizeof(int64_t)) : NULL;
+        if (last) {
+            self->last_t = last;
+            for (size_t i = self->ntokens; i < n; i++) {
+                t[i] = -1;
+                last[i] = 0;
+            }
             self->ntokens = n;
         }
     }
@@ -389,6 +439,7 @@ static PyObject *Reader_add(Reader *self, PyObject *args) {
         ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET; /* one report per arrival, not per epoll_wait */
         ev.data.fd = fd;
         self->tokens[fd] = token;
+        self->last_t[fd] = not_before_ns; /* the request's send: no read of its answer is earlier */
         rc = epoll_ctl(self->epfd, EPOLL_CTL_ADD, fd, &ev);
         if (rc < 0 && errno == EEXIST)
             rc = epoll_ctl(self->epfd, EPOLL_CTL_MOD, fd, &ev);
@@ -589,16 +640,28 @@ static PyObject *Reader_fileno(Reader *self, PyObject *Py_UNUSED(ignored)) {
 }
 
 static PyObject *Reader_stats(Reader *self, PyObject *Py_UNUSED(ignored)) {
-    uint64_t reads, stamped, wakeups;
+    uint64_t reads, stamped, wakeups, stepped;
     int nice;
     pthread_mutex_lock(&self->mu);
     reads = self->reads;
     stamped = self->stamped;
     wakeups = self->wakeups;
+    stepped = self->stepped;
     nice = self->nice;
     pthread_mutex_unlock(&self->mu);
-    return Py_BuildValue("{s:K,s:K,s:K,s:i}", "reads", (unsigned long long)reads, "stamped",
-                         (unsigned long long)stamped, "wakeups", (unsigned long long)wakeups, "nice", nice);
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:i}", "reads", (unsigned long long)reads, "stamped",
+                         (unsigned long long)stamped, "wakeups", (unsigned long long)wakeups, "stepped",
+                         (unsigned long long)stepped, "nice", nice);
+}
+
+static PyObject *Reader_inject_clock_step(Reader *self, PyObject *arg) {
+    long long step = PyLong_AsLongLong(arg);
+    if (step == -1 && PyErr_Occurred())
+        return NULL;
+    pthread_mutex_lock(&self->mu);
+    self->inject_step_ns = step;
+    pthread_mutex_unlock(&self->mu);
+    Py_RETURN_NONE;
 }
 
 /* The reader thread's wake-up lags (int64 ns, native order) since the last call, as bytes. */
@@ -618,7 +681,8 @@ static PyObject *Reader_close(Reader *self, PyObject *Py_UNUSED(ignored)) {
 
 static PyMethodDef Reader_methods[] = {
     {"add", (PyCFunction)Reader_add, METH_VARARGS,
-     "add(fd, token): read fd on the thread; its reads are drained with this token."},
+     "add(fd, token, not_before_ns=0): read fd on the thread; its reads are drained with this token, "
+     "none timed earlier than not_before_ns (the request's send) or than the fd's read before it."},
     {"remove", (PyCFunction)Reader_remove, METH_VARARGS,
      "remove(fd): stop reading fd; after this returns the thread does not touch it."},
     {"drain", (PyCFunction)Reader_drain, METH_NOARGS,
@@ -629,7 +693,11 @@ static PyMethodDef Reader_methods[] = {
      "only when it completed something to act on."},
     {"fileno", (PyCFunction)Reader_fileno, METH_NOARGS,
      "fileno(): an eventfd that is readable while reads wait to be drained."},
-    {"stats", (PyCFunction)Reader_stats, METH_NOARGS, "stats() -> {'reads': n, 'stamped': n, 'wakeups': n, 'nice': n}; stamped: reads timed by the kernel, nice: the thread's priority"},
+    {"stats", (PyCFunction)Reader_stats, METH_NOARGS,
+     "stats() -> {'reads': n, 'stamped': n, 'wakeups': n, 'stepped': n, 'nice': n}; stamped: reads timed by the "
+     "kernel, stepped: wake-ups timed as reads returned because the wall clock stepped, nice: the thread's priority"},
+    {"_inject_clock_step", (PyCFunction)Reader_inject_clock_step, METH_O,
+     "_inject_clock_step(ns): tests: the next wake-up that reads sockets sees the wall clock stepped by ns."},
     {"take_lags", (PyCFunction)Reader_take_lags, METH_NOARGS,
      "take_lags() -> bytes: the thread's wake-up lags (int64 ns) sampled every 50 ms since the last call."},
     {"close", (PyCFunction)Reader_close, METH_NOARGS, "close(): stop the thread."},

@@ -8,8 +8,9 @@ OnRead = Callable[[int, bytes, int], None]
 class Reader:
     def __init__(self, max_bytes: int = ..., window_ns: int = ..., kernel_timestamps: bool = ...,
                  nice: int = ...) -> None: ...
-    def add(self, fd: int, token: int, /) -> None:
-        """Read fd on the thread; its reads are drained with this token."""
+    def add(self, fd: int, token: int, not_before_ns: int = 0, /) -> None:
+        """Read fd on the thread; its reads are drained with this token, none timed earlier than
+        ``not_before_ns`` (the request's send) or than the fd's read before it."""
     def remove(self, fd: int, /) -> None:
         """Stop reading fd; after this returns the thread does not touch it."""
     def drain(self) -> list[tuple[int, int, bytes, int]]:
@@ -21,7 +22,10 @@ class Reader:
     def fileno(self) -> int:
         """An eventfd that is readable while reads wait to be drained."""
     def stats(self) -> dict[str, int]:
-        """{'reads', 'stamped', 'wakeups', 'nice'}: stamped reads were timed by the kernel."""
+        """{'reads', 'stamped', 'wakeups', 'stepped', 'nice'}: stamped reads were timed by the kernel;
+        stepped wake-ups' reads were timed as they returned, the wall clock having stepped."""
+    def _inject_clock_step(self, ns: int, /) -> None:
+        """Tests: the next wake-up that reads sockets sees the wall clock stepped by ``ns``."""
     def take_lags(self) -> bytes:
         """The thread's wake-up lags (int64 ns), sampled every 50 ms since the last call."""
     def close(self) -> None: ...

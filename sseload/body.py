@@ -6,7 +6,7 @@ import json
 import random
 from pathlib import Path
 
-from sseload.scenario import Body, ScenarioError
+from sseload.scenario import BODYLESS_METHODS, Body, ScenarioError
 
 _JSON_HEAD = b'{"model":"sseload","stream":true,"messages":[{"role":"user","content":"'
 _JSON_TAIL = b'"}]}'
@@ -24,10 +24,12 @@ def generated(size_bytes: int, kind: str = "json") -> bytes:
     return _JSON_HEAD + b"x" * (size_bytes - fixed) + _JSON_TAIL
 
 
-def bodies(spec: Body, base_dir: Path | None = None) -> list[bytes]:
+def bodies(spec: Body, base_dir: Path | None = None, method: str = "POST") -> list[bytes]:
     """The distinct bodies a scenario sends, in the order streams take them."""
     if spec.json is not None:
         return [json.dumps(spec.json, separators=(",", ":")).encode()]
+    if spec.text:
+        return [spec.text.encode()]
     if spec.file:
         path = Path(spec.file)
         if not path.is_absolute() and base_dir is not None:
@@ -40,5 +42,7 @@ def bodies(spec: Body, base_dir: Path | None = None) -> list[bytes]:
         return [generated(n, spec.kind) for n in spec.sizes]
     if spec.size_bytes:
         return [generated(spec.size_bytes, spec.kind)]
+    if method.upper() in BODYLESS_METHODS:
+        return [b""]
     return [json.dumps({"model": "sseload", "stream": True,
                         "messages": [{"role": "user", "content": "hi"}]}).encode()]

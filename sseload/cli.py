@@ -20,7 +20,17 @@ from pathlib import Path
 from typing import NamedTuple
 
 from sseload import __version__, runinfo
-from sseload.scenario import Load, Scenario, ScenarioError, default_scenario, parse_seconds
+from sseload.outcomes import Outcome
+from sseload.scenario import (
+    Load,
+    Scenario,
+    ScenarioError,
+    add_request_flags,
+    apply_request_flags,
+    default_scenario,
+    for_host,
+    parse_seconds,
+)
 from sseload.scenario import load as load_scenario
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -130,10 +140,6 @@ class EmbeddedTarget:
 
 # --- run ---
 
-def _scenario_from(path: str | None) -> Scenario:
-    return load_scenario(path) if path else default_scenario()
-
-
 class RunSettings(NamedTuple):
     """The values a run goes with: the flags over the scenario's [load], each checked."""
 
@@ -208,8 +214,32 @@ def _new_run_id(name: str, results_dir: Path) -> str:
     return run_id
 
 
+def _run_scenario(args: argparse.Namespace) -> Scenario:
+    """The scenario file; without one, -H's service judged by its clean end, or the embedded default."""
+    if args.scenario:
+        scenario = load_scenario(args.scenario)
+    elif args.host:
+        scenario = for_host(args.host)
+    else:
+        scenario = default_scenario()
+    apply_request_flags(scenario, args)
+    return scenario
+
+
+def _request_flags(args: argparse.Namespace) -> list[str]:
+    """The one-off request flags, passed on to Locust as given."""
+    out: list[str] = []
+    for flag, value in (("--path", args.path), ("--method", args.method), ("--body", args.body),
+                        ("--body-file", args.body_file)):
+        if value is not None:
+            out += [flag, value]
+    for header in args.header or ():
+        out += ["--header", header]
+    return out
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    scenario = _scenario_from(args.scenario)
+    scenario = _run_scenario(args)
     settings = run_settings(args, scenario)
     users, spawn_rate, run_time, run_id = settings.users, settings.spawn_rate, settings.run_time, settings.run_id
     results_dir, run_dir = settings.results_dir, settings.run_dir
@@ -239,6 +269,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             common += ["--scenario", args.scenario]
         if args.insecure:
             common.append("--insecure")
+        if target is not None:
+            common.append("--sseload-embedded")
+        common += _request_flags(args)
         cmd = common + ["--headless", "-t", str(run_time), "--stop-timeout", str(stop_timeout), "--only-summary"]
         if not shaped:  # a shape sets the user count itself, from the scenario
             cmd += ["-u", str(users), "-r", str(spawn_rate)]
@@ -350,6 +383,10 @@ def finish(run_dir: Path, scenario: Scenario | None, write_report: bool, stopped
         print(thresholds.table(verdicts))
         if not all(v.passed for v in verdicts):
             code = 1
+    if not summary["outcomes"].get(Outcome.OK):
+        print(f"sseload: no stream succeeded ({summary['streams']} streams; the most frequent causes are "
+              "above): the run fails", file=sys.stderr)
+        code = max(code, 1)
     if stopped_early:
         code = max(code, 2)
     print(run_dir)
@@ -458,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-report", action="store_true",
                      help="skip report.html and the summary files (default: write them)")
     run.add_argument("--loglevel", default="WARNING", help="Locust's log level (default: %(default)s)")
+    add_request_flags(run.add_argument_group("the request (override the scenario's)"))
     run.set_defaults(func=cmd_run)
     add_parser("serve", "run the reference target (its options: sseload serve --help)", add_help=False)
     check = add_parser("check", "judge a run against thresholds (exit 1 on failure)")

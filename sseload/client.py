@@ -31,12 +31,12 @@ from sseload.auth.schemes import Authenticator
 from sseload.outcomes import Outcome
 from sseload.reactor import RECV_BYTES, reactor
 from sseload.records import EventBuffer, StreamRecord
-from sseload.response import DeadlineExceeded, Response, StreamRules, classify_error
+from sseload.response import DeadlineExceeded, Response, StreamRules
+from sseload.scenario import BODYLESS_METHODS
 from sseload.sse import EventLog, PyEventLog, SSEProtocolError
 from sseload.tuning import Tuning
 
 perf_ns = time.perf_counter_ns
-BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})  # no Content-Length without a body
 
 
 def log_class(tuning: Tuning) -> type:
@@ -130,7 +130,8 @@ class SSEConnection:
                 self.sock.close()
             self.sock = None
 
-    def _connect(self) -> None:
+    def _connect(self, progress: list[str]) -> None:
+        """TCP, then TLS where the URL says https; ``progress`` names the step under way."""
         ep = self.endpoint
         sock = socket.socket(ep.family, socket.SOCK_STREAM)
         sock.settimeout(self.rules.connect_timeout_s)
@@ -139,6 +140,7 @@ class SSEConnection:
             sock.connect(ep.sockaddr)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.tls is not None:
+                progress[0] = "tls"
                 self._tls = _TLS(self.tls, ep.host, sock)
         except BaseException:
             sock.close()
@@ -195,11 +197,15 @@ class SSEConnection:
             with deadline:
                 if self.sock is None:
                     c0 = perf_ns()
-                    self._connect()
+                    step = [phase]
+                    try:
+                        self._connect(step)
+                    finally:
+                        phase = step[0]
                     connect_ns = perf_ns() - c0
                     t0 = perf_ns()  # TTFE starts when the request is sent, not at connect
                     start_ns = time.time_ns()
-                    resp.at(t0)
+                    resp.started(t0)
                 phase = "send"
                 if len(req.body) <= 16384:
                     self._send(head + req.body)
@@ -218,10 +224,9 @@ class SSEConnection:
             # close: its answer is the stream's outcome, not the broken send.
             if not (phase == "send" and isinstance(err, OSError) and self._read_early_answer(resp)):
                 ep = self.endpoint
-                host = ep.host if isinstance(err, ssl.SSLCertVerificationError) else ep.host_header
-                resp.fail(*classify_error(err, phase, rules, host))
+                resp.fail_on(err, phase, ep.host if isinstance(err, ssl.SSLCertVerificationError) else ep.host_header)
         dropped_idle = resp.outcome is Outcome.RESET or (resp.outcome is None and not resp.status)
-        if reused and not retried and resp.bytes_received() == 0 and phase != "connect" and dropped_idle \
+        if reused and not retried and resp.bytes_received() == 0 and phase in ("send", "read") and dropped_idle \
                 and self.interrupted is None:
             # The server had closed the idle keep-alive connection (RFC 9112 section 9.3.1 lets a
             # client retry then): once, on a fresh connection, and the record says so.
@@ -248,7 +253,7 @@ class SSEConnection:
         done = self._done
         done.clear()
         io = reactor(self.tuning)
-        io.add(self, fd)
+        io.add(self, fd, self._resp.started_ns())
         try:
             done.wait()
         finally:

@@ -60,6 +60,18 @@ def stats_text(summary: Mapping, metric: Metric) -> str:
     return f"{metric.label} " + ", ".join(f"{stat} {metric.quantity(values.get(stat))}" for stat in metric.stats)
 
 
+def error_lines(s: Mapping, top: int = 5) -> list[str]:
+    """The most frequent ways streams failed, grouped by cause, with their status and gateway code."""
+    errors = (s.get("top_errors") or [])[:top]
+    if not errors:
+        return []
+    lines = ["errors, by cause (streams, outcome, status, code: what happened):"]
+    for e in errors:
+        where = " ".join(str(x) for x in (e["status"] or "", e["error_code"]) if x)
+        lines.append(f"  {e['streams']:>6}  {e['outcome']}{' ' + where if where else ''}: {e['cause'][:200]}")
+    return lines
+
+
 def format_summary(s: Mapping) -> str:
     """The lines `sseload run` prints when a run ends (the README shows an example)."""
     outcomes = ", ".join(f"{k} {v}" for k, v in s["outcomes"].items())
@@ -90,6 +102,7 @@ def format_summary(s: Mapping) -> str:
         if health.get("skewed"):
             line += " -- measurement may be skewed (" + "; ".join(health["skew_reasons"]) + "): add workers"
         lines.append(line)
+    lines += error_lines(s)
     if s.get("partial"):
         lines.append(f"PARTIAL RUN: {s.get('partial_reason')}")
     return "\n".join(lines)

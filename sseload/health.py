@@ -159,7 +159,7 @@ def merge_summaries(summaries: list[dict]) -> dict:
     merged["samples"] = sum(s.get("samples", 0) for s in summaries)
     merged["reader"] = ",".join(sorted({s.get("reader", "?") for s in summaries}))
     merged["parser"] = ",".join(sorted({s.get("parser", "?") for s in summaries}))
-    for key in ("reader_reads", "reader_stamped", "reader_wakeups"):  # native reader counts
+    for key in ("reader_reads", "reader_stamped", "reader_wakeups", "reader_stepped"):  # native reader counts
         if any(key in s for s in summaries):
             merged[key] = sum(s.get(key, 0) for s in summaries)
     merged["reader_nice"] = worst("reader_nice")  # the least favoured worker's reader thread

@@ -48,9 +48,6 @@ class Outcome(StrEnum):
 #: Outcomes counted in error_rate.
 ERROR_OUTCOMES = frozenset(o for o in Outcome if o.error)
 
-#: An outcome that shows the setup itself is broken: the user pauses before its next stream.
-SETUP_FAILURES = frozenset({Outcome.CONNECT_ERROR, Outcome.HARNESS_ERROR})
-
 #: Outcomes that prove the credentials were accepted (the auth stop then never triggers).
 AUTHENTICATED = frozenset({Outcome.OK, Outcome.INCOMPLETE, Outcome.CUTOFF, Outcome.EVENT_ERROR,
                            Outcome.TIMEOUT})
@@ -64,4 +61,4 @@ def color(name: str) -> str:
         return "#999999"
 
 
-__all__ = ["AUTHENTICATED", "ERROR_OUTCOMES", "SETUP_FAILURES", "Outcome", "color"]
+__all__ = ["AUTHENTICATED", "ERROR_OUTCOMES", "Outcome", "color"]

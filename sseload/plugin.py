@@ -9,6 +9,7 @@ of the lifecycle; ``run.json`` is written through sseload.runinfo only.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import gc
 import inspect
@@ -35,8 +36,18 @@ from sseload.distributed import BATCH, DONE, MasterCollector, WorkerSink
 from sseload.health import HealthMonitor, merge_summaries
 from sseload.outcomes import AUTHENTICATED, Outcome
 from sseload.recorder import ParquetSink, Recorder, warm_up
+from sseload.records import StreamRecord
 from sseload.runinfo import PartialReasons
-from sseload.scenario import Scenario, ScenarioError, default_scenario, expand_env
+from sseload.scenario import (
+    Scenario,
+    ScenarioError,
+    add_request_flags,
+    apply_request_flags,
+    default_scenario,
+    expand_env,
+    for_host,
+    request_url,
+)
 from sseload.scenario import load as load_scenario
 from sseload.tuning import Tuning
 from sseload.webui import LiveStats
@@ -79,7 +90,7 @@ class RunContext:
             return
         req = scenario.request
         if host:
-            url = host.rstrip("/") + req.path
+            url = request_url(req, host)
         elif req.url:
             try:
                 url = expand_env(req.url, "[request] url")
@@ -100,7 +111,7 @@ class RunContext:
         try:
             self.auth: Authenticator = from_scenario(scenario.auth, url)
             base_dir = Path(scenario.source).parent if scenario.source else None
-            self.bodies = body_mod.bodies(scenario.body, base_dir)
+            self.bodies = body_mod.bodies(scenario.body, base_dir, req.method)
         except ScenarioError as err:
             raise SetupError(str(err)) from None
         self.requests = [PreparedRequest.build(req.method, url, req.headers, b) for b in self.bodies]
@@ -118,7 +129,9 @@ class RunContext:
             if self.endpoint.scheme == "https" else None
         self.auth_failures = 0
         self.auth_ok = False
-        self.stopped_for_auth = False
+        self.succeeded = False  # a stream ended ok: failures from now on are the service's, not the setup's
+        self.first_failures: list[tuple] = []  # (outcome, status, code) of the streams before any ok
+        self.stopped_early = False
         self._next_body = 0
 
     @staticmethod
@@ -218,24 +231,50 @@ class RunContext:
             "tuning": self.tuning.to_dict(),
         }
 
-    def after_stream(self, outcome: Outcome, error_code: str, environment) -> None:
+    def after_stream(self, record: StreamRecord, environment) -> None:
+        """Stop early when the run can only measure a broken setup: the first streams all failed
+        authentication, or all failed the same other way with nothing succeeding."""
+        outcome = record.outcome
+        if outcome in AUTHENTICATED:
+            self.auth_ok = True
+        if outcome is Outcome.OK:
+            self.succeeded = True
+        if self.succeeded or self.stopped_early or not outcome.error:
+            return
         if outcome is Outcome.AUTH_ERROR:
             self.auth_failures += 1
             limit = self.scenario.auth.stop_after_failures
-            if not self.auth_ok and limit and self.auth_failures >= limit and not self.stopped_for_auth:
-                self.stopped_for_auth = True
-                text = (f"stopped early: the first {self.auth_failures} streams all failed authentication "
-                        f"({error_code or 'no error code'}); check the credentials for [auth] method = "
-                        f"{self.scenario.auth.method!r} (the gateway locks an AK after 5 failures)")
-                self.partial.add(runinfo.AUTH_STOP, text)
-                log.error(text)
-                environment.process_exit_code = 2
-                if environment.runner is not None:
-                    import gevent
+            if not self.auth_ok and limit and self.auth_failures >= limit:
+                if self.scenario.auth.method == "none":
+                    advice = "the service demands authentication the scenario does not give: set [auth] method"
+                else:
+                    advice = (f"check the credentials for [auth] method = {self.scenario.auth.method!r} "
+                              "(the gateway locks an AK after 5 failures)")
+                self._stop_early(environment, runinfo.AUTH_STOP,
+                                 f"stopped early: the first {self.auth_failures} streams all failed authentication "
+                                 f"({record.error_code or 'no error code'}); {advice}")
+            return
+        limit = self.scenario.load.stop_after_failures
+        if not limit:
+            return
+        self.first_failures.append((outcome, record.status, record.error_code))
+        if len(self.first_failures) >= limit and len(set(self.first_failures)) == 1:
+            status = f" {record.status}" if record.status else ""
+            code = f" {record.error_code}" if record.error_code else ""
+            self._stop_early(environment, runinfo.FAILURE_STORM,
+                             f"stopped early: the first {limit} streams all failed the same way, "
+                             f"{outcome}{status}{code} ({record.error[:300]}), and none succeeded; check -H, the "
+                             "path and the scenario ([load] stop_after_failures = 0 runs on regardless)")
 
-                    gevent.spawn(environment.runner.quit)
-        elif outcome in AUTHENTICATED:
-            self.auth_ok = True
+    def _stop_early(self, environment, code: str, text: str) -> None:
+        self.stopped_early = True
+        self.partial.add(code, text)
+        log.error(text)
+        environment.process_exit_code = 2
+        if environment.runner is not None:
+            import gevent
+
+            gevent.spawn(environment.runner.quit)
 
 
 def context(environment) -> RunContext:
@@ -248,7 +287,14 @@ def context(environment) -> RunContext:
 def _build_context(environment, role: str = "local") -> RunContext:
     opts = environment.parsed_options
     scenario_path = getattr(opts, "scenario", None) if opts else None
-    scenario = load_scenario(scenario_path) if scenario_path else default_scenario()
+    if scenario_path:
+        scenario = load_scenario(scenario_path)
+    elif environment.host and not getattr(opts, "sseload_embedded", False):
+        scenario = for_host(environment.host)  # a service nobody described: judged by its clean end
+    else:
+        scenario = default_scenario()
+    if opts is not None:
+        apply_request_flags(scenario, opts)
     results_dir = Path(getattr(opts, "results_dir", None) or "results")
     run_id = getattr(opts, "run_id", None) or runinfo.new_run_id(scenario.name)
     ctx = RunContext(scenario, environment.host, results_dir, run_id,
@@ -265,6 +311,9 @@ def _add_options(parser) -> None:
     group.add_argument("--run-id", default=None, help="name of this run's directory (default: time-scenario)")
     group.add_argument("--insecure", action="store_true", default=False,
                        help="do not verify TLS certificates (the report says so)")
+    add_request_flags(group)
+    # set by `sseload run` when the host is the reference target it started (its completion rule)
+    group.add_argument("--sseload-embedded", action="store_true", default=False, help=argparse.SUPPRESS)
 
 
 def _memoise_default_args() -> None:

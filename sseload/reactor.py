@@ -99,7 +99,7 @@ class Reactor(_Watchdog):
     def _open_connections(self):
         return [conn for conn, _watcher in self._conns.values()]
 
-    def add(self, conn: ReadTarget, fd: int) -> None:
+    def add(self, conn: ReadTarget, fd: int, not_before_ns: int = 0) -> None:
         watcher = self._loop.io(fd, _READ)
         self._conns[fd] = (conn, watcher)
         recv = conn.recv_now
@@ -168,11 +168,12 @@ class NativeReactor(_Watchdog):
     def _open_connections(self):
         return [conn for _token, conn in self._streams.values()]
 
-    def add(self, conn: ReadTarget, fd: int) -> None:
+    def add(self, conn: ReadTarget, fd: int, not_before_ns: int = 0) -> None:
+        """Read ``fd`` for ``conn``; no read of it is timed before ``not_before_ns`` (the request's send)."""
         token = next(self._next_token)
         self._on_read[token] = conn.on_read
         self._streams[fd] = (token, conn)
-        self._reader.add(fd, token)
+        self._reader.add(fd, token, not_before_ns)
         if self._watchdog is None:
             self._start_watchdog()
 

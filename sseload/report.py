@@ -31,7 +31,6 @@ from sseload.metrics import (
     Metric,
     distribution_rows,
 )
-from sseload.outcomes import Outcome
 
 #: What `sseload compare` judges: (metric, stat) pairs from the metric table, its direction the metric's.
 COMPARED: tuple[tuple[Metric, str | None], ...] = tuple((m, stat) for m in METRICS for stat in m.compared_stats)
@@ -132,12 +131,11 @@ def report_html(run: results.Run, summary: dict, images: list[Path]) -> str:
     total = max(summary["streams"], 1)
     parts.append(_table(["outcome", "streams", "share"],
                         [[k, str(v), f"{v / total:.2%}"] for k, v in summary["outcomes"].items()]))
-    errors = run.streams[run.streams["outcome"] != Outcome.OK]
-    if not errors.empty:
-        top = errors.groupby(["outcome", "error_code", "error"]).size().sort_values(ascending=False).head(15)
-        parts.append("<h3>Most frequent errors</h3>")
-        parts.append(_table(["outcome", "code", "error", "streams"],
-                            [[o, c or "", e[:200], str(n)] for (o, c, e), n in top.items()]))
+    if summary.get("top_errors"):
+        parts.append("<h3>Most frequent errors, by cause</h3>")
+        parts.append(_table(["outcome", "status", "code", "what happened", "streams"],
+                            [[e["outcome"], str(e["status"] or ""), e["error_code"], e["cause"][:200],
+                              str(e["streams"])] for e in summary["top_errors"]]))
     parts.append("<h2>Charts</h2>")
     parts += [_img(p) for p in images]
     parts.append("<h2 id='health'>Measurement health</h2>")

@@ -54,6 +54,19 @@ class StreamRules:
         return self.limit_s - min(1.0, 0.05 * self.limit_s)
 
 
+def not_http_hint(first: bytes) -> str:
+    """What a response that is not HTTP/1.x most likely is, from its first bytes; "" if it looks like HTTP."""
+    if first[:1] in (b"\x15", b"\x16") and first[1:2] == b"\x03":
+        return "the server speaks TLS on this port: use https://"
+    if first.startswith(b"PRI * HTTP/2") or (len(first) >= 9 and first[3:4] == b"\x04" and first[4:5] in b"\x00\x01"):
+        return ("the server answered with HTTP/2 only; sseload speaks HTTP/1.1 (as the gateway does): "
+                "use an HTTP/1.1 endpoint")
+    if not first.startswith(b"HTTP/"[: len(first)]):
+        return (f"the server did not answer in HTTP/1.x (its first bytes: {first[:16]!r}); "
+                "is this the right host and port?")
+    return ""
+
+
 def framing_of(headers: dict[str, str]) -> tuple[bool, int] | None:
     """(chunked, length) of a body the event log can take off itself; None to leave it to httptools."""
     te, cl = headers.get("transfer-encoding"), headers.get("content-length")
@@ -66,11 +79,14 @@ def framing_of(headers: dict[str, str]) -> tuple[bool, int] | None:
 
 
 def classify_error(exc: BaseException, phase: str, rules: StreamRules, host: str) -> tuple[Outcome, str]:
-    """The outcome and text of an exception that ended a stream in ``phase`` (connect, send, read)."""
-    connecting = phase == "connect"
+    """The outcome and text of an exception that ended a stream in ``phase`` (connect, tls, send, read)."""
+    connecting = phase in ("connect", "tls")
     if isinstance(exc, DeadlineExceeded):
         return Outcome.TIMEOUT, f"stream still open after the harness deadline of {rules.deadline_s:g} s"
     if isinstance(exc, (socket.timeout, TimeoutError)):
+        if phase == "tls":
+            return Outcome.CONNECT_ERROR, (f"the TLS handshake with {host} timed out after {rules.connect_timeout_s:g}"
+                                           " s: is it an HTTPS port? (http:// for a plain one)")
         if connecting:
             return Outcome.CONNECT_ERROR, f"connect to {host} timed out after {rules.connect_timeout_s:g} s"
         return Outcome.TIMEOUT, f"no bytes for {rules.read_timeout_s:g} s (read_timeout_s)"
@@ -79,11 +95,17 @@ def classify_error(exc: BaseException, phase: str, rules: StreamRules, host: str
                                        "set [stream] ca_bundle or use --insecure")
     if isinstance(exc, ssl.SSLError):
         reason = getattr(exc, "reason", None) or exc
+        if phase == "tls" and str(reason).upper() in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE",
+                                                      "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"):
+            return Outcome.CONNECT_ERROR, f"TLS error: {reason}: {host} does not speak TLS on this port; use http://"
         return (Outcome.CONNECT_ERROR if connecting else Outcome.RESET), f"TLS error: {reason}"
     if isinstance(exc, ConnectionRefusedError):
         return Outcome.CONNECT_ERROR, f"connection refused by {host}; is the service running and the port right?"
     if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
         how = "reset" if isinstance(exc, ConnectionResetError) else "broken"
+        if phase == "tls":
+            return Outcome.CONNECT_ERROR, (f"connection {how} during the TLS handshake: is it an HTTPS port? "
+                                           "(http:// for a plain one)")
         return (Outcome.CONNECT_ERROR if connecting else Outcome.RESET), f"connection {how} during {phase}"
     if isinstance(exc, OSError):
         return (Outcome.CONNECT_ERROR if connecting else Outcome.RESET), f"{phase} failed: {exc.strerror or exc}"
@@ -92,6 +114,8 @@ def classify_error(exc: BaseException, phase: str, rules: StreamRules, host: str
         return Outcome.HARNESS_ERROR, f"{type(cause).__name__}: {cause}"
     if isinstance(exc, httptools.HttpParserError):
         return Outcome.PROTOCOL_ERROR, f"malformed HTTP response: {exc}"
+    if isinstance(exc, ConnectionError) and "TLS handshake" in str(exc):
+        return Outcome.CONNECT_ERROR, f"{exc}: is it an HTTPS port? (http:// for a plain one)"
     return Outcome.HARNESS_ERROR, f"{type(exc).__name__}: {exc}"  # a bug in sseload or a custom user
 
 
@@ -108,7 +132,7 @@ class Response:
         "charset_warning", "_gunzip", "_parser", "log", "_body", "_log_has_body", "_framing", "_head_tail",
         "_head_done", "_ends_at_close", "_error_body", "_message_complete", "_completed", "outcome", "error",
         "error_code", "t_headers_ns", "_sentinel", "_done_event", "_response_bytes", "_t_start", "_t_end",
-        "_informational",
+        "_informational", "_first",
     )
 
     def __init__(self, rules: StreamRules, log_class, t_ns: int,
@@ -120,6 +144,7 @@ class Response:
         self._t_start = self._t_read = t_ns
         self._t_end = -1  # when the stream ended without a read ending it (a timeout)
         self._informational = False  # the head just read was a 1xx (100 Continue): the real one follows
+        self._first = b""  # the response's first bytes, to name what a server that is not HTTP/1.x speaks
         self.headers: dict[str, str] = {}
         self.status = 0
         self.content_type = ""
@@ -146,9 +171,13 @@ class Response:
         self._response_bytes = 0
 
     # --- reads ---
-    def at(self, t_ns: int) -> None:
-        """The stream's time so far, before any read (after connecting, after sending)."""
+    def started(self, t_ns: int) -> None:
+        """The request starts to go out now (after connecting): TTFE and the head's timeout count from here."""
         self._t_start = self._t_read = t_ns
+
+    def at(self, t_ns: int) -> None:
+        """The stream's time so far, before any read (after sending)."""
+        self._t_read = t_ns
 
     def closed(self, t_ns: int) -> None:
         """The connection broke (a read error, e.g. RST) at ``t_ns``: the stream's end."""
@@ -183,7 +212,9 @@ class Response:
             self.fail(Outcome.PROTOCOL_ERROR, str(broken))
             self._parser = self._body = None
         except httptools.HttpParserError as err:
-            self.fail(*classify_error(err, "read", self.rules, ""))
+            outcome, text = classify_error(err, "read", self.rules, "")
+            hint = not_http_hint(self._first) if outcome is Outcome.PROTOCOL_ERROR else ""
+            self.fail(outcome, f"{text}: {hint}" if hint else text)
         return self.over()
 
     def feed_eof(self, t_ns: int) -> None:
@@ -210,6 +241,8 @@ class Response:
 
         The head ends at the first CRLF CRLF: llhttp takes no other line end in a head.
         """
+        if len(self._first) < 16:
+            self._first += data[: 16 - len(self._first)]
         seen = self._head_tail + data
         end = seen.find(b"\r\n\r\n")
         if end < 0:
@@ -337,6 +370,13 @@ class Response:
         if self.outcome is None:
             self.outcome, self.error, self.error_code = outcome, error, code
 
+    def fail_on(self, exc: BaseException, phase: str, host: str) -> None:
+        """The stream failed with ``exc`` in ``phase``; a break before any answer says what that suggests."""
+        outcome, text = classify_error(exc, phase, self.rules, host)
+        if outcome is Outcome.RESET and phase == "read" and not self._first:
+            text += ": the server closed without answering (is it an HTTP/1.1 server? does it want https://?)"
+        self.fail(outcome, text)
+
     def bytes_received(self) -> int:
         """Response bytes so far: the head and any body httptools took, plus what the log took."""
         return self._response_bytes + (self.log.bytes_in if self._log_has_body else 0)
@@ -345,6 +385,10 @@ class Response:
         """The time of the stream's last read, whoever took it (feed, or the reader: fed)."""
         body = self._body
         return self._t_read if body is None else max(self._t_read, body.last_t_ns)
+
+    def started_ns(self) -> int:
+        """When the request went out (after connecting): no read of its answer can be earlier."""
+        return self._t_start
 
     def idle_since_ns(self) -> int:
         """Where the read timeout counts from: the last read, but the request's start until the
@@ -397,7 +441,11 @@ class Response:
         if self._completed and completion != "close":  # ended by the rule's event, before the body's end
             return Outcome.OK, "", ""
         if not status:
-            return Outcome.RESET, "connection closed before a response", ""
+            if self._first:
+                hint = not_http_hint(self._first)
+                return Outcome.RESET, f"connection closed before a whole response head{': ' + hint if hint else ''}", ""
+            return Outcome.RESET, ("connection closed before a response: the server closed without answering "
+                                   "(is it an HTTP/1.1 server? does it want https://?)"), ""
         return Outcome.RESET, "connection closed mid-stream", ""
 
     def release(self) -> None:

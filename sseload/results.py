@@ -9,6 +9,7 @@ numbers means, and its label and unit, is in :mod:`sseload.metrics`.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,6 +161,31 @@ def throughput(streams: pd.DataFrame, events: pd.DataFrame | None, bucket_s: flo
     return out
 
 
+_ID = re.compile(r"\b(?=[0-9a-fA-F-]*\d)[0-9a-fA-F]{8,}(?:-[0-9a-fA-F]{4,})*\b")  # request ids, UUIDs
+_DECIMAL = re.compile(r"(?<![\d.])\d+\.\d+(?![\d.])")  # times that differ stream to stream (not addresses)
+
+
+def error_cause(text: str) -> str:
+    """An error's text with what differs between streams of one cause (request ids, times) taken out,
+    so streams that failed the same way group together."""
+    return _DECIMAL.sub("N", _ID.sub("<id>", text or ""))[:300]
+
+
+def top_errors(streams: pd.DataFrame, n: int = 10) -> list[dict]:
+    """The most frequent ways streams failed: outcome, status, gateway code and cause, with counts."""
+    failed = streams[streams["outcome"].isin([o.value for o in ERROR_OUTCOMES]
+                                             + [Outcome.CUTOFF.value])]
+    if failed.empty:
+        return []
+    frame = pd.DataFrame({"outcome": failed["outcome"], "status": failed["status"].fillna(0).astype(int),
+                          "error_code": failed["error_code"].fillna(""),
+                          "cause": failed["error"].fillna("").map(error_cause)})
+    counts = frame.groupby(["outcome", "status", "error_code", "cause"]).size().sort_values(ascending=False)
+    total = len(streams)
+    return [{"outcome": o, "status": int(st), "error_code": c, "cause": cause, "streams": int(k),
+             "share": k / total} for (o, st, c, cause), k in counts.head(n).items()]
+
+
 def summarise(run: Run) -> dict:
     """The numbers every output shows: counts, rates, TTFE, gaps, durations, harness error."""
     s = run.streams
@@ -173,6 +199,7 @@ def summarise(run: Run) -> dict:
         "run_id": run.info.get("run_id", run.run_dir.name),
         "streams": total,
         "outcomes": {k: int(v) for k, v in sorted(outcomes.items())},
+        "top_errors": top_errors(s),
         "ok_rate": outcomes.get(Outcome.OK, 0) / total if total else 0.0,
         "cutoff_rate": cutoffs / total if total else 0.0,
         "error_rate": errors / total if total else 0.0,

@@ -19,6 +19,7 @@ RUN_JSON = "run.json"
 SIGNAL = "signal"  # Locust got SIGINT/SIGTERM before the run time ended
 INTERRUPTED = "interrupted"  # the sseload supervisor forwarded a signal (names it; replaces SIGNAL)
 AUTH_STOP = "auth_stop"  # the first streams all failed authentication
+FAILURE_STORM = "failure_storm"  # the first streams all failed the same other way
 LOST_WORKERS = "lost_workers"  # workers that never sent their final report
 WORKER = "worker"  # a worker's own reason
 NOT_RECORDED = "not_recorded"  # streams started but not recorded

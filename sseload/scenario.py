@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sseload.gateway import DEFAULT_LIMIT_S, DEFAULT_MAX_BODY_BYTES
 from sseload.metrics import THRESHOLDS  # the names a [thresholds] table may use
@@ -58,6 +59,7 @@ class Auth:
 @dataclass
 class Body:
     json: Any = None  # inline JSON value
+    text: str = ""  # a body sent as is (UTF-8)
     file: str = ""  # a file sent as is
     size_bytes: int = 0  # generate a body of this size
     sizes: list[int] = field(default_factory=list)  # sweep: users take these in turn
@@ -67,7 +69,7 @@ class Body:
 
 @dataclass
 class Stream:
-    completion: str = "close"  # "close", "done" (data: [DONE]) or "event:NAME"
+    completion: str = "close"  # "close", "auto" (a clean end or data: [DONE]), "done" (data: [DONE]) or "event:NAME"
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 30.0
@@ -98,6 +100,8 @@ class Load:
     spike_s: float = 0.0
     arrival: str = "closed"  # closed (users loop), constant or poisson (open model: rate_per_s)
     rate_per_s: float = 0.0
+    stop_after_failures: int = 20  # stop when this many first streams all failed the same way (0: never)
+    failure_backoff_s: float = 0.1  # a user whose streams fail fast waits this, doubling to 2 s (0: never)
 
 
 @dataclass
@@ -163,6 +167,70 @@ def default_scenario() -> Scenario:
     return scenario
 
 
+def for_host(host: str) -> Scenario:
+    """The scenario of ``sseload run -H URL`` with no scenario file: a stream to a service nobody
+    described. A clean end of the response (or ``data: [DONE]``) is ``ok``; the URL's path is the
+    request's; GET unless a body is given (see :func:`apply_request_flags`)."""
+    parts = urlsplit(host)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ScenarioError(f"-H/--host {host!r} is not an http:// or https:// URL with a host")
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", parts.netloc).strip("-.") or "host"
+    scenario = Scenario(name=name, source="")
+    scenario.description = f"streams from {host} with no scenario (ok: a clean end of the response, or data: [DONE])"
+    scenario.request.method = "GET"
+    scenario.request.headers = {}
+    scenario.stream.completion = "auto"
+    return scenario
+
+
+def request_url(request: Request, host: str) -> str:
+    """The URL a stream requests: -H's base joined to [request] path, unless -H names a path itself."""
+    parts = urlsplit(host)
+    if parts.path not in ("", "/") or parts.query:
+        return host
+    return host.rstrip("/") + request.path
+
+
+def add_request_flags(parser) -> None:
+    """The one-off request flags, the same for ``sseload run`` and ``locust -f`` (argparse-like)."""
+    parser.add_argument("--path", default=None, help="request path, e.g. /v1/chat/completions "
+                        "(default: the scenario's, or the -H URL's)")
+    parser.add_argument("--method", default=None, help="HTTP method (default: the scenario's; GET for -H "
+                        "without a scenario unless a body is given, then POST)")
+    parser.add_argument("--header", action="append", default=None, metavar="'NAME: VALUE'",
+                        help="a request header, repeatable; replaces the scenario's (and sseload's default) "
+                        "of that name (default: none)")
+    parser.add_argument("--body", default=None, help="request body sent as is (default: the scenario's)")
+    parser.add_argument("--body-file", default=None, help="a file sent as the request body (default: the scenario's)")
+
+
+def apply_request_flags(scenario: Scenario, opts) -> None:
+    """Apply --path, --method, --header, --body and --body-file (any that were given) to ``scenario``."""
+    req = scenario.request
+    path, method = getattr(opts, "path", None), getattr(opts, "method", None)
+    headers, text, file = getattr(opts, "header", None), getattr(opts, "body", None), getattr(opts, "body_file", None)
+    if text is not None or file:
+        scenario.body = Body(text=text or "", file=file or "", over_limit=scenario.body.over_limit)
+        if file and text is not None:
+            raise ScenarioError("give --body or --body-file, not both")
+        if method is None and req.method in BODYLESS_METHODS:
+            req.method = "POST"
+    if path is not None:
+        req.path = path if path.startswith("/") else "/" + path
+        req.url = ""
+    if method is not None:
+        req.method = method.upper()
+    for header in headers or ():
+        name, sep, value = header.partition(":")
+        if not sep or not name.strip():
+            raise ScenarioError(f"--header {header!r} is not 'Name: value'")
+        req.headers = {k: v for k, v in req.headers.items() if k.lower() != name.strip().lower()}
+        req.headers[name.strip()] = value.strip()
+
+
+BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})  # sent without a body unless one is given
+
+
 def _typed(where: str, key: str, value: Any, default: Any) -> Any:
     expected = type(default)
     if isinstance(default, bool):
@@ -226,16 +294,18 @@ def validate(s: Scenario) -> None:
     if s.auth.method not in AUTH_METHODS:
         raise ScenarioError(f"{where}: [auth] method = {s.auth.method!r}; use one of {', '.join(AUTH_METHODS)}")
     c = s.stream.completion
-    if not (c in ("close", "done") or (c.startswith("event:") and len(c) > 6)):
+    if not (c in ("close", "auto", "done") or (c.startswith("event:") and len(c) > 6)):
         raise ScenarioError(
-            f"{where}: [stream] completion = {c!r}; use 'close', 'done' (data: [DONE]) or 'event:NAME'"
+            f"{where}: [stream] completion = {c!r}; use 'close', 'auto' (a clean end or data: [DONE]), "
+            "'done' (data: [DONE]) or 'event:NAME'"
         )
     if s.body.kind not in ("json", "binary"):
         raise ScenarioError(f"{where}: [body] kind = {s.body.kind!r}; use 'json' or 'binary'")
     if s.body.over_limit not in ("skip", "send"):
         raise ScenarioError(f"{where}: [body] over_limit = {s.body.over_limit!r}; use 'skip' or 'send'")
-    given = [name for name, on in (("json", s.body.json is not None), ("file", bool(s.body.file)),
-                                   ("size_bytes", s.body.size_bytes > 0), ("sizes", bool(s.body.sizes))) if on]
+    given = [name for name, on in (("json", s.body.json is not None), ("text", bool(s.body.text)),
+                                   ("file", bool(s.body.file)), ("size_bytes", s.body.size_bytes > 0),
+                                   ("sizes", bool(s.body.sizes))) if on]
     if len(given) > 1:
         raise ScenarioError(f"{where}: [body] sets {' and '.join(given)}; choose one way to make the body")
     if any(not isinstance(n, int) or n < 0 for n in s.body.sizes):
@@ -259,6 +329,10 @@ def validate(s: Scenario) -> None:
         parse_seconds(s.load.run_time)
     except ValueError:
         raise ScenarioError(f"{where}: [load] run_time = {s.load.run_time!r}; write e.g. 30s, 5m or 1h30m") from None
+    if s.load.stop_after_failures < 0:
+        raise ScenarioError(f"{where}: [load] stop_after_failures must be 0 (never stop) or more")
+    if s.load.failure_backoff_s < 0:
+        raise ScenarioError(f"{where}: [load] failure_backoff_s must be 0 (never wait) or more")
     if s.stream.max_event_bytes < 1:
         raise ScenarioError(f"{where}: [stream] max_event_bytes must be positive")
     s.target_config()  # validates [target]

@@ -25,11 +25,12 @@ from locust import User, task
 from sseload import plugin
 from sseload.client import PreparedRequest, SSEConnection
 from sseload.metrics import TTFE
-from sseload.outcomes import SETUP_FAILURES, Outcome
+from sseload.outcomes import Outcome
 from sseload.records import EventBuffer, StreamRecord
 
 _user_ids = itertools.count(1)
-FAILED_SETUP_PAUSE_S = 0.1
+FAST_FAILURE_NS = 100_000_000  # a failed stream this short would spin its user: back off
+MAX_BACKOFF_S = 2.0
 
 
 class StreamFailure(Exception):
@@ -49,6 +50,7 @@ class SSEUser(User):
                                   worker=worker, user=self.user_id, tuning=self.ctx.tuning)
         self._events = EventBuffer()
         self._next_arrival_ns = 0
+        self._fast_failures = 0
 
     def on_stop(self) -> None:
         self.conn.close()
@@ -103,12 +105,23 @@ class SSEUser(User):
             ctx.live.add_stream(record.outcome, ttfe / 1e6 if ttfe >= 0 else None, gaps_ms, len(t_ns))
         ctx.recorder.add(record, self._events)
         self._report(record)
-        if record.outcome in SETUP_FAILURES:
-            gevent.sleep(FAILED_SETUP_PAUSE_S)  # a broken setup must not spin thousands of streams a second
-        ctx.after_stream(record.outcome, record.error_code, self.environment)
+        self._back_off(record)
+        ctx.after_stream(record, self.environment)
         if self.conn.interrupted is not None:
             raise self.conn.interrupted
         return record
+
+    def _back_off(self, record: StreamRecord) -> None:
+        """A user whose streams fail fast (refused, 404, skipped) must not spin thousands a second:
+        it waits [load] failure_backoff_s, doubling with each fast failure in a row up to 2 s. In the
+        open model the schedule paces the user already."""
+        load = self.ctx.scenario.load
+        if record.outcome.error and record.duration_ns < FAST_FAILURE_NS and load.arrival == "closed":
+            self._fast_failures += 1
+            if load.failure_backoff_s > 0:
+                gevent.sleep(min(MAX_BACKOFF_S, load.failure_backoff_s * 2 ** (self._fast_failures - 1)))
+        else:
+            self._fast_failures = 0
 
     def _report(self, record: StreamRecord) -> None:
         fire = self.environment.events.request.fire

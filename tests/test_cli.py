@@ -127,7 +127,7 @@ def test_a_flag_overrides_the_scenario_value_it_would_refuse(tmp_path):
     path = write_scenario(tmp_path / "zero.toml", {"load": {"run_time": "0s", "spawn_rate": 0.0}})
     args = cli.build_parser().parse_args(["run", str(path), "-t", "3s", "-r", "5",
                                           "--results-dir", str(tmp_path / "results")])
-    settings = cli.run_settings(args, cli._scenario_from(args.scenario))
+    settings = cli.run_settings(args, cli._run_scenario(args))
     assert (settings.run_time, settings.spawn_rate) == ("3s", 5.0)
 
 

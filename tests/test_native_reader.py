@@ -427,3 +427,29 @@ def test_a_log_that_is_not_the_compiled_one_gets_its_reads_through_on_read(reade
     reader.dispatch({1: (PyEventLog(), lambda t, data, err: heard.append(data), lambda *a: heard.append(a))})
     assert heard == [b"data: x\n\n"]
 
+
+
+def test_a_wall_clock_step_between_arrival_and_read_stays_out_of_the_times(reader_and_pair):
+    """Kernel stamps are on the wall clock, mapped to the monotonic one by an offset read at each
+    wake-up: a step between a segment's arrival and its read would move that read by the step.
+    The wake-up that sees the offset jump times its reads as they returned instead."""
+    reader, client, server = reader_and_pair
+    reader.add(client.fileno(), 3)
+    server.sendall(b"a")
+    drain_until(reader, 1)  # the thread has an offset to compare with
+    reader._inject_clock_step(3_000_000)  # the wall clock jumps 3 ms ahead before the next read
+    t_send = time.perf_counter_ns()
+    server.sendall(b"b")
+    (_, t_ns, data, _), = drain_until(reader, 1)
+    assert data == b"b" and t_ns >= t_send  # not 3 ms before it was even sent
+    assert reader.stats()["stepped"] >= 1
+
+
+def test_no_read_is_timed_before_the_request_went_out(reader_and_pair):
+    reader, client, server = reader_and_pair
+    server.sendall(b"early")  # arrives (and is stamped) before the reader is told of the socket
+    time.sleep(0.05)
+    not_before = time.perf_counter_ns()
+    reader.add(client.fileno(), 4, not_before)
+    (_, t_ns, data, _), = drain_until(reader, 1)
+    assert data == b"early" and t_ns >= not_before

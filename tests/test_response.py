@@ -157,7 +157,8 @@ def test_a_gzip_body_goes_through_httptools_and_zlib():
 def test_nothing_before_the_close_is_a_reset_before_a_response():
     resp = Response(StreamRules(), EventLog, 0)
     resp.feed_eof(5)
-    assert resp.verdict(5) == (Outcome.RESET, "connection closed before a response", "")
+    outcome, error, _ = resp.verdict(5)
+    assert outcome is Outcome.RESET and error.startswith("connection closed before a response: the server closed")
 
 
 def test_times_come_from_the_reads():
@@ -295,3 +296,16 @@ def test_auto_completion_takes_a_clean_end_or_done():
     assert resp.message_complete and resp.keep_alive(Outcome.OK)
     cut = SSE_HEAD + b"Content-Length: 500\r\n\r\n" + EVENTS
     assert run(cut, StreamRules(completion="auto"), eof=True)[1][0] is Outcome.RESET
+
+
+@pytest.mark.parametrize(("first", "hint"), [
+    (b"\x15\x03\x03\x00\x02\x02\x0a", "the server speaks TLS on this port: use https://"),
+    (b"\x00\x00\x00\x04\x00\x00\x00\x00\x00", "HTTP/2 only"),
+    (b"\x00\xffgarbage-garbage", "did not answer in HTTP/1.x"),
+])
+def test_a_server_that_does_not_speak_http_1_is_named(first, hint):
+    resp = Response(StreamRules(), EventLog, 0)
+    resp.feed(1, first)
+    resp.feed_eof(2)
+    outcome, error, _ = resp.verdict(3)
+    assert outcome in (Outcome.PROTOCOL_ERROR, Outcome.RESET) and hint in error, error

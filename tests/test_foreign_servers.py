@@ -1,0 +1,199 @@
+"""sseload against servers nobody here wrote: a popular SSE library, an OpenAI-style mock, and
+hostile or odd ones (tests/servers.py). Each asserts the verdict a user of that service would
+expect, and what the server saw."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from sseload.auth.schemes import Authenticator
+from sseload.client import Endpoint, PreparedRequest, SSEConnection, StreamRules
+from sseload.outcomes import Outcome
+from sseload.records import EventBuffer
+from tests import servers
+from tests.conftest import sseload_run
+
+start_server = servers.start_server
+
+
+def stream(conn: SSEConnection, url: str, method: str = "POST", body: bytes = b"{}",
+           headers: dict | None = None):
+    events = EventBuffer()
+    record = conn.stream(PreparedRequest.build(method, url, headers or {}, body), events)
+    return record, events
+
+
+def connection(url: str, **rules) -> SSEConnection:
+    rules.setdefault("deadline_s", 20)
+    rules.setdefault("read_timeout_s", 5)
+    return SSEConnection(Endpoint.resolve(url), StreamRules(**rules), Authenticator())
+
+
+# --- sseload run -H URL, no scenario ---
+
+def test_a_third_party_sse_server_with_no_scenario_is_all_ok(tmp_path, start_server):
+    srv = start_server(servers.sse_starlette_server, events=5, gap_s=0.01)
+    result = sseload_run(tmp_path, "-H", srv.url, "-u", "2", "-t", "2s", "--no-report", run_id="foreign")
+    assert result.code == 0, result.stderr[-2000:]
+    streams = result.streams
+    assert len(streams) > 5 and set(streams["outcome"]) == {"ok"}
+    assert (streams["events"] == 5).all()
+    info = result.info
+    assert info["scenario"]["stream"]["completion"] == "auto" and "with no scenario" in info["scenario"]["description"]
+    assert info["target_url"] == srv.url  # -H's path is the request's
+    assert {r.split(b" ")[1] for r in srv.requests} == {b"/stream"}
+    assert all(r.startswith(b"GET ") and b"content-length" not in r.lower() for r in srv.requests)
+
+
+def test_the_run_is_named_after_the_host_and_request_flags_shape_the_request(tmp_path, start_server):
+    srv = start_server(servers.openai_mock_server, chunks=4)
+    body = json.dumps({"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+    result = sseload_run(tmp_path, "-H", srv.base_url, "--path", "/v1/chat/completions", "--body", body,
+                         "--header", "Accept: text/event-stream; q=1", "--header", "X-Trace: 7",
+                         "-u", "1", "-t", "2s", "--no-report", run_id="named")
+    assert result.code == 0, result.stderr[-2000:]
+    assert set(result.streams["outcome"]) == {"ok"}  # data: [DONE] completes it
+    got = srv.received[0]
+    assert (got.method, got.target, got.body) == ("POST", "/v1/chat/completions", body.encode())
+    assert result.info["scenario"]["name"] == f"127.0.0.1-{srv.port}"  # what a run without --run-id is named
+    assert got.header("x-trace") == "7"
+    assert [v for k, v in got.headers if k.lower() == "accept"] == ["text/event-stream; q=1"]  # replaced, not repeated
+    # [DONE] ended each stream before its body: the rest is read, so the connection carries the next
+    assert srv.connections <= 2 and len(srv.received) > 3
+
+
+APIG_500 = {"error_code": "APIG.0201", "error_msg": "Backend error.", "request_id": "{request_id}"}
+
+
+def test_a_failure_storm_stops_early_with_the_cause(tmp_path, start_server):
+    srv = start_server(servers.status_server, 500, APIG_500)
+    result = sseload_run(tmp_path, "-H", srv.url, "-u", "2", "-t", "30s", "--no-report", run_id="storm")
+    assert result.code == 2
+    assert "the first 20 streams all failed the same way, http_error 500 APIG.0201" in result.stderr
+    streams = result.streams
+    assert 20 <= len(streams) <= 30 and set(streams["outcome"]) == {"http_error"}  # not a cutoff: well before the limit
+    assert result.info["partial"] and "failed the same way" in result.info["partial_reason"]
+
+
+def test_a_run_where_nothing_succeeded_fails_names_the_cause_once_and_never_spins(tmp_path, start_server):
+    srv = start_server(servers.status_server, 500, APIG_500)
+    result = sseload_run(tmp_path, "-u", "2", "-t", "3s", "--no-report", run_id="fail",
+                         scenario={"request": {"url": srv.url, "method": "GET"}, "load": {"stop_after_failures": 0}})
+    assert result.code == 1
+    assert "no stream succeeded" in result.stderr
+    lines = [line for line in result.stdout.splitlines() if "http_error 500 APIG.0201" in line]
+    assert len(lines) == 1 and '"request_id": "<id>"' in lines[0], result.stdout  # grouped, not one per request id
+    assert len(result.streams) < 40  # two users backing off, not thousands of streams a second
+
+
+# --- the client against odd servers ---
+
+def test_100_continue_then_a_stream_is_ok(start_server):
+    srv = start_server(servers.continue_then_sse, events=3)
+    conn = connection(srv.url)
+    record, events = stream(conn, srv.url)
+    conn.close()
+    assert (record.outcome, record.status, record.events) == (Outcome.OK, 200, 3)
+
+
+def test_an_endless_head_is_a_protocol_error_at_the_head_limit(start_server):
+    srv = start_server(servers.endless_head)
+    conn = connection(srv.url)
+    t0 = time.monotonic()
+    record, _ = stream(conn, srv.url)
+    conn.close()
+    assert record.outcome is Outcome.PROTOCOL_ERROR and "without its end" in record.error
+    assert time.monotonic() - t0 < 5 and record.response_bytes <= (64 + 64 + 1) * 1024  # the limit, plus one read
+
+
+def test_a_reset_after_a_quiet_spell_lasts_until_the_reset(start_server):
+    srv = start_server(servers.rst_after_quiet, events=3, quiet_s=0.6)
+    conn = connection(srv.url)
+    record, events = stream(conn, srv.url)
+    conn.close()
+    assert record.outcome is Outcome.RESET and record.events == 3
+    assert record.duration_ns >= 0.55e9  # to the read that broke, not the last event
+
+
+def test_a_413_sent_while_the_body_goes_up_is_too_large(start_server):
+    srv = start_server(servers.early_413, linger_s=0.5)
+    conn = connection(srv.url)
+    record, _ = stream(conn, srv.url, body=b"x" * (8 << 20))
+    conn.close()
+    assert (record.outcome, record.status, record.error_code) == (Outcome.TOO_LARGE, 413, "APIG.0201")
+    assert record.duration_ns >= 0
+
+
+def test_a_request_on_a_dropped_keep_alive_connection_is_retried_and_says_so(start_server):
+    srv = start_server(servers.keepalive_closer, events=2, idle_close_s=0.05)
+    conn = connection(srv.url)
+    first, _ = stream(conn, srv.url)
+    time.sleep(0.3)  # the server closes the idle connection
+    second, _ = stream(conn, srv.url)
+    conn.close()
+    assert first.outcome is second.outcome is Outcome.OK
+    assert not first.retried and second.retried
+
+
+def test_a_timed_out_stream_lasts_as_long_as_it_waited(start_server):
+    srv = start_server(servers.silent, max_s=10)
+    conn = connection(srv.url, read_timeout_s=1.0)
+    record, _ = stream(conn, srv.url)
+    conn.close()
+    assert record.outcome is Outcome.TIMEOUT and "no complete response head within 1 s" in record.error
+    assert 0.9e9 <= record.duration_ns <= 2.5e9
+
+
+# --- broken servers: the likely cause, named ---
+
+@pytest.mark.parametrize(("factory", "outcome", "hint"), [
+    (servers.garbage, Outcome.PROTOCOL_ERROR, "did not answer in HTTP/1.x"),
+    (servers.close_on_accept, Outcome.RESET, "the server closed without answering"),
+    (servers.http2_only, Outcome.PROTOCOL_ERROR, "HTTP/2 only"),
+])
+def test_a_server_that_does_not_speak_http_1_is_named(start_server, factory, outcome, hint):
+    srv = start_server(factory)
+    conn = connection(srv.url)
+    record, _ = stream(conn, srv.url)
+    conn.close()
+    assert record.outcome is outcome and hint in record.error, record.error
+
+
+def test_plain_http_to_a_tls_port_says_use_https(start_server):
+    srv = start_server(servers.tls_server)
+    url = srv.url.replace("https://", "http://")
+    conn = connection(url)
+    record, _ = stream(conn, url)
+    conn.close()
+    assert record.outcome in (Outcome.PROTOCOL_ERROR, Outcome.RESET) and "use https://" in record.error, record.error
+
+
+def _insecure():
+    import ssl
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def test_https_to_a_port_that_never_answers_the_handshake_says_so(start_server):
+    srv = start_server(servers.silent, max_s=10)
+    url = srv.url.replace("http://", "https://")
+    conn = SSEConnection(Endpoint.resolve(url), StreamRules(connect_timeout_s=0.5, deadline_s=10), Authenticator(),
+                         tls=_insecure())
+    record, _ = stream(conn, url)
+    conn.close()
+    assert record.outcome is Outcome.CONNECT_ERROR and "the TLS handshake with" in record.error, record.error
+
+
+def test_https_to_a_plain_http_server_says_use_http(start_server):
+    srv = start_server(servers.status_server, 404, "nope")
+    url = srv.url.replace("http://", "https://")
+    conn = SSEConnection(Endpoint.resolve(url), StreamRules(deadline_s=10), Authenticator(), tls=_insecure())
+    record, _ = stream(conn, url)
+    conn.close()
+    assert record.outcome is Outcome.CONNECT_ERROR and "http://" in record.error, record.error
