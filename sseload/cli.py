@@ -383,6 +383,11 @@ def finish(run_dir: Path, scenario: Scenario | None, write_report: bool, stopped
         print(thresholds.table(verdicts))
         if not all(v.passed for v in verdicts):
             code = 1
+    lost = run.info.get("lost_workers") or []
+    if lost:
+        print(f"sseload: {len(lost)} worker(s) stopped without their final report ({', '.join(lost)}); the "
+              "streams they had open or unsent are missing: the run fails", file=sys.stderr)
+        code = max(code, 1)
     if not summary["outcomes"].get(Outcome.OK):
         print(f"sseload: no stream succeeded ({summary['streams']} streams; the most frequent causes are "
               "above): the run fails", file=sys.stderr)
@@ -420,7 +425,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from sseload import report, results
 
     run = results.load(args.run_dir)
-    paths = report.write_all(run, results.summarise(run))
+    summary = results.summarise(run)
+    for missing in summary["missing"]:
+        print(f"sseload: warning: {missing}", file=sys.stderr)
+    paths = report.write_all(run, summary)
     for p in paths:
         print(p)
     return 0
@@ -429,8 +437,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from sseload import report
 
-    paths, regressions = report.compare(Path(args.run_a), Path(args.run_b), Path(args.out) if args.out else None,
-                                        tolerance=args.tolerance)
+    paths, regressions, differ = report.compare(Path(args.run_a), Path(args.run_b),
+                                                Path(args.out) if args.out else None, tolerance=args.tolerance)
+    if differ:
+        print("sseload: warning: the runs differ in their settings (" + "; ".join(differ) + "): a change may come "
+              "from that, not from the service", file=sys.stderr)
     for p in paths:
         print(p)
     if regressions:

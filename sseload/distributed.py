@@ -59,11 +59,18 @@ class MasterCollector:
         self.sink = parquet_sink
         self.reports: dict[str, dict] = {}  # worker node id -> its final report
         self.seen_workers: set[str] = set()
+        self.streams_by_worker: dict[str, int] = {}  # what arrived, whether or not a final report follows
+        self.outcomes: dict[str, int] = {}  # of every stream written, the lost workers' included
 
     def on_batch(self, environment, msg, **_kw) -> None:
         self.seen_workers.add(msg.node_id)
         data = msg.data
-        self.sink.write_tables(_table(data["streams"]), _table(data["events"]))
+        streams = _table(data["streams"])
+        self.sink.write_tables(streams, _table(data["events"]))
+        node = msg.node_id
+        self.streams_by_worker[node] = self.streams_by_worker.get(node, 0) + streams.num_rows
+        for item in streams.column("outcome").value_counts().to_pylist():
+            self.outcomes[item["values"]] = self.outcomes.get(item["values"], 0) + item["counts"]
 
     def on_done(self, environment, msg, **_kw) -> None:
         self.seen_workers.add(msg.node_id)
@@ -74,3 +81,9 @@ class MasterCollector:
         known = set(self.seen_workers)
         known.update(getattr(runner, "worker_indexes", {}).keys())
         return sorted(known - set(self.reports))
+
+    def streams_started(self, lost: list[str]) -> int:
+        """Streams the workers started: as each reported, and for a lost worker what arrived of it
+        (what it had open or unsent when it died is unknown, and said so in run.json)."""
+        return (sum(r["streams_started"] for r in self.reports.values())
+                + sum(self.streams_by_worker.get(w, 0) for w in lost))

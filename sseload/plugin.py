@@ -192,19 +192,17 @@ class RunContext:
             "outcomes": dict(self.recorder.outcomes) if self.recorder else {},
         }
         workers = None
+        lost: list[str] = []
         if self.role == "master" and self.collector is not None:
-            reports = list(self.collector.reports.values())
-            outcomes: dict[str, int] = {}
-            for r in reports:
-                for k, v in r["outcomes"].items():
-                    outcomes[k] = outcomes.get(k, 0) + v
-            counts = {
-                "streams_started": sum(r["streams_started"] for r in reports),
-                "streams_recorded": self.collector.sink.streams_written,
-                "events_recorded": self.collector.sink.events_written,
-                "outcomes": outcomes,
+            collector = self.collector
+            lost = collector.lost_workers(environment)
+            counts = {  # what the master recorded, the lost workers' streams included
+                "streams_started": collector.streams_started(lost),
+                "streams_recorded": collector.sink.streams_written,
+                "events_recorded": collector.sink.events_written,
+                "outcomes": dict(sorted(collector.outcomes.items())),
             }
-            workers = [r["health"] for r in reports]
+            workers = [r["health"] for r in collector.reports.values()]
             summary = merge_summaries(workers)
         return {
             "schema_version": sseload.SCHEMA_VERSION,
@@ -225,7 +223,8 @@ class RunContext:
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
             **self.partial.fields(),
             **counts,
-            "workers": len(workers) if workers is not None else 0,
+            "workers": len(workers) + len(lost) if workers is not None else 0,
+            "lost_workers": lost,
             "health": summary,
             "worker_health": workers,
             "tuning": self.tuning.to_dict(),

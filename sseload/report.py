@@ -64,6 +64,8 @@ def summary_markdown(summary: dict) -> str:
     ]
     for metric, p in distribution_rows(summary):
         lines.append(f"| {metric.heading} | " + " | ".join(metric.format(p.get(k)) for k in PERCENTILE_STATS) + " |")
+    for missing in summary.get("missing") or []:
+        lines += ["", f"**{missing}**"]
     lines += ["", "| outcome | streams |", "|---|---:|"]
     lines += [f"| {k} | {v} |" for k, v in summary["outcomes"].items()]
     harness = [text for text in (stats_text(summary, LATENESS), stats_text(summary, TTFE_ERROR)) if text]
@@ -117,6 +119,8 @@ def report_html(run: results.Run, summary: dict, images: list[Path]) -> str:
              f"<h1>sseload report: {run_id}</h1>"]
     if summary.get("partial"):
         parts.append(f"<p class='warn' id='partial'>Partial run: {html.escape(str(summary.get('partial_reason')))}</p>")
+    for missing in summary.get("missing") or []:
+        parts.append(f"<p class='warn missing'>{html.escape(missing)}</p>")
     parts.append("<h2>Summary</h2>")
     parts.append(_table(["", "value"], [
         ["target", str(info.get("target_url", "-"))],
@@ -180,10 +184,13 @@ def write_all(run: results.Run, summary: dict | None = None) -> list[Path]:
     return paths
 
 
-def compare(run_a: Path, run_b: Path, out: Path | None = None, tolerance: float = 0.10) -> tuple[list[Path], list[str]]:
-    """Side-by-side of two runs; a metric that got worse by more than ``tolerance`` is a regression."""
-    a = results.summarise(results.load(run_a))
-    b = results.summarise(results.load(run_b))
+def compare(run_a: Path, run_b: Path, out: Path | None = None,
+            tolerance: float = 0.10) -> tuple[list[Path], list[str], list[str]]:
+    """Side-by-side of two runs; a metric that got worse by more than ``tolerance`` is a regression.
+    Returns the files written, the regressions, and how the runs' settings differ (to warn of first)."""
+    run_a_, run_b_ = results.load(run_a), results.load(run_b)
+    a, b = results.summarise(run_a_), results.summarise(run_b_)
+    differ = results.differences(run_a_.info, run_b_.info)
     rows, regressions = [], []
     for metric, stat in COMPARED:
         va, vb = metric.value(a, stat), metric.value(b, stat)
@@ -202,8 +209,12 @@ def compare(run_a: Path, run_b: Path, out: Path | None = None, tolerance: float 
         rows.append((name, va, vb, rel, flag))
     out = out or run_b
     out.mkdir(parents=True, exist_ok=True)
-    md = [f"### sseload compare: `{a['run_id']}` -> `{b['run_id']}` (tolerance {tolerance:.0%})", "",
-          "| metric | A | B | change | |", "|---|---:|---:|---:|---|"]
+    warning = ("**The runs differ in their settings** (" + "; ".join(differ) + "): a change may come from that, "
+               "not from the service.") if differ else ""
+    md = [f"### sseload compare: `{a['run_id']}` -> `{b['run_id']}` (tolerance {tolerance:.0%})", ""]
+    if warning:
+        md += [warning, ""]
+    md += ["| metric | A | B | change | |", "|---|---:|---:|---:|---|"]
     for name, va, vb, rel, flag in rows:
         change = "-" if rel is None else f"{rel:+.1%}"
         md.append(f"| {name} | {_num(va, 3)} | {_num(vb, 3)} | {change} | {flag} |")
@@ -214,5 +225,7 @@ def compare(run_a: Path, run_b: Path, out: Path | None = None, tolerance: float 
                     for n, va, vb, r, f in rows])
     html_path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>sseload compare</title>"
                          f"<style>{CSS}</style></head><body><h1>{html.escape(a['run_id'])} &rarr; "
-                         f"{html.escape(b['run_id'])}</h1>{table}</body></html>")
-    return [html_path, md_path], regressions
+                         f"{html.escape(b['run_id'])}</h1>"
+                         + (f"<p class='warn'>{html.escape(warning.replace('**', ''))}</p>" if warning else "")
+                         + f"{table}</body></html>")
+    return [html_path, md_path], regressions, differ

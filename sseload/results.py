@@ -186,6 +186,38 @@ def top_errors(streams: pd.DataFrame, n: int = 10) -> list[dict]:
              "share": k / total} for (o, st, c, cause), k in counts.head(n).items()]
 
 
+def missing_files(run: Run) -> list[str]:
+    """What a run directory lacks, in sentences: a report made from it says so, never just omits rows."""
+    missing = []
+    if run.events is None and not list(run.run_dir.glob("events*.parquet")):
+        missing.append("events.parquet is missing: gaps, event lateness and events over time cannot be shown "
+                       "(the run was cut off, or the file was moved)")
+    if run.health.empty and not list(run.run_dir.glob("health*.parquet")):
+        missing.append("health.parquet is missing: the harness's CPU and loop lag per second cannot be shown")
+    if not (run.run_dir / "run.json").exists():
+        missing.append("run.json is missing: the scenario, load and harness health are unknown")
+    return missing
+
+
+#: run.json settings whose difference makes two runs measure different things.
+COMPARABLE = (("scenario name", ("scenario", "name")), ("users", ("users",)), ("run time", ("run_time",)),
+              ("target", ("target_url",)), ("load shape", ("scenario", "load", "shape")),
+              ("arrival", ("scenario", "load", "arrival")), ("workers", ("workers",)))
+
+
+def differences(info_a: dict, info_b: dict) -> list[str]:
+    """How two runs' settings differ ("users 10 against 20"), for a comparison to warn of first."""
+    out = []
+    for label, path in COMPARABLE:
+        va, vb = info_a, info_b
+        for key in path:
+            va = va.get(key) if isinstance(va, dict) else None
+            vb = vb.get(key) if isinstance(vb, dict) else None
+        if va != vb:
+            out.append(f"{label} {va} against {vb}")
+    return out
+
+
 def summarise(run: Run) -> dict:
     """The numbers every output shows: counts, rates, TTFE, gaps, durations, harness error."""
     s = run.streams
@@ -200,6 +232,7 @@ def summarise(run: Run) -> dict:
         "streams": total,
         "outcomes": {k: int(v) for k, v in sorted(outcomes.items())},
         "top_errors": top_errors(s),
+        "missing": missing_files(run),
         "ok_rate": outcomes.get(Outcome.OK, 0) / total if total else 0.0,
         "cutoff_rate": cutoffs / total if total else 0.0,
         "error_rate": errors / total if total else 0.0,

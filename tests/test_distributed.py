@@ -90,6 +90,10 @@ def test_a_worker_killed_mid_run_leaves_a_consistent_dataset_marked_partial(tmp_
     assert "worker" in info["partial_reason"]
     streams = consistent(run_dir)
     assert len(streams) > 0 and info["streams_recorded"] == len(streams)
+    # a lost worker fails the run, named on the console, and run.json counts what the master recorded
+    assert proc.returncode == 1 and len(info["lost_workers"]) == 1
+    assert info["lost_workers"][0] in err and "stopped without their final report" in err
+    assert info["streams_started"] == info["streams_recorded"] == sum(info["outcomes"].values())
 
 
 @pytest.mark.parametrize("sig, whole_group", [(signal.SIGTERM, False), (signal.SIGINT, True)])

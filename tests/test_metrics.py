@@ -22,7 +22,7 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.unit
 
 #: Summary keys that are not numbers of the run: its name, outcome counts, flags, the harness's health.
-NOT_METRICS = {"run_id", "outcomes", "top_errors", "partial", "partial_reason", "health"}
+NOT_METRICS = {"run_id", "outcomes", "top_errors", "missing", "partial", "partial_reason", "health"}
 T0_NS = 1_700_000_000_000_000_000  # the wall clock at the first stream's start
 
 

@@ -164,3 +164,33 @@ def test_analysis_scripts_answer_their_question_on_a_real_run(run, script, expec
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert expect in proc.stdout
+
+
+def test_a_report_on_a_run_without_events_says_what_is_missing(tmp_path, run):
+    import shutil
+
+    copy = tmp_path / "no-events"
+    shutil.copytree(run.run_dir, copy)
+    for path in copy.glob("events*.parquet"):
+        path.unlink()
+    proc = subprocess.run([sys.executable, "-m", "sseload", "report", str(copy)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: events.parquet is missing: gaps" in proc.stderr
+    assert "events.parquet is missing" in (copy / "report.html").read_text()
+    assert "events.parquet is missing" in (copy / "summary.md").read_text()
+    assert json.loads((copy / "summary.json").read_text())["missing"]
+
+
+def test_compare_of_runs_with_different_settings_warns_first(tmp_path, run):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(run.run_dir, other)
+    info = json.loads((other / "run.json").read_text())
+    info["users"] = (info.get("users") or 1) * 4
+    (other / "run.json").write_text(json.dumps(info))
+    proc = subprocess.run([sys.executable, "-m", "sseload", "compare", str(run.run_dir), str(other),
+                           "--out", str(tmp_path / "cmp")], capture_output=True, text=True, timeout=120)
+    assert proc.stderr.startswith("sseload: warning: the runs differ in their settings (users"), proc.stderr
+    assert "The runs differ in their settings" in (tmp_path / "cmp" / "compare.md").read_text().splitlines()[2]
