@@ -24,8 +24,11 @@ def generated(size_bytes: int, kind: str = "json") -> bytes:
     return _JSON_HEAD + b"x" * (size_bytes - fixed) + _JSON_TAIL
 
 
-def bodies(spec: Body, base_dir: Path | None = None, method: str = "POST") -> list[bytes]:
-    """The distinct bodies a scenario sends, in the order streams take them."""
+def bodies(spec: Body, base_dir: Path | None = None, method: str = "POST",
+           skip_over: int | None = None) -> list[bytes | int]:
+    """The distinct bodies a scenario sends, in the order streams take them. A generated body over
+    ``skip_over`` bytes (the gateway's limit, with over_limit = "skip") is never built: its size
+    stands in for it."""
     if spec.json is not None:
         return [json.dumps(spec.json, separators=(",", ":")).encode()]
     if spec.text:
@@ -38,10 +41,13 @@ def bodies(spec: Body, base_dir: Path | None = None, method: str = "POST") -> li
             return [path.read_bytes()]
         except OSError as err:
             raise ScenarioError(f"[body] file {str(path)!r} cannot be read: {err.strerror}") from None
+    def make(n: int) -> bytes | int:
+        return n if skip_over is not None and n > skip_over else generated(n, spec.kind)
+
     if spec.sizes:
-        return [generated(n, spec.kind) for n in spec.sizes]
+        return [make(n) for n in spec.sizes]
     if spec.size_bytes:
-        return [generated(spec.size_bytes, spec.kind)]
+        return [make(spec.size_bytes)]
     if method.upper() in BODYLESS_METHODS:
         return [b""]
     return [json.dumps({"model": "sseload", "stream": True,

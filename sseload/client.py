@@ -84,12 +84,16 @@ class PreparedRequest:
     headers: dict[str, str]
     body: bytes
     body_sha256: str
+    body_bytes: int  # the body's size; a body skipped for its size is never built (then body is b"")
 
     @classmethod
-    def build(cls, method: str, url: str, headers: dict[str, str], body: bytes) -> PreparedRequest:
+    def build(cls, method: str, url: str, headers: dict[str, str], body: bytes,
+              skipped_bytes: int = -1) -> PreparedRequest:
+        """``skipped_bytes``: the size of a body that is never sent (over the gateway's limit), so never built."""
         parts = urlsplit(url)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        return cls(method.upper(), url, path, dict(headers), body, payload_sha256(body))
+        size = skipped_bytes if skipped_bytes >= 0 else len(body)
+        return cls(method.upper(), url, path, dict(headers), body, payload_sha256(body), size)
 
 
 _stream_ids = itertools.count(1)
@@ -242,7 +246,7 @@ class SSEConnection:
         self.interrupted = None
         return StreamRecord(
             (self.worker << 40) | next(_stream_ids), self.worker, self.user, perf_ns(), time.time_ns(), scheduled_ns,
-            -1, -1, -1, -1, 0, 0, 0, 0, "", False, len(req.body), 0, 0, 0, outcome, "",
+            -1, -1, -1, -1, 0, 0, 0, 0, "", False, req.body_bytes, 0, 0, 0, outcome, "",
             _redact_text(error, self.auth), False, False,
         )
 

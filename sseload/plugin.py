@@ -111,10 +111,12 @@ class RunContext:
         try:
             self.auth: Authenticator = from_scenario(scenario.auth, url)
             base_dir = Path(scenario.source).parent if scenario.source else None
-            self.bodies = body_mod.bodies(scenario.body, base_dir, req.method)
+            skip_over = scenario.gateway.max_body_bytes if scenario.body.over_limit == "skip" else None
+            self.bodies = body_mod.bodies(scenario.body, base_dir, req.method, skip_over)
         except ScenarioError as err:
             raise SetupError(str(err)) from None
-        self.requests = [PreparedRequest.build(req.method, url, req.headers, b) for b in self.bodies]
+        self.requests = [PreparedRequest.build(req.method, url, req.headers, b"", b) if isinstance(b, int)
+                         else PreparedRequest.build(req.method, url, req.headers, b) for b in self.bodies]
         st = scenario.stream
         self.rules = StreamRules(
             completion=st.completion,

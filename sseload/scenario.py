@@ -229,6 +229,7 @@ def apply_request_flags(scenario: Scenario, opts) -> None:
 
 
 BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})  # sent without a body unless one is given
+MAX_SENT_BODY_BYTES = 1 << 30  # a body sseload builds and sends at most (held in memory by every process)
 
 
 def _typed(where: str, key: str, value: Any, default: Any) -> Any:
@@ -310,6 +311,12 @@ def validate(s: Scenario) -> None:
         raise ScenarioError(f"{where}: [body] sets {' and '.join(given)}; choose one way to make the body")
     if any(not isinstance(n, int) or n < 0 for n in s.body.sizes):
         raise ScenarioError(f"{where}: [body] sizes must be non-negative whole numbers of bytes")
+    sent = [n for n in (s.body.size_bytes, *s.body.sizes)
+            if n > MAX_SENT_BODY_BYTES and (s.body.over_limit == "send" or n <= s.gateway.max_body_bytes)]
+    if sent:
+        raise ScenarioError(f"{where}: [body] a body of {sent[0]} bytes is too large to build and send (at most "
+                            f"{MAX_SENT_BODY_BYTES} bytes, held in memory by every process); use a smaller size, or "
+                            "over_limit = \"skip\" to record bodies over the gateway limit as too_large unsent")
     if s.request.url and not s.request.url.startswith(("http://", "https://", "${")):
         raise ScenarioError(f"{where}: [request] url = {s.request.url!r} must start with http:// or https://")
     if s.gateway.limit_s <= 0:

@@ -86,9 +86,9 @@ class SSEUser(User):
         ctx = self.ctx
         request = request or ctx.next_request()
         ctx.streams_started += 1
-        if len(request.body) > ctx.scenario.gateway.max_body_bytes and ctx.scenario.body.over_limit == "skip":
+        if request.body_bytes > ctx.scenario.gateway.max_body_bytes and ctx.scenario.body.over_limit == "skip":
             record = self.conn.skipped(request, Outcome.TOO_LARGE,
-                                       f"body of {len(request.body)} bytes is over the gateway limit of "
+                                       f"body of {request.body_bytes} bytes is over the gateway limit of "
                                        f"{ctx.scenario.gateway.max_body_bytes} bytes; not sent", scheduled_ns)
         else:
             ctx.active_streams += 1

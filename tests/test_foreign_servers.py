@@ -197,3 +197,23 @@ def test_https_to_a_plain_http_server_says_use_http(start_server):
     record, _ = stream(conn, url)
     conn.close()
     assert record.outcome is Outcome.CONNECT_ERROR and "http://" in record.error, record.error
+
+
+def test_a_huge_body_that_is_skipped_is_never_built_and_the_run_says_so(tmp_path, start_server):
+    srv = start_server(servers.sse_starlette_server, events=2)
+    t0 = time.monotonic()
+    result = sseload_run(tmp_path, "-u", "2", "-t", "20s", "--no-report", run_id="huge",
+                         scenario={"request": {"url": srv.url}, "body": {"size_bytes": 10_000_000_000}})
+    assert time.monotonic() - t0 < 30  # 10 GB was never built (it would take longer, or the machine's memory)
+    assert result.code == 2 and "all failed the same way, too_large" in result.stderr, result.stderr[-2000:]
+    assert set(result.streams["outcome"]) == {"too_large"} and (result.streams["body_bytes"] == 10_000_000_000).all()
+    assert not srv.requests  # nothing was sent
+
+
+@pytest.mark.unit
+def test_a_body_too_large_to_send_is_refused_when_the_scenario_loads():
+    from sseload.scenario import ScenarioError, from_dict
+
+    with pytest.raises(ScenarioError, match="too large to build and send"):
+        from_dict({"body": {"size_bytes": 2 << 30, "over_limit": "send"}}, "big.toml")
+    from_dict({"body": {"size_bytes": 2 << 30}}, "skip.toml")  # skipped unsent: fine
