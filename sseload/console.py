@@ -60,6 +60,12 @@ def stats_text(summary: Mapping, metric: Metric) -> str:
     return f"{metric.label} " + ", ".join(f"{stat} {metric.quantity(values.get(stat))}" for stat in metric.stats)
 
 
+def delay_heading(s: Mapping) -> str:
+    """Against the reference target sseload started, lateness is the harness's own error; against any
+    other service, the delivery delay of network, proxies and harness together."""
+    return "harness error" if s.get("embedded_target") else "delivery delay (network, proxies and harness)"
+
+
 def error_lines(s: Mapping, top: int = 5) -> list[str]:
     """The most frequent ways streams failed, grouped by cause, with their status and gateway code."""
     errors = (s.get("top_errors") or [])[:top]
@@ -86,7 +92,12 @@ def format_summary(s: Mapping) -> str:
                      + "".join(f"{metric.format(p.get(stat)):>{STAT_WIDTH}}" for stat in PERCENTILE_STATS))
     late = stats_text(s, LATENESS)
     if late:
-        lines.append(f"harness error: {late} (against the target's send times)")
+        lines.append(f"{delay_heading(s)}: {late} (against the {'target' if s.get('embedded_target') else 'service'}"
+                     "'s send times)")
+    buffered = s.get("buffered_streams") or 0
+    if buffered:
+        lines.append(f"note: {buffered} of {s['streams']} streams arrived all at once (every event in one read): a "
+                     "buffering proxy or a server writing them together; their gaps and TTFE describe that buffer")
     together = s.get("events_read_together") or 0
     if together and s.get("events"):
         lines.append(

@@ -217,6 +217,8 @@ class RunContext:
             "target_url": self.url,
             "auth_method": self.auth.method,
             "insecure_tls": self.insecure,
+            # the reference target that `sseload run` started: lateness is then the harness's own error
+            "embedded_target": bool(getattr(opts, "sseload_embedded", False)),
             "scenario": scenario,
             "users": getattr(opts, "num_users", None),
             "spawn_rate": getattr(opts, "spawn_rate", None),

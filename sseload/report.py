@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from sseload import charts, results
-from sseload.console import read_timing, stats_text
+from sseload.console import delay_heading, read_timing, stats_text
 from sseload.metrics import (
     BYTES_PER_S,
     CUTOFF_RATE,
@@ -70,7 +70,12 @@ def summary_markdown(summary: dict) -> str:
     lines += [f"| {k} | {v} |" for k, v in summary["outcomes"].items()]
     harness = [text for text in (stats_text(summary, LATENESS), stats_text(summary, TTFE_ERROR)) if text]
     if harness:
-        lines += ["", "Harness error against the target's send times: " + "; ".join(harness) + "."]
+        against = "the target's" if summary.get("embedded_target") else "the service's"
+        heading = delay_heading(summary).capitalize()
+        lines += ["", f"{heading} against {against} send times: " + "; ".join(harness) + "."]
+    if summary.get("buffered_streams"):
+        lines += ["", f"**{summary['buffered_streams']} of {summary['streams']} streams arrived all at once** (every "
+                      "event in one read): a buffering proxy or a server writing them together."]
     together = summary.get(EVENTS_READ_TOGETHER.key) or 0
     if together:
         lines += ["", f"{together} of {summary['events']} {EVENTS_READ_TOGETHER.label}: they carry the time "

@@ -186,6 +186,21 @@ def top_errors(streams: pd.DataFrame, n: int = 10) -> list[dict]:
              "share": k / total} for (o, st, c, cause), k in counts.head(n).items()]
 
 
+#: A stream of at least this many events that all came in one read: buffered on the way, or written together.
+BUFFERED_MIN_EVENTS = 3
+
+
+def buffered_streams(events: pd.DataFrame) -> int:
+    """Streams whose every event arrived in one read (all gaps 0): a buffering proxy or server held
+    them and let them go together, so their gaps and TTFE describe the buffer, not the service."""
+    if events.empty:
+        return 0
+    by_stream = events.groupby("stream_id")
+    moved = (events["gap_ms"] > 0).groupby(events["stream_id"]).any()
+    size = by_stream.size()
+    return int(((size >= BUFFERED_MIN_EVENTS) & ~moved).sum())
+
+
 def missing_files(run: Run) -> list[str]:
     """What a run directory lacks, in sentences: a report made from it says so, never just omits rows."""
     missing = []
@@ -246,6 +261,9 @@ def summarise(run: Run) -> dict:
         "duration_ms": percentiles(s.loc[s["outcome"] == Outcome.OK, "duration_ms"]),
         "headroom_ms": percentiles(headroom_ms(s, run.limit_s)),
         "partial": bool(run.info.get("partial", False)),
+        # against the reference target sseload started, lateness is the harness's own error; against
+        # any other service it is the delivery delay: network, proxies and harness together
+        "embedded_target": bool(run.info.get("embedded_target", False)),
         "partial_reason": run.info.get("partial_reason", ""),
         "health": run.info.get("health", {}),
     }
@@ -259,6 +277,7 @@ def summarise(run: Run) -> dict:
         # An event read together with the one before it carries that read's time, the later
         # arrival: sent together, or closer together than the reader's window (docs/measurement.md).
         summary["events_read_together"] = int((ev["gap_ms"] == 0).sum())
+        summary["buffered_streams"] = buffered_streams(ev)
         summary["lateness_ms"] = percentiles(ev["lateness_ms"], (50, 99, 99.9))
         first = ev[ev["seq"] == 0]
         summary["ttfe_error_ms"] = percentiles(first["lateness_ms"], (50, 99))

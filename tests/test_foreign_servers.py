@@ -217,3 +217,16 @@ def test_a_body_too_large_to_send_is_refused_when_the_scenario_loads():
     with pytest.raises(ScenarioError, match="too large to build and send"):
         from_dict({"body": {"size_bytes": 2 << 30, "over_limit": "send"}}, "big.toml")
     from_dict({"body": {"size_bytes": 2 << 30}}, "skip.toml")  # skipped unsent: fine
+
+
+def test_a_buffering_proxy_is_named_and_its_delay_is_not_blamed_on_the_harness(tmp_path, start_server):
+    srv = start_server(servers.buffering_proxy, events=5, gap_s=0.05)
+    result = sseload_run(tmp_path, "-H", srv.url, "-u", "2", "-t", "2s", "--no-report", run_id="buffered")
+    assert result.code == 0, result.stderr[-2000:]
+    streams = len(result.streams)
+    assert f"note: {streams} of {streams} streams arrived all at once" in result.stdout, result.stdout
+    assert "delivery delay (network, proxies and harness): event lateness" in result.stdout
+    assert "harness error" not in result.stdout
+    summary = json.loads((result.run_dir / "summary.json").read_text()) if (result.run_dir / "summary.json").exists() \
+        else None
+    assert summary is None or summary["buffered_streams"] == streams

@@ -22,7 +22,8 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.unit
 
 #: Summary keys that are not numbers of the run: its name, outcome counts, flags, the harness's health.
-NOT_METRICS = {"run_id", "outcomes", "top_errors", "missing", "partial", "partial_reason", "health"}
+NOT_METRICS = {"run_id", "outcomes", "top_errors", "missing", "partial", "partial_reason", "health",
+               "embedded_target", "buffered_streams"}
 T0_NS = 1_700_000_000_000_000_000  # the wall clock at the first stream's start
 
 
@@ -165,7 +166,7 @@ def test_every_metric_of_a_summary_is_in_summary_md_with_its_label(summary):
 
 
 def test_the_console_summary_keeps_its_lines(summary):
-    lines = format_summary(summary).splitlines()
+    lines = format_summary({**summary, "embedded_target": True}).splitlines()
     assert lines[0].startswith("run synthetic: 6 streams in 2.0 s (3.0 streams/s, 12 events/s)")
     assert lines[1] == "outcomes: cutoff 1, ok 4, reset 1"
     assert lines[2] == f"{'':<14}" + "".join(f"{s:>9}" for s in ("p50", "p90", "p95", "p99", "max"))
@@ -174,6 +175,9 @@ def test_the_console_summary_keeps_its_lines(summary):
     assert lines[6].startswith("harness error: event lateness p50 0.0")
     assert lines[6].endswith(" ms (against the target's send times)")
     assert lines[7].startswith("note: 6 events (25.0%) arrived in the same read")
+    other = format_summary({**summary, "embedded_target": False}).splitlines()  # any other service
+    assert other[6].startswith("delivery delay (network, proxies and harness): event lateness p50")
+    assert other[6].endswith("(against the service's send times)")
 
 
 def test_the_console_table_shows_the_tables_console_metrics_in_order(summary):
