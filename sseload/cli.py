@@ -317,6 +317,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             _stop_all(workers, grace_s=2)
             if target is not None:
                 target.stop()
+    if signals_seen >= 3:  # abandoned: the children were killed; say what is there, exit as for the signal
+        try:
+            finish(run_dir, scenario, write_report=False)
+        except Exception as err:  # whatever the cut files say, the exit code is the signal's
+            print(f"sseload: the abandoned run cannot be read: {err}", file=sys.stderr)
+        return 128 + signal.Signals[interrupted].value
     if code == 2 and not (run_dir / "run.json").exists():
         return 2  # the locustfile already said what is wrong
     if interrupted:  # names the signal; explains Locust's generic "stopped by a signal"

@@ -35,6 +35,7 @@ class Run:
     streams: pd.DataFrame
     events: pd.DataFrame | None = None
     health: pd.DataFrame = field(default_factory=pd.DataFrame)
+    cut: list[str] = field(default_factory=list)  # shards cut off mid-write, skipped: what they lost
 
     @property
     def limit_s(self) -> float:
@@ -47,7 +48,9 @@ def _shard_number(path: Path) -> int:
     return int(tail) if tail.isdigit() else 1
 
 
-def _read(run_dir: Path, stem: str, columns: list[str] | None = None) -> pd.DataFrame | None:
+def _read(run_dir: Path, stem: str, columns: list[str] | None = None,
+          cut: list[str] | None = None) -> pd.DataFrame | None:
+    """A table from its shards; a shard cut off mid-write raises, or with ``cut`` is skipped and named there."""
     shards = sorted(run_dir.glob(f"{stem}*.parquet"), key=_shard_number)
     if not shards:
         return None
@@ -56,15 +59,22 @@ def _read(run_dir: Path, stem: str, columns: list[str] | None = None) -> pd.Data
         try:
             frames.append(pq.read_table(path, columns=columns).to_pandas())
         except (pa.ArrowInvalid, OSError) as err:
-            raise ResultsError(
-                f"{path} is not a complete Parquet file ({err}); the run was cut off while writing "
-                "it, and its rows are lost. Move it out of the run directory to read the rest"
-            ) from None
+            if cut is None:
+                raise ResultsError(
+                    f"{path} is not a complete Parquet file ({err}); the run was cut off while writing "
+                    "it, and its rows are lost. Move it out of the run directory to read the rest"
+                ) from None
+            cut.append(f"{path.name} was cut off while being written (the run was killed): its rows are lost, "
+                       "the other files' rows are here")
+    if not frames:
+        return None
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
-def load(run_dir: str | Path, events: bool = True, event_columns: list[str] | None = None) -> Run:
-    """Load a run; ``events=False`` skips the (large) events table."""
+def load(run_dir: str | Path, events: bool = True, event_columns: list[str] | None = None,
+         recover: bool = True) -> Run:
+    """Load a run; ``events=False`` skips the (large) events table. A shard cut off mid-write (the
+    run was killed) is skipped and named in ``Run.cut`` (``recover=False``: it raises instead)."""
     run_dir = Path(run_dir)
     info_path = run_dir / "run.json"
     if not run_dir.is_dir():
@@ -81,12 +91,15 @@ def load(run_dir: str | Path, events: bool = True, event_columns: list[str] | No
             f"{run_dir} was written with results schema {version}; this sseload reads schema "
             f"{sseload.SCHEMA_VERSION}. Re-run the load, or use the sseload version that wrote it"
         )
-    streams = _read(run_dir, "streams")
+    cut: list[str] | None = [] if recover else None
+    streams = _read(run_dir, "streams", cut=cut)
+    if streams is None and cut:
+        raise ResultsError(f"{run_dir}: {cut[0]}; no complete streams file is left to read")
     if streams is None:
         raise ResultsError(f"{run_dir} has no streams.parquet: no stream was recorded")
-    ev = _read(run_dir, "events", event_columns) if events else None
-    health = _read(run_dir, "health")
-    return Run(run_dir, info, streams, ev, health if health is not None else pd.DataFrame())
+    ev = _read(run_dir, "events", event_columns, cut=cut) if events else None
+    health = _read(run_dir, "health", cut=cut)
+    return Run(run_dir, info, streams, ev, health if health is not None else pd.DataFrame(), cut or [])
 
 
 # --- derived metrics, defined once ---
@@ -203,7 +216,7 @@ def buffered_streams(events: pd.DataFrame) -> int:
 
 def missing_files(run: Run) -> list[str]:
     """What a run directory lacks, in sentences: a report made from it says so, never just omits rows."""
-    missing = []
+    missing = list(run.cut)
     if run.events is None and not list(run.run_dir.glob("events*.parquet")):
         missing.append("events.parquet is missing: gaps, event lateness and events over time cannot be shown "
                        "(the run was cut off, or the file was moved)")

@@ -191,7 +191,7 @@ def test_a_flush_racing_the_flush_loop_loses_nothing(tmp_path):
     assert sorted(load(tmp_path, events=False).streams["stream_id"]) == [1, 2]
 
 
-def test_a_cut_off_shard_is_named_not_a_traceback(tmp_path):
+def test_a_cut_off_shard_is_named_and_the_rest_recovered(tmp_path):
     from sseload.results import ResultsError, load
 
     sink = ParquetSink(tmp_path)
@@ -200,7 +200,11 @@ def test_a_cut_off_shard_is_named_not_a_traceback(tmp_path):
     (tmp_path / "run.json").write_text("{}")
     (tmp_path / "streams-2.parquet").write_bytes(b"PAR1")  # opened, never closed
     with pytest.raises(ResultsError, match=r"streams-2\.parquet is not a complete Parquet file"):
-        load(tmp_path, events=False)
+        load(tmp_path, events=False, recover=False)
+    run = load(tmp_path, events=False)  # recovered: every complete shard's rows, the cut one named
+    assert list(run.streams["stream_id"]) == [1]
+    assert run.cut == ["streams-2.parquet was cut off while being written (the run was killed): its rows are "
+                       "lost, the other files' rows are here"]
 
 
 def test_the_events_file_keeps_dictionaries_only_for_columns_whose_values_repeat(tmp_path):

@@ -142,3 +142,20 @@ def test_a_crash_in_a_custom_locustfile_is_recorded_not_lost(tmp_path, target):
     assert len(streams) > 0 and set(streams["outcome"]) == {"harness_error"}
     assert streams["error"].str.contains("ZeroDivisionError").all()
     _ = (ROOT, proc)
+
+
+def test_ctrl_c_three_times_abandons_the_run_with_the_signals_exit_code(tmp_path):
+    path = write_scenario(tmp_path / "s.toml", {"stream": {"completion": "event:done"},
+                                                "load": {"users": 5, "spawn_rate": 5, "run_time": "60s"},
+                                                "target": {"ttfe_ms": 20, "gap_ms": 500, "events": 60}})
+    proc = subprocess.Popen([sys.executable, "-m", "sseload", "run", str(path), "--results-dir",
+                             str(tmp_path / "r"), "--run-id", "abandon"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=dict(os.environ),
+                            preexec_fn=as_if_started_in_the_background)
+    time.sleep(5)
+    for _ in range(3):  # the streams last 30 s: the first Ctrl-C would wait for them
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "abandoning the run" in err and "Traceback" not in err
