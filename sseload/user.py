@@ -7,9 +7,9 @@ Usable from any locustfile::
     class Chat(SSEUser):
         pass  # configured by --scenario; or override `stream_task` to vary requests
 
-Per stream it reports two entries to Locust's own stats, so the ordinary web UI and CSV show
-something meaningful: ``TTFE`` (time to first event) and ``stream`` (whole-stream duration,
-a failure carrying the outcome). The full record goes to the recorder.
+Per stream it reports one entry to Locust's own statistics, ``stream (TTFE)``: its response
+time is the time to first event and a failure carries the outcome, so Locust's RPS is streams
+per second. The full record goes to the recorder.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from sseload.outcomes import Outcome
 from sseload.records import EventBuffer, StreamRecord
 
 _user_ids = itertools.count(1)
+LOCUST_ENTRY = f"stream ({TTFE.label})"  # the one entry per stream in Locust's statistics
 FAST_FAILURE_NS = 100_000_000  # a failed stream this short would spin its user: back off
 MAX_BACKOFF_S = 2.0
 
@@ -124,14 +125,17 @@ class SSEUser(User):
             self._fast_failures = 0
 
     def _report(self, record: StreamRecord) -> None:
-        fire = self.environment.events.request.fire
+        """One entry per stream in Locust's own statistics, so its RPS is streams per second and its
+        response-time charts show TTFE (a stream without a first event: its duration). A stream the
+        run's stop cancelled is no failure of the service: it is not reported to Locust at all (the
+        report counts it as `cancelled`)."""
         outcome = record.outcome
+        if outcome is Outcome.CANCELLED:
+            return
         ttfe_ns = record.ttfe_ns
-        if ttfe_ns >= 0:
-            fire(request_type="SSE", name=TTFE.label, response_time=ttfe_ns / 1e6, response_length=0,
-                 exception=None, context={})
         code = record.error_code
-        fire(request_type="SSE", name="stream", response_time=record.duration_ns / 1e6,
-             response_length=record.response_bytes,
-             exception=None if outcome is Outcome.OK else StreamFailure(f"{outcome} {code}".strip()),
-             context={})
+        shown_ns = ttfe_ns if ttfe_ns >= 0 else record.duration_ns
+        self.environment.events.request.fire(
+            request_type="SSE", name=LOCUST_ENTRY, response_time=shown_ns / 1e6,
+            response_length=record.response_bytes,
+            exception=None if outcome is Outcome.OK else StreamFailure(f"{outcome} {code}".strip()), context={})

@@ -51,14 +51,20 @@ def test_plain_locust_with_the_locustfile_works_headless(tmp_path, target):
     proc = subprocess.run(
         [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"), "--headless",
          "-u", "3", "-r", "3", "-t", "2s", "-H", url, "--results-dir", str(tmp_path / "res"),
-         "--run-id", "plain", "--stop-timeout", "5"],
+         "--run-id", "plain", "--stop-timeout", "5", "--csv", str(tmp_path / "locust")],
         capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )
     run_dir = tmp_path / "res" / "plain"
     assert (run_dir / "run.json").exists(), proc.stderr[-2000:]
     streams = pd.read_parquet(run_dir / "streams.parquet")
     assert len(streams) > 3 and (streams["outcome"] == "ok").all()
-    assert "TTFE" in proc.stderr + proc.stdout  # Locust's own stats table shows the TTFE entry
+    assert proc.returncode == 0, proc.stderr[-2000:]  # nothing failed: plain Locust exits 0 too
+    # Locust's own statistics: one entry per stream (its RPS is streams/s), its response time the TTFE
+    stats = pd.read_csv(tmp_path / "locust_stats.csv")
+    entry = stats[stats["Name"] == "stream (TTFE)"].iloc[0]
+    # (the users' last streams, finishing in the stop timeout, may land after Locust's last CSV write)
+    assert len(streams) - 3 <= entry["Request Count"] <= len(streams) and entry["Failure Count"] == 0
+    assert 45 <= entry["Median Response Time"] <= 80  # the target's TTFE is 50 ms
     info = json.loads((run_dir / "run.json").read_text())
     assert info["target_url"].startswith(url)
 
