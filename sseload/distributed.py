@@ -36,13 +36,14 @@ def _table(payload: bytes) -> pa.Table:
 class WorkerSink:
     """Converts on the writer thread; the greenlet sends (zmq sockets are not thread-safe)."""
 
-    def __init__(self, runner) -> None:
+    def __init__(self, runner, send_time_ns: int = 1) -> None:
         self.runner = runner
+        self.send_time_ns = send_time_ns  # the unit of the services' send times
         self._outbox: deque[dict] = deque()
         _ipc(pa.table({"x": [1]}))  # pay Arrow IPC's first-use cost now, not on the writer thread mid-run
 
     def __call__(self, streams: list[StreamRecord], events: EventBuffer) -> None:
-        streams_table, events_table = to_tables(streams, events)
+        streams_table, events_table = to_tables(streams, events, self.send_time_ns)
         self._outbox.append({"streams": _ipc(streams_table), "events": _ipc(events_table),
                              "n_streams": streams_table.num_rows, "n_events": events_table.num_rows})
 

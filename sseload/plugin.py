@@ -37,6 +37,7 @@ from sseload.health import HealthMonitor, merge_summaries
 from sseload.outcomes import AUTHENTICATED, Outcome
 from sseload.recorder import ParquetSink, Recorder, warm_up
 from sseload.records import StreamRecord
+from sseload.response import SEND_TIME_UNITS_NS
 from sseload.runinfo import PartialReasons
 from sseload.scenario import (
     Scenario,
@@ -75,6 +76,7 @@ class RunContext:
         self.partial = PartialReasons()
         self.recorder: Recorder | None = None
         self.tuning = Tuning.from_env()  # read once; every piece gets it from here
+        self.send_time_ns = SEND_TIME_UNITS_NS[scenario.stream.send_time_unit]
         self.health = HealthMonitor(tuning=self.tuning)
         self.streams_started = 0
         self.active_streams = 0
@@ -126,6 +128,7 @@ class RunContext:
             deadline_s=scenario.gateway.limit_s + st.grace_s,
             limit_s=scenario.gateway.limit_s,
             truth=st.truth,
+            send_time_key=st.send_time_key,
         )
         self.tls = self._tls_context(st.tls_verify and not insecure, st.ca_bundle) \
             if self.endpoint.scheme == "https" else None
@@ -405,7 +408,7 @@ class LocalRole(_UsersRole):
 
     def init(self, environment, ctx: RunContext) -> None:
         ctx.prepare_run_dir()
-        ctx.recorder = Recorder(ParquetSink(ctx.run_dir))
+        ctx.recorder = Recorder(ParquetSink(ctx.run_dir, ctx.send_time_ns))
         if environment.web_ui is not None:
             ctx.live_enabled = True
             webui.install(environment, ctx)
@@ -453,7 +456,7 @@ class WorkerRole(_UsersRole):
     """A worker: runs users and ships every batch and its final totals to the master."""
 
     def init(self, environment, ctx: RunContext) -> None:
-        ctx.recorder = Recorder(WorkerSink(environment.runner))
+        ctx.recorder = Recorder(WorkerSink(environment.runner, ctx.send_time_ns))
         ctx.live_enabled = True
         webui.install_worker(environment, ctx)
         _memoise_default_args()

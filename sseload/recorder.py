@@ -48,8 +48,9 @@ class ParquetSink:
     ROW_GROUP_STREAMS = 16_384
     ROW_GROUPS_PER_SHARD = 128
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, send_time_ns: int = 1) -> None:
         self.run_dir = run_dir
+        self.send_time_ns = send_time_ns  # the unit of the services' send times
         self._streams: pq.ParquetWriter | None = None
         self._events: pq.ParquetWriter | None = None
         self._shard = 0
@@ -71,7 +72,7 @@ class ParquetSink:
                                         use_dictionary=EVENTS_DICTIONARY_COLUMNS)
 
     def __call__(self, streams: list[StreamRecord], events: EventBuffer) -> None:
-        streams_table, events_table = to_tables(streams, events)
+        streams_table, events_table = to_tables(streams, events, self.send_time_ns)
         self.write_tables(streams_table, events_table)
 
     def write_tables(self, streams_table: pa.Table, events_table: pa.Table) -> None:

@@ -114,7 +114,9 @@ def _ms(values: np.ndarray) -> pa.Array:
     return pa.array(values / 1e6, mask=values < 0)
 
 
-def to_tables(streams: list[StreamRecord], events: EventBuffer) -> tuple[pa.Table, pa.Table]:
+def to_tables(streams: list[StreamRecord], events: EventBuffer,
+              send_time_ns: int = 1) -> tuple[pa.Table, pa.Table]:
+    """The batch as the documented tables; ``send_time_ns``: the unit of the services' send times, in ns."""
     n = len(streams)
     cols = StreamRecord(*zip(*streams, strict=True)) if n else StreamRecord(*([] for _ in StreamRecord._fields))
 
@@ -158,6 +160,8 @@ def to_tables(streams: list[StreamRecord], events: EventBuffer) -> tuple[pa.Tabl
     t_abs = np.frombuffer(events.t_ns, dtype=np.int64) if total else np.zeros(0, np.int64)
     size = np.frombuffer(events.size, dtype=np.int64) if total else np.zeros(0, np.int64)
     server = np.frombuffer(events.server_ns, dtype=np.int64) if total else np.zeros(0, np.int64)
+    if send_time_ns != 1:
+        server = server * send_time_ns
     first = np.cumsum(counts) - counts  # index of each stream's first event
     seq = np.arange(total, dtype=np.int64) - np.repeat(first, counts)
     t_rel = t_abs - np.repeat(ints(cols.t0_perf_ns), counts)

@@ -28,7 +28,12 @@ from sseload.sse_types import SSEProtocolError
 
 ERROR_BODY_BYTES = 1024  # the start of an error answer kept for its text and error_code
 MAX_HEAD_BYTES = 64 * 1024  # a response head longer than this is refused (an endless head must not grow memory)
-TRUTH_KEY = b'"t_send_ns":'  # the reference target's send time in each event's data
+SEND_TIME_UNITS_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000}  # a send time's unit, in ns
+
+
+def truth_key(field: str) -> bytes:
+    """What precedes a send time in an event's data: the JSON field's name, quoted, and a colon."""
+    return f'"{field}":'.encode()
 
 
 class DeadlineExceeded(Exception):
@@ -47,6 +52,7 @@ class StreamRules:
     deadline_s: float = 45.0  # gateway limit + grace
     limit_s: float = 40.0
     truth: bool = True
+    send_time_key: str = "t_send_ns"  # the JSON field in each event's data that carries its send time
 
     @property
     def cutoff_after_s(self) -> float:
@@ -290,7 +296,8 @@ class Response:
                 self._http.feed_data(rest)
 
     def _new_log(self, chunked: bool = False, length: int = -1):
-        return self._log_class(self.rules.max_event_bytes, TRUTH_KEY if self.rules.truth else None,
+        return self._log_class(self.rules.max_event_bytes,
+                               truth_key(self.rules.send_time_key) if self.rules.truth else None,
                                self._sentinel, chunked, length)
 
     def _act_on(self, notable: list) -> None:

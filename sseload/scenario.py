@@ -74,7 +74,9 @@ class Stream:
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 30.0
     grace_s: float = 5.0  # the harness's own deadline is gateway.limit_s + grace_s
-    truth: bool = True  # read the target's t_send_ns from each event (harness error)
+    truth: bool = True  # read each event's send time (send_time_key) to measure delivery delay
+    send_time_key: str = "t_send_ns"  # the JSON field in an event's data carrying its send time (wall clock)
+    send_time_unit: str = "ns"  # its unit: ns, us or ms (a whole number since the Unix epoch)
     tls_verify: bool = True
     ca_bundle: str = ""
 
@@ -340,6 +342,12 @@ def validate(s: Scenario) -> None:
         raise ScenarioError(f"{where}: [load] stop_after_failures must be 0 (never stop) or more")
     if s.load.failure_backoff_s < 0:
         raise ScenarioError(f"{where}: [load] failure_backoff_s must be 0 (never wait) or more")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", s.stream.send_time_key):
+        raise ScenarioError(f"{where}: [stream] send_time_key = {s.stream.send_time_key!r}; give a JSON field name "
+                            "such as t_send_ns")
+    if s.stream.send_time_unit not in ("ns", "us", "ms"):
+        raise ScenarioError(f"{where}: [stream] send_time_unit = {s.stream.send_time_unit!r}; use ns, us or ms "
+                            "(a whole number of them since the Unix epoch)")
     if s.stream.max_event_bytes < 1:
         raise ScenarioError(f"{where}: [stream] max_event_bytes must be positive")
     s.target_config()  # validates [target]

@@ -230,3 +230,38 @@ def test_a_buffering_proxy_is_named_and_its_delay_is_not_blamed_on_the_harness(t
     summary = json.loads((result.run_dir / "summary.json").read_text()) if (result.run_dir / "summary.json").exists() \
         else None
     assert summary is None or summary["buffered_streams"] == streams
+
+
+def test_a_service_s_own_send_times_measure_its_delivery_delay(tmp_path, start_server):
+    """A service that embeds its send time under its own name and unit: the scenario says which."""
+
+    def handle(conn):
+        def respond(conn, _req):
+            conn.start_chunked(200)
+            for k in range(5):
+                conn.wait(0.02)
+                sent_us = time.time_ns() // 1000
+                conn.send_chunk(b'data: {"k": %d, "sent_us": %d}\n\n' % (k, sent_us))
+            conn.end_chunked()
+            return True
+
+        servers.serve_keepalive(conn, respond)
+
+    srv = start_server(servers.ScriptedServer, handle, name="own-send-times")
+    result = sseload_run(tmp_path, "-u", "2", "-t", "2s", "--no-report", run_id="own",
+                         scenario={"request": {"url": srv.url, "method": "GET"},
+                                   "stream": {"send_time_key": "sent_us", "send_time_unit": "us"}})
+    assert result.code == 0, result.stderr[-2000:]
+    late = result.events["lateness_ms"]
+    assert late.notna().all() and late.abs().median() < 5, late.describe()  # microseconds, not 1000x off
+    assert "delivery delay (network, proxies and harness): event lateness" in result.stdout
+
+
+@pytest.mark.unit
+def test_a_send_time_key_or_unit_that_cannot_be_read_is_refused():
+    from sseload.scenario import ScenarioError, from_dict
+
+    with pytest.raises(ScenarioError, match="send_time_unit = 's'; use ns, us or ms"):
+        from_dict({"stream": {"send_time_unit": "s"}}, "x.toml")
+    with pytest.raises(ScenarioError, match="send_time_key"):
+        from_dict({"stream": {"send_time_key": 'a":"b'}}, "x.toml")
