@@ -122,6 +122,7 @@ class SSEConnection:
         self.recv_now = None  # and its recv: the Python reader's read (reactor.ReadTarget)
         self._tls: _TLS | None = None
         self.interrupted: BaseException | None = None
+        self.unsent = False  # the last stream was stopped before its request went out
         self.read_timeout_ns = int(rules.read_timeout_s * 1e9)
         self._done = Event()
         self._resp: Response | None = None  # the stream's response, while one runs
@@ -181,6 +182,7 @@ class SSEConnection:
         """
         rules = self.rules
         self.interrupted = None
+        self.unsent = False
         connect_ns = upload_ns = -1
         reused = self.sock is not None
 
@@ -222,6 +224,7 @@ class SSEConnection:
                 self._read_in_reactor()
         except GreenletExit as exc:  # Locust stops the user: record, then let it stop
             self.interrupted = exc
+            self.unsent = phase in ("connect", "tls")  # no request went out: no stream to record
             resp.fail(Outcome.CANCELLED, f"the run stopped while the stream was open ({phase})")
         except Exception as err:
             # A server may answer before it took the whole request (413 while the body goes up) and

@@ -97,6 +97,10 @@ class SSEUser(User):
                 record = self.conn.stream(request, self._events, scheduled_ns)
             finally:
                 ctx.active_streams -= 1
+            if self.conn.unsent:  # the stop came while connecting: nothing was sent, so no stream ran
+                ctx.streams_started -= 1
+                self._events = EventBuffer()
+                raise self.conn.interrupted
         if ctx.live_enabled:
             t_ns = self._events.t_ns
             ttfe = record.ttfe_ns

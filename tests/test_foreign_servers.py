@@ -70,7 +70,8 @@ APIG_500 = {"error_code": "APIG.0201", "error_msg": "Backend error.", "request_i
 
 def test_a_failure_storm_stops_early_with_the_cause(tmp_path, start_server):
     srv = start_server(servers.status_server, 500, APIG_500)
-    result = sseload_run(tmp_path, "-H", srv.url, "-u", "2", "-t", "30s", "--no-report", run_id="storm")
+    result = sseload_run(tmp_path, "-u", "2", "-t", "30s", "--no-report", run_id="storm",  # backoff short: quick
+                         scenario={"request": {"url": srv.url, "method": "GET"}, "load": {"failure_backoff_s": 0.01}})
     assert result.code == 2
     assert "the first 20 streams all failed the same way, http_error 500 APIG.0201" in result.stderr
     streams = result.streams
@@ -203,7 +204,8 @@ def test_a_huge_body_that_is_skipped_is_never_built_and_the_run_says_so(tmp_path
     srv = start_server(servers.sse_starlette_server, events=2)
     t0 = time.monotonic()
     result = sseload_run(tmp_path, "-u", "2", "-t", "20s", "--no-report", run_id="huge",
-                         scenario={"request": {"url": srv.url}, "body": {"size_bytes": 10_000_000_000}})
+                         scenario={"request": {"url": srv.url}, "body": {"size_bytes": 10_000_000_000},
+                                   "load": {"failure_backoff_s": 0.01}})
     assert time.monotonic() - t0 < 30  # 10 GB was never built (it would take longer, or the machine's memory)
     assert result.code == 2 and "all failed the same way, too_large" in result.stderr, result.stderr[-2000:]
     assert set(result.streams["outcome"]) == {"too_large"} and (result.streams["body_bytes"] == 10_000_000_000).all()
