@@ -281,8 +281,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             port = _free_port()
             cmd += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
                     "--expect-workers", str(settings.workers)]
-            workers = [subprocess.Popen(common + ["--worker", "--master-host", "127.0.0.1",
-                                                  "--master-port", str(port)], env=env, **_CHILD)
+            run_s = str(parse_seconds(run_time))  # workers get no -t: the open model's schedule ends here
+            workers = [subprocess.Popen(common + ["--worker", "--master-host", "127.0.0.1", "--master-port",
+                                                  str(port), "--sseload-run-s", run_s], env=env, **_CHILD)
                        for _ in range(settings.workers)]
         interrupted = None
         signals_seen = 0

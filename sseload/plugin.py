@@ -30,6 +30,7 @@ from locust import events
 import sseload
 from sseload import body as body_mod
 from sseload import runinfo, webui
+from sseload.arrivals import Arrivals
 from sseload.auth.schemes import Authenticator, from_scenario
 from sseload.client import Endpoint, PreparedRequest, StreamRules
 from sseload.distributed import BATCH, DONE, MasterCollector, WorkerSink
@@ -83,6 +84,7 @@ class RunContext:
         self.insecure = insecure
         self.collector = None  # the master's MasterCollector
         self.lifecycle: Role | None = None  # set by the init hook: ROLES[role]()
+        self._arrivals: Arrivals | None = None
         self.live = LiveStats()  # the web UI tab's numbers
         self.live_enabled = False
         if role == "master":  # the master runs no users: it needs no target, secrets or bodies
@@ -237,6 +239,18 @@ class RunContext:
             "tuning": self.tuning.to_dict(),
         }
 
+    def arrivals(self, environment) -> Arrivals:
+        """The open model's one schedule in this process, at this process's share of the rate."""
+        if self._arrivals is None:
+            load = self.scenario.load
+            opts = environment.parsed_options
+            total = getattr(opts, "num_users", None) or load.users
+            here = getattr(environment.runner, "target_user_count", 0) or total
+            run_s = getattr(opts, "run_time", None) or getattr(opts, "sseload_run_s", None)
+            self._arrivals = Arrivals(load.arrival, load.rate_per_s * min(1.0, here / max(1, total)),
+                                      float(run_s) if run_s else None)
+        return self._arrivals
+
     def after_stream(self, record: StreamRecord, environment) -> None:
         """Stop early when the run can only measure a broken setup: the first streams all failed
         authentication, or all failed the same other way with nothing succeeding."""
@@ -320,6 +334,8 @@ def _add_options(parser) -> None:
     add_request_flags(group)
     # set by `sseload run` when the host is the reference target it started (its completion rule)
     group.add_argument("--sseload-embedded", action="store_true", default=False, help=argparse.SUPPRESS)
+    # set by `sseload run` for workers, which get no -t: the open model schedules no arrival after it
+    group.add_argument("--sseload-run-s", type=float, default=None, help=argparse.SUPPRESS)
 
 
 def _memoise_default_args() -> None:

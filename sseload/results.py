@@ -125,6 +125,16 @@ def run_seconds(streams: pd.DataFrame) -> float:
     return max((end - start) / 1e9, 1e-9)
 
 
+def start_rate(streams: pd.DataFrame, seconds: float) -> float:
+    """Streams started per second over the load window (first start to last start), so the drain
+    after the run time (streams still finishing) does not dilute it; n / run length for one start."""
+    n = len(streams)
+    if n == 0:
+        return 0.0
+    span_s = (streams["start_ns"].max() - streams["start_ns"].min()) / 1e9
+    return (n - 1) / span_s if n > 1 and span_s > 0 else n / seconds
+
+
 def stream_gaps(events: pd.DataFrame) -> pd.DataFrame:
     """Per stream: the largest gap (the worst stall a user saw) and the mean gap."""
     g = events.groupby("stream_id")["gap_ms"]
@@ -266,7 +276,7 @@ def summarise(run: Run) -> dict:
         "error_rate": errors / total if total else 0.0,
         "events": n_events,
         "duration_s": seconds,
-        "streams_per_s": total / seconds if total else 0.0,
+        "streams_per_s": start_rate(s, seconds),
         "events_per_s": n_events / seconds if total else 0.0,
         "bytes_per_s": float(s["response_bytes"].sum()) / seconds if total else 0.0,
         "ttfe_ms": percentiles(s["ttfe_ms"]),

@@ -15,12 +15,12 @@ per second. The full record goes to the recorder.
 from __future__ import annotations
 
 import itertools
-import random
 import time
 
 import gevent
 import numpy as np
 from locust import User, task
+from locust.exception import StopUser
 
 from sseload import plugin
 from sseload.client import PreparedRequest, SSEConnection
@@ -50,7 +50,6 @@ class SSEUser(User):
         self.conn = SSEConnection(self.ctx.endpoint, self.ctx.rules, self.ctx.auth, self.ctx.tls,
                                   worker=worker, user=self.user_id, tuning=self.ctx.tuning)
         self._events = EventBuffer()
-        self._next_arrival_ns = 0
         self._fast_failures = 0
 
     def on_stop(self) -> None:
@@ -62,25 +61,16 @@ class SSEUser(User):
         if load.arrival == "closed":
             self.stream()
             return
-        # Open model: this user's share of the arrival process. A start that comes late because
-        # every user was busy is recorded as schedule lag, not silently shifted (coordinated omission).
+        # Open model: the process's next arrival, whichever user is free takes it (sseload.arrivals).
+        # A start that comes late because every user was busy is recorded as schedule lag, not
+        # silently shifted (coordinated omission).
+        scheduled = self.ctx.arrivals(self.environment).take()
+        if scheduled is None:  # the run time is over: no arrival is scheduled after it, so this user is done
+            raise StopUser()
         now = time.time_ns()
-        if self._next_arrival_ns == 0:
-            self._next_arrival_ns = now + int(self._interarrival_s() * 1e9 * random.random())
-        scheduled = self._next_arrival_ns
-        self._next_arrival_ns += int(self._interarrival_s() * 1e9)
         if scheduled > now:
             gevent.sleep((scheduled - now) / 1e9)
         self.stream(scheduled_ns=scheduled)
-
-    def _interarrival_s(self) -> float:
-        load = self.ctx.scenario.load
-        opts = self.environment.parsed_options
-        users = getattr(opts, "num_users", None) or load.users
-        per_user_rate = load.rate_per_s / max(1, users)
-        if load.arrival == "poisson":
-            return random.expovariate(per_user_rate)
-        return 1.0 / per_user_rate
 
     def stream(self, request: PreparedRequest | None = None, scheduled_ns: int = 0) -> StreamRecord:
         """Run one stream and record it; returns its record."""

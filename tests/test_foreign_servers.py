@@ -267,3 +267,31 @@ def test_a_send_time_key_or_unit_that_cannot_be_read_is_refused():
         from_dict({"stream": {"send_time_unit": "s"}}, "x.toml")
     with pytest.raises(ScenarioError, match="send_time_key"):
         from_dict({"stream": {"send_time_key": 'a":"b'}}, "x.toml")
+
+
+def test_the_open_model_dispatches_each_arrival_to_any_free_user(tmp_path, start_server):
+    """40 users, Poisson arrivals at 20/s, streams of about 0.8 s: some 16 users are busy at a time,
+    so an arrival should never wait. (Each user running its own share of the schedule made a third
+    of them wait for their own user: coordinated omission by the harness.)"""
+    arrived: list[float] = []
+
+    def handle(conn):
+        def respond(conn, _req):
+            arrived.append(time.time())
+            servers.send_sse(conn, 5, 0.2)
+            return True
+
+        servers.serve_keepalive(conn, respond)
+
+    srv = start_server(servers.ScriptedServer, handle, name="arrival-log")
+    result = sseload_run(tmp_path, "--no-report", run_id="open",
+                         scenario={"request": {"url": srv.url, "method": "GET"},
+                                   "load": {"arrival": "poisson", "rate_per_s": 20.0, "users": 40,
+                                            "spawn_rate": 400, "run_time": "4s"}})
+    assert result.code == 0, result.stderr[-2000:]
+    streams = result.streams
+    lag = streams["schedule_lag_ms"]
+    assert lag.notna().all() and lag.quantile(0.9) < 20, lag.describe()
+    assert 45 <= len(streams) <= 125 and len(arrived) == len(streams)  # about 20/s for 4 s, each one sent
+    starts_s = (streams["start_ns"] - streams["start_ns"].min()) / 1e9
+    assert starts_s.max() < 4.0  # no stream starts after the run time

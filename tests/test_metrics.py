@@ -167,7 +167,7 @@ def test_every_metric_of_a_summary_is_in_summary_md_with_its_label(summary):
 
 def test_the_console_summary_keeps_its_lines(summary):
     lines = format_summary({**summary, "embedded_target": True}).splitlines()
-    assert lines[0].startswith("run synthetic: 6 streams in 2.0 s (3.0 streams/s, 12 events/s)")
+    assert lines[0].startswith("run synthetic: 6 streams in 2.0 s (10.0 streams/s, 12 events/s)")
     assert lines[1] == "outcomes: cutoff 1, ok 4, reset 1"
     assert lines[2] == f"{'':<14}" + "".join(f"{s:>9}" for s in ("p50", "p90", "p95", "p99", "max"))
     assert [line[:14].rstrip() for line in lines[3:6]] == ["TTFE ms", "gap ms", "duration ms"]
