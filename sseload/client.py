@@ -21,7 +21,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from gevent import GreenletExit
 from gevent.event import Event
@@ -31,7 +31,7 @@ from sseload.auth.schemes import Authenticator
 from sseload.outcomes import Outcome
 from sseload.reactor import RECV_BYTES, reactor
 from sseload.records import EventBuffer, StreamRecord
-from sseload.response import DeadlineExceeded, Response, StreamRules
+from sseload.response import REDIRECTS, DeadlineExceeded, Response, StreamRules
 from sseload.scenario import BODYLESS_METHODS
 from sseload.sse import EventLog, PyEventLog, SSEProtocolError
 from sseload.tuning import Tuning
@@ -173,7 +173,7 @@ class SSEConnection:
 
     # --- one stream ---
     def stream(self, req: PreparedRequest, events: EventBuffer, scheduled_ns: int = 0,
-               retried: bool = False) -> StreamRecord:
+               retried: bool = False, redirects: int = 0, first: tuple[int, int] | None = None) -> StreamRecord:
         """Run one stream; return its record and extend ``events`` with its events.
 
         Never raises for anything the service or network does: every way a stream can end
@@ -239,10 +239,21 @@ class SSEConnection:
             # client retry then): once, on a fresh connection, and the record says so.
             self.close()
             return self.stream(req, events, scheduled_ns, retried=True)
+        if resp.outcome is None and resp.status in REDIRECTS and redirects < rules.max_redirects:
+            target = self._redirected(req, resp)
+            if target is not None:  # follow it; the stream's times still count from the first request
+                if not resp.keep_alive(Outcome.OK):
+                    self.close()
+                self._resp = None
+                resp.release()
+                return self.stream(target, events, scheduled_ns, redirects=redirects + 1,
+                                   first=first or (t0, start_ns))
         if resp.outcome is None and resp.drainable():
             self._drain(resp)  # read the body's end, so the connection can carry the next stream
+        if first is not None:
+            t0, start_ns = first
         return self._record(req, resp, events, t0, start_ns, scheduled_ns, connect_ns, upload_ns, sign_ns,
-                            int(fetch_s * 1e9), reused, retried)
+                            int(fetch_s * 1e9), reused, retried, redirects)
 
     def skipped(self, req: PreparedRequest, outcome: Outcome, error: str, scheduled_ns: int = 0) -> StreamRecord:
         """The record of a stream decided before sending (a body over the limit, no credentials)."""
@@ -267,6 +278,19 @@ class SSEConnection:
             io.remove(fd)
         if self._read_error is not None:
             raise self._read_error
+
+    def _redirected(self, req: PreparedRequest, resp: Response) -> PreparedRequest | None:
+        """The request a redirect asks for, where it stays on this connection's host; else None."""
+        location = resp.headers.get("location")
+        if not location:
+            return None
+        url = urljoin(req.url, location)
+        parts, here = urlsplit(url), urlsplit(req.url)
+        if (parts.scheme, parts.hostname, parts.port) != (here.scheme, here.hostname, here.port):
+            return None
+        if resp.status == 303 or (resp.status in (301, 302) and req.method == "POST"):
+            return PreparedRequest.build("GET", url, req.headers, b"")  # as browsers and clients do
+        return PreparedRequest.build(req.method, url, req.headers, req.body)
 
     def _read_direct(self, resp: Response, timeout_s: float, max_bytes: int, until) -> None:
         """Read the socket in this greenlet (off the reactor) into ``resp`` until ``until()``, EOF,
@@ -371,7 +395,7 @@ class SSEConnection:
 
     def _record(self, req: PreparedRequest, resp: Response, events: EventBuffer, t0: int, start_ns: int,
                 scheduled_ns: int, connect_ns: int, upload_ns: int, sign_ns: int, fetch_ns: int,
-                reused: bool, retried: bool) -> StreamRecord:
+                reused: bool, retried: bool, redirects: int = 0) -> StreamRecord:
         duration_ns = resp.end_ns() - t0
         outcome, error, code = resp.verdict(duration_ns)
         if not resp.keep_alive(outcome):
@@ -391,7 +415,7 @@ class SSEConnection:
             (first_event_ns - t0) if first_event_ns >= 0 else -1,
             duration_ns, sign_ns, fetch_ns, resp.status, resp.content_type, resp.charset_warning,
             len(req.body), resp.bytes_received(), n_events, malformed, outcome, code,
-            _redact_text(error, self.auth), reused, retried,
+            _redact_text(error, self.auth), reused, retried, redirects,
         )
 
 

@@ -131,6 +131,7 @@ class RunContext:
             limit_s=scenario.gateway.limit_s,
             truth=st.truth,
             send_time_key=st.send_time_key,
+            max_redirects=st.max_redirects,
         )
         self.tls = self._tls_context(st.tls_verify and not insecure, st.ca_bundle) \
             if self.endpoint.scheme == "https" else None

@@ -49,6 +49,7 @@ class StreamRecord(NamedTuple):
     error: str
     reused: bool
     retried: bool = False  # sent again on a fresh connection: the idle keep-alive one had been closed
+    redirects: int = 0  # redirects followed to reach the answer (its times count from the first request)
 
 
 STREAMS_SCHEMA = pa.schema([
@@ -76,6 +77,7 @@ STREAMS_SCHEMA = pa.schema([
     ("error", pa.string()),
     ("reused", pa.bool_()),
     ("retried", pa.bool_()),
+    ("redirects", pa.int32()),
 ])
 
 EVENTS_SCHEMA = pa.schema([
@@ -151,6 +153,7 @@ def to_tables(streams: list[StreamRecord], events: EventBuffer,
         "error": pa.array(list(cols.error), pa.string()),
         "reused": pa.array(list(cols.reused), pa.bool_()),
         "retried": pa.array(list(cols.retried), pa.bool_()),
+        "redirects": pa.array(ints(cols.redirects, np.int32)),
     }, schema=STREAMS_SCHEMA)
 
     counts = ints(cols.events)

@@ -27,6 +27,7 @@ from sseload.outcomes import Outcome
 from sseload.sse_types import SSEProtocolError
 
 ERROR_BODY_BYTES = 1024  # the start of an error answer kept for its text and error_code
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_HEAD_BYTES = 64 * 1024  # a response head longer than this is refused (an endless head must not grow memory)
 SEND_TIME_UNITS_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000}  # a send time's unit, in ns
 
@@ -53,6 +54,7 @@ class StreamRules:
     limit_s: float = 40.0
     truth: bool = True
     send_time_key: str = "t_send_ns"  # the JSON field in each event's data that carries its send time
+    max_redirects: int = 3  # same-origin redirects followed (0: none)
 
     @property
     def cutoff_after_s(self) -> float:
@@ -439,6 +441,11 @@ class Response:
                 return Outcome.THROTTLED, error, code
             if status == 413:
                 return Outcome.TOO_LARGE, error, code
+            if status in REDIRECTS:
+                where = self.headers.get("location", "nowhere (no Location header)")
+                return Outcome.HTTP_ERROR, (f"HTTP {status}: redirected to {where}, not followed (sseload follows up "
+                                            f"to {self.rules.max_redirects} redirects on the same host, [stream] "
+                                            "max_redirects): point -H or [request] url at it"), code
             return Outcome.HTTP_ERROR, error, code
         completion = self.rules.completion
         if self._message_complete:

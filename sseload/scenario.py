@@ -77,6 +77,7 @@ class Stream:
     truth: bool = True  # read each event's send time (send_time_key) to measure delivery delay
     send_time_key: str = "t_send_ns"  # the JSON field in an event's data carrying its send time (wall clock)
     send_time_unit: str = "ns"  # its unit: ns, us or ms (a whole number since the Unix epoch)
+    max_redirects: int = 3  # redirects on the same host followed to reach the stream (0: none)
     tls_verify: bool = True
     ca_bundle: str = ""
 
@@ -348,6 +349,8 @@ def validate(s: Scenario) -> None:
     if s.stream.send_time_unit not in ("ns", "us", "ms"):
         raise ScenarioError(f"{where}: [stream] send_time_unit = {s.stream.send_time_unit!r}; use ns, us or ms "
                             "(a whole number of them since the Unix epoch)")
+    if s.stream.max_redirects < 0:
+        raise ScenarioError(f"{where}: [stream] max_redirects must be 0 (follow none) or more")
     if s.stream.max_event_bytes < 1:
         raise ScenarioError(f"{where}: [stream] max_event_bytes must be positive")
     s.target_config()  # validates [target]

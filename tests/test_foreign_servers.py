@@ -295,3 +295,38 @@ def test_the_open_model_dispatches_each_arrival_to_any_free_user(tmp_path, start
     assert 45 <= len(streams) <= 125 and len(arrived) == len(streams)  # about 20/s for 4 s, each one sent
     starts_s = (streams["start_ns"] - streams["start_ns"].min()) / 1e9
     assert starts_s.max() < 4.0  # no stream starts after the run time
+
+
+def redirecting_server(location: str):
+    def handle(conn):
+        def respond(conn, req):
+            if req.target == "/old":
+                conn.send_response(302, b"moved", {"Location": location})
+            else:
+                servers.send_sse(conn, 3, 0.01)
+            return True
+
+        servers.serve_keepalive(conn, respond)
+
+    return servers.ScriptedServer(handle, name="redirect")
+
+
+def test_a_redirect_on_the_same_host_is_followed_and_recorded(start_server):
+    srv = start_server(redirecting_server, "/new")
+    url = srv.base_url + "/old"
+    conn = connection(url)
+    record, events = stream(conn, url, method="GET", body=b"")
+    conn.close()
+    assert (record.outcome, record.status, record.events, record.redirects) == (Outcome.OK, 200, 3, 1)
+    assert [r.target for r in srv.received] == ["/old", "/new"]
+    assert record.ttfe_ns > 0 and record.duration_ns >= record.ttfe_ns  # from the first request
+
+
+def test_a_redirect_elsewhere_is_not_followed_and_names_the_location(start_server):
+    srv = start_server(redirecting_server, "https://other.example/stream")
+    url = srv.base_url + "/old"
+    conn = connection(url)
+    record, _ = stream(conn, url, method="GET", body=b"")
+    conn.close()
+    assert record.outcome is Outcome.HTTP_ERROR and record.redirects == 0
+    assert "redirected to https://other.example/stream, not followed" in record.error
