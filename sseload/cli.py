@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 from sseload import __version__, runinfo
-from sseload.outcomes import Outcome
 from sseload.scenario import (
     Load,
     Scenario,
@@ -378,31 +377,20 @@ def finish(run_dir: Path, scenario: Scenario | None, write_report: bool, stopped
     if summary["streams"] == 0:
         print(f"sseload: no stream was recorded in {run_dir}; see the messages above", file=sys.stderr)
         return 3
+    limits = scenario.thresholds if scenario is not None else run.info.get("scenario", {}).get("thresholds", {})
+    verdict = thresholds.judge(summary, run.info, limits, stopped_early)
+    if limits:
+        thresholds.write_junit(verdict.thresholds, run_dir / "thresholds.xml", summary["run_id"])
+        print(thresholds.table(verdict.thresholds))
     if write_report:
         from sseload import report
 
-        report.write_all(run, summary)
-    limits = scenario.thresholds if scenario is not None else run.info.get("scenario", {}).get("thresholds", {})
-    code = 0
-    if limits:
-        verdicts = thresholds.evaluate(summary, limits)
-        thresholds.write_junit(verdicts, run_dir / "thresholds.xml", summary["run_id"])
-        print(thresholds.table(verdicts))
-        if not all(v.passed for v in verdicts):
-            code = 1
-    lost = run.info.get("lost_workers") or []
-    if lost:
-        print(f"sseload: {len(lost)} worker(s) stopped without their final report ({', '.join(lost)}); the "
-              "streams they had open or unsent are missing: the run fails", file=sys.stderr)
-        code = max(code, 1)
-    if not summary["outcomes"].get(Outcome.OK):
-        print(f"sseload: no stream succeeded ({summary['streams']} streams; the most frequent causes are "
-              "above): the run fails", file=sys.stderr)
-        code = max(code, 1)
-    if stopped_early:
-        code = max(code, 2)
+        report.write_all(run, summary, verdict)
+    for failure in verdict.failures:
+        if not failure.startswith("threshold "):  # the table above shows those
+            print(f"sseload: {failure}: the run fails", file=sys.stderr)
     print(run_dir)
-    return code
+    return verdict.exit_code
 
 
 # --- other commands ---

@@ -121,8 +121,8 @@ EVENTS = _run("events", "events", "", "events received, in every stream", higher
 RUN_LENGTH = _run("duration_s", "run length", "s", "from the first stream's start to the last stream's end",
                   higher_is_worse=False)
 STREAMS_PER_S = _run("streams_per_s", "streams started", "streams/s",
-                     "the rate streams started at over the load window, from the first start to the last (not "
-                     "the drain after it): (streams - 1) / that span",
+                     "streams started per second of the load window: the run time where known (not the drain "
+                     "after it, when streams finish and none start), else the run length",
                      higher_is_worse=False, compared_stats=(None,))
 EVENTS_PER_S = _run("events_per_s", "events received", "events/s", "events received per second of the run length",
                     higher_is_worse=False, threshold_stats=(None,), compared_stats=(None,), fmt=".0f")

@@ -11,7 +11,7 @@ import html
 import json
 from pathlib import Path
 
-from sseload import charts, results
+from sseload import charts, results, thresholds
 from sseload.console import delay_heading, read_timing, stats_text
 from sseload.metrics import (
     BYTES_PER_S,
@@ -52,9 +52,15 @@ def _said(metric: Metric, summary: dict) -> str:
 
 
 def summary_markdown(summary: dict) -> str:
+    verdict = summary.get("verdict")
     lines = [
         f"### sseload run `{summary['run_id']}`",
         "",
+    ]
+    if verdict:
+        lines += [f"**{'PASS' if verdict['passed'] else 'FAIL'}**"
+                  + "".join(f"\n- {text}" for text in verdict["failures"] + verdict["warnings"]), ""]
+    lines += [
         f"{summary['streams']} {STREAMS.label}, {summary['events']} {EVENTS.label}, {_said(RUN_LENGTH, summary)}: "
         + ", ".join(_said(m, summary) for m in (STREAMS_PER_S, EVENTS_PER_S, BYTES_PER_S)) + "; "
         + ", ".join(_said(m, summary) for m in (ERROR_RATE, CUTOFF_RATE, OK_RATE)) + ".",
@@ -104,6 +110,8 @@ body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#22
 table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
 th{background:#f3f3f3}td:first-child{text-align:left}img{max-width:100%}
 .warn{background:#fff3cd;border:1px solid #e0c36a;padding:0.6em 1em}
+#verdict{padding:0.8em 1.2em;margin:1em 0;border-radius:4px;font-size:1.1em}#verdict strong{font-size:1.4em}
+#verdict.pass{background:#e6f4ea;border:2px solid #2ca02c}#verdict.fail{background:#fdecea;border:2px solid #d62728}
 pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}
 """
 
@@ -116,12 +124,26 @@ def _against_send_times(summary: dict, metric: Metric) -> list[str]:
             measured if values.get("count") else "no send times in events"]
 
 
+def verdict_banner(verdict: dict | None) -> str:
+    """The report's first block: PASS or FAIL, why, and what to know before reading the numbers."""
+    if not verdict:
+        return ""
+    passed = verdict["passed"]
+    items = "".join(f"<li>{html.escape(text)}</li>" for text in verdict["failures"] + verdict["warnings"])
+    checks = verdict["thresholds"]
+    shown = (f" ({sum(c['passed'] for c in checks)} of {len(checks)} thresholds passed)" if checks
+             else " (no thresholds set: add a [thresholds] table to the scenario to judge the numbers)")
+    return (f"<div id='verdict' class='{'pass' if passed else 'fail'}'><strong>{'PASS' if passed else 'FAIL'}"
+            f"</strong>{shown}<ul>{items}</ul></div>")
+
+
 def report_html(run: results.Run, summary: dict, images: list[Path]) -> str:
     info = run.info
     run_id = html.escape(summary["run_id"])
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>sseload report {run_id}</title>"
              f"<style>{CSS}</style></head><body>",
              f"<h1>sseload report: {run_id}</h1>"]
+    parts.append(verdict_banner(summary.get("verdict")))
     if summary.get("partial"):
         parts.append(f"<p class='warn' id='partial'>Partial run: {html.escape(str(summary.get('partial_reason')))}</p>")
     for missing in summary.get("missing") or []:
@@ -178,8 +200,12 @@ def report_html(run: results.Run, summary: dict, images: list[Path]) -> str:
     return "\n".join(parts)
 
 
-def write_all(run: results.Run, summary: dict | None = None) -> list[Path]:
+def write_all(run: results.Run, summary: dict | None = None,
+              verdict: thresholds.RunVerdict | None = None) -> list[Path]:
     summary = summary or results.summarise(run)
+    if verdict is None:
+        verdict = thresholds.judge(summary, run.info, run.info.get("scenario", {}).get("thresholds", {}))
+    summary = {**summary, "verdict": verdict.to_dict()}
     out = run.run_dir
     images = charts.draw_all(run, out / "charts")
     paths = [out / "report.html", out / "summary.md", out / "summary.json"]

@@ -125,14 +125,23 @@ def run_seconds(streams: pd.DataFrame) -> float:
     return max((end - start) / 1e9, 1e-9)
 
 
-def start_rate(streams: pd.DataFrame, seconds: float) -> float:
-    """Streams started per second over the load window (first start to last start), so the drain
-    after the run time (streams still finishing) does not dilute it; n / run length for one start."""
+def start_rate(streams: pd.DataFrame, seconds: float, run_s: float | None = None) -> float:
+    """Streams started per second of the load window: the run time where it is known (a run stopped
+    early: its run length, if shorter), so the drain after the run time (streams still finishing,
+    none starting) does not dilute it; else the run length."""
     n = len(streams)
     if n == 0:
         return 0.0
-    span_s = (streams["start_ns"].max() - streams["start_ns"].min()) / 1e9
-    return (n - 1) / span_s if n > 1 and span_s > 0 else n / seconds
+    window_s = min(run_s, seconds) if run_s else seconds
+    return n / max(window_s, 1e-9)
+
+
+def _seconds_of(run_time) -> float | None:
+    """run.json's run_time (Locust's seconds; None without a run time, as in the web UI)."""
+    try:
+        return float(run_time) if run_time else None
+    except (TypeError, ValueError):
+        return None
 
 
 def stream_gaps(events: pd.DataFrame) -> pd.DataFrame:
@@ -276,7 +285,7 @@ def summarise(run: Run) -> dict:
         "error_rate": errors / total if total else 0.0,
         "events": n_events,
         "duration_s": seconds,
-        "streams_per_s": start_rate(s, seconds),
+        "streams_per_s": start_rate(s, seconds, _seconds_of(run.info.get("run_time"))),
         "events_per_s": n_events / seconds if total else 0.0,
         "bytes_per_s": float(s["response_bytes"].sum()) / seconds if total else 0.0,
         "ttfe_ms": percentiles(s["ttfe_ms"]),

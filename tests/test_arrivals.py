@@ -39,3 +39,16 @@ def test_a_free_user_takes_the_earliest_arrival_not_yet_taken():
 def test_an_open_model_needs_a_rate():
     with pytest.raises(ValueError):
         Arrivals("poisson", 0.0)
+
+
+def test_the_start_rate_is_over_the_load_window_not_the_drain():
+    import pandas as pd
+
+    from sseload.results import run_seconds, start_rate
+
+    starts = np.arange(0, 30, 1 / 40) * 1e9  # 40/s for a 30 s run time
+    streams = pd.DataFrame({"start_ns": starts.astype(np.int64), "duration_ms": np.full(starts.size, 5000.0)})
+    seconds = run_seconds(streams)  # 35 s: the last streams finish 5 s after the run time
+    assert start_rate(streams, seconds, run_s=30.0) == pytest.approx(40.0)
+    assert start_rate(streams, seconds) == pytest.approx(1200 / seconds)  # no run time known: the run length
+    assert start_rate(streams, seconds, run_s=60.0) == pytest.approx(1200 / seconds)  # stopped early

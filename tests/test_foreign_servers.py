@@ -330,3 +330,12 @@ def test_a_redirect_elsewhere_is_not_followed_and_names_the_location(start_serve
     conn.close()
     assert record.outcome is Outcome.HTTP_ERROR and record.redirects == 0
     assert "redirected to https://other.example/stream, not followed" in record.error
+
+
+def test_a_service_demanding_auth_the_scenario_does_not_give_says_so(tmp_path, start_server):
+    srv = start_server(servers.status_server, 401, {"error_code": "APIG.0301", "error_msg": "token is missing",
+                                                    "request_id": "{request_id}"})
+    result = sseload_run(tmp_path, "-H", srv.url, "-u", "1", "-t", "20s", "--no-report", run_id="auth")
+    assert result.code == 2
+    assert "the service demands authentication the scenario does not give: set [auth] method" in result.stderr
+    assert set(result.streams["outcome"]) == {"auth_error"} and len(result.streams) <= 6

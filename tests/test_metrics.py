@@ -23,7 +23,7 @@ pytestmark = pytest.mark.unit
 
 #: Summary keys that are not numbers of the run: its name, outcome counts, flags, the harness's health.
 NOT_METRICS = {"run_id", "outcomes", "top_errors", "missing", "partial", "partial_reason", "health",
-               "embedded_target", "buffered_streams"}
+               "embedded_target", "buffered_streams", "verdict"}
 T0_NS = 1_700_000_000_000_000_000  # the wall clock at the first stream's start
 
 
@@ -167,7 +167,7 @@ def test_every_metric_of_a_summary_is_in_summary_md_with_its_label(summary):
 
 def test_the_console_summary_keeps_its_lines(summary):
     lines = format_summary({**summary, "embedded_target": True}).splitlines()
-    assert lines[0].startswith("run synthetic: 6 streams in 2.0 s (10.0 streams/s, 12 events/s)")
+    assert lines[0].startswith("run synthetic: 6 streams in 2.0 s (3.0 streams/s, 12 events/s)")
     assert lines[1] == "outcomes: cutoff 1, ok 4, reset 1"
     assert lines[2] == f"{'':<14}" + "".join(f"{s:>9}" for s in ("p50", "p90", "p95", "p99", "max"))
     assert [line[:14].rstrip() for line in lines[3:6]] == ["TTFE ms", "gap ms", "duration ms"]

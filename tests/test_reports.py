@@ -61,8 +61,8 @@ def test_summary_json_equals_an_independent_recomputation(run):
     end = (streams["start_ns"] + streams["duration_ms"] * 1e6).max()
     seconds = (end - start) / 1e9
     assert summary["events_per_s"] == pytest.approx(streams["events"].sum() / seconds)
-    starts_s = (streams["start_ns"].max() - start) / 1e9  # the load window: first start to last start
-    assert summary["streams_per_s"] == pytest.approx((len(streams) - 1) / starts_s)
+    window_s = min(float(run.info["run_time"]), seconds)  # the load window: the run time, not the drain
+    assert summary["streams_per_s"] == pytest.approx(len(streams) / window_s)
 
 
 def test_regenerating_the_report_from_files_gives_the_same_summary(run):
@@ -88,6 +88,15 @@ def test_failing_threshold_fails_the_run_and_check_and_writes_junit(tmp_path):
     assert suite.get("tests") == "2" and suite.get("failures") == "1"
     failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
     assert failed == ["ttfe_p95_ms"]
+    # the report, summary.md and summary.json lead with the verdict
+    page = (result.run_dir / "report.html").read_text()
+    banner = page[page.index("<div id='verdict'"):page.index("</div>", page.index("<div id='verdict'"))]
+    assert page.index("id='verdict'") < page.index("<h2>Summary</h2>")
+    assert "class='fail'" in banner and "FAIL" in banner and "threshold ttfe_p95_ms" in banner
+    assert "(1 of 2 thresholds passed)" in banner
+    assert (result.run_dir / "summary.md").read_text().splitlines()[2] == "**FAIL**"
+    verdict = json.loads((result.run_dir / "summary.json").read_text())["verdict"]
+    assert not verdict["passed"] and [t["name"] for t in verdict["thresholds"] if not t["passed"]] == ["ttfe_p95_ms"]
     check = subprocess.run([sys.executable, "-m", "sseload", "check", str(result.run_dir)],
                            capture_output=True, text=True, timeout=60)
     assert check.returncode == 1 and "FAIL" in check.stdout
@@ -96,6 +105,8 @@ def test_failing_threshold_fails_the_run_and_check_and_writes_junit(tmp_path):
 def test_passing_threshold_exits_zero(tmp_path):
     result = sseload_run(tmp_path, scenario=base(thresholds={"ttfe_p95_ms": 500.0, "cutoff_rate_max": 0.0}))
     assert result.code == 0, result.stdout
+    assert "<div id='verdict' class='pass'><strong>PASS</strong> (2 of 2 thresholds passed)" in \
+        (result.run_dir / "report.html").read_text()
     suite = ET.parse(result.run_dir / "thresholds.xml").getroot()
     assert suite.get("failures") == "0"
 
