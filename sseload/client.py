@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
-from gevent import GreenletExit
+from gevent import GreenletExit, get_hub
 from gevent.event import Event
 
 from sseload.auth.apig import payload_sha256
@@ -37,6 +37,7 @@ from sseload.sse import EventLog, PyEventLog, SSEProtocolError
 from sseload.tuning import Tuning
 
 perf_ns = time.perf_counter_ns
+DRAIN_S = 0.2  # a stream completed by its rule reads at most this long more for its body's end
 
 
 def log_class(tuning: Tuning) -> type:
@@ -128,6 +129,7 @@ class SSEConnection:
         self._resp: Response | None = None  # the stream's response, while one runs
         self._fd = -1
         self._read_error: BaseException | None = None
+        self._drain_timer = None  # bounds reading a completed stream's body end (_drain_briefly)
 
     def close(self) -> None:
         if self.sock is not None:
@@ -189,6 +191,10 @@ class SSEConnection:
         sign_start = perf_ns()
         try:
             headers, fetch_s = self.auth.headers(req.method, req.url, req.headers, req.body, req.body_sha256)
+        except GreenletExit as exc:  # stopped while fetching credentials: nothing was sent
+            record = self.skipped(req, Outcome.CANCELLED, "the run stopped while fetching credentials", scheduled_ns)
+            self.interrupted, self.unsent = exc, True
+            return record
         except Exception as err:  # credentials could not be had (IAM down, ...)
             return self.skipped(req, Outcome.AUTH_ERROR, f"credentials: {err}", scheduled_ns)
         sign_ns = perf_ns() - sign_start - int(fetch_s * 1e9)
@@ -238,7 +244,9 @@ class SSEConnection:
             # The server had closed the idle keep-alive connection (RFC 9112 section 9.3.1 lets a
             # client retry then): once, on a fresh connection, and the record says so.
             self.close()
-            return self.stream(req, events, scheduled_ns, retried=True)
+            self._resp = None
+            resp.release()
+            return self.stream(req, events, scheduled_ns, retried=True, redirects=redirects, first=first)
         if resp.outcome is None and resp.status in REDIRECTS and redirects < rules.max_redirects:
             target = self._redirected(req, resp)
             if target is not None:  # follow it; the stream's times still count from the first request
@@ -248,8 +256,6 @@ class SSEConnection:
                 resp.release()
                 return self.stream(target, events, scheduled_ns, redirects=redirects + 1,
                                    first=first or (t0, start_ns))
-        if resp.outcome is None and resp.drainable():
-            self._drain(resp)  # read the body's end, so the connection can carry the next stream
         if first is not None:
             t0, start_ns = first
         return self._record(req, resp, events, t0, start_ns, scheduled_ns, connect_ns, upload_ns, sign_ns,
@@ -293,8 +299,8 @@ class SSEConnection:
         return PreparedRequest.build(req.method, url, req.headers, req.body)
 
     def _read_direct(self, resp: Response, timeout_s: float, max_bytes: int, until) -> None:
-        """Read the socket in this greenlet (off the reactor) into ``resp`` until ``until()``, EOF,
-        an error, ``timeout_s`` of silence or ``max_bytes``."""
+        """Read the socket in this greenlet (off the reactor: after a failed send) into ``resp``
+        until ``until()``, EOF, an error, ``timeout_s`` of silence or ``max_bytes``."""
         sock = self.sock
         if sock is None:
             return
@@ -321,11 +327,6 @@ class SSEConnection:
         self._read_direct(resp, 1.0, 1 << 20, resp.over)
         return resp.status != 0
 
-    def _drain(self, resp: Response) -> None:
-        """The stream completed by its rule (``[DONE]``, a terminal event) before its body ended:
-        read the rest briefly, so the connection is reused instead of closed."""
-        self._read_direct(resp, 0.2, 1 << 20, lambda: resp.message_complete or resp.outcome is not None)
-
     def _route_body(self, log) -> None:
         """The head is read: the native reader may feed the body's log itself from now on."""
         reactor(self.tuning).route_body(self._fd, log, self.on_fed)
@@ -340,19 +341,29 @@ class SSEConnection:
         if not data:
             resp.feed_eof(t_ns)
             return self._end_read()
-        if self._tls is None:
-            over = resp.feed(t_ns, data)
-        else:  # decrypt everything this read completed: nothing is left hidden in the TLS layer
-            try:
-                plain = self._tls.decrypt(data)
-            except Exception as exc:  # classified by the stream's handler
-                self._read_error = exc
-                return self._end_read()
-            over = False
-            for piece in plain:
-                over = resp.feed(t_ns, piece)
+        # Nothing may escape to the reader's drain: it serves every stream of the process.
+        try:
+            if self._tls is None:
+                over = resp.feed(t_ns, data)
+            else:  # decrypt everything this read completed: nothing is left hidden in the TLS layer
+                over = False
+                for piece in self._tls.decrypt(data):
+                    over = resp.feed(t_ns, piece)
+        except Exception as exc:  # TLS, or a bug: classified by the stream's handler
+            self._read_error = exc
+            return self._end_read()
         if over:
             self._end_read()
+        elif resp.drainable():
+            self._drain_briefly()
+
+    def _drain_briefly(self) -> None:
+        """Completed by its rule ([DONE], a terminal event) before its body ended: read on, at most
+        DRAIN_S, for the body's end, so the connection can carry the next stream (the stream's
+        duration stays at its completion)."""
+        if self._drain_timer is None:
+            self._drain_timer = timer = get_hub().loop.timer(DRAIN_S)
+            timer.start(self._end_read)
 
     def on_fed(self, t_ns: int, fed) -> None:
         """The reader fed a read to the body's log itself (reactor.route_body) and it completed
@@ -364,8 +375,14 @@ class SSEConnection:
             resp.closed(t_ns)
             self._read_error = fed
             return self._end_read()
-        elif not resp.fed(t_ns, fed):
-            return
+        else:
+            try:
+                if not resp.fed(t_ns, fed):
+                    if resp.drainable():
+                        self._drain_briefly()
+                    return
+            except Exception as exc:  # nothing may escape to the reader's drain (a bug: harness_error)
+                self._read_error = exc
         self._end_read()
 
     def idle_since_ns(self) -> int:
@@ -377,6 +394,10 @@ class SSEConnection:
         self._end_read()
 
     def _end_read(self) -> None:
+        if self._drain_timer is not None:
+            self._drain_timer.stop()
+            self._drain_timer.close()
+            self._drain_timer = None
         reactor(self.tuning).remove(self._fd)
         self._done.set()
 

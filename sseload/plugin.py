@@ -138,7 +138,8 @@ class RunContext:
         self.auth_failures = 0
         self.auth_ok = False
         self.succeeded = False  # a stream ended ok: failures from now on are the service's, not the setup's
-        self.first_failures: list[tuple] = []  # (outcome, status, code) of the streams before any ok
+        self.first_failure: tuple | None = None  # (outcome, status, code) of the first failed stream
+        self.same_failures = 0  # how many streams in a row, from the first, failed that same way
         self.stopped_early = False
         self._next_body = 0
 
@@ -252,15 +253,16 @@ class RunContext:
                                       float(run_s) if run_s else None)
         return self._arrivals
 
-    def after_stream(self, record: StreamRecord, environment) -> None:
+    def after_stream(self, record: StreamRecord, environment, sent: bool = True) -> None:
         """Stop early when the run can only measure a broken setup: the first streams all failed
-        authentication, or all failed the same other way with nothing succeeding."""
+        authentication, or all failed the same other way with nothing succeeding. A stream never
+        sent (a body skipped for its size) says nothing of the service: it does not count."""
         outcome = record.outcome
         if outcome in AUTHENTICATED:
             self.auth_ok = True
         if outcome is Outcome.OK:
             self.succeeded = True
-        if self.succeeded or self.stopped_early or not outcome.error:
+        if self.succeeded or self.stopped_early or not outcome.error or not sent:
             return
         if outcome is Outcome.AUTH_ERROR:
             self.auth_failures += 1
@@ -278,8 +280,14 @@ class RunContext:
         limit = self.scenario.load.stop_after_failures
         if not limit:
             return
-        self.first_failures.append((outcome, record.status, record.error_code))
-        if len(self.first_failures) >= limit and len(set(self.first_failures)) == 1:
+        cause = (outcome, record.status, record.error_code)
+        if self.first_failure is None:
+            self.first_failure = cause
+        if cause != self.first_failure:  # failures of more than one kind: the service's, not the setup's
+            self.succeeded = True  # (stop looking: nothing more to learn about the setup)
+            return
+        self.same_failures += 1
+        if self.same_failures >= limit:
             status = f" {record.status}" if record.status else ""
             code = f" {record.error_code}" if record.error_code else ""
             self._stop_early(environment, runinfo.FAILURE_STORM,

@@ -159,8 +159,10 @@ class NativeReactor(_Watchdog):
 
     def _on_wakeup(self) -> None:
         self._wakeup.stop()
-        self._drain()
-        self._holdoff.start(self._after_holdoff)
+        try:
+            self._drain()
+        finally:  # whatever a stream's callback did, the next reads are drained
+            self._holdoff.start(self._after_holdoff)
 
     def _after_holdoff(self) -> None:
         self._wakeup.start(self._on_wakeup)
@@ -171,9 +173,9 @@ class NativeReactor(_Watchdog):
     def add(self, conn: ReadTarget, fd: int, not_before_ns: int = 0) -> None:
         """Read ``fd`` for ``conn``; no read of it is timed before ``not_before_ns`` (the request's send)."""
         token = next(self._next_token)
+        self._reader.add(fd, token, not_before_ns)  # first: if it fails, nothing is left half registered
         self._on_read[token] = conn.on_read
         self._streams[fd] = (token, conn)
-        self._reader.add(fd, token, not_before_ns)
         if self._watchdog is None:
             self._start_watchdog()
 

@@ -140,7 +140,7 @@ class Response:
         "charset_warning", "_gunzip", "_parser", "log", "_body", "_log_has_body", "_framing", "_head_tail",
         "_head_done", "_ends_at_close", "_error_body", "_message_complete", "_completed", "outcome", "error",
         "error_code", "t_headers_ns", "_sentinel", "_done_event", "_response_bytes", "_t_start", "_t_end",
-        "_informational", "_first",
+        "_informational", "_first", "_t_done", "_t_sent", "_keep_alive",
     )
 
     def __init__(self, rules: StreamRules, log_class, t_ns: int,
@@ -153,6 +153,9 @@ class Response:
         self._t_end = -1  # when the stream ended without a read ending it (a timeout)
         self._informational = False  # the head just read was a 1xx (100 Continue): the real one follows
         self._first = b""  # the response's first bytes, to name what a server that is not HTTP/1.x speaks
+        self._t_done = -1  # the read that completed the stream by its rule ([DONE], a terminal event)
+        self._t_sent = t_ns  # when the request was sent: a head's timeout counts from here
+        self._keep_alive = True  # HTTP/1.1 keep-alive, as the head says
         self.headers: dict[str, str] = {}
         self.status = 0
         self.content_type = ""
@@ -180,12 +183,12 @@ class Response:
 
     # --- reads ---
     def started(self, t_ns: int) -> None:
-        """The request starts to go out now (after connecting): TTFE and the head's timeout count from here."""
-        self._t_start = self._t_read = t_ns
+        """The request starts to go out now (after connecting): TTFE counts from here."""
+        self._t_start = self._t_read = self._t_sent = t_ns
 
     def at(self, t_ns: int) -> None:
         """The stream's time so far, before any read (after sending)."""
-        self._t_read = t_ns
+        self._t_read = self._t_sent = t_ns
 
     def closed(self, t_ns: int) -> None:
         """The connection broke (a read error, e.g. RST) at ``t_ns``: the stream's end."""
@@ -219,10 +222,15 @@ class Response:
         except SSEProtocolError as broken:  # broken framing, or an event over the limit
             self.fail(Outcome.PROTOCOL_ERROR, str(broken))
             self._parser = self._body = None
+        except httptools.HttpParserUpgrade:
+            self.fail(Outcome.PROTOCOL_ERROR, f"the server switched protocols (HTTP {self.status or 101} Upgrade: "
+                      f"{self.headers.get('upgrade', '?')}), not an SSE response")
         except httptools.HttpParserError as err:
             outcome, text = classify_error(err, "read", self.rules, "")
             hint = not_http_hint(self._first) if outcome is Outcome.PROTOCOL_ERROR else ""
             self.fail(outcome, f"{text}: {hint}" if hint else text)
+        except zlib.error as err:
+            self.fail(Outcome.PROTOCOL_ERROR, f"the compressed body does not decompress: {err}")
         return self.over()
 
     def feed_eof(self, t_ns: int) -> None:
@@ -251,22 +259,24 @@ class Response:
         """
         if len(self._first) < 16:
             self._first += data[: 16 - len(self._first)]
-        seen = self._head_tail + data
-        end = seen.find(b"\r\n\r\n")
-        if end < 0:
-            self._head_tail = seen[-3:]
-            self._response_bytes += len(data)
+        while True:  # a loop, not recursion: a read may hold many 1xx heads
+            seen = self._head_tail + data
+            end = seen.find(b"\r\n\r\n")
+            split = end + 4 - len(self._head_tail) if end >= 0 else len(data)
+            self._response_bytes += split
             if self._response_bytes > self.rules.max_head_bytes:  # never let an endless head grow memory
                 self.fail(Outcome.PROTOCOL_ERROR, f"the response head passed {self.rules.max_head_bytes} bytes "
                           "without its end (CRLF CRLF); the server sends an endless or huge head")
                 return
-            self._http.feed_data(data)
-            return
-        split = end + 4 - len(self._head_tail)
-        self._head_done = True
-        self._response_bytes += split
-        self._http.feed_data(data[:split])  # on_headers_complete runs in here
-        if self._informational:  # 100 Continue and the like: the real response follows
+            if end < 0:
+                self._head_tail = seen[-3:]
+                self._http.feed_data(data)
+                return
+            self._head_done = True
+            self._http.feed_data(data[:split])  # on_headers_complete runs in here
+            if not self._informational:
+                break
+            # 100 Continue and the like: the real response follows (their bytes count to the head's limit)
             self._informational = False
             self._head_done = False
             self._head_tail = b""
@@ -274,9 +284,9 @@ class Response:
             self.status = 0
             self._message_complete = False
             self._http = httptools.HttpResponseParser(self)
-            if len(data) > split:
-                self._take_head(data[split:])
-            return
+            data = data[split:]
+            if not data:
+                return
         framing = self._framing
         if framing is not None:
             self._framing = None
@@ -305,8 +315,11 @@ class Response:
     def _act_on(self, notable: list) -> None:
         for ev in notable:  # typed events, and [DONE] where it ends a stream (the log's sentinel)
             name = ev.event
+            if self._completed:  # the body's end read after completion, for reuse: nothing in it counts
+                break
             if name == "message" or name == self._done_event:
                 self._completed = True
+                self._t_done = self._t_read
             elif name == "error":
                 self.fail(Outcome.EVENT_ERROR, f"event: error: {ev.data[:200]}")
         if self._body is not None and self._body.complete:
@@ -316,7 +329,7 @@ class Response:
         """Nothing more of the response matters: it is over, failed, or completed by the rule."""
         return bool(self._message_complete
                     or (self.outcome is not None and self.outcome is not Outcome.EVENT_ERROR)
-                    or (self._completed and self.rules.completion != "close")
+                    or (self._completed and self.rules.completion != "close" and not self.drainable())
                     or (self._parser is None and self.status and self.status != 200
                         and len(self._error_body) >= ERROR_BODY_BYTES))
 
@@ -330,6 +343,7 @@ class Response:
         if 100 <= self.status < 200 and self.status != 101:
             self._informational = True
             return
+        self._keep_alive = self._http.should_keep_alive()
         headers = self.headers
         ctype = headers.get("content-type", "")
         self.content_type = ctype
@@ -400,12 +414,15 @@ class Response:
         return self._t_start
 
     def idle_since_ns(self) -> int:
-        """Where the read timeout counts from: the last read, but the request's start until the
+        """Where the read timeout counts from: the last read, but the request's sending until the
         head is whole (a head dripped byte by byte must time out too)."""
-        return self.last_read_ns() if self._head_done else self._t_start
+        return self.last_read_ns() if self._head_done else self._t_sent
 
     def end_ns(self) -> int:
-        """The stream's end: the read that ended it, or when it timed out."""
+        """The stream's end: the read that completed it by its rule, the read that ended it, or
+        when it timed out (reading the body's end afterwards, for reuse, does not count)."""
+        if self._t_done >= 0:
+            return self._t_done
         return self._t_end if self._t_end >= 0 else self.last_read_ns()
 
     @property
@@ -474,9 +491,10 @@ class Response:
             and not self._ends_at_close
 
     def keep_alive(self, outcome: Outcome) -> bool:
-        """Whether the connection may carry the user's next stream."""
-        return (outcome is Outcome.OK and self._message_complete
-                and self.headers.get("connection", "").lower() != "close")
+        """Whether the connection may carry the user's next stream: the response ended by its framing
+        (not by the close) and HTTP/1.1 keep-alive holds (no Connection: close, not HTTP/1.0)."""
+        return (outcome is Outcome.OK and self._message_complete and not self._ends_at_close
+                and self._keep_alive and self.headers.get("connection", "").lower() != "close")
 
 
 __all__ = ["DeadlineExceeded", "Response", "StreamRules", "classify_error", "framing_of"]

@@ -193,7 +193,8 @@ def throughput(streams: pd.DataFrame, events: pd.DataFrame | None, bucket_s: flo
     return out
 
 
-_ID = re.compile(r"\b(?=[0-9a-fA-F-]*\d)[0-9a-fA-F]{8,}(?:-[0-9a-fA-F]{4,})*\b")  # request ids, UUIDs
+# request ids, UUIDs: hex runs with a digit and a letter (a plain number, like a size, stays)
+_ID = re.compile(r"\b(?=[0-9a-fA-F-]*\d)(?=[0-9a-fA-F-]*[a-fA-F])[0-9a-fA-F]{8,}(?:-[0-9a-fA-F]{4,})*\b")
 _DECIMAL = re.compile(r"(?<![\d.])\d+\.\d+(?![\d.])")  # times that differ stream to stream (not addresses)
 
 
@@ -248,7 +249,7 @@ def missing_files(run: Run) -> list[str]:
 
 #: run.json settings whose difference makes two runs measure different things.
 COMPARABLE = (("scenario name", ("scenario", "name")), ("users", ("users",)), ("run time", ("run_time",)),
-              ("target", ("target_url",)), ("load shape", ("scenario", "load", "shape")),
+              ("load shape", ("scenario", "load", "shape")),
               ("arrival", ("scenario", "load", "arrival")), ("workers", ("workers",)))
 
 

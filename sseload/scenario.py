@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from sseload.gateway import DEFAULT_LIMIT_S, DEFAULT_MAX_BODY_BYTES
 from sseload.metrics import THRESHOLDS  # the names a [thresholds] table may use
@@ -177,18 +177,23 @@ def for_host(host: str) -> Scenario:
     parts = urlsplit(host)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ScenarioError(f"-H/--host {host!r} is not an http:// or https:// URL with a host")
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", parts.netloc).strip("-.") or "host"
+    hostport = parts.hostname + (f":{parts.port}" if parts.port else "")  # never the URL's credentials
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", hostport).strip("-.") or "host"
     scenario = Scenario(name=name, source="")
     scenario.description = f"streams from {host} with no scenario (ok: a clean end of the response, or data: [DONE])"
     scenario.request.method = "GET"
     scenario.request.headers = {}
+    scenario.request.path = "/"  # -H's own path, where it has one, is taken by request_url
     scenario.stream.completion = "auto"
     return scenario
 
 
 def request_url(request: Request, host: str) -> str:
-    """The URL a stream requests: -H's base joined to [request] path, unless -H names a path itself."""
+    """The URL a stream requests: -H's base joined to [request] path, unless -H names a path itself
+    (a --path flag wins over both)."""
     parts = urlsplit(host)
+    if getattr(request, "path_from_flag", False):
+        return urlunsplit((parts.scheme, parts.netloc, "", "", "")) + request.path
     if parts.path not in ("", "/") or parts.query:
         return host
     return host.rstrip("/") + request.path
@@ -220,7 +225,11 @@ def apply_request_flags(scenario: Scenario, opts) -> None:
             req.method = "POST"
     if path is not None:
         req.path = path if path.startswith("/") else "/" + path
-        req.url = ""
+        req.path_from_flag = True  # not a scenario key: request_url's to know (dataclasses.asdict skips it)
+        if req.url:  # the scenario's URL keeps its host; the flag's path replaces its own
+            url = urlsplit(req.url)
+            path_part, _, query = req.path.partition("?")
+            req.url = urlunsplit((url.scheme, url.netloc, path_part, query, ""))
     if method is not None:
         req.method = method.upper()
     for header in headers or ():

@@ -77,7 +77,8 @@ class SSEUser(User):
         ctx = self.ctx
         request = request or ctx.next_request()
         ctx.streams_started += 1
-        if request.body_bytes > ctx.scenario.gateway.max_body_bytes and ctx.scenario.body.over_limit == "skip":
+        skipped = request.body_bytes > ctx.scenario.gateway.max_body_bytes and ctx.scenario.body.over_limit == "skip"
+        if skipped:
             record = self.conn.skipped(request, Outcome.TOO_LARGE,
                                        f"body of {request.body_bytes} bytes is over the gateway limit of "
                                        f"{ctx.scenario.gateway.max_body_bytes} bytes; not sent", scheduled_ns)
@@ -101,7 +102,7 @@ class SSEUser(User):
         ctx.recorder.add(record, self._events)
         self._report(record)
         self._back_off(record)
-        ctx.after_stream(record, self.environment)
+        ctx.after_stream(record, self.environment, sent=not skipped)
         if self.conn.interrupted is not None:
             raise self.conn.interrupted
         return record
@@ -114,7 +115,7 @@ class SSEUser(User):
         if record.outcome.error and record.duration_ns < FAST_FAILURE_NS and load.arrival == "closed":
             self._fast_failures += 1
             if load.failure_backoff_s > 0:
-                gevent.sleep(min(MAX_BACKOFF_S, load.failure_backoff_s * 2 ** (self._fast_failures - 1)))
+                gevent.sleep(min(MAX_BACKOFF_S, load.failure_backoff_s * 2 ** min(self._fast_failures - 1, 16)))
         else:
             self._fast_failures = 0
 

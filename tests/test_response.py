@@ -70,7 +70,7 @@ def test_a_content_length_body_and_a_close_delimited_body_end_ok():
     assert verdict[0] is Outcome.OK and len(resp.log) == 2
     resp, verdict = run(SSE_HEAD + b"\r\n" + EVENTS, eof=True)
     assert verdict[0] is Outcome.OK and len(resp.log) == 2 and resp.message_complete
-    assert not resp.keep_alive(Outcome.OK) or resp.headers.get("connection") != "close"
+    assert not resp.keep_alive(Outcome.OK)  # ended by the close: nothing to reuse
 
 
 def test_a_body_cut_before_its_end_is_a_reset_unless_it_came_at_the_limit():
@@ -94,8 +94,33 @@ def test_the_completion_rule_decides_ok_or_incomplete():
 def test_the_completion_event_ends_reading_before_the_body_ends():
     resp = Response(StreamRules(completion="done"), EventLog, 0)
     assert not resp.feed(1, SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(EVENTS)[:-5])
-    assert resp.feed(2, b"12\r\ndata: [DONE]\n\n\r\n")
+    # [DONE] completes the stream (its end is that read) but its body is read on, briefly, for reuse
+    assert not resp.feed(2, chunked(b"data: [DONE]\n\n", 1)[:-5]) and resp.drainable()
+    assert resp.feed(3, b"0\r\n\r\n") and resp.end_ns() == 2 and resp.keep_alive(Outcome.OK)
     assert resp.verdict(10)[0] is Outcome.OK
+
+
+def test_nothing_after_completion_changes_the_verdict():
+    resp = Response(StreamRules(completion="done"), EventLog, 0)
+    resp.feed(1, SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(b"data: [DONE]\n\n")[:-5])
+    resp.feed(2, chunked(b"event: error\ndata: late\n\n")[:-5])
+    assert resp.verdict(5)[0] is Outcome.OK and resp.end_ns() == 1
+
+
+def test_a_body_ending_at_the_close_or_an_http_1_0_answer_is_not_kept_alive():
+    resp, verdict = run(SSE_HEAD + b"\r\n" + EVENTS, eof=True)
+    assert verdict[0] is Outcome.OK and not resp.keep_alive(Outcome.OK)
+    old = b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: %d\r\n\r\n" % len(EVENTS)
+    resp, verdict = run(old + EVENTS)
+    assert verdict[0] is Outcome.OK and not resp.keep_alive(Outcome.OK)
+
+
+def test_101_switching_protocols_and_a_flood_of_1xx_heads_are_protocol_errors_not_crashes():
+    resp, (outcome, error, _) = run(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                                    b"Connection: Upgrade\r\n\r\n")
+    assert outcome is Outcome.PROTOCOL_ERROR and "switched protocols" in error
+    resp, (outcome, error, _) = run(b"HTTP/1.1 100 Continue\r\n\r\n" * 5000)
+    assert outcome is Outcome.PROTOCOL_ERROR and "head passed" in error
 
 
 def test_event_error_is_recorded_and_the_stream_read_on():

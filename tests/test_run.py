@@ -10,6 +10,7 @@ import sys
 import pandas as pd
 import pytest
 
+from sseload.scenario import DEFAULT_PATH
 from tests.conftest import ROOT, sseload_run
 
 
@@ -50,7 +51,7 @@ def test_plain_locust_with_the_locustfile_works_headless(tmp_path, target):
     url = target("--ttfe-ms", "50", "--gap-ms", "10", "--events", "5")
     proc = subprocess.run(
         [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"), "--headless",
-         "-u", "3", "-r", "3", "-t", "2s", "-H", url, "--results-dir", str(tmp_path / "res"),
+         "-u", "3", "-r", "3", "-t", "2s", "-H", url + DEFAULT_PATH, "--results-dir", str(tmp_path / "res"),
          "--run-id", "plain", "--stop-timeout", "5", "--csv", str(tmp_path / "locust")],
         capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )

@@ -135,3 +135,21 @@ def test_open_model_shows_coordinated_omission_when_overloaded(tmp_path):
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["ttfe_from_schedule_ms"]["p90"] > summary["ttfe_ms"]["p90"] + 400
     _ = write_scenario
+
+
+@pytest.mark.unit
+def test_the_request_url_from_h_the_scenario_and_the_path_flag():
+    from argparse import Namespace
+
+    from sseload.scenario import apply_request_flags, default_scenario, for_host, request_url
+
+    flags = Namespace(path=None, method=None, header=None, body=None, body_file=None)
+    s = for_host("http://user:secret@h:81")
+    assert s.name == "h-81" and request_url(s.request, "http://h:81") == "http://h:81/"  # no credentials
+    assert request_url(s.request, "http://h:81/v1/chat") == "http://h:81/v1/chat"  # -H's own path
+    apply_request_flags(s, Namespace(**{**vars(flags), "path": "/feed?x=1"}))
+    assert request_url(s.request, "http://h:81/v1/chat") == "http://h:81/feed?x=1"  # the flag wins
+    scen = default_scenario()
+    scen.request.url = "https://gw.example/v1/old"
+    apply_request_flags(scen, Namespace(**{**vars(flags), "path": "/v1/new"}))
+    assert scen.request.url == "https://gw.example/v1/new"  # the scenario's host kept, not dropped
