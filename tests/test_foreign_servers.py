@@ -36,7 +36,7 @@ def connection(url: str, **rules) -> SSEConnection:
 
 def test_a_third_party_sse_server_with_no_scenario_is_all_ok(tmp_path, start_server):
     srv = start_server(servers.sse_starlette_server, events=5, gap_s=0.01)
-    result = sseload_run(tmp_path, "-H", srv.url, "-u", "2", "-t", "2s", "--no-report", run_id="foreign")
+    result = sseload_run(tmp_path, "-H", srv.url, "-u", "2", "-t", "1s", "--no-report", run_id="foreign")
     assert result.code == 0, result.stderr[-2000:]
     streams = result.streams
     assert len(streams) > 5 and set(streams["outcome"]) == {"ok"}
@@ -53,7 +53,7 @@ def test_the_run_is_named_after_the_host_and_request_flags_shape_the_request(tmp
     body = json.dumps({"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
     result = sseload_run(tmp_path, "-H", srv.base_url, "--path", "/v1/chat/completions", "--body", body,
                          "--header", "Accept: text/event-stream; q=1", "--header", "X-Trace: 7",
-                         "-u", "1", "-t", "2s", "--no-report", run_id="named")
+                         "-u", "1", "-t", "1s", "--no-report", run_id="named")
     assert result.code == 0, result.stderr[-2000:]
     assert set(result.streams["outcome"]) == {"ok"}  # data: [DONE] completes it
     got = srv.received[0]
@@ -224,7 +224,7 @@ def test_a_body_too_large_to_send_is_refused_when_the_scenario_loads():
 
 def test_a_buffering_proxy_is_named_and_its_delay_is_not_blamed_on_the_harness(tmp_path, start_server):
     srv = start_server(servers.buffering_proxy, events=5, gap_s=0.05)
-    result = sseload_run(tmp_path, "-H", srv.url, "-u", "2", "-t", "2s", "--no-report", run_id="buffered")
+    result = sseload_run(tmp_path, "-H", srv.url, "-u", "2", "-t", "1s", "--no-report", run_id="buffered")
     assert result.code == 0, result.stderr[-2000:]
     streams = len(result.streams)
     assert f"note: {streams} of {streams} streams arrived all at once" in result.stdout, result.stdout

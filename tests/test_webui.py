@@ -12,6 +12,7 @@ import urllib.request
 
 import pytest
 
+from sseload.scenario import DEFAULT_PATH
 from tests.browser import browser_page
 from tests.conftest import ROOT
 
@@ -38,7 +39,7 @@ def locust_ui(tmp_path, target):
     url = target("--ttfe-ms", "50", "--gap-ms", "10", "--events", "20")
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"), "-H", url,
+        [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"), "-H", url + DEFAULT_PATH,
          "--web-host", "127.0.0.1", "--web-port", str(port), "--autostart", "-u", "5", "-r", "5",
          "-t", "60s", "--results-dir", str(tmp_path / "res"), "--run-id", "ui"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
