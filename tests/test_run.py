@@ -126,3 +126,10 @@ def test_events_sent_closer_than_the_read_window_are_counted_as_read_together(tm
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["events_read_together"] == shared
     assert f"note: {shared} events" in result.stdout
+
+
+def test_sseload_run_against_sseload_serve_needs_no_path(tmp_path, target):
+    url = target("--ttfe-ms", "20", "--gap-ms", "5", "--events", "3")
+    result = sseload_run(tmp_path, "-H", url, "-u", "2", "-t", "1s", "--no-report")
+    assert result.code == 0, result.stderr[-2000:]
+    assert set(result.streams["outcome"]) == {"ok"} and (result.streams["events"] >= 3).all()

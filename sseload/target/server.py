@@ -294,7 +294,8 @@ class Connection(asyncio.Protocol):
                 state.reset_stats()
             return self.respond(200, json.dumps(state.stats()).encode())
         openai = path.endswith("/chat/completions")
-        if not (path.startswith("/v1/infers/") or openai):
+        # the infer path as ModelArts publishes it, or the root: `sseload run -H http://target` needs no path
+        if not (path.startswith("/v1/infers/") or openai or path == "/"):
             return self.gateway_error("not_found")
         host = headers.get("host", "localhost")
         denied = state.authenticate(method, f"http://{host}{target}", headers, body)
