@@ -55,8 +55,9 @@ def run_fault(tmp_path, fault: str, target: dict | None = None, stream: dict | N
 )
 def test_fault_is_recorded_as_its_outcome_with_events_before_it_kept(tmp_path, fault, outcome, events, status):
     streams, _ = run_fault(tmp_path, fault)
-    assert set(streams["outcome"]) == {outcome}
-    assert (streams["events"] == events).all()
+    seen = streams[["outcome", "events", "response_bytes", "reused", "retried", "status", "error"]].to_string()
+    assert set(streams["outcome"]) == {outcome}, seen
+    assert (streams["events"] == events).all(), seen
     assert (streams["status"] == status).all()
 
 

@@ -94,7 +94,7 @@ def test_both_readers_record_every_stream_and_say_which_read_them(tmp_path, read
     if reader == "native":
         pytest.importorskip("sseload._reader", reason="the native reader was not built")
         pytest.importorskip("sseload._sse", reason="the compiled event log was not built")
-    scenario = {"name": "readers", "target": {"faults": {"reset": 0.3}}}
+    scenario = {"name": "readers", "target": {"faults": {"reset": 0.3}, "seed": 1}}  # request 1: reset
     result = sseload_run(tmp_path, "-t", "2s", "-u", "6", "-r", "6", scenario=scenario,
                          env={"SSELOAD_READER": reader, "SSELOAD_PARSER": parser})
     assert result.code in (0, 1), result.stderr

@@ -97,3 +97,20 @@ def test_streams_rescheduling_while_the_pacer_runs_leave_one_timer():
         assert live_timers(loop) == 0 and pacer.heap == []
 
     run(body)
+
+
+def test_with_a_seed_the_nth_request_gets_the_same_fault_whatever_was_drawn_in_between():
+    from sseload.target.config import TargetConfig
+    from sseload.target.server import TargetState
+
+    def faults(draws_between: int) -> list:
+        state = TargetState(TargetConfig.from_dict({"faults": {"reset": 0.3}, "seed": 1}))
+        out = []
+        for _ in range(20):
+            out.append(state.pick_fault({}))
+            for _ in range(draws_between):  # event delays and split points drawn by other streams
+                state.rng.random()
+        return out
+
+    assert faults(0) == faults(7) == faults(1)
+    assert "reset" in faults(0) and None in faults(0)

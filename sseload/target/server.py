@@ -40,7 +40,10 @@ class TargetState:
 
     def __init__(self, cfg: TargetConfig) -> None:
         self.cfg = cfg
-        self.rng = random.Random(cfg.seed)
+        self.rng = random.Random(cfg.seed)  # delays and split points: drawn in the order events go out
+        # faults have their own draws, in request order: with a seed, the n-th request gets the
+        # same fault whatever the timing of the events in between
+        self.fault_rng = random.Random(cfg.seed)
         self.issued_tokens: dict[str, float] = {}  # token -> expiry (monotonic)
         self.failures: dict[str, int] = {}
         self.locked_until: dict[str, float] = {}
@@ -59,7 +62,7 @@ class TargetState:
             return forced
         if not self.cfg.faults:
             return None
-        roll = self.rng.random()
+        roll = self.fault_rng.random()
         for name, rate in self.cfg.faults.items():
             roll -= rate
             if roll < 0:
