@@ -178,10 +178,24 @@ static int64_t truth_of(const EventLog *self, const char *raw, Py_ssize_t n) {
     return (int64_t)v;
 }
 
-static int size_error(EventLog *self) {
-    Py_ssize_t size = self->data.len + self->pending.len;
+/* The limit counts an event's data: its lines' values, not the "data: " field names nor the line
+ * ends (so a 1 MiB data line fits a 1 MiB limit), as sseload.sse.SSEParser._check_size. */
+static Py_ssize_t event_size(const EventLog *self) {
+    Py_ssize_t size = self->data.len - self->data_lines + self->pending.len;
+    const char *p = self->pending.p;
+    if (self->pending.len >= 5 && memcmp(p, "data:", 5) == 0)
+        size -= (self->pending.len >= 6 && p[5] == ' ') ? 6 : 5;
+    return size;
+}
+
+/* 0 when the event is within the limit, else the protocol error (-1). Callers test the cheap
+ * over-estimate data.len + pending.len first. */
+static int check_size(EventLog *self) {
+    Py_ssize_t size = event_size(self);
+    if (size <= self->max_event_bytes)
+        return 0;
     PyErr_Format(SSEProtocolError,
-                 "an event grew past max_event_bytes=%zd (%zd bytes without an event end); raise "
+                 "an event grew past max_event_bytes=%zd (%zd bytes of data without an event end); raise "
                  "the limit in the scenario ([stream] max_event_bytes) if the service really sends "
                  "events this large", self->max_event_bytes, size);
     return -1;
@@ -232,8 +246,8 @@ static int add_data(EventLog *self, const char *value, Py_ssize_t n) {
     self->data.len += n;
     self->data.p[self->data.len++] = '\n';
     self->data_lines++;
-    if (self->data.len > self->max_event_bytes)
-        return size_error(self);
+    if (self->data.len - self->data_lines > self->max_event_bytes)
+        return check_size(self);
     return 0;
 }
 
@@ -349,7 +363,7 @@ static int feed(EventLog *self, const char *s, Py_ssize_t n, int64_t t_ns, PyObj
     if (first == n) {  /* no line end yet */
         if (buf_put(&self->pending, s, n) < 0)
             goto done;
-        rc = self->data.len + self->pending.len > self->max_event_bytes ? size_error(self) : 0;
+        rc = self->data.len + self->pending.len > self->max_event_bytes ? check_size(self) : 0;
         goto done;
     }
     Py_ssize_t last = n - 1;  /* the last line end: what follows it is the new pending tail */
@@ -378,7 +392,7 @@ static int feed(EventLog *self, const char *s, Py_ssize_t n, int64_t t_ns, PyObj
             goto done;
         i = after_end(s, e, n);
     }
-    rc = self->data.len + self->pending.len > self->max_event_bytes ? size_error(self) : 0;
+    rc = self->data.len + self->pending.len > self->max_event_bytes ? check_size(self) : 0;
 done:
     PyMem_Free(joined.p);
     return rc;
@@ -557,7 +571,7 @@ static PyObject *EventLog_arrays(EventLog *self, PyObject *Py_UNUSED(ignored)) {
 
 static int EventLog_init(EventLog *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"max_event_bytes", "truth_key", "sentinel", "chunked", "length", NULL};
-    Py_ssize_t max_event_bytes = 1 << 20;
+    Py_ssize_t max_event_bytes = 1 << 24;
     const char *key = NULL, *sentinel = NULL;
     Py_ssize_t key_len = 0, sentinel_len = 0;
     int chunked = 0;

@@ -24,6 +24,7 @@ import httptools
 
 from sseload.gateway import AUTH_CODES, CUTOFF_CODES, THROTTLE_CODES, error_code_of
 from sseload.outcomes import Outcome
+from sseload.sse import DEFAULT_MAX_EVENT_BYTES
 from sseload.sse_types import SSEProtocolError
 
 ERROR_BODY_BYTES = 1024  # the start of an error answer kept for its text and error_code
@@ -46,7 +47,7 @@ class StreamRules:
     """How a stream is judged; built once per scenario."""
 
     completion: str = "close"  # "close", "auto" (close or data: [DONE]), "done", or "event:NAME"
-    max_event_bytes: int = 1 << 20
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     max_head_bytes: int = MAX_HEAD_BYTES
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 30.0

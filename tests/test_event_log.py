@@ -162,3 +162,17 @@ def test_compiled_twin_matches_at_every_split_of_a_mixed_stream():
 def test_event_log_is_the_compiled_one_where_built():
     assert sse.EventLog is (CEventLog or PyEventLog)
     assert sys.modules.get("sseload._sse") is None or CEventLog is not None
+
+
+@pytest.mark.parametrize("cls", BOTH)
+def test_the_limit_counts_the_data_not_the_field_names_nor_line_ends(cls):
+    limit = 1 << 20
+    fits = b"data: " + b"x" * limit + b"\n\n"  # a 1 MiB data line: a common test fixture
+    two_lines = b"data: " + b"x" * (limit // 2) + b"\ndata: " + b"y" * (limit // 2 - 1) + b"\n\n"
+    for body in (fits, two_lines):
+        for cuts in ([], [3], [6], [len(body) - 2], list(range(0, 12))):
+            assert run(cls, body, cuts, max_event_bytes=limit)[-1] is None, cuts
+    over = b"data: " + b"x" * (limit + 1) + b"\n\n"
+    for cuts in ([], [3], [6], [len(over) - 2]):
+        assert "max_event_bytes=1048576" in str(run(cls, over, cuts, max_event_bytes=limit)[-1]), cuts
+    assert cls().max_event_bytes == 16 << 20  # the default: generous, and still a bound
