@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sseload.outcomes import Outcome
-from sseload.records import EVENTS_SCHEMA, STREAMS_SCHEMA, EventBuffer, StreamRecord, to_tables
+from sseload.records import EVENTS_SCHEMA, OPEN_SHARD_SUFFIX, STREAMS_SCHEMA, EventBuffer, StreamRecord, to_tables
 
 log = logging.getLogger("sseload.recorder")
 
@@ -33,15 +33,25 @@ Sink = Callable[[list[StreamRecord], EventBuffer], None]
 EVENTS_DICTIONARY_COLUMNS = ["stream_id", "seq", "bytes"]
 
 
+#: The open shard is an Arrow IPC stream (``streams.arrows``): each batch is on disk once written,
+#: and a file cut off mid-write (the run killed) still reads up to its last whole batch. A Parquet
+#: file is unreadable without its footer, written only at its close. lz4: fast enough that the
+#: batch costs little more than the copy.
+IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+
+
 class ParquetSink:
     """Writes batches to ``streams.parquet`` and ``events.parquet`` (then ``-2``, ``-3``, ... shards).
 
-    Batches arrive every second or so; each would be a row group of its own, and a Parquet
-    writer keeps every row group's metadata in memory until the file closes (measured: 24 KiB
-    per row group, so a 10-minute soak grew 12 MiB that way alone). So small batches are
-    coalesced into row groups of at least ``ROW_GROUP_EVENTS`` events (or ``ROW_GROUP_STREAMS``
-    streams), and a file that reaches ``ROW_GROUPS_PER_SHARD`` row groups is closed and the next
-    shard begun: memory stays flat however long the run, and readers get sensible row groups.
+    Batches arrive every second or so. Each goes at once to the open shard, an Arrow IPC stream
+    (``streams.arrows``, ``events.arrows``), so whatever was written survives the run being
+    killed (``sseload.results.load`` reads a cut stream up to its last whole batch). A shard is
+    turned into Parquet when it closes: at the run's end, or once it holds ``ROW_GROUPS_PER_SHARD``
+    row groups. Batches are coalesced there into row groups of at least ``ROW_GROUP_EVENTS``
+    events (or ``ROW_GROUP_STREAMS`` streams): a Parquet writer keeps every row group's metadata
+    in memory until the file closes (measured: 24 KiB per row group, so a 10-minute soak of
+    one-second row groups grew 12 MiB that way alone). Memory stays flat however long the run,
+    readers get sensible row groups, and converting holds one row group at a time.
     """
 
     ROW_GROUP_EVENTS = 131_072
@@ -51,73 +61,86 @@ class ParquetSink:
     def __init__(self, run_dir: Path, send_time_ns: int = 1) -> None:
         self.run_dir = run_dir
         self.send_time_ns = send_time_ns  # the unit of the services' send times
-        self._streams: pq.ParquetWriter | None = None
-        self._events: pq.ParquetWriter | None = None
+        self._writers: dict[str, pa.ipc.RecordBatchStreamWriter] | None = None
         self._shard = 0
-        self._row_groups = 0
-        self._pending: list[tuple[pa.Table, pa.Table]] = []
-        self._pending_streams = self._pending_events = 0
+        self._row_groups = 0  # row groups the open shard will have as Parquet
+        self._group_streams = self._group_events = 0  # the row group being filled
         self.streams_written = 0  # accepted; on disk once close() returns
         self.events_written = 0
-        self.streams_on_disk = 0  # in files closed so far: what a reader of the run will find
+        self.streams_on_disk = 0  # in Parquet files closed so far: what a reader of the run will find
         self._shard_streams = 0
+
+    def _path(self, stem: str, suffix: str) -> Path:
+        return self.run_dir / f"{stem}{'' if self._shard == 1 else f'-{self._shard}'}{suffix}"
 
     def _open(self) -> None:
         """Files open lazily; after close() (a test stopped in the web UI) the next shard starts."""
         self._shard += 1
         self._row_groups = 0
-        suffix = "" if self._shard == 1 else f"-{self._shard}"
-        self._streams = pq.ParquetWriter(self.run_dir / f"streams{suffix}.parquet", STREAMS_SCHEMA, compression="zstd")
-        self._events = pq.ParquetWriter(self.run_dir / f"events{suffix}.parquet", EVENTS_SCHEMA, compression="zstd",
-                                        use_dictionary=EVENTS_DICTIONARY_COLUMNS)
+        self._group_streams = self._group_events = 0
+        self._writers = {
+            stem: pa.ipc.new_stream(str(self._path(stem, OPEN_SHARD_SUFFIX)), schema, options=IPC_OPTIONS)
+            for stem, schema in (("streams", STREAMS_SCHEMA), ("events", EVENTS_SCHEMA))
+        }
 
     def __call__(self, streams: list[StreamRecord], events: EventBuffer) -> None:
         streams_table, events_table = to_tables(streams, events, self.send_time_ns)
         self.write_tables(streams_table, events_table)
 
     def write_tables(self, streams_table: pa.Table, events_table: pa.Table) -> None:
-        if self._streams is None:
+        if self._writers is None:
             self._open()
-        self._pending.append((streams_table, events_table))
-        self._pending_streams += streams_table.num_rows
-        self._pending_events += events_table.num_rows
-        self.streams_written += streams_table.num_rows
-        self.events_written += events_table.num_rows
-        if self._pending_events >= self.ROW_GROUP_EVENTS or self._pending_streams >= self.ROW_GROUP_STREAMS:
-            self._write_pending()
-
-    def _write_pending(self) -> None:
-        if not self._pending:
-            return
-        if self._row_groups >= self.ROW_GROUPS_PER_SHARD:
+        elif self._row_groups >= self.ROW_GROUPS_PER_SHARD:
             self._close_shard()
             self._open()
-        streams_table = pa.concat_tables([s for s, _ in self._pending])
-        events_table = pa.concat_tables([e for _, e in self._pending])
-        self._pending.clear()
-        self._pending_streams = self._pending_events = 0
         if streams_table.num_rows:
-            self._streams.write_table(streams_table)
-            self._shard_streams += streams_table.num_rows
+            self._writers["streams"].write_table(streams_table)
         if events_table.num_rows:
-            self._events.write_table(events_table)
-        self._row_groups += 1
+            self._writers["events"].write_table(events_table)
+        self._shard_streams += streams_table.num_rows
+        self.streams_written += streams_table.num_rows
+        self.events_written += events_table.num_rows
+        self._group_streams += streams_table.num_rows
+        self._group_events += events_table.num_rows
+        if self._group_events >= self.ROW_GROUP_EVENTS or self._group_streams >= self.ROW_GROUP_STREAMS:
+            self._row_groups += 1
+            self._group_streams = self._group_events = 0
 
     def close(self) -> None:
-        if self._streams is None:
+        if self._writers is None:
             if self._shard == 0:  # nothing was ever written: still leave a valid, empty dataset
                 self._open()
             else:
                 return
-        self._write_pending()
         self._close_shard()
-        self._streams = self._events = None
+        self._writers = None
 
     def _close_shard(self) -> None:
-        self._streams.close()
-        self._events.close()
+        for writer in self._writers.values():
+            writer.close()
+        self._to_parquet("streams", STREAMS_SCHEMA, self.ROW_GROUP_STREAMS, {})
+        self._to_parquet("events", EVENTS_SCHEMA, self.ROW_GROUP_EVENTS, {"use_dictionary": EVENTS_DICTIONARY_COLUMNS})
         self.streams_on_disk += self._shard_streams
         self._shard_streams = 0
+
+    def _to_parquet(self, stem: str, schema: pa.Schema, rows_per_group: int, options: dict) -> None:
+        """The closed IPC stream becomes the shard's Parquet file (complete, then renamed into place)."""
+        source, final = self._path(stem, OPEN_SHARD_SUFFIX), self._path(stem, ".parquet")
+        partial = final.with_name(final.name + ".partial")
+        group: list[pa.RecordBatch] = []
+        rows = 0
+        with pa.ipc.open_stream(str(source)) as reader, \
+                pq.ParquetWriter(partial, schema, compression="zstd", **options) as writer:
+            for batch in reader:
+                group.append(batch)
+                rows += batch.num_rows
+                if rows >= rows_per_group:
+                    writer.write_table(pa.Table.from_batches(group, schema))
+                    group, rows = [], 0
+            if group:
+                writer.write_table(pa.Table.from_batches(group, schema))
+        os.replace(partial, final)
+        source.unlink()
 
 
 def warm_up() -> None:

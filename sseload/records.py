@@ -52,6 +52,9 @@ class StreamRecord(NamedTuple):
     redirects: int = 0  # redirects followed to reach the answer (its times count from the first request)
 
 
+#: The open shard of a table, an Arrow IPC stream until it becomes Parquet (sseload.recorder.ParquetSink).
+OPEN_SHARD_SUFFIX = ".arrows"
+
 STREAMS_SCHEMA = pa.schema([
     ("stream_id", pa.int64()),
     ("worker", pa.int32()),

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 import sseload
 from sseload.outcomes import ERROR_OUTCOMES, Outcome
+from sseload.records import EVENTS_SCHEMA, OPEN_SHARD_SUFFIX, STREAMS_SCHEMA
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -50,25 +51,56 @@ def _shard_number(path: Path) -> int:
 
 def _read(run_dir: Path, stem: str, columns: list[str] | None = None,
           cut: list[str] | None = None) -> pd.DataFrame | None:
-    """A table from its shards; a shard cut off mid-write raises, or with ``cut`` is skipped and named there."""
-    shards = sorted(run_dir.glob(f"{stem}*.parquet"), key=_shard_number)
+    """A table from its shards. A shard the run was killed while writing (an open shard's Arrow IPC
+    stream, ``streams.arrows``, never turned into Parquet) is read up to its last whole batch and
+    named in ``cut``; with ``cut`` None it raises instead."""
+    parquet = {path.name.removesuffix(".parquet"): path for path in run_dir.glob(f"{stem}*.parquet")}
+    open_shards = [path for path in run_dir.glob(f"{stem}*{OPEN_SHARD_SUFFIX}")
+                   if path.name.removesuffix(OPEN_SHARD_SUFFIX) not in parquet]  # else: killed as it was removed
+    shards = sorted([*parquet.values(), *open_shards], key=_shard_number)
     if not shards:
         return None
     frames = []
     for path in shards:
+        if path.suffix == OPEN_SHARD_SUFFIX:
+            if cut is None:
+                raise ResultsError(
+                    f"{path} is the open shard of a run that was cut off while writing it (the run was killed); "
+                    "read the run with recover=True (the default) to get its rows written before the cut"
+                )
+            table, whole = _read_cut(path, columns)
+            cut.append(f"{path.name} was cut off while being written (the run was killed): "
+                       f"{table.num_rows:,} rows written before the cut are here"
+                       + ("" if whole else ", anything after its last whole batch is lost"))
+            frames.append(table.to_pandas())
+            continue
         try:
             frames.append(pq.read_table(path, columns=columns).to_pandas())
         except (pa.ArrowInvalid, OSError) as err:
             if cut is None:
                 raise ResultsError(
-                    f"{path} is not a complete Parquet file ({err}); the run was cut off while writing "
-                    "it, and its rows are lost. Move it out of the run directory to read the rest"
+                    f"{path} is not a complete Parquet file ({err}); its rows are lost. "
+                    "Move it out of the run directory to read the rest"
                 ) from None
-            cut.append(f"{path.name} was cut off while being written (the run was killed): its rows are lost, "
-                       "the other files' rows are here")
+            cut.append(f"{path.name} is not a complete Parquet file: its rows are lost, the other files' rows are here")
     if not frames:
         return None
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _read_cut(path: Path, columns: list[str] | None) -> tuple[pa.Table, bool]:
+    """The whole batches of a cut IPC stream, and whether it ended cleanly after them."""
+    schema = STREAMS_SCHEMA if path.name.startswith("streams") else EVENTS_SCHEMA
+    batches, whole = [], True
+    try:
+        with pa.ipc.open_stream(str(path)) as reader:
+            schema = reader.schema
+            for batch in reader:
+                batches.append(batch)
+    except (pa.ArrowInvalid, OSError):  # a batch (or the schema itself) half written
+        whole = False
+    table = pa.Table.from_batches(batches, schema)
+    return (table.select(columns) if columns else table), whole
 
 
 def load(run_dir: str | Path, events: bool = True, event_columns: list[str] | None = None,

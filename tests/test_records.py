@@ -191,20 +191,65 @@ def test_a_flush_racing_the_flush_loop_loses_nothing(tmp_path):
     assert sorted(load(tmp_path, events=False).streams["stream_id"]) == [1, 2]
 
 
-def test_a_cut_off_shard_is_named_and_the_rest_recovered(tmp_path):
+def test_a_broken_parquet_shard_is_named_and_the_rest_recovered(tmp_path):
     from sseload.results import ResultsError, load
 
     sink = ParquetSink(tmp_path)
     sink([raw(stream_id=1)], EventBuffer())
     sink.close()
     (tmp_path / "run.json").write_text("{}")
-    (tmp_path / "streams-2.parquet").write_bytes(b"PAR1")  # opened, never closed
+    (tmp_path / "streams-2.parquet").write_bytes(b"PAR1")  # not a Parquet file
     with pytest.raises(ResultsError, match=r"streams-2\.parquet is not a complete Parquet file"):
         load(tmp_path, events=False, recover=False)
-    run = load(tmp_path, events=False)  # recovered: every complete shard's rows, the cut one named
+    run = load(tmp_path, events=False)  # recovered: every complete shard's rows, the broken one named
     assert list(run.streams["stream_id"]) == [1]
-    assert run.cut == ["streams-2.parquet was cut off while being written (the run was killed): its rows are "
-                       "lost, the other files' rows are here"]
+    assert run.cut == ["streams-2.parquet is not a complete Parquet file: its rows are lost, the other files' rows "
+                       "are here"]
+
+
+def batch(first_id: int, n: int) -> tuple[list, EventBuffer]:
+    streams, ev = [], EventBuffer()
+    for sid in range(first_id, first_id + n):
+        streams.append(raw(stream_id=sid, events=2, t0_perf_ns=0))
+        ev.t_ns.extend([1_000, 2_000])
+        ev.size.extend([10, 10])
+        ev.server_ns.extend([0, 0])
+    return streams, ev
+
+
+def test_every_batch_written_survives_a_kill_and_a_half_written_one_costs_only_itself(tmp_path):
+    """The run killed mid-shard: the open shard (an IPC stream) reads up to its last whole batch."""
+    from sseload.results import ResultsError, load
+
+    sink = ParquetSink(tmp_path)
+    sink.ROW_GROUP_EVENTS, sink.ROW_GROUP_STREAMS, sink.ROW_GROUPS_PER_SHARD = 1000, 3, 1
+    sink(*batch(1, 3))  # shard 1: one row group of 3 streams: full
+    sink(*batch(4, 2))  # shard 2 opens: shard 1 becomes Parquet
+    sink(*batch(6, 1))
+    (tmp_path / "run.json").write_text("{}")
+    # killed here: never closed. Shard 1 is Parquet; shard 2 is an IPC stream of 3 streams, 2 batches
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "events-2.arrows", "events.parquet", "run.json", "streams-2.arrows", "streams.parquet"]
+    run = load(tmp_path)
+    assert list(run.streams["stream_id"]) == [1, 2, 3, 4, 5, 6]
+    assert len(run.events) == 12
+    assert run.cut[0] == ("streams-2.arrows was cut off while being written (the run was killed): 3 rows "
+                          "written before the cut are here")
+    with pytest.raises(ResultsError, match="cut off while writing it"):
+        load(tmp_path, recover=False)
+    events = tmp_path / "events-2.arrows"
+    events.write_bytes(events.read_bytes()[:-40])  # the last batch half on disk
+    run = load(tmp_path)
+    assert len(run.events) == 6 + 4  # shard 1's, and the first whole batch of shard 2
+    assert "anything after its last whole batch is lost" in run.cut[1]
+
+
+def test_the_shards_become_parquet_at_the_close_and_nothing_else_is_left(tmp_path):
+    sink = ParquetSink(tmp_path)
+    sink(*batch(1, 3))
+    sink.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.parquet", "streams.parquet"]
+    assert sink.streams_on_disk == 3
 
 
 def test_the_events_file_keeps_dictionaries_only_for_columns_whose_values_repeat(tmp_path):

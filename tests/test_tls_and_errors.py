@@ -145,9 +145,13 @@ def test_a_crash_in_a_custom_locustfile_is_recorded_not_lost(tmp_path, target):
 
 
 def test_ctrl_c_three_times_abandons_the_run_with_the_signals_exit_code(tmp_path):
+    # the ok streams last 30 s (the first Ctrl-C would wait for them); the 500s end at once and
+    # are written every second: those batches must survive the abandoned run
     path = write_scenario(tmp_path / "s.toml", {"stream": {"completion": "event:done"},
-                                                "load": {"users": 5, "spawn_rate": 5, "run_time": "60s"},
-                                                "target": {"ttfe_ms": 20, "gap_ms": 500, "events": 60}})
+                                                "load": {"users": 5, "spawn_rate": 5, "run_time": "60s",
+                                                         "stop_after_failures": 0},
+                                                "target": {"ttfe_ms": 20, "gap_ms": 500, "events": 60,
+                                                           "faults": {"http_500": 0.6}, "seed": 1}})
     proc = subprocess.Popen([sys.executable, "-m", "sseload", "run", str(path), "--results-dir",
                              str(tmp_path / "r"), "--run-id", "abandon"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=dict(os.environ),
@@ -159,3 +163,8 @@ def test_ctrl_c_three_times_abandons_the_run_with_the_signals_exit_code(tmp_path
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
     assert "abandoning the run" in err and "Traceback" not in err
+    from sseload.results import load
+
+    run = load(tmp_path / "r" / "abandon")  # every batch written before the kill reads back
+    assert (run.streams["outcome"] == "http_error").sum() >= 5
+    assert any(note.startswith("streams.arrows was cut off") for note in run.cut)
