@@ -16,7 +16,9 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -720,8 +722,61 @@ static PyObject *mod_now_ns(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     return PyLong_FromLongLong(now_ns());
 }
 
+/* The orphan watchdog: a child of sseload must not outlive it. PR_SET_PDEATHSIG asks for an
+ * orderly SIGTERM when sseload dies, but a process whose main thread is stuck in C code that
+ * holds the GIL never runs its Python signal handler (nor would a Python thread get the GIL).
+ * This thread needs neither: once the parent it started under is gone, it waits the grace the
+ * orderly stop may take, then SIGKILLs its own process. */
+static void *watchdog_run(void *arg) {
+    int64_t grace_ns = *(int64_t *)arg;
+    free(arg);
+    pid_t parent = getppid();
+    struct timespec tick = {0, 200 * 1000 * 1000};
+    while (getppid() == parent)
+        nanosleep(&tick, NULL);
+    int64_t until = now_ns() + grace_ns;
+    while (now_ns() < until)
+        nanosleep(&tick, NULL);
+    kill(getpid(), SIGKILL);
+    return NULL;
+}
+
+static int watchdog_started = 0;
+
+static PyObject *mod_orphan_watchdog(PyObject *self, PyObject *arg) {
+    double grace_s = PyFloat_AsDouble(arg);
+    if (grace_s == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (grace_s < 0) {
+        PyErr_SetString(PyExc_ValueError, "the grace must not be negative");
+        return NULL;
+    }
+    if (watchdog_started)
+        Py_RETURN_FALSE;
+    int64_t *grace_ns = malloc(sizeof(int64_t));
+    if (!grace_ns)
+        return PyErr_NoMemory();
+    *grace_ns = (int64_t)(grace_s * 1e9);
+    pthread_t thread;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&thread, &attr, watchdog_run, grace_ns);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        free(grace_ns);
+        errno = rc;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    watchdog_started = 1;
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef module_methods[] = {
     {"now_ns", mod_now_ns, METH_NOARGS, "The reader thread's clock (CLOCK_MONOTONIC), in ns."},
+    {"orphan_watchdog", mod_orphan_watchdog, METH_O,
+     "orphan_watchdog(grace_s) -> bool: once the parent process is gone, SIGKILL this one after grace_s "
+     "(even when its main thread is stuck in C); False when already started."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -32,3 +32,7 @@ class Reader:
 
 def now_ns() -> int:
     """The reader thread's clock (CLOCK_MONOTONIC), in ns."""
+
+def orphan_watchdog(grace_s: float, /) -> bool:
+    """Once the parent process is gone, SIGKILL this one after ``grace_s`` (even when its main
+    thread is stuck in C); False when already started."""

@@ -103,6 +103,10 @@ def _child_setup() -> None:
 # every user), the target would die under streams still finishing, and the master would get
 # the signal twice and could be interrupted while writing. Nor may they outlive sseload.
 _CHILD = {"start_new_session": True, "preexec_fn": _child_setup}
+#: A Locust child whose sseload died has the stop timeout plus this to stop in order, then is killed.
+ORPHAN_GRACE_S = 30
+#: Locust's start-up (imports, workers connecting) before its run time counts.
+STARTUP_S = 60
 
 
 class EmbeddedTarget:
@@ -270,6 +274,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             common.append("--insecure")
         if target is not None:
             common.append("--sseload-embedded")
+        common += ["--sseload-orphan-grace-s", str(stop_timeout + ORPHAN_GRACE_S)]
         common += _request_flags(args)
         cmd = common + ["--headless", "-t", str(run_time), "--stop-timeout", str(stop_timeout), "--only-summary"]
         if not shaped:  # a shape sets the user count itself, from the scenario
@@ -304,13 +309,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                         child.kill()
 
         old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+        # Locust stops by itself at its run time plus the stop timeout; past that and a grace it is stuck
+        hard_stop = time.monotonic() + parse_seconds(run_time) + stop_timeout + STARTUP_S + ORPHAN_GRACE_S
         try:
-            while True:
-                try:
-                    code = proc.wait()
-                    break
-                except InterruptedError:
-                    continue
+            code = _wait_or_stop(proc, hard_stop)
         finally:
             for s, handler in old.items():
                 signal.signal(s, handler)
@@ -344,6 +346,25 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _wait_or_stop(proc: subprocess.Popen, hard_stop: float, term_grace_s: float = 10.0) -> int:
+    """Locust's exit code; past ``hard_stop`` (monotonic) it is stuck: SIGTERM, then SIGKILL."""
+    while True:
+        try:
+            return proc.wait(max(0.0, hard_stop - time.monotonic()))
+        except InterruptedError:
+            continue
+        except subprocess.TimeoutExpired:
+            print(f"sseload: locust (pid {proc.pid}) did not stop after its run time and stop timeout; "
+                  "stopping it (SIGTERM, then SIGKILL). This is a bug: please report it with the run's "
+                  "directory", file=sys.stderr, flush=True)
+            proc.terminate()
+            try:
+                return proc.wait(term_grace_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                return proc.wait()
 
 
 def _stop_all(procs: list[subprocess.Popen], grace_s: float) -> None:

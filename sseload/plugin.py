@@ -345,6 +345,8 @@ def _add_options(parser) -> None:
     group.add_argument("--sseload-embedded", action="store_true", default=False, help=argparse.SUPPRESS)
     # set by `sseload run` for workers, which get no -t: the open model schedules no arrival after it
     group.add_argument("--sseload-run-s", type=float, default=None, help=argparse.SUPPRESS)
+    # set by `sseload run` for its children: once sseload is gone, die after this grace (see _on_init)
+    group.add_argument("--sseload-orphan-grace-s", type=float, default=None, help=argparse.SUPPRESS)
 
 
 def _memoise_default_args() -> None:
@@ -580,6 +582,7 @@ def _role_of(runner) -> str:
 
 @events.init.add_listener
 def _on_init(environment, **_kw) -> None:
+    _watch_for_orphaning(getattr(environment.parsed_options, "sseload_orphan_grace_s", None))
     role = _role_of(environment.runner)
     try:
         ctx = _build_context(environment, role)
@@ -587,6 +590,20 @@ def _on_init(environment, **_kw) -> None:
         ctx.lifecycle.init(environment, ctx)
     except (SetupError, ScenarioError) as err:
         _fatal(str(err))
+
+
+def _watch_for_orphaning(grace_s: float | None) -> None:
+    """A child of `sseload run` gets SIGTERM when sseload dies (PR_SET_PDEATHSIG) and stops in
+    order; should it be stuck in C code holding the GIL, its signal handler never runs. The
+    native watchdog thread SIGKILLs it once the grace for that orderly stop is over."""
+    if grace_s is None:
+        return
+    try:
+        from sseload import _reader
+    except ImportError:  # not built: the orderly SIGTERM is all there is
+        log.warning("sseload._reader is not built: a child stuck in C could outlive sseload")
+        return
+    _reader.orphan_watchdog(grace_s)
 
 
 def _forward(hook: str):

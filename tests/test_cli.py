@@ -225,3 +225,19 @@ def test_version_and_refusals_import_neither_locust_nor_gevent(capsys, tmp_path,
         cli.main([*argv, "--results-dir", str(tmp_path)] if argv[0] == "run" else argv)
     capsys.readouterr()
     assert sorted(m for m in set(sys.modules) - before if m.split(".")[0] in ("locust", "gevent", "httptools")) == []
+
+
+@pytest.mark.unit
+def test_a_locust_stuck_past_its_run_time_is_stopped_then_killed(capsys):
+    import signal
+    import time
+
+    stuck = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+                              "signal.SIG_IGN); print('up', flush=True); time.sleep(600)"], stdout=subprocess.PIPE)
+    stuck.stdout.readline()
+    t0 = time.monotonic()
+    assert cli._wait_or_stop(stuck, hard_stop=t0 + 0.3, term_grace_s=0.3) == -signal.SIGKILL
+    assert time.monotonic() - t0 < 5
+    assert f"locust (pid {stuck.pid}) did not stop" in capsys.readouterr().err
+    quick = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    assert cli._wait_or_stop(quick, hard_stop=time.monotonic() + 30) == 3

@@ -453,3 +453,41 @@ def test_no_read_is_timed_before_the_request_went_out(reader_and_pair):
     reader.add(client.fileno(), 4, not_before)
     (_, t_ns, data, _), = drain_until(reader, 1)
     assert data == b"early" and t_ns >= not_before
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")  # a zombie has died
+    except FileNotFoundError:
+        return True
+
+
+def test_an_orphaned_child_stuck_in_c_holding_the_gil_is_killed_after_its_grace():
+    """sseload SIGKILLed: its child ignores SIGTERM and sits in C code holding the GIL (no Python
+    handler or thread could run); the native watchdog kills it once the grace is over."""
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("sseload._reader", reason="the native reader was not built")
+    child = (
+        "import ctypes, signal, sys; from sseload import _reader; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "assert _reader.orphan_watchdog(1.0) and not _reader.orphan_watchdog(1.0); print('ready', flush=True); "
+        "ctypes.PyDLL(None).sleep(600)"  # PyDLL: the GIL stays held
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys, time; "
+         f"c = subprocess.Popen([sys.executable, '-c', {child!r}], stdout=subprocess.PIPE, text=True); "
+         "c.stdout.readline(); print(c.pid, flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True)
+    pid = int(parent.stdout.readline())
+    time.sleep(1.5)
+    assert not _gone(pid)  # the parent is alive: the watchdog waits
+    parent.kill()
+    parent.wait()
+    killed = time.monotonic()
+    while not _gone(pid) and time.monotonic() - killed < 10:
+        time.sleep(0.05)
+    assert _gone(pid), "the orphan outlived its grace"
+    assert 0.9 < time.monotonic() - killed < 5
