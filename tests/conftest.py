@@ -62,14 +62,23 @@ class RunResult:
 
 
 def sseload_run(tmp_path: Path, *args: str, scenario: dict | None = None, env: dict | None = None,
-                timeout: float = 120, run_id: str = "r") -> RunResult:
+                timeout: float = 120, run_id: str = "r", report: bool = False) -> RunResult:
+    """`sseload run` as a user runs it; without the report (its charts are half of a short run's
+    time) unless the test reads it: sseload_reported_run."""
     cmd = [sys.executable, "-m", "sseload", "run"]
     if scenario is not None:
         cmd.append(str(write_scenario(tmp_path / f"{run_id}.toml", scenario)))
     cmd += ["--results-dir", str(tmp_path / "results"), "--run-id", run_id, *args]
+    if not report and "--no-report" not in args:
+        cmd.append("--no-report")
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=tmp_path)
     return RunResult(proc, tmp_path / "results" / run_id)
+
+
+def sseload_reported_run(tmp_path: Path, *args: str, **kw) -> RunResult:
+    """`sseload run` with its report (report.html, summary.md/json, charts)."""
+    return sseload_run(tmp_path, *args, report=True, **kw)
 
 
 @pytest.fixture

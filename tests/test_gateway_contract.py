@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import sseload_run
+from tests.conftest import sseload_reported_run, sseload_run
 
 EVENTS = 10  # the target sends 10 events 5 ms apart, then `event: done`; faults strike at event 5
 
@@ -193,7 +193,7 @@ def test_bodies_over_the_limit_are_skipped_before_sending_by_default(tmp_path):
 
 def test_a_size_sweep_spreads_over_sizes_and_charts_ttfe_by_size(tmp_path):
     sizes = [1_000, 10_000, 100_000, 1_000_000]
-    result = sseload_run(tmp_path, scenario=scenario({}, body={"sizes": sizes, "kind": "binary"},
+    result = sseload_reported_run(tmp_path, scenario=scenario({}, body={"sizes": sizes, "kind": "binary"},
                                             load={"users": 4, "spawn_rate": 4, "run_time": "2s"}))
     streams = result.streams
     assert sorted(streams["body_bytes"].unique()) == sizes

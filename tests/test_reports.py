@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import sseload_run
+from tests.conftest import sseload_reported_run, sseload_run
 
 
 def base(ttfe_ms: float = 50, **extra) -> dict:
@@ -27,7 +27,7 @@ def base(ttfe_ms: float = 50, **extra) -> dict:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
-    result = sseload_run(tmp, scenario=base())
+    result = sseload_reported_run(tmp, scenario=base())
     assert result.code == 0, result.stderr[-2000:]
     return result
 
@@ -81,7 +81,7 @@ def test_summary_markdown_is_short_and_has_the_headline_numbers(run):
 
 
 def test_failing_threshold_fails_the_run_and_check_and_writes_junit(tmp_path):
-    result = sseload_run(tmp_path, scenario=base(thresholds={"ttfe_p95_ms": 10.0, "min_streams": 1}))
+    result = sseload_reported_run(tmp_path, scenario=base(thresholds={"ttfe_p95_ms": 10.0, "min_streams": 1}))
     assert result.code == 1
     assert "FAIL" in result.stdout
     suite = ET.parse(result.run_dir / "thresholds.xml").getroot()
@@ -103,7 +103,7 @@ def test_failing_threshold_fails_the_run_and_check_and_writes_junit(tmp_path):
 
 
 def test_passing_threshold_exits_zero(tmp_path):
-    result = sseload_run(tmp_path, scenario=base(thresholds={"ttfe_p95_ms": 500.0, "cutoff_rate_max": 0.0}))
+    result = sseload_reported_run(tmp_path, scenario=base(thresholds={"ttfe_p95_ms": 500.0, "cutoff_rate_max": 0.0}))
     assert result.code == 0, result.stdout
     assert "<div id='verdict' class='pass'><strong>PASS</strong> (2 of 2 thresholds passed)" in \
         (result.run_dir / "report.html").read_text()

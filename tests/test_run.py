@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from sseload.scenario import DEFAULT_PATH
-from tests.conftest import ROOT, sseload_run
+from tests.conftest import ROOT, sseload_reported_run, sseload_run
 
 
 def test_run_on_the_embedded_default_records_streams_and_events(tmp_path):
-    result = sseload_run(tmp_path, "-t", "3s", "-u", "5", "-r", "5")
+    result = sseload_reported_run(tmp_path, "-t", "3s", "-u", "5", "-r", "5")
     assert result.code == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == str(result.run_dir)
     streams, events = result.streams, result.events
@@ -95,7 +95,7 @@ def test_both_readers_record_every_stream_and_say_which_read_them(tmp_path, read
         pytest.importorskip("sseload._reader", reason="the native reader was not built")
         pytest.importorskip("sseload._sse", reason="the compiled event log was not built")
     scenario = {"name": "readers", "target": {"faults": {"reset": 0.3}, "seed": 1}}  # request 1: reset
-    result = sseload_run(tmp_path, "-t", "2s", "-u", "6", "-r", "6", scenario=scenario,
+    result = sseload_reported_run(tmp_path, "-t", "2s", "-u", "6", "-r", "6", scenario=scenario,
                          env={"SSELOAD_READER": reader, "SSELOAD_PARSER": parser})
     assert result.code in (0, 1), result.stderr
     streams, info = result.streams, result.info
@@ -119,7 +119,7 @@ def test_events_sent_closer_than_the_read_window_are_counted_as_read_together(tm
     """A service sending faster than the reader's 1 ms window: the summary says how many events
     share a read's time, rather than passing those times off as separate arrivals."""
     scenario = {"name": "fast-events", "target": {"ttfe_ms": 10, "gap_ms": 0.1, "events": 40}}
-    result = sseload_run(tmp_path, "-t", "2s", "-u", "2", "-r", "2", scenario=scenario)
+    result = sseload_reported_run(tmp_path, "-t", "2s", "-u", "2", "-r", "2", scenario=scenario)
     assert result.code == 0, result.stderr
     shared = int((result.events["gap_ms"] == 0).sum())
     assert shared > 0

@@ -107,13 +107,13 @@ def test_a_step_shape_run_follows_the_steps(tmp_path):
 
 
 def open_model_run(tmp_path, arrival: str, rate_per_s: float, users: int, spawn_rate: float,
-                   ttfe_ms: float, gap_ms: float):
+                   ttfe_ms: float, gap_ms: float, report: bool = False):
     """A 4 s open-model run on the embedded target (streams of 5 events)."""
     scenario = {"stream": {"completion": "event:done"},
                 "load": {"arrival": arrival, "rate_per_s": rate_per_s, "users": users,
                          "spawn_rate": spawn_rate, "run_time": "4s"},
                 "target": {"ttfe_ms": ttfe_ms, "gap_ms": gap_ms, "events": 5}}
-    return sseload_run(tmp_path, scenario=scenario)
+    return sseload_run(tmp_path, scenario=scenario, report=report)
 
 
 def test_open_model_keeps_the_rate_when_capacity_allows(tmp_path):
@@ -126,7 +126,8 @@ def test_open_model_keeps_the_rate_when_capacity_allows(tmp_path):
 
 def test_open_model_shows_coordinated_omission_when_overloaded(tmp_path):
     # 30 streams/s asked of 2 users whose streams take ~0.3 s: at most ~7/s can start on time
-    result = open_model_run(tmp_path, "poisson", 30.0, users=2, spawn_rate=10, ttfe_ms=200, gap_ms=20)
+    result = open_model_run(tmp_path, "poisson", 30.0, users=2, spawn_rate=10, ttfe_ms=200, gap_ms=20,
+                            report=True)
     streams = result.streams
     lag = streams["schedule_lag_ms"]
     assert lag.quantile(0.9) > 500

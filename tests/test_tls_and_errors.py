@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import (
     ROOT,
     as_if_started_in_the_background,
+    sseload_reported_run,
     sseload_run,
     stopped_early,
     write_scenario,
@@ -75,7 +76,7 @@ def test_an_untrusted_certificate_is_a_clear_connect_error(tmp_path, https_targe
 
 def test_insecure_switch_works_and_the_report_says_so(tmp_path, https_target):
     url, _ = https_target
-    result = sseload_run(tmp_path, "-H", url, "--insecure", scenario=SCENARIO)
+    result = sseload_reported_run(tmp_path, "-H", url, "--insecure", scenario=SCENARIO)
     assert set(result.streams["outcome"]) == {"ok"}
     assert result.info["insecure_tls"] is True
     assert "OFF (--insecure)" in (result.run_dir / "report.html").read_text()
