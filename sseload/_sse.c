@@ -93,6 +93,7 @@ typedef struct {
     Py_ssize_t data_lines;
     Buf event_type;
     Buf last_id;
+    Buf first_id;     /* the last event id in effect at the stream's first event (a feed's resume point) */
     PyObject *retry;  /* int or None */
     Py_ssize_t malformed;
     Buf truth_key;    /* empty: no send times */
@@ -210,6 +211,8 @@ static int dispatch(EventLog *self, int64_t t_ns, PyObject *notable) {
     Py_ssize_t n = self->data.len - 1;  /* without the last "\n" */
     if (!utf8_valid((const unsigned char *)raw, n))
         self->malformed++;
+    if (self->t_ns.len == 0 && buf_set(&self->first_id, self->last_id.p ? self->last_id.p : "", self->last_id.len) < 0)
+        return -1;
     if (ints_push(&self->t_ns, t_ns) < 0 || ints_push(&self->size, n) < 0
         || ints_push(&self->server_ns, truth_of(self, raw, n)) < 0)
         return -1;
@@ -598,7 +601,7 @@ static int EventLog_init(EventLog *self, PyObject *args, PyObject *kwds) {
 }
 
 static void EventLog_dealloc(EventLog *self) {
-    Buf *bufs[] = {&self->pending, &self->scratch, &self->data, &self->event_type, &self->last_id,
+    Buf *bufs[] = {&self->pending, &self->scratch, &self->data, &self->event_type, &self->last_id, &self->first_id,
                    &self->truth_key, &self->sentinel, &self->fline};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         PyMem_Free(bufs[i]->p);
@@ -618,6 +621,10 @@ static PyObject *EventLog_get_first_t_ns(EventLog *self, void *Py_UNUSED(c)) {
 
 static PyObject *EventLog_get_last_event_id(EventLog *self, void *Py_UNUSED(c)) {
     return decode(&self->last_id);
+}
+
+static PyObject *EventLog_get_first_event_id(EventLog *self, void *Py_UNUSED(c)) {
+    return decode(&self->first_id);
 }
 
 static PyObject *EventLog_get_retry(EventLog *self, void *Py_UNUSED(c)) {
@@ -649,6 +656,8 @@ static PyGetSetDef EventLog_getset[] = {
     {"last_t_ns", (getter)EventLog_get_last_t_ns, NULL, "Time of the last read fed, -1 before one.", NULL},
     {"first_t_ns", (getter)EventLog_get_first_t_ns, NULL, "Time of the first event, -1 before it.", NULL},
     {"last_event_id", (getter)EventLog_get_last_event_id, NULL, NULL, NULL},
+    {"first_event_id", (getter)EventLog_get_first_event_id, NULL,
+     "The event id in effect at the first event (\"\" before it, or without ids).", NULL},
     {"retry", (getter)EventLog_get_retry, NULL, NULL, NULL},
     {"malformed", (getter)EventLog_get_malformed, NULL, NULL, NULL},
     {"max_event_bytes", (getter)EventLog_get_max_event_bytes, NULL, NULL, NULL},

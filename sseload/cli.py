@@ -262,6 +262,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             host = target.url
             print(f"sseload: reference target at {host}", flush=True)
         stop_timeout = math.ceil(scenario.gateway.limit_s + scenario.stream.grace_s)  # whole seconds
+        if scenario.stream.reconnect:  # a feed never ends by itself: its open connection is cancelled at the stop
+            stop_timeout = 0
         shaped = scenario.load.shape != "constant"
         locustfile = SHAPE_LOCUSTFILE if shaped else LOCUSTFILE
         common = [sys.executable, "-m", "locust", "-f", str(locustfile), "--results-dir", str(results_dir),

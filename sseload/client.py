@@ -130,6 +130,7 @@ class SSEConnection:
         self._fd = -1
         self._read_error: BaseException | None = None
         self._drain_timer = None  # bounds reading a completed stream's body end (_drain_briefly)
+        self.log_ids: tuple[str, str, int | None] | None = None  # the last stream's (first id, last id, retry)
 
     def close(self) -> None:
         if self.sock is not None:
@@ -264,6 +265,7 @@ class SSEConnection:
     def skipped(self, req: PreparedRequest, outcome: Outcome, error: str, scheduled_ns: int = 0) -> StreamRecord:
         """The record of a stream decided before sending (a body over the limit, no credentials)."""
         self.interrupted = None
+        self.log_ids = None
         return StreamRecord(
             (self.worker << 40) | next(_stream_ids), self.worker, self.user, perf_ns(), time.time_ns(), scheduled_ns,
             -1, -1, -1, -1, 0, 0, 0, 0, "", False, req.body_bytes, 0, 0, 0, outcome, "",
@@ -426,6 +428,8 @@ class SSEConnection:
         log = resp.log
         n_events = malformed = 0
         first_event_ns = -1
+        # what a feed (reconnect mode, sseload.feed) carries to its next connection
+        self.log_ids = (log.first_event_id, log.last_event_id, log.retry) if log is not None else None
         if log is not None:
             events.extend(log)
             n_events, malformed, first_event_ns = len(log), log.malformed, log.first_t_ns

@@ -12,8 +12,13 @@ from collections.abc import Mapping
 from sseload.metrics import (
     CONSOLE,
     EVENTS_PER_S,
+    FEED_GAP,
+    FEEDS,
     LATENESS,
+    MISSED_EVENTS,
     PERCENTILE_STATS,
+    RECONNECT,
+    RECONNECTS,
     STREAMS,
     STREAMS_PER_S,
     Metric,
@@ -78,6 +83,17 @@ def error_lines(s: Mapping, top: int = 5) -> list[str]:
     return lines
 
 
+def feed_line(s: Mapping) -> str:
+    """Reconnect mode: the feeds, their reconnects and what those cost their users."""
+    line = f"{FEEDS.label}: {s['feeds']}, {RECONNECTS.label} {s['reconnects']}"
+    for metric in (RECONNECT, FEED_GAP):
+        values = s.get(metric.key) or {}
+        if values.get("count"):
+            line += (f"; {metric.label} p50 {metric.quantity(values.get('p50'))}, "
+                     f"p99 {metric.quantity(values.get('p99'))}")
+    return line + f"; {MISSED_EVENTS.label} {s.get('missed_events', 0)}"
+
+
 def format_summary(s: Mapping) -> str:
     """The lines `sseload run` prints when a run ends (the README shows an example)."""
     outcomes = ", ".join(f"{k} {v}" for k, v in s["outcomes"].items())
@@ -94,6 +110,8 @@ def format_summary(s: Mapping) -> str:
     if late:
         lines.append(f"{delay_heading(s)}: {late} (against the {'target' if s.get('embedded_target') else 'service'}"
                      "'s send times)")
+    if s.get("feeds"):
+        lines.append(feed_line(s))
     buffered = s.get("buffered_streams") or 0
     if buffered:
         lines.append(f"note: {buffered} of {s['streams']} streams arrived all at once (every event in one read): a "
@@ -119,4 +137,4 @@ def format_summary(s: Mapping) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["cpu_usage", "format_summary", "read_timing", "stats_text"]
+__all__ = ["cpu_usage", "feed_line", "format_summary", "read_timing", "stats_text"]

@@ -101,6 +101,16 @@ TTFE_FROM_SCHEDULE = _latency(
     "ttfe_from_schedule_ms", "TTFE from scheduled start",
     "open model: schedule lag plus TTFE, what a user arriving on schedule waited (no coordinated omission)",
     threshold_stats=PERCENTILE_STATS)
+RECONNECT = _latency(
+    "reconnect_ms", "time to reconnect",
+    "reconnect mode: from the read that ended a feed's connection to the next connection's request (the "
+    "server's retry: or reconnect_ms, and signing)",
+    threshold_stats=PERCENTILE_STATS)
+FEED_GAP = _latency(
+    "feed_gap_ms", "gap across a reconnect",
+    "reconnect mode: from the last event before a reconnect to the first event after it: the stall the "
+    "feed's user saw",
+    threshold_stats=PERCENTILE_STATS, compared_stats=("p99",))
 LATENESS = Metric(
     "lateness_ms", "event lateness", "ms", "distribution",
     "each event's receive time minus the send time the reference target embedded: the harness's own error",
@@ -136,6 +146,14 @@ CUTOFF_RATE = _run("cutoff_rate", "cutoff rate", "", "the share of streams the g
                    threshold_stats=(None,), compared_stats=(None,), fmt=".2%", noise_floor=0.01)
 OK_RATE = _run("ok_rate", "ok rate", "", "the share of streams completed by the scenario's completion rule",
                higher_is_worse=False, fmt=".2%")
+FEEDS = _run("feeds", "feeds", "", "reconnect mode: feeds run, each one user's long-lived stream over its connections",
+             higher_is_worse=False, fmt="d")
+RECONNECTS = _run("reconnects", "reconnects", "", "reconnect mode: connections that ended and whose feed reconnected",
+                  fmt="d")
+MISSED_EVENTS = _run("missed_events", "events missed across reconnects", "",
+                     "reconnect mode: event ids skipped between the last event before a reconnect and the first "
+                     "after it (numeric ids only): what resuming from Last-Event-ID lost",
+                     threshold_stats=(None,), fmt="d")
 EVENTS_READ_TOGETHER = Metric(
     "events_read_together", "events read together with the one before", "", "scalar",
     "events that arrived in the same read as the event before them, so carry that read's (the later) time",
@@ -143,9 +161,9 @@ EVENTS_READ_TOGETHER = Metric(
 
 #: Every metric of the summary, in the order reports show them.
 METRICS: tuple[Metric, ...] = (
-    TTFE, TTFB, GAP, MAX_GAP, DURATION, HEADROOM, SCHEDULE_LAG, TTFE_FROM_SCHEDULE, LATENESS, TTFE_ERROR,
-    STREAMS, EVENTS, RUN_LENGTH, STREAMS_PER_S, EVENTS_PER_S, BYTES_PER_S, ERROR_RATE, CUTOFF_RATE, OK_RATE,
-    EVENTS_READ_TOGETHER,
+    TTFE, TTFB, GAP, MAX_GAP, DURATION, HEADROOM, SCHEDULE_LAG, TTFE_FROM_SCHEDULE, RECONNECT, FEED_GAP, LATENESS,
+    TTFE_ERROR, STREAMS, EVENTS, RUN_LENGTH, STREAMS_PER_S, EVENTS_PER_S, BYTES_PER_S, ERROR_RATE, CUTOFF_RATE,
+    OK_RATE, FEEDS, RECONNECTS, MISSED_EVENTS, EVENTS_READ_TOGETHER,
 )
 BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}
 #: The rows of the percentile tables (summary.md, report.html); CONSOLE: the console's few.
@@ -210,7 +228,8 @@ THRESHOLDS: dict[str, Threshold] = _thresholds()
 
 __all__ = [
     "ACTIVE_STREAMS", "BY_KEY", "BYTES_PER_S", "CONSOLE", "CUTOFF_RATE", "DURATION", "ERROR_RATE", "EVENTS",
-    "EVENTS_PER_S", "EVENTS_READ_TOGETHER", "GAP", "HEADROOM", "LATENCY", "LATENESS", "MAX_GAP", "METRICS",
-    "OK_RATE", "PERCENTILE_STATS", "RUN_LENGTH", "SCHEDULE_LAG", "STREAMS", "STREAMS_PER_S", "THRESHOLDS", "TTFB",
-    "TTFE", "TTFE_ERROR", "TTFE_FROM_SCHEDULE", "Metric", "Threshold", "distribution_rows",
+    "EVENTS_PER_S", "EVENTS_READ_TOGETHER", "FEEDS", "FEED_GAP", "GAP", "HEADROOM", "LATENCY", "LATENESS", "MAX_GAP",
+    "METRICS", "MISSED_EVENTS", "OK_RATE", "PERCENTILE_STATS", "RECONNECT", "RECONNECTS", "RUN_LENGTH",
+    "SCHEDULE_LAG", "STREAMS", "STREAMS_PER_S", "THRESHOLDS", "TTFB", "TTFE", "TTFE_ERROR", "TTFE_FROM_SCHEDULE",
+    "Metric", "Threshold", "distribution_rows",
 ]

@@ -41,6 +41,8 @@ class Outcome(StrEnum):
                       "not text/event-stream, malformed HTTP or body framing, or an event over max_event_bytes")
     CONNECT_ERROR = ("connect_error", True, "#8b0000",
                      "refused, TLS verification or handshake failed, connect timeout, any other error while connecting")
+    RECONNECTED = ("reconnected", False, "#aec7e8",
+                   "reconnect mode: the connection ended (closed, cut or timed out) and the feed reconnected")
     CANCELLED = ("cancelled", False, "#c7c7c7", "the run stopped (or its user was stopped) while the stream was open")
     HARNESS_ERROR = ("harness_error", True, "#ffd700", "a bug in a locustfile or in sseload; the error says which")
 
@@ -48,9 +50,19 @@ class Outcome(StrEnum):
 #: Outcomes counted in error_rate.
 ERROR_OUTCOMES = frozenset(o for o in Outcome if o.error)
 
+#: Outcomes of a stream that did what its user wanted: completed, or (reconnect mode) a feed's
+#: connection that ended and reconnected. A run with none fails; Locust counts the rest as failures.
+SUCCEEDED = frozenset({Outcome.OK, Outcome.RECONNECTED})
+
 #: Outcomes that prove the credentials were accepted (the auth stop then never triggers).
 AUTHENTICATED = frozenset({Outcome.OK, Outcome.INCOMPLETE, Outcome.CUTOFF, Outcome.EVENT_ERROR,
-                           Outcome.TIMEOUT})
+                           Outcome.TIMEOUT, Outcome.RECONNECTED})
+
+
+#: Reconnect mode ([stream] reconnect): the endings after which a feed reconnects, as a browser's
+#: EventSource does after the response ends or the network fails. Any other (an HTTP error, not an
+#: event stream, a connect error) ends the feed, as it fails an EventSource.
+FEED_RECONNECTS = frozenset({Outcome.OK, Outcome.INCOMPLETE, Outcome.RESET, Outcome.TIMEOUT, Outcome.CUTOFF})
 
 
 def color(name: str) -> str:
@@ -61,4 +73,4 @@ def color(name: str) -> str:
         return "#999999"
 
 
-__all__ = ["AUTHENTICATED", "ERROR_OUTCOMES", "Outcome", "color"]
+__all__ = ["AUTHENTICATED", "ERROR_OUTCOMES", "FEED_RECONNECTS", "SUCCEEDED", "Outcome", "color"]

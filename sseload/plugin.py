@@ -35,7 +35,7 @@ from sseload.auth.schemes import Authenticator, from_scenario
 from sseload.client import Endpoint, PreparedRequest, StreamRules
 from sseload.distributed import BATCH, DONE, MasterCollector, WorkerSink
 from sseload.health import HealthMonitor, merge_summaries
-from sseload.outcomes import AUTHENTICATED, Outcome
+from sseload.outcomes import AUTHENTICATED, SUCCEEDED, Outcome
 from sseload.recorder import ParquetSink, Recorder, warm_up
 from sseload.records import StreamRecord
 from sseload.response import SEND_TIME_UNITS_NS
@@ -199,6 +199,7 @@ class RunContext:
             "streams_recorded": self.recorder.streams_recorded if self.recorder else 0,
             "events_recorded": self.recorder.events_recorded if self.recorder else 0,
             "outcomes": dict(self.recorder.outcomes) if self.recorder else {},
+            "buffered_streams": getattr(self.recorder.sink, "buffered_streams", 0) if self.recorder else 0,
         }
         workers = None
         lost: list[str] = []
@@ -210,6 +211,7 @@ class RunContext:
                 "streams_recorded": collector.sink.streams_written,
                 "events_recorded": collector.sink.events_written,
                 "outcomes": dict(sorted(collector.outcomes.items())),
+                "buffered_streams": collector.sink.buffered_streams,
             }
             workers = [r["health"] for r in collector.reports.values()]
             summary = merge_summaries(workers)
@@ -260,7 +262,7 @@ class RunContext:
         outcome = record.outcome
         if outcome in AUTHENTICATED:
             self.auth_ok = True
-        if outcome is Outcome.OK:
+        if outcome in SUCCEEDED:
             self.succeeded = True
         if self.succeeded or self.stopped_early or not outcome.error or not sent:
             return

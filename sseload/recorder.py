@@ -21,7 +21,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sseload.outcomes import Outcome
-from sseload.records import EVENTS_SCHEMA, OPEN_SHARD_SUFFIX, STREAMS_SCHEMA, EventBuffer, StreamRecord, to_tables
+from sseload.records import (
+    EVENTS_SCHEMA,
+    OPEN_SHARD_SUFFIX,
+    STREAMS_SCHEMA,
+    EventBuffer,
+    StreamRecord,
+    buffered_streams,
+    to_tables,
+)
 
 log = logging.getLogger("sseload.recorder")
 
@@ -69,6 +77,7 @@ class ParquetSink:
         self.events_written = 0
         self.streams_on_disk = 0  # in Parquet files closed so far: what a reader of the run will find
         self._shard_streams = 0
+        self.buffered_streams = 0  # written streams whose every event came in one read (run.json)
 
     def _path(self, stem: str, suffix: str) -> Path:
         return self.run_dir / f"{stem}{'' if self._shard == 1 else f'-{self._shard}'}{suffix}"
@@ -97,6 +106,7 @@ class ParquetSink:
             self._writers["streams"].write_table(streams_table)
         if events_table.num_rows:
             self._writers["events"].write_table(events_table)
+            self.buffered_streams += buffered_streams(events_table)  # a batch holds whole streams
         self._shard_streams += streams_table.num_rows
         self.streams_written += streams_table.num_rows
         self.events_written += events_table.num_rows

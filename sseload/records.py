@@ -50,6 +50,11 @@ class StreamRecord(NamedTuple):
     reused: bool
     retried: bool = False  # sent again on a fresh connection: the idle keep-alive one had been closed
     redirects: int = 0  # redirects followed to reach the answer (its times count from the first request)
+    # reconnect mode ([stream] reconnect): one feed, many connections; defaults: not a feed
+    feed_id: int = 0  # the stream_id of the feed's first connection
+    reconnect_ns: int = -1  # from the previous connection's end to this one's request (the retry wait)
+    missed_events: int = -1  # event ids skipped across the reconnect (numeric ids only; -1: unknown)
+    feed_gap_ns: int = -1  # from the previous connection's last event to this one's first
 
 
 #: The open shard of a table, an Arrow IPC stream until it becomes Parquet (sseload.recorder.ParquetSink).
@@ -81,6 +86,10 @@ STREAMS_SCHEMA = pa.schema([
     ("reused", pa.bool_()),
     ("retried", pa.bool_()),
     ("redirects", pa.int32()),
+    ("feed_id", pa.int64()),  # reconnect mode: the feed's first stream_id; null when not a feed
+    ("reconnect_ms", pa.float64()),  # previous connection's end to this request; null on a feed's first
+    ("missed_events", pa.int32()),  # event ids skipped across the reconnect; null when unknown
+    ("feed_gap_ms", pa.float64()),  # previous connection's last event to this one's first; null if none
 ])
 
 EVENTS_SCHEMA = pa.schema([
@@ -157,6 +166,10 @@ def to_tables(streams: list[StreamRecord], events: EventBuffer,
         "reused": pa.array(list(cols.reused), pa.bool_()),
         "retried": pa.array(list(cols.retried), pa.bool_()),
         "redirects": pa.array(ints(cols.redirects, np.int32)),
+        "feed_id": pa.array(ints(cols.feed_id), mask=ints(cols.feed_id) == 0),
+        "reconnect_ms": _ms(ints(cols.reconnect_ns)),
+        "missed_events": pa.array(ints(cols.missed_events, np.int32), mask=ints(cols.missed_events) < 0),
+        "feed_gap_ms": _ms(ints(cols.feed_gap_ns)),
     }, schema=STREAMS_SCHEMA)
 
     counts = ints(cols.events)
@@ -185,3 +198,19 @@ def to_tables(streams: list[StreamRecord], events: EventBuffer,
         "lateness_ms": pa.array((wall - server) / 1e6, mask=server <= 0),
     }, schema=EVENTS_SCHEMA)
     return stream_table, event_table
+
+
+#: A stream of at least this many events that all came in one read: buffered on the way, or written together.
+BUFFERED_MIN_EVENTS = 3
+
+
+def buffered_streams(events: pa.Table) -> int:
+    """Streams whose every event arrived in one read (all at one ``t_ms``, every gap 0): a buffering
+    proxy or server held them and let them go together, so their gaps and TTFE describe the buffer,
+    not the service. ``events`` holds whole streams (``stream_id``, ``t_ms``): a batch, or a run."""
+    if events.num_rows == 0:
+        return 0
+    per = events.select(["stream_id", "t_ms"]).group_by("stream_id").aggregate(
+        [("t_ms", "min"), ("t_ms", "max"), ("t_ms", "count")])
+    counts, low, high = (per.column(c).to_numpy() for c in ("t_ms_count", "t_ms_min", "t_ms_max"))
+    return int(((counts >= BUFFERED_MIN_EVENTS) & (low == high)).sum())

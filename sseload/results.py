@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import sseload
+from sseload import records
 from sseload.outcomes import ERROR_OUTCOMES, Outcome
 from sseload.records import EVENTS_SCHEMA, OPEN_SHARD_SUFFIX, STREAMS_SCHEMA
 
@@ -251,19 +252,11 @@ def top_errors(streams: pd.DataFrame, n: int = 10) -> list[dict]:
              "share": k / total} for (o, st, c, cause), k in counts.head(n).items()]
 
 
-#: A stream of at least this many events that all came in one read: buffered on the way, or written together.
-BUFFERED_MIN_EVENTS = 3
-
-
 def buffered_streams(events: pd.DataFrame) -> int:
-    """Streams whose every event arrived in one read (all gaps 0): a buffering proxy or server held
-    them and let them go together, so their gaps and TTFE describe the buffer, not the service."""
+    """Streams whose every event arrived in one read (sseload.records.buffered_streams)."""
     if events.empty:
         return 0
-    by_stream = events.groupby("stream_id")
-    moved = (events["gap_ms"] > 0).groupby(events["stream_id"]).any()
-    size = by_stream.size()
-    return int(((size >= BUFFERED_MIN_EVENTS) & ~moved).sum())
+    return records.buffered_streams(pa.Table.from_pandas(events[["stream_id", "t_ms"]], preserve_index=False))
 
 
 def missing_files(run: Run) -> list[str]:
@@ -336,6 +329,12 @@ def summarise(run: Run) -> dict:
         # open model: latency from when the stream should have started, not when it did
         summary["schedule_lag_ms"] = percentiles(s["schedule_lag_ms"])
         summary["ttfe_from_schedule_ms"] = percentiles(s["schedule_lag_ms"] + s["ttfe_ms"])
+    if "feed_id" in s and s["feed_id"].notna().any():  # reconnect mode (sseload.feed)
+        summary["feeds"] = int(s["feed_id"].nunique())
+        summary["reconnects"] = int((s["outcome"] == Outcome.RECONNECTED).sum())
+        summary["reconnect_ms"] = percentiles(s["reconnect_ms"])
+        summary["feed_gap_ms"] = percentiles(s["feed_gap_ms"])
+        summary["missed_events"] = int(s["missed_events"].fillna(0).sum())
     ev = run.events
     if ev is not None:
         summary["gap_ms"] = percentiles(ev["gap_ms"])

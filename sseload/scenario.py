@@ -78,6 +78,8 @@ class Stream:
     send_time_key: str = "t_send_ns"  # the JSON field in an event's data carrying its send time (wall clock)
     send_time_unit: str = "ns"  # its unit: ns, us or ms (a whole number since the Unix epoch)
     max_redirects: int = 3  # redirects on the same host followed to reach the stream (0: none)
+    reconnect: bool = False  # a long-lived feed: reconnect as EventSource does (retry:, Last-Event-ID)
+    reconnect_ms: float = 3000.0  # the wait before reconnecting until the server sends a retry: field
     tls_verify: bool = True
     ca_bundle: str = ""
 
@@ -360,6 +362,8 @@ def validate(s: Scenario) -> None:
                             "(a whole number of them since the Unix epoch)")
     if s.stream.max_redirects < 0:
         raise ScenarioError(f"{where}: [stream] max_redirects must be 0 (follow none) or more")
+    if s.stream.reconnect_ms < 0:
+        raise ScenarioError(f"{where}: [stream] reconnect_ms must be 0 or more (milliseconds before reconnecting)")
     if s.stream.max_event_bytes < 1:
         raise ScenarioError(f"{where}: [stream] max_event_bytes must be positive")
     s.target_config()  # validates [target]

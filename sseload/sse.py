@@ -312,7 +312,8 @@ class PyEventLog:
     tests/test_event_log.py holds the two to the same results at every split of the input.
     """
 
-    __slots__ = ("_framing", "_key", "_parser", "_sentinel", "bytes_in", "last_t_ns", "server_ns", "size", "t_ns")
+    __slots__ = ("_framing", "_key", "_parser", "_sentinel", "bytes_in", "first_event_id", "last_t_ns", "server_ns",
+                 "size", "t_ns")
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
                  truth_key: bytes | None = None, sentinel: bytes | None = None,
@@ -326,6 +327,7 @@ class PyEventLog:
         self.server_ns = array("q")
         self.bytes_in = 0  # every byte fed, framing and all
         self.last_t_ns = -1  # the time of the last read fed
+        self.first_event_id = ""  # the event id in effect at the first event: where a feed resumed
 
     def feed(self, chunk: bytes, t_ns: int) -> list[SSEEvent]:
         self.bytes_in += len(chunk)
@@ -340,6 +342,8 @@ class PyEventLog:
             return events
         key, sentinel = self._key, self._sentinel
         notable = []
+        if not self.t_ns:
+            self.first_event_id = events[0].id
         self.t_ns.extend([t_ns] * len(events))
         size, server_ns = self.size.append, self.server_ns.append
         for ev in events:

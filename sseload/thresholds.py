@@ -11,6 +11,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 from sseload.metrics import THRESHOLDS
+from sseload.outcomes import SUCCEEDED
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def judge(summary: Mapping, info: Mapping, limits: Mapping[str, float], stopped_
     verdicts = evaluate(summary, limits) if limits else []
     failures = [f"threshold {v.name}: {'n/a' if v.actual is None else f'{v.actual:.4g}'} is not {v.rule} {v.limit:g}"
                 for v in verdicts if not v.passed]
-    if summary["streams"] and not summary["outcomes"].get("ok"):
+    if summary["streams"] and not any(summary["outcomes"].get(o) for o in SUCCEEDED):
         failures.append(f"no stream succeeded ({summary['streams']} streams)")
     lost = info.get("lost_workers") or []
     if lost:

@@ -21,11 +21,13 @@ import gevent
 import numpy as np
 from locust import User, task
 from locust.exception import StopUser
+from locust.user.users import LOCUST_STATE_STOPPING
 
 from sseload import plugin
 from sseload.client import PreparedRequest, SSEConnection
+from sseload.feed import Feed
 from sseload.metrics import TTFE
-from sseload.outcomes import Outcome
+from sseload.outcomes import SUCCEEDED, Outcome
 from sseload.records import EventBuffer, StreamRecord
 
 _user_ids = itertools.count(1)
@@ -58,8 +60,9 @@ class SSEUser(User):
     @task
     def stream_task(self) -> None:
         load = self.ctx.scenario.load
+        run = self.feed if self.ctx.scenario.stream.reconnect else self.stream
         if load.arrival == "closed":
-            self.stream()
+            run()
             return
         # Open model: the process's next arrival, whichever user is free takes it (sseload.arrivals).
         # A start that comes late because every user was busy is recorded as schedule lag, not
@@ -70,10 +73,30 @@ class SSEUser(User):
         now = time.time_ns()
         if scheduled > now:
             gevent.sleep((scheduled - now) / 1e9)
-        self.stream(scheduled_ns=scheduled)
+        run(scheduled_ns=scheduled)
 
-    def stream(self, request: PreparedRequest | None = None, scheduled_ns: int = 0) -> StreamRecord:
-        """Run one stream and record it; returns its record."""
+    def feed(self, scheduled_ns: int = 0) -> None:
+        """Reconnect mode: one long-lived feed, reconnecting as a browser's EventSource does (after
+        the server's retry:, with Last-Event-ID) until the run stops or an ending that fails an
+        EventSource (sseload.feed). Each connection is a stream record of the feed."""
+        feed = Feed(self.ctx.scenario.stream.reconnect_ms)
+        base = self.ctx.next_request()
+        while True:
+            record = self.stream(feed.request(base), scheduled_ns, feed=feed)
+            if not feed.goes_on or self._state == LOCUST_STATE_STOPPING:  # ended, or Locust stops this user
+                return
+            scheduled_ns = 0
+            wait_s = feed.retry_s
+            if record.events == 0 and record.duration_ns < FAST_FAILURE_NS:  # connections that end at once
+                self._fast_failures += 1  # (retry: 0, a server closing on accept) must not spin either
+                wait_s = max(wait_s, self._backoff_s())
+            else:
+                self._fast_failures = 0
+            gevent.sleep(wait_s)
+
+    def stream(self, request: PreparedRequest | None = None, scheduled_ns: int = 0,
+               feed: Feed | None = None) -> StreamRecord:
+        """Run one stream (one connection of ``feed`` in reconnect mode) and record it; returns its record."""
         ctx = self.ctx
         request = request or ctx.next_request()
         ctx.streams_started += 1
@@ -92,6 +115,9 @@ class SSEUser(User):
                 ctx.streams_started -= 1
                 self._events = EventBuffer()
                 raise self.conn.interrupted
+            if feed is not None:
+                record = feed.record(record, self.conn.log_ids, self._events.t_ns,
+                                     stopping=self.conn.interrupted is not None)
         if ctx.live_enabled:
             t_ns = self._events.t_ns
             ttfe = record.ttfe_ns
@@ -115,9 +141,14 @@ class SSEUser(User):
         if record.outcome.error and record.duration_ns < FAST_FAILURE_NS and load.arrival == "closed":
             self._fast_failures += 1
             if load.failure_backoff_s > 0:
-                gevent.sleep(min(MAX_BACKOFF_S, load.failure_backoff_s * 2 ** min(self._fast_failures - 1, 16)))
-        else:
+                gevent.sleep(self._backoff_s())
+        elif record.outcome is not Outcome.RECONNECTED:  # a feed's reconnects count their own (feed)
             self._fast_failures = 0
+
+    def _backoff_s(self) -> float:
+        """[load] failure_backoff_s, doubled with each fast failure in a row, at most MAX_BACKOFF_S."""
+        backoff = self.ctx.scenario.load.failure_backoff_s
+        return min(MAX_BACKOFF_S, backoff * 2 ** min(self._fast_failures - 1, 16)) if backoff > 0 else 0.0
 
     def _report(self, record: StreamRecord) -> None:
         """One entry per stream in Locust's own statistics, so its RPS is streams per second and its
@@ -133,4 +164,4 @@ class SSEUser(User):
         self.environment.events.request.fire(
             request_type="SSE", name=LOCUST_ENTRY, response_time=shown_ns / 1e6,
             response_length=record.response_bytes,
-            exception=None if outcome is Outcome.OK else StreamFailure(f"{outcome} {code}".strip()), context={})
+            exception=None if outcome in SUCCEEDED else StreamFailure(f"{outcome} {code}".strip()), context={})

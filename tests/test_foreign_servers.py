@@ -224,15 +224,14 @@ def test_a_body_too_large_to_send_is_refused_when_the_scenario_loads():
 
 def test_a_buffering_proxy_is_named_and_its_delay_is_not_blamed_on_the_harness(tmp_path, start_server):
     srv = start_server(servers.buffering_proxy, events=5, gap_s=0.05)
-    result = sseload_run(tmp_path, "-H", srv.url, "-u", "2", "-t", "1s", "--no-report", run_id="buffered")
+    result = sseload_run(tmp_path, "-H", srv.url, "-u", "2", "-t", "1s", run_id="buffered")
     assert result.code == 0, result.stderr[-2000:]
     streams = len(result.streams)
     assert f"note: {streams} of {streams} streams arrived all at once" in result.stdout, result.stdout
     assert "delivery delay (network, proxies and harness): event lateness" in result.stdout
     assert "harness error" not in result.stdout
-    summary = json.loads((result.run_dir / "summary.json").read_text()) if (result.run_dir / "summary.json").exists() \
-        else None
-    assert summary is None or summary["buffered_streams"] == streams
+    assert result.info["buffered_streams"] == streams  # run.json says so too (written as the batches were)
+    assert not (result.run_dir / "summary.json").exists()  # (no report asked for: run.json alone)
 
 
 def test_a_service_s_own_send_times_measure_its_delivery_delay(tmp_path, start_server):
@@ -364,3 +363,39 @@ def test_a_stream_completed_by_done_before_its_body_ends_keeps_its_connection(st
     assert all(r.outcome is Outcome.OK for r in records)
     assert srv.connections == 1 and sum(r.reused for r in records) == 9
     assert max(r.duration_ns for r in records) < 40e6  # to the [DONE], not to the body's end 50 ms later
+
+
+def test_a_feed_reconnects_as_eventsource_does_and_records_each_reconnect(tmp_path, start_server):
+    """Reconnect mode against a feed (not the reference target) that drops every connection after
+    3 events with `retry: 100`: each connection is `reconnected`, resumes by Last-Event-ID with no
+    event missed, waits the server's retry (not the 3 s default), and the gap across it is measured."""
+    srv = start_server(servers.reconnecting_feed, events_per_connection=3, retry_ms=100, gap_s=0.02)
+    scenario = {"request": {"method": "GET", "path": "/feed"}, "stream": {"reconnect": True},
+                "load": {"users": 2, "spawn_rate": 10, "run_time": "2s"}}
+    result = sseload_run(tmp_path, "-H", srv.url, scenario=scenario, run_id="feed")
+    assert result.code == 0, result.stderr[-2000:]
+    s = result.streams
+    assert set(s["outcome"]) <= {"reconnected", "cancelled"} and (s["outcome"] == "reconnected").sum() >= 10
+    assert s["feed_id"].nunique() == 2  # one feed per user, for the whole run
+    reconnects = s[s["reconnect_ms"].notna()]
+    assert len(reconnects) == len(s) - 2  # every connection but each feed's first
+    assert reconnects["reconnect_ms"].between(100, 160).all(), reconnects["reconnect_ms"].describe()
+    assert (reconnects["missed_events"] == 0).all()
+    assert (reconnects["feed_gap_ms"] > reconnects["reconnect_ms"]).all()  # the retry wait, then the new TTFE
+    # the server saw each reconnect resume after the last id it had sent on that feed
+    ids = [i for i in srv.last_event_ids if i is not None]
+    assert len(ids) >= len(reconnects) and all(int(i) % 3 == 2 for i in ids), ids
+    assert "feeds: 2, reconnects" in result.stdout and "events missed across reconnects 0" in result.stdout
+    assert result.info["outcomes"].get("reconnected", 0) >= 10
+
+
+def test_a_feed_the_server_refuses_ends_and_does_not_spin(tmp_path, start_server):
+    """An HTTP error ends a feed as it fails an EventSource: no reconnect, the user's usual backoff."""
+    srv = start_server(servers.status_server, status=503)
+    scenario = {"request": {"method": "GET"}, "stream": {"reconnect": True},
+                "load": {"users": 2, "spawn_rate": 10, "run_time": "1s", "stop_after_failures": 0}}
+    result = sseload_run(tmp_path, "-H", srv.url, scenario=scenario, run_id="refused")
+    assert result.code == 1
+    s = result.streams
+    assert set(s["outcome"]) == {"http_error"} and s["reconnect_ms"].isna().all()
+    assert len(s) < 40  # backed off, not thousands a second

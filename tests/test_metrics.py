@@ -28,15 +28,17 @@ T0_NS = 1_700_000_000_000_000_000  # the wall clock at the first stream's start
 
 
 def stream(i: int, outcome: str, start_ms: float, ttfe_ms: float, duration_ms: float, events: int) -> StreamRecord:
-    """One open-model stream, 5 ms late against its schedule."""
+    """One open-model stream, 5 ms late against its schedule; 5 and 6 are one feed's two connections."""
     start_ns = T0_NS + int(start_ms * 1e6)
-    return StreamRecord(
+    feed = {"feed_id": 5} if i == 5 else {"feed_id": 5, "reconnect_ns": 100_000_000, "missed_events": 1,
+                                             "feed_gap_ns": 250_000_000} if i == 6 else {}
+    return StreamRecord(**feed, **dict(
         stream_id=i, worker=0, user=i, t0_perf_ns=i * 10**12, start_ns=start_ns, scheduled_ns=start_ns - 5_000_000,
         connect_ns=-1, upload_ns=20_000, ttfb_ns=int(ttfe_ms * 0.9e6), ttfe_ns=int(ttfe_ms * 1e6),
         duration_ns=int(duration_ms * 1e6), sign_ns=4_000, auth_fetch_ns=0, status=200,
         content_type="text/event-stream", charset_warning=False, body_bytes=85, response_bytes=100 * events + 200,
         events=events, malformed_events=0, outcome=outcome, error_code="", error="", reused=True,
-    )
+    ))
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +176,9 @@ def test_the_console_summary_keeps_its_lines(summary):
     assert lines[3].split()[2] == f"{summary['ttfe_ms']['p50']:.1f}"
     assert lines[6].startswith("harness error: event lateness p50 0.0")
     assert lines[6].endswith(" ms (against the target's send times)")
-    assert lines[7].startswith("note: 6 events (25.0%) arrived in the same read")
+    assert lines[7] == ("feeds: 1, reconnects 0; time to reconnect p50 100.0 ms, p99 100.0 ms; gap across a "
+                        "reconnect p50 250.0 ms, p99 250.0 ms; events missed across reconnects 1")
+    assert lines[8].startswith("note: 6 events (25.0%) arrived in the same read")
     other = format_summary({**summary, "embedded_target": False}).splitlines()  # any other service
     assert other[6].startswith("delivery delay (network, proxies and harness): event lateness p50")
     assert other[6].endswith("(against the service's send times)")
@@ -202,6 +206,7 @@ def test_compare_judges_todays_metrics_in_the_tables_direction():
         ("ttfe_ms", "p50"): True, ("ttfe_ms", "p95"): True, ("ttfe_ms", "p99"): True, ("gap_ms", "p50"): True,
         ("gap_ms", "p99"): True, ("duration_ms", "p95"): True, ("error_rate", None): True,
         ("cutoff_rate", None): True, ("streams_per_s", None): False, ("events_per_s", None): False,
+        ("feed_gap_ms", "p99"): True,
     }
 
 

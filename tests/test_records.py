@@ -270,3 +270,14 @@ def test_the_events_file_keeps_dictionaries_only_for_columns_whose_values_repeat
                   for i in range(meta.num_columns)}
     assert dictionary == {"stream_id": True, "seq": True, "t_ms": False, "gap_ms": False, "bytes": True,
                           "lateness_ms": False}
+
+
+def test_a_buffered_stream_is_one_of_three_or_more_events_all_in_one_read():
+    import pyarrow as pa
+
+    from sseload.records import buffered_streams
+
+    events = pa.table({"stream_id": [1, 1, 1, 2, 2, 3, 3, 3, 4, 4, 4],
+                       "t_ms": [5.0, 5.0, 5.0, 7.0, 7.0, 1.0, 1.0, 2.0, 9.0, 9.0, 9.0]})
+    assert buffered_streams(events) == 2  # 1 and 4; 2 has too few events to tell; 3 moved
+    assert buffered_streams(events.slice(0, 0)) == 0
