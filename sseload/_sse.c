@@ -100,6 +100,9 @@ typedef struct {
     Buf sentinel;
     int has_sentinel;
     Ints t_ns, size, server_ns;
+    int openai;       /* OpenAI-style chunks: per event, whether it carries output and its usage */
+    Ints llm;         /* openai: per event, output (1 or 0) + 2 * (usage.completion_tokens + 1) */
+    int64_t prompt_tokens;  /* openai: the last usage.prompt_tokens seen, -1 before one */
     /* the body's framing (sseload.sse.BodyFraming): none, Content-Length, or chunked */
     int framing;      /* FRAMING_* */
     int fstate;       /* chunked: F_* */
@@ -202,6 +205,85 @@ static int check_size(EventLog *self) {
     return -1;
 }
 
+/* OpenAI-style chunks without a JSON parser (as sseload.sse.openai_facts, the definition): a key
+ * counts where it stands as a key ("key" then optional blanks and a colon), not escaped inside a
+ * string (no backslash before its opening quote). */
+static Py_ssize_t find_from(const char *s, Py_ssize_t n, Py_ssize_t from, const char *needle, Py_ssize_t m) {
+    for (Py_ssize_t i = from; i + m <= n; i++) {
+        const char *hit = memchr(s + i, needle[0], n - m - i + 1);
+        if (!hit)
+            return -1;
+        i = hit - s;
+        if (memcmp(hit, needle, m) == 0)
+            return i;
+    }
+    return -1;
+}
+
+static Py_ssize_t skip_blanks(const char *s, Py_ssize_t n, Py_ssize_t j) {
+    while (j < n && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r'))
+        j++;
+    return j;
+}
+
+/* The index of the value after each occurrence of `key` (quoted) as a key, from `*from`; -1 when none. */
+static Py_ssize_t value_of(const char *s, Py_ssize_t n, const char *key, Py_ssize_t m, Py_ssize_t *from) {
+    Py_ssize_t k;
+    while ((k = find_from(s, n, *from, key, m)) >= 0) {
+        *from = k + m;
+        if (k > 0 && s[k - 1] == '\\')
+            continue;
+        Py_ssize_t j = skip_blanks(s, n, k + m);
+        if (j < n && s[j] == ':')
+            return skip_blanks(s, n, j + 1);
+    }
+    return -1;
+}
+
+static int has_text(const char *s, Py_ssize_t n, const char *key, Py_ssize_t m) {
+    Py_ssize_t from = 0, j;
+    while ((j = value_of(s, n, key, m, &from)) >= 0)
+        if (j + 1 < n && s[j] == '"' && s[j + 1] != '"')
+            return 1;
+    return 0;
+}
+
+static int64_t number_of(const char *s, Py_ssize_t n, const char *key, Py_ssize_t m) {
+    Py_ssize_t from = 0, j = value_of(s, n, key, m, &from);
+    if (j < 0 || j >= n || s[j] < '0' || s[j] > '9')
+        return -1;
+    int64_t v = 0;
+    for (int digits = 0; j < n && s[j] >= '0' && s[j] <= '9'; j++, digits++) {
+        if (digits == 18)
+            return -1;
+        v = v * 10 + (s[j] - '0');
+    }
+    return v;
+}
+
+static int carries_output(const char *s, Py_ssize_t n) {
+    if (has_text(s, n, "\"content\"", 9) || has_text(s, n, "\"reasoning_content\"", 19)
+        || has_text(s, n, "\"reasoning\"", 11) || has_text(s, n, "\"text\"", 6))
+        return 1;
+    Py_ssize_t from = 0, j;
+    while ((j = value_of(s, n, "\"tool_calls\"", 12, &from)) >= 0) {
+        if (j < n && s[j] == '[') {
+            Py_ssize_t e = skip_blanks(s, n, j + 1);
+            if (e < n && s[e] != ']')
+                return 1;
+        }
+    }
+    return 0;
+}
+
+static int openai_facts(EventLog *self, const char *raw, Py_ssize_t n) {
+    int64_t completion = number_of(raw, n, "\"completion_tokens\"", 19);
+    int64_t prompt = number_of(raw, n, "\"prompt_tokens\"", 15);
+    if (prompt >= 0)
+        self->prompt_tokens = prompt;
+    return ints_push(&self->llm, carries_output(raw, n) + 2 * (completion + 1));
+}
+
 static PyObject *decode(const Buf *b) {
     return PyUnicode_DecodeUTF8(b->p ? b->p : "", b->len, "replace");
 }
@@ -215,6 +297,8 @@ static int dispatch(EventLog *self, int64_t t_ns, PyObject *notable) {
         return -1;
     if (ints_push(&self->t_ns, t_ns) < 0 || ints_push(&self->size, n) < 0
         || ints_push(&self->server_ns, truth_of(self, raw, n)) < 0)
+        return -1;
+    if (self->openai && openai_facts(self, raw, n) < 0)
         return -1;
     const Buf *type = &self->event_type;
     int typed = type->len && !(type->len == 7 && memcmp(type->p, "message", 7) == 0);
@@ -517,6 +601,7 @@ static PyObject *feed_read(EventLog *self, const char *buf, Py_ssize_t len, int6
     if (!notable)
         return NULL;
     Py_ssize_t before = self->t_ns.len;
+    int64_t prompt_before = self->prompt_tokens;
     int rc = 0;
     if (!len) {
     } else if (self->framing == FRAMING_NONE) {
@@ -526,8 +611,14 @@ static PyObject *feed_read(EventLog *self, const char *buf, Py_ssize_t len, int6
             if (self->segs.p[k + 1])
                 rc = feed(self, buf + self->segs.p[k], self->segs.p[k + 1], t_ns, notable);
     }
-    if (rc < 0) {
+    if (rc < 0) {  /* a read that raises records none of its events, nor what they said */
         self->t_ns.len = self->size.len = self->server_ns.len = before;
+        if (self->openai) {
+            self->llm.len = before;
+            self->prompt_tokens = prompt_before;
+        }
+        if (before == 0)
+            self->first_id.len = 0;
         Py_DECREF(notable);
         return NULL;
     }
@@ -572,16 +663,25 @@ static PyObject *EventLog_arrays(EventLog *self, PyObject *Py_UNUSED(ignored)) {
                          (const char *)self->server_ns.p, n);
 }
 
+static PyObject *EventLog_llm(EventLog *self, PyObject *Py_UNUSED(ignored)) {
+    return PyBytes_FromStringAndSize(self->llm.p ? (const char *)self->llm.p : "",
+                                     self->llm.len * (Py_ssize_t)sizeof(int64_t));
+}
+
 static int EventLog_init(EventLog *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"max_event_bytes", "truth_key", "sentinel", "chunked", "length", NULL};
+    static char *kwlist[] = {"max_event_bytes", "truth_key", "sentinel", "chunked", "length", "openai", NULL};
     Py_ssize_t max_event_bytes = 1 << 24;
     const char *key = NULL, *sentinel = NULL;
     Py_ssize_t key_len = 0, sentinel_len = 0;
     int chunked = 0;
     long long length = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|nz#z#pL:EventLog", kwlist, &max_event_bytes,
-                                     &key, &key_len, &sentinel, &sentinel_len, &chunked, &length))
+    int openai = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|nz#z#pLp:EventLog", kwlist, &max_event_bytes,
+                                     &key, &key_len, &sentinel, &sentinel_len, &chunked, &length, &openai))
         return -1;
+    self->openai = openai;
+    self->llm.len = 0;
+    self->prompt_tokens = -1;
     self->framing = chunked ? FRAMING_CHUNKED : length >= 0 ? FRAMING_LENGTH : FRAMING_NONE;
     self->fstate = F_SIZE;
     self->left = chunked ? 0 : length;
@@ -608,6 +708,7 @@ static void EventLog_dealloc(EventLog *self) {
     PyMem_Free(self->t_ns.p);
     PyMem_Free(self->size.p);
     PyMem_Free(self->server_ns.p);
+    PyMem_Free(self->llm.p);
     PyMem_Free(self->segs.p);
     Py_XDECREF(self->retry);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -621,6 +722,10 @@ static PyObject *EventLog_get_first_t_ns(EventLog *self, void *Py_UNUSED(c)) {
 
 static PyObject *EventLog_get_last_event_id(EventLog *self, void *Py_UNUSED(c)) {
     return decode(&self->last_id);
+}
+
+static PyObject *EventLog_get_prompt_tokens(EventLog *self, void *Py_UNUSED(c)) {
+    return PyLong_FromLongLong(self->prompt_tokens);
 }
 
 static PyObject *EventLog_get_first_event_id(EventLog *self, void *Py_UNUSED(c)) {
@@ -656,6 +761,8 @@ static PyGetSetDef EventLog_getset[] = {
     {"last_t_ns", (getter)EventLog_get_last_t_ns, NULL, "Time of the last read fed, -1 before one.", NULL},
     {"first_t_ns", (getter)EventLog_get_first_t_ns, NULL, "Time of the first event, -1 before it.", NULL},
     {"last_event_id", (getter)EventLog_get_last_event_id, NULL, NULL, NULL},
+    {"prompt_tokens", (getter)EventLog_get_prompt_tokens, NULL, "openai: the last usage.prompt_tokens, -1 before one.",
+     NULL},
     {"first_event_id", (getter)EventLog_get_first_event_id, NULL,
      "The event id in effect at the first event (\"\" before it, or without ids).", NULL},
     {"retry", (getter)EventLog_get_retry, NULL, NULL, NULL},
@@ -669,6 +776,8 @@ static PyGetSetDef EventLog_getset[] = {
 static PyMethodDef EventLog_methods[] = {
     {"feed", (PyCFunction)(void (*)(void))EventLog_feed, METH_FASTCALL,
      "feed(chunk, t_ns) -> the typed and sentinel events it completed; all are recorded."},
+    {"llm", (PyCFunction)EventLog_llm, METH_NOARGS,
+     "llm() -> bytes: openai: per event, output (1/0) + 2 * (usage.completion_tokens + 1), as int64."},
     {"arrays", (PyCFunction)EventLog_arrays, METH_NOARGS,
      "(t_ns, size, server_ns) of the recorded events, as native int64 bytes."},
     {NULL},

@@ -28,6 +28,7 @@ from gevent.event import Event
 
 from sseload.auth.apig import payload_sha256
 from sseload.auth.schemes import Authenticator
+from sseload.llm import stream_tokens
 from sseload.outcomes import Outcome
 from sseload.reactor import RECV_BYTES, reactor
 from sseload.records import EventBuffer, StreamRecord
@@ -430,9 +431,13 @@ class SSEConnection:
         first_event_ns = -1
         # what a feed (reconnect mode, sseload.feed) carries to its next connection
         self.log_ids = (log.first_event_id, log.last_event_id, log.retry) if log is not None else None
+        ttft_ns, output_tokens, tokens_from, prompt_tokens = -1, -1, "", -1
         if log is not None:
             events.extend(log)
             n_events, malformed, first_event_ns = len(log), log.malformed, log.first_t_ns
+            if self.rules.openai:
+                ttft_ns, output_tokens, tokens_from = stream_tokens(log.llm(), log.arrays()[0], t0)
+                prompt_tokens = log.prompt_tokens
         t_headers = resp.t_headers_ns
         return StreamRecord(
             (self.worker << 40) | next(_stream_ids), self.worker, self.user, t0, start_ns, scheduled_ns, connect_ns,
@@ -441,6 +446,7 @@ class SSEConnection:
             duration_ns, sign_ns, fetch_ns, resp.status, resp.content_type, resp.charset_warning,
             len(req.body), resp.bytes_received(), n_events, malformed, outcome, code,
             _redact_text(error, self.auth), reused, retried, redirects,
+            ttft_ns=ttft_ns, output_tokens=output_tokens, prompt_tokens=prompt_tokens, tokens_from=tokens_from,
         )
 
 

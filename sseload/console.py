@@ -14,11 +14,15 @@ from sseload.metrics import (
     EVENTS_PER_S,
     FEED_GAP,
     FEEDS,
+    GOODPUT,
     LATENESS,
     MISSED_EVENTS,
+    OUTPUT_TOKENS,
+    OUTPUT_TOKENS_PER_S,
     PERCENTILE_STATS,
     RECONNECT,
     RECONNECTS,
+    SLO_RATE,
     STREAMS,
     STREAMS_PER_S,
     Metric,
@@ -94,6 +98,13 @@ def feed_line(s: Mapping) -> str:
     return line + f"; {MISSED_EVENTS.label} {s.get('missed_events', 0)}"
 
 
+def token_line(s: Mapping) -> str:
+    """OpenAI-style streams: the output tokens (and where their count came from), throughput, goodput."""
+    sources = ", ".join(f"{k}: {v} streams" for k, v in sorted((s.get("tokens_from") or {}).items()))
+    return (f"{OUTPUT_TOKENS.label} {s['output_tokens']}" + (f" (from {sources})" if sources else "")
+            + ", " + ", ".join(f"{m.label} {m.quantity(m.value(s))}" for m in (OUTPUT_TOKENS_PER_S, GOODPUT, SLO_RATE)))
+
+
 def format_summary(s: Mapping) -> str:
     """The lines `sseload run` prints when a run ends (the README shows an example)."""
     outcomes = ", ".join(f"{k} {v}" for k, v in s["outcomes"].items())
@@ -110,6 +121,8 @@ def format_summary(s: Mapping) -> str:
     if late:
         lines.append(f"{delay_heading(s)}: {late} (against the {'target' if s.get('embedded_target') else 'service'}"
                      "'s send times)")
+    if "output_tokens" in s:
+        lines.append(token_line(s))
     if s.get("feeds"):
         lines.append(feed_line(s))
     buffered = s.get("buffered_streams") or 0
@@ -137,4 +150,4 @@ def format_summary(s: Mapping) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["cpu_usage", "feed_line", "format_summary", "read_timing", "stats_text"]
+__all__ = ["cpu_usage", "feed_line", "format_summary", "read_timing", "stats_text", "token_line"]

@@ -74,6 +74,22 @@ TTFE = _latency(
     "time to first event: from when the request starts to go out (after connecting and signing) "
     "to the read that completed the stream's first event",
     threshold_stats=PERCENTILE_STATS, compared_stats=("p50", "p95", "p99"), console=True)
+TTFT = _latency(
+    "ttft_ms", "TTFT",
+    "OpenAI-style streams: time to first token, from when the request starts to go out to the read that "
+    "completed the first chunk carrying output (content, reasoning or tool calls; role-only, empty and "
+    "usage-only chunks do not count)",
+    threshold_stats=PERCENTILE_STATS, compared_stats=("p50", "p95", "p99"), console=True)
+TPOT = _latency(
+    "tpot_ms", "TPOT",
+    "OpenAI-style streams: time per output token after the first, (duration - TTFT) / (output tokens - 1) "
+    "per stream (what AIPerf and guidellm call inter-token latency)",
+    population="ok streams", threshold_stats=PERCENTILE_STATS, compared_stats=("p50", "p99"), console=True)
+ITL = _latency(
+    "itl_ms", "ITL",
+    "OpenAI-style streams: inter-token latency as vLLM's benchmark counts it, between the reads that "
+    "completed two consecutive chunks carrying output (a chunk of several tokens is one gap)",
+    threshold_stats=PERCENTILE_STATS)
 TTFB = _latency(
     "ttfb_ms", "TTFB",
     "time to first byte: from when the request starts to go out to the read that completed the response head",
@@ -146,6 +162,20 @@ CUTOFF_RATE = _run("cutoff_rate", "cutoff rate", "", "the share of streams the g
                    threshold_stats=(None,), compared_stats=(None,), fmt=".2%", noise_floor=0.01)
 OK_RATE = _run("ok_rate", "ok rate", "", "the share of streams completed by the scenario's completion rule",
                higher_is_worse=False, fmt=".2%")
+OUTPUT_TOKENS = _run("output_tokens", "output tokens", "",
+                     "OpenAI-style streams: output tokens of every stream (usage.completion_tokens, else the "
+                     "chunks carrying output, one token each: summary.json's tokens_from says which)",
+                     higher_is_worse=False, fmt="d")
+OUTPUT_TOKENS_PER_S = _run("output_tokens_per_s", "output token throughput", "tokens/s",
+                           "OpenAI-style streams: output tokens per second of the run length",
+                           higher_is_worse=False, threshold_stats=(None,), compared_stats=(None,), fmt=".0f")
+GOODPUT = _run("goodput", "goodput", "streams/s",
+               "OpenAI-style streams: ok streams meeting every [slo] objective (ttft_ms, tpot_ms, e2e_ms) "
+               "per second of the load window",
+               higher_is_worse=False, threshold_stats=(None,), compared_stats=(None,), fmt=".2f")
+SLO_RATE = _run("slo_rate", "share meeting the SLOs", "",
+                "OpenAI-style streams: the share of streams that ended ok and met every [slo] objective",
+                higher_is_worse=False, threshold_stats=(None,), fmt=".2%", noise_floor=0.01)
 FEEDS = _run("feeds", "feeds", "", "reconnect mode: feeds run, each one user's long-lived stream over its connections",
              higher_is_worse=False, fmt="d")
 RECONNECTS = _run("reconnects", "reconnects", "", "reconnect mode: connections that ended and whose feed reconnected",
@@ -161,9 +191,10 @@ EVENTS_READ_TOGETHER = Metric(
 
 #: Every metric of the summary, in the order reports show them.
 METRICS: tuple[Metric, ...] = (
-    TTFE, TTFB, GAP, MAX_GAP, DURATION, HEADROOM, SCHEDULE_LAG, TTFE_FROM_SCHEDULE, RECONNECT, FEED_GAP, LATENESS,
-    TTFE_ERROR, STREAMS, EVENTS, RUN_LENGTH, STREAMS_PER_S, EVENTS_PER_S, BYTES_PER_S, ERROR_RATE, CUTOFF_RATE,
-    OK_RATE, FEEDS, RECONNECTS, MISSED_EVENTS, EVENTS_READ_TOGETHER,
+    TTFE, TTFT, TPOT, ITL, TTFB, GAP, MAX_GAP, DURATION, HEADROOM, SCHEDULE_LAG, TTFE_FROM_SCHEDULE, RECONNECT,
+    FEED_GAP, LATENESS, TTFE_ERROR, STREAMS, EVENTS, RUN_LENGTH, STREAMS_PER_S, EVENTS_PER_S, BYTES_PER_S,
+    ERROR_RATE, CUTOFF_RATE, OK_RATE, OUTPUT_TOKENS, OUTPUT_TOKENS_PER_S, GOODPUT, SLO_RATE, FEEDS, RECONNECTS,
+    MISSED_EVENTS, EVENTS_READ_TOGETHER,
 )
 BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}
 #: The rows of the percentile tables (summary.md, report.html); CONSOLE: the console's few.
@@ -228,8 +259,9 @@ THRESHOLDS: dict[str, Threshold] = _thresholds()
 
 __all__ = [
     "ACTIVE_STREAMS", "BY_KEY", "BYTES_PER_S", "CONSOLE", "CUTOFF_RATE", "DURATION", "ERROR_RATE", "EVENTS",
-    "EVENTS_PER_S", "EVENTS_READ_TOGETHER", "FEEDS", "FEED_GAP", "GAP", "HEADROOM", "LATENCY", "LATENESS", "MAX_GAP",
-    "METRICS", "MISSED_EVENTS", "OK_RATE", "PERCENTILE_STATS", "RECONNECT", "RECONNECTS", "RUN_LENGTH",
-    "SCHEDULE_LAG", "STREAMS", "STREAMS_PER_S", "THRESHOLDS", "TTFB", "TTFE", "TTFE_ERROR", "TTFE_FROM_SCHEDULE",
+    "EVENTS_PER_S", "EVENTS_READ_TOGETHER", "FEEDS", "FEED_GAP", "GAP", "GOODPUT", "HEADROOM", "ITL", "LATENCY",
+    "LATENESS", "MAX_GAP", "METRICS", "MISSED_EVENTS", "OK_RATE", "OUTPUT_TOKENS", "OUTPUT_TOKENS_PER_S",
+    "PERCENTILE_STATS", "RECONNECT", "RECONNECTS", "RUN_LENGTH", "SCHEDULE_LAG", "SLO_RATE", "STREAMS",
+    "STREAMS_PER_S", "THRESHOLDS", "TPOT", "TTFB", "TTFE", "TTFE_ERROR", "TTFE_FROM_SCHEDULE", "TTFT",
     "Metric", "Threshold", "distribution_rows",
 ]

@@ -48,6 +48,7 @@ from sseload.scenario import (
     default_scenario,
     expand_env,
     for_host,
+    is_openai,
     request_url,
 )
 from sseload.scenario import load as load_scenario
@@ -132,6 +133,7 @@ class RunContext:
             truth=st.truth,
             send_time_key=st.send_time_key,
             max_redirects=st.max_redirects,
+            openai=is_openai(scenario, url),
         )
         self.tls = self._tls_context(st.tls_verify and not insecure, st.ca_bundle) \
             if self.endpoint.scheme == "https" else None

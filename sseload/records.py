@@ -55,6 +55,11 @@ class StreamRecord(NamedTuple):
     reconnect_ns: int = -1  # from the previous connection's end to this one's request (the retry wait)
     missed_events: int = -1  # event ids skipped across the reconnect (numeric ids only; -1: unknown)
     feed_gap_ns: int = -1  # from the previous connection's last event to this one's first
+    # OpenAI-style streams ([stream] format, sseload.llm); defaults: not one
+    ttft_ns: int = -1  # to the read that completed the first chunk carrying output
+    output_tokens: int = -1
+    prompt_tokens: int = -1  # usage.prompt_tokens, when the server sent usage
+    tokens_from: str = ""  # "usage" or "chunks" (sseload.llm)
 
 
 #: The open shard of a table, an Arrow IPC stream until it becomes Parquet (sseload.recorder.ParquetSink).
@@ -90,6 +95,11 @@ STREAMS_SCHEMA = pa.schema([
     ("reconnect_ms", pa.float64()),  # previous connection's end to this request; null on a feed's first
     ("missed_events", pa.int32()),  # event ids skipped across the reconnect; null when unknown
     ("feed_gap_ms", pa.float64()),  # previous connection's last event to this one's first; null if none
+    ("ttft_ms", pa.float64()),  # OpenAI-style: to the first chunk carrying output; null otherwise
+    ("tpot_ms", pa.float64()),  # (duration - TTFT) / (output tokens - 1); null below 2 tokens
+    ("output_tokens", pa.int32()),  # null when not OpenAI-style
+    ("prompt_tokens", pa.int32()),  # usage.prompt_tokens; null when not sent
+    ("tokens_from", pa.string()),  # "usage" or "chunks"; null when not OpenAI-style
 ])
 
 EVENTS_SCHEMA = pa.schema([
@@ -99,18 +109,21 @@ EVENTS_SCHEMA = pa.schema([
     ("gap_ms", pa.float64()),  # since the previous event of the stream; null for the first
     ("bytes", pa.int32()),
     ("lateness_ms", pa.float64()),  # receive time minus the server's send time; null without truth
+    ("output", pa.bool_()),  # OpenAI-style: the chunk carried output; null otherwise
+    ("completion_tokens", pa.int32()),  # OpenAI-style: the chunk's usage.completion_tokens; null when absent
 ])
 
 
 class EventBuffer:
     """Flat arrays of event facts; a stream's events are appended together at its end."""
 
-    __slots__ = ("t_ns", "size", "server_ns")
+    __slots__ = ("t_ns", "size", "server_ns", "llm")
 
     def __init__(self) -> None:
         self.t_ns = array("q")
         self.size = array("q")
         self.server_ns = array("q")
+        self.llm = array("q")  # OpenAI-style streams only (sseload.llm): else empty
 
     def __len__(self) -> int:
         return len(self.t_ns)
@@ -121,6 +134,9 @@ class EventBuffer:
         self.t_ns.frombytes(t_ns)
         self.size.frombytes(size)
         self.server_ns.frombytes(server_ns)
+        llm = getattr(log, "llm", None)
+        if llm is not None:
+            self.llm.frombytes(llm())
 
 
 def _ms(values: np.ndarray) -> pa.Array:
@@ -140,6 +156,10 @@ def to_tables(streams: list[StreamRecord], events: EventBuffer,
     start_ns = ints(cols.start_ns)
     scheduled = ints(cols.scheduled_ns)
     lag = np.where(scheduled > 0, start_ns - scheduled, -1)
+    ttft_ns, output_tokens = ints(cols.ttft_ns), ints(cols.output_tokens)
+    with np.errstate(divide="ignore", invalid="ignore"):  # TPOT needs a first token and one more
+        tpot_ms = np.where((ttft_ns >= 0) & (output_tokens >= 2),
+                           (ints(cols.duration_ns) - ttft_ns) / 1e6 / (output_tokens - 1), np.nan)
     stream_table = pa.table({
         "stream_id": pa.array(ints(cols.stream_id)),
         "worker": pa.array(ints(cols.worker, np.int32)),
@@ -170,6 +190,11 @@ def to_tables(streams: list[StreamRecord], events: EventBuffer,
         "reconnect_ms": _ms(ints(cols.reconnect_ns)),
         "missed_events": pa.array(ints(cols.missed_events, np.int32), mask=ints(cols.missed_events) < 0),
         "feed_gap_ms": _ms(ints(cols.feed_gap_ns)),
+        "ttft_ms": _ms(ttft_ns),
+        "tpot_ms": pa.array(tpot_ms, mask=np.isnan(tpot_ms)),
+        "output_tokens": pa.array(output_tokens.astype(np.int32), mask=output_tokens < 0),
+        "prompt_tokens": pa.array(ints(cols.prompt_tokens, np.int32), mask=ints(cols.prompt_tokens) < 0),
+        "tokens_from": pa.array([t or None for t in cols.tokens_from], pa.string()),
     }, schema=STREAMS_SCHEMA)
 
     counts = ints(cols.events)
@@ -196,8 +221,19 @@ def to_tables(streams: list[StreamRecord], events: EventBuffer,
         "gap_ms": pa.array(gap, mask=seq == 0),
         "bytes": pa.array(size.astype(np.int32)),
         "lateness_ms": pa.array((wall - server) / 1e6, mask=server <= 0),
+        **_llm_columns(events, total),
     }, schema=EVENTS_SCHEMA)
     return stream_table, event_table
+
+
+def _llm_columns(events: EventBuffer, total: int) -> dict[str, pa.Array]:
+    """The events' OpenAI-style columns: null for plain SSE (one scenario's streams are all one kind)."""
+    if len(events.llm) != total or not total:
+        return {"output": pa.nulls(total, pa.bool_()), "completion_tokens": pa.nulls(total, pa.int32())}
+    packed = np.frombuffer(events.llm, dtype=np.int64)
+    usage = (packed >> 1) - 1
+    return {"output": pa.array((packed & 1).astype(bool)),
+            "completion_tokens": pa.array(usage.astype(np.int32), mask=usage < 0)}
 
 
 #: A stream of at least this many events that all came in one read: buffered on the way, or written together.

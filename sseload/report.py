@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from sseload import charts, results, thresholds
-from sseload.console import delay_heading, feed_line, read_timing, stats_text
+from sseload.console import delay_heading, feed_line, read_timing, stats_text, token_line
 from sseload.metrics import (
     BYTES_PER_S,
     CUTOFF_RATE,
@@ -79,6 +79,8 @@ def summary_markdown(summary: dict) -> str:
         against = "the target's" if summary.get("embedded_target") else "the service's"
         heading = delay_heading(summary).capitalize()
         lines += ["", f"{heading} against {against} send times: " + "; ".join(harness) + "."]
+    if "output_tokens" in summary:
+        lines += ["", "Tokens: " + token_line(summary) + "."]
     if summary.get("feeds"):
         lines += ["", feed_line(summary) + "."]
     if summary.get("buffered_streams"):

@@ -56,6 +56,7 @@ class StreamRules:
     truth: bool = True
     send_time_key: str = "t_send_ns"  # the JSON field in each event's data that carries its send time
     max_redirects: int = 3  # same-origin redirects followed (0: none)
+    openai: bool = False  # OpenAI-style chunks: the log keeps each event's output and usage (token metrics)
 
     @property
     def cutoff_after_s(self) -> float:
@@ -311,7 +312,7 @@ class Response:
     def _new_log(self, chunked: bool = False, length: int = -1):
         return self._log_class(self.rules.max_event_bytes,
                                truth_key(self.rules.send_time_key) if self.rules.truth else None,
-                               self._sentinel, chunked, length)
+                               self._sentinel, chunked, length, self.rules.openai)
 
     def _act_on(self, notable: list) -> None:
         for ev in notable:  # typed events, and [DONE] where it ends a stream (the log's sentinel)

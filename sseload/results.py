@@ -70,9 +70,9 @@ def _read(run_dir: Path, stem: str, columns: list[str] | None = None,
                     "read the run with recover=True (the default) to get its rows written before the cut"
                 )
             table, whole = _read_cut(path, columns)
-            cut.append(f"{path.name} was cut off while being written (the run was killed): "
-                       f"{table.num_rows:,} rows written before the cut are here"
-                       + ("" if whole else ", anything after its last whole batch is lost"))
+            cut.append(f"{path.name} is a shard still open (the run is going on, or was killed while writing it): "
+                       f"its {table.num_rows:,} rows written so far are here"
+                       + ("" if whole else "; a batch half written after them is not"))
             frames.append(table.to_pandas())
             continue
         try:
@@ -329,6 +329,8 @@ def summarise(run: Run) -> dict:
         # open model: latency from when the stream should have started, not when it did
         summary["schedule_lag_ms"] = percentiles(s["schedule_lag_ms"])
         summary["ttfe_from_schedule_ms"] = percentiles(s["schedule_lag_ms"] + s["ttfe_ms"])
+    if "ttft_ms" in s and s["output_tokens"].notna().any():  # OpenAI-style streams (sseload.llm)
+        summary.update(token_summary(run, _load_seconds(run, seconds), seconds))
     if "feed_id" in s and s["feed_id"].notna().any():  # reconnect mode (sseload.feed)
         summary["feeds"] = int(s["feed_id"].nunique())
         summary["reconnects"] = int((s["outcome"] == Outcome.RECONNECTED).sum())
@@ -348,6 +350,44 @@ def summarise(run: Run) -> dict:
         if not ev.empty:
             summary["max_gap_ms"] = percentiles(stream_gaps(ev)["max_gap_ms"])
     return summary
+
+
+def _load_seconds(run: Run, seconds: float) -> float:
+    """The load window (as start_rate counts it): the run time where known and shorter, else the run length."""
+    run_time = _seconds_of(run.info.get("run_time"))
+    return min(run_time, seconds) if run_time else seconds
+
+
+def meets_slo(streams: pd.DataFrame, slo: dict) -> pd.Series:
+    """Streams that ended ok and met every objective of ``slo`` (ttft_ms, tpot_ms, e2e_ms; 0: none)."""
+    met = streams["outcome"] == Outcome.OK
+    for key, column in (("ttft_ms", "ttft_ms"), ("tpot_ms", "tpot_ms"), ("e2e_ms", "duration_ms")):
+        limit = float(slo.get(key) or 0)
+        if limit > 0:
+            met &= streams[column].le(limit)  # NaN (not measured) never meets
+    return met
+
+
+def token_summary(run: Run, load_s: float, seconds: float) -> dict:
+    """The token metrics of OpenAI-style streams (definitions in sseload.metrics)."""
+    s = run.streams
+    ok = s[s["outcome"] == Outcome.OK]
+    tokens = int(s["output_tokens"].fillna(0).sum())
+    met = int(meets_slo(s, run.info.get("scenario", {}).get("slo", {})).sum())
+    out = {
+        "ttft_ms": percentiles(s["ttft_ms"]),
+        "tpot_ms": percentiles(ok["tpot_ms"]),
+        "output_tokens": tokens,
+        "output_tokens_per_s": tokens / seconds if seconds else 0.0,
+        "goodput": met / load_s if load_s else 0.0,
+        "slo_rate": met / len(s) if len(s) else 0.0,
+        "tokens_from": {k: int(v) for k, v in s["tokens_from"].value_counts().items()},
+    }
+    ev = run.events
+    if ev is not None and "output" in ev:
+        chunks = ev[ev["output"].fillna(False).astype(bool)]
+        out["itl_ms"] = percentiles(chunks.groupby("stream_id")["t_ms"].diff())
+    return out
 
 
 def frame_outcomes_over_time(streams: pd.DataFrame, bucket_s: float = 1.0) -> pd.DataFrame:

@@ -79,9 +79,19 @@ class Stream:
     send_time_unit: str = "ns"  # its unit: ns, us or ms (a whole number since the Unix epoch)
     max_redirects: int = 3  # redirects on the same host followed to reach the stream (0: none)
     reconnect: bool = False  # a long-lived feed: reconnect as EventSource does (retry:, Last-Event-ID)
+    format: str = "auto"  # "sse", "openai" (token metrics of chat/completions chunks), "auto": by the path
     reconnect_ms: float = 3000.0  # the wait before reconnecting until the server sends a retry: field
     tls_verify: bool = True
     ca_bundle: str = ""
+
+
+@dataclass
+class Slo:
+    """Service-level objectives of an LLM stream (0: none); a stream meeting all of them counts in goodput."""
+
+    ttft_ms: float = 0.0
+    tpot_ms: float = 0.0
+    e2e_ms: float = 0.0
 
 
 @dataclass
@@ -119,6 +129,7 @@ class Scenario:
     stream: Stream = field(default_factory=Stream)
     gateway: Gateway = field(default_factory=Gateway)
     load: Load = field(default_factory=Load)
+    slo: Slo = field(default_factory=Slo)
     thresholds: dict[str, float] = field(default_factory=dict)
     target: dict[str, Any] = field(default_factory=dict)  # settings for the embedded target
     source: str = ""  # the file it came from
@@ -162,7 +173,8 @@ def parse_seconds(text: str) -> float:
     return float(h * 3600 + m * 60 + sec)
 
 
-_TABLES = {"request": Request, "auth": Auth, "body": Body, "stream": Stream, "gateway": Gateway, "load": Load}
+_TABLES = {"request": Request, "auth": Auth, "body": Body, "stream": Stream, "gateway": Gateway, "load": Load,
+           "slo": Slo}
 
 
 def default_scenario() -> Scenario:
@@ -188,6 +200,17 @@ def for_host(host: str) -> Scenario:
     scenario.request.path = "/"  # -H's own path, where it has one, is taken by request_url
     scenario.stream.completion = "auto"
     return scenario
+
+
+STREAM_FORMATS = ("auto", "sse", "openai")
+
+
+def is_openai(s: Scenario, url: str) -> bool:
+    """OpenAI-style chunks (token metrics): said so, or by default a path ending in /completions
+    (chat or completions)."""
+    if s.stream.format != "auto":
+        return s.stream.format == "openai"
+    return urlsplit(url).path.rstrip("/").endswith("/completions")
 
 
 def request_url(request: Request, host: str) -> str:
@@ -362,6 +385,12 @@ def validate(s: Scenario) -> None:
                             "(a whole number of them since the Unix epoch)")
     if s.stream.max_redirects < 0:
         raise ScenarioError(f"{where}: [stream] max_redirects must be 0 (follow none) or more")
+    if s.stream.format not in STREAM_FORMATS:
+        raise ScenarioError(f"{where}: [stream] format = {s.stream.format!r}; use 'auto' (openai for a path ending "
+                            "in /completions), 'sse' or 'openai'")
+    for key, value in vars(s.slo).items():
+        if value < 0:
+            raise ScenarioError(f"{where}: [slo] {key} must be 0 (none) or more")
     if s.stream.reconnect_ms < 0:
         raise ScenarioError(f"{where}: [stream] reconnect_ms must be 0 or more (milliseconds before reconnecting)")
     if s.stream.max_event_bytes < 1:

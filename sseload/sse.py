@@ -25,6 +25,7 @@ __all__ = [
     "SSEEvent",
     "SSEParser",
     "SSEProtocolError",
+    "openai_facts",
 ]
 
 DEFAULT_MAX_EVENT_BYTES = 16 << 20  # of an event's data; memory per stream stays within it
@@ -290,6 +291,54 @@ class BodyFraming:
             self._state = _COMPLETE
 
 
+_BLANKS = " \t\n\r"
+_OUTPUT_KEYS = ('"content"', '"reasoning_content"', '"reasoning"', '"text"')
+
+
+def _values(data: str, key: str):
+    """Where the value after each occurrence of ``key`` (quoted) as a key starts: the key, blanks,
+    a colon, blanks; not escaped inside a string (no backslash before its opening quote)."""
+    k = data.find(key)
+    while k >= 0:
+        if k == 0 or data[k - 1] != "\\":
+            j = k + len(key)
+            while j < len(data) and data[j] in _BLANKS:
+                j += 1
+            if j < len(data) and data[j] == ":":
+                j += 1
+                while j < len(data) and data[j] in _BLANKS:
+                    j += 1
+                yield j
+        k = data.find(key, k + len(key))
+
+
+def _number(data: str, key: str) -> int:
+    for j in _values(data, key):
+        m = re.match(r"[0-9]+", data[j:j + 19])
+        return int(m[0]) if m and len(m[0]) <= 18 and not data[j + len(m[0]):j + len(m[0]) + 1].isdigit() else -1
+    return -1
+
+
+def openai_facts(data: str) -> tuple[bool, int, int]:
+    """What an OpenAI-style chunk (chat or completions) says, without a JSON parser: whether it
+    carries output (a non-empty ``content``, ``reasoning_content``, ``reasoning`` or ``text``
+    string, or a non-empty ``tool_calls`` list: role-only, empty and usage-only chunks do not),
+    and its ``usage.completion_tokens`` and ``usage.prompt_tokens`` (-1 when absent). The
+    definition of the compiled log's openai mode (sseload._sse)."""
+    out = any(j + 1 < len(data) and data[j] == '"' and data[j + 1] != '"'
+              for key in _OUTPUT_KEYS for j in _values(data, key))
+    if not out:
+        for j in _values(data, '"tool_calls"'):
+            if j < len(data) and data[j] == "[":
+                e = j + 1
+                while e < len(data) and data[e] in _BLANKS:
+                    e += 1
+                if e < len(data) and data[e] != "]":
+                    out = True
+                    break
+    return out, _number(data, '"completion_tokens"'), _number(data, '"prompt_tokens"')
+
+
 _TRUTH_NUMBER = re.compile(r"[ \t]*([0-9]+)")
 _INT64_MAX = (1 << 63) - 1
 
@@ -312,12 +361,12 @@ class PyEventLog:
     tests/test_event_log.py holds the two to the same results at every split of the input.
     """
 
-    __slots__ = ("_framing", "_key", "_parser", "_sentinel", "bytes_in", "first_event_id", "last_t_ns", "server_ns",
-                 "size", "t_ns")
+    __slots__ = ("_framing", "_key", "_llm", "_openai", "_parser", "_sentinel", "bytes_in", "first_event_id",
+                 "last_t_ns", "prompt_tokens", "server_ns", "size", "t_ns")
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
                  truth_key: bytes | None = None, sentinel: bytes | None = None,
-                 chunked: bool = False, length: int = -1) -> None:
+                 chunked: bool = False, length: int = -1, openai: bool = False) -> None:
         self._framing = BodyFraming(chunked, length) if chunked or length >= 0 else None
         self._parser = SSEParser(max_event_bytes)
         self._key = truth_key.decode("ascii") if truth_key else ""
@@ -328,6 +377,9 @@ class PyEventLog:
         self.bytes_in = 0  # every byte fed, framing and all
         self.last_t_ns = -1  # the time of the last read fed
         self.first_event_id = ""  # the event id in effect at the first event: where a feed resumed
+        self._openai = openai  # OpenAI-style chunks: per event, output and usage (openai_facts)
+        self._llm = array("q")  # output (1/0) + 2 * (completion_tokens + 1), per event
+        self.prompt_tokens = -1  # the last usage.prompt_tokens seen
 
     def feed(self, chunk: bytes, t_ns: int) -> list[SSEEvent]:
         self.bytes_in += len(chunk)
@@ -364,6 +416,11 @@ class PyEventLog:
                     if truth > _INT64_MAX:
                         truth = 0
             server_ns(truth)
+            if self._openai:
+                out, completion, prompt = openai_facts(ev.data)
+                self._llm.append(out + 2 * (completion + 1))
+                if prompt >= 0:
+                    self.prompt_tokens = prompt
             if ev.event != "message" or ev.data == sentinel:
                 notable.append(ev)
         return notable
@@ -371,6 +428,10 @@ class PyEventLog:
     def arrays(self) -> tuple[bytes, bytes, bytes]:
         """(t_ns, size, server_ns) of the recorded events, as native int64 bytes."""
         return self.t_ns.tobytes(), self.size.tobytes(), self.server_ns.tobytes()
+
+    def llm(self) -> bytes:
+        """openai: per event, output (1 or 0) + 2 * (usage.completion_tokens + 1), native int64 bytes."""
+        return self._llm.tobytes()
 
     def __len__(self) -> int:
         return len(self.t_ns)

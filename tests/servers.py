@@ -793,6 +793,63 @@ def openai_mock_server(chunks: int | Iterable[str] = 5, gap_s: float = 0.0, *, m
     return ScriptedServer(lambda c: serve_keepalive(c, respond), name="openai-mock", path=path, **kw)
 
 
+def vllm_like_server(*, prefill_s: float = 0.2, token_s: float = 0.01, chunk_tokens: tuple[int, ...] = (1, 3, 2),
+                     default_max_tokens: int = 24, path: str = "/v1/chat/completions", **kw) -> ScriptedServer:
+    """An LLM server as vLLM streams: the role-only chunk at once, the first content chunk after
+    ``prefill_s``, then chunks of ``chunk_tokens`` tokens in turn (a chunk of k tokens ``k * token_s``
+    after the one before), until ``max_tokens`` (from the body); a ``finish_reason`` chunk, the usage chunk
+    when the body asks ``stream_options.include_usage``, ``data: [DONE]``.
+
+    Ground truth per request in ``server.truth``: ``first_token_s`` and ``last_token_s`` (since the
+    request was read), ``tokens``, ``chunks`` (content chunks) and the request ``body``.
+    """
+    srv: ScriptedServer
+
+    def chunk(cid: str, delta: dict, finish: str | None = None, usage: dict | None = None) -> bytes:
+        obj = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": "vllm-like",
+               "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        if usage:
+            obj["usage"] = usage
+        return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+    def respond(conn: Conn, req: Request) -> bool:
+        t_req = time.monotonic()
+        if req.target.split("?")[0] != path or req.method != "POST":
+            conn.send_response(404, b'{"error":{"message":"not found"}}', {"Content-Type": "application/json"})
+            return True
+        body = json.loads(req.body or b"{}")
+        max_tokens = int(body.get("max_tokens", default_max_tokens))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        prompt = " ".join(m.get("content", "") for m in body.get("messages", []))
+        cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        conn.start_chunked(200, {"Content-Type": "text/event-stream"})
+        conn.send_chunk(chunk(cid, {"role": "assistant", "content": ""}))
+        due, sent, chunks, k, first = t_req + prefill_s, 0, 0, 0, None
+        while sent < max_tokens:
+            n = min(chunk_tokens[k % len(chunk_tokens)], max_tokens - sent)
+            k += 1
+            conn.wait(due - time.monotonic())
+            conn.send_chunk(chunk(cid, {"content": "tok " * n}))
+            first = time.monotonic() - t_req if first is None else first
+            sent, chunks = sent + n, chunks + 1
+            due += n * token_s
+        last = time.monotonic() - t_req
+        conn.send_chunk(chunk(cid, {}, "length"))
+        if include_usage:
+            conn.send_chunk(chunk(cid, {}, usage={"prompt_tokens": len(prompt.split()), "completion_tokens": sent,
+                                                  "total_tokens": len(prompt.split()) + sent}))
+        conn.send_chunk(b"data: [DONE]\n\n")
+        conn.end_chunked()
+        with srv._lock:
+            srv.truth.append({"first_token_s": first, "last_token_s": last, "tokens": sent, "chunks": chunks,
+                              "body": req.body})
+        return True
+
+    srv = ScriptedServer(lambda c: serve_keepalive(c, respond), name="vllm-like", path=path, **kw)
+    srv.truth = []
+    return srv
+
+
 # --------------------------------------------------------------------------------------------------------------
 # 3. Hostile and odd servers
 

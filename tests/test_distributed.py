@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -50,8 +51,13 @@ def start_run(tmp_path, run_time: str, users: int, workers: int, run_id: str, **
 
 def wait_for_first_batch(run_dir, timeout_s: float = 60) -> None:
     """The master writes its first batch once workers stream."""
+    from sseload.results import _read
+
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and not list(run_dir.glob("streams*.parquet")):
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):  # not there yet, or half written
+            if len(_read(run_dir, "streams", cut=[])) > 0:
+                return
         time.sleep(0.2)
 
 

@@ -49,7 +49,8 @@ def observe(log, stream: bytes, cuts=()):
         last = cut
     t_ns, size, server = log.arrays()
     return (notable, ints(t_ns), ints(size), ints(server), log.malformed, log.retry,
-            log.last_event_id, len(log), log.first_t_ns, error, log.first_event_id)
+            log.last_event_id, len(log), log.first_t_ns, error, log.first_event_id,
+            ints(log.llm()), log.prompt_tokens)
 
 
 @pytest.mark.parametrize("cls", BOTH)
@@ -57,7 +58,7 @@ def test_records_every_event_and_returns_only_typed_or_sentinel_ones(cls):
     stream = (b'id: 7\ndata: {"t_send_ns":123,"seq":1}\n\n'
               b"data: [DONE]\n\n"
               b"event: done\ndata: {}\n\n")
-    notable, t_ns, size, server, malformed, _, _, n, first, error, _ = run(
+    notable, t_ns, size, server, malformed, _, _, n, first, error, *_ = run(
         cls, stream, cuts=[10, 45], truth_key=KEY, sentinel=b"[DONE]")
     assert notable == [SSEEvent("message", "[DONE]", "7", 6), SSEEvent("done", "{}", "7", 2)]
     assert (t_ns, size, server) == ([1, 2, 2], [25, 6, 2], [123, 0, 0])
@@ -91,14 +92,14 @@ def test_without_a_key_no_send_times(cls):
 @pytest.mark.parametrize("cls", BOTH)
 def test_a_read_that_overflows_records_none_of_its_events(cls):
     stream = b"data: ok\n\n" + b"data: " + b"x" * 200 + b"\n\n"
-    _, t_ns, *_, error, _ = run(cls, stream, cuts=[10], max_event_bytes=100)
+    _, t_ns, *_, error, _, _, _ = run(cls, stream, cuts=[10], max_event_bytes=100)
     assert t_ns == [0]  # the first read's event stays
     assert "max_event_bytes=100" in error
 
 
 @pytest.mark.parametrize("cls", BOTH)
 def test_absurd_retry_is_malformed_not_a_crash(cls):
-    *_, malformed, retry, _, _, _, error, _ = run(cls, b"retry: " + b"9" * 5000 + b"\nretry: 250\n")
+    *_, malformed, retry, _, _, _, error, _, _, _ = run(cls, b"retry: " + b"9" * 5000 + b"\nretry: 250\n")
     assert (malformed, retry, error) == (1, 250, None)
 
 
@@ -119,9 +120,10 @@ def test_the_log_counts_every_byte_and_the_time_of_every_read_fed(cls):
 @needs_c
 @settings(max_examples=600, deadline=None)
 @given(stream=streams(), cuts=st.lists(st.integers(0, 400), max_size=12),
-       limit=st.sampled_from([1 << 20, 40, 12]), sentinel=st.sampled_from([None, b"[DONE]", b""]))
-def test_compiled_twin_matches_the_definition(stream, cuts, limit, sentinel):
-    kw = {"max_event_bytes": limit, "truth_key": KEY, "sentinel": sentinel}
+       limit=st.sampled_from([1 << 20, 40, 12]), sentinel=st.sampled_from([None, b"[DONE]", b""]),
+       openai=st.booleans())
+def test_compiled_twin_matches_the_definition(stream, cuts, limit, sentinel, openai):
+    kw = {"max_event_bytes": limit, "truth_key": KEY, "sentinel": sentinel, "openai": openai}
     compiled, defined = CEventLog(**kw), PyEventLog(**kw)
     assert observe(compiled, stream, cuts) == observe(defined, stream, cuts)
     assert (compiled.bytes_in, compiled.last_t_ns) == (defined.bytes_in, defined.last_t_ns)
@@ -171,17 +173,17 @@ def test_the_limit_counts_the_data_not_the_field_names_nor_line_ends(cls):
     two_lines = b"data: " + b"x" * (limit // 2) + b"\ndata: " + b"y" * (limit // 2 - 1) + b"\n\n"
     for body in (fits, two_lines):
         for cuts in ([], [3], [6], [len(body) - 2], list(range(0, 12))):
-            assert run(cls, body, cuts, max_event_bytes=limit)[-2] is None, cuts
+            assert run(cls, body, cuts, max_event_bytes=limit)[-4] is None, cuts
     over = b"data: " + b"x" * (limit + 1) + b"\n\n"
     for cuts in ([], [3], [6], [len(over) - 2]):
-        assert "max_event_bytes=1048576" in str(run(cls, over, cuts, max_event_bytes=limit)[-2]), cuts
+        assert "max_event_bytes=1048576" in str(run(cls, over, cuts, max_event_bytes=limit)[-4]), cuts
     assert cls().max_event_bytes == 16 << 20  # the default: generous, and still a bound
 
 
 @pytest.mark.parametrize("cls", BOTH)
 def test_the_log_keeps_the_id_in_effect_at_the_first_event_where_a_feed_resumed(cls):
     stream = b"retry: 100\n\nid: 41\ndata: a\n\nid: 42\ndata: b\n\n"
-    *_, error, first_id = run(cls, stream)
+    *_, error, first_id, _, _ = run(cls, stream)
     assert (error, first_id) == (None, "41")
-    assert run(cls, b"data: no id\n\nid: 7\ndata: x\n\n")[-1] == ""
-    assert run(cls, b"id: 3\n")[-1] == ""  # no event yet
+    assert run(cls, b"data: no id\n\nid: 7\ndata: x\n\n")[-3] == ""
+    assert run(cls, b"id: 3\n")[-3] == ""  # no event yet

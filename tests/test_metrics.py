@@ -23,7 +23,7 @@ pytestmark = pytest.mark.unit
 
 #: Summary keys that are not numbers of the run: its name, outcome counts, flags, the harness's health.
 NOT_METRICS = {"run_id", "outcomes", "top_errors", "missing", "partial", "partial_reason", "health",
-               "embedded_target", "buffered_streams", "verdict"}
+               "embedded_target", "buffered_streams", "verdict", "tokens_from"}
 T0_NS = 1_700_000_000_000_000_000  # the wall clock at the first stream's start
 
 
@@ -32,7 +32,8 @@ def stream(i: int, outcome: str, start_ms: float, ttfe_ms: float, duration_ms: f
     start_ns = T0_NS + int(start_ms * 1e6)
     feed = {"feed_id": 5} if i == 5 else {"feed_id": 5, "reconnect_ns": 100_000_000, "missed_events": 1,
                                              "feed_gap_ns": 250_000_000} if i == 6 else {}
-    return StreamRecord(**feed, **dict(
+    llm = {"ttft_ns": int(ttfe_ms * 1e6), "output_tokens": 3, "prompt_tokens": 12, "tokens_from": "usage"}
+    return StreamRecord(**feed, **llm, **dict(
         stream_id=i, worker=0, user=i, t0_perf_ns=i * 10**12, start_ns=start_ns, scheduled_ns=start_ns - 5_000_000,
         connect_ns=-1, upload_ns=20_000, ttfb_ns=int(ttfe_ms * 0.9e6), ttfe_ns=int(ttfe_ms * 1e6),
         duration_ns=int(duration_ms * 1e6), sign_ns=4_000, auth_fetch_ns=0, status=200,
@@ -55,8 +56,9 @@ def run() -> results.Run:
             buf.t_ns.append(i * 10**12 + t_rel_ns)
             buf.size.append(100)
             buf.server_ns.append(T0_NS + int(start_ms * 1e6) + t_rel_ns - (k + 1) * 10_000)  # 0.01 ms late, growing
+        buf.llm.extend([1, 1, 1, 2 * (3 + 1)])  # three chunks carrying output, then usage: 3 tokens
     streams, events = to_tables(records, buf)
-    info = {"run_id": "synthetic", "scenario": {"gateway": {"limit_s": 2.0}}}
+    info = {"run_id": "synthetic", "scenario": {"gateway": {"limit_s": 2.0}, "slo": {"ttft_ms": 125}}}
     return results.Run(Path("synthetic"), info, streams.to_pandas(), events.to_pandas())
 
 
@@ -172,16 +174,18 @@ def test_the_console_summary_keeps_its_lines(summary):
     assert lines[0].startswith("run synthetic: 6 streams in 2.0 s (3.0 streams/s, 12 events/s)")
     assert lines[1] == "outcomes: cutoff 1, ok 4, reset 1"
     assert lines[2] == f"{'':<14}" + "".join(f"{s:>9}" for s in ("p50", "p90", "p95", "p99", "max"))
-    assert [line[:14].rstrip() for line in lines[3:6]] == ["TTFE ms", "gap ms", "duration ms"]
+    assert [line[:14].rstrip() for line in lines[3:8]] == ["TTFE ms", "TTFT ms", "TPOT ms", "gap ms", "duration ms"]
     assert lines[3].split()[2] == f"{summary['ttfe_ms']['p50']:.1f}"
-    assert lines[6].startswith("harness error: event lateness p50 0.0")
-    assert lines[6].endswith(" ms (against the target's send times)")
-    assert lines[7] == ("feeds: 1, reconnects 0; time to reconnect p50 100.0 ms, p99 100.0 ms; gap across a "
-                        "reconnect p50 250.0 ms, p99 250.0 ms; events missed across reconnects 1")
-    assert lines[8].startswith("note: 6 events (25.0%) arrived in the same read")
+    assert lines[8].startswith("harness error: event lateness p50 0.0")
+    assert lines[8].endswith(" ms (against the target's send times)")
+    assert lines[9] == ("output tokens 18 (from usage: 6 streams), output token throughput 9 tokens/s, "
+                        "goodput 1.00 streams/s, share meeting the SLOs 33.33%")
+    assert lines[10] == ("feeds: 1, reconnects 0; time to reconnect p50 100.0 ms, p99 100.0 ms; gap across a "
+                         "reconnect p50 250.0 ms, p99 250.0 ms; events missed across reconnects 1")
+    assert lines[11].startswith("note: 6 events (25.0%) arrived in the same read")
     other = format_summary({**summary, "embedded_target": False}).splitlines()  # any other service
-    assert other[6].startswith("delivery delay (network, proxies and harness): event lateness p50")
-    assert other[6].endswith("(against the service's send times)")
+    assert other[8].startswith("delivery delay (network, proxies and harness): event lateness p50")
+    assert other[8].endswith("(against the service's send times)")
 
 
 def test_the_console_table_shows_the_tables_console_metrics_in_order(summary):
@@ -206,7 +210,9 @@ def test_compare_judges_todays_metrics_in_the_tables_direction():
         ("ttfe_ms", "p50"): True, ("ttfe_ms", "p95"): True, ("ttfe_ms", "p99"): True, ("gap_ms", "p50"): True,
         ("gap_ms", "p99"): True, ("duration_ms", "p95"): True, ("error_rate", None): True,
         ("cutoff_rate", None): True, ("streams_per_s", None): False, ("events_per_s", None): False,
-        ("feed_gap_ms", "p99"): True,
+        ("feed_gap_ms", "p99"): True, ("ttft_ms", "p50"): True, ("ttft_ms", "p95"): True, ("ttft_ms", "p99"): True,
+        ("tpot_ms", "p50"): True, ("tpot_ms", "p99"): True, ("output_tokens_per_s", None): False,
+        ("goodput", None): False,
     }
 
 

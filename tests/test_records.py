@@ -233,15 +233,15 @@ def test_every_batch_written_survives_a_kill_and_a_half_written_one_costs_only_i
     run = load(tmp_path)
     assert list(run.streams["stream_id"]) == [1, 2, 3, 4, 5, 6]
     assert len(run.events) == 12
-    assert run.cut[0] == ("streams-2.arrows was cut off while being written (the run was killed): 3 rows "
-                          "written before the cut are here")
+    assert run.cut[0] == ("streams-2.arrows is a shard still open (the run is going on, or was killed while "
+                          "writing it): its 3 rows written so far are here")
     with pytest.raises(ResultsError, match="cut off while writing it"):
         load(tmp_path, recover=False)
     events = tmp_path / "events-2.arrows"
     events.write_bytes(events.read_bytes()[:-40])  # the last batch half on disk
     run = load(tmp_path)
     assert len(run.events) == 6 + 4  # shard 1's, and the first whole batch of shard 2
-    assert "anything after its last whole batch is lost" in run.cut[1]
+    assert "a batch half written after them is not" in run.cut[1]
 
 
 def test_the_shards_become_parquet_at_the_close_and_nothing_else_is_left(tmp_path):
@@ -269,7 +269,7 @@ def test_the_events_file_keeps_dictionaries_only_for_columns_whose_values_repeat
     dictionary = {meta.column(i).path_in_schema: any("DICTIONARY" in e for e in meta.column(i).encodings)
                   for i in range(meta.num_columns)}
     assert dictionary == {"stream_id": True, "seq": True, "t_ms": False, "gap_ms": False, "bytes": True,
-                          "lateness_ms": False}
+                          "lateness_ms": False, "output": False, "completion_tokens": False}
 
 
 def test_a_buffered_stream_is_one_of_three_or_more_events_all_in_one_read():

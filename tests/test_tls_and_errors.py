@@ -168,4 +168,4 @@ def test_ctrl_c_three_times_abandons_the_run_with_the_signals_exit_code(tmp_path
 
     run = load(tmp_path / "r" / "abandon")  # every batch written before the kill reads back
     assert (run.streams["outcome"] == "http_error").sum() >= 5
-    assert any(note.startswith("streams.arrows was cut off") for note in run.cut)
+    assert any(note.startswith("streams.arrows is a shard still open") for note in run.cut)
