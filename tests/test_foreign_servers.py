@@ -380,8 +380,9 @@ def test_a_feed_reconnects_as_eventsource_does_and_records_each_reconnect(tmp_pa
     reconnects = s[s["reconnect_ms"].notna()]
     assert len(reconnects) == len(s) - 2  # every connection but each feed's first
     assert reconnects["reconnect_ms"].between(100, 160).all(), reconnects["reconnect_ms"].describe()
-    assert (reconnects["missed_events"] == 0).all()
-    assert (reconnects["feed_gap_ms"] > reconnects["reconnect_ms"]).all()  # the retry wait, then the new TTFE
+    resumed = reconnects[reconnects["events"] > 0]  # (a connection the stop cancelled may have none)
+    assert len(resumed) >= len(reconnects) - 2 and (resumed["missed_events"] == 0).all()
+    assert (resumed["feed_gap_ms"] > resumed["reconnect_ms"]).all()  # the retry wait, then the new TTFE
     # the server saw each reconnect resume after the last id it had sent on that feed
     ids = [i for i in srv.last_event_ids if i is not None]
     assert len(ids) >= len(reconnects) and all(int(i) % 3 == 2 for i in ids), ids
