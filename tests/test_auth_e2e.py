@@ -216,7 +216,7 @@ def _run_file(tmp_path: Path, path: Path):
     run_id = path.stem
     proc = subprocess.run(
         [sys.executable, "-m", "sseload", "run", str(path), "-t", "1s", "-u", "2", "-r", "2",
-         "--results-dir", str(tmp_path / "results"), "--run-id", run_id],
+         "--results-dir", str(tmp_path / "results"), "--run-id", run_id, "--no-report"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )
     return RunResult(proc, tmp_path / "results" / run_id)

@@ -39,12 +39,14 @@ def consistent(run_dir) -> pd.DataFrame:
     return streams
 
 
-def start_run(tmp_path, run_time: str, users: int, workers: int, run_id: str, **popen) -> subprocess.Popen:
+def start_run(tmp_path, run_time: str, users: int, workers: int, run_id: str, report: bool = False,
+              **popen) -> subprocess.Popen:
     """`sseload run --workers N` in the background, with output captured as text."""
     scenario = dict(SCENARIO, load={"users": users, "spawn_rate": users, "run_time": run_time})
     path = write_scenario(tmp_path / f"{run_id}.toml", scenario)
     return subprocess.Popen([sys.executable, "-m", "sseload", "run", str(path), "--workers", str(workers),
-                             "--results-dir", str(tmp_path / "results"), "--run-id", run_id],
+                             "--results-dir", str(tmp_path / "results"), "--run-id", run_id,
+                             *([] if report else ["--no-report"])],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                             env=dict(os.environ), **popen)
 
@@ -107,7 +109,7 @@ def test_a_signal_mid_run_with_workers_flushes_every_stream_marks_partial_and_re
     """SIGTERM to `sseload run` (a supervisor stopping it), or SIGINT to the whole process group
     (Ctrl-C in a terminal: master and workers get it too)."""
     run_dir = tmp_path / "results" / "sig"
-    proc = start_run(tmp_path, "60s", 10, 2, "sig", start_new_session=True,
+    proc = start_run(tmp_path, "60s", 10, 2, "sig", report=True, start_new_session=True,
                      preexec_fn=as_if_started_in_the_background)
     wait_for_first_batch(run_dir)
     time.sleep(1.0)
