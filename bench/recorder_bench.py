@@ -43,7 +43,7 @@ def batches(events_per_s: int, seconds: int) -> list[tuple[list[tuple], EventBuf
             ev.size.frombytes(np.full(PER_STREAM, 115, np.int64).tobytes())
             sent = 1_795_000_000_000_000_000 + times - 3_000 - rng.exponential(1_500, PER_STREAM).astype(np.int64)
             ev.server_ns.frombytes(sent.astype(np.int64).tobytes())
-            fields = dict.fromkeys(StreamRecord._fields, 0)
+            fields = {**dict.fromkeys(StreamRecord._fields, 0), **StreamRecord._field_defaults}
             fields.update(stream_id=stream_id, t0_perf_ns=t0, start_ns=1_795_000_000_000_000_000 + t0,
                           ttfe_ns=200_000_000, duration_ns=1_180_000_000, status=200,
                           content_type="text/event-stream;charset=UTF-8", charset_warning=False,

@@ -43,9 +43,10 @@ EVENTS_DICTIONARY_COLUMNS = ["stream_id", "seq", "bytes"]
 
 #: The open shard is an Arrow IPC stream (``streams.arrows``): each batch is on disk once written,
 #: and a file cut off mid-write (the run killed) still reads up to its last whole batch. A Parquet
-#: file is unreadable without its footer, written only at its close. lz4: fast enough that the
-#: batch costs little more than the copy.
-IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+#: file is unreadable without its footer, written only at its close. Uncompressed: measured at
+#: 84,000 events/s, writing it cost 16 ns per event and reading it back 1.4 (lz4: 68 and 158), for
+#: 45 bytes per event on disk until the shard closes (bench/RESULTS.md, recorder_bench.py).
+IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression=None)
 
 
 class ParquetSink:
@@ -64,7 +65,7 @@ class ParquetSink:
 
     ROW_GROUP_EVENTS = 131_072
     ROW_GROUP_STREAMS = 16_384
-    ROW_GROUPS_PER_SHARD = 128
+    ROW_GROUPS_PER_SHARD = 16  # an open shard holds at most ~2.1 M events (~95 MB as IPC) before Parquet
 
     def __init__(self, run_dir: Path, send_time_ns: int = 1) -> None:
         self.run_dir = run_dir
