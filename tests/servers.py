@@ -801,7 +801,8 @@ def vllm_like_server(*, prefill_s: float = 0.2, token_s: float = 0.01, chunk_tok
     when the body asks ``stream_options.include_usage``, ``data: [DONE]``.
 
     Ground truth per request in ``server.truth``: ``first_token_s`` and ``last_token_s`` (since the
-    request was read), ``tokens``, ``chunks`` (content chunks) and the request ``body``.
+    request was read), ``tokens``, ``chunks`` (content chunks), ``chunk_s`` (each content chunk's send
+    time since the request was read) and the request ``body``.
     """
     srv: ScriptedServer
 
@@ -824,13 +825,14 @@ def vllm_like_server(*, prefill_s: float = 0.2, token_s: float = 0.01, chunk_tok
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         conn.start_chunked(200, {"Content-Type": "text/event-stream"})
         conn.send_chunk(chunk(cid, {"role": "assistant", "content": ""}))
-        due, sent, chunks, k, first = t_req + prefill_s, 0, 0, 0, None
+        due, sent, chunks, k, first, at = t_req + prefill_s, 0, 0, 0, None, []
         while sent < max_tokens:
             n = min(chunk_tokens[k % len(chunk_tokens)], max_tokens - sent)
             k += 1
             conn.wait(due - time.monotonic())
             conn.send_chunk(chunk(cid, {"content": "tok " * n}))
-            first = time.monotonic() - t_req if first is None else first
+            at.append(time.monotonic() - t_req)
+            first = at[0] if first is None else first
             sent, chunks = sent + n, chunks + 1
             due += n * token_s
         last = time.monotonic() - t_req
@@ -842,7 +844,7 @@ def vllm_like_server(*, prefill_s: float = 0.2, token_s: float = 0.01, chunk_tok
         conn.end_chunked()
         with srv._lock:
             srv.truth.append({"first_token_s": first, "last_token_s": last, "tokens": sent, "chunks": chunks,
-                              "body": req.body})
+                              "chunk_s": at, "body": req.body})
         return True
 
     srv = ScriptedServer(lambda c: serve_keepalive(c, respond), name="vllm-like", path=path, **kw)

@@ -400,3 +400,62 @@ def test_a_feed_the_server_refuses_ends_and_does_not_spin(tmp_path, start_server
     s = result.streams
     assert set(s["outcome"]) == {"http_error"} and s["reconnect_ms"].isna().all()
     assert len(s) < 40  # backed off, not thousands a second
+
+
+# --- the whole tool against hostile servers: exits by itself, leaves nothing, stays small, says why ---
+
+HOSTILE = [  # (server, its arguments, exit code, what the console must say)
+    (servers.endless_head, {}, 1, "without its end"),
+    (servers.garbage, {}, 1, "did not answer in HTTP/1.x"),
+    (servers.close_on_accept, {}, 1, "the server closed without answering"),
+    (servers.http2_only, {}, 1, "HTTP/2 only"),
+    (servers.tls_server, {}, 1, "use https://"),
+    (servers.continue_then_sse, {"events": 3}, 0, "outcomes: ok"),
+    (servers.silent, {"max_s": 30}, 1, "no complete response head within 1 s"),
+]
+
+
+@pytest.mark.parametrize(("factory", "kw", "code", "said"), HOSTILE, ids=[h[0].__name__ for h in HOSTILE])
+def test_sseload_run_against_a_hostile_server_ends_alone_small_and_says_why(tmp_path, start_server, factory, kw,
+                                                                          code, said):
+    import subprocess
+    import sys
+
+    import psutil
+
+    srv = start_server(factory, **kw)
+    url = srv.url.replace("https://", "http://")  # the TLS server asked in plain HTTP
+    scenario = {"request": {"method": "GET"}, "stream": {"read_timeout_s": 1.0, "grace_s": 1.0},
+                "gateway": {"limit_s": 3.0}, "load": {"users": 2, "spawn_rate": 10, "run_time": "1s"}}
+    path = tmp_path / "hostile.toml"
+    from tests.conftest import write_scenario
+
+    write_scenario(path, scenario)
+    proc = subprocess.Popen([sys.executable, "-m", "sseload", "run", str(path), "-H", url, "--no-report",
+                             "--results-dir", str(tmp_path / "results"), "--run-id", "h"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    top = psutil.Process(proc.pid)
+    started, peak_rss, family = time.monotonic(), 0, set()
+    while proc.poll() is None and time.monotonic() - started < 60:
+        try:
+            tree = [top, *top.children(recursive=True)]
+            family.update(tree)
+            peak_rss = max(peak_rss, sum(p.memory_info().rss for p in tree))
+        except psutil.Error:
+            pass
+        time.sleep(0.1)
+    took = time.monotonic() - started
+    if proc.poll() is None:
+        proc.kill()
+    out, err = proc.communicate(timeout=30)
+    assert took < 1 + 4 + 25, f"ran {took:.0f} s"  # run time + stop timeout (limit + grace) + start-up
+    assert proc.returncode == code, err[-2000:]
+    gone, alive = psutil.wait_procs([p for p in family if p.pid != proc.pid], timeout=10)
+    for p in alive:
+        p.kill()
+    assert not alive, [p.cmdline() for p in alive]
+    assert peak_rss < 600 << 20, f"{peak_rss >> 20} MiB"  # sseload, its Locust and the reader: bounded
+    assert said in out + err, (out + err)[-2000:]
+    assert "Traceback" not in err
+    info = json.loads((tmp_path / "results" / "h" / "run.json").read_text())
+    assert info["streams_started"] == info["streams_recorded"] > 0  # no recorded stream is lost

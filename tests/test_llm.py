@@ -51,6 +51,9 @@ def test_ttft_tokens_and_tpot_match_the_servers_truth(tmp_path, start_server):
     ev = result.events
     content = ev[ev["output"].fillna(False).astype(bool)]
     assert (content.groupby("stream_id").size() == truth[0]["chunks"]).all()  # role and usage chunks do not count
+    true_itl_ms = 1000 * np.median(np.concatenate([np.diff(t["chunk_s"]) for t in truth]))
+    itl = content[content["stream_id"].isin(ok["stream_id"])].groupby("stream_id")["t_ms"].diff().dropna()
+    assert abs(itl.median() / true_itl_ms - 1) < 0.05, (itl.describe(), true_itl_ms)
     out = result.stdout
     assert "TTFT ms" in out and "TPOT ms" in out and "output tokens" in out and "from usage:" in out
     assert result.info["target_url"] == srv.url
