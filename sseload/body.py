@@ -24,11 +24,103 @@ def generated(size_bytes: int, kind: str = "json") -> bytes:
     return _JSON_HEAD + b"x" * (size_bytes - fixed) + _JSON_TAIL
 
 
+#: The template of prompt bodies when [body] json gives none.
+DEFAULT_TEMPLATE = {"model": "sseload", "stream": True}
+#: Synthetic prompts' words: plain English, so a tokenizer counts them as it would real text.
+WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "seven", "wise", "owls",
+         "watch", "from", "an", "old", "oak", "tree", "and", "count", "every", "star", "in", "cold", "night",
+         "sky", "before", "dawn")
+
+
+def _resolve(path: str, base_dir: Path | None) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() or base_dir is None else base_dir / p
+
+
+def _messages_of(record, where: str) -> dict:
+    """What one dataset line adds to the template: messages, or a prompt (completions API)."""
+    if isinstance(record, str):
+        return {"messages": [{"role": "user", "content": record}]}
+    if isinstance(record, dict):
+        if "messages" in record or "prompt" in record:
+            return record
+        turns = record.get("conversations") or record.get("conversation")
+        if isinstance(turns, list):  # ShareGPT: the first human turn is the prompt
+            for turn in turns:
+                if isinstance(turn, dict) and turn.get("from") in ("human", "user"):
+                    return {"messages": [{"role": "user", "content": str(turn.get("value", ""))}]}
+    raise ScenarioError(f"{where}: a line must be a prompt string, an object with messages or prompt, or a "
+                        "ShareGPT record with conversations")
+
+
+def _with_max_tokens(obj: dict, spec: Body, rng: random.Random) -> dict:
+    if spec.max_tokens:
+        obj["max_tokens"] = max(1, round(_dist(spec.max_tokens, "[body] max_tokens").sample(rng)))
+    return obj
+
+
+def _dist(text: str, what: str):
+    from sseload.target.config import ConfigError, Dist
+
+    try:
+        return Dist.parse(text, what)
+    except ConfigError as err:
+        raise ScenarioError(str(err)) from None
+
+
+def dataset_bodies(spec: Body, base_dir: Path | None) -> list[bytes]:
+    """One body per dataset line (the template merged with the line), in the order asked."""
+    path = _resolve(spec.dataset, base_dir)
+    try:
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise ScenarioError(f"[body] dataset {str(path)!r} cannot be read: {err}") from None
+    if not lines:
+        raise ScenarioError(f"[body] dataset {str(path)!r} has no lines")
+    template = spec.json if isinstance(spec.json, dict) else DEFAULT_TEMPLATE
+    rng = random.Random(spec.seed)
+    out = []
+    for n, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise ScenarioError(f"[body] dataset {path.name} line {n} is not JSON") from None
+        obj = _with_max_tokens({**template, **_messages_of(record, f"[body] dataset {path.name} line {n}")}, spec, rng)
+        out.append(json.dumps(obj, separators=(",", ":")).encode())
+    if spec.order == "shuffle":
+        rng.shuffle(out)
+    elif spec.order == "random":
+        out = [rng.choice(out) for _ in out]
+    return out
+
+
+def synthetic_bodies(spec: Body) -> list[bytes]:
+    """``prompts`` chat bodies of ``input_words`` words each, every one with a prefix of its own
+    (its number) after ``shared_prefix_words`` common words, so no two share a cacheable prefix
+    beyond what is asked."""
+    rng = random.Random(spec.seed)
+    length = _dist(spec.input_words, "[body] input_words")
+    template = spec.json if isinstance(spec.json, dict) else DEFAULT_TEMPLATE
+    shared = " ".join(WORDS[k % len(WORDS)] for k in range(spec.shared_prefix_words))
+    out = []
+    for k in range(spec.prompts):
+        words = max(1, round(length.sample(rng)))
+        text = " ".join(rng.choice(WORDS) for _ in range(words))
+        content = " ".join(part for part in (shared, f"#{k}", text) if part)
+        obj = _with_max_tokens({**template, "messages": [{"role": "user", "content": content}]}, spec, rng)
+        out.append(json.dumps(obj, separators=(",", ":")).encode())
+    return out
+
+
 def bodies(spec: Body, base_dir: Path | None = None, method: str = "POST",
            skip_over: int | None = None) -> list[bytes | int]:
     """The distinct bodies a scenario sends, in the order streams take them. A generated body over
     ``skip_over`` bytes (the gateway's limit, with over_limit = "skip") is never built: its size
     stands in for it."""
+    if spec.dataset:
+        return dataset_bodies(spec, base_dir)
+    if spec.prompts:
+        return synthetic_bodies(spec)
     if spec.json is not None:
         return [json.dumps(spec.json, separators=(",", ":")).encode()]
     if spec.text:

@@ -56,6 +56,7 @@ from sseload.tuning import Tuning
 from sseload.webui import LiveStats
 
 log = logging.getLogger("sseload")
+WORKER_BODY_STRIDE = 7919  # a prime: workers' starting places in a list of bodies, spread
 
 CONTEXT_ATTR = "sseload_context"
 
@@ -143,7 +144,7 @@ class RunContext:
         self.first_failure: tuple | None = None  # (outcome, status, code) of the first failed stream
         self.same_failures = 0  # how many streams in a row, from the first, failed that same way
         self.stopped_early = False
-        self._next_body = 0
+        self._next_body: int | None = None  # set at the first stream (the worker's index is known then)
 
     @staticmethod
     def _tls_context(verify: bool, ca_bundle: str) -> ssl.SSLContext:
@@ -171,11 +172,15 @@ class RunContext:
                 "pick another --results-dir or free some space"
             ) from None
 
-    def next_request(self) -> PreparedRequest:
-        """Bodies are taken in turn (a size sweep spreads evenly over the run)."""
+    def next_request(self, worker: int = 0) -> PreparedRequest:
+        """Bodies are taken in turn (a size sweep spreads evenly over the run, a prompt dataset is
+        sent in its order); each worker starts at its own place, so workers do not send the same
+        prompts at the same moments."""
         requests = self.requests
         if len(requests) == 1:
             return requests[0]
+        if self._next_body is None:
+            self._next_body = worker * WORKER_BODY_STRIDE
         self._next_body += 1
         return requests[self._next_body % len(requests)]
 

@@ -65,6 +65,14 @@ class Body:
     sizes: list[int] = field(default_factory=list)  # sweep: users take these in turn
     kind: str = "json"  # generated bodies: "json" or "binary"
     over_limit: str = "skip"  # bodies over gateway.max_body_bytes: "skip" (not sent) or "send"
+    # prompt workloads (LLM services): a body per prompt, [body] json as the template
+    dataset: str = ""  # JSON lines: a prompt string, {"messages": [...]}, {"prompt": ...}, or a ShareGPT record
+    order: str = "sequential"  # dataset: "sequential", "shuffle" (once, by seed) or "random" (with replacement)
+    seed: int = 0
+    prompts: int = 0  # synthetic: this many prompts, each with a prefix of its own (no shared cache)
+    input_words: str = "100"  # synthetic prompt length in words: 100, "uniform:50:150", "lognormal:100:0.5"
+    max_tokens: str = ""  # each body's max_tokens: a number or a distribution as input_words; "" keeps the template's
+    shared_prefix_words: int = 0  # synthetic: words every prompt starts with (to test a prefix cache)
 
 
 @dataclass
@@ -344,8 +352,18 @@ def validate(s: Scenario) -> None:
     given = [name for name, on in (("json", s.body.json is not None), ("text", bool(s.body.text)),
                                    ("file", bool(s.body.file)), ("size_bytes", s.body.size_bytes > 0),
                                    ("sizes", bool(s.body.sizes))) if on]
+    if s.body.dataset or s.body.prompts:
+        given = [g for g in given if g != "json"]  # json is the prompts' template
+        given += ["dataset"] * bool(s.body.dataset) + ["prompts"] * bool(s.body.prompts)
     if len(given) > 1:
         raise ScenarioError(f"{where}: [body] sets {' and '.join(given)}; choose one way to make the body")
+    if s.body.order not in ("sequential", "shuffle", "random"):
+        raise ScenarioError(f"{where}: [body] order = {s.body.order!r}; use 'sequential', 'shuffle' or 'random'")
+    if s.body.prompts < 0 or s.body.shared_prefix_words < 0:
+        raise ScenarioError(f"{where}: [body] prompts and shared_prefix_words must be 0 or more")
+    if s.body.json is not None and (s.body.dataset or s.body.prompts) and not isinstance(s.body.json, dict):
+        raise ScenarioError(f"{where}: [body] json is the prompts' template here: give a table "
+                            "(like {{model = \"m\", stream = true}})")
     if any(not isinstance(n, int) or n < 0 for n in s.body.sizes):
         raise ScenarioError(f"{where}: [body] sizes must be non-negative whole numbers of bytes")
     sent = [n for n in (s.body.size_bytes, *s.body.sizes)

@@ -80,7 +80,7 @@ class SSEUser(User):
         the server's retry:, with Last-Event-ID) until the run stops or an ending that fails an
         EventSource (sseload.feed). Each connection is a stream record of the feed."""
         feed = Feed(self.ctx.scenario.stream.reconnect_ms)
-        base = self.ctx.next_request()
+        base = self.ctx.next_request(self.conn.worker)
         while True:
             record = self.stream(feed.request(base), scheduled_ns, feed=feed)
             if not feed.goes_on or self._state == LOCUST_STATE_STOPPING:  # ended, or Locust stops this user
@@ -98,7 +98,7 @@ class SSEUser(User):
                feed: Feed | None = None) -> StreamRecord:
         """Run one stream (one connection of ``feed`` in reconnect mode) and record it; returns its record."""
         ctx = self.ctx
-        request = request or ctx.next_request()
+        request = request or ctx.next_request(self.conn.worker)
         ctx.streams_started += 1
         skipped = request.body_bytes > ctx.scenario.gateway.max_body_bytes and ctx.scenario.body.over_limit == "skip"
         if skipped:

@@ -71,3 +71,68 @@ def test_without_usage_the_tokens_are_the_chunks_carrying_output_and_slos_give_g
     assert s["prompt_tokens"].isna().all()
     assert result.code == 1  # a 50 ms prefill never meets a 40 ms TTFT objective: goodput 0 fails the threshold
     assert "min_goodput" in result.stdout and "goodput 0.00 streams/s" in result.stdout
+
+
+def _dataset(path, n: int) -> None:
+    lines = []
+    for k in range(n):
+        if k % 3 == 0:
+            lines.append(json.dumps(f"prompt number {k}"))
+        elif k % 3 == 1:
+            lines.append(json.dumps({"messages": [{"role": "user", "content": f"question {k}"}]}))
+        else:
+            lines.append(json.dumps({"conversations": [{"from": "human", "value": f"sharegpt {k}"},
+                                                       {"from": "gpt", "value": "an answer"}]}))
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.unit
+def test_dataset_lines_become_bodies_on_the_template_in_the_order_asked(tmp_path):
+    from sseload.body import bodies
+    from sseload.scenario import Body, ScenarioError
+
+    _dataset(tmp_path / "p.jsonl", 6)
+    spec = Body(json={"model": "m", "stream": True, "max_tokens": 8}, dataset="p.jsonl")
+    got = [json.loads(b) for b in bodies(spec, tmp_path)]
+    assert [g["messages"][0]["content"] for g in got] == [
+        "prompt number 0", "question 1", "sharegpt 2", "prompt number 3", "question 4", "sharegpt 5"]
+    assert all(g["model"] == "m" and g["max_tokens"] == 8 for g in got)
+    shuffled = [json.loads(b)["messages"][0]["content"] for b in bodies(Body(dataset="p.jsonl", order="shuffle",
+                                                                              seed=3), tmp_path)]
+    assert sorted(shuffled) == sorted(g["messages"][0]["content"] for g in got) and shuffled != [
+        g["messages"][0]["content"] for g in got]
+    assert shuffled == [json.loads(b)["messages"][0]["content"] for b in bodies(
+        Body(dataset="p.jsonl", order="shuffle", seed=3), tmp_path)]  # the seed fixes it
+    (tmp_path / "bad.jsonl").write_text('"fine"\n{not json\n')
+    with pytest.raises(ScenarioError, match="line 2 is not JSON"):
+        bodies(Body(dataset="bad.jsonl"), tmp_path)
+    with pytest.raises(ScenarioError, match="cannot be read"):
+        bodies(Body(dataset="missing.jsonl"), tmp_path)
+
+
+@pytest.mark.unit
+def test_synthetic_prompts_are_distinct_sized_as_asked_and_share_only_the_prefix_asked():
+    from sseload.body import bodies
+    from sseload.scenario import Body
+
+    got = [json.loads(b) for b in bodies(Body(prompts=50, input_words="uniform:20:40", max_tokens="uniform:5:9",
+                                              shared_prefix_words=6, seed=1))]
+    texts = [g["messages"][0]["content"] for g in got]
+    assert len(set(texts)) == 50
+    assert all(len(t.split()) - 7 in range(20, 41) for t in texts)  # 6 shared words and the prompt's number
+    assert len({" ".join(t.split()[:6]) for t in texts}) == 1 and len({t.split()[6] for t in texts}) == 50
+    assert all(5 <= g["max_tokens"] <= 9 for g in got)
+
+
+def test_a_dataset_run_sends_a_distinct_body_per_stream(tmp_path, start_server):
+    srv = start_server(servers.vllm_like_server, prefill_s=0.02, token_s=0.002)
+    _dataset(tmp_path / "prompts.jsonl", 200)
+    scenario = {"request": {"path": "/v1/chat/completions"},
+                "body": {"dataset": "prompts.jsonl", "json": {"model": "m", "stream": True, "max_tokens": 4,
+                                                              "stream_options": {"include_usage": True}}},
+                "load": {"users": 2, "spawn_rate": 10, "run_time": "1s"}}
+    result = sseload_run(tmp_path, "-H", srv.base_url, scenario=scenario, run_id="dataset")
+    assert result.code == 0, result.stderr[-2000:]
+    sent = [t["body"] for t in srv.truth]
+    assert len(sent) >= 10 and len(set(sent)) == len(sent)  # asserted at the server
+    assert (result.streams["output_tokens"] == 4).all()
