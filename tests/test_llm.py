@@ -136,3 +136,25 @@ def test_a_dataset_run_sends_a_distinct_body_per_stream(tmp_path, start_server):
     sent = [t["body"] for t in srv.truth]
     assert len(sent) >= 10 and len(set(sent)) == len(sent)  # asserted at the server
     assert (result.streams["output_tokens"] == 4).all()
+
+
+def test_the_reference_target_streams_as_an_llm_server(tmp_path):
+    """Role chunk with the head, prefill growing with the prompt, multi-token chunks up to max_tokens,
+    the usage chunk when asked: the harness's token metrics against the target's own schedule."""
+    prompt = "one two three four five six seven eight nine ten"
+    scenario = {"request": {"path": "/v1/chat/completions"},
+                "body": {"json": {"model": "m", "stream": True, "max_tokens": 12,
+                                  "stream_options": {"include_usage": True},
+                                  "messages": [{"role": "user", "content": prompt}]}},
+                "stream": {"completion": "done"},
+                "load": {"users": 2, "spawn_rate": 10, "run_time": "1s"},
+                "target": {"ttfe_ms": 50, "gap_ms": 5, "prefill_ms_per_word": 10, "tokens_per_chunk": "uniform:1:3"}}
+    result = sseload_run(tmp_path, scenario=scenario, run_id="target-llm")
+    assert result.code == 0, result.stderr[-2000:]
+    ok = result.streams[lambda d: d["outcome"] == "ok"]
+    assert len(ok) >= 4
+    assert abs(ok["ttft_ms"].median() - (50 + 10 * 10)) < 5  # ttfe_ms + prefill per prompt word
+    assert ok["ttfe_ms"].max() < 20  # the role-only chunk comes with the head
+    assert (ok["output_tokens"] == 12).all() and (ok["tokens_from"] == FROM_USAGE).all()
+    assert (ok["prompt_tokens"] == 10).all()
+    assert abs(ok["tpot_ms"].median() - 5) < 1.0  # gap_ms per token

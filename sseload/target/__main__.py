@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ttfe-ms", help="time to first event: 200, uniform:100:300, lognormal:200:0.5")
     p.add_argument("--gap-ms", help="gap between events, same forms as --ttfe-ms")
     p.add_argument("--events", type=int)
+    p.add_argument("--tokens-per-chunk", help="OpenAI-style streams: tokens per content chunk, same forms")
+    p.add_argument("--prefill-ms-per-word", type=float,
+                   help="OpenAI-style streams: time to first token grows by this per prompt word")
     p.add_argument("--payload-bytes", type=int)
     p.add_argument("--limit-s", type=float, help="gateway limit per request (default 40)")
     p.add_argument("--max-body-bytes", type=int, help="largest request body (default 12 MiB)")
@@ -76,11 +79,11 @@ def config_from_args(args: argparse.Namespace) -> TargetConfig:
         text = args.config.read_text()
         raw = json.loads(text) if args.config.suffix == ".json" else tomllib.loads(text)
     for name in ("host", "port", "events", "payload_bytes", "limit_s", "max_body_bytes", "cutoff",
-                 "stall_s", "slow_headers_s", "seed"):
+                 "stall_s", "slow_headers_s", "seed", "prefill_ms_per_word"):
         value = getattr(args, name)
         if value is not None:
             raw[name] = value
-    for name in ("ttfe_ms", "gap_ms"):
+    for name in ("ttfe_ms", "gap_ms", "tokens_per_chunk"):
         value = getattr(args, name)
         if value is not None:
             raw[name] = Dist.parse(value, f"--{name.replace('_', '-')}")

@@ -78,6 +78,9 @@ class TargetConfig:
     events: int = 50
     payload_bytes: int = 64
     seed: int | None = None
+    # OpenAI-style streams (a path ending in /chat/completions): an LLM server's shape
+    tokens_per_chunk: Dist = field(default_factory=lambda: Dist("fixed", 1.0))  # each content chunk's tokens
+    prefill_ms_per_word: float = 0.0  # time to first token grows with the prompt (words of its messages)
     # gateway
     limit_s: float = DEFAULT_LIMIT_S
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -115,8 +118,8 @@ class TargetConfig:
             fail("fault rates add up to more than 1; at most one fault applies per stream")
         if self.cutoff not in ("cut", "close"):
             fail(f"cutoff {self.cutoff!r} must be 'cut' or 'close'")
-        if self.events < 0 or self.payload_bytes < 0:
-            fail("events and payload_bytes must not be negative")
+        if self.events < 0 or self.payload_bytes < 0 or self.prefill_ms_per_word < 0:
+            fail("events, payload_bytes and prefill_ms_per_word must not be negative")
         return self
 
     @classmethod
@@ -128,7 +131,7 @@ class TargetConfig:
                 f"{where}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}"
             )
         values = dict(raw)
-        for name in ("ttfe_ms", "gap_ms"):
+        for name in ("ttfe_ms", "gap_ms", "tokens_per_chunk"):
             if name in values and not isinstance(values[name], Dist):
                 values[name] = Dist.parse(values[name], f"{where}: {name}")
         try:
@@ -140,4 +143,5 @@ class TargetConfig:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["ttfe_ms"] = str(self.ttfe_ms)
         out["gap_ms"] = str(self.gap_ms)
+        out["tokens_per_chunk"] = str(self.tokens_per_chunk)
         return out

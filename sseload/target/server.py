@@ -306,11 +306,8 @@ class Connection(asyncio.Protocol):
             return self.gateway_error(denied)
         if self.stream is not None:  # a pipelined request while streaming: not supported
             return self.respond(400, b'{"error_msg":"one stream per connection at a time"}', close=True)
-        model = "sseload-target"
-        if openai and body:
-            with contextlib.suppress(ValueError, AttributeError):
-                model = str(json.loads(body).get("model", model))
-        self.stream = Stream(self, openai, state.pick_fault(headers), model)
+        ask = LlmAsk.of(body) if openai else None
+        self.stream = Stream(self, openai, state.pick_fault(headers), ask.model if ask else "sseload-target", ask)
         self.stream.start()
 
     # responses
@@ -342,16 +339,49 @@ def _chunk(payload: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(payload), payload)
 
 
+class LlmAsk:
+    """What an OpenAI-style request asks of the emulated LLM: its model, max_tokens, whether the
+    usage chunk is wanted (stream_options.include_usage) and the prompt's length in words."""
+
+    __slots__ = ("include_usage", "max_tokens", "model", "prompt_words")
+
+    def __init__(self, model: str = "sseload-target", max_tokens: int = 0, include_usage: bool = False,
+                 prompt_words: int = 0) -> None:
+        self.model, self.max_tokens, self.include_usage, self.prompt_words = (
+            model, max_tokens, include_usage, prompt_words)
+
+    @classmethod
+    def of(cls, body: bytes) -> LlmAsk:
+        try:
+            req = json.loads(body) if body else {}
+            messages = req.get("messages") or []
+            words = sum(len(str(m.get("content", "")).split()) for m in messages if isinstance(m, dict))
+            words += len(str(req.get("prompt", "")).split())
+            return cls(str(req.get("model", "sseload-target")), max(0, int(req.get("max_tokens") or 0)),
+                       bool((req.get("stream_options") or {}).get("include_usage")), words)
+        except (ValueError, AttributeError, TypeError):
+            return cls()
+
+
 class Stream:
-    """One SSE response on an absolute schedule: event i is due at t0 + offsets[i]."""
+    """One SSE response on an absolute schedule: event i is due at t0 + offsets[i].
+
+    OpenAI-style (a path ending in /chat/completions) it streams as an LLM server does: the
+    role-only chunk with the head, then content chunks of ``tokens_per_chunk`` tokens (up to the
+    request's max_tokens, else ``events`` chunks), the first after ``ttfe_ms`` plus
+    ``prefill_ms_per_word`` per prompt word and each next ``gap_ms`` per token it carries later,
+    the finish_reason chunk, the usage chunk when asked, ``data: [DONE]``. Every chunk carries
+    its ground truth: ``t_send_ns`` and, on content chunks, ``sseload_tokens``.
+    """
 
     __slots__ = (
         "conn", "state", "loop", "openai", "fault", "model", "t0", "offsets", "i", "n",
         "shift", "timer", "token", "limit_timer", "headers_sent", "done", "gzip", "chunk_id",
-        "fault_at", "split_at",
+        "fault_at", "split_at", "ask", "chunk_tokens",
     )
 
-    def __init__(self, conn: Connection, openai: bool, fault: str | None, model: str) -> None:
+    def __init__(self, conn: Connection, openai: bool, fault: str | None, model: str,
+                 ask: LlmAsk | None = None) -> None:
         state = conn.state
         cfg = state.cfg
         self.conn = conn
@@ -361,14 +391,28 @@ class Stream:
         self.fault = fault
         self.model = model
         self.t0 = self.loop.time()
+        self.ask = ask
         rng = state.rng
         offsets = []
         t = cfg.ttfe_ms.sample(rng)
-        for _ in range(cfg.events):
-            offsets.append(max(t, 0.0) / 1000.0)
-            t += cfg.gap_ms.sample(rng)
+        self.chunk_tokens: list[int] = []
+        if openai:
+            ask = self.ask = ask or LlmAsk()
+            t += cfg.prefill_ms_per_word * ask.prompt_words
+            left = ask.max_tokens or -1
+            while (left > 0 if ask.max_tokens else len(offsets) < cfg.events):
+                k = max(1, round(cfg.tokens_per_chunk.sample(rng)))
+                k = min(k, left) if ask.max_tokens else k
+                offsets.append(max(t, 0.0) / 1000.0)
+                self.chunk_tokens.append(k)
+                left -= k
+                t += sum(cfg.gap_ms.sample(rng) for _ in range(k))
+        else:
+            for _ in range(cfg.events):
+                offsets.append(max(t, 0.0) / 1000.0)
+                t += cfg.gap_ms.sample(rng)
         self.offsets = offsets
-        self.n = cfg.events
+        self.n = len(offsets)
         self.i = 0
         self.shift = 0.0
         self.timer = None  # slow_headers only; events go through the connection's pacer
@@ -417,6 +461,9 @@ class Stream:
             head.append("Connection: close")
         conn.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
         self.headers_sent = True
+        if self.openai:  # an LLM server's role-only chunk, with the head
+            self.write(self._chunk('"delta":{"role":"assistant","content":""},"finish_reason":null'))
+            self.state.events_sent += 1
         self.schedule()
 
     def schedule(self) -> None:
@@ -440,15 +487,21 @@ class Stream:
         self.schedule()
 
     def event(self, seq: int) -> bytes:
+        if self.openai:  # as an LLM server: k tokens in this chunk, the truth beside them
+            k = self.chunk_tokens[seq]
+            return self._chunk(f'"delta":{{"content":"{"tok " * k}"}},"finish_reason":null', f',"sseload_tokens":{k}')
         t_send_ns = time.time_ns()
         pad = self.state.pad
-        if self.openai:
-            return (
-                b'data: {"t_send_ns":%d,"id":"%s","object":"chat.completion.chunk","created":%d,'
-                b'"model":"%s","choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":null}]}\n\n'
-                % (t_send_ns, self.chunk_id.encode(), t_send_ns // 1_000_000_000, self.model.encode(), pad)
-            )
         return b'id: %d\ndata: {"t_send_ns":%d,"seq":%d,"pad":"%s"}\n\n' % (seq, t_send_ns, seq, pad)
+
+    def _chunk(self, choice: str, extra: str = "", usage: str = "") -> bytes:
+        """One chat.completion.chunk with its send time: one choice (or none, with usage)."""
+        t_send_ns = time.time_ns()
+        choices = f'[{{"index":0,{choice}}}]' if choice else "[]"
+        usage = f',"usage":{usage}' if usage else ""
+        return (f'data: {{"t_send_ns":{t_send_ns},"id":"{self.chunk_id}","object":"chat.completion.chunk",'
+                f'"created":{t_send_ns // 1_000_000_000},"model":"{self.model}","choices":{choices}{extra}{usage}}}\n\n'
+                ).encode()
 
     def write(self, payload: bytes) -> None:
         transport = self.conn.transport
@@ -474,17 +527,17 @@ class Stream:
 
     def finish(self, completion: bool = True) -> None:
         """End the stream cleanly (terminating chunk), with or without the completion event."""
-        if completion:
-            if self.openai:
-                tail = (
-                    b'data: {"t_send_ns":%d,"id":"%s","object":"chat.completion.chunk","created":%d,'
-                    b'"model":"%s","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
-                    b"data: [DONE]\n\n"
-                    % (time.time_ns(), self.chunk_id.encode(), int(time.time()), self.model.encode())
-                )
-            else:
-                tail = b'event: done\ndata: {"events":%d}\n\n' % self.n
-            self.write(tail)
+        if completion and self.openai:  # as an LLM server
+            ask, tokens = self.ask, sum(self.chunk_tokens)
+            reason = "length" if ask.max_tokens and tokens >= ask.max_tokens else "stop"
+            tail = self._chunk(f'"delta":{{}},"finish_reason":"{reason}"')
+            if ask.include_usage:
+                words = ask.prompt_words
+                tail += self._chunk("", usage=f'{{"prompt_tokens":{words},"completion_tokens":{tokens},'
+                                              f'"total_tokens":{words + tokens}}}')
+            self.write(tail + b"data: [DONE]\n\n")
+        elif completion:
+            self.write(b'event: done\ndata: {"events":%d}\n\n' % self.n)
         if self.gzip is not None:
             self.write_raw(_chunk(self.gzip.flush()))
         if self.fault == "split":
