@@ -6,6 +6,7 @@
     python bench/streams_bench.py --clients sseload --users 250 500 --tls     # HTTPS, throwaway CA
     python bench/streams_bench.py --clients sseload --users 2000 --keep /tmp/runs   # keep the results
     python bench/streams_bench.py --clients sseload raw --users 1000 2000   # against the floor: a bare uvloop client
+    python bench/streams_bench.py --clients sseload --users 2000 --seconds 15 --openai   # plain and LLM-style side by side
     python bench/streams_bench.py --clients sseload --users 100 --events 1 --ttfe-ms 5 --gap-ms 1   # per-stream cost
     SSELOAD_READER=python python bench/streams_bench.py --clients sseload   # the event-loop reader
 
@@ -90,7 +91,7 @@ def target_stats(url: str, reset: bool = False, ca_file: Path | None = None) -> 
 
 
 def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple, workload: dict,
-            tls: bool = False, keep: Path | None = None) -> dict:
+            tls: bool = False, keep: Path | None = None, openai: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="sseload-bench-") as tmp_name:
         tmp = Path(tmp_name)
         tls_flags, ca_file = throwaway_ca(tmp) if tls else ([], None)
@@ -109,12 +110,14 @@ def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple,
             env["NAIVE_OUT"] = str(tmp / "naive.npz")
             extra = []
         total_s = ramp_s + 1.0 + seconds
+        # --openai: the target's LLM-style chat stream, read with sseload's token metrics (openai mode)
+        stream_url = url + "/v1/chat/completions" if openai else url
         if client == "raw":  # no Locust: the floor (bench/raw_client.py)
             cmd = pinned([sys.executable, str(RAW), "--url", url, "--users", str(users), "--ramp", str(ramp_s),
                           "--seconds", str(int(total_s + 1)), "--out", str(tmp / "naive.npz")], cpus[0])
         else:
             cmd = pinned([sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", str(users),
-                          "-r", str(users / ramp_s), "-t", f"{int(total_s + 1)}s", "-H", url, "--only-summary",
+                          "-r", str(users / ramp_s), "-t", f"{int(total_s + 1)}s", "-H", stream_url, "--only-summary",
                           "--stop-timeout", "5", "--loglevel", "ERROR", *extra], cpus[0])
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         ps = psutil.Process(proc.pid)
@@ -156,7 +159,7 @@ def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple,
             return float(np.percentile(a, p)) if a.size else float("nan")
 
         return {
-            "client": client, "users": users,
+            "client": client + ("/openai" if openai else ""), "users": users,
             "streams_s": fk.size / wall, "events_s": n_events / wall,
             "cpu_pct": 100 * cpu_s / wall,
             "us_per_event": 1e6 * cpu_s / n_events if n_events else float("nan"),
@@ -187,6 +190,8 @@ def main() -> None:
     ap.add_argument("--ttfe-ms", type=float, default=200.0, help="time to the first event (issue 7's workload: 200)")
     ap.add_argument("--tls", action="store_true",
                     help="HTTPS with a throwaway CA (sseload only; needs trustme)")
+    ap.add_argument("--openai", action="store_true",
+                    help="also run sseload on the target's LLM-style chat stream (openai mode: token metrics)")
     ap.add_argument("--csv", help="also write the table here")
     ap.add_argument("--keep", type=Path, help="copy each sseload run's results into this directory")
     args = ap.parse_args()
@@ -202,10 +207,11 @@ def main() -> None:
         for client in args.clients:
             workload = dict(WORKLOAD, **{"--gap-ms": f"{args.gap_ms:g}", "--events": str(args.events),
                                          "--ttfe-ms": f"{args.ttfe_ms:g}"})
-            row = run_one(client, users, args.seconds, args.ramp, cpus, workload,
-                          tls=args.tls, keep=args.keep)
-            rows.append(row)
-            print(pd.DataFrame([row])[cols].round(2).to_string(index=False, header=len(rows) == 1), flush=True)
+            for openai in (False, True) if args.openai and client == "sseload" else (False,):
+                row = run_one(client, users, args.seconds, args.ramp, cpus, workload,
+                              tls=args.tls, keep=args.keep, openai=openai)
+                rows.append(row)
+                print(pd.DataFrame([row])[cols].round(2).to_string(index=False, header=len(rows) == 1), flush=True)
     table = pd.DataFrame(rows)[cols]
     print()
     print(table.round(2).to_string(index=False))
