@@ -6,7 +6,7 @@
     python bench/streams_bench.py --clients sseload --users 250 500 --tls     # HTTPS, throwaway CA
     python bench/streams_bench.py --clients sseload --users 2000 --keep /tmp/runs   # keep the results
     python bench/streams_bench.py --clients sseload raw --users 1000 2000   # against the floor: a bare uvloop client
-    python bench/streams_bench.py --clients sseload --users 2000 --seconds 15 --openai   # plain and LLM-style side by side
+    python bench/streams_bench.py --clients sseload --users 2000 --seconds 15 --openai   # plain and LLM-style
     python bench/streams_bench.py --clients sseload --users 100 --events 1 --ttfe-ms 5 --gap-ms 1   # per-stream cost
     SSELOAD_READER=python python bench/streams_bench.py --clients sseload   # the event-loop reader
 

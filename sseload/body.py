@@ -116,7 +116,23 @@ def bodies(spec: Body, base_dir: Path | None = None, method: str = "POST",
            skip_over: int | None = None) -> list[bytes | int]:
     """The distinct bodies a scenario sends, in the order streams take them. A generated body over
     ``skip_over`` bytes (the gateway's limit, with over_limit = "skip") is never built: its size
-    stands in for it."""
+    stands in for it. With ``include_usage``, every JSON object body asks for the usage chunk."""
+    built = _bodies(spec, base_dir, method, skip_over)
+    return [_with_usage(b) for b in built] if spec.include_usage else built
+
+
+def _with_usage(body: bytes | int) -> bytes | int:
+    try:
+        obj = json.loads(body) if isinstance(body, bytes) and body[:1] == b"{" else None
+    except ValueError:
+        obj = None
+    if not isinstance(obj, dict):
+        return body  # not a JSON object (a size stand-in, binary, text): as it is
+    obj["stream_options"] = {**(obj.get("stream_options") or {}), "include_usage": True}
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _bodies(spec: Body, base_dir: Path | None, method: str, skip_over: int | None) -> list[bytes | int]:
     if spec.dataset:
         return dataset_bodies(spec, base_dir)
     if spec.prompts:

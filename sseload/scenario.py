@@ -73,6 +73,7 @@ class Body:
     input_words: str = "100"  # synthetic prompt length in words: 100, "uniform:50:150", "lognormal:100:0.5"
     max_tokens: str = ""  # each body's max_tokens: a number or a distribution as input_words; "" keeps the template's
     shared_prefix_words: int = 0  # synthetic: words every prompt starts with (to test a prefix cache)
+    include_usage: bool = False  # JSON bodies ask for the usage chunk (stream_options.include_usage): exact tokens
 
 
 @dataclass

@@ -158,3 +158,15 @@ def test_the_reference_target_streams_as_an_llm_server(tmp_path):
     assert (ok["output_tokens"] == 12).all() and (ok["tokens_from"] == FROM_USAGE).all()
     assert (ok["prompt_tokens"] == 10).all()
     assert abs(ok["tpot_ms"].median() - 5) < 1.0  # gap_ms per token
+
+
+@pytest.mark.unit
+def test_include_usage_asks_every_json_body_for_the_usage_chunk(tmp_path):
+    from sseload.body import bodies
+    from sseload.scenario import Body
+
+    got = [json.loads(b) for b in bodies(Body(prompts=3, include_usage=True))]
+    assert all(g["stream_options"] == {"include_usage": True} for g in got)
+    kept = json.loads(bodies(Body(json={"stream_options": {"continuous_usage_stats": True}}, include_usage=True))[0])
+    assert kept["stream_options"] == {"continuous_usage_stats": True, "include_usage": True}
+    assert bodies(Body(text="plain", include_usage=True)) == [b"plain"]
