@@ -45,7 +45,7 @@ class Feed:
         first_id, last_id, retry = ids or ("", "", None)
         if retry is not None:
             self.retry_ms = float(retry)
-        fields: dict[str, int] = {"feed_id": self.feed_id or rec.stream_id}
+        fields: dict[str, object] = {"feed_id": self.feed_id or rec.stream_id}
         if self.connections:  # a reconnect: how long it took and what its user missed
             fields["reconnect_ns"] = max(0, rec.t0_perf_ns - self._prev_end_ns)
             if len(event_t_ns) and self._prev_last_event_ns >= 0:

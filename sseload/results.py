@@ -165,8 +165,12 @@ def start_rate(streams: pd.DataFrame, seconds: float, run_s: float | None = None
     n = len(streams)
     if n == 0:
         return 0.0
-    window_s = min(run_s, seconds) if run_s else seconds
-    return n / max(window_s, 1e-9)
+    return n / max(load_window_s(seconds, run_s), 1e-9)
+
+
+def load_window_s(seconds: float, run_s: float | None) -> float:
+    """The load window: the run time where it is known (the run length, if shorter), else the run length."""
+    return min(run_s, seconds) if run_s else seconds
 
 
 def _seconds_of(run_time) -> float | None:
@@ -330,7 +334,7 @@ def summarise(run: Run) -> dict:
         summary["schedule_lag_ms"] = percentiles(s["schedule_lag_ms"])
         summary["ttfe_from_schedule_ms"] = percentiles(s["schedule_lag_ms"] + s["ttfe_ms"])
     if "ttft_ms" in s and s["output_tokens"].notna().any():  # OpenAI-style streams (sseload.llm)
-        summary.update(token_summary(run, _load_seconds(run, seconds), seconds))
+        summary.update(token_summary(run, load_window_s(seconds, _seconds_of(run.info.get("run_time"))), seconds))
     if "feed_id" in s and s["feed_id"].notna().any():  # reconnect mode (sseload.feed)
         summary["feeds"] = int(s["feed_id"].nunique())
         summary["reconnects"] = int((s["outcome"] == Outcome.RECONNECTED).sum())
@@ -350,12 +354,6 @@ def summarise(run: Run) -> dict:
         if not ev.empty:
             summary["max_gap_ms"] = percentiles(stream_gaps(ev)["max_gap_ms"])
     return summary
-
-
-def _load_seconds(run: Run, seconds: float) -> float:
-    """The load window (as start_rate counts it): the run time where known and shorter, else the run length."""
-    run_time = _seconds_of(run.info.get("run_time"))
-    return min(run_time, seconds) if run_time else seconds
 
 
 def meets_slo(streams: pd.DataFrame, slo: dict) -> pd.Series:

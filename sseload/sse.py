@@ -314,8 +314,8 @@ def _values(data: str, key: str):
 
 def _number(data: str, key: str) -> int:
     for j in _values(data, key):
-        m = re.match(r"[0-9]+", data[j:j + 19])
-        return int(m[0]) if m and len(m[0]) <= 18 and not data[j + len(m[0]):j + len(m[0]) + 1].isdigit() else -1
+        m = re.match(r"[0-9]+", data[j:j + 19])  # 19 digits: over the 18 the compiled twin reads
+        return int(m[0]) if m and len(m[0]) <= 18 else -1
     return -1
 
 
