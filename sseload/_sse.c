@@ -103,6 +103,9 @@ typedef struct {
     int openai;       /* OpenAI-style chunks: per event, whether it carries output and its usage */
     Ints llm;         /* openai: per event, output (1 or 0) + 2 * (usage.completion_tokens + 1) */
     int64_t prompt_tokens;  /* openai: the last usage.prompt_tokens seen, -1 before one */
+    int keep_output;  /* openai: keep the data of each chunk carrying output (a tokenizer, a conversation) */
+    Buf outputs;      /* keep_output: those chunks' data, one after another */
+    Ints output_ends; /* keep_output: where each one ends in outputs */
     /* the body's framing (sseload.sse.BodyFraming): none, Content-Length, or chunked */
     int framing;      /* FRAMING_* */
     int fstate;       /* chunked: F_* */
@@ -276,12 +279,37 @@ static int carries_output(const char *s, Py_ssize_t n) {
     return 0;
 }
 
+/* A chunk the response acts on: it ends a choice (a finish_reason string) or reports an error
+ * (an "error" object or string, or "object": "error"), as sseload.sse.openai_notable. */
+static int openai_notable(const char *s, Py_ssize_t n) {
+    Py_ssize_t from = 0, j;
+    while ((j = value_of(s, n, "\"finish_reason\"", 15, &from)) >= 0)
+        if (j < n && s[j] == '"')
+            return 1;
+    from = 0;
+    while ((j = value_of(s, n, "\"error\"", 7, &from)) >= 0)
+        if (j < n && (s[j] == '{' || s[j] == '"'))
+            return 1;
+    from = 0;
+    while ((j = value_of(s, n, "\"object\"", 8, &from)) >= 0)
+        if (j + 7 <= n && memcmp(s + j, "\"error\"", 7) == 0)
+            return 1;
+    return 0;
+}
+
+/* openai: the chunk's facts recorded; 1 when the response must act on it, 0 if not, -1 on error. */
 static int openai_facts(EventLog *self, const char *raw, Py_ssize_t n) {
     int64_t completion = number_of(raw, n, "\"completion_tokens\"", 19);
     int64_t prompt = number_of(raw, n, "\"prompt_tokens\"", 15);
     if (prompt >= 0)
         self->prompt_tokens = prompt;
-    return ints_push(&self->llm, carries_output(raw, n) + 2 * (completion + 1));
+    int out = carries_output(raw, n);
+    if (ints_push(&self->llm, out + 2 * (completion + 1)) < 0)
+        return -1;
+    if (out && self->keep_output
+        && (buf_put(&self->outputs, raw, n) < 0 || ints_push(&self->output_ends, self->outputs.len) < 0))
+        return -1;
+    return openai_notable(raw, n);
 }
 
 static PyObject *decode(const Buf *b) {
@@ -298,13 +326,14 @@ static int dispatch(EventLog *self, int64_t t_ns, PyObject *notable) {
     if (ints_push(&self->t_ns, t_ns) < 0 || ints_push(&self->size, n) < 0
         || ints_push(&self->server_ns, truth_of(self, raw, n)) < 0)
         return -1;
-    if (self->openai && openai_facts(self, raw, n) < 0)
+    int chunk_notable = self->openai ? openai_facts(self, raw, n) : 0;
+    if (chunk_notable < 0)
         return -1;
     const Buf *type = &self->event_type;
     int typed = type->len && !(type->len == 7 && memcmp(type->p, "message", 7) == 0);
     int sentinel = self->has_sentinel && n == self->sentinel.len
                    && memcmp(raw, self->sentinel.p, n) == 0;
-    if (typed || sentinel) {
+    if (typed || sentinel || chunk_notable) {
         PyObject *event = typed ? decode(type) : PyUnicode_FromString("message");
         PyObject *text = PyUnicode_DecodeUTF8(raw, n, "replace");
         PyObject *id = decode(&self->last_id);
@@ -602,6 +631,7 @@ static PyObject *feed_read(EventLog *self, const char *buf, Py_ssize_t len, int6
         return NULL;
     Py_ssize_t before = self->t_ns.len;
     int64_t prompt_before = self->prompt_tokens;
+    Py_ssize_t outputs_before = self->output_ends.len;
     int rc = 0;
     if (!len) {
     } else if (self->framing == FRAMING_NONE) {
@@ -616,6 +646,8 @@ static PyObject *feed_read(EventLog *self, const char *buf, Py_ssize_t len, int6
         if (self->openai) {
             self->llm.len = before;
             self->prompt_tokens = prompt_before;
+            self->output_ends.len = outputs_before;
+            self->outputs.len = outputs_before ? (Py_ssize_t)self->output_ends.p[outputs_before - 1] : 0;
         }
         if (before == 0)
             self->first_id.len = 0;
@@ -668,18 +700,39 @@ static PyObject *EventLog_llm(EventLog *self, PyObject *Py_UNUSED(ignored)) {
                                      self->llm.len * (Py_ssize_t)sizeof(int64_t));
 }
 
+static PyObject *EventLog_outputs(EventLog *self, PyObject *Py_UNUSED(ignored)) {
+    PyObject *list = PyList_New(self->output_ends.len);
+    if (!list)
+        return NULL;
+    Py_ssize_t start = 0;
+    for (Py_ssize_t i = 0; i < self->output_ends.len; i++) {
+        Py_ssize_t end = (Py_ssize_t)self->output_ends.p[i];
+        PyObject *text = PyUnicode_DecodeUTF8(self->outputs.p + start, end - start, "replace");
+        if (!text) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, text);
+        start = end;
+    }
+    return list;
+}
+
 static int EventLog_init(EventLog *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"max_event_bytes", "truth_key", "sentinel", "chunked", "length", "openai", NULL};
+    static char *kwlist[] = {"max_event_bytes", "truth_key", "sentinel", "chunked", "length", "openai",
+                             "keep_output", NULL};
     Py_ssize_t max_event_bytes = 1 << 24;
     const char *key = NULL, *sentinel = NULL;
     Py_ssize_t key_len = 0, sentinel_len = 0;
     int chunked = 0;
     long long length = -1;
-    int openai = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|nz#z#pLp:EventLog", kwlist, &max_event_bytes,
-                                     &key, &key_len, &sentinel, &sentinel_len, &chunked, &length, &openai))
+    int openai = 0, keep_output = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|nz#z#pLpp:EventLog", kwlist, &max_event_bytes, &key, &key_len,
+                                     &sentinel, &sentinel_len, &chunked, &length, &openai, &keep_output))
         return -1;
     self->openai = openai;
+    self->keep_output = openai && keep_output;
+    self->outputs.len = self->output_ends.len = 0;
     self->llm.len = 0;
     self->prompt_tokens = -1;
     self->framing = chunked ? FRAMING_CHUNKED : length >= 0 ? FRAMING_LENGTH : FRAMING_NONE;
@@ -702,13 +755,14 @@ static int EventLog_init(EventLog *self, PyObject *args, PyObject *kwds) {
 
 static void EventLog_dealloc(EventLog *self) {
     Buf *bufs[] = {&self->pending, &self->scratch, &self->data, &self->event_type, &self->last_id, &self->first_id,
-                   &self->truth_key, &self->sentinel, &self->fline};
+                   &self->truth_key, &self->sentinel, &self->fline, &self->outputs};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         PyMem_Free(bufs[i]->p);
     PyMem_Free(self->t_ns.p);
     PyMem_Free(self->size.p);
     PyMem_Free(self->server_ns.p);
     PyMem_Free(self->llm.p);
+    PyMem_Free(self->output_ends.p);
     PyMem_Free(self->segs.p);
     Py_XDECREF(self->retry);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -778,6 +832,8 @@ static PyMethodDef EventLog_methods[] = {
      "feed(chunk, t_ns) -> the typed and sentinel events it completed; all are recorded."},
     {"llm", (PyCFunction)EventLog_llm, METH_NOARGS,
      "llm() -> bytes: openai: per event, output (1/0) + 2 * (usage.completion_tokens + 1), as int64."},
+    {"outputs", (PyCFunction)EventLog_outputs, METH_NOARGS,
+     "outputs() -> list[str]: keep_output: the data of each chunk that carried output, in order."},
     {"arrays", (PyCFunction)EventLog_arrays, METH_NOARGS,
      "(t_ns, size, server_ns) of the recorded events, as native int64 bytes."},
     {NULL},

@@ -8,13 +8,20 @@ class EventLog:
     """One stream's events as flat arrays: three int64 per event, no Python object per event."""
 
     def __init__(self, max_event_bytes: int = ..., truth_key: bytes | None = ..., sentinel: bytes | None = ...,
-                 chunked: bool = ..., length: int = ...) -> None: ...
+                 chunked: bool = ..., length: int = ..., openai: bool = ..., keep_output: bool = ...) -> None: ...
     def feed(self, chunk: bytes, t_ns: int, /) -> list[SSEEvent]:
-        """Record every event the chunk completes; return the typed and sentinel ones (to act on).
+        """Record every event the chunk completes; return the typed and sentinel ones (to act on),
+        and in openai mode the chunks that end a choice or report an error (sseload.sse.openai_notable).
 
         Raises sseload.sse_types.SSEProtocolError for an event over max_event_bytes or broken framing."""
     def arrays(self) -> tuple[bytes, bytes, bytes]:
         """(t_ns, size, server_ns) of the recorded events, as native int64 bytes."""
+    def llm(self) -> bytes:
+        """openai: per event, output (1/0) + 2 * (usage.completion_tokens + 1), as native int64 bytes."""
+    def outputs(self) -> list[str]:
+        """keep_output: the data of each chunk that carried output, in order."""
+    @property
+    def prompt_tokens(self) -> int: ...
     def __len__(self) -> int: ...
     @property
     def bytes_in(self) -> int: ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 from sseload.scenario import BODYLESS_METHODS, Body, ScenarioError
@@ -68,8 +69,8 @@ def _dist(text: str, what: str):
         raise ScenarioError(str(err)) from None
 
 
-def dataset_bodies(spec: Body, base_dir: Path | None) -> list[bytes]:
-    """One body per dataset line (the template merged with the line), in the order asked."""
+def _dataset_lines(spec: Body, base_dir: Path | None) -> tuple[str, list]:
+    """(the dataset's file name, its lines as JSON values)."""
     path = _resolve(spec.dataset, base_dir)
     try:
         lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
@@ -77,21 +78,92 @@ def dataset_bodies(spec: Body, base_dir: Path | None) -> list[bytes]:
         raise ScenarioError(f"[body] dataset {str(path)!r} cannot be read: {err}") from None
     if not lines:
         raise ScenarioError(f"[body] dataset {str(path)!r} has no lines")
-    template = spec.json if isinstance(spec.json, dict) else DEFAULT_TEMPLATE
-    rng = random.Random(spec.seed)
-    out = []
+    records = []
     for n, line in enumerate(lines, 1):
         try:
-            record = json.loads(line)
+            records.append(json.loads(line))
         except ValueError:
             raise ScenarioError(f"[body] dataset {path.name} line {n} is not JSON") from None
-        obj = _with_max_tokens({**template, **_messages_of(record, f"[body] dataset {path.name} line {n}")}, spec, rng)
-        out.append(json.dumps(obj, separators=(",", ":")).encode())
+    return path.name, records
+
+
+def _in_order(items: list, spec: Body, rng: random.Random) -> list:
     if spec.order == "shuffle":
-        rng.shuffle(out)
+        rng.shuffle(items)
     elif spec.order == "random":
-        out = [rng.choice(out) for _ in out]
-    return out
+        items = [rng.choice(items) for _ in items]
+    return items
+
+
+def _template(spec: Body) -> dict:
+    template = spec.json if isinstance(spec.json, dict) else DEFAULT_TEMPLATE
+    return _usage_asked(dict(template)) if spec.include_usage else dict(template)
+
+
+def dataset_bodies(spec: Body, base_dir: Path | None) -> list[bytes]:
+    """One body per dataset line (the template merged with the line), in the order asked."""
+    name, records = _dataset_lines(spec, base_dir)
+    template = spec.json if isinstance(spec.json, dict) else DEFAULT_TEMPLATE
+    rng = random.Random(spec.seed)
+    out = [json.dumps(_with_max_tokens({**template, **_messages_of(record, f"[body] dataset {name} line {n}")},
+                                       spec, rng), separators=(",", ":")).encode()
+           for n, record in enumerate(records, 1)]
+    return _in_order(out, spec, rng)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One line of a multi-turn dataset: what every turn's body holds beside its messages, the
+    messages before the first user turn (a system prompt), and the user turns in order."""
+
+    head: dict
+    system: tuple[dict, ...]
+    turns: tuple[str, ...]
+
+    def body(self, history: list[dict], turn: int) -> bytes:
+        """The body of turn ``turn`` (0 first): the system messages, the history so far (each user
+        turn with the answer it got), and this turn. Built when the turn is sent: it carries the
+        answers, which only the service knows."""
+        messages = [*self.system, *history, {"role": "user", "content": self.turns[turn]}]
+        return json.dumps({**self.head, "messages": messages}, separators=(",", ":")).encode()
+
+
+_HUMAN, _SYSTEM = ("human", "user"), ("system",)
+
+
+def _conversation_of(record, head: dict, where: str) -> Conversation:
+    """A conversation from a dataset line: a ShareGPT record (its human turns; the recorded answers
+    are dropped for the service's own), an object with messages (its user turns), or a list of turns."""
+    if isinstance(record, str):
+        record = [record]
+    if isinstance(record, list) and all(isinstance(t, str) for t in record):
+        messages = [{"role": "user", "content": t} for t in record]
+    elif isinstance(record, dict) and isinstance(record.get("messages"), list):
+        messages = record["messages"]
+        head = {**head, **{k: v for k, v in record.items() if k != "messages"}}
+    elif isinstance(record, dict) and isinstance(record.get("conversations") or record.get("conversation"), list):
+        messages = [{"role": "user" if t.get("from") in _HUMAN else str(t.get("from")), "content": t.get("value")}
+                    for t in record.get("conversations") or record["conversation"] if isinstance(t, dict)]
+    else:
+        raise ScenarioError(f"{where}: a multi-turn line must be a list of turns, an object with messages, or a "
+                            "ShareGPT record with conversations")
+    messages = [m for m in messages if isinstance(m, dict)]
+    roles = [m.get("role") for m in messages]
+    first_user = roles.index("user") if "user" in roles else -1
+    if first_user < 0:
+        raise ScenarioError(f"{where}: the conversation has no user turn")
+    system = tuple(m for m in messages[:first_user] if m.get("role") in _SYSTEM)
+    turns = tuple(str(m.get("content") or "") for m in messages[first_user:] if m.get("role") in _HUMAN)
+    return Conversation(head, system, turns)
+
+
+def conversations(spec: Body, base_dir: Path | None) -> list[Conversation]:
+    """[body] multi_turn: one conversation per dataset line, in the order asked."""
+    name, records = _dataset_lines(spec, base_dir)
+    rng = random.Random(spec.seed)
+    out = [_conversation_of(record, _with_max_tokens(_template(spec), spec, rng), f"[body] dataset {name} line {n}")
+           for n, record in enumerate(records, 1)]
+    return _in_order(out, spec, rng)
 
 
 def synthetic_bodies(spec: Body) -> list[bytes]:
@@ -128,8 +200,12 @@ def _with_usage(body: bytes | int) -> bytes | int:
         obj = None
     if not isinstance(obj, dict):
         return body  # not a JSON object (a size stand-in, binary, text): as it is
+    return json.dumps(_usage_asked(obj), separators=(",", ":")).encode()
+
+
+def _usage_asked(obj: dict) -> dict:
     obj["stream_options"] = {**(obj.get("stream_options") or {}), "include_usage": True}
-    return json.dumps(obj, separators=(",", ":")).encode()
+    return obj
 
 
 def _bodies(spec: Body, base_dir: Path | None, method: str, skip_over: int | None) -> list[bytes | int]:

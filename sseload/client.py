@@ -132,6 +132,7 @@ class SSEConnection:
         self._read_error: BaseException | None = None
         self._drain_timer = None  # bounds reading a completed stream's body end (_drain_briefly)
         self.log_ids: tuple[str, str, int | None] | None = None  # the last stream's (first id, last id, retry)
+        self.outputs: list[str] = []  # keep_output: the data of the last stream's chunks carrying output
 
     def close(self) -> None:
         if self.sock is not None:
@@ -267,6 +268,7 @@ class SSEConnection:
         """The record of a stream decided before sending (a body over the limit, no credentials)."""
         self.interrupted = None
         self.log_ids = None
+        self.outputs = []
         return StreamRecord(
             (self.worker << 40) | next(_stream_ids), self.worker, self.user, perf_ns(), time.time_ns(), scheduled_ns,
             -1, -1, -1, -1, 0, 0, 0, 0, "", False, req.body_bytes, 0, 0, 0, outcome, "",
@@ -431,13 +433,14 @@ class SSEConnection:
         first_event_ns = -1
         # what a feed (reconnect mode, sseload.feed) carries to its next connection
         self.log_ids = (log.first_event_id, log.last_event_id, log.retry) if log is not None else None
-        ttft_ns, output_tokens, tokens_from, prompt_tokens = -1, -1, "", -1
+        tokens, prompt_tokens, rules = None, -1, self.rules
+        self.outputs = log.outputs() if log is not None and rules.keep_output else []  # a conversation's answer
         if log is not None:
-            events.extend(log)
-            n_events, malformed, first_event_ns = len(log), log.malformed, log.first_t_ns
-            if self.rules.openai:
-                ttft_ns, output_tokens, tokens_from = stream_tokens(log.llm(), log.arrays()[0], t0)
+            if rules.openai:
+                tokens = stream_tokens(log.llm(), log.arrays()[0], t0, self.outputs, rules.tokenizer)
                 prompt_tokens = log.prompt_tokens
+            events.extend(log, tokens.chunk_tokens if tokens else None)
+            n_events, malformed, first_event_ns = len(log), log.malformed, log.first_t_ns
         t_headers = resp.t_headers_ns
         return StreamRecord(
             (self.worker << 40) | next(_stream_ids), self.worker, self.user, t0, start_ns, scheduled_ns, connect_ns,
@@ -446,7 +449,8 @@ class SSEConnection:
             duration_ns, sign_ns, fetch_ns, resp.status, resp.content_type, resp.charset_warning,
             len(req.body), resp.bytes_received(), n_events, malformed, outcome, code,
             _redact_text(error, self.auth), reused, retried, redirects,
-            ttft_ns=ttft_ns, output_tokens=output_tokens, prompt_tokens=prompt_tokens, tokens_from=tokens_from,
+            **({"ttft_ns": tokens.ttft_ns, "output_tokens": tokens.output_tokens, "prompt_tokens": prompt_tokens,
+                "tokens_from": tokens.tokens_from, "finish_reason": resp.finish_reason} if tokens else {}),
         )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from sseload.metrics import (
     CONSOLE,
+    CONVERSATIONS,
     EVENTS_PER_S,
     FEED_GAP,
     FEEDS,
@@ -25,6 +26,7 @@ from sseload.metrics import (
     SLO_RATE,
     STREAMS,
     STREAMS_PER_S,
+    TTFT,
     Metric,
     distribution_rows,
 )
@@ -101,8 +103,16 @@ def feed_line(s: Mapping) -> str:
 def token_line(s: Mapping) -> str:
     """OpenAI-style streams: the output tokens (and where their count came from), throughput, goodput."""
     sources = ", ".join(f"{k}: {v} streams" for k, v in sorted((s.get("tokens_from") or {}).items()))
-    return (f"{OUTPUT_TOKENS.label} {s['output_tokens']}" + (f" (from {sources})" if sources else "")
+    line = (f"{OUTPUT_TOKENS.label} {s['output_tokens']}" + (f" (from {sources})" if sources else "")
             + ", " + ", ".join(f"{m.label} {m.quantity(m.value(s))}" for m in (OUTPUT_TOKENS_PER_S, GOODPUT, SLO_RATE)))
+    finished = s.get("finish_reasons") or {}
+    if set(finished) - {"stop"}:  # streams cut by max_tokens or a content filter change what tokens/s means
+        line += "; finish_reason " + ", ".join(f"{k} {v}" for k, v in sorted(finished.items(), key=lambda kv: -kv[1]))
+    if s.get("conversations"):
+        by_turn = s.get("ttft_by_turn_ms") or {}
+        line += f"; {s['conversations']} {CONVERSATIONS.label}, {TTFT.label} p50 by turn " + ", ".join(
+            f"{turn}: {TTFT.quantity(p.get('p50'))}" for turn, p in sorted(by_turn.items(), key=lambda kv: int(kv[0])))
+    return line
 
 
 def format_summary(s: Mapping) -> str:

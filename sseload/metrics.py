@@ -90,6 +90,11 @@ ITL = _latency(
     "OpenAI-style streams: inter-token latency as vLLM's benchmark counts it, between the reads that "
     "completed two consecutive chunks carrying output (a chunk of several tokens is one gap)",
     threshold_stats=PERCENTILE_STATS)
+ITL_PER_TOKEN = _latency(
+    "itl_per_token_ms", "ITL per token",
+    "OpenAI-style streams: each gap of ITL divided by the tokens its later chunk carried, one sample per token "
+    "(chunks whose tokens are unknown, with only a final usage chunk and no tokenizer, are left out)",
+    threshold_stats=PERCENTILE_STATS)
 TTFB = _latency(
     "ttfb_ms", "TTFB",
     "time to first byte: from when the request starts to go out to the read that completed the response head",
@@ -176,6 +181,9 @@ GOODPUT = _run("goodput", "goodput", "streams/s",
 SLO_RATE = _run("slo_rate", "share meeting the SLOs", "",
                 "OpenAI-style streams: the share of streams that ended ok and met every [slo] objective",
                 higher_is_worse=False, threshold_stats=(None,), fmt=".2%", noise_floor=0.01)
+CONVERSATIONS = _run("conversations", "conversations", "",
+                     "multi-turn ([body] multi_turn): conversations begun, each turn a stream sent after the answer "
+                     "before it, with the history", higher_is_worse=False, fmt="d")
 FEEDS = _run("feeds", "feeds", "", "reconnect mode: feeds run, each one user's long-lived stream over its connections",
              higher_is_worse=False, fmt="d")
 RECONNECTS = _run("reconnects", "reconnects", "", "reconnect mode: connections that ended and whose feed reconnected",
@@ -191,10 +199,10 @@ EVENTS_READ_TOGETHER = Metric(
 
 #: Every metric of the summary, in the order reports show them.
 METRICS: tuple[Metric, ...] = (
-    TTFE, TTFT, TPOT, ITL, TTFB, GAP, MAX_GAP, DURATION, HEADROOM, SCHEDULE_LAG, TTFE_FROM_SCHEDULE, RECONNECT,
-    FEED_GAP, LATENESS, TTFE_ERROR, STREAMS, EVENTS, RUN_LENGTH, STREAMS_PER_S, EVENTS_PER_S, BYTES_PER_S,
-    ERROR_RATE, CUTOFF_RATE, OK_RATE, OUTPUT_TOKENS, OUTPUT_TOKENS_PER_S, GOODPUT, SLO_RATE, FEEDS, RECONNECTS,
-    MISSED_EVENTS, EVENTS_READ_TOGETHER,
+    TTFE, TTFT, TPOT, ITL, ITL_PER_TOKEN, TTFB, GAP, MAX_GAP, DURATION, HEADROOM, SCHEDULE_LAG, TTFE_FROM_SCHEDULE,
+    RECONNECT, FEED_GAP, LATENESS, TTFE_ERROR, STREAMS, EVENTS, RUN_LENGTH, STREAMS_PER_S, EVENTS_PER_S, BYTES_PER_S,
+    ERROR_RATE, CUTOFF_RATE, OK_RATE, OUTPUT_TOKENS, OUTPUT_TOKENS_PER_S, GOODPUT, SLO_RATE, CONVERSATIONS, FEEDS,
+    RECONNECTS, MISSED_EVENTS, EVENTS_READ_TOGETHER,
 )
 BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}
 #: The rows of the percentile tables (summary.md, report.html); CONSOLE: the console's few.
@@ -258,8 +266,9 @@ def _thresholds() -> dict[str, Threshold]:
 THRESHOLDS: dict[str, Threshold] = _thresholds()
 
 __all__ = [
-    "ACTIVE_STREAMS", "BY_KEY", "BYTES_PER_S", "CONSOLE", "CUTOFF_RATE", "DURATION", "ERROR_RATE", "EVENTS",
-    "EVENTS_PER_S", "EVENTS_READ_TOGETHER", "FEEDS", "FEED_GAP", "GAP", "GOODPUT", "HEADROOM", "ITL", "LATENCY",
+    "ACTIVE_STREAMS", "BY_KEY", "BYTES_PER_S", "CONSOLE", "CONVERSATIONS", "CUTOFF_RATE", "DURATION", "ERROR_RATE",
+    "EVENTS", "EVENTS_PER_S", "EVENTS_READ_TOGETHER", "FEEDS", "FEED_GAP", "GAP", "GOODPUT", "HEADROOM", "ITL",
+    "ITL_PER_TOKEN", "LATENCY",
     "LATENESS", "MAX_GAP", "METRICS", "MISSED_EVENTS", "OK_RATE", "OUTPUT_TOKENS", "OUTPUT_TOKENS_PER_S",
     "PERCENTILE_STATS", "RECONNECT", "RECONNECTS", "RUN_LENGTH", "SCHEDULE_LAG", "SLO_RATE", "STREAMS",
     "STREAMS_PER_S", "THRESHOLDS", "TPOT", "TTFB", "TTFE", "TTFE_ERROR", "TTFE_FROM_SCHEDULE", "TTFT",

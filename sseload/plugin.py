@@ -35,6 +35,7 @@ from sseload.auth.schemes import Authenticator, from_scenario
 from sseload.client import Endpoint, PreparedRequest, StreamRules
 from sseload.distributed import BATCH, DONE, MasterCollector, WorkerSink
 from sseload.health import HealthMonitor, merge_summaries
+from sseload.llm import load_tokenizer
 from sseload.outcomes import AUTHENTICATED, SUCCEEDED, Outcome
 from sseload.recorder import ParquetSink, Recorder, warm_up
 from sseload.records import StreamRecord
@@ -119,6 +120,7 @@ class RunContext:
             base_dir = Path(scenario.source).parent if scenario.source else None
             skip_over = scenario.gateway.max_body_bytes if scenario.body.over_limit == "skip" else None
             self.bodies = body_mod.bodies(scenario.body, base_dir, req.method, skip_over)
+            self.conversations = body_mod.conversations(scenario.body, base_dir) if scenario.body.multi_turn else []
         except ScenarioError as err:
             raise SetupError(str(err)) from None
         self.requests = [PreparedRequest.build(req.method, url, req.headers, b"", b) if isinstance(b, int)
@@ -135,6 +137,8 @@ class RunContext:
             send_time_key=st.send_time_key,
             max_redirects=st.max_redirects,
             openai=is_openai(scenario, url),
+            keep_output=bool(st.tokenizer) or scenario.body.multi_turn,
+            tokenizer=self._tokenizer(st.tokenizer, base_dir),
         )
         self.tls = self._tls_context(st.tls_verify and not insecure, st.ca_bundle) \
             if self.endpoint.scheme == "https" else None
@@ -172,17 +176,37 @@ class RunContext:
                 "pick another --results-dir or free some space"
             ) from None
 
+    @staticmethod
+    def _tokenizer(path: str, base_dir: Path | None):
+        if not path:
+            return None
+        where = Path(path) if Path(path).is_absolute() or base_dir is None else base_dir / path
+        try:
+            return load_tokenizer(str(where))
+        except ValueError as err:
+            raise SetupError(str(err)) from None
+
     def next_request(self, worker: int = 0) -> PreparedRequest:
         """Bodies are taken in turn (a size sweep spreads evenly over the run, a prompt dataset is
         sent in its order); each worker starts at its own place, so workers do not send the same
         prompts at the same moments."""
         requests = self.requests
-        if len(requests) == 1:
-            return requests[0]
+        return requests[self._next_index(worker, len(requests))] if len(requests) > 1 else requests[0]
+
+    def next_conversation(self, worker: int = 0) -> body_mod.Conversation:
+        """[body] multi_turn: the next conversation, taken in turn as bodies are (next_request)."""
+        return self.conversations[self._next_index(worker, len(self.conversations))]
+
+    def _next_index(self, worker: int, n: int) -> int:
         if self._next_body is None:
             self._next_body = worker * WORKER_BODY_STRIDE
         self._next_body += 1
-        return requests[self._next_body % len(requests)]
+        return self._next_body % n
+
+    def request_for(self, body: bytes) -> PreparedRequest:
+        """A request of the scenario's with this body (a conversation's turn, built when it is sent)."""
+        req = self.scenario.request
+        return PreparedRequest.build(req.method, self.url, req.headers, body)
 
     def worker_report(self) -> dict:
         """What a worker tells the master when its users have stopped."""
@@ -265,7 +289,11 @@ class RunContext:
     def after_stream(self, record: StreamRecord, environment, sent: bool = True) -> None:
         """Stop early when the run can only measure a broken setup: the first streams all failed
         authentication, or all failed the same other way with nothing succeeding. A stream never
-        sent (a body skipped for its size) says nothing of the service: it does not count."""
+        sent (a body skipped for its size) says nothing of the service: it does not count.
+        An OpenAI-style stream's token facts also go to the web UI's tab here (webui.LiveStats)."""
+        if self.live_enabled and record.output_tokens >= 0:
+            ttft_ns = record.ttft_ns
+            self.live.add_tokens(ttft_ns / 1e6 if ttft_ns >= 0 else None, record.output_tokens)
         outcome = record.outcome
         if outcome in AUTHENTICATED:
             self.auth_ok = True

@@ -214,11 +214,12 @@ class Recorder:
         own.t_ns.extend(events.t_ns)
         own.size.extend(events.size)
         own.server_ns.extend(events.server_ns)
-        if len(events.llm) == n:  # OpenAI-style (else none: a stream with no events has nothing to pad)
+        if len(events.llm) == len(events.tokens) == n:  # OpenAI-style (else none: no events, nothing to pad)
             own.llm.extend(events.llm)
+            own.tokens.extend(events.tokens)
         elif len(events.llm) or len(own.llm):
             log.warning("stream %s: token facts out of step with its events; dropped", record[0])
-        del events.t_ns[:], events.size[:], events.server_ns[:], events.llm[:]
+        del events.t_ns[:], events.size[:], events.server_ns[:], events.llm[:], events.tokens[:]
         self.streams_recorded += 1
         self.events_recorded += n
         outcome = record.outcome

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
+from sseload.llm import unpack
 from sseload.outcomes import Outcome
 
 
@@ -59,7 +60,11 @@ class StreamRecord(NamedTuple):
     ttft_ns: int = -1  # to the read that completed the first chunk carrying output
     output_tokens: int = -1
     prompt_tokens: int = -1  # usage.prompt_tokens, when the server sent usage
-    tokens_from: str = ""  # "usage" or "chunks" (sseload.llm)
+    tokens_from: str = ""  # "usage", "tokenizer" or "chunks" (sseload.llm)
+    finish_reason: str = ""  # the last finish_reason a chunk gave (stop, length, content_filter, tool_calls)
+    # multi-turn conversations ([body] multi_turn); defaults: not one
+    conversation_id: int = 0  # the stream_id of the conversation's first turn
+    turn: int = 0  # 1 for the first turn
 
 
 #: The open shard of a table, an Arrow IPC stream until it becomes Parquet (sseload.recorder.ParquetSink).
@@ -99,7 +104,10 @@ STREAMS_SCHEMA = pa.schema([
     ("tpot_ms", pa.float64()),  # (duration - TTFT) / (output tokens - 1); null below 2 tokens
     ("output_tokens", pa.int32()),  # null when not OpenAI-style
     ("prompt_tokens", pa.int32()),  # usage.prompt_tokens; null when not sent
-    ("tokens_from", pa.string()),  # "usage" or "chunks"; null when not OpenAI-style
+    ("tokens_from", pa.string()),  # "usage", "tokenizer" or "chunks"; null when not OpenAI-style
+    ("finish_reason", pa.string()),  # OpenAI-style: the last finish_reason a chunk gave; null when none
+    ("conversation_id", pa.int64()),  # multi-turn: the stream_id of the conversation's first turn; else null
+    ("turn", pa.int32()),  # multi-turn: 1 for the first turn; else null
 ])
 
 EVENTS_SCHEMA = pa.schema([
@@ -111,25 +119,28 @@ EVENTS_SCHEMA = pa.schema([
     ("lateness_ms", pa.float64()),  # receive time minus the server's send time; null without truth
     ("output", pa.bool_()),  # OpenAI-style: the chunk carried output; null otherwise
     ("completion_tokens", pa.int32()),  # OpenAI-style: the chunk's usage.completion_tokens; null when absent
+    ("tokens", pa.int32()),  # OpenAI-style: the output tokens the chunk carried (sseload.llm); null when unknown
 ])
 
 
 class EventBuffer:
     """Flat arrays of event facts; a stream's events are appended together at its end."""
 
-    __slots__ = ("t_ns", "size", "server_ns", "llm")
+    __slots__ = ("t_ns", "size", "server_ns", "llm", "tokens")
 
     def __init__(self) -> None:
         self.t_ns = array("q")
         self.size = array("q")
         self.server_ns = array("q")
         self.llm = array("q")  # OpenAI-style streams only (sseload.llm): else empty
+        self.tokens = array("q")  # OpenAI-style: the tokens each chunk carried, -1 unknown (sseload.llm)
 
     def __len__(self) -> int:
         return len(self.t_ns)
 
-    def extend(self, log) -> None:
-        """Append one stream's events from its sseload.sse.EventLog."""
+    def extend(self, log, tokens: np.ndarray | None = None) -> None:
+        """Append one stream's events from its sseload.sse.EventLog (and, OpenAI-style, the tokens
+        each carried: sseload.llm.StreamTokens.chunk_tokens)."""
         t_ns, size, server_ns = log.arrays()
         self.t_ns.frombytes(t_ns)
         self.size.frombytes(size)
@@ -137,6 +148,8 @@ class EventBuffer:
         llm = getattr(log, "llm", None)
         if llm is not None:
             self.llm.frombytes(llm())
+        if tokens is not None:
+            self.tokens.frombytes(tokens.astype(np.int64).tobytes())
 
 
 def _ms(values: np.ndarray) -> pa.Array:
@@ -195,6 +208,9 @@ def to_tables(streams: list[StreamRecord], events: EventBuffer,
         "output_tokens": pa.array(output_tokens.astype(np.int32), mask=output_tokens < 0),
         "prompt_tokens": pa.array(ints(cols.prompt_tokens, np.int32), mask=ints(cols.prompt_tokens) < 0),
         "tokens_from": pa.array([t or None for t in cols.tokens_from], pa.string()),
+        "finish_reason": pa.array([f or None for f in cols.finish_reason], pa.string()),
+        "conversation_id": pa.array(ints(cols.conversation_id), mask=ints(cols.conversation_id) == 0),
+        "turn": pa.array(ints(cols.turn, np.int32), mask=ints(cols.turn) == 0),
     }, schema=STREAMS_SCHEMA)
 
     counts = ints(cols.events)
@@ -229,11 +245,13 @@ def to_tables(streams: list[StreamRecord], events: EventBuffer,
 def _llm_columns(events: EventBuffer, total: int) -> dict[str, pa.Array]:
     """The events' OpenAI-style columns: null for plain SSE (one scenario's streams are all one kind)."""
     if len(events.llm) != total or not total:
-        return {"output": pa.nulls(total, pa.bool_()), "completion_tokens": pa.nulls(total, pa.int32())}
-    packed = np.frombuffer(events.llm, dtype=np.int64)
-    usage = (packed >> 1) - 1
-    return {"output": pa.array((packed & 1).astype(bool)),
-            "completion_tokens": pa.array(usage.astype(np.int32), mask=usage < 0)}
+        return {"output": pa.nulls(total, pa.bool_()), "completion_tokens": pa.nulls(total, pa.int32()),
+                "tokens": pa.nulls(total, pa.int32())}
+    output, usage = unpack(np.frombuffer(events.llm, dtype=np.int64))
+    tokens = np.frombuffer(events.tokens, dtype=np.int64) if len(events.tokens) == total else np.full(total, -1)
+    return {"output": pa.array(output),
+            "completion_tokens": pa.array(usage.astype(np.int32), mask=usage < 0),
+            "tokens": pa.array(tokens.astype(np.int32), mask=tokens < 0)}
 
 
 #: A stream of at least this many events that all came in one read: buffered on the way, or written together.

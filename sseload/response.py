@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import httptools
 
 from sseload.gateway import AUTH_CODES, CUTOFF_CODES, THROTTLE_CODES, error_code_of
+from sseload.llm import chunk_ending
 from sseload.outcomes import Outcome
 from sseload.sse import DEFAULT_MAX_EVENT_BYTES
 from sseload.sse_types import SSEProtocolError
@@ -57,6 +58,8 @@ class StreamRules:
     send_time_key: str = "t_send_ns"  # the JSON field in each event's data that carries its send time
     max_redirects: int = 3  # same-origin redirects followed (0: none)
     openai: bool = False  # OpenAI-style chunks: the log keeps each event's output and usage (token metrics)
+    keep_output: bool = False  # openai: the log keeps the output chunks' data (a tokenizer, a conversation)
+    tokenizer: object = None  # openai: counts output tokens where the server sends no usage (sseload.llm)
 
     @property
     def cutoff_after_s(self) -> float:
@@ -142,7 +145,7 @@ class Response:
         "charset_warning", "_gunzip", "_parser", "log", "_body", "_log_has_body", "_framing", "_head_tail",
         "_head_done", "_ends_at_close", "_error_body", "_message_complete", "_completed", "outcome", "error",
         "error_code", "t_headers_ns", "_sentinel", "_done_event", "_response_bytes", "_t_start", "_t_end",
-        "_informational", "_first", "_t_done", "_t_sent", "_keep_alive",
+        "_informational", "_first", "_t_done", "_t_sent", "_keep_alive", "finish_reason",
     )
 
     def __init__(self, rules: StreamRules, log_class, t_ns: int,
@@ -177,6 +180,7 @@ class Response:
         self.outcome: Outcome | None = None  # decided early (a failure), else by verdict()
         self.error = ""
         self.error_code = ""
+        self.finish_reason = ""  # OpenAI-style streams: the last finish_reason a chunk gave
         self.t_headers_ns = -1
         completion = rules.completion
         self._sentinel = b"[DONE]" if completion in ("done", "auto") else None
@@ -312,14 +316,19 @@ class Response:
     def _new_log(self, chunked: bool = False, length: int = -1):
         return self._log_class(self.rules.max_event_bytes,
                                truth_key(self.rules.send_time_key) if self.rules.truth else None,
-                               self._sentinel, chunked, length, self.rules.openai)
+                               self._sentinel, chunked, length, self.rules.openai, self.rules.keep_output)
 
     def _act_on(self, notable: list) -> None:
-        for ev in notable:  # typed events, and [DONE] where it ends a stream (the log's sentinel)
-            name = ev.event
+        for ev in notable:  # typed events, [DONE] where it ends a stream (the log's sentinel), and in
+            name = ev.event  # openai mode the chunks that end a choice or report an error
             if self._completed:  # the body's end read after completion, for reuse: nothing in it counts
                 break
-            if name == "message" or name == self._done_event:
+            if name == "message" and self.rules.openai and ev.data != "[DONE]":
+                finish, error, code = chunk_ending(ev.data)
+                self.finish_reason = finish or self.finish_reason
+                if error:
+                    self.fail(Outcome.EVENT_ERROR, f"error in a chunk: {error[:200]}", code)
+            elif name == "message" or name == self._done_event:
                 self._completed = True
                 self._t_done = self._t_read
             elif name == "error":

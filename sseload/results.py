@@ -366,6 +366,18 @@ def meets_slo(streams: pd.DataFrame, slo: dict) -> pd.Series:
     return met
 
 
+def output_chunks(events: pd.DataFrame | None) -> pd.DataFrame | None:
+    """OpenAI-style streams: the events whose chunk carried output; None without events or token columns."""
+    if events is None or "output" not in events:
+        return None
+    return events[events["output"].eq(True)]
+
+
+def itl_ms(chunks: pd.DataFrame) -> pd.Series:
+    """ITL (sseload.metrics): per output chunk, the gap since the stream's output chunk before (NaN for a first)."""
+    return chunks.groupby("stream_id")["t_ms"].diff()
+
+
 def token_summary(run: Run, load_s: float, seconds: float) -> dict:
     """The token metrics of OpenAI-style streams (definitions in sseload.metrics)."""
     s = run.streams
@@ -381,10 +393,21 @@ def token_summary(run: Run, load_s: float, seconds: float) -> dict:
         "slo_rate": met / len(s) if len(s) else 0.0,
         "tokens_from": {k: int(v) for k, v in s["tokens_from"].value_counts().items()},
     }
-    ev = run.events
-    if ev is not None and "output" in ev:
-        chunks = ev[ev["output"].fillna(False).astype(bool)]
-        out["itl_ms"] = percentiles(chunks.groupby("stream_id")["t_ms"].diff())
+    finished = s["finish_reason"].dropna() if "finish_reason" in s else pd.Series(dtype=object)
+    if not finished.empty:
+        out["finish_reasons"] = {k: int(v) for k, v in finished.value_counts().items()}
+    if "turn" in s and s["turn"].notna().any():  # multi-turn conversations: TTFT grows with the history
+        out["conversations"] = int(s["conversation_id"].nunique())
+        out["ttft_by_turn_ms"] = {int(turn): percentiles(group) for turn, group in s.groupby("turn")["ttft_ms"]}
+    chunks = output_chunks(run.events)
+    if chunks is not None:
+        itl = itl_ms(chunks)
+        out["itl_ms"] = percentiles(itl)
+        if "tokens" in chunks:
+            tokens = chunks["tokens"]
+            known = itl.notna() & tokens.gt(0)
+            k = tokens[known].to_numpy(np.int64)
+            out["itl_per_token_ms"] = percentiles(np.repeat(itl[known].to_numpy() / k, k))
     return out
 
 

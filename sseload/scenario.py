@@ -74,6 +74,7 @@ class Body:
     max_tokens: str = ""  # each body's max_tokens: a number or a distribution as input_words; "" keeps the template's
     shared_prefix_words: int = 0  # synthetic: words every prompt starts with (to test a prefix cache)
     include_usage: bool = False  # JSON bodies ask for the usage chunk (stream_options.include_usage): exact tokens
+    multi_turn: bool = False  # dataset: each line a conversation, its turns sent in order with the answers so far
 
 
 @dataclass
@@ -90,6 +91,7 @@ class Stream:
     reconnect: bool = False  # a long-lived feed: reconnect as EventSource does (retry:, Last-Event-ID)
     format: str = "auto"  # "sse", "openai" (token metrics of chat/completions chunks), "auto": by the path
     reconnect_ms: float = 3000.0  # the wait before reconnecting until the server sends a retry: field
+    tokenizer: str = ""  # openai: a local tokenizer.json counting output tokens when the server sends no usage
     tls_verify: bool = True
     ca_bundle: str = ""
 
@@ -410,6 +412,11 @@ def validate(s: Scenario) -> None:
     for key, value in vars(s.slo).items():
         if value < 0:
             raise ScenarioError(f"{where}: [slo] {key} must be 0 (none) or more")
+    if s.body.multi_turn and not s.body.dataset:
+        raise ScenarioError(f"{where}: [body] multi_turn needs a dataset of conversations ([body] dataset)")
+    if s.body.multi_turn and s.stream.reconnect:
+        raise ScenarioError(f"{where}: [body] multi_turn and [stream] reconnect: a conversation's turns are "
+                            "separate requests, a feed one long stream; choose one")
     if s.stream.reconnect_ms < 0:
         raise ScenarioError(f"{where}: [stream] reconnect_ms must be 0 or more (milliseconds before reconnecting)")
     if s.stream.max_event_bytes < 1:

@@ -26,6 +26,7 @@ __all__ = [
     "SSEParser",
     "SSEProtocolError",
     "openai_facts",
+    "openai_notable",
 ]
 
 DEFAULT_MAX_EVENT_BYTES = 16 << 20  # of an event's data; memory per stream stays within it
@@ -339,6 +340,16 @@ def openai_facts(data: str) -> tuple[bool, int, int]:
     return out, _number(data, '"completion_tokens"'), _number(data, '"prompt_tokens"')
 
 
+def openai_notable(data: str) -> bool:
+    """An OpenAI-style chunk the response acts on (what the compiled log's openai mode returns
+    beside typed and sentinel events): one that ends a choice (a ``finish_reason`` string: null
+    does not) or reports an error (an ``error`` object or string, or ``"object": "error"``)."""
+    n = len(data)
+    return (any(j < n and data[j] == '"' for j in _values(data, '"finish_reason"'))
+            or any(j < n and data[j] in '{"' for j in _values(data, '"error"'))
+            or any(data.startswith('"error"', j) for j in _values(data, '"object"')))
+
+
 _TRUTH_NUMBER = re.compile(r"[ \t]*([0-9]+)")
 _INT64_MAX = (1 << 63) - 1
 
@@ -361,12 +372,12 @@ class PyEventLog:
     tests/test_event_log.py holds the two to the same results at every split of the input.
     """
 
-    __slots__ = ("_framing", "_key", "_llm", "_openai", "_parser", "_sentinel", "bytes_in", "first_event_id",
-                 "last_t_ns", "prompt_tokens", "server_ns", "size", "t_ns")
+    __slots__ = ("_framing", "_key", "_llm", "_openai", "_outputs", "_parser", "_sentinel", "bytes_in",
+                 "first_event_id", "keep_output", "last_t_ns", "prompt_tokens", "server_ns", "size", "t_ns")
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
                  truth_key: bytes | None = None, sentinel: bytes | None = None,
-                 chunked: bool = False, length: int = -1, openai: bool = False) -> None:
+                 chunked: bool = False, length: int = -1, openai: bool = False, keep_output: bool = False) -> None:
         self._framing = BodyFraming(chunked, length) if chunked or length >= 0 else None
         self._parser = SSEParser(max_event_bytes)
         self._key = truth_key.decode("ascii") if truth_key else ""
@@ -380,6 +391,8 @@ class PyEventLog:
         self._openai = openai  # OpenAI-style chunks: per event, output and usage (openai_facts)
         self._llm = array("q")  # output (1/0) + 2 * (completion_tokens + 1), per event
         self.prompt_tokens = -1  # the last usage.prompt_tokens seen
+        self.keep_output = openai and keep_output  # keep the data of each chunk carrying output
+        self._outputs: list[str] = []
 
     def feed(self, chunk: bytes, t_ns: int) -> list[SSEEvent]:
         self.bytes_in += len(chunk)
@@ -416,14 +429,20 @@ class PyEventLog:
                     if truth > _INT64_MAX:
                         truth = 0
             server_ns(truth)
-            if self._openai:
-                out, completion, prompt = openai_facts(ev.data)
-                self._llm.append(out + 2 * (completion + 1))
-                if prompt >= 0:
-                    self.prompt_tokens = prompt
-            if ev.event != "message" or ev.data == sentinel:
+            acted = self._openai and self._openai_chunk(ev.data)
+            if acted or ev.event != "message" or ev.data == sentinel:
                 notable.append(ev)
         return notable
+
+    def _openai_chunk(self, data: str) -> bool:
+        """Records an OpenAI-style chunk's facts; whether the response must act on it."""
+        out, completion, prompt = openai_facts(data)
+        self._llm.append(out + 2 * (completion + 1))
+        if prompt >= 0:
+            self.prompt_tokens = prompt
+        if out and self.keep_output:
+            self._outputs.append(data)
+        return openai_notable(data)
 
     def arrays(self) -> tuple[bytes, bytes, bytes]:
         """(t_ns, size, server_ns) of the recorded events, as native int64 bytes."""
@@ -432,6 +451,10 @@ class PyEventLog:
     def llm(self) -> bytes:
         """openai: per event, output (1 or 0) + 2 * (usage.completion_tokens + 1), native int64 bytes."""
         return self._llm.tobytes()
+
+    def outputs(self) -> list[str]:
+        """keep_output: the data of each chunk that carried output, in order."""
+        return list(self._outputs)
 
     def __len__(self) -> int:
         return len(self.t_ns)

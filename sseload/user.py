@@ -26,6 +26,7 @@ from locust.user.users import LOCUST_STATE_STOPPING
 from sseload import plugin
 from sseload.client import PreparedRequest, SSEConnection
 from sseload.feed import Feed
+from sseload.llm import answer_text
 from sseload.metrics import TTFE
 from sseload.outcomes import SUCCEEDED, Outcome
 from sseload.records import EventBuffer, StreamRecord
@@ -60,7 +61,8 @@ class SSEUser(User):
     @task
     def stream_task(self) -> None:
         load = self.ctx.scenario.load
-        run = self.feed if self.ctx.scenario.stream.reconnect else self.stream
+        scenario = self.ctx.scenario
+        run = self.feed if scenario.stream.reconnect else self.conversation if scenario.body.multi_turn else self.stream
         if load.arrival == "closed":
             run()
             return
@@ -94,8 +96,25 @@ class SSEUser(User):
                 self._fast_failures = 0
             gevent.sleep(wait_s)
 
+    def conversation(self, scheduled_ns: int = 0) -> None:
+        """Multi-turn ([body] multi_turn): the dataset's next conversation, each turn sent once the
+        answer before it has come, with the history (every earlier turn and the answer it got). A
+        turn that does not end ok ends the conversation: the history it needs does not exist."""
+        conv = self.ctx.next_conversation(self.conn.worker)
+        history: list[dict] = []
+        first = 0
+        for turn in range(len(conv.turns)):
+            record = self.stream(self.ctx.request_for(conv.body(history, turn)), scheduled_ns,
+                                 turn=(first, turn + 1))
+            first = record.conversation_id
+            if record.outcome is not Outcome.OK or self._state == LOCUST_STATE_STOPPING:
+                return
+            history += [{"role": "user", "content": conv.turns[turn]},
+                        {"role": "assistant", "content": answer_text(self.conn.outputs)}]
+            scheduled_ns = 0
+
     def stream(self, request: PreparedRequest | None = None, scheduled_ns: int = 0,
-               feed: Feed | None = None) -> StreamRecord:
+               feed: Feed | None = None, turn: tuple[int, int] | None = None) -> StreamRecord:
         """Run one stream (one connection of ``feed`` in reconnect mode) and record it; returns its record."""
         ctx = self.ctx
         request = request or ctx.next_request(self.conn.worker)
@@ -118,6 +137,8 @@ class SSEUser(User):
             if feed is not None:
                 record = feed.record(record, self.conn.log_ids, self._events.t_ns,
                                      stopping=self.conn.interrupted is not None)
+        if turn is not None:  # (the conversation's first stream_id, 0 on its first turn; this turn's number)
+            record = record._replace(conversation_id=turn[0] or record.stream_id, turn=turn[1])
         if ctx.live_enabled:
             t_ns = self._events.t_ns
             ttfe = record.ttfe_ns

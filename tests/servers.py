@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -794,15 +795,20 @@ def openai_mock_server(chunks: int | Iterable[str] = 5, gap_s: float = 0.0, *, m
 
 
 def vllm_like_server(*, prefill_s: float = 0.2, token_s: float = 0.01, chunk_tokens: tuple[int, ...] = (1, 3, 2),
-                     default_max_tokens: int = 24, path: str = "/v1/chat/completions", **kw) -> ScriptedServer:
+                     default_max_tokens: int = 24, path: str = "/v1/chat/completions", error_after: int = 0,
+                     **kw) -> ScriptedServer:
     """An LLM server as vLLM streams: the role-only chunk at once, the first content chunk after
     ``prefill_s``, then chunks of ``chunk_tokens`` tokens in turn (a chunk of k tokens ``k * token_s``
     after the one before), until ``max_tokens`` (from the body); a ``finish_reason`` chunk, the usage chunk
-    when the body asks ``stream_options.include_usage``, ``data: [DONE]``.
+    when the body asks ``stream_options.include_usage``, ``data: [DONE]``. With the body's
+    ``stream_options.continuous_usage_stats`` every chunk carries the usage so far (as vLLM's does).
+    Each request's words are ``w<n> `` (n: the request's number), one per token. ``error_after``:
+    after that many tokens, an error object in a chunk (vLLM's mid-stream error) and ``[DONE]``.
 
     Ground truth per request in ``server.truth``: ``first_token_s`` and ``last_token_s`` (since the
     request was read), ``tokens``, ``chunks`` (content chunks), ``chunk_s`` (each content chunk's send
-    time since the request was read) and the request ``body``.
+    time since the request was read), ``chunk_tokens`` (each one's tokens), the ``answer`` text and the
+    request ``body``.
     """
     srv: ScriptedServer
 
@@ -820,35 +826,56 @@ def vllm_like_server(*, prefill_s: float = 0.2, token_s: float = 0.01, chunk_tok
             return True
         body = json.loads(req.body or b"{}")
         max_tokens = int(body.get("max_tokens", default_max_tokens))
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        prompt = " ".join(m.get("content", "") for m in body.get("messages", []))
+        options = body.get("stream_options") or {}
+        include_usage, continuous = bool(options.get("include_usage")), bool(options.get("continuous_usage_stats"))
+        prompt = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        word = f"w{next(srv.numbers)} "
+
+        def usage(sent: int) -> dict | None:
+            return {"prompt_tokens": len(prompt.split()), "completion_tokens": sent,
+                    "total_tokens": len(prompt.split()) + sent}
+
+        def delta_chunk(delta: dict, sent: int, finish: str | None = None) -> bytes:
+            data = chunk(cid, delta, finish)
+            if continuous:  # the usage so far rides on the chunk itself
+                obj = json.loads(data[6:])
+                obj["usage"] = usage(sent)
+                data = b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+            return data
+
         conn.start_chunked(200, {"Content-Type": "text/event-stream"})
-        conn.send_chunk(chunk(cid, {"role": "assistant", "content": ""}))
-        due, sent, chunks, k, first, at = t_req + prefill_s, 0, 0, 0, None, []
-        while sent < max_tokens:
+        conn.send_chunk(delta_chunk({"role": "assistant", "content": ""}, 0))
+        due, sent, k, first, at, sizes = t_req + prefill_s, 0, 0, None, [], []
+        while sent < max_tokens and not (error_after and sent >= error_after):
             n = min(chunk_tokens[k % len(chunk_tokens)], max_tokens - sent)
+            if k:
+                due += n * token_s
             k += 1
             conn.wait(due - time.monotonic())
-            conn.send_chunk(chunk(cid, {"content": "tok " * n}))
+            conn.send_chunk(delta_chunk({"content": word * n}, sent + n))
             at.append(time.monotonic() - t_req)
             first = at[0] if first is None else first
-            sent, chunks = sent + n, chunks + 1
-            due += n * token_s
+            sent += n
+            sizes.append(n)
         last = time.monotonic() - t_req
-        conn.send_chunk(chunk(cid, {}, "length"))
-        if include_usage:
-            conn.send_chunk(chunk(cid, {}, usage={"prompt_tokens": len(prompt.split()), "completion_tokens": sent,
-                                                  "total_tokens": len(prompt.split()) + sent}))
+        if error_after and sent >= error_after:
+            conn.send_chunk(b'data: {"error":{"object":"error","message":"the engine died mid-stream",'
+                            b'"type":"InternalServerError","code":500}}\n\n')
+        else:
+            conn.send_chunk(delta_chunk({}, sent, "length"))
+            if include_usage:
+                conn.send_chunk(chunk(cid, {}, usage=usage(sent)))
         conn.send_chunk(b"data: [DONE]\n\n")
         conn.end_chunked()
         with srv._lock:
-            srv.truth.append({"first_token_s": first, "last_token_s": last, "tokens": sent, "chunks": chunks,
-                              "chunk_s": at, "body": req.body})
+            srv.truth.append({"first_token_s": first, "last_token_s": last, "tokens": sent, "chunks": len(sizes),
+                              "chunk_s": at, "chunk_tokens": sizes, "answer": word * sent, "body": req.body})
         return True
 
     srv = ScriptedServer(lambda c: serve_keepalive(c, respond), name="vllm-like", path=path, **kw)
     srv.truth = []
+    srv.numbers = itertools.count()  # each request's number, in its words
     return srv
 
 

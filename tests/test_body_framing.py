@@ -140,9 +140,9 @@ def test_a_read_with_broken_framing_records_none_of_its_events(cls):
 def test_an_event_carries_the_time_of_the_read_that_ended_it_across_chunks(cls):
     body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in
                     [b'data: {"t_send_ns":5}\n\n', b"event: done\ndata: {}\n\n"]) + b"0\r\n\r\n"
-    notable, t_ns, _, server, *_rest, error, _, _, _ = run(cls, body, cuts=[26], truth_key=KEY, chunked=True)
-    assert (t_ns, server, error) == ([1, 1], [5, 0], None), error
-    assert [e.event for e in notable] == ["done"]
+    seen = run(cls, body, cuts=[26], truth_key=KEY, chunked=True)
+    assert (seen.t_ns, seen.server, seen.error) == ([1, 1], [5, 0], None), seen.error
+    assert [e.event for e in seen.notable] == ["done"]
 
 
 @needs_c

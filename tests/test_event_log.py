@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import array
 import sys
+from typing import NamedTuple
 
 import pytest
 from hypothesis import given, settings
@@ -32,12 +33,31 @@ def ints(raw: bytes) -> list[int]:
     return array.array("q", raw).tolist()
 
 
-def run(cls, stream: bytes, cuts=(), **kw):
+class Seen(NamedTuple):
+    """Everything observable of a log after a stream."""
+
+    notable: list
+    t_ns: list[int]
+    size: list[int]
+    server: list[int]
+    malformed: int
+    retry: int | None
+    last_event_id: str
+    n: int
+    first_t_ns: int
+    error: str | None
+    first_event_id: str
+    llm: list[int]
+    prompt_tokens: int
+    outputs: list[str]
+
+
+def run(cls, stream: bytes, cuts=(), **kw) -> Seen:
     """A new ``cls(**kw)`` fed ``stream`` split at ``cuts``; everything observable, or the error."""
     return observe(cls(**kw), stream, cuts)
 
 
-def observe(log, stream: bytes, cuts=()):
+def observe(log, stream: bytes, cuts=()) -> Seen:
     """Feed ``stream`` split at ``cuts`` (read i at time i); everything observable, or the error."""
     notable, last, error = [], 0, None
     for t, cut in enumerate(sorted(cuts) + [len(stream)]):
@@ -48,9 +68,9 @@ def observe(log, stream: bytes, cuts=()):
             break
         last = cut
     t_ns, size, server = log.arrays()
-    return (notable, ints(t_ns), ints(size), ints(server), log.malformed, log.retry,
-            log.last_event_id, len(log), log.first_t_ns, error, log.first_event_id,
-            ints(log.llm()), log.prompt_tokens)
+    return Seen(notable, ints(t_ns), ints(size), ints(server), log.malformed, log.retry,
+                log.last_event_id, len(log), log.first_t_ns, error, log.first_event_id,
+                ints(log.llm()), log.prompt_tokens, log.outputs())
 
 
 @pytest.mark.parametrize("cls", BOTH)
@@ -92,15 +112,15 @@ def test_without_a_key_no_send_times(cls):
 @pytest.mark.parametrize("cls", BOTH)
 def test_a_read_that_overflows_records_none_of_its_events(cls):
     stream = b"data: ok\n\n" + b"data: " + b"x" * 200 + b"\n\n"
-    _, t_ns, *_, error, _, _, _ = run(cls, stream, cuts=[10], max_event_bytes=100)
-    assert t_ns == [0]  # the first read's event stays
-    assert "max_event_bytes=100" in error
+    seen = run(cls, stream, cuts=[10], max_event_bytes=100)
+    assert seen.t_ns == [0]  # the first read's event stays
+    assert "max_event_bytes=100" in seen.error
 
 
 @pytest.mark.parametrize("cls", BOTH)
 def test_absurd_retry_is_malformed_not_a_crash(cls):
-    *_, malformed, retry, _, _, _, error, _, _, _ = run(cls, b"retry: " + b"9" * 5000 + b"\nretry: 250\n")
-    assert (malformed, retry, error) == (1, 250, None)
+    seen = run(cls, b"retry: " + b"9" * 5000 + b"\nretry: 250\n")
+    assert (seen.malformed, seen.retry, seen.error) == (1, 250, None)
 
 
 @pytest.mark.parametrize("cls", BOTH)
@@ -121,9 +141,10 @@ def test_the_log_counts_every_byte_and_the_time_of_every_read_fed(cls):
 @settings(max_examples=600, deadline=None)
 @given(stream=streams(), cuts=st.lists(st.integers(0, 400), max_size=12),
        limit=st.sampled_from([1 << 20, 40, 12]), sentinel=st.sampled_from([None, b"[DONE]", b""]),
-       openai=st.booleans())
-def test_compiled_twin_matches_the_definition(stream, cuts, limit, sentinel, openai):
-    kw = {"max_event_bytes": limit, "truth_key": KEY, "sentinel": sentinel, "openai": openai}
+       openai=st.booleans(), keep_output=st.booleans())
+def test_compiled_twin_matches_the_definition(stream, cuts, limit, sentinel, openai, keep_output):
+    kw = {"max_event_bytes": limit, "truth_key": KEY, "sentinel": sentinel, "openai": openai,
+          "keep_output": keep_output}
     compiled, defined = CEventLog(**kw), PyEventLog(**kw)
     assert observe(compiled, stream, cuts) == observe(defined, stream, cuts)
     assert (compiled.bytes_in, compiled.last_t_ns) == (defined.bytes_in, defined.last_t_ns)
@@ -173,17 +194,17 @@ def test_the_limit_counts_the_data_not_the_field_names_nor_line_ends(cls):
     two_lines = b"data: " + b"x" * (limit // 2) + b"\ndata: " + b"y" * (limit // 2 - 1) + b"\n\n"
     for body in (fits, two_lines):
         for cuts in ([], [3], [6], [len(body) - 2], list(range(0, 12))):
-            assert run(cls, body, cuts, max_event_bytes=limit)[-4] is None, cuts
+            assert run(cls, body, cuts, max_event_bytes=limit).error is None, cuts
     over = b"data: " + b"x" * (limit + 1) + b"\n\n"
     for cuts in ([], [3], [6], [len(over) - 2]):
-        assert "max_event_bytes=1048576" in str(run(cls, over, cuts, max_event_bytes=limit)[-4]), cuts
+        assert "max_event_bytes=1048576" in str(run(cls, over, cuts, max_event_bytes=limit).error), cuts
     assert cls().max_event_bytes == 16 << 20  # the default: generous, and still a bound
 
 
 @pytest.mark.parametrize("cls", BOTH)
 def test_the_log_keeps_the_id_in_effect_at_the_first_event_where_a_feed_resumed(cls):
     stream = b"retry: 100\n\nid: 41\ndata: a\n\nid: 42\ndata: b\n\n"
-    *_, error, first_id, _, _ = run(cls, stream)
-    assert (error, first_id) == (None, "41")
-    assert run(cls, b"data: no id\n\nid: 7\ndata: x\n\n")[-3] == ""
-    assert run(cls, b"id: 3\n")[-3] == ""  # no event yet
+    seen = run(cls, stream)
+    assert (seen.error, seen.first_event_id) == (None, "41")
+    assert run(cls, b"data: no id\n\nid: 7\ndata: x\n\n").first_event_id == ""
+    assert run(cls, b"id: 3\n").first_event_id == ""  # no event yet

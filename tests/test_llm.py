@@ -11,9 +11,10 @@ import json
 import numpy as np
 import pytest
 
-from sseload.llm import FROM_CHUNKS, FROM_USAGE, stream_tokens
+from sseload import results
+from sseload.llm import FROM_CHUNKS, FROM_TOKENIZER, FROM_USAGE, chunk_ending, stream_tokens
 from tests import servers
-from tests.conftest import sseload_run
+from tests.conftest import sseload_reported_run, sseload_run
 
 start_server = servers.start_server  # the fixture
 
@@ -26,10 +27,16 @@ def test_a_streams_token_facts_come_from_usage_else_from_the_chunks_carrying_out
     t = np.array([1_000, 5_000, 9_000, 12_000], dtype=np.int64).tobytes()
     role, content, usage = 0, 1, 2 * (7 + 1)
     llm = np.array([role, content, content, usage], dtype=np.int64).tobytes()
-    assert stream_tokens(llm, t, 0) == (5_000, 7, FROM_USAGE)
+    facts = stream_tokens(llm, t, 0)
+    assert facts[:3] == (5_000, 7, FROM_USAGE)
+    assert facts.chunk_tokens.tolist() == [0, -1, -1, 0]  # only the total is known
     no_usage = np.array([role, content, content, 0], dtype=np.int64).tobytes()
-    assert stream_tokens(no_usage, t, 1_000) == (4_000, 2, FROM_CHUNKS)
-    assert stream_tokens(b"", b"", 0) == (-1, -1, "")
+    facts = stream_tokens(no_usage, t, 1_000)
+    assert facts[:3] == (4_000, 2, FROM_CHUNKS) and facts.chunk_tokens.tolist() == [0, 1, 1, 0]
+    per_chunk = np.array([2 * (0 + 1), 1 + 2 * (3 + 1), 1 + 2 * (4 + 1), 2 * (4 + 1)], dtype=np.int64).tobytes()
+    facts = stream_tokens(per_chunk, t, 0)  # vLLM's continuous usage: every chunk reports the tokens so far
+    assert facts[:3] == (5_000, 4, FROM_USAGE) and facts.chunk_tokens.tolist() == [0, 3, 1, 0]
+    assert stream_tokens(b"", b"", 0)[:3] == (-1, -1, "")
 
 
 def test_ttft_tokens_and_tpot_match_the_servers_truth(tmp_path, start_server):
@@ -46,6 +53,7 @@ def test_ttft_tokens_and_tpot_match_the_servers_truth(tmp_path, start_server):
     assert ok["ttfe_ms"].median() < 50  # the role-only chunk came at once: TTFE is not TTFT
     assert (ok["output_tokens"] == 24).all() and (ok["tokens_from"] == FROM_USAGE).all()
     assert (ok["prompt_tokens"] == 4).all()
+    assert (ok["finish_reason"] == "length").all()  # max_tokens ended every answer, and the record says so
     true_tpot_ms = np.median([1000 * (t["last_token_s"] - t["first_token_s"]) / (t["tokens"] - 1) for t in truth])
     assert abs(ok["tpot_ms"].median() / true_tpot_ms - 1) < 0.05, (ok["tpot_ms"].describe(), true_tpot_ms)
     ev = result.events
@@ -65,12 +73,14 @@ def test_without_usage_the_tokens_are_the_chunks_carrying_output_and_slos_give_g
     scenario = {"request": {"path": "/v1/chat/completions"}, "body": {"json": body},
                 "slo": {"ttft_ms": 40.0}, "thresholds": {"min_goodput": 0.5},
                 "load": {"users": 2, "spawn_rate": 10, "run_time": "1s"}}
-    result = sseload_run(tmp_path, "-H", srv.base_url, scenario=scenario, run_id="chunks")
+    result = sseload_reported_run(tmp_path, "-H", srv.base_url, scenario=scenario, run_id="chunks")
     s = result.streams[lambda d: d["outcome"] == "ok"]
     assert (s["output_tokens"] == 10).all() and (s["tokens_from"] == FROM_CHUNKS).all()
     assert s["prompt_tokens"].isna().all()
     assert result.code == 1  # a 50 ms prefill never meets a 40 ms TTFT objective: goodput 0 fails the threshold
     assert "min_goodput" in result.stdout and "goodput 0.00 streams/s" in result.stdout
+    report = (result.run_dir / "report.html").read_text()  # the token charts, goodput's among them
+    assert all(f'alt="{name}"' in report for name in ("ttft", "tpot", "itl", "tokens_over_time"))
 
 
 def _dataset(path, n: int) -> None:
@@ -170,3 +180,130 @@ def test_include_usage_asks_every_json_body_for_the_usage_chunk(tmp_path):
     kept = json.loads(bodies(Body(json={"stream_options": {"continuous_usage_stats": True}}, include_usage=True))[0])
     assert kept["stream_options"] == {"continuous_usage_stats": True, "include_usage": True}
     assert bodies(Body(text="plain", include_usage=True)) == [b"plain"]
+
+
+def _word_tokenizer(path) -> None:
+    """A tokenizer.json made here (nothing downloaded): every whitespace-separated word one token."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.save(str(path))
+
+
+@pytest.mark.parametrize("counted_by", ["tokenizer", "continuous_usage"])
+def test_each_chunks_tokens_give_itl_per_token(tmp_path, start_server, counted_by):
+    """Without usage, a local tokenizer counts the output; with vLLM's continuous usage each chunk
+    says its own tokens. Either way each chunk's tokens are the server's, and ITL per token is its pace."""
+    srv = start_server(servers.vllm_like_server, prefill_s=0.05, token_s=0.01, chunk_tokens=(1, 3, 2))
+    options = {"include_usage": False} if counted_by == "tokenizer" else {"continuous_usage_stats": True}
+    stream = {"format": "openai"}
+    if counted_by == "tokenizer":
+        _word_tokenizer(tmp_path / "tokenizer.json")
+        stream["tokenizer"] = "tokenizer.json"
+    scenario = {"request": {"path": "/v1/chat/completions"},
+                "body": {"json": {**BODY, "max_tokens": 12, "stream_options": options}}, "stream": stream,
+                "load": {"users": 2, "spawn_rate": 10, "run_time": "1s"}}
+    result = sseload_run(tmp_path, "-H", srv.base_url, scenario=scenario, run_id=counted_by)
+    assert result.code == 0, result.stderr[-2000:]
+    ok = result.streams[lambda d: d["outcome"] == "ok"]
+    assert len(ok) >= 4
+    assert (ok["output_tokens"] == 12).all()
+    assert (ok["tokens_from"] == (FROM_TOKENIZER if counted_by == "tokenizer" else FROM_USAGE)).all()
+    ev = result.events
+    chunks = ev[ev["output"].fillna(False).astype(bool) & ev["stream_id"].isin(ok["stream_id"])]
+    true_sizes = srv.truth[0]["chunk_tokens"]
+    assert all(group.tolist() == true_sizes for _, group in chunks.groupby("stream_id")["tokens"])
+    per_token = results.summarise(results.load(result.run_dir))["itl_per_token_ms"]
+    assert abs(per_token["p50"] / 10.0 - 1) < 0.05, per_token  # token_s, whatever the chunk's size
+
+
+def test_an_error_inside_the_stream_is_the_streams_error(tmp_path, start_server):
+    srv = start_server(servers.vllm_like_server, prefill_s=0.02, token_s=0.002, chunk_tokens=(1,), error_after=4)
+    result = sseload_run(tmp_path, "-H", srv.url, "--body", json.dumps({**BODY, "stream_options": {}}),
+                         "-u", "1", "-t", "1s", run_id="chunk-error")
+    s = result.streams
+    assert len(s) >= 3 and (s["outcome"] == "event_error").all(), s[["outcome", "error"]]
+    assert s["error"].str.contains("the engine died mid-stream").all() and (s["error_code"] == "500").all()
+    assert (s["output_tokens"] == 4).all()
+    assert result.code == 1 and "event_error" in result.stdout
+
+
+@pytest.mark.unit
+def test_a_chunks_ending_says_its_finish_reason_and_error():
+    assert chunk_ending('{"choices":[{"delta":{},"finish_reason":"content_filter"}]}') == ("content_filter", "", "")
+    assert chunk_ending('{"error":{"message":"overloaded","type":"server_error","code":null}}') == (
+        "", "overloaded", "")
+    assert chunk_ending('{"object":"error","message":"bad","type":"BadRequestError","code":400}') == ("", "bad", "400")
+    assert chunk_ending('{"error":"quota exceeded"}') == ("", "quota exceeded", "")
+    assert chunk_ending('{"error": {"message" broken') == ("", '{"error": {"message" broken', "")
+
+
+def _conversations(path) -> None:
+    path.write_text("\n".join(json.dumps(line) for line in [
+        {"conversations": [{"from": "system", "value": "be brief"}, {"from": "human", "value": "first question"},
+                           {"from": "gpt", "value": "a recorded answer, not sent"},
+                           {"from": "human", "value": "second question"}, {"from": "gpt", "value": "x"},
+                           {"from": "human", "value": "third question"}]},
+        {"messages": [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "dropped"},
+                      {"role": "user", "content": "and then?"}]},
+    ]) + "\n")
+
+
+@pytest.mark.unit
+def test_a_conversation_dataset_gives_each_line_its_turns(tmp_path):
+    from sseload.body import conversations
+    from sseload.scenario import Body, ScenarioError
+
+    _conversations(tmp_path / "c.jsonl")
+    first, second = conversations(Body(dataset="c.jsonl", multi_turn=True, max_tokens="8", include_usage=True),
+                                  tmp_path)
+    assert first.turns == ("first question", "second question", "third question")
+    assert first.system == ({"role": "system", "content": "be brief"},)
+    assert second.turns == ("hello", "and then?") and second.system == ()
+    body = json.loads(first.body([{"role": "user", "content": "first question"},
+                                  {"role": "assistant", "content": "A1"}], 1))
+    assert body["messages"] == [{"role": "system", "content": "be brief"},
+                                {"role": "user", "content": "first question"},
+                                {"role": "assistant", "content": "A1"}, {"role": "user", "content": "second question"}]
+    assert body["max_tokens"] == 8 and body["stream_options"] == {"include_usage": True} and body["stream"]
+    (tmp_path / "none.jsonl").write_text(json.dumps({"messages": [{"role": "system", "content": "s"}]}) + "\n")
+    with pytest.raises(ScenarioError, match="no user turn"):
+        conversations(Body(dataset="none.jsonl", multi_turn=True), tmp_path)
+
+
+def test_a_conversation_sends_each_turn_after_the_answer_with_the_history(tmp_path, start_server):
+    srv = start_server(servers.vllm_like_server, prefill_s=0.02, token_s=0.002, chunk_tokens=(2,))
+    _conversations(tmp_path / "conversations.jsonl")
+    scenario = {"request": {"path": "/v1/chat/completions"},
+                "body": {"dataset": "conversations.jsonl", "multi_turn": True, "max_tokens": "6",
+                         "include_usage": True},
+                "load": {"users": 2, "spawn_rate": 10, "run_time": "2s"}}
+    result = sseload_run(tmp_path, "-H", srv.base_url, scenario=scenario, run_id="conversation")
+    assert result.code == 0, result.stderr[-2000:]
+    answers = {t["answer"] for t in srv.truth}
+    later_turns = 0
+    for t in srv.truth:  # asserted at the server: every answer in a history is one the server gave
+        messages = json.loads(t["body"])["messages"]
+        assistant = [m["content"] for m in messages if m["role"] == "assistant"]
+        assert set(assistant) <= answers and "dropped" not in assistant, messages
+        users = [m["content"] for m in messages if m["role"] == "user"]
+        assert len(assistant) == len(users) - 1
+        later_turns += bool(assistant)
+    assert later_turns >= 3
+    s = result.streams
+    assert set(s["turn"].dropna().astype(int)) >= {1, 2, 3}
+    for _, conv in s.groupby("conversation_id"):  # each conversation's turns in order, one stream each
+        assert conv.sort_values("start_ns")["turn"].tolist() == list(range(1, len(conv) + 1))
+    assert "conversations" in result.stdout and "p50 by turn" in result.stdout
+
+
+@pytest.mark.unit
+def test_a_tokenizer_that_cannot_be_read_says_which_and_why(tmp_path):
+    from sseload.llm import load_tokenizer
+
+    with pytest.raises(ValueError, match="missing.json.*not a tokenizer.json"):
+        load_tokenizer(str(tmp_path / "missing.json"))
+    (tmp_path / "junk.json").write_text("{}")
+    with pytest.raises(ValueError, match="junk.json"):
+        load_tokenizer(str(tmp_path / "junk.json"))

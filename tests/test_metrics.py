@@ -23,7 +23,8 @@ pytestmark = pytest.mark.unit
 
 #: Summary keys that are not numbers of the run: its name, outcome counts, flags, the harness's health.
 NOT_METRICS = {"run_id", "outcomes", "top_errors", "missing", "partial", "partial_reason", "health",
-               "embedded_target", "buffered_streams", "verdict", "tokens_from"}
+               "embedded_target", "buffered_streams", "verdict", "tokens_from", "finish_reasons",
+               "ttft_by_turn_ms"}
 T0_NS = 1_700_000_000_000_000_000  # the wall clock at the first stream's start
 
 
@@ -32,7 +33,8 @@ def stream(i: int, outcome: str, start_ms: float, ttfe_ms: float, duration_ms: f
     start_ns = T0_NS + int(start_ms * 1e6)
     feed = {"feed_id": 5} if i == 5 else {"feed_id": 5, "reconnect_ns": 100_000_000, "missed_events": 1,
                                              "feed_gap_ns": 250_000_000} if i == 6 else {}
-    llm = {"ttft_ns": int(ttfe_ms * 1e6), "output_tokens": 3, "prompt_tokens": 12, "tokens_from": "usage"}
+    llm = {"ttft_ns": int(ttfe_ms * 1e6), "output_tokens": 3, "prompt_tokens": 12, "tokens_from": "usage",
+           "finish_reason": "length" if i == 4 else "stop", "conversation_id": 1 + (i > 3) * 3, "turn": 1 + (i - 1) % 3}
     return StreamRecord(**feed, **llm, **dict(
         stream_id=i, worker=0, user=i, t0_perf_ns=i * 10**12, start_ns=start_ns, scheduled_ns=start_ns - 5_000_000,
         connect_ns=-1, upload_ns=20_000, ttfb_ns=int(ttfe_ms * 0.9e6), ttfe_ns=int(ttfe_ms * 1e6),
@@ -57,6 +59,7 @@ def run() -> results.Run:
             buf.size.append(100)
             buf.server_ns.append(T0_NS + int(start_ms * 1e6) + t_rel_ns - (k + 1) * 10_000)  # 0.01 ms late, growing
         buf.llm.extend([1, 1, 1, 2 * (3 + 1)])  # three chunks carrying output, then usage: 3 tokens
+        buf.tokens.extend([1, 1, 1, 0])
     streams, events = to_tables(records, buf)
     info = {"run_id": "synthetic", "scenario": {"gateway": {"limit_s": 2.0}, "slo": {"ttft_ms": 125}}}
     return results.Run(Path("synthetic"), info, streams.to_pandas(), events.to_pandas())
@@ -179,7 +182,8 @@ def test_the_console_summary_keeps_its_lines(summary):
     assert lines[8].startswith("harness error: event lateness p50 0.0")
     assert lines[8].endswith(" ms (against the target's send times)")
     assert lines[9] == ("output tokens 18 (from usage: 6 streams), output token throughput 9 tokens/s, "
-                        "goodput 1.00 streams/s, share meeting the SLOs 33.33%")
+                        "goodput 1.00 streams/s, share meeting the SLOs 33.33%; finish_reason stop 5, length 1; "
+                        "2 conversations, TTFT p50 by turn 1: 130.0 ms, 2: 115.0 ms, 3: 135.0 ms")
     assert lines[10] == ("feeds: 1, reconnects 0; time to reconnect p50 100.0 ms, p99 100.0 ms; gap across a "
                          "reconnect p50 250.0 ms, p99 250.0 ms; events missed across reconnects 1")
     assert lines[11].startswith("note: 6 events (25.0%) arrived in the same read")

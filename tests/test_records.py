@@ -269,7 +269,8 @@ def test_the_events_file_keeps_dictionaries_only_for_columns_whose_values_repeat
     dictionary = {meta.column(i).path_in_schema: any("DICTIONARY" in e for e in meta.column(i).encodings)
                   for i in range(meta.num_columns)}
     assert dictionary == {"stream_id": True, "seq": True, "t_ms": False, "gap_ms": False, "bytes": True,
-                          "lateness_ms": False, "output": False, "completion_tokens": False}
+                          "lateness_ms": False, "output": False, "completion_tokens": False,
+                          "tokens": False}
 
 
 def test_a_buffered_stream_is_one_of_three_or_more_events_all_in_one_read():
