@@ -1,7 +1,8 @@
 """Charts of a run (matplotlib, PNG): each titled, with units, readable at a glance.
 
 Every function takes a loaded :class:`sseload.results.Run` and a path, and returns the path
-or None when the run has nothing to draw (e.g. no events).
+or None when the run has nothing to draw (e.g. no events; for the token charts, no OpenAI-style
+streams).
 """
 
 from __future__ import annotations
@@ -16,8 +17,22 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sseload import results  # noqa: E402
-from sseload.metrics import ACTIVE_STREAMS, BYTES_PER_S, DURATION, EVENTS_PER_S, GAP, STREAMS_PER_S, TTFE  # noqa: E402
-from sseload.outcomes import color  # noqa: E402
+from sseload.metrics import (  # noqa: E402
+    ACTIVE_STREAMS,
+    BYTES_PER_S,
+    DURATION,
+    EVENTS_PER_S,
+    GAP,
+    GOODPUT,
+    ITL,
+    OUTPUT_TOKENS_PER_S,
+    STREAMS_PER_S,
+    TPOT,
+    TTFE,
+    TTFT,
+    Metric,
+)
+from sseload.outcomes import Outcome, color  # noqa: E402
 
 MARKS = (("p50", "tab:green"), ("p95", "tab:orange"), ("p99", "tab:red"))
 
@@ -38,22 +53,40 @@ def _rel_s(run: results.Run) -> pd.Series:
     return (s["start_ns"] - s["start_ns"].min()) / 1e9
 
 
-def ttfe_distribution(run: results.Run, path: Path) -> Path | None:
-    ttfe = run.streams["ttfe_ms"].dropna().to_numpy()
-    if ttfe.size == 0:
+def _end_s(streams: pd.DataFrame) -> np.ndarray:
+    """Each stream's end, in seconds since the run's first stream started."""
+    return ((results.stream_ends_ns(streams) - streams["start_ns"].min()) / 1e9).to_numpy()
+
+
+def _event_s(streams: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
+    """Each event's read time, in seconds since the run's first stream started."""
+    starts = streams.set_index("stream_id")["start_ns"]
+    t0 = streams["start_ns"].min()
+    return (events["stream_id"].map(starts).to_numpy() - t0) / 1e9 + events["t_ms"].to_numpy() / 1e3
+
+
+def _distribution(values: np.ndarray, metric: Metric, path: Path, name: str | None = None,
+                  counted: str = "streams") -> Path | None:
+    """A histogram and a CDF of one metric's samples, both marked at p50, p95 and p99."""
+    if values.size == 0:
         return None
-    pct = results.percentiles(ttfe)
+    name = name or metric.label
+    pct = results.percentiles(values)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    ax1.hist(ttfe, bins=min(100, max(10, ttfe.size // 20)), color="tab:blue", alpha=0.8)
-    ax1.set(title="Time to first event: histogram", xlabel=TTFE.heading, ylabel="streams")
-    xs = np.sort(ttfe)
+    ax1.hist(values, bins=min(100, max(10, values.size // 20)), color="tab:blue", alpha=0.8)
+    ax1.set(title=f"{name}: histogram", xlabel=metric.heading, ylabel=counted)
+    xs = np.sort(values)
     ax2.plot(xs, np.arange(1, xs.size + 1) / xs.size, color="tab:blue")
-    ax2.set(title="Time to first event: CDF", xlabel=TTFE.heading, ylabel="fraction of streams")
+    ax2.set(title=f"{name}: CDF", xlabel=metric.heading, ylabel=f"fraction of {counted}")
     for ax in (ax1, ax2):
         for key, mark in MARKS:
-            ax.axvline(pct[key], color=mark, linestyle="--", label=f"{key} {TTFE.quantity(pct[key])}")
+            ax.axvline(pct[key], color=mark, linestyle="--", label=f"{key} {metric.quantity(pct[key])}")
         ax.legend(loc="best", fontsize=8)
     return _save(fig, path)
+
+
+def ttfe_distribution(run: results.Run, path: Path) -> Path | None:
+    return _distribution(run.streams["ttfe_ms"].dropna().to_numpy(), TTFE, path, name="Time to first event")
 
 
 def ttfe_over_time(run: results.Run, path: Path, bucket_s: float = 1.0) -> Path | None:
@@ -90,9 +123,7 @@ def gaps(run: results.Run, path: Path, bucket_s: float = 1.0) -> Path | None:
     for key, mark in MARKS:
         ax1.axvline(pct[key], color=mark, linestyle="--", label=f"{key} {GAP.quantity(pct[key])}")
     ax1.legend(fontsize=8)
-    starts = run.streams.set_index("stream_id")["start_ns"]
-    t0 = run.streams["start_ns"].min()
-    t = (ev["stream_id"].map(starts).to_numpy() - t0) / 1e9 + ev["t_ms"].to_numpy() / 1e3
+    t = _event_s(run.streams, ev)
     frame = pd.DataFrame({"t_s": t // bucket_s * bucket_s, "gap_ms": ev["gap_ms"].to_numpy()}).dropna()
     q = frame.groupby("t_s")["gap_ms"].quantile([0.5, 0.99]).unstack()
     ax2.plot(q.index, q[0.5], color="tab:green", label=f"{GAP.label} p50")
@@ -172,6 +203,92 @@ def latency_by_concurrency(run: results.Run, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+# --- OpenAI-style streams (sseload.llm): drawn only when the run has token data ---
+
+def _has_tokens(run: results.Run) -> bool:
+    """The run's streams are OpenAI-style: the condition under which results.summarise adds token metrics."""
+    s = run.streams
+    return "ttft_ms" in s and s["output_tokens"].notna().any()
+
+
+def ttft_distribution(run: results.Run, path: Path) -> Path | None:
+    if not _has_tokens(run):
+        return None
+    return _distribution(run.streams["ttft_ms"].dropna().to_numpy(), TTFT, path)
+
+
+def tpot_distribution(run: results.Run, path: Path) -> Path | None:
+    if not _has_tokens(run):
+        return None
+    s = run.streams
+    return _distribution(s.loc[s["outcome"] == Outcome.OK, "tpot_ms"].dropna().to_numpy(), TPOT, path)
+
+
+def itl_distribution(run: results.Run, path: Path) -> Path | None:
+    if not _has_tokens(run):
+        return None
+    chunks = results.output_chunks(run.events)
+    itl = results.itl_ms(chunks).dropna().to_numpy() if chunks is not None else np.empty(0)
+    return _distribution(itl, ITL, path, counted="gaps between output chunks")
+
+
+def _chunk_tokens(chunks: pd.DataFrame) -> pd.Series:
+    """The output tokens each output chunk carried (the events' ``tokens``, sseload.llm); NaN where unknown."""
+    return chunks["tokens"].astype(float) if "tokens" in chunks else pd.Series(np.nan, index=chunks.index)
+
+
+def _tokens_at(run: results.Run) -> tuple[np.ndarray, np.ndarray]:
+    """(seconds since the run's start, output tokens): when each stream's output tokens arrived.
+
+    Each stream's count (streams' ``output_tokens``, as the summary counts them) is spread over its
+    chunks carrying output, by what each carried (:func:`_chunk_tokens`) or, where that is unknown,
+    in equal shares. Without events, or for a stream without output chunks, all of it at its end.
+    """
+    s = run.streams
+    tokens = s.set_index("stream_id")["output_tokens"].fillna(0).astype(float)
+    end_s = _end_s(s)
+    chunks = results.output_chunks(run.events)
+    if chunks is None or chunks.empty:
+        return end_s, tokens.to_numpy()
+    sid = chunks["stream_id"]
+    carried = _chunk_tokens(chunks)
+    known = carried.notna().groupby(sid).transform("all") & carried.groupby(sid).transform("sum").gt(0)
+    weight = carried.where(known, 1.0)
+    share = weight / weight.groupby(sid).transform("sum") * sid.map(tokens).to_numpy()
+    rest = ~s["stream_id"].isin(sid).to_numpy()  # no output chunk to spread over: at the stream's end
+    return (np.concatenate([_event_s(s, chunks), end_s[rest]]),
+            np.concatenate([share.to_numpy(), tokens.to_numpy()[rest]]))
+
+
+def _objectives(slo: dict) -> str:
+    return ", ".join(f"{key} <= {float(limit):g}" for key, limit in slo.items() if float(limit or 0) > 0)
+
+
+def tokens_over_time(run: results.Run, path: Path, bucket_s: float = 1.0) -> Path | None:
+    """Output tokens per second as they arrived and, with an [slo], goodput: streams meeting it, by end."""
+    if not _has_tokens(run):
+        return None
+    s = run.streams
+    slo = run.info.get("scenario", {}).get("slo") or {}
+    objectives = _objectives(slo)
+    end_s = _end_s(s)
+    n = int(np.ceil(end_s.max() / bucket_s)) + 1
+    edges = np.arange(n + 1) * bucket_s
+    t_s, tokens = _tokens_at(run)
+    fig, axes = plt.subplots(1, 2 if objectives else 1, figsize=(12 if objectives else 11, 4), squeeze=False)
+    ax = axes[0][0]
+    ax.plot(edges[:-1], np.histogram(t_s, edges, weights=tokens)[0] / bucket_s, drawstyle="steps-post")
+    ax.set(title=f"{_title(OUTPUT_TOKENS_PER_S.label)} over time", xlabel="time since start (s)",
+           ylabel=OUTPUT_TOKENS_PER_S.unit)
+    if objectives:
+        met = results.meets_slo(s, slo).to_numpy()
+        ax = axes[0][1]
+        ax.plot(edges[:-1], np.histogram(end_s[met], edges)[0] / bucket_s, drawstyle="steps-post", color="tab:green")
+        ax.set(title=f"{_title(GOODPUT.label)} over time ({objectives})", xlabel="time since start (s)",
+               ylabel=GOODPUT.unit)
+    return _save(fig, path)
+
+
 ALL = {
     "ttfe.png": ttfe_distribution,
     "ttfe_over_time.png": ttfe_over_time,
@@ -181,6 +298,10 @@ ALL = {
     "throughput.png": throughput,
     "ttfe_by_body_size.png": ttfe_by_body_size,
     "latency_by_concurrency.png": latency_by_concurrency,
+    "ttft.png": ttft_distribution,
+    "tpot.png": tpot_distribution,
+    "itl.png": itl_distribution,
+    "tokens_over_time.png": tokens_over_time,
 }
 
 

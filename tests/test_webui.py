@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
@@ -12,9 +13,13 @@ import urllib.request
 
 import pytest
 
+from sseload.metrics import OUTPUT_TOKENS_PER_S, TTFE, TTFT
 from sseload.scenario import DEFAULT_PATH
+from tests import servers
 from tests.browser import browser_page
 from tests.conftest import ROOT
+
+start_server = servers.start_server  # the fixture
 
 
 def free_port() -> int:
@@ -115,3 +120,83 @@ def test_the_web_ui_never_shows_a_secret(tmp_path, target):
     for path in (tmp_path / "res").rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path.name
+
+
+LLM_BODY = {"model": "m", "messages": [{"role": "user", "content": "tell me a story"}], "max_tokens": 24,
+            "stream": True, "stream_options": {"include_usage": True}}
+
+
+def tab_rows(base: str) -> dict[str, str]:
+    """The SSE streams tab's rows as the web UI polls them (/stats/requests' extended_stats)."""
+    with urllib.request.urlopen(base + "/stats/requests", timeout=10) as response:
+        doc = json.load(response)
+    (tab,) = [s for s in doc.get("extended_stats", []) if s["key"] == "sseload"]
+    return {row["metric"]: row["value"] for row in tab["data"]}
+
+
+def rows_once(base: str, done, seconds: float = 30) -> dict[str, str]:
+    """The tab's rows once ``done(rows)`` holds (or, past ``seconds``, as they were last)."""
+    deadline, rows = time.monotonic() + seconds, {}
+    while time.monotonic() < deadline:
+        rows = tab_rows(base)
+        if done(rows):
+            break
+        time.sleep(0.5)
+    return rows
+
+
+def latency_row(metric) -> str:
+    return f"{metric.label} p50 / p95 / p99 ({metric.unit}, last 10 s)"
+
+
+def start_locust(tmp_path, url: str, *args: str, log: str = "locust.log") -> subprocess.Popen:
+    with open(tmp_path / log, "w") as out:  # a file, not a pipe: an unread pipe would block Locust
+        return subprocess.Popen(
+            [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"), "-H", url,
+             "--results-dir", str(tmp_path / "res"), "--run-id", "ui", *args],
+            stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.parametrize("workers", [0, 1], ids=["local", "a-worker-and-its-master"])
+def test_the_sse_tab_shows_live_ttft_and_output_tokens_of_an_openai_service(tmp_path, start_server, workers):
+    srv = start_server(servers.vllm_like_server, prefill_s=0.2, token_s=0.01)
+    port, master_port = free_port(), free_port()
+    ui = ["--web-host", "127.0.0.1", "--web-port", str(port), "--autostart", "-u", "3", "-r", "3", "-t", "60s"]
+    body = ["--body", json.dumps(LLM_BODY)]
+    procs = []
+    if workers:
+        ui += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
+               "--expect-workers", "1"]
+        procs.append(start_locust(tmp_path, srv.url, *body, "--worker", "--master-host", "127.0.0.1",
+                                  "--master-port", str(master_port), log="worker.log"))
+    procs.append(start_locust(tmp_path, srv.url, *body, *ui))
+    ttft_row = latency_row(TTFT)
+    tokens_row = f"{OUTPUT_TOKENS_PER_S.label} ({OUTPUT_TOKENS_PER_S.unit}, completed streams)"
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base)
+        rows = rows_once(base, lambda r: re.match(r"^\d+\.\d / ", r.get(ttft_row, "")) and r[tokens_row] != "0")
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(30)
+    assert ttft_row in rows, (rows, (tmp_path / "locust.log").read_text()[-2000:])
+    p50 = float(rows[ttft_row].split(" / ")[0])
+    assert 190 <= p50 <= 400, rows[ttft_row]  # the server's first token comes 200 ms after the request
+    assert float(rows[tokens_row]) > 0 and list(rows).index(tokens_row) == list(rows).index(ttft_row) + 1
+
+
+def test_the_sse_tab_of_a_plain_sse_service_has_no_token_rows(tmp_path, target):
+    url = target("--ttfe-ms", "20", "--gap-ms", "10", "--events", "10")
+    port = free_port()
+    proc = start_locust(tmp_path, url + DEFAULT_PATH, "--web-host", "127.0.0.1", "--web-port", str(port),
+                        "--autostart", "-u", "3", "-r", "3", "-t", "60s")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base)
+        rows = rows_once(base, lambda r: re.match(r"^\d+\.\d / ", r.get(latency_row(TTFE), "")))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert re.match(r"^\d+\.\d / ", rows.get(latency_row(TTFE), "")), rows  # streams ran and were shown
+    assert not [name for name in rows if name.startswith(TTFT.label) or name.startswith(OUTPUT_TOKENS_PER_S.label)]
