@@ -103,6 +103,7 @@ typedef struct {
     int openai;       /* OpenAI-style chunks: per event, whether it carries output and its usage */
     Ints llm;         /* openai: per event, output (1 or 0) + 2 * (usage.completion_tokens + 1) */
     int64_t prompt_tokens;  /* openai: the last usage.prompt_tokens seen, -1 before one */
+    int output_kinds; /* openai: which fields count as output (OUTPUT_* bits) */
     int keep_output;  /* openai: keep the data of each chunk carrying output (a tokenizer, a conversation) */
     Buf outputs;      /* keep_output: those chunks' data, one after another */
     Ints output_ends; /* keep_output: where each one ends in outputs */
@@ -264,10 +265,17 @@ static int64_t number_of(const char *s, Py_ssize_t n, const char *key, Py_ssize_
     return v;
 }
 
-static int carries_output(const char *s, Py_ssize_t n) {
-    if (has_text(s, n, "\"content\"", 9) || has_text(s, n, "\"reasoning_content\"", 19)
-        || has_text(s, n, "\"reasoning\"", 11) || has_text(s, n, "\"text\"", 6))
+/* What counts as output ([stream] output): bits of OUTPUT_*, as sseload.sse.OUTPUT_KINDS. */
+enum { OUTPUT_CONTENT = 1, OUTPUT_REASONING = 2, OUTPUT_TOOL_CALLS = 4 };
+
+static int carries_output(const char *s, Py_ssize_t n, int kinds) {
+    if ((kinds & OUTPUT_CONTENT) && (has_text(s, n, "\"content\"", 9) || has_text(s, n, "\"text\"", 6)))
         return 1;
+    if ((kinds & OUTPUT_REASONING)
+        && (has_text(s, n, "\"reasoning_content\"", 19) || has_text(s, n, "\"reasoning\"", 11)))
+        return 1;
+    if (!(kinds & OUTPUT_TOOL_CALLS))
+        return 0;
     Py_ssize_t from = 0, j;
     while ((j = value_of(s, n, "\"tool_calls\"", 12, &from)) >= 0) {
         if (j < n && s[j] == '[') {
@@ -303,7 +311,7 @@ static int openai_facts(EventLog *self, const char *raw, Py_ssize_t n) {
     int64_t prompt = number_of(raw, n, "\"prompt_tokens\"", 15);
     if (prompt >= 0)
         self->prompt_tokens = prompt;
-    int out = carries_output(raw, n);
+    int out = carries_output(raw, n, self->output_kinds);
     if (ints_push(&self->llm, out + 2 * (completion + 1)) < 0)
         return -1;
     if (out && self->keep_output
@@ -720,16 +728,18 @@ static PyObject *EventLog_outputs(EventLog *self, PyObject *Py_UNUSED(ignored)) 
 
 static int EventLog_init(EventLog *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"max_event_bytes", "truth_key", "sentinel", "chunked", "length", "openai",
-                             "keep_output", NULL};
+                             "keep_output", "output_kinds", NULL};
     Py_ssize_t max_event_bytes = 1 << 24;
     const char *key = NULL, *sentinel = NULL;
     Py_ssize_t key_len = 0, sentinel_len = 0;
     int chunked = 0;
     long long length = -1;
-    int openai = 0, keep_output = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|nz#z#pLpp:EventLog", kwlist, &max_event_bytes, &key, &key_len,
-                                     &sentinel, &sentinel_len, &chunked, &length, &openai, &keep_output))
+    int openai = 0, keep_output = 0, output_kinds = OUTPUT_CONTENT | OUTPUT_REASONING | OUTPUT_TOOL_CALLS;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|nz#z#pLppi:EventLog", kwlist, &max_event_bytes, &key, &key_len,
+                                     &sentinel, &sentinel_len, &chunked, &length, &openai, &keep_output,
+                                     &output_kinds))
         return -1;
+    self->output_kinds = output_kinds;
     self->openai = openai;
     self->keep_output = openai && keep_output;
     self->outputs.len = self->output_ends.len = 0;

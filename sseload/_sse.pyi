@@ -8,7 +8,8 @@ class EventLog:
     """One stream's events as flat arrays: three int64 per event, no Python object per event."""
 
     def __init__(self, max_event_bytes: int = ..., truth_key: bytes | None = ..., sentinel: bytes | None = ...,
-                 chunked: bool = ..., length: int = ..., openai: bool = ..., keep_output: bool = ...) -> None: ...
+                 chunked: bool = ..., length: int = ..., openai: bool = ...,
+                 keep_output: bool = ..., output_kinds: int = ...) -> None: ...
     def feed(self, chunk: bytes, t_ns: int, /) -> list[SSEEvent]:
         """Record every event the chunk completes; return the typed and sentinel ones (to act on),
         and in openai mode the chunks that end a choice or report an error (sseload.sse.openai_notable).

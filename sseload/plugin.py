@@ -53,6 +53,7 @@ from sseload.scenario import (
     request_url,
 )
 from sseload.scenario import load as load_scenario
+from sseload.sse import OUTPUT_KINDS
 from sseload.tuning import Tuning
 from sseload.webui import LiveStats
 
@@ -138,6 +139,7 @@ class RunContext:
             max_redirects=st.max_redirects,
             openai=is_openai(scenario, url),
             keep_output=bool(st.tokenizer) or scenario.body.multi_turn,
+            output_kinds=sum(OUTPUT_KINDS[kind] for kind in set(st.output)),
             tokenizer=self._tokenizer(st.tokenizer, base_dir),
         )
         self.tls = self._tls_context(st.tls_verify and not insecure, st.ca_bundle) \

@@ -103,6 +103,7 @@ STREAMS_SCHEMA = pa.schema([
     ("ttft_ms", pa.float64()),  # OpenAI-style: to the first chunk carrying output; null otherwise
     ("tpot_ms", pa.float64()),  # (duration - TTFT) / (output tokens - 1); null below 2 tokens
     ("output_tokens", pa.int32()),  # null when not OpenAI-style
+    ("tokens_per_s", pa.float64()),  # output_tokens / duration (llmperf's request output throughput)
     ("prompt_tokens", pa.int32()),  # usage.prompt_tokens; null when not sent
     ("tokens_from", pa.string()),  # "usage", "tokenizer" or "chunks"; null when not OpenAI-style
     ("finish_reason", pa.string()),  # OpenAI-style: the last finish_reason a chunk gave; null when none
@@ -173,6 +174,9 @@ def to_tables(streams: list[StreamRecord], events: EventBuffer,
     with np.errstate(divide="ignore", invalid="ignore"):  # TPOT needs a first token and one more
         tpot_ms = np.where((ttft_ns >= 0) & (output_tokens >= 2),
                            (ints(cols.duration_ns) - ttft_ns) / 1e6 / (output_tokens - 1), np.nan)
+    duration_ns = ints(cols.duration_ns)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tokens_per_s = np.where((output_tokens >= 0) & (duration_ns > 0), output_tokens / (duration_ns / 1e9), np.nan)
     stream_table = pa.table({
         "stream_id": pa.array(ints(cols.stream_id)),
         "worker": pa.array(ints(cols.worker, np.int32)),
@@ -206,6 +210,7 @@ def to_tables(streams: list[StreamRecord], events: EventBuffer,
         "ttft_ms": _ms(ttft_ns),
         "tpot_ms": pa.array(tpot_ms, mask=np.isnan(tpot_ms)),
         "output_tokens": pa.array(output_tokens.astype(np.int32), mask=output_tokens < 0),
+        "tokens_per_s": pa.array(tokens_per_s, mask=np.isnan(tokens_per_s)),
         "prompt_tokens": pa.array(ints(cols.prompt_tokens, np.int32), mask=ints(cols.prompt_tokens) < 0),
         "tokens_from": pa.array([t or None for t in cols.tokens_from], pa.string()),
         "finish_reason": pa.array([f or None for f in cols.finish_reason], pa.string()),

@@ -25,7 +25,7 @@ import httptools
 from sseload.gateway import AUTH_CODES, CUTOFF_CODES, THROTTLE_CODES, error_code_of
 from sseload.llm import chunk_ending
 from sseload.outcomes import Outcome
-from sseload.sse import DEFAULT_MAX_EVENT_BYTES
+from sseload.sse import ALL_OUTPUT, DEFAULT_MAX_EVENT_BYTES
 from sseload.sse_types import SSEProtocolError
 
 ERROR_BODY_BYTES = 1024  # the start of an error answer kept for its text and error_code
@@ -59,6 +59,7 @@ class StreamRules:
     max_redirects: int = 3  # same-origin redirects followed (0: none)
     openai: bool = False  # OpenAI-style chunks: the log keeps each event's output and usage (token metrics)
     keep_output: bool = False  # openai: the log keeps the output chunks' data (a tokenizer, a conversation)
+    output_kinds: int = ALL_OUTPUT  # openai: what counts as a chunk's output (sseload.sse.OUTPUT_KINDS' bits)
     tokenizer: object = None  # openai: counts output tokens where the server sends no usage (sseload.llm)
 
     @property
@@ -316,7 +317,8 @@ class Response:
     def _new_log(self, chunked: bool = False, length: int = -1):
         return self._log_class(self.rules.max_event_bytes,
                                truth_key(self.rules.send_time_key) if self.rules.truth else None,
-                               self._sentinel, chunked, length, self.rules.openai, self.rules.keep_output)
+                               self._sentinel, chunked, length, self.rules.openai, self.rules.keep_output,
+                               self.rules.output_kinds)
 
     def _act_on(self, notable: list) -> None:
         for ev in notable:  # typed events, [DONE] where it ends a stream (the log's sentinel), and in

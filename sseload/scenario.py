@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from sseload.gateway import DEFAULT_LIMIT_S, DEFAULT_MAX_BODY_BYTES
 from sseload.metrics import THRESHOLDS  # the names a [thresholds] table may use
-from sseload.sse import DEFAULT_MAX_EVENT_BYTES
+from sseload.sse import DEFAULT_MAX_EVENT_BYTES, OUTPUT_KINDS
 from sseload.target.config import ConfigError, TargetConfig
 
 AUTH_METHODS = ("none", "token", "iam", "aksk", "app_key", "app_code")
@@ -92,6 +92,7 @@ class Stream:
     format: str = "auto"  # "sse", "openai" (token metrics of chat/completions chunks), "auto": by the path
     reconnect_ms: float = 3000.0  # the wait before reconnecting until the server sends a retry: field
     tokenizer: str = ""  # openai: a local tokenizer.json counting output tokens when the server sends no usage
+    output: list[str] = field(default_factory=lambda: list(OUTPUT_KINDS))  # openai: what counts as a chunk's output
     tls_verify: bool = True
     ca_bundle: str = ""
 
@@ -417,6 +418,11 @@ def validate(s: Scenario) -> None:
     if s.body.multi_turn and s.stream.reconnect:
         raise ScenarioError(f"{where}: [body] multi_turn and [stream] reconnect: a conversation's turns are "
                             "separate requests, a feed one long stream; choose one")
+    unknown = [kind for kind in s.stream.output if kind not in OUTPUT_KINDS] if isinstance(s.stream.output, list) \
+        else [s.stream.output]
+    if unknown or not s.stream.output:
+        raise ScenarioError(f"{where}: [stream] output = {s.stream.output!r}; list what counts as a chunk's output "
+                            f"(TTFT, ITL), any of {', '.join(repr(k) for k in OUTPUT_KINDS)}")
     if s.stream.reconnect_ms < 0:
         raise ScenarioError(f"{where}: [stream] reconnect_ms must be 0 or more (milliseconds before reconnecting)")
     if s.stream.max_event_bytes < 1:

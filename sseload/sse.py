@@ -25,6 +25,8 @@ __all__ = [
     "SSEEvent",
     "SSEParser",
     "SSEProtocolError",
+    "ALL_OUTPUT",
+    "OUTPUT_KINDS",
     "openai_facts",
     "openai_notable",
 ]
@@ -293,7 +295,10 @@ class BodyFraming:
 
 
 _BLANKS = " \t\n\r"
-_OUTPUT_KEYS = ('"content"', '"reasoning_content"', '"reasoning"', '"text"')
+#: What may count as a chunk's output ([stream] output): each kind's bit in ``output_kinds``.
+OUTPUT_KINDS = {"content": 1, "reasoning": 2, "tool_calls": 4}
+ALL_OUTPUT = 7
+_OUTPUT_KEYS = ((1, ('"content"', '"text"')), (2, ('"reasoning_content"', '"reasoning"')))
 
 
 def _values(data: str, key: str):
@@ -320,15 +325,16 @@ def _number(data: str, key: str) -> int:
     return -1
 
 
-def openai_facts(data: str) -> tuple[bool, int, int]:
+def openai_facts(data: str, output_kinds: int = ALL_OUTPUT) -> tuple[bool, int, int]:
     """What an OpenAI-style chunk (chat or completions) says, without a JSON parser: whether it
-    carries output (a non-empty ``content``, ``reasoning_content``, ``reasoning`` or ``text``
-    string, or a non-empty ``tool_calls`` list: role-only, empty and usage-only chunks do not),
-    and its ``usage.completion_tokens`` and ``usage.prompt_tokens`` (-1 when absent). The
-    definition of the compiled log's openai mode (sseload._sse)."""
+    carries output (of the ``output_kinds`` asked, OUTPUT_KINDS' bits: a non-empty ``content`` or
+    ``text`` string, a non-empty ``reasoning_content`` or ``reasoning`` string, a non-empty
+    ``tool_calls`` list; role-only, empty and usage-only chunks never do), and its
+    ``usage.completion_tokens`` and ``usage.prompt_tokens`` (-1 when absent). The definition of
+    the compiled log's openai mode (sseload._sse)."""
     out = any(j + 1 < len(data) and data[j] == '"' and data[j + 1] != '"'
-              for key in _OUTPUT_KEYS for j in _values(data, key))
-    if not out:
+              for bit, keys in _OUTPUT_KEYS if output_kinds & bit for key in keys for j in _values(data, key))
+    if not out and output_kinds & OUTPUT_KINDS["tool_calls"]:
         for j in _values(data, '"tool_calls"'):
             if j < len(data) and data[j] == "[":
                 e = j + 1
@@ -373,11 +379,13 @@ class PyEventLog:
     """
 
     __slots__ = ("_framing", "_key", "_llm", "_openai", "_outputs", "_parser", "_sentinel", "bytes_in",
-                 "first_event_id", "keep_output", "last_t_ns", "prompt_tokens", "server_ns", "size", "t_ns")
+                 "first_event_id", "keep_output", "last_t_ns", "output_kinds", "prompt_tokens", "server_ns", "size",
+                 "t_ns")
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
                  truth_key: bytes | None = None, sentinel: bytes | None = None,
-                 chunked: bool = False, length: int = -1, openai: bool = False, keep_output: bool = False) -> None:
+                 chunked: bool = False, length: int = -1, openai: bool = False, keep_output: bool = False,
+                 output_kinds: int = ALL_OUTPUT) -> None:
         self._framing = BodyFraming(chunked, length) if chunked or length >= 0 else None
         self._parser = SSEParser(max_event_bytes)
         self._key = truth_key.decode("ascii") if truth_key else ""
@@ -392,6 +400,7 @@ class PyEventLog:
         self._llm = array("q")  # output (1/0) + 2 * (completion_tokens + 1), per event
         self.prompt_tokens = -1  # the last usage.prompt_tokens seen
         self.keep_output = openai and keep_output  # keep the data of each chunk carrying output
+        self.output_kinds = output_kinds  # what counts as output (OUTPUT_KINDS' bits)
         self._outputs: list[str] = []
 
     def feed(self, chunk: bytes, t_ns: int) -> list[SSEEvent]:
@@ -436,7 +445,7 @@ class PyEventLog:
 
     def _openai_chunk(self, data: str) -> bool:
         """Records an OpenAI-style chunk's facts; whether the response must act on it."""
-        out, completion, prompt = openai_facts(data)
+        out, completion, prompt = openai_facts(data, self.output_kinds)
         self._llm.append(out + 2 * (completion + 1))
         if prompt >= 0:
             self.prompt_tokens = prompt

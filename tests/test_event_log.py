@@ -141,10 +141,10 @@ def test_the_log_counts_every_byte_and_the_time_of_every_read_fed(cls):
 @settings(max_examples=600, deadline=None)
 @given(stream=streams(), cuts=st.lists(st.integers(0, 400), max_size=12),
        limit=st.sampled_from([1 << 20, 40, 12]), sentinel=st.sampled_from([None, b"[DONE]", b""]),
-       openai=st.booleans(), keep_output=st.booleans())
-def test_compiled_twin_matches_the_definition(stream, cuts, limit, sentinel, openai, keep_output):
+       openai=st.booleans(), keep_output=st.booleans(), output_kinds=st.integers(1, 7))
+def test_compiled_twin_matches_the_definition(stream, cuts, limit, sentinel, openai, keep_output, output_kinds):
     kw = {"max_event_bytes": limit, "truth_key": KEY, "sentinel": sentinel, "openai": openai,
-          "keep_output": keep_output}
+          "keep_output": keep_output, "output_kinds": output_kinds}
     compiled, defined = CEventLog(**kw), PyEventLog(**kw)
     assert observe(compiled, stream, cuts) == observe(defined, stream, cuts)
     assert (compiled.bytes_in, compiled.last_t_ns) == (defined.bytes_in, defined.last_t_ns)
@@ -208,3 +208,22 @@ def test_the_log_keeps_the_id_in_effect_at_the_first_event_where_a_feed_resumed(
     assert (seen.error, seen.first_event_id) == (None, "41")
     assert run(cls, b"data: no id\n\nid: 7\ndata: x\n\n").first_event_id == ""
     assert run(cls, b"id: 3\n").first_event_id == ""  # no event yet
+
+
+@pytest.mark.parametrize("cls", BOTH)
+def test_openai_mode_hands_back_the_chunks_that_end_a_choice_or_report_an_error(cls):
+    stream = (b'data: {"choices":[{"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n'
+              b'data: {"choices":[{"delta":{"reasoning_content":"hmm"}}]}\n\n'
+              b'data: {"choices":[{"delta":{"content":"Hi"},"finish_reason":null}]}\n\n'
+              b'data: {"choices":[{"delta":{},"finish_reason":"length"}]}\n\n'
+              b'data: {"error":{"message":"overloaded"}}\n\n'
+              b'data: [DONE]\n\n')
+    seen = run(cls, stream, sentinel=b"[DONE]", openai=True, keep_output=True)
+    assert [e.data[:30] for e in seen.notable] == ['{"choices":[{"delta":{},"finis', '{"error":{"message":"overloade',
+                                                   "[DONE]"]
+    assert [v & 1 for v in seen.llm] == [0, 1, 1, 0, 0, 0]
+    assert seen.outputs == ['{"choices":[{"delta":{"reasoning_content":"hmm"}}]}',
+                            '{"choices":[{"delta":{"content":"Hi"},"finish_reason":null}]}']
+    content_only = run(cls, stream, sentinel=b"[DONE]", openai=True, output_kinds=sse.OUTPUT_KINDS["content"])
+    assert [v & 1 for v in content_only.llm] == [0, 0, 1, 0, 0, 0]  # reasoning does not count: TTFT is the answer's
+    assert content_only.outputs == []  # nothing kept unless asked

@@ -54,6 +54,7 @@ def test_ttft_tokens_and_tpot_match_the_servers_truth(tmp_path, start_server):
     assert (ok["output_tokens"] == 24).all() and (ok["tokens_from"] == FROM_USAGE).all()
     assert (ok["prompt_tokens"] == 4).all()
     assert (ok["finish_reason"] == "length").all()  # max_tokens ended every answer, and the record says so
+    assert np.allclose(ok["tokens_per_s"], 24 / (ok["duration_ms"] / 1e3))
     true_tpot_ms = np.median([1000 * (t["last_token_s"] - t["first_token_s"]) / (t["tokens"] - 1) for t in truth])
     assert abs(ok["tpot_ms"].median() / true_tpot_ms - 1) < 0.05, (ok["tpot_ms"].describe(), true_tpot_ms)
     ev = result.events

@@ -60,6 +60,9 @@ def test_every_ready_scenario_runs_briefly(tmp_path, target, path):
     ("[target]\nfaults = { meltdown = 0.5 }\n", "unknown fault 'meltdown'"),
     ("[target]\nttfe_ms = 'soonish'\n", "is not a delay"),
     ("[load\nusers = 1\n", "not valid TOML"),
+    ("[stream]\noutput = ['content', 'thoughts']\n", "any of 'content', 'reasoning', 'tool_calls'"),
+    ("[stream]\noutput = 'content'\n", "should be"),
+    ("[body]\nmulti_turn = true\n", "multi_turn needs a dataset of conversations"),
 ])
 def test_invalid_scenarios_name_the_file_field_and_fix(tmp_path, toml, message):
     path = tmp_path / "bad.toml"
