@@ -209,6 +209,8 @@ def _usage_asked(obj: dict) -> dict:
 
 
 def _bodies(spec: Body, base_dir: Path | None, method: str, skip_over: int | None) -> list[bytes | int]:
+    if spec.multi_turn:  # each conversation's first turn: what a stream of it sends before any answer
+        return [conv.body([], 0) for conv in conversations(spec, base_dir)]
     if spec.dataset:
         return dataset_bodies(spec, base_dir)
     if spec.prompts:

@@ -253,7 +253,7 @@ def _conversations(path) -> None:
 
 @pytest.mark.unit
 def test_a_conversation_dataset_gives_each_line_its_turns(tmp_path):
-    from sseload.body import conversations
+    from sseload.body import bodies, conversations
     from sseload.scenario import Body, ScenarioError
 
     _conversations(tmp_path / "c.jsonl")
@@ -268,6 +268,10 @@ def test_a_conversation_dataset_gives_each_line_its_turns(tmp_path):
                                 {"role": "user", "content": "first question"},
                                 {"role": "assistant", "content": "A1"}, {"role": "user", "content": "second question"}]
     assert body["max_tokens"] == 8 and body["stream_options"] == {"include_usage": True} and body["stream"]
+    (tmp_path / "turns.jsonl").write_text(json.dumps(["hi", "and you?"]) + "\n")  # a line that is a list of turns
+    spec = Body(dataset="turns.jsonl", multi_turn=True)
+    assert conversations(spec, tmp_path)[0].turns == ("hi", "and you?")
+    assert [json.loads(b)["messages"] for b in bodies(spec, tmp_path)] == [[{"role": "user", "content": "hi"}]]
     (tmp_path / "none.jsonl").write_text(json.dumps({"messages": [{"role": "system", "content": "s"}]}) + "\n")
     with pytest.raises(ScenarioError, match="no user turn"):
         conversations(Body(dataset="none.jsonl", multi_turn=True), tmp_path)
