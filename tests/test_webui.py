@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from sseload.metrics import OUTPUT_TOKENS_PER_S, TTFE, TTFT
+from sseload.metrics import OUTPUT_TOKENS_PER_S, TTFT
 from sseload.scenario import DEFAULT_PATH
 from tests import servers
 from tests.browser import browser_page
@@ -157,18 +157,16 @@ def start_locust(tmp_path, url: str, *args: str, log: str = "locust.log") -> sub
             stdout=out, stderr=subprocess.STDOUT, text=True)
 
 
-@pytest.mark.parametrize("workers", [0, 1], ids=["local", "a-worker-and-its-master"])
-def test_the_sse_tab_shows_live_ttft_and_output_tokens_of_an_openai_service(tmp_path, start_server, workers):
+def test_the_sse_tab_shows_live_ttft_and_output_tokens_of_an_openai_service(tmp_path, start_server):
+    """Through a worker to its master (a plain SSE run's tab has no token rows: tests/test_webui_tokens.py)."""
     srv = start_server(servers.vllm_like_server, prefill_s=0.2, token_s=0.01)
     port, master_port = free_port(), free_port()
     ui = ["--web-host", "127.0.0.1", "--web-port", str(port), "--autostart", "-u", "3", "-r", "3", "-t", "60s"]
     body = ["--body", json.dumps(LLM_BODY)]
-    procs = []
-    if workers:
-        ui += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
-               "--expect-workers", "1"]
-        procs.append(start_locust(tmp_path, srv.url, *body, "--worker", "--master-host", "127.0.0.1",
-                                  "--master-port", str(master_port), log="worker.log"))
+    ui += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
+           "--expect-workers", "1"]
+    procs = [start_locust(tmp_path, srv.url, *body, "--worker", "--master-host", "127.0.0.1",
+                          "--master-port", str(master_port), log="worker.log")]
     procs.append(start_locust(tmp_path, srv.url, *body, *ui))
     ttft_row = latency_row(TTFT)
     tokens_row = f"{OUTPUT_TOKENS_PER_S.label} ({OUTPUT_TOKENS_PER_S.unit}, completed streams)"
@@ -184,19 +182,3 @@ def test_the_sse_tab_shows_live_ttft_and_output_tokens_of_an_openai_service(tmp_
     p50 = float(rows[ttft_row].split(" / ")[0])
     assert 190 <= p50 <= 400, rows[ttft_row]  # the server's first token comes 200 ms after the request
     assert float(rows[tokens_row]) > 0 and list(rows).index(tokens_row) == list(rows).index(ttft_row) + 1
-
-
-def test_the_sse_tab_of_a_plain_sse_service_has_no_token_rows(tmp_path, target):
-    url = target("--ttfe-ms", "20", "--gap-ms", "10", "--events", "10")
-    port = free_port()
-    proc = start_locust(tmp_path, url + DEFAULT_PATH, "--web-host", "127.0.0.1", "--web-port", str(port),
-                        "--autostart", "-u", "3", "-r", "3", "-t", "60s")
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(base)
-        rows = rows_once(base, lambda r: re.match(r"^\d+\.\d / ", r.get(latency_row(TTFE), "")))
-    finally:
-        proc.terminate()
-        proc.wait(30)
-    assert re.match(r"^\d+\.\d / ", rows.get(latency_row(TTFE), "")), rows  # streams ran and were shown
-    assert not [name for name in rows if name.startswith(TTFT.label) or name.startswith(OUTPUT_TOKENS_PER_S.label)]
