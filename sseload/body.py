@@ -96,14 +96,14 @@ def _in_order(items: list, spec: Body, rng: random.Random) -> list:
 
 
 def _template(spec: Body) -> dict:
-    template = spec.json if isinstance(spec.json, dict) else DEFAULT_TEMPLATE
-    return _usage_asked(dict(template)) if spec.include_usage else dict(template)
+    """A copy of the prompts' template: [body] json where it is a table, else DEFAULT_TEMPLATE."""
+    return dict(spec.json if isinstance(spec.json, dict) else DEFAULT_TEMPLATE)
 
 
 def dataset_bodies(spec: Body, base_dir: Path | None) -> list[bytes]:
     """One body per dataset line (the template merged with the line), in the order asked."""
     name, records = _dataset_lines(spec, base_dir)
-    template = spec.json if isinstance(spec.json, dict) else DEFAULT_TEMPLATE
+    template = _template(spec)
     rng = random.Random(spec.seed)
     out = [json.dumps(_with_max_tokens({**template, **_messages_of(record, f"[body] dataset {name} line {n}")},
                                        spec, rng), separators=(",", ":")).encode()
@@ -161,8 +161,11 @@ def conversations(spec: Body, base_dir: Path | None) -> list[Conversation]:
     """[body] multi_turn: one conversation per dataset line, in the order asked."""
     name, records = _dataset_lines(spec, base_dir)
     rng = random.Random(spec.seed)
-    out = [_conversation_of(record, _with_max_tokens(_template(spec), spec, rng), f"[body] dataset {name} line {n}")
-           for n, record in enumerate(records, 1)]
+    def head() -> dict:  # every turn's body is built when sent, so it asks for usage itself
+        template = _with_max_tokens(_template(spec), spec, rng)
+        return _usage_asked(template) if spec.include_usage else template
+
+    out = [_conversation_of(record, head(), f"[body] dataset {name} line {n}") for n, record in enumerate(records, 1)]
     return _in_order(out, spec, rng)
 
 
@@ -172,7 +175,7 @@ def synthetic_bodies(spec: Body) -> list[bytes]:
     beyond what is asked."""
     rng = random.Random(spec.seed)
     length = _dist(spec.input_words, "[body] input_words")
-    template = spec.json if isinstance(spec.json, dict) else DEFAULT_TEMPLATE
+    template = _template(spec)
     shared = " ".join(WORDS[k % len(WORDS)] for k in range(spec.shared_prefix_words))
     out = []
     for k in range(spec.prompts):

@@ -205,27 +205,21 @@ def latency_by_concurrency(run: results.Run, path: Path) -> Path | None:
 
 # --- OpenAI-style streams (sseload.llm): drawn only when the run has token data ---
 
-def _has_tokens(run: results.Run) -> bool:
-    """The run's streams are OpenAI-style: the condition under which results.summarise adds token metrics."""
-    s = run.streams
-    return "ttft_ms" in s and s["output_tokens"].notna().any()
-
-
 def ttft_distribution(run: results.Run, path: Path) -> Path | None:
-    if not _has_tokens(run):
+    if not results.has_tokens(run.streams):
         return None
     return _distribution(run.streams["ttft_ms"].dropna().to_numpy(), TTFT, path)
 
 
 def tpot_distribution(run: results.Run, path: Path) -> Path | None:
-    if not _has_tokens(run):
+    if not results.has_tokens(run.streams):
         return None
     s = run.streams
     return _distribution(s.loc[s["outcome"] == Outcome.OK, "tpot_ms"].dropna().to_numpy(), TPOT, path)
 
 
 def itl_distribution(run: results.Run, path: Path) -> Path | None:
-    if not _has_tokens(run):
+    if not results.has_tokens(run.streams):
         return None
     chunks = results.output_chunks(run.events)
     itl = results.itl_ms(chunks).dropna().to_numpy() if chunks is not None else np.empty(0)
@@ -266,7 +260,7 @@ def _objectives(slo: dict) -> str:
 
 def tokens_over_time(run: results.Run, path: Path, bucket_s: float = 1.0) -> Path | None:
     """Output tokens per second as they arrived and, with an [slo], goodput: streams meeting it, by end."""
-    if not _has_tokens(run):
+    if not results.has_tokens(run.streams):
         return None
     s = run.streams
     slo = run.info.get("scenario", {}).get("slo") or {}

@@ -54,8 +54,6 @@ def stream_tokens(llm: bytes, t_ns: bytes, t0_ns: int, outputs: list[str] | None
     if output.any():
         ttft_ns = int(np.frombuffer(t_ns, dtype=np.int64)[int(np.argmax(output))]) - t0_ns
     counted = token_counts(tokenizer, outputs) if tokenizer is not None and outputs is not None else None
-    if counted is not None and counted.size != int(output.sum()):
-        counted = None  # never: the log keeps one text per output chunk
     chunk = np.zeros(packed.size, np.int64)
     if output.any() and (usage[output] >= 0).all():
         chunk = np.diff(np.maximum.accumulate(np.maximum(usage, 0)), prepend=0)

@@ -77,8 +77,8 @@ TTFE = _latency(
 TTFT = _latency(
     "ttft_ms", "TTFT",
     "OpenAI-style streams: time to first token, from when the request starts to go out to the read that "
-    "completed the first chunk carrying output (content, reasoning or tool calls; role-only, empty and "
-    "usage-only chunks do not count)",
+    "completed the first chunk carrying output ([stream] output: content, reasoning or tool calls by default; "
+    "role-only, empty and usage-only chunks never count)",
     threshold_stats=PERCENTILE_STATS, compared_stats=("p50", "p95", "p99"), console=True)
 TPOT = _latency(
     "tpot_ms", "TPOT",

@@ -28,6 +28,7 @@ from sseload.outcomes import Outcome
 from sseload.sse import ALL_OUTPUT, DEFAULT_MAX_EVENT_BYTES
 from sseload.sse_types import SSEProtocolError
 
+DONE = "[DONE]"  # the data of the event that completes a stream (completion done or auto)
 ERROR_BODY_BYTES = 1024  # the start of an error answer kept for its text and error_code
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_HEAD_BYTES = 64 * 1024  # a response head longer than this is refused (an endless head must not grow memory)
@@ -184,7 +185,7 @@ class Response:
         self.finish_reason = ""  # OpenAI-style streams: the last finish_reason a chunk gave
         self.t_headers_ns = -1
         completion = rules.completion
-        self._sentinel = b"[DONE]" if completion in ("done", "auto") else None
+        self._sentinel = DONE.encode() if completion in ("done", "auto") else None
         self._done_event = completion[6:] if completion.startswith("event:") else "\0none"
         self._response_bytes = 0
 
@@ -325,7 +326,7 @@ class Response:
             name = ev.event  # openai mode the chunks that end a choice or report an error
             if self._completed:  # the body's end read after completion, for reuse: nothing in it counts
                 break
-            if name == "message" and self.rules.openai and ev.data != "[DONE]":
+            if name == "message" and self.rules.openai and ev.data != DONE:
                 finish, error, code = chunk_ending(ev.data)
                 self.finish_reason = finish or self.finish_reason
                 if error:

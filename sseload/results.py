@@ -333,7 +333,7 @@ def summarise(run: Run) -> dict:
         # open model: latency from when the stream should have started, not when it did
         summary["schedule_lag_ms"] = percentiles(s["schedule_lag_ms"])
         summary["ttfe_from_schedule_ms"] = percentiles(s["schedule_lag_ms"] + s["ttfe_ms"])
-    if "ttft_ms" in s and s["output_tokens"].notna().any():  # OpenAI-style streams (sseload.llm)
+    if has_tokens(s):
         summary.update(token_summary(run, load_window_s(seconds, _seconds_of(run.info.get("run_time"))), seconds))
     if "feed_id" in s and s["feed_id"].notna().any():  # reconnect mode (sseload.feed)
         summary["feeds"] = int(s["feed_id"].nunique())
@@ -364,6 +364,11 @@ def meets_slo(streams: pd.DataFrame, slo: dict) -> pd.Series:
         if limit > 0:
             met &= streams[column].le(limit)  # NaN (not measured) never meets
     return met
+
+
+def has_tokens(streams: pd.DataFrame) -> bool:
+    """The streams are OpenAI-style (sseload.llm): the summary, charts and reports add token metrics."""
+    return "ttft_ms" in streams and streams["output_tokens"].notna().any()
 
 
 def output_chunks(events: pd.DataFrame | None) -> pd.DataFrame | None:

@@ -297,8 +297,9 @@ class BodyFraming:
 _BLANKS = " \t\n\r"
 #: What may count as a chunk's output ([stream] output): each kind's bit in ``output_kinds``.
 OUTPUT_KINDS = {"content": 1, "reasoning": 2, "tool_calls": 4}
-ALL_OUTPUT = 7
-_OUTPUT_KEYS = ((1, ('"content"', '"text"')), (2, ('"reasoning_content"', '"reasoning"')))
+ALL_OUTPUT = sum(OUTPUT_KINDS.values())
+_OUTPUT_KEYS = ((OUTPUT_KINDS["content"], ('"content"', '"text"')),
+                (OUTPUT_KINDS["reasoning"], ('"reasoning_content"', '"reasoning"')))
 
 
 def _values(data: str, key: str):
