@@ -703,6 +703,20 @@ static PyObject *EventLog_arrays(EventLog *self, PyObject *Py_UNUSED(ignored)) {
                          (const char *)self->server_ns.p, n);
 }
 
+/* times(start): the event times from event `start` on, as int64 bytes (the live view reads an
+ * open stream's new events with it: sseload.live). */
+static PyObject *EventLog_times(EventLog *self, PyObject *arg) {
+    Py_ssize_t start = PyLong_AsSsize_t(arg);
+    if (start == -1 && PyErr_Occurred())
+        return NULL;
+    if (start < 0)
+        start = 0;
+    if (start >= self->t_ns.len)
+        return PyBytes_FromStringAndSize("", 0);
+    return PyBytes_FromStringAndSize((const char *)(self->t_ns.p + start),
+                                     (self->t_ns.len - start) * (Py_ssize_t)sizeof(int64_t));
+}
+
 static PyObject *EventLog_llm(EventLog *self, PyObject *Py_UNUSED(ignored)) {
     return PyBytes_FromStringAndSize(self->llm.p ? (const char *)self->llm.p : "",
                                      self->llm.len * (Py_ssize_t)sizeof(int64_t));
@@ -844,6 +858,8 @@ static PyMethodDef EventLog_methods[] = {
      "llm() -> bytes: openai: per event, output (1/0) + 2 * (usage.completion_tokens + 1), as int64."},
     {"outputs", (PyCFunction)EventLog_outputs, METH_NOARGS,
      "outputs() -> list[str]: keep_output: the data of each chunk that carried output, in order."},
+    {"times", (PyCFunction)EventLog_times, METH_O,
+     "times(start) -> bytes: the event times from event start on, as int64."},
     {"arrays", (PyCFunction)EventLog_arrays, METH_NOARGS,
      "(t_ns, size, server_ns) of the recorded events, as native int64 bytes."},
     {NULL},

@@ -17,6 +17,8 @@ class EventLog:
         Raises sseload.sse_types.SSEProtocolError for an event over max_event_bytes or broken framing."""
     def arrays(self) -> tuple[bytes, bytes, bytes]:
         """(t_ns, size, server_ns) of the recorded events, as native int64 bytes."""
+    def times(self, start: int, /) -> bytes:
+        """The event times from event ``start`` on, as native int64 bytes."""
     def llm(self) -> bytes:
         """openai: per event, output (1/0) + 2 * (usage.completion_tokens + 1), as native int64 bytes."""
     def outputs(self) -> list[str]:

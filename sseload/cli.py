@@ -278,7 +278,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             common.append("--sseload-embedded")
         common += ["--sseload-orphan-grace-s", str(stop_timeout + ORPHAN_GRACE_S)]
         common += _request_flags(args)
-        cmd = common + ["--headless", "-t", str(run_time), "--stop-timeout", str(stop_timeout), "--only-summary"]
+        # One summary at the end, sseload's: Locust's own tables go to locust.json (and the CSVs) instead.
+        cmd = common + ["--headless", "-t", str(run_time), "--stop-timeout", str(stop_timeout), "--only-summary",
+                        "--sseload-progress", "--json-file", str(run_dir / "locust")]
         if not shaped:  # a shape sets the user count itself, from the scenario
             cmd += ["-u", str(users), "-r", str(spawn_rate)]
         cmd += ["--csv", str(run_dir / "locust")]  # Locust's own stats, next to ours

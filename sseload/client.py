@@ -134,6 +134,13 @@ class SSEConnection:
         self.log_ids: tuple[str, str, int | None] | None = None  # the last stream's (first id, last id, retry)
         self.outputs: list[str] = []  # keep_output: the data of the last stream's chunks carrying output
 
+    def open_log(self):
+        """(event log, TTFE's start in perf ns) of the stream open now, once its head said SSE; else None."""
+        resp = self._resp
+        if resp is None or resp.log is None:
+            return None
+        return resp.log, resp.started_ns()
+
     def close(self) -> None:
         if self.sock is not None:
             with contextlib.suppress(OSError):

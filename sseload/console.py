@@ -161,3 +161,57 @@ def format_summary(s: Mapping) -> str:
 
 
 __all__ = ["cpu_usage", "feed_line", "format_summary", "read_timing", "stats_text", "token_line"]
+
+
+class Progress:
+    """The line `sseload run` shows while the load runs: elapsed of total, streams, events/s,
+    TTFE p50 and errors, from the live numbers (sseload.live). On a terminal one line rewritten
+    in place; elsewhere (CI logs) a plain line every PLAIN_EVERY_S."""
+
+    PLAIN_EVERY_S = 10.0
+
+    def __init__(self, stream, tty: bool) -> None:
+        self.stream = stream
+        self.tty = tty
+        self._last_plain = float("-inf")
+        self._width = 0
+
+    @classmethod
+    def to_stderr(cls) -> Progress:
+        import sys
+
+        return cls(sys.stderr, sys.stderr.isatty())
+
+    @staticmethod
+    def line(live, active: int, total_s: float | None) -> str:
+        from sseload.metrics import TTFE
+        from sseload.outcomes import ERROR_OUTCOMES
+
+        elapsed = live.elapsed_s()
+        window, seconds = live.window()
+        finished = live.streams_finished
+        errors = sum(n for o, n in live.run.outcomes.items() if o in ERROR_OUTCOMES)
+        share = f" ({errors / finished:.1%})" if finished else ""
+        ttfe = window.hist[TTFE.key].percentile(50)
+        of = f" of {total_s:.0f} s" if total_s else ""
+        return (f"sseload: {elapsed:.0f} s{of} | {finished} {STREAMS.label} ({active} open) | "
+                f"{window.events / seconds:,.0f} {EVENTS_PER_S.unit} | {TTFE.label} p50 "
+                f"{TTFE.quantity(ttfe)} | errors {errors}{share}")
+
+    def show(self, live, active: int, total_s: float | None) -> None:
+        text = self.line(live, active, total_s)
+        if self.tty:
+            self.stream.write("\r" + text.ljust(self._width))
+            self._width = len(text)
+        else:
+            elapsed = live.elapsed_s()
+            if elapsed - self._last_plain < self.PLAIN_EVERY_S:
+                return
+            self._last_plain = elapsed
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def end(self) -> None:
+        if self.tty and self._width:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -35,6 +35,7 @@ from sseload.auth.schemes import Authenticator, from_scenario
 from sseload.client import Endpoint, PreparedRequest, StreamRules
 from sseload.distributed import BATCH, DONE, MasterCollector, WorkerSink
 from sseload.health import HealthMonitor, merge_summaries
+from sseload.live import TICK_S, LiveStats
 from sseload.llm import load_tokenizer
 from sseload.outcomes import AUTHENTICATED, SUCCEEDED, Outcome
 from sseload.recorder import ParquetSink, Recorder, warm_up
@@ -55,7 +56,6 @@ from sseload.scenario import (
 from sseload.scenario import load as load_scenario
 from sseload.sse import OUTPUT_KINDS
 from sseload.tuning import Tuning
-from sseload.webui import LiveStats
 
 log = logging.getLogger("sseload")
 WORKER_BODY_STRIDE = 7919  # a prime: workers' starting places in a list of bodies, spread
@@ -89,8 +89,9 @@ class RunContext:
         self.collector = None  # the master's MasterCollector
         self.lifecycle: Role | None = None  # set by the init hook: ROLES[role]()
         self._arrivals: Arrivals | None = None
-        self.live = LiveStats()  # the web UI tab's numbers
+        self.live = LiveStats(reports=role == "worker")  # the live numbers (web UI, progress line, Prometheus)
         self.live_enabled = False
+        self.worker_active: dict[str, int] = {}  # the master's: each worker's open streams, as last reported
         if role == "master":  # the master runs no users: it needs no target, secrets or bodies
             self.url = host or scenario.request.url
             self.auth = Authenticator()
@@ -288,6 +289,10 @@ class RunContext:
                                       float(run_s) if run_s else None)
         return self._arrivals
 
+    def all_active(self) -> int:
+        """Streams open now: this process's, and on a master its workers' as they last reported."""
+        return self.active_streams + sum(self.worker_active.values())
+
     def after_stream(self, record: StreamRecord, environment, sent: bool = True) -> None:
         """Stop early when the run can only measure a broken setup: the first streams all failed
         authentication, or all failed the same other way with nothing succeeding. A stream never
@@ -384,6 +389,8 @@ def _add_options(parser) -> None:
     group.add_argument("--sseload-embedded", action="store_true", default=False, help=argparse.SUPPRESS)
     # set by `sseload run` for workers, which get no -t: the open model schedules no arrival after it
     group.add_argument("--sseload-run-s", type=float, default=None, help=argparse.SUPPRESS)
+    # set by `sseload run`: a progress line while the load runs (sseload.console.Progress)
+    group.add_argument("--sseload-progress", action="store_true", default=False, help=argparse.SUPPRESS)
     # set by `sseload run` for its children: once sseload is gone, die after this grace (see _on_init)
     group.add_argument("--sseload-orphan-grace-s", type=float, default=None, help=argparse.SUPPRESS)
 
@@ -431,6 +438,39 @@ def _start_recording(ctx: RunContext) -> None:
     ctx.health.start(lambda: ctx.active_streams)
 
 
+def _start_live(environment, ctx: RunContext) -> None:
+    """The aggregating process's tick (sseload.live): every TICK_S it counts the open streams'
+    events, adds a point to the live history and, with --sseload-progress, prints the progress line."""
+    import gevent
+
+    from sseload.console import Progress
+
+    opts = environment.parsed_options
+    progress = Progress.to_stderr() if getattr(opts, "sseload_progress", False) else None
+    try:
+        total_s = float(getattr(opts, "run_time", None) or 0) or None
+    except (TypeError, ValueError):
+        total_s = None
+    if progress is not None:
+        environment.events.test_stop.add_listener(lambda **_kw: progress.end())
+
+    def loop() -> None:
+        while True:
+            gevent.sleep(TICK_S)
+            runner = environment.runner
+            running = runner is not None and runner.state not in ("ready", "stopped")
+            if not running and not ctx.active_streams:
+                continue
+            try:
+                ctx.live.tick(ctx.all_active())
+                if progress is not None and running:
+                    progress.show(ctx.live, ctx.all_active(), total_s)
+            except Exception:  # the live view must never stop the run
+                log.exception("sseload: the live numbers failed")
+
+    gevent.spawn(loop)
+
+
 def _stop_running_users(environment, ctx: RunContext) -> None:
     """On SIGTERM/SIGINT Locust fires `quitting` before it stops the users: stop them first, so
     streams still open finish (within --stop-timeout) and are recorded, not dropped."""
@@ -475,18 +515,19 @@ class LocalRole(_UsersRole):
     def init(self, environment, ctx: RunContext) -> None:
         ctx.prepare_run_dir()
         ctx.recorder = Recorder(ParquetSink(ctx.run_dir, ctx.send_time_ns))
-        if environment.web_ui is not None:
-            ctx.live_enabled = True
-            webui.install(environment, ctx)
+        ctx.live_enabled = True
+        webui.install(environment, ctx)
+        _start_live(environment, ctx)
         _prepare_users(environment, ctx)
 
     def test_stop(self, environment, ctx: RunContext) -> None:
         """Users have stopped: close the files so the run can be read (and reported)."""
+        ctx.ended_at = datetime.now(UTC)
         ctx.recorder.close_sink()
 
     def quitting(self, environment, ctx: RunContext) -> None:
         _stop_running_users(environment, ctx)
-        ctx.ended_at = datetime.now(UTC)
+        ctx.ended_at = ctx.ended_at or datetime.now(UTC)
         ctx.health.stop()
         ctx.recorder.close()
         info = self._write_run(environment, ctx)
@@ -496,7 +537,8 @@ class LocalRole(_UsersRole):
     def snapshot(self, environment, ctx: RunContext) -> None:
         """The run's files as they are now (the web UI's report link)."""
         ctx.recorder.close_sink()
-        ctx.ended_at = datetime.now(UTC)
+        if environment.runner is not None and environment.runner.state not in ("stopped", "ready"):
+            ctx.ended_at = datetime.now(UTC)  # the run so far; a stopped one keeps when its load ended
         self._write_run(environment, ctx)
 
     @staticmethod
@@ -524,7 +566,11 @@ class WorkerRole(_UsersRole):
     def init(self, environment, ctx: RunContext) -> None:
         ctx.recorder = Recorder(WorkerSink(environment.runner, ctx.send_time_ns))
         ctx.live_enabled = True
-        webui.install_worker(environment, ctx)
+
+        @environment.events.report_to_master.add_listener
+        def on_report(client_id, data, **_kw):  # what it counted live since the last report (sseload.live)
+            data["sseload"] = ctx.live.take_report(ctx.active_streams)
+
         _memoise_default_args()
         _prepare_users(environment, ctx)
 
@@ -553,8 +599,13 @@ class MasterRole(Role):
         ctx.collector = MasterCollector(ParquetSink(ctx.run_dir))
         runner.register_message(BATCH, ctx.collector.on_batch)
         runner.register_message(DONE, ctx.collector.on_done)
-        if environment.web_ui is not None:
-            webui.install(environment, ctx)
+        webui.install(environment, ctx)
+        _start_live(environment, ctx)
+
+        @environment.events.worker_report.add_listener
+        def on_worker_report(client_id, data, **_kw):
+            if "sseload" in data:
+                ctx.live.merge_report(data["sseload"], ctx.worker_active, client_id)
 
     def test_stopping(self, environment, ctx: RunContext) -> None:
         """Wait for every live worker's last batch before the master may quit.
@@ -654,7 +705,11 @@ def _forward(hook: str):
         if lifecycle is None:  # SSEUser used without sseload's init (library use)
             return
         if hook == "test_start":
-            ctx.started_at = datetime.now(UTC)
+            ctx.started_at, ctx.ended_at = datetime.now(UTC), None
+            ctx.live.reset()
+        elif hook == "test_stop":  # the history's last point has the streams the stop ended
+            ctx.live.tick(ctx.all_active())
+            ctx.live.stop()
         getattr(lifecycle, hook)(environment, ctx)
 
     listener.__name__ = f"_on_{hook}"

@@ -233,12 +233,16 @@ def throughput(streams: pd.DataFrame, events: pd.DataFrame | None, bucket_s: flo
 # request ids, UUIDs: hex runs with a digit and a letter (a plain number, like a size, stays)
 _ID = re.compile(r"\b(?=[0-9a-fA-F-]*\d)(?=[0-9a-fA-F-]*[a-fA-F])[0-9a-fA-F]{8,}(?:-[0-9a-fA-F]{4,})*\b")
 _DECIMAL = re.compile(r"(?<![\d.])\d+\.\d+(?![\d.])")  # times that differ stream to stream (not addresses)
+# the value of anything named an id (request_id=..., "trace-id": "...", X-Request-Id: ...)
+_NAMED_ID = re.compile(r"""(?i)(\b[\w-]*id["']?\s*[:=]\s*["']?)[\w.:-]+""")
+_LONG_NUMBER = re.compile(r"(?<![\d.])\d{6,}(?![\d.])")  # ids and timestamps; sizes and codes are shorter
 
 
 def error_cause(text: str) -> str:
     """An error's text with what differs between streams of one cause (request ids, times) taken out,
     so streams that failed the same way group together."""
-    return _DECIMAL.sub("N", _ID.sub("<id>", text or ""))[:300]
+    text = _NAMED_ID.sub(r"\1<id>", text or "")
+    return _DECIMAL.sub("N", _LONG_NUMBER.sub("<n>", _ID.sub("<id>", text)))[:300]
 
 
 def top_errors(streams: pd.DataFrame, n: int = 10) -> list[dict]:

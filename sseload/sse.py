@@ -458,6 +458,10 @@ class PyEventLog:
         """(t_ns, size, server_ns) of the recorded events, as native int64 bytes."""
         return self.t_ns.tobytes(), self.size.tobytes(), self.server_ns.tobytes()
 
+    def times(self, start: int) -> bytes:
+        """The event times from event ``start`` on, as native int64 bytes (sseload.live reads open streams)."""
+        return self.t_ns[max(start, 0):].tobytes()
+
     def llm(self) -> bytes:
         """openai: per event, output (1 or 0) + 2 * (usage.completion_tokens + 1), native int64 bytes."""
         return self._llm.tobytes()

@@ -126,6 +126,8 @@ class SSEUser(User):
                                        f"{ctx.scenario.gateway.max_body_bytes} bytes; not sent", scheduled_ns)
         else:
             ctx.active_streams += 1
+            if ctx.live_enabled:
+                ctx.live.stream_opened(self.conn)
             try:
                 record = self.conn.stream(request, self._events, scheduled_ns)
             finally:
@@ -140,12 +142,10 @@ class SSEUser(User):
         if turn is not None:  # (the conversation's first stream_id, 0 on its first turn; this turn's number)
             record = record._replace(conversation_id=turn[0] or record.stream_id, turn=turn[1])
         if ctx.live_enabled:
-            t_ns = self._events.t_ns
             ttfe = record.ttfe_ns
-            t = np.frombuffer(t_ns, dtype=np.int64)
-            gaps_ms = (t[1:] - t[:-1]) * 1e-6
+            t = np.frombuffer(self._events.t_ns, dtype=np.int64)
+            ctx.live.add_stream(record.outcome, ttfe / 1e6 if ttfe >= 0 else None, t, key=self.conn)
             del t  # the view: the recorder empties t_ns next, which an exported buffer forbids
-            ctx.live.add_stream(record.outcome, ttfe / 1e6 if ttfe >= 0 else None, gaps_ms, len(t_ns))
         ctx.recorder.add(record, self._events)
         self._report(record)
         self._back_off(record)

@@ -1,71 +1,207 @@
-"""The web UI's live numbers: a stream's gaps are one array, windows are bounded and say so."""
+"""The live numbers (sseload.live) and the web UI tab's rows of them (sseload.webui.rows): events and
+first events count as they arrive, nothing is counted twice, a worker's report adds up exactly on
+the master, the whole run survives the window, memory stays bounded."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from sseload import webui
-from sseload.webui import LiveStats
+from sseload import live as live_mod
+from sseload import sse
+from sseload.live import LATENCIES, LiveStats, LogHistogram
+from sseload.metrics import GAP, OUTPUT_TOKENS_PER_S, TTFE, TTFT
+from sseload.webui import rows
 
 pytestmark = pytest.mark.unit
 
-
-def row(rows: list[dict], prefix: str) -> tuple[str, str]:
-    (found,) = [(r["metric"], r["value"]) for r in rows if r["metric"].startswith(prefix)]
-    return found
+TTFT_ROW = f"{TTFT.label} p50 / p95 / p99 ({TTFT.unit}, last 10 s)"
+TOKENS_ROW = f"{OUTPUT_TOKENS_PER_S.label} ({OUTPUT_TOKENS_PER_S.unit}, last 10 s)"
 
 
-def test_gap_and_ttfe_percentiles_are_those_of_the_streams_added():
-    live, rng = LiveStats(), np.random.default_rng(7)
-    all_gaps = []
-    for i in range(40):
-        gaps = rng.uniform(5, 50, size=30)
-        all_gaps.append(gaps)
-        live.add_stream("ok" if i % 4 else "reset", 100.0 + i, gaps, 31)
-    rows = live.rows(active=3, report_href=None)
-    label, value = row(rows, "gap p50")
-    expected = np.percentile(np.concatenate(all_gaps), [50, 99, 100])
-    assert label == "gap p50 / p99 / max (ms, last 10 s)"
-    assert value == " / ".join(f"{v:.1f}" for v in expected)
-    ttfe = np.percentile(np.arange(100.0, 140.0), [50, 95, 99])
-    assert row(rows, "TTFE p50")[1] == " / ".join(f"{v:.1f}" for v in ttfe)
-    assert row(rows, "outcome: reset")[1] == "10 (25.0%)"
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-def test_without_samples_the_percentiles_are_dashes():
-    rows = LiveStats().rows(active=0, report_href=None)
-    assert row(rows, "gap p50")[1] == "- / - / -" and row(rows, "TTFE p50")[1] == "- / - / -"
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    c = Clock()
+    monkeypatch.setattr(live_mod.time, "monotonic", c)
+    return c
 
 
-def test_gap_samples_are_capped_and_the_label_says_the_window_it_shows(monkeypatch):
-    monkeypatch.setattr(webui, "MAX_GAP_SAMPLES", 1_000)
-    clock = iter(np.arange(0.0, 100.0, 0.01))
-    monkeypatch.setattr(webui.time, "monotonic", lambda: float(next(clock)))
+def near(text: str, exact) -> bool:
+    """A row's ``a / b / c`` against exact values: each within the histogram's half a bin (0.58%)."""
+    values = [float(v) for v in text.split(" / ")]
+    pairs = zip(values, exact, strict=True)
+    return len(values) == len(exact) and all(abs(v - e) <= 0.0059 * e + 0.05 for v, e in pairs)
+
+
+def shown(live: LiveStats, whole_run: bool = False, active: int = 0) -> dict[str, str]:
+    return {r["metric"]: r["value"] for r in rows(live, active, whole_run)}
+
+
+def event_logs():
+    yield sse.PyEventLog
+    try:
+        from sseload._sse import EventLog
+    except ImportError:  # pragma: no cover - CI builds it
+        return
+    yield EventLog
+
+
+class OpenStream:
+    """An open stream as LiveStats reads it (SSEConnection.open_log): a real event log fed as reads come."""
+
+    def __init__(self, log_class, t_start_ns: int) -> None:
+        self.log = log_class()
+        self.t_start_ns = t_start_ns
+
+    def open_log(self):
+        return self.log, self.t_start_ns
+
+    def event_at(self, t_ns: int) -> None:
+        self.log.feed(b"data: x\n\n", t_ns)
+
+    def times(self) -> np.ndarray:
+        return np.frombuffer(self.log.arrays()[0], dtype=np.int64)
+
+
+def test_histogram_percentiles_are_within_half_a_bin_of_the_exact_ones():
+    values = np.random.default_rng(3).lognormal(np.log(120.0), 0.8, 50_000)
+    h = LogHistogram()
+    h.add(values)
+    for p in (1, 50, 90, 99, 99.9):
+        exact = np.percentile(values, p, method="inverted_cdf")
+        assert h.percentile(p) == pytest.approx(exact, rel=0.006)
+    assert (h.percentile(0), h.percentile(100)) == (values.min(), values.max())
+    assert h.total == values.size and h.sum == pytest.approx(values.sum())
+    assert LogHistogram().percentile(50) is None
+
+
+def test_histogram_bounds_hold_values_outside_its_range_and_travel_exactly():
+    h = LogHistogram()
+    h.add([0.0, 1e-9, 5.0, 2e9])
+    back = LogHistogram.from_wire(h.to_wire())
+    assert (back.counts == h.counts).all() and (back.total, back.min, back.max) == (4, 0.0, 2e9)
+    assert h.count_at_most([1e-3, 10.0, 1e7]) == [0, 3, 3]  # bins wholly at or below; 2e9 is in none
+
+
+@pytest.mark.parametrize("log_class", list(event_logs()))
+def test_open_streams_count_their_events_first_events_and_gaps_as_they_arrive(clock, log_class):
     live = LiveStats()
-    for _ in range(100):  # 100 streams of 49 gaps, a hundredth of a second apart
-        live.add_stream("ok", 1.0, np.full(49, 20.0), 50)
-    assert live._gap_count <= 1_000 and sum(a.size for _, a in live.gaps) == live._gap_count
-    label, _ = row(live.rows(active=0, report_href=None), "gap p50")
-    assert label == "gap p50 / p99 / max (ms, last 0.21 s)"  # the last 20 streams (980 gaps) fit
+    streams = [OpenStream(log_class, t_start_ns=0) for _ in range(3)]
+    for s in streams:
+        live.stream_opened(s)
+    for i, s in enumerate(streams):  # first events at 250, 260, 270 ms, then one every 40 ms
+        for k in range(5):
+            s.event_at(int((250 + 10 * i + 40 * k) * 1e6))
+    clock.now += 1
+    values = shown(live)
+    assert near(values["TTFE p50 / p95 / p99 (ms, last 10 s)"], [260.0, 270.0, 270.0])
+    assert values["gap p50 / p99 / max (ms, last 10 s)"] == "40.0 / 40.0 / 40.0"
+    assert live.run.events == 15 and live.run.first_events == 3 and live.streams_finished == 0
+    # more events, then the streams end: nothing already counted is counted again
+    for s in streams:
+        s.event_at(int(500e6))
+        s.event_at(int(600e6))
+    live.count_open()
+    for i, s in enumerate(streams):
+        live.add_stream("ok", 250.0 + 10 * i, s.times(), key=s)
+    assert live.run.events == 21 and live.run.first_events == 3
+    assert live.run.hist[TTFE.key].total == 3 and live.run.hist[GAP.key].total == 18
+    assert live.run.outcomes == {"ok": 3} and not live._open
 
 
-def test_a_worker_reports_at_most_its_share_of_gaps_as_a_plain_list():
-    worker, master = LiveStats(), LiveStats()
-    for _ in range(200):
-        worker.add_stream("ok", 5.0, np.full(49, 20.0), 50)
+def test_a_stream_counted_only_at_its_end_counts_all_of_it_once(clock):
+    live = LiveStats()
+    t = (np.arange(31) * 20e6).astype(np.int64)
+    live.add_stream("ok", 100.0, t)
+    assert live.run.events == 31 and live.run.hist[GAP.key].total == 30 and live.run.hist[TTFE.key].total == 1
+
+
+def test_the_window_forgets_and_the_whole_run_does_not(clock):
+    live = LiveStats()
+    for i in range(40):
+        live.add_stream("ok" if i % 4 else "reset", 100.0 + i, (np.arange(31) * 20e6).astype(np.int64))
+    live.tick(active=3)
+    clock.now += 30
+    live.tick(active=0)
+    live.stop()
+    window, whole = shown(live), shown(live, whole_run=True)
+    assert window["TTFE p50 / p95 / p99 (ms, last 10 s)"] == "- / - / -"
+    ttfe = np.percentile(np.arange(100.0, 140.0), [50, 95, 99], method="inverted_cdf")
+    assert near(whole["TTFE p50 / p95 / p99 (ms, whole run)"], ttfe)
+    assert whole["gap p50 / p99 / max (ms, whole run)"] == "20.0 / 20.0 / 20.0"
+    assert whole["events/s (whole run)"] == f"{40 * 31 / 30:.0f}"
+    assert whole["outcome: reset"] == "10 (25.0%)" and whole["streams finished"] == "40"
+    clock.now += 100  # after the stop the whole run's rates stay those of its length
+    assert shown(live, whole_run=True)["events/s (whole run)"] == f"{40 * 31 / 30:.0f}"
+
+
+def test_rates_are_over_the_seconds_the_window_spans(clock):
+    live = LiveStats()
+    for _ in range(6):  # 100 events every 2 s: 50 events/s
+        live.add_stream("ok", 10.0, (np.arange(100) * 1e6).astype(np.int64))
+        clock.now += 2
+        live.tick(active=1)
+    assert shown(live)["events/s (last 10 s)"] == "50"
+    assert live.history[-1]["events_per_s"] == 50 and live.history[-1]["streams_per_s"] == 0.5
+    assert live.history[-1]["outcomes"] == {"ok": 0.5}
+
+
+def test_a_worker_reports_what_it_counted_since_its_last_report_and_the_master_adds_it(clock):
+    worker, master = LiveStats(reports=True), LiveStats()
+    rng = np.random.default_rng(1)
+    for i in range(200):
+        t = np.cumsum(rng.uniform(5e6, 50e6, 50)).astype(np.int64)
+        worker.add_stream("ok", 100.0 + i, t)
+        worker.add_tokens(150.0 + i, 10)
     report = worker.take_report(active=7)
-    assert type(report["gaps"]) is list and len(report["gaps"]) == webui.MAX_REPORT_GAPS
-    assert report["events"] == 200 * 50 and report["outcomes"] == {"ok": 200}
-    assert worker.take_report(active=0)["gaps"] == []  # taken once
+    assert worker.take_report(active=0)["events"] == 0  # taken once
     active: dict[str, int] = {}
     master.merge_report(report, active, "w1")
     assert active == {"w1": 7}
-    assert row(master.rows(active=7, report_href=None), "gap p50")[1] == "20.0 / 20.0 / 20.0"
+    for name in LATENCIES:
+        assert (master.run.hist[name].counts == worker.run.hist[name].counts).all()
+    assert (master.run.events, master.run.tokens, master.run.token_streams) == (200 * 50, 2000, 200)
+    assert shown(master) == shown(worker)
 
 
-@pytest.mark.parametrize("n_events", [0, 1])
-def test_streams_without_gaps_add_none(n_events):
+def test_history_stays_bounded_and_spans_the_whole_run(clock, monkeypatch):
+    monkeypatch.setattr(live_mod, "MAX_HISTORY", 100)
     live = LiveStats()
-    live.add_stream("incomplete", None, np.empty(0), n_events)
-    assert not live.gaps and live.take_report(active=0)["gaps"] == []
+    for _ in range(1000):
+        clock.now += 2
+        live.tick(active=1)
+    assert len(live.history) <= 100
+    assert live.history[-1]["t"] - live.history[0]["t"] > 0.9 * 2000
+
+
+def test_token_streams_show_ttft_and_output_tokens_per_second_after_the_ttfe_row(clock):
+    live = LiveStats()
+    for i in range(40):
+        live.add_stream("ok", 5.0, np.array([0, 20_000_000], dtype=np.int64))
+        live.add_tokens(200.0 + i, 24)
+    clock.now += 4
+    values = shown(live)
+    assert near(values[TTFT_ROW], np.percentile(np.arange(200.0, 240.0), [50, 95, 99], method="inverted_cdf"))
+    assert values[TOKENS_ROW] == OUTPUT_TOKENS_PER_S.format(40 * 24 / 4)
+    names = list(values)
+    assert names[names.index(TTFT_ROW) - 1].startswith("TTFE p50") and names[names.index(TTFT_ROW) + 1] == TOKENS_ROW
+
+
+def test_plain_sse_streams_show_no_token_rows(clock):
+    live = LiveStats()
+    live.add_stream("ok", 5.0, np.array([0, 20_000_000], dtype=np.int64))
+    assert not [name for name in shown(live) if TTFT.label in name or OUTPUT_TOKENS_PER_S.unit in name]
+
+
+def test_without_samples_the_percentiles_are_dashes(clock):
+    values = shown(LiveStats())
+    assert values["gap p50 / p99 / max (ms, last 10 s)"] == "- / - / -"
+    assert values["TTFE p50 / p95 / p99 (ms, last 10 s)"] == "- / - / -"

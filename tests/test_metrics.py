@@ -198,11 +198,12 @@ def test_the_console_table_shows_the_tables_console_metrics_in_order(summary):
 
 
 def test_the_web_ui_tab_labels_come_from_the_table():
-    from sseload.webui import LiveStats
+    from sseload.live import LiveStats
+    from sseload.webui import rows
 
     live = LiveStats()
-    live.add_stream("ok", 10.0, np.array([1.0, 2.0]), 3)
-    labels = [row["metric"] for row in live.rows(active=1, report_href=None)]
+    live.add_stream("ok", 10.0, np.array([0, 1_000_000, 3_000_000], dtype=np.int64))
+    labels = [row["metric"] for row in rows(live, active=1, whole_run=False)]
     assert labels[0] == metrics.ACTIVE_STREAMS
     assert labels[1].startswith(f"{TTFE.label} p50") and f"({TTFE.unit}, last" in labels[1]
     assert labels[2].startswith(f"{metrics.GAP.label} p50")

@@ -41,14 +41,16 @@ def wait_for_http(base: str, seconds: float = 30) -> None:
 
 @pytest.fixture
 def locust_ui(tmp_path, target):
-    url = target("--ttfe-ms", "50", "--gap-ms", "10", "--events", "20")
+    """A Locust web UI on 8 s streams (80 events, 100 ms apart, after a 50 ms first event)."""
+    url = target("--ttfe-ms", "50", "--gap-ms", "100", "--events", "80")
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"), "-H", url + DEFAULT_PATH,
-         "--web-host", "127.0.0.1", "--web-port", str(port), "--autostart", "-u", "5", "-r", "5",
-         "-t", "60s", "--results-dir", str(tmp_path / "res"), "--run-id", "ui"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
+    with open(tmp_path / "locust.log", "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"), "-H", url + DEFAULT_PATH,
+             "--web-host", "127.0.0.1", "--web-port", str(port), "--autostart", "-u", "5", "-r", "5",
+             "-t", "60s", "--results-dir", str(tmp_path / "res"), "--run-id", "ui"],
+            stdout=log, stderr=subprocess.STDOUT, text=True,
+        )
     base = f"http://127.0.0.1:{port}"
     wait_for_http(base)
     yield base, tmp_path / "res" / "ui"
@@ -56,31 +58,60 @@ def locust_ui(tmp_path, target):
     proc.wait(30)
 
 
-def test_sse_tab_shows_live_numbers_and_then_the_report(locust_ui):
+def cell(page, prefix: str):
+    """The value cell of the tab's row whose name starts with ``prefix``."""
+    name = page.locator("td", has_text=re.compile("^" + re.escape(prefix)))
+    return page.locator("tr", has=name).locator("td").nth(1)
+
+
+def value_once(page, prefix: str, pattern: str, seconds: float = 30) -> str:
+    deadline, value = time.monotonic() + seconds, ""
+    while time.monotonic() < deadline:
+        if cell(page, prefix).count():
+            value = cell(page, prefix).inner_text()
+            if re.match(pattern, value):
+                return value
+        time.sleep(0.25)
+    raise AssertionError(f"{prefix!r} never matched {pattern!r} (last {value!r})")
+
+
+def test_sse_tab_is_live_while_streams_are_open_and_keeps_the_run_after_stop_and_reload(locust_ui, tmp_path):
     base, run_dir = locust_ui
     with browser_page() as page:
         page.goto(base + "/?tab=sseload")
         page.get_by_role("tab", name="SSE streams").click()
-        cell = page.locator("td", has_text=re.compile(r"^TTFE p50"))
-        cell.wait_for(timeout=30_000)
-        deadline = time.monotonic() + 30
-        value = ""
-        while time.monotonic() < deadline:
-            value = page.locator("tr", has=cell).locator("td").nth(1).inner_text()
-            if re.match(r"^\d+\.\d / ", value):
-                break
-            time.sleep(0.5)
-        p50 = float(value.split(" / ")[0])
-        assert 45 <= p50 <= 80, value  # the target's TTFE is 50 ms
-        assert page.locator("td", has_text=re.compile(r"^outcome: ok")).count() == 1
-        active = page.locator("tr", has=page.locator("td", has_text="active streams")).locator("td").nth(1)
-        assert int(active.inner_text()) >= 1
-        # stop the run from the UI; the tab then links to the report
+        # live while every stream is still open: its first event and events count as they arrive
+        ttfe = value_once(page, "TTFE p50", r"^\d+\.\d / ")
+        assert cell(page, "streams finished").inner_text() == "0", "the numbers came from ended streams"
+        assert 45 <= float(ttfe.split(" / ")[0]) <= 80, ttfe  # the target's first event comes after 50 ms
+        events_per_s = float(value_once(page, "events/s", r"^[1-9]\d*$"))
+        assert 20 <= events_per_s <= 60, events_per_s  # 5 open streams of 10 events/s
+        gap_p50 = float(value_once(page, "gap p50", r"^\d+\.\d / ").split(" / ")[0])
+        assert 95 <= gap_p50 <= 110, gap_p50
+        assert int(cell(page, "active streams").inner_text()) == 5
+        assert cell(page, "streams finished").inner_text() == "0"
+        # the live charts (ECharts, from the package) draw the history
+        page.locator("#sseload-chart-ttfe_ms canvas").wait_for(timeout=15_000)
+        assert page.locator(".sseload-chart canvas").count() >= 5
+        page.screenshot(path=str(tmp_path / "tab-live.png"), full_page=True)
+        # the report link is a real link to a new tab
+        link = page.locator("a#sseload-report")
+        assert link.get_attribute("target") == "_blank"
+        with page.context.expect_page(timeout=90_000) as opened:
+            link.click()
+        report = opened.value
+        report.wait_for_load_state(timeout=90_000)
+        assert report.title().startswith("sseload report")
+        report.close()
+        # stop: the tab shows the whole run, and still does after a reload
         page.get_by_role("button", name=re.compile("^stop$", re.I)).click()
-        page.locator("td", has_text=re.compile(r"^report$")).wait_for(timeout=30_000)
-    with urllib.request.urlopen(base + "/sseload/report", timeout=60) as response:
-        html = response.read().decode()
-    assert "sseload report" in html and "<img" in html
+        whole = value_once(page, "TTFE p50 / p95 / p99 (ms, whole run)", r"^\d+\.\d / ")
+        page.reload()
+        page.get_by_role("tab", name="SSE streams").click()
+        assert value_once(page, "TTFE p50 / p95 / p99 (ms, whole run)", r"^\d+\.\d / ") == whole
+        assert int(value_once(page, "outcome: cancelled", r"^\d+ ").split()[0]) >= 1
+        page.locator("#sseload-chart-ttfe_ms canvas").wait_for(timeout=15_000)
+        page.screenshot(path=str(tmp_path / "tab-after-reload.png"), full_page=True)
     assert (run_dir / "streams.parquet").exists() and (run_dir / "run.json").exists()
 
 
@@ -169,7 +200,7 @@ def test_the_sse_tab_shows_live_ttft_and_output_tokens_of_an_openai_service(tmp_
                           "--master-port", str(master_port), log="worker.log")]
     procs.append(start_locust(tmp_path, srv.url, *body, *ui))
     ttft_row = latency_row(TTFT)
-    tokens_row = f"{OUTPUT_TOKENS_PER_S.label} ({OUTPUT_TOKENS_PER_S.unit}, completed streams)"
+    tokens_row = f"{OUTPUT_TOKENS_PER_S.label} ({OUTPUT_TOKENS_PER_S.unit}, last 10 s)"
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for_http(base)
