@@ -42,7 +42,7 @@ class Outcome(StrEnum):
                       "not text/event-stream, malformed HTTP or body framing, or an event over max_event_bytes")
     CONNECT_ERROR = ("connect_error", True, "#8b0000",
                      "refused, TLS verification or handshake failed, connect timeout, any other error while connecting")
-    RECONNECTED = ("reconnected", False, "#aec7e8",
+    RECONNECTED = ("reconnected", False, "#6baed6",
                    "reconnect mode: the connection ended (closed, cut or timed out) and the feed reconnected")
     CANCELLED = ("cancelled", False, "#c7c7c7", "the run stopped (or its user was stopped) while the stream was open")
     HARNESS_ERROR = ("harness_error", True, "#ffd700", "a bug in a locustfile or in sseload; the error says which")

@@ -6,7 +6,6 @@ report can be regenerated from ``results/<run>/`` at any time without re-running
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 from pathlib import Path
@@ -104,15 +103,37 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _img(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"></figure>'
+ECHARTS_JS = Path(__file__).parent / "static" / "echarts.common.min.js"  # Apache ECharts, shipped (no network)
+
+
+def _charts_block(made: list[charts.Chart], images: list[Path]) -> str:
+    """Interactive charts (ECharts, embedded: the file stays self-contained and works offline), each
+    with a link to its PNG (charts/, for summary.md and pull requests)."""
+    options, parts = {}, []
+    pngs = {p.stem: p for p in images}
+    for chart in made:
+        divs = []
+        for i, option in enumerate(charts.echarts_options(chart)):
+            key = f"chart-{chart.name}-{i}"
+            options[key] = option
+            divs.append(f"<div class='chart' id='{key}'></div>")
+        png = pngs.get(chart.name)
+        link = f"<a class='png' href='charts/{html.escape(png.name)}'>PNG</a>" if png is not None else ""
+        parts.append(f"<figure class='charts' data-chart='{html.escape(chart.name)}'>{''.join(divs)}{link}</figure>")
+    data = json.dumps(options, allow_nan=False, default=str).replace("</", "<\\/")
+    script = ("<script>" + ECHARTS_JS.read_text(encoding="utf-8") + "</script><script>(function(){var o=" + data
+              + ";var made=[];Object.keys(o).forEach(function(k){var c=echarts.init(document.getElementById(k));"
+              "c.setOption(o[k]);made.push(c);});window.addEventListener('resize',function(){made.forEach("
+              "function(c){c.resize();});});window.sseloadCharts=made;})();</script>")
+    return "".join(parts) + script
 
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
 th{background:#f3f3f3}td:first-child{text-align:left}img{max-width:100%}
+figure.charts{display:flex;flex-wrap:wrap;gap:8px;margin:0 0 1.5em;position:relative}
+.chart{flex:1 1 520px;height:340px;min-width:0}a.png{position:absolute;right:0;top:0;font-size:12px}
 .warn{background:#fff3cd;border:1px solid #e0c36a;padding:0.6em 1em}
 #verdict{padding:0.8em 1.2em;margin:1em 0;border-radius:4px;font-size:1.1em}#verdict strong{font-size:1.4em}
 #verdict.pass{background:#e6f4ea;border:2px solid #2ca02c}#verdict.fail{background:#fdecea;border:2px solid #d62728}
@@ -141,7 +162,7 @@ def verdict_banner(verdict: dict | None) -> str:
             f"</strong>{shown}<ul>{items}</ul></div>")
 
 
-def report_html(run: results.Run, summary: dict, images: list[Path]) -> str:
+def report_html(run: results.Run, summary: dict, made: list[charts.Chart], images: list[Path]) -> str:
     info = run.info
     run_id = html.escape(summary["run_id"])
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>sseload report {run_id}</title>"
@@ -172,7 +193,7 @@ def report_html(run: results.Run, summary: dict, images: list[Path]) -> str:
                             [[e["outcome"], str(e["status"] or ""), e["error_code"], e["cause"][:200],
                               str(e["streams"])] for e in summary["top_errors"]]))
     parts.append("<h2>Charts</h2>")
-    parts += [_img(p) for p in images]
+    parts.append(_charts_block(made, images))
     parts.append("<h2 id='health'>Measurement health</h2>")
     health = summary.get("health") or {}
     rows = [
@@ -211,9 +232,10 @@ def write_all(run: results.Run, summary: dict | None = None,
         verdict = thresholds.judge(summary, run.info, run.info.get("scenario", {}).get("thresholds", {}))
     summary = {**summary, "verdict": verdict.to_dict()}
     out = run.run_dir
-    images = charts.draw_all(run, out / "charts")
+    made = charts.charts_of(run)
+    images = charts.draw_all(run, out / "charts", made)
     paths = [out / "report.html", out / "summary.md", out / "summary.json"]
-    paths[0].write_text(report_html(run, summary, images))
+    paths[0].write_text(report_html(run, summary, made, images))
     paths[1].write_text(summary_markdown(summary))
     paths[2].write_text(json.dumps(summary, indent=2, default=str))
     return paths

@@ -1,21 +1,26 @@
-"""Charts of OpenAI-style runs: token charts drawn from token data, with the summary's definitions and labels."""
+"""Charts: each described once and drawn as a PNG and as ECharts options; the token charts of
+OpenAI-style runs from token data, with the summary's definitions and labels; the fixes a reader
+asked for (durations' axis, concurrency gaps, byte units)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from sseload import charts, results
 from sseload.llm import stream_tokens
 from sseload.metrics import GOODPUT, ITL, OUTPUT_TOKENS_PER_S, TPOT, TTFT
+from sseload.outcomes import Outcome
 from sseload.records import EventBuffer, StreamRecord, to_tables
 
 pytestmark = pytest.mark.unit
 
 T0_NS = 1_700_000_000_000_000_000
-TOKEN_CHARTS = {"ttft.png", "tpot.png", "itl.png", "tokens_over_time.png"}
+TOKEN_CHARTS = {"ttft", "tpot", "itl", "tokens_over_time"}
 CHUNK_MS = (0.0, 20.0, 50.0, 60.0)  # after TTFT: four chunks carrying output, 1, 3, 2 and 1 tokens
 
 
@@ -56,51 +61,41 @@ def openai_run(streams: int = 8, usage_per_chunk: bool = False, openai: bool = T
     return results.Run(Path("synthetic"), info, stream_table.to_pandas(), event_table.to_pandas() if events else None)
 
 
-@pytest.fixture
-def drawn(monkeypatch) -> dict[str, list[tuple[str, str, str]]]:
-    """Each chart drawn: its axes' (title, x label, y label), by file name."""
-    seen: dict[str, list[tuple[str, str, str]]] = {}
-    save = charts._save
-
-    def record(fig, path: Path) -> Path:
-        seen[path.name] = [(ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes]
-        return save(fig, path)
-
-    monkeypatch.setattr(charts, "_save", record)
-    return seen
+def labels(chart: charts.Chart) -> list[tuple[str, str, str]]:
+    """Each panel's (title, x label, y label)."""
+    return [(p.title, p.xlabel, p.ylabel) for p in chart.panels]
 
 
-def draw_token_charts(run: results.Run, folder: Path) -> set[str]:
-    """The token charts as the report draws them (charts.draw_all draws every chart of charts.ALL)."""
-    paths = [charts.ALL[name](run, folder / name) for name in TOKEN_CHARTS]
-    return {path.name for path in paths if path is not None}
+def token_charts(run: results.Run) -> dict[str, charts.Chart]:
+    return {c.name: c for c in charts.charts_of(run) if c.name in TOKEN_CHARTS}
 
 
 def test_an_openai_run_draws_the_token_charts_into_the_report(tmp_path):
-    assert draw_token_charts(openai_run(), tmp_path) == TOKEN_CHARTS
-    assert all((tmp_path / name).stat().st_size > 0 for name in TOKEN_CHARTS)
+    made = token_charts(openai_run())
+    assert set(made) == TOKEN_CHARTS
+    paths = charts.draw_all(openai_run(), tmp_path, list(made.values()))
+    assert all(p.stat().st_size > 0 for p in paths) and {p.stem for p in paths} == TOKEN_CHARTS
 
 
-def test_a_plain_sse_run_draws_no_token_chart(tmp_path):
-    assert draw_token_charts(openai_run(openai=False), tmp_path) == set()
-    assert charts.ttfe_distribution(openai_run(openai=False), tmp_path / "ttfe.png") is not None
+def test_a_plain_sse_run_draws_no_token_chart():
+    assert token_charts(openai_run(openai=False)) == {}
+    assert charts.ttfe_distribution(openai_run(openai=False)) is not None
 
 
-def test_token_charts_are_titled_with_the_metric_tables_labels_and_units(tmp_path, drawn):
-    draw_token_charts(openai_run(slo={"ttft_ms": 135.0, "tpot_ms": 0.0, "e2e_ms": 0.0}), tmp_path)
-    for name, metric in (("ttft.png", TTFT), ("tpot.png", TPOT), ("itl.png", ITL)):
-        (hist_title, hist_x, _), (cdf_title, cdf_x, _) = drawn[name]
+def test_token_charts_are_titled_with_the_metric_tables_labels_and_units():
+    made = token_charts(openai_run(slo={"ttft_ms": 135.0, "tpot_ms": 0.0, "e2e_ms": 0.0}))
+    for name, metric in (("ttft", TTFT), ("tpot", TPOT), ("itl", ITL)):
+        (hist_title, hist_x, _), (cdf_title, cdf_x, _) = labels(made[name])
         assert hist_title == f"{metric.label}: histogram" and cdf_title == f"{metric.label}: CDF"
         assert hist_x == cdf_x == metric.heading
-    (tokens_title, _, tokens_unit), (goodput_title, _, goodput_unit) = drawn["tokens_over_time.png"]
+    (tokens_title, _, tokens_unit), (goodput_title, _, goodput_unit) = labels(made["tokens_over_time"])
     assert tokens_title.startswith(charts._title(OUTPUT_TOKENS_PER_S.label)) and tokens_unit == "tokens/s"
     assert goodput_title.startswith(charts._title(GOODPUT.label)) and "ttft_ms <= 135" in goodput_title
     assert goodput_unit == GOODPUT.unit
 
 
-def test_goodput_is_drawn_only_when_the_scenario_has_an_slo(tmp_path, drawn):
-    charts.tokens_over_time(openai_run(), tmp_path / "tokens.png")
-    assert len(drawn["tokens.png"]) == 1
+def test_goodput_is_drawn_only_when_the_scenario_has_an_slo():
+    assert len(charts.tokens_over_time(openai_run()).panels) == 1
 
 
 def test_the_itl_chart_shows_the_gaps_the_summary_counts():
@@ -113,7 +108,7 @@ def test_the_itl_chart_shows_the_gaps_the_summary_counts():
 
 def test_without_events_there_is_no_itl_chart_but_tokens_still_count_at_each_streams_end(tmp_path):
     run = openai_run(events=False)
-    assert charts.itl_distribution(run, tmp_path / "itl.png") is None
+    assert charts.itl_distribution(run) is None
     t_s, tokens = charts._tokens_at(run)
     assert tokens.sum() == results.summarise(run)["output_tokens"]
     np.testing.assert_allclose(t_s, charts._end_s(run.streams))
@@ -141,9 +136,67 @@ def test_per_chunk_usage_places_each_chunks_own_tokens():
     np.testing.assert_allclose(tokens, [1, 3, 2, 1])
 
 
-def test_output_tokens_per_second_buckets_hold_each_seconds_tokens(tmp_path, monkeypatch):
-    plotted = []
-    monkeypatch.setattr(charts.plt.Axes, "plot", lambda self, x, y, **kw: plotted.append((list(x), list(y))))
-    charts.tokens_over_time(openai_run(streams=3), tmp_path / "tokens.png")
-    (x, y), = plotted
-    assert x[:3] == [0.0, 1.0, 2.0] and y[:3] == [7.0, 7.0, 7.0] and sum(y) == 21.0
+def test_output_tokens_per_second_buckets_hold_each_seconds_tokens():
+    (series,) = charts.tokens_over_time(openai_run(streams=3)).panels[0].series
+    assert list(series.x[:3]) == [0.0, 1.0, 2.0] and list(series.y[:3]) == [7.0, 7.0, 7.0] and series.y.sum() == 21.0
+
+
+def streams_run(start_s, duration_s, ttfe_ms, limit_s: float = 40.0, events: pd.DataFrame | None = None):
+    """A run of streams given by start, duration and TTFE (what the stream charts read)."""
+    n = len(start_s)
+    streams = pd.DataFrame({
+        "stream_id": np.arange(1, n + 1), "start_ns": (T0_NS + np.asarray(start_s) * 1e9).astype(np.int64),
+        "duration_ms": np.asarray(duration_s, float) * 1e3, "ttfe_ms": np.asarray(ttfe_ms, float),
+        "outcome": ["ok"] * n, "body_bytes": [80] * n, "response_bytes": [800] * n})
+    return results.Run(Path("synthetic"), {"scenario": {"gateway": {"limit_s": limit_s}}}, streams, events)
+
+
+def test_durations_far_from_the_limit_keep_the_axis_on_the_streams_and_say_where_the_limit_is():
+    (panel,) = charts.durations(streams_run(np.arange(50) * 0.1, np.full(50, 2.0) + np.arange(50) * 0.01,
+                                            np.full(50, 50.0))).panels
+    assert panel.marks == [] and "gateway limit 40 s, off the axis" in panel.note and "2.49 s" in panel.note
+    (panel,) = charts.durations(streams_run([0, 1, 2], [10.0, 39.0, 40.0], [50.0] * 3)).panels
+    assert [m.x for m in panel.marks] == [40.0] and panel.note == ""
+
+
+def test_latency_against_concurrency_breaks_its_lines_where_no_stream_started():
+    # 10 streams one after another, then 50 in the same instant (a fast spawn): each of those saw 60
+    # open, and no stream started with 11-59 open
+    start = np.concatenate([np.arange(10) * 0.5, np.full(50, 10.0)])
+    run = streams_run(start, np.full(60, 100.0), np.concatenate([np.full(10, 20.0), np.full(50, 300.0)]))
+    (panel,) = charts.latency_by_concurrency(run).panels
+    p50 = panel.series[0]
+    assert np.isnan(p50.y).sum() >= 10 and p50.y[0] == 20.0 and p50.y[-1] == 300.0
+    data = charts.echarts_options(charts.Chart("c", [panel]))[0]["series"][0]["data"]
+    assert [y for _, y in data].count(None) == np.isnan(p50.y).sum()  # breaks, not a line across
+
+
+def test_bytes_per_second_are_drawn_in_a_readable_unit():
+    assert charts._scaled_bytes(np.array([2.5e6, 1e6]))[1] == "MB/s"
+    values, unit = charts._scaled_bytes(np.array([1500.0, 800.0]))
+    assert unit == "kB/s" and list(values) == [1.5, 0.8]
+    assert charts._scaled_bytes(np.array([10.0]))[1] == "B/s"
+
+
+def test_every_chart_draws_as_a_png_and_as_echarts_options_with_the_same_series(tmp_path):
+    run = openai_run(slo={"ttft_ms": 135.0, "tpot_ms": 0.0, "e2e_ms": 0.0})
+    made = charts.charts_of(run)
+    assert {c.name for c in made} >= TOKEN_CHARTS | {"ttfe", "gaps", "durations", "throughput"}
+    for chart in made:
+        assert charts.png(chart, tmp_path / f"{chart.name}.png").stat().st_size > 5_000
+        options = charts.echarts_options(chart)
+        assert len(options) == len(chart.panels)
+        for option, panel in zip(options, chart.panels, strict=True):
+            assert option["title"]["text"] == panel.title and option["xAxis"]["name"] == panel.xlabel
+            drawn = [s["name"] for s in option["series"] if s.get("data")]
+            assert drawn == [s.name for s in panel.series]
+            json.dumps(option, allow_nan=False)  # what report.html embeds: no NaN
+
+
+def test_outcome_colours_are_told_apart():
+    def rgb(hex_colour: str) -> np.ndarray:
+        return np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)], float)
+
+    close = [(a.value, b.value) for i, a in enumerate(Outcome) for b in list(Outcome)[i + 1:]
+             if np.linalg.norm(rgb(a.color) - rgb(b.color)) < 60]
+    assert close == []

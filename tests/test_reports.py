@@ -145,20 +145,42 @@ def test_a_run_from_a_newer_schema_is_refused_with_advice(tmp_path, run):
     assert proc.returncode == 2 and "schema 99" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_report_renders_in_a_real_browser_with_charts_and_tables(run, tmp_path):
+def test_report_renders_in_a_real_browser_with_the_verdict_first_and_interactive_charts(run, tmp_path):
     from tests.browser import browser_page
 
     with browser_page() as page:
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.route("**/*", lambda route: route.abort() if not route.request.url.startswith("file:")
+                   else route.continue_())  # offline: everything it needs is in the file
         page.goto((run.run_dir / "report.html").as_uri())
         assert page.title().startswith("sseload report")
-        images = page.locator("img")
-        assert images.count() >= 6
-        loaded = page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 300)")
-        assert loaded, "a chart did not load"
+        # the verdict comes before any number
+        verdict = page.locator("#verdict")
+        assert verdict.inner_text().startswith("PASS")
+        first_table_y = page.locator("table").first.bounding_box()["y"]
+        assert verdict.bounding_box()["y"] < first_table_y
         headings = page.locator("h2").all_inner_texts()
         assert {"Summary", "Latency", "Outcomes", "Charts", "Measurement health"} <= set(headings)
-        assert page.locator("table").count() >= 4
-        assert "TTFE (ms)" in page.inner_text("body")
+        assert page.locator("table").count() >= 4 and "TTFE (ms)" in page.inner_text("body")
+        # charts are drawn by the embedded ECharts: canvases, each with its PNG beside it
+        assert page.locator(".chart canvas").count() >= 8 and not errors, errors
+        assert page.locator("a.png").count() >= 6
+        assert page.evaluate("typeof echarts") == "object"
+        # interactive: hovering a chart shows the values under the pointer, the wheel zooms
+        chart = page.locator("#chart-ttfe_over_time-0")
+        chart.scroll_into_view_if_needed()
+        box = chart.bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.45)
+        tooltip = chart.locator("div", has_text="TTFE p50")
+        tooltip.last.wait_for(state="visible", timeout=5_000)
+        zoom_end = ("echarts.getInstanceByDom(document.getElementById('chart-ttfe_over_time-0'))"
+                    ".getOption().dataZoom[0].end")
+        before = page.evaluate(zoom_end)
+        page.mouse.wheel(0, -400)
+        page.wait_for_timeout(300)
+        after = page.evaluate(zoom_end)
+        assert after < before, (before, after)
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
 
 
