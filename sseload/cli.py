@@ -31,6 +31,8 @@ from sseload.scenario import (
     parse_seconds,
 )
 from sseload.scenario import load as load_scenario
+from sseload.scenario import ready as ready_scenarios
+from sseload.scenario import resolve as resolve_scenario
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 SHAPE_LOCUSTFILE = Path(__file__).with_name("locustfile_shape.py")
@@ -220,6 +222,7 @@ def _new_run_id(name: str, results_dir: Path) -> str:
 def _run_scenario(args: argparse.Namespace) -> Scenario:
     """The scenario file; without one, -H's service judged by its clean end, or the embedded default."""
     if args.scenario:
+        args.scenario = str(resolve_scenario(args.scenario))  # a ready scenario's name: its packaged file
         scenario = load_scenario(args.scenario)
     elif args.host:
         scenario = for_host(args.host)
@@ -242,6 +245,13 @@ def _request_flags(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.prometheus:
+        from sseload.prometheus import parse_address
+
+        try:
+            parse_address(args.prometheus)
+        except ValueError as err:
+            raise CliError(str(err)) from None
     scenario = _run_scenario(args)
     settings = run_settings(args, scenario)
     users, spawn_rate, run_time, run_id = settings.users, settings.spawn_rate, settings.run_time, settings.run_id
@@ -276,11 +286,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             common.append("--insecure")
         if target is not None:
             common.append("--sseload-embedded")
-        common += ["--sseload-orphan-grace-s", str(stop_timeout + ORPHAN_GRACE_S)]
+        common += ["--sseload-orphan-grace-s", str(stop_timeout + ORPHAN_GRACE_S), "--sseload-managed"]
         common += _request_flags(args)
+        aggregator = []  # what only the process that aggregates (local, or the master) takes
+        if args.prometheus:
+            aggregator += ["--sseload-prometheus", args.prometheus]
         # One summary at the end, sseload's: Locust's own tables go to locust.json (and the CSVs) instead.
         cmd = common + ["--headless", "-t", str(run_time), "--stop-timeout", str(stop_timeout), "--only-summary",
-                        "--sseload-progress", "--json-file", str(run_dir / "locust")]
+                        "--sseload-progress", "--json-file", str(run_dir / "locust"), *aggregator]
         if not shaped:  # a shape sets the user count itself, from the scenario
             cmd += ["-u", str(users), "-r", str(spawn_rate)]
         cmd += ["--csv", str(run_dir / "locust")]  # Locust's own stats, next to ours
@@ -323,9 +336,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             _stop_all(workers, grace_s=2)
             if target is not None:
                 target.stop()
+    from sseload.report import finish as report_finish
+
     if signals_seen >= 3:  # abandoned: the children were killed; say what is there, exit as for the signal
         try:
-            finish(run_dir, scenario, write_report=False)
+            report_finish(run_dir, scenario, write_report=False)
         except Exception as err:  # whatever the cut files say, the exit code is the signal's
             print(f"sseload: the abandoned run cannot be read: {err}", file=sys.stderr)
         return 128 + signal.Signals[interrupted].value
@@ -338,7 +353,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"sseload: the run recorded nothing (locust exited with {code}); see the output above",
               file=sys.stderr)
         return 3
-    result = finish(run_dir, scenario, write_report=not args.no_report, stopped_early=code == 2)
+    result = report_finish(run_dir, scenario, write_report=not args.no_report, stopped_early=code == 2)
     if interrupted:  # the report is written, but an interrupted run never passes
         return 128 + signal.Signals[interrupted].value
     return result
@@ -389,33 +404,6 @@ def _stop_all(procs: list[subprocess.Popen], grace_s: float) -> None:
                 proc.wait(5)
             except subprocess.TimeoutExpired:
                 proc.kill()
-
-
-def finish(run_dir: Path, scenario: Scenario | None, write_report: bool, stopped_early: bool = False) -> int:
-    """Summarise a finished run, write its reports and judge its thresholds."""
-    from sseload import results, thresholds
-    from sseload.console import format_summary
-
-    run = results.load(run_dir)
-    summary = results.summarise(run)
-    print(format_summary(summary))
-    if summary["streams"] == 0:
-        print(f"sseload: no stream was recorded in {run_dir}; see the messages above", file=sys.stderr)
-        return 3
-    limits = scenario.thresholds if scenario is not None else run.info.get("scenario", {}).get("thresholds", {})
-    verdict = thresholds.judge(summary, run.info, limits, stopped_early)
-    if limits:
-        thresholds.write_junit(verdict.thresholds, run_dir / "thresholds.xml", summary["run_id"])
-        print(thresholds.table(verdict.thresholds))
-    if write_report:
-        from sseload import report
-
-        report.write_all(run, summary, verdict)
-    for failure in verdict.failures:
-        if not failure.startswith("threshold "):  # the table above shows those
-            print(f"sseload: {failure}: the run fails", file=sys.stderr)
-    print(run_dir)
-    return verdict.exit_code
 
 
 # --- other commands ---
@@ -471,17 +459,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
-    folder = Path(args.dir)
-    files = sorted(folder.glob("*.toml"))
+    """The ready scenarios (shipped with sseload), or a folder's: name and description."""
+    files = sorted(Path(args.dir).glob("*.toml")) if args.dir else ready_scenarios()
     if not files:
-        raise CliError(f"no scenarios in {folder}/; give the folder with --dir")
-    width = max(len(str(f)) for f in files)
-    for f in files:
+        raise CliError(f"no scenarios in {args.dir}/; give the folder with --dir")
+    names = [str(f) if args.dir else f.stem for f in files]
+    width = max(len(n) for n in names)
+    for name, f in zip(names, files, strict=True):
         try:
             description = load_scenario(f).description
         except ScenarioError as err:
             description = f"INVALID: {err}"
-        print(f"{str(f):<{width}}  {description}")
+        print(f"{name:<{width}}  {description}")
+    if not args.dir:
+        print(f"\nrun one by name: sseload run NAME (e.g. sseload run {files[0].stem}); the files are in "
+              f"{files[0].parent}")
+    return 0
+
+
+def cmd_locustfile(args: argparse.Namespace) -> int:
+    """The packaged locustfile's path, for plain Locust: locust -f "$(sseload locustfile)" --scenario NAME."""
+    print(SHAPE_LOCUSTFILE if args.shape else LOCUSTFILE)
     return 0
 
 
@@ -525,6 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
                           f"{WORKERS_PER_CORE} per core (default: %(default)s, no workers)")
     run.add_argument("--no-report", action="store_true",
                      help="skip report.html and the summary files (default: write them)")
+    run.add_argument("--prometheus", metavar="[HOST:]PORT",
+                     help="serve live metrics for Prometheus at http://HOST:PORT/metrics, host 127.0.0.1 unless given "
+                          "(default: none)")
     run.add_argument("--loglevel", default="WARNING", help="Locust's log level (default: %(default)s)")
     add_request_flags(run.add_argument_group("the request (override the scenario's)"))
     run.set_defaults(func=cmd_run)
@@ -544,9 +545,13 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--tolerance", type=float, default=0.10,
                       help="relative change flagged as a regression (default: %(default)s)")
     cmp_.set_defaults(func=cmd_compare)
-    sc = add_parser("scenarios", "list scenarios with their descriptions")
-    sc.add_argument("--dir", default="scenarios", help="folder of scenario TOML files (default: %(default)s)")
+    sc = add_parser("scenarios", "list the ready scenarios (run one with: sseload run NAME)")
+    sc.add_argument("--dir", default=None, help="list a folder of scenario TOML files instead (default: the ready "
+                                                "scenarios shipped with sseload)")
     sc.set_defaults(func=cmd_scenarios)
+    lf = add_parser("locustfile", "print the path of sseload's locustfile, for locust -f")
+    lf.add_argument("--shape", action="store_true", help="the one for scenarios with a [load] shape (default: off)")
+    lf.set_defaults(func=cmd_locustfile)
     return p
 
 

@@ -19,7 +19,7 @@ from collections import Counter, deque
 
 import numpy as np
 
-from sseload.metrics import GAP, TTFE, TTFT
+from sseload.metrics import GAP, TPOT, TTFE, TTFT
 from sseload.outcomes import Outcome
 
 WINDOW_S = 10.0  # the "last N s" of the tab's rows
@@ -115,8 +115,9 @@ class LogHistogram:
         return h
 
 
-#: The latency histograms LiveStats keeps: TTFE per stream, gaps per event, TTFT per OpenAI-style stream.
-LATENCIES = (TTFE.key, GAP.key, TTFT.key)
+#: The latency histograms LiveStats keeps: TTFE per stream, gaps per event; TTFT per OpenAI-style
+#: stream and TPOT per ok one.
+LATENCIES = (TTFE.key, GAP.key, TTFT.key, TPOT.key)
 
 
 class _Counts:
@@ -223,13 +224,15 @@ class LiveStats:
                 c.hist[TTFE.key].add_one(ttfe_ms)
         self._add(apply)
 
-    def add_tokens(self, ttft_ms: float | None, output_tokens: int) -> None:
-        """An OpenAI-style stream's token facts (its record's ttft_ns and output_tokens), beside add_stream's."""
+    def add_tokens(self, ttft_ms: float | None, output_tokens: int, tpot_ms: float | None = None) -> None:
+        """An OpenAI-style stream's token facts (its record's TTFT, output tokens and, for an ok stream, TPOT)."""
         def apply(c: _Counts) -> None:
             c.token_streams += 1
             c.tokens += output_tokens
             if ttft_ms is not None:
                 c.hist[TTFT.key].add_one(ttft_ms)
+            if tpot_ms is not None:
+                c.hist[TPOT.key].add_one(tpot_ms)
         self._add(apply)
 
     def count_open(self) -> None:

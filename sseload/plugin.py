@@ -39,7 +39,7 @@ from sseload.live import TICK_S, LiveStats
 from sseload.llm import load_tokenizer
 from sseload.outcomes import AUTHENTICATED, SUCCEEDED, Outcome
 from sseload.recorder import ParquetSink, Recorder, warm_up
-from sseload.records import StreamRecord
+from sseload.records import StreamRecord, tpot
 from sseload.response import SEND_TIME_UNITS_NS
 from sseload.runinfo import PartialReasons
 from sseload.scenario import (
@@ -300,7 +300,9 @@ class RunContext:
         An OpenAI-style stream's token facts also go to the web UI's tab here (webui.LiveStats)."""
         if self.live_enabled and record.output_tokens >= 0:
             ttft_ns = record.ttft_ns
-            self.live.add_tokens(ttft_ns / 1e6 if ttft_ns >= 0 else None, record.output_tokens)
+            tpot_ms = float(tpot(record.duration_ns, ttft_ns, record.output_tokens))
+            self.live.add_tokens(ttft_ns / 1e6 if ttft_ns >= 0 else None, record.output_tokens,
+                                 tpot_ms if record.outcome is Outcome.OK and tpot_ms == tpot_ms else None)
         outcome = record.outcome
         if outcome in AUTHENTICATED:
             self.auth_ok = True
@@ -389,6 +391,10 @@ def _add_options(parser) -> None:
     group.add_argument("--sseload-embedded", action="store_true", default=False, help=argparse.SUPPRESS)
     # set by `sseload run` for workers, which get no -t: the open model schedules no arrival after it
     group.add_argument("--sseload-run-s", type=float, default=None, help=argparse.SUPPRESS)
+    group.add_argument("--sseload-prometheus", metavar="[HOST:]PORT", default=None,
+                       help="serve live metrics for Prometheus at http://HOST:PORT/metrics (host default 127.0.0.1)")
+    # set by `sseload run`, which writes the summary and report itself once Locust exits
+    group.add_argument("--sseload-managed", action="store_true", default=False, help=argparse.SUPPRESS)
     # set by `sseload run`: a progress line while the load runs (sseload.console.Progress)
     group.add_argument("--sseload-progress", action="store_true", default=False, help=argparse.SUPPRESS)
     # set by `sseload run` for its children: once sseload is gone, die after this grace (see _on_init)
@@ -440,7 +446,8 @@ def _start_recording(ctx: RunContext) -> None:
 
 def _start_live(environment, ctx: RunContext) -> None:
     """The aggregating process's tick (sseload.live): every TICK_S it counts the open streams'
-    events, adds a point to the live history and, with --sseload-progress, prints the progress line."""
+    events, adds a point to the live history and, with --sseload-progress, prints the progress line.
+    With --sseload-prometheus it also serves the live metrics (sseload.prometheus)."""
     import gevent
 
     from sseload.console import Progress
@@ -453,6 +460,18 @@ def _start_live(environment, ctx: RunContext) -> None:
         total_s = None
     if progress is not None:
         environment.events.test_stop.add_listener(lambda **_kw: progress.end())
+    address = getattr(opts, "sseload_prometheus", None)
+    if address:
+        from sseload import prometheus
+
+        try:
+            host, port = prometheus.serve(ctx, address)
+        except ValueError as err:
+            raise SetupError(str(err)) from None
+        except OSError as err:
+            raise SetupError(f"--prometheus {address}: cannot listen there ({err.strerror}); "
+                             "pick another port") from None
+        log.info("sseload: live metrics for Prometheus at http://%s:%d/metrics", host, port)
 
     def loop() -> None:
         while True:
@@ -533,6 +552,7 @@ class LocalRole(_UsersRole):
         info = self._write_run(environment, ctx)
         log.info("sseload: %d streams, %d events recorded in %s", info["streams_recorded"],
                  info["events_recorded"], ctx.run_dir)
+        _finish_unmanaged(environment, ctx)
 
     def snapshot(self, environment, ctx: RunContext) -> None:
         """The run's files as they are now (the web UI's report link)."""
@@ -638,8 +658,9 @@ class MasterRole(Role):
 
     def quitting(self, environment, ctx: RunContext) -> None:
         _stop_running_users(environment, ctx)
-        ctx.ended_at = datetime.now(UTC)
+        ctx.ended_at = ctx.ended_at or datetime.now(UTC)
         self.snapshot(environment, ctx)
+        _finish_unmanaged(environment, ctx)
 
     def snapshot(self, environment, ctx: RunContext) -> None:
         collector = ctx.collector
@@ -659,6 +680,24 @@ class MasterRole(Role):
         rows = [(i, *row) for i, r in enumerate(collector.reports.values()) for row in r.get("health_seconds", [])]
         HealthMonitor.write_rows(rows, ctx.run_dir / "health.parquet")
         runinfo.write(ctx.run_dir, info)
+
+
+
+def _finish_unmanaged(environment, ctx: RunContext) -> None:
+    """Plain `locust -f` (not `sseload run`, which does this once Locust is gone): the same summary,
+    verdict and report; a failed verdict is the exit code, else Locust's own (1 on any failure)."""
+    opts = environment.parsed_options
+    if getattr(opts, "sseload_managed", False) or not getattr(opts, "headless", False):
+        return  # (with a web UI the report is a click away: its link writes it)
+    from sseload import report
+
+    try:
+        code = report.finish(ctx.run_dir, ctx.scenario, write_report=True, stopped_early=ctx.stopped_early)
+    except Exception as err:  # the files are written: say why the report is not, do not lose the run
+        log.error("sseload: the run is in %s but its report could not be written: %s", ctx.run_dir, err)
+        code = 3
+    if code:
+        environment.process_exit_code = max(code, environment.process_exit_code or 0)
 
 
 ROLES = {"local": LocalRole, "worker": WorkerRole, "master": MasterRole}

@@ -153,6 +153,15 @@ class EventBuffer:
             self.tokens.frombytes(tokens.astype(np.int64).tobytes())
 
 
+def tpot(duration_ns, ttft_ns, output_tokens):
+    """TPOT's one computation (sseload.metrics.TPOT), ms: (duration - TTFT) / (output tokens - 1);
+    NaN without a first token and one more. Arrays or single values."""
+    duration_ns, ttft_ns, output_tokens = np.asarray(duration_ns), np.asarray(ttft_ns), np.asarray(output_tokens)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((ttft_ns >= 0) & (output_tokens >= 2), (duration_ns - ttft_ns) / 1e6 / (output_tokens - 1),
+                        np.nan)
+
+
 def _ms(values: np.ndarray) -> pa.Array:
     """ns -> ms, with negative values (meaning "did not happen") as null."""
     return pa.array(values / 1e6, mask=values < 0)
@@ -171,10 +180,8 @@ def to_tables(streams: list[StreamRecord], events: EventBuffer,
     scheduled = ints(cols.scheduled_ns)
     lag = np.where(scheduled > 0, start_ns - scheduled, -1)
     ttft_ns, output_tokens = ints(cols.ttft_ns), ints(cols.output_tokens)
-    with np.errstate(divide="ignore", invalid="ignore"):  # TPOT needs a first token and one more
-        tpot_ms = np.where((ttft_ns >= 0) & (output_tokens >= 2),
-                           (ints(cols.duration_ns) - ttft_ns) / 1e6 / (output_tokens - 1), np.nan)
     duration_ns = ints(cols.duration_ns)
+    tpot_ms = tpot(duration_ns, ttft_ns, output_tokens)
     with np.errstate(divide="ignore", invalid="ignore"):
         tokens_per_s = np.where((output_tokens >= 0) & (duration_ns > 0), output_tokens / (duration_ns / 1e9), np.nan)
     stream_table = pa.table({

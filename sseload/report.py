@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import html
 import json
+import sys
 from pathlib import Path
 
 from sseload import charts, results, thresholds
-from sseload.console import delay_heading, feed_line, read_timing, stats_text, token_line
+from sseload.console import delay_heading, feed_line, format_summary, read_timing, stats_text, token_line
 from sseload.metrics import (
     BYTES_PER_S,
     CUTOFF_RATE,
@@ -286,3 +287,27 @@ def compare(run_a: Path, run_b: Path, out: Path | None = None,
                          + (f"<p class='warn'>{html.escape(warning.replace('**', ''))}</p>" if warning else "")
                          + f"{table}</body></html>")
     return [html_path, md_path], regressions, differ
+
+
+def finish(run_dir: Path, scenario=None, write_report: bool = True, stopped_early: bool = False) -> int:
+    """The end of every run, `sseload run`'s and plain `locust -f`'s alike: print the one summary,
+    judge the thresholds (thresholds.xml), write the reports; the exit code is the verdict's."""
+    run = results.load(run_dir)
+    summary = results.summarise(run)
+    print(format_summary(summary))
+    if summary["streams"] == 0:
+        print(f"sseload: no stream was recorded in {run_dir}; see the messages above", file=sys.stderr)
+        return 3
+    limits = scenario.thresholds if scenario is not None else run.info.get("scenario", {}).get("thresholds", {})
+    verdict = thresholds.judge(summary, run.info, limits, stopped_early)
+    if limits:
+        thresholds.write_junit(verdict.thresholds, run_dir / "thresholds.xml", summary["run_id"])
+        print(thresholds.table(verdict.thresholds))
+    if write_report:
+        write_all(run, summary, verdict)
+    for failure in verdict.failures:
+        if not failure.startswith("threshold "):  # the table above shows those
+            print(f"sseload: {failure}: the run fails", file=sys.stderr)
+    print(run_dir)
+    sys.stdout.flush()
+    return verdict.exit_code

@@ -445,12 +445,37 @@ def expand_env(value: str, what: str, environ: Mapping[str, str] = os.environ) -
     return _ENV_REF.sub(sub, value)
 
 
+def ready_dir() -> Path:
+    """The ready scenarios: scenarios/ of the repository, shipped in the wheel as sseload/scenarios/
+    (pyproject.toml maps one to the other); a source checkout or editable install reads the repository's."""
+    package = Path(__file__).parent
+    shipped = package / "scenarios"
+    return shipped if shipped.is_dir() else package.parent / "scenarios"
+
+
+def ready() -> list[Path]:
+    """The ready scenarios' files, by name."""
+    return sorted(ready_dir().glob("*.toml"))
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """A scenario file: a path as given when it exists, else a ready scenario of that name
+    (``openai-chat`` or ``openai-chat.toml``); else the path as given (load() then says so)."""
+    path = Path(name_or_path)
+    if path.exists() or path.parent != Path("."):
+        return path
+    packaged = ready_dir() / (path.name if path.suffix == ".toml" else f"{path.name}.toml")
+    return packaged if packaged.exists() else path
+
+
 def load(path: str | Path) -> Scenario:
-    path = Path(path)
+    path = resolve(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ScenarioError(f"{path}: no such scenario file; `sseload scenarios` lists the ready ones") from None
+        names = ", ".join(p.stem for p in ready())
+        raise ScenarioError(f"{path}: no such scenario file, nor a ready scenario of that name ({names}; "
+                            "`sseload scenarios` describes them)") from None
     except OSError as err:
         raise ScenarioError(f"{path}: cannot read the scenario: {err.strerror}") from None
     try:

@@ -142,6 +142,15 @@ def install(environment, ctx) -> None:
         return jsonify({"history": ctx.live.history, "running": not _stopped(environment), "charts": chart_specs(),
                         "report": REPORT_HREF, "tokens": bool(ctx.live.run.token_streams)})
 
+    @web_ui.app.route("/sseload/metrics")
+    def sseload_metrics():
+        """The live metrics in Prometheus's format (as --prometheus serves them)."""
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        from sseload import prometheus
+
+        return Response(prometheus.exposition(ctx), mimetype=CONTENT_TYPE_LATEST)
+
     @web_ui.app.route("/sseload/static/<path:name>")
     def sseload_static(name):
         if name not in ("echarts.common.min.js", "tab.js"):

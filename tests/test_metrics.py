@@ -274,3 +274,19 @@ def test_reports_thresholds_and_the_console_summary_import_no_client_gevent_or_h
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_most_frequent_errors_group_streams_that_failed_the_same_way():
+    import pandas as pd
+
+    from sseload.results import top_errors
+
+    texts = ([f'HTTP 500: {{"error": "upstream died", "request_id": "req-{i:04d}"}}' for i in range(5)]
+             + [f"HTTP 500: upstream died (trace {i:016x}a) at {1796144140000 + i}" for i in range(8)]
+             + ["HTTP 429: APIG.0308 throttled"] * 3)
+    streams = pd.DataFrame({"outcome": ["http_error"] * 13 + ["throttled"] * 3, "status": [500] * 13 + [429] * 3,
+                            "error_code": [""] * 13 + ["APIG.0308"] * 3, "error": texts})
+    rows = top_errors(pd.concat([streams, pd.DataFrame({"outcome": ["ok"] * 4, "status": [200] * 4,
+                                                        "error_code": [""] * 4, "error": [""] * 4})]))
+    assert [(r["outcome"], r["streams"]) for r in rows] == [("http_error", 8), ("http_error", 5), ("throttled", 3)]
+    assert rows[0]["cause"] == "HTTP 500: upstream died (trace <id>) at <n>"
