@@ -443,10 +443,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from sseload import report
+    from sseload.compare import compare
 
-    paths, regressions, differ = report.compare(Path(args.run_a), Path(args.run_b),
-                                                Path(args.out) if args.out else None, tolerance=args.tolerance)
+    paths, regressions, differ = compare(Path(args.run_a), Path(args.run_b),
+                                         Path(args.out) if args.out else None, tolerance=args.tolerance)
     if differ:
         print("sseload: warning: the runs differ in their settings (" + "; ".join(differ) + "): a change may come "
               "from that, not from the service", file=sys.stderr)

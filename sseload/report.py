@@ -32,8 +32,6 @@ from sseload.metrics import (
     distribution_rows,
 )
 
-#: What `sseload compare` judges: (metric, stat) pairs from the metric table, its direction the metric's.
-COMPARED: tuple[tuple[Metric, str | None], ...] = tuple((m, stat) for m in METRICS for stat in m.compared_stats)
 #: The run's scalars, in the order report.html's summary table shows them.
 RUN_METRICS = tuple(m for m in METRICS if m.section == "run")
 
@@ -240,53 +238,6 @@ def write_all(run: results.Run, summary: dict | None = None,
     paths[1].write_text(summary_markdown(summary))
     paths[2].write_text(json.dumps(summary, indent=2, default=str))
     return paths
-
-
-def compare(run_a: Path, run_b: Path, out: Path | None = None,
-            tolerance: float = 0.10) -> tuple[list[Path], list[str], list[str]]:
-    """Side-by-side of two runs; a metric that got worse by more than ``tolerance`` is a regression.
-    Returns the files written, the regressions, and how the runs' settings differ (to warn of first)."""
-    run_a_, run_b_ = results.load(run_a), results.load(run_b)
-    a, b = results.summarise(run_a_), results.summarise(run_b_)
-    differ = results.differences(run_a_.info, run_b_.info)
-    rows, regressions = [], []
-    for metric, stat in COMPARED:
-        va, vb = metric.value(a, stat), metric.value(b, stat)
-        name = f"{metric.key} {stat}" if stat else metric.key
-        if va is None or vb is None:
-            rows.append((name, va, vb, None, ""))
-            continue
-        delta = vb - va
-        rel = delta / abs(va) if va else (0.0 if vb == 0 else float("inf"))
-        worse = rel > tolerance if metric.higher_is_worse else rel < -tolerance
-        if abs(delta) < metric.noise_floor:  # rates near zero: a relative change of a tiny number is noise
-            worse = False
-        flag = "REGRESSION" if worse else ""
-        if worse:
-            regressions.append(name)
-        rows.append((name, va, vb, rel, flag))
-    out = out or run_b
-    out.mkdir(parents=True, exist_ok=True)
-    warning = ("**The runs differ in their settings** (" + "; ".join(differ) + "): a change may come from that, "
-               "not from the service.") if differ else ""
-    md = [f"### sseload compare: `{a['run_id']}` -> `{b['run_id']}` (tolerance {tolerance:.0%})", ""]
-    if warning:
-        md += [warning, ""]
-    md += ["| metric | A | B | change | |", "|---|---:|---:|---:|---|"]
-    for name, va, vb, rel, flag in rows:
-        change = "-" if rel is None else f"{rel:+.1%}"
-        md.append(f"| {name} | {_num(va, 3)} | {_num(vb, 3)} | {change} | {flag} |")
-    md_path, html_path = out / "compare.md", out / "compare.html"
-    md_path.write_text("\n".join(md) + "\n")
-    table = _table(["metric", "A", "B", "change", ""],
-                   [[n, _num(va, 3), _num(vb, 3), "-" if r is None else f"{r:+.1%}", f]
-                    for n, va, vb, r, f in rows])
-    html_path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>sseload compare</title>"
-                         f"<style>{CSS}</style></head><body><h1>{html.escape(a['run_id'])} &rarr; "
-                         f"{html.escape(b['run_id'])}</h1>"
-                         + (f"<p class='warn'>{html.escape(warning.replace('**', ''))}</p>" if warning else "")
-                         + f"{table}</body></html>")
-    return [html_path, md_path], regressions, differ
 
 
 def finish(run_dir: Path, scenario=None, write_report: bool = True, stopped_early: bool = False) -> int:

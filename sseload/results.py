@@ -299,6 +299,44 @@ def differences(info_a: dict, info_b: dict) -> list[str]:
     return out
 
 
+#: Where each sampled distribution's samples come from: (table, column, ok streams only). The one
+#: mapping the summary's percentiles and compare's resampling (sseload.compare) both read.
+SAMPLED = {
+    "ttfe_ms": ("streams", "ttfe_ms", False),
+    "duration_ms": ("streams", "duration_ms", True),
+    "ttft_ms": ("streams", "ttft_ms", False),
+    "tpot_ms": ("streams", "tpot_ms", True),
+    "feed_gap_ms": ("streams", "feed_gap_ms", False),
+    "gap_ms": ("events", "gap_ms", False),
+}
+#: Shares of streams (sseload.metrics' rates): the outcomes each counts.
+SHARES = {"error_rate": frozenset(o.value for o in ERROR_OUTCOMES), "cutoff_rate": frozenset({Outcome.CUTOFF.value})}
+
+
+def samples(run: Run, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """A distribution's samples as (stream_id of each, value), NaN dropped; None where the run has no such data."""
+    table, column, ok_only = SAMPLED[key]
+    frame = run.streams if table == "streams" else run.events
+    if frame is None or column not in frame:
+        return None
+    if ok_only:
+        frame = frame[frame["outcome"] == Outcome.OK]
+    values = frame[column].to_numpy(np.float64)
+    keep = ~np.isnan(values)
+    return frame["stream_id"].to_numpy()[keep], values[keep]
+
+
+def sampled(run: Run, key: str) -> dict:
+    """The percentiles of one of SAMPLED's distributions."""
+    got = samples(run, key)
+    return percentiles(got[1] if got is not None else np.empty(0))
+
+
+def share(streams: pd.DataFrame, key: str) -> float:
+    """One of SHARES: the fraction of streams that ended in its outcomes."""
+    return float(streams["outcome"].isin(SHARES[key]).mean()) if len(streams) else 0.0
+
+
 def summarise(run: Run) -> dict:
     """The numbers every output shows: counts, rates, TTFE, gaps, durations, harness error."""
     s = run.streams
@@ -306,8 +344,6 @@ def summarise(run: Run) -> dict:
     outcomes = s["outcome"].value_counts().to_dict()
     seconds = run_seconds(s)
     n_events = int(s["events"].sum())
-    cutoffs = int(outcomes.get(Outcome.CUTOFF, 0))
-    errors = int(sum(v for k, v in outcomes.items() if k in ERROR_OUTCOMES))
     summary = {
         "run_id": run.info.get("run_id", run.run_dir.name),
         "streams": total,
@@ -315,16 +351,16 @@ def summarise(run: Run) -> dict:
         "top_errors": top_errors(s),
         "missing": missing_files(run),
         "ok_rate": outcomes.get(Outcome.OK, 0) / total if total else 0.0,
-        "cutoff_rate": cutoffs / total if total else 0.0,
-        "error_rate": errors / total if total else 0.0,
+        "cutoff_rate": share(s, "cutoff_rate"),
+        "error_rate": share(s, "error_rate"),
         "events": n_events,
         "duration_s": seconds,
         "streams_per_s": start_rate(s, seconds, _seconds_of(run.info.get("run_time"))),
         "events_per_s": n_events / seconds if total else 0.0,
         "bytes_per_s": float(s["response_bytes"].sum()) / seconds if total else 0.0,
-        "ttfe_ms": percentiles(s["ttfe_ms"]),
+        "ttfe_ms": sampled(run, "ttfe_ms"),
         "ttfb_ms": percentiles(s["ttfb_ms"]),
-        "duration_ms": percentiles(s.loc[s["outcome"] == Outcome.OK, "duration_ms"]),
+        "duration_ms": sampled(run, "duration_ms"),
         "headroom_ms": percentiles(headroom_ms(s, run.limit_s)),
         "partial": bool(run.info.get("partial", False)),
         # against the reference target sseload started, lateness is the harness's own error; against
@@ -343,11 +379,11 @@ def summarise(run: Run) -> dict:
         summary["feeds"] = int(s["feed_id"].nunique())
         summary["reconnects"] = int((s["outcome"] == Outcome.RECONNECTED).sum())
         summary["reconnect_ms"] = percentiles(s["reconnect_ms"])
-        summary["feed_gap_ms"] = percentiles(s["feed_gap_ms"])
+        summary["feed_gap_ms"] = sampled(run, "feed_gap_ms")
         summary["missed_events"] = int(s["missed_events"].fillna(0).sum())
     ev = run.events
     if ev is not None:
-        summary["gap_ms"] = percentiles(ev["gap_ms"])
+        summary["gap_ms"] = sampled(run, "gap_ms")
         # An event read together with the one before it carries that read's time, the later
         # arrival: sent together, or closer together than the reader's window (docs/measurement.md).
         summary["events_read_together"] = int((ev["gap_ms"] == 0).sum())
@@ -390,12 +426,11 @@ def itl_ms(chunks: pd.DataFrame) -> pd.Series:
 def token_summary(run: Run, load_s: float, seconds: float) -> dict:
     """The token metrics of OpenAI-style streams (definitions in sseload.metrics)."""
     s = run.streams
-    ok = s[s["outcome"] == Outcome.OK]
     tokens = int(s["output_tokens"].fillna(0).sum())
     met = int(meets_slo(s, run.info.get("scenario", {}).get("slo", {})).sum())
     out = {
-        "ttft_ms": percentiles(s["ttft_ms"]),
-        "tpot_ms": percentiles(ok["tpot_ms"]),
+        "ttft_ms": sampled(run, "ttft_ms"),
+        "tpot_ms": sampled(run, "tpot_ms"),
         "output_tokens": tokens,
         "output_tokens_per_s": tokens / seconds if seconds else 0.0,
         "goodput": met / load_s if load_s else 0.0,

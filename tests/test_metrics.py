@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 
 from sseload import metrics, results, thresholds
+from sseload.compare import COMPARED
 from sseload.console import format_summary
 from sseload.metrics import BY_KEY, CONSOLE, LATENCY, METRICS, THRESHOLDS, TTFE
 from sseload.records import EventBuffer, StreamRecord, to_tables
-from sseload.report import COMPARED, summary_markdown
+from sseload.report import summary_markdown
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit
