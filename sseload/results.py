@@ -235,7 +235,7 @@ _ID = re.compile(r"\b(?=[0-9a-fA-F-]*\d)(?=[0-9a-fA-F-]*[a-fA-F])[0-9a-fA-F]{8,}
 _DECIMAL = re.compile(r"(?<![\d.])\d+\.\d+(?![\d.])")  # times that differ stream to stream (not addresses)
 # the value of anything named an id (request_id=..., "trace-id": "...", X-Request-Id: ...)
 _NAMED_ID = re.compile(r"""(?i)(\b[\w-]*id["']?\s*[:=]\s*["']?)[\w.:-]+""")
-_LONG_NUMBER = re.compile(r"(?<![\d.])\d{6,}(?![\d.])")  # ids and timestamps; sizes and codes are shorter
+_LONG_NUMBER = re.compile(r"(?<![\d.])\d{6,}(?![\d.]|\s*(?:bytes|[kKMG]?B\b))")  # ids, timestamps; not sizes
 
 
 def error_cause(text: str) -> str:

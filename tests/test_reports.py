@@ -112,8 +112,15 @@ def test_passing_threshold_exits_zero(tmp_path):
 
 
 def test_compare_flags_a_ttfe_regression(tmp_path):
-    a = sseload_run(tmp_path, scenario=base(50, target={"ttfe_ms": 50, "gap_ms": 5, "events": 5}), run_id="a")
-    b = sseload_run(tmp_path, scenario=base(150, target={"ttfe_ms": 150, "gap_ms": 5, "events": 5}), run_id="b")
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run_with(ttfe_ms: float, run_id: str):
+        (tmp_path / run_id).mkdir()
+        target = {"ttfe_ms": ttfe_ms, "gap_ms": 5, "events": 5}
+        return sseload_run(tmp_path / run_id, scenario=base(ttfe_ms, target=target), run_id=run_id)
+
+    with ThreadPoolExecutor(2) as pool:  # two short runs side by side (each is mostly start-up)
+        a, b = pool.map(run_with, (50, 150), ("a", "b"))
     proc = subprocess.run([sys.executable, "-m", "sseload", "compare", str(a.run_dir), str(b.run_dir)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr

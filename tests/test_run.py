@@ -60,6 +60,9 @@ def test_plain_locust_with_the_locustfile_works_headless(tmp_path, target):
     streams = pd.read_parquet(run_dir / "streams.parquet")
     assert len(streams) > 3 and (streams["outcome"] == "ok").all()
     assert proc.returncode == 0, proc.stderr[-2000:]  # nothing failed: plain Locust exits 0 too
+    # and it ends as `sseload run` does: the one summary, the verdict, the report
+    assert "outcomes: ok" in proc.stdout and (run_dir / "report.html").exists()
+    assert json.loads((run_dir / "summary.json").read_text())["verdict"]["passed"]
     # Locust's own statistics: one entry per stream (its RPS is streams/s), its response time the TTFE
     stats = pd.read_csv(tmp_path / "locust_stats.csv")
     entry = stats[stats["Name"] == "stream (TTFE)"].iloc[0]
