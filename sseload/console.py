@@ -194,7 +194,7 @@ class Progress:
         share = f" ({errors / finished:.1%})" if finished else ""
         ttfe = window.hist[TTFE.key].percentile(50)
         of = f" of {total_s:.0f} s" if total_s else ""
-        return (f"sseload: {elapsed:.0f} s{of} | {finished} {STREAMS.label} ({active} open) | "
+        return (f"sseload: {elapsed:.0f} s{of} | {finished} {STREAMS.label} ended, {active} open | "
                 f"{window.events / seconds:,.0f} {EVENTS_PER_S.unit} | {TTFE.label} p50 "
                 f"{TTFE.quantity(ttfe)} | errors {errors}{share}")
 

@@ -32,7 +32,7 @@ class Outcome(StrEnum):
                "no bytes for read_timeout_s, or still open at the harness's deadline (limit + grace)")
     RESET = ("reset", True, "#d62728", "the connection broke (RST, or closed before the response or body ended)")
     INCOMPLETE = ("incomplete", True, "#bcbd22", "the response ended cleanly without the completion event")
-    EVENT_ERROR = ("event_error", True, "#e377c2",
+    EVENT_ERROR = ("event_error", True, "#a6005a",
                    "the service sent `event: error`, or (OpenAI-style streams) an error object in a chunk")
     HTTP_ERROR = ("http_error", True, "#17becf", "any other non-200 answer (the error body's code is kept)")
     AUTH_ERROR = ("auth_error", True, "#000000", "401/403, or an APIG authentication error code")

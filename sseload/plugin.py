@@ -555,21 +555,34 @@ class LocalRole(_UsersRole):
         _finish_unmanaged(environment, ctx)
 
     def snapshot(self, environment, ctx: RunContext) -> None:
-        """The run's files as they are now (the web UI's report link)."""
+        """The run's files as they are now (the web UI's report link). While the load runs this is a
+        snapshot: its open streams are not in it, and that is said in it only: the final run.json
+        does not inherit it."""
         ctx.recorder.close_sink()
-        if environment.runner is not None and environment.runner.state not in ("stopped", "ready"):
-            ctx.ended_at = datetime.now(UTC)  # the run so far; a stopped one keeps when its load ended
-        self._write_run(environment, ctx)
+        running = environment.runner is not None and environment.runner.state not in ("stopped", "ready")
+        if not running:  # a stopped run keeps when its load ended
+            self._write_run(environment, ctx)
+            return
+        final_ended, final_partial = ctx.ended_at, ctx.partial
+        ctx.ended_at = datetime.now(UTC)
+        ctx.partial = runinfo.PartialReasons(final_partial.reasons)
+        try:
+            ctx.partial.add(runinfo.RUNNING, f"a snapshot while the load ran: {ctx.active_streams} streams "
+                                             "were still open and are not in it")
+            self._write_run(environment, ctx, open_streams=ctx.active_streams)
+        finally:
+            ctx.ended_at, ctx.partial = final_ended, final_partial
 
     @staticmethod
-    def _write_run(environment, ctx: RunContext) -> dict:
-        """health.parquet and run.json; partial when anything was not recorded."""
+    def _write_run(environment, ctx: RunContext, open_streams: int = 0) -> dict:
+        """health.parquet and run.json; partial when anything was not recorded (streams still open
+        at a snapshot are not missing: they are recorded when they end)."""
         rec = ctx.recorder
         if rec.write_error is not None:
             ctx.partial.add(runinfo.WRITE_ERROR, f"writing results failed: {rec.write_error}")
-        if ctx.streams_started != rec.streams_recorded:
-            ctx.partial.add(runinfo.NOT_RECORDED,
-                            f"{ctx.streams_started - rec.streams_recorded} streams started but not recorded")
+        missing = ctx.streams_started - rec.streams_recorded - open_streams
+        if missing:
+            ctx.partial.add(runinfo.NOT_RECORDED, f"{missing} streams started but not recorded")
         written = getattr(rec.sink, "streams_on_disk", None)
         if written is not None and written < rec.streams_recorded:
             ctx.partial.add(runinfo.NOT_WRITTEN,

@@ -31,6 +31,7 @@ from sseload.metrics import (
     Metric,
     distribution_rows,
 )
+from sseload.outcomes import ERROR_OUTCOMES
 
 #: The run's scalars, in the order report.html's summary table shows them.
 RUN_METRICS = tuple(m for m in METRICS if m.section == "run")
@@ -96,9 +97,11 @@ def summary_markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
+def _table(headers: list[str], rows: list[list[str]], flagged: set[int] = frozenset()) -> str:
+    """An HTML table; the rows numbered in ``flagged`` are highlighted (class bad)."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    body = "".join(("<tr class='bad'>" if i in flagged else "<tr>") + "".join(f"<td>{html.escape(c)}</td>" for c in r)
+                   + "</tr>" for i, r in enumerate(rows))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -133,7 +136,7 @@ table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;
 th{background:#f3f3f3}td:first-child{text-align:left}img{max-width:100%}
 figure.charts{display:flex;flex-wrap:wrap;gap:8px;margin:0 0 1.5em;position:relative}
 .chart{flex:1 1 520px;height:340px;min-width:0}a.png{position:absolute;right:0;top:0;font-size:12px}
-.warn{background:#fff3cd;border:1px solid #e0c36a;padding:0.6em 1em}
+.warn{background:#fff3cd;border:1px solid #e0c36a;padding:0.6em 1em}tr.bad td{background:#fdecea;font-weight:bold}
 #verdict{padding:0.8em 1.2em;margin:1em 0;border-radius:4px;font-size:1.1em}#verdict strong{font-size:1.4em}
 #verdict.pass{background:#e6f4ea;border:2px solid #2ca02c}#verdict.fail{background:#fdecea;border:2px solid #d62728}
 pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}
@@ -173,19 +176,22 @@ def report_html(run: results.Run, summary: dict, made: list[charts.Chart], image
     for missing in summary.get("missing") or []:
         parts.append(f"<p class='warn missing'>{html.escape(missing)}</p>")
     parts.append("<h2>Summary</h2>")
+    shown = [m for m in RUN_METRICS if m.key in summary]
+    bad = {i + 2 for i, m in enumerate(shown) if m in (ERROR_RATE, CUTOFF_RATE) and m.value(summary)}
     parts.append(_table(["", "value"], [
         ["target", str(info.get("target_url", "-"))],
         ["auth method", str(info.get("auth_method", "-"))],
-        *([m.heading, m.format(m.value(summary))] for m in RUN_METRICS if m.key in summary),
-    ]))
+        *([m.heading, m.format(m.value(summary))] for m in shown),
+    ], flagged=bad))
     parts.append("<h2>Latency</h2>")
     parts.append(_table(["metric", *PERCENTILE_STATS, "streams/events"],
                         [[m.heading, *(m.format(p.get(k)) for k in PERCENTILE_STATS), str(p.get("count"))]
                          for m, p in distribution_rows(summary)]))
     parts.append("<h2>Outcomes</h2>")
     total = max(summary["streams"], 1)
-    parts.append(_table(["outcome", "streams", "share"],
-                        [[k, str(v), f"{v / total:.2%}"] for k, v in summary["outcomes"].items()]))
+    outcomes = list(summary["outcomes"].items())
+    parts.append(_table(["outcome", "streams", "share"], [[k, str(v), f"{v / total:.2%}"] for k, v in outcomes],
+                        flagged={i for i, (k, _) in enumerate(outcomes) if k in ERROR_OUTCOMES}))
     if summary.get("top_errors"):
         parts.append("<h3>Most frequent errors, by cause</h3>")
         parts.append(_table(["outcome", "status", "code", "what happened", "streams"],

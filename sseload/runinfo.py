@@ -25,6 +25,7 @@ WORKER = "worker"  # a worker's own reason
 NOT_RECORDED = "not_recorded"  # streams started but not recorded
 WRITE_ERROR = "write_error"
 NOT_WRITTEN = "not_written"  # recorded but not in the files
+RUNNING = "running"  # a snapshot taken while the load ran (the web UI's report link): streams were open
 
 
 def new_run_id(name: str) -> str:

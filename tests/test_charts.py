@@ -200,3 +200,9 @@ def test_outcome_colours_are_told_apart():
     close = [(a.value, b.value) for i, a in enumerate(Outcome) for b in list(Outcome)[i + 1:]
              if np.linalg.norm(rgb(a.color) - rgb(b.color)) < 60]
     assert close == []
+
+    def luma(colour: str) -> float:  # what is left of a colour to a reader who cannot tell red from green
+        return float(rgb(colour) @ [0.299, 0.587, 0.114]) / 255
+
+    # the two errors a service most often mixes differ in lightness too
+    assert abs(luma(Outcome.EVENT_ERROR.color) - luma(Outcome.HTTP_ERROR.color)) > 0.3

@@ -170,6 +170,10 @@ def test_report_renders_in_a_real_browser_with_the_verdict_first_and_interactive
         headings = page.locator("h2").all_inner_texts()
         assert {"Summary", "Latency", "Outcomes", "Charts", "Measurement health"} <= set(headings)
         assert page.locator("table").count() >= 4 and "TTFE (ms)" in page.inner_text("body")
+        # the run's 20% resets stand out: the error rate row and the outcome's row are highlighted
+        assert page.locator("#verdict li", has_text="of streams ended in an error").count() == 1
+        bad = page.locator("tr.bad").all_inner_texts()
+        assert any(row.startswith("error rate") for row in bad) and any(row.startswith("reset") for row in bad), bad
         # charts are drawn by the embedded ECharts: canvases, each with its PNG beside it
         assert page.locator(".chart canvas").count() >= 8 and not errors, errors
         assert page.locator("a.png").count() >= 6

@@ -47,10 +47,11 @@ def test_streams_in_flight_when_the_run_ends_are_finished_not_lost(tmp_path):
     assert set(streams["outcome"]) == {"ok"}  # the stop timeout lets them complete
 
 
-def test_plain_locust_with_the_locustfile_works_headless(tmp_path, target):
+def test_plain_locust_with_your_own_locustfile_works_headless(tmp_path, target):
+    """locustfiles/custom_user.py: an SSEUser whose task builds each request (one of four questions)."""
     url = target("--ttfe-ms", "50", "--gap-ms", "10", "--events", "5")
     proc = subprocess.run(
-        [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"), "--headless",
+        [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "custom_user.py"), "--headless",
          "-u", "3", "-r", "3", "-t", "2s", "-H", url + DEFAULT_PATH, "--results-dir", str(tmp_path / "res"),
          "--run-id", "plain", "--stop-timeout", "5", "--csv", str(tmp_path / "locust")],
         capture_output=True, text=True, timeout=60, cwd=tmp_path,
@@ -59,6 +60,7 @@ def test_plain_locust_with_the_locustfile_works_headless(tmp_path, target):
     assert (run_dir / "run.json").exists(), proc.stderr[-2000:]
     streams = pd.read_parquet(run_dir / "streams.parquet")
     assert len(streams) > 3 and (streams["outcome"] == "ok").all()
+    assert streams["body_bytes"].nunique() > 1  # the user's own bodies, not the scenario's
     assert proc.returncode == 0, proc.stderr[-2000:]  # nothing failed: plain Locust exits 0 too
     # and it ends as `sseload run` does: the one summary, the verdict, the report
     assert "outcomes: ok" in proc.stdout and (run_dir / "report.html").exists()

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 
+import pandas as pd
 import pytest
 
 from sseload.metrics import OUTPUT_TOKENS_PER_S, TTFT
@@ -112,7 +113,15 @@ def test_sse_tab_is_live_while_streams_are_open_and_keeps_the_run_after_stop_and
         assert int(value_once(page, "outcome: cancelled", r"^\d+ ").split()[0]) >= 1
         page.locator("#sseload-chart-ttfe_ms canvas").wait_for(timeout=15_000)
         page.screenshot(path=str(tmp_path / "tab-after-reload.png"), full_page=True)
-    assert (run_dir / "streams.parquet").exists() and (run_dir / "run.json").exists()
+    with urllib.request.urlopen(base + "/sseload/report", timeout=90) as response:  # the stopped run's report
+        assert "sseload report" in response.read().decode()
+    info = json.loads((run_dir / "run.json").read_text())
+    # the report opened mid-run was a snapshot: the run it came from is not partial for it, nor
+    # did drawing it (in a child process) hold the event loop
+    assert info["partial"] is False, info["partial_reason"]
+    assert info["started_at"] < info["ended_at"]
+    health = pd.read_parquet(run_dir / "health.parquet")
+    assert health["loop_lag_max_ms"].max() < 500, health["loop_lag_max_ms"].max()
 
 
 def test_the_web_ui_never_shows_a_secret(tmp_path, target):
