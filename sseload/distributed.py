@@ -54,7 +54,16 @@ class WorkerSink:
 
 
 class MasterCollector:
-    """Receives batches and final reports from workers."""
+    """Receives batches and final reports from workers.
+
+    Locust's master handles every worker's messages, heartbeats included, on one greenlet. A batch
+    is appended there to the open shard's Arrow IPC files (a copy: 0.4 µs per event, measured with
+    bench/master_ingest_bench.py); turning a finished shard into Parquet (seconds for millions of
+    events) runs on the sink's own thread (ParquetSink ``background=True``), so the greenlet never
+    waits on it. Doing the appends on a thread as well measured worse: the thread and the greenlet
+    then contend for the GIL on every batch, and heartbeat answers at 2 M events/s went from 3 ms
+    to 300 ms at p50.
+    """
 
     def __init__(self, parquet_sink) -> None:
         self.sink = parquet_sink
@@ -72,6 +81,14 @@ class MasterCollector:
         self.streams_by_worker[node] = self.streams_by_worker.get(node, 0) + streams.num_rows
         for item in streams.column("outcome").value_counts().to_pylist():
             self.outcomes[item["values"]] = self.outcomes.get(item["values"], 0) + item["counts"]
+
+    @property
+    def write_error(self) -> BaseException | None:
+        return getattr(self.sink, "write_error", None)
+
+    def close(self) -> None:
+        """Every batch in the files and the files closed (waiting for the sink's thread cooperatively)."""
+        self.sink.close()
 
     def on_done(self, environment, msg, **_kw) -> None:
         self.seen_workers.add(msg.node_id)

@@ -224,7 +224,9 @@ class RunContext:
             "partial_reasons": self.partial.reasons,
         }
 
-    def run_info(self, environment) -> dict:
+    def run_info(self, environment, snapshot: bool = False) -> dict:
+        """run.json's fields; ``snapshot``: taken while the load runs (on a master, no worker has
+        sent its final report yet: none is lost, and what it started is what has arrived)."""
         scenario = asdict(self.scenario)
         opts = environment.parsed_options
         summary = self.health.summary()
@@ -239,9 +241,9 @@ class RunContext:
         lost: list[str] = []
         if self.role == "master" and self.collector is not None:
             collector = self.collector
-            lost = collector.lost_workers(environment)
+            lost = [] if snapshot else collector.lost_workers(environment)
             counts = {  # what the master recorded, the lost workers' streams included
-                "streams_started": collector.streams_started(lost),
+                "streams_started": collector.sink.streams_written if snapshot else collector.streams_started(lost),
                 "streams_recorded": collector.sink.streams_written,
                 "events_recorded": collector.sink.events_written,
                 "outcomes": dict(sorted(collector.outcomes.items())),
@@ -499,6 +501,12 @@ def _stop_running_users(environment, ctx: RunContext) -> None:
         runner.stop()
 
 
+def _load_running(environment) -> bool:
+    """Users are (or are being) started, or still stopping: streams may be open."""
+    runner = environment.runner
+    return runner is not None and runner.state in ("spawning", "running", "stopping", "cleanup")
+
+
 class Role:
     """One role's part of the run's lifecycle; each hook of Locust's calls one method."""
 
@@ -559,8 +567,7 @@ class LocalRole(_UsersRole):
         snapshot: its open streams are not in it, and that is said in it only: the final run.json
         does not inherit it."""
         ctx.recorder.close_sink()
-        running = environment.runner is not None and environment.runner.state not in ("stopped", "ready")
-        if not running:  # a stopped run keeps when its load ended
+        if not _load_running(environment):  # a stopped run keeps when its load ended
             self._write_run(environment, ctx)
             return
         final_ended, final_partial = ctx.ended_at, ctx.partial
@@ -629,7 +636,7 @@ class MasterRole(Role):
     def init(self, environment, ctx: RunContext) -> None:
         ctx.prepare_run_dir()
         runner = environment.runner
-        ctx.collector = MasterCollector(ParquetSink(ctx.run_dir))
+        ctx.collector = MasterCollector(ParquetSink(ctx.run_dir, background=True))
         runner.register_message(BATCH, ctx.collector.on_batch)
         runner.register_message(DONE, ctx.collector.on_done)
         webui.install(environment, ctx)
@@ -667,17 +674,35 @@ class MasterRole(Role):
         log.error("sseload: some workers did not report within the stop timeout")
 
     def test_stop(self, environment, ctx: RunContext) -> None:
-        ctx.collector.sink.close()
+        ctx.collector.close()
 
     def quitting(self, environment, ctx: RunContext) -> None:
         _stop_running_users(environment, ctx)
         ctx.ended_at = ctx.ended_at or datetime.now(UTC)
-        self.snapshot(environment, ctx)
+        self._write_run(environment, ctx)
         _finish_unmanaged(environment, ctx)
 
     def snapshot(self, environment, ctx: RunContext) -> None:
         collector = ctx.collector
-        collector.sink.close()
+        collector.close()
+        if _load_running(environment):
+            # a snapshot while the workers run: said in it only (the final run.json does not inherit it)
+            partial = runinfo.PartialReasons(ctx.partial.reasons)
+            partial.add(runinfo.RUNNING, f"a snapshot while the load ran: {ctx.all_active()} streams were still "
+                                         "open on the workers and are not in it")
+            info = {**ctx.run_info(environment, snapshot=True), **partial.fields(),
+                    "ended_at": datetime.now(UTC).isoformat()}
+            runinfo.write(ctx.run_dir, info)
+            return
+        self._write_run(environment, ctx)
+
+    @staticmethod
+    def _write_run(environment, ctx: RunContext) -> None:
+        """run.json and health.parquet of the whole run: workers without a final report are lost."""
+        collector = ctx.collector
+        collector.close()
+        if collector.write_error is not None:
+            ctx.partial.add(runinfo.WRITE_ERROR, f"writing results failed: {collector.write_error}")
         lost = collector.lost_workers(environment)
         if lost:
             ctx.partial.add(runinfo.LOST_WORKERS, f"{len(lost)} worker(s) stopped without their final report "
@@ -705,7 +730,8 @@ def _finish_unmanaged(environment, ctx: RunContext) -> None:
     from sseload import report
 
     try:
-        code = report.finish(ctx.run_dir, ctx.scenario, write_report=True, stopped_early=ctx.stopped_early)
+        code = report.finish(ctx.run_dir, ctx.scenario, write_report=True,
+                             stopped_early=getattr(ctx, "stopped_early", False))  # (a master runs no users)
     except Exception as err:  # the files are written: say why the report is not, do not lose the run
         log.error("sseload: the run is in %s but its report could not be written: %s", ctx.run_dir, err)
         code = 3

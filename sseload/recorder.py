@@ -67,8 +67,13 @@ class ParquetSink:
     ROW_GROUP_STREAMS = 16_384
     ROW_GROUPS_PER_SHARD = 16  # an open shard holds at most ~2.1 M events (~95 MB as IPC) before Parquet
 
-    def __init__(self, run_dir: Path, send_time_ns: int = 1) -> None:
+    def __init__(self, run_dir: Path, send_time_ns: int = 1, background: bool = False) -> None:
         self.run_dir = run_dir
+        # background: finished shards become Parquet on a thread of their own (the master's: its
+        # greenlet also answers the workers' heartbeats); close() waits for them cooperatively
+        self.background = background
+        self._pool = None
+        self._converting: list = []
         self.send_time_ns = send_time_ns  # the unit of the services' send times
         self._writers: dict[str, pa.ipc.RecordBatchStreamWriter] | None = None
         self._shard = 0
@@ -80,8 +85,9 @@ class ParquetSink:
         self._shard_streams = 0
         self.buffered_streams = 0  # written streams whose every event came in one read (run.json)
 
-    def _path(self, stem: str, suffix: str) -> Path:
-        return self.run_dir / f"{stem}{'' if self._shard == 1 else f'-{self._shard}'}{suffix}"
+    def _path(self, stem: str, suffix: str, shard: int | None = None) -> Path:
+        shard = self._shard if shard is None else shard
+        return self.run_dir / f"{stem}{'' if shard == 1 else f'-{shard}'}{suffix}"
 
     def _open(self) -> None:
         """Files open lazily; after close() (a test stopped in the web UI) the next shard starts."""
@@ -122,21 +128,40 @@ class ParquetSink:
             if self._shard == 0:  # nothing was ever written: still leave a valid, empty dataset
                 self._open()
             else:
+                self._wait_for_conversions()
                 return
         self._close_shard()
         self._writers = None
+        self._wait_for_conversions()
+
+    def _wait_for_conversions(self) -> None:
+        pending, self._converting = self._converting, []
+        for done in pending:
+            done.get()  # (re-raises a conversion's error here, as an unthreaded one would)
 
     def _close_shard(self) -> None:
         for writer in self._writers.values():
             writer.close()
-        self._to_parquet("streams", STREAMS_SCHEMA, self.ROW_GROUP_STREAMS, {})
-        self._to_parquet("events", EVENTS_SCHEMA, self.ROW_GROUP_EVENTS, {"use_dictionary": EVENTS_DICTIONARY_COLUMNS})
-        self.streams_on_disk += self._shard_streams
+        shard, streams = self._shard, self._shard_streams
         self._shard_streams = 0
+        if not self.background:
+            self._convert(shard, streams)
+            return
+        if self._pool is None:
+            from gevent.threadpool import ThreadPool
 
-    def _to_parquet(self, stem: str, schema: pa.Schema, rows_per_group: int, options: dict) -> None:
+            self._pool = ThreadPool(1)
+        self._converting.append(self._pool.spawn(self._convert, shard, streams))
+
+    def _convert(self, shard: int, streams: int) -> None:
+        self._to_parquet(shard, "streams", STREAMS_SCHEMA, self.ROW_GROUP_STREAMS, {})
+        self._to_parquet(shard, "events", EVENTS_SCHEMA, self.ROW_GROUP_EVENTS,
+                         {"use_dictionary": EVENTS_DICTIONARY_COLUMNS})
+        self.streams_on_disk += streams
+
+    def _to_parquet(self, shard: int, stem: str, schema: pa.Schema, rows_per_group: int, options: dict) -> None:
         """The closed IPC stream becomes the shard's Parquet file (complete, then renamed into place)."""
-        source, final = self._path(stem, OPEN_SHARD_SUFFIX), self._path(stem, ".parquet")
+        source, final = self._path(stem, OPEN_SHARD_SUFFIX, shard), self._path(stem, ".parquet", shard)
         partial = final.with_name(final.name + ".partial")
         group: list[pa.RecordBatch] = []
         rows = 0

@@ -75,23 +75,50 @@ def test_two_workers_lose_no_stream(tmp_path):
     assert info["partial"] is False
 
 
-def test_a_worker_killed_mid_run_leaves_a_consistent_dataset_marked_partial(tmp_path):
-    run_dir = tmp_path / "results" / "k"
-    proc = start_run(tmp_path, "8s", 10, 2, "k")
-    victim = None
-    deadline = time.monotonic() + 30
-    while victim is None and time.monotonic() < deadline:
-        time.sleep(0.5)
+def find_worker(proc: subprocess.Popen, timeout_s: float = 30) -> psutil.Process:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
         for child in psutil.Process(proc.pid).children(recursive=True):
-            try:
-                if "--worker" in child.cmdline() and time.monotonic() > deadline - 26:
-                    victim = child
-                    break
-            except psutil.NoSuchProcess:
-                pass
-    assert victim is not None, "no worker process found"
-    victim.send_signal(signal.SIGKILL)
-    out, err = proc.communicate(timeout=180)
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if "--worker" in child.cmdline():
+                    return child
+        time.sleep(0.3)
+    raise AssertionError("no worker process found")
+
+
+@pytest.fixture(scope="module")
+def disrupted(tmp_path_factory) -> dict[str, tuple[subprocess.Popen, str, str, object]]:
+    """Three runs with two workers each, side by side (the checks are of what gets recorded, not of
+    timing), each disrupted once it streams: run id -> (process, stdout, stderr, run folder)."""
+    tmp = tmp_path_factory.mktemp("disrupted")
+    for name in ("killed", "sigterm", "sigint"):
+        (tmp / name).mkdir()
+    procs = {
+        "killed": start_run(tmp / "killed", "8s", 10, 2, "k"),
+        "sigterm": start_run(tmp / "sigterm", "60s", 10, 2, "sig", report=True, start_new_session=True,
+                             preexec_fn=as_if_started_in_the_background),
+        "sigint": start_run(tmp / "sigint", "60s", 10, 2, "sig", report=True, start_new_session=True,
+                            preexec_fn=as_if_started_in_the_background),
+    }
+    dirs = {"killed": tmp / "killed" / "results" / "k", "sigterm": tmp / "sigterm" / "results" / "sig",
+            "sigint": tmp / "sigint" / "results" / "sig"}
+    try:
+        for name in procs:
+            wait_for_first_batch(dirs[name])
+        time.sleep(1.0)
+        find_worker(procs["killed"]).send_signal(signal.SIGKILL)
+        procs["sigterm"].send_signal(signal.SIGTERM)
+        os.killpg(procs["sigint"].pid, signal.SIGINT)
+        out = {name: (proc, *proc.communicate(timeout=180), dirs[name]) for name, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+    return out
+
+
+def test_a_worker_killed_mid_run_leaves_a_consistent_dataset_marked_partial(disrupted):
+    proc, out, err, run_dir = disrupted["killed"]
     assert (run_dir / "run.json").exists(), err[-3000:]
     info = json.loads((run_dir / "run.json").read_text())
     assert info["partial"] is True
@@ -104,20 +131,9 @@ def test_a_worker_killed_mid_run_leaves_a_consistent_dataset_marked_partial(tmp_
     assert info["streams_started"] == info["streams_recorded"] == sum(info["outcomes"].values())
 
 
-@pytest.mark.parametrize("sig, whole_group", [(signal.SIGTERM, False), (signal.SIGINT, True)])
-def test_a_signal_mid_run_with_workers_flushes_every_stream_marks_partial_and_reports(tmp_path, sig, whole_group):
-    """SIGTERM to `sseload run` (a supervisor stopping it), or SIGINT to the whole process group
-    (Ctrl-C in a terminal: master and workers get it too)."""
-    run_dir = tmp_path / "results" / "sig"
-    proc = start_run(tmp_path, "60s", 10, 2, "sig", report=True, start_new_session=True,
-                     preexec_fn=as_if_started_in_the_background)
-    wait_for_first_batch(run_dir)
-    time.sleep(1.0)
-    if whole_group:
-        os.killpg(proc.pid, sig)
-    else:
-        proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
+@pytest.mark.parametrize("name, sig", [("sigterm", signal.SIGTERM), ("sigint", signal.SIGINT)])
+def test_a_signal_mid_run_with_workers_flushes_every_stream_marks_partial_and_reports(disrupted, name, sig):
+    proc, out, err, run_dir = disrupted[name]
     assert proc.returncode == 128 + sig, err[-3000:]
     info = json.loads((run_dir / "run.json").read_text())
     assert info["partial"] is True and signal.Signals(sig).name in info["partial_reason"]

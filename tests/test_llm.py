@@ -81,7 +81,7 @@ def test_without_usage_the_tokens_are_the_chunks_carrying_output_and_slos_give_g
     assert result.code == 1  # a 50 ms prefill never meets a 40 ms TTFT objective: goodput 0 fails the threshold
     assert "min_goodput" in result.stdout and "goodput 0.00 streams/s" in result.stdout
     report = (result.run_dir / "report.html").read_text()  # the token charts, goodput's among them
-    assert all(f'alt="{name}"' in report for name in ("ttft", "tpot", "itl", "tokens_over_time"))
+    assert all(f"data-chart='{name}'" in report for name in ("ttft", "tpot", "itl", "tokens_over_time"))
 
 
 def _dataset(path, n: int) -> None:

@@ -113,7 +113,7 @@ def test_a_real_prometheus_scrapes_a_running_load(tmp_path, target):
             if active and float(active[0]["value"][1]) == 4:
                 break
         assert active and float(active[0]["value"][1]) == 4, (tmp_path / "locust.log").read_text()[-2000:]
-        time.sleep(5)  # a few more scrapes
+        time.sleep(3)  # a few more scrapes
         (mean,) = query(base, "sseload_ttfe_seconds_sum / sseload_ttfe_seconds_count")
         assert 0.19 <= float(mean["value"][1]) <= 0.3, mean  # the target's first event comes after 200 ms
         (rate,) = query(base, "rate(sseload_events_total[4s])")

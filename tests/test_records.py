@@ -114,12 +114,14 @@ def test_a_batch_the_sink_cannot_write_is_kept_as_json_lines(tmp_path):
     assert '"stream_id": 42' in kept
 
 
-def test_the_sink_coalesces_small_batches_and_rotates_shards_without_losing_a_row(tmp_path):
+@pytest.mark.parametrize("background", [False, True], ids=["in-line", "shards-on-a-thread"])
+def test_the_sink_coalesces_small_batches_and_rotates_shards_without_losing_a_row(tmp_path, background):
+    """background: the master's sink, whose finished shards become Parquet on a thread of their own."""
     import pyarrow.parquet as pq
 
     from sseload.results import _read
 
-    sink = ParquetSink(tmp_path)
+    sink = ParquetSink(tmp_path, background=background)
     sink.ROW_GROUP_EVENTS, sink.ROW_GROUP_STREAMS, sink.ROW_GROUPS_PER_SHARD = 6, 1000, 2
     stream_id = 0
     for _batch in range(44):  # 44 batches of 2 streams with 2 events each
@@ -138,6 +140,7 @@ def test_the_sink_coalesces_small_batches_and_rotates_shards_without_losing_a_ro
     streams_df, events_df = _read(tmp_path, "streams"), _read(tmp_path, "events")
     assert list(streams_df["stream_id"]) == list(range(1, 89))  # every row, -10 after -9
     assert len(events_df) == 176 and events_df.groupby("stream_id").size().eq(2).all()
+    assert sink.streams_on_disk == sink.streams_written == 88 and not list(tmp_path.glob("*.arrows"))
 
 
 def test_batches_are_written_by_a_nice_thread_and_the_last_one_by_the_caller(tmp_path):

@@ -30,7 +30,7 @@ TEMPLATE_ENV = {"SSELOAD_AK": "AKT", "SSELOAD_SK": "SKT", "SSELOAD_IAM_USER": "u
 
 @pytest.fixture(scope="module")
 def ready_runs(tmp_path_factory):
-    """Every ready scenario run for 2 s, three at a time (each is mostly start-up): name -> RunResult.
+    """Every ready scenario run for 2 s, four at a time (each is mostly start-up): name -> RunResult.
     The real-endpoint templates are pointed at a local target with their credentials."""
     import os
     from concurrent.futures import ThreadPoolExecutor
@@ -59,7 +59,7 @@ def ready_runs(tmp_path_factory):
         return path.stem, RunResult(proc, cwd / "r" / "x")
 
     try:
-        with ThreadPoolExecutor(max_workers=3) as pool:
+        with ThreadPoolExecutor(max_workers=4) as pool:
             yield dict(pool.map(run, READY))
     finally:
         target.terminate()

@@ -79,7 +79,7 @@ def value_once(page, prefix: str, pattern: str, seconds: float = 30) -> str:
 def test_sse_tab_is_live_while_streams_are_open_and_keeps_the_run_after_stop_and_reload(locust_ui, tmp_path):
     base, run_dir = locust_ui
     with browser_page() as page:
-        page.goto(base + "/?tab=sseload")
+        page.goto(base + "/")  # as a person comes: Locust's page, then the tab
         page.get_by_role("tab", name="SSE streams").click()
         # live while every stream is still open: its first event and events count as they arrive
         ttfe = value_once(page, "TTFE p50", r"^\d+\.\d / ")
@@ -214,6 +214,11 @@ def test_the_sse_tab_shows_live_ttft_and_output_tokens_of_an_openai_service(tmp_
         base = f"http://127.0.0.1:{port}"
         wait_for_http(base)
         rows = rows_once(base, lambda r: re.match(r"^\d+\.\d / ", r.get(ttft_row, "")) and r[tokens_row] != "0")
+        # the report mid-run on the master is a snapshot: no worker is lost for it, and it says so
+        with urllib.request.urlopen(base + "/sseload/report", timeout=90) as response:
+            assert "sseload report" in response.read().decode()
+        info = json.loads((tmp_path / "res" / "ui" / "run.json").read_text())
+        assert [r["code"] for r in info["partial_reasons"]] == ["running"] and info["lost_workers"] == []
     finally:
         for proc in reversed(procs):
             proc.terminate()
