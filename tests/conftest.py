@@ -117,3 +117,12 @@ def stopped_early(info: dict, run_time_s: float) -> bool:
 
     took = datetime.fromisoformat(info["ended_at"]) - datetime.fromisoformat(info["started_at"])
     return took.total_seconds() < run_time_s / 2
+
+
+def side_by_side(jobs: dict, run, workers: int = 4) -> dict:
+    """``run(key, value)`` for every job, ``workers`` at a time (short `sseload run`s are mostly
+    start-up, so four share two cores well): key -> what it returned."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        return dict(zip(jobs, pool.map(run, jobs, jobs.values()), strict=True))

@@ -61,6 +61,7 @@ def wait_for_first_batch(run_dir, timeout_s: float = 60) -> None:
             if len(_read(run_dir, "streams", cut=[])) > 0:
                 return
         time.sleep(0.2)
+    raise AssertionError(f"no batch reached {run_dir} within {timeout_s:g} s")
 
 
 def test_two_workers_lose_no_stream(tmp_path):
@@ -88,28 +89,34 @@ def find_worker(proc: subprocess.Popen, timeout_s: float = 30) -> psutil.Process
 
 @pytest.fixture(scope="module")
 def disrupted(tmp_path_factory) -> dict[str, tuple[subprocess.Popen, str, str, object]]:
-    """Three runs with two workers each, side by side (the checks are of what gets recorded, not of
-    timing), each disrupted once it streams: run id -> (process, stdout, stderr, run folder)."""
+    """Runs with two workers each, disrupted once they stream: a worker killed and a SIGTERM side by
+    side (the checks are of what gets recorded, not of timing), then a SIGINT to a whole process group
+    on its own (with the others it came before every process had its handler). Run id -> (process,
+    stdout, stderr, run folder)."""
     tmp = tmp_path_factory.mktemp("disrupted")
     for name in ("killed", "sigterm", "sigint"):
         (tmp / name).mkdir()
-    procs = {
-        "killed": start_run(tmp / "killed", "8s", 10, 2, "k"),
-        "sigterm": start_run(tmp / "sigterm", "60s", 10, 2, "sig", report=True, start_new_session=True,
-                             preexec_fn=as_if_started_in_the_background),
-        "sigint": start_run(tmp / "sigint", "60s", 10, 2, "sig", report=True, start_new_session=True,
-                            preexec_fn=as_if_started_in_the_background),
-    }
     dirs = {"killed": tmp / "killed" / "results" / "k", "sigterm": tmp / "sigterm" / "results" / "sig",
             "sigint": tmp / "sigint" / "results" / "sig"}
+    procs: dict[str, subprocess.Popen] = {}
+    out = {}
     try:
-        for name in procs:
+        procs["killed"] = start_run(tmp / "killed", "8s", 10, 2, "k")
+        procs["sigterm"] = start_run(tmp / "sigterm", "60s", 10, 2, "sig", report=True, start_new_session=True,
+                                     preexec_fn=as_if_started_in_the_background)
+        for name in ("killed", "sigterm"):
             wait_for_first_batch(dirs[name])
         time.sleep(1.0)
         find_worker(procs["killed"]).send_signal(signal.SIGKILL)
         procs["sigterm"].send_signal(signal.SIGTERM)
+        out.update({name: (procs[name], *procs[name].communicate(timeout=180), dirs[name])
+                    for name in ("killed", "sigterm")})
+        procs["sigint"] = start_run(tmp / "sigint", "60s", 10, 2, "sig", report=True, start_new_session=True,
+                                    preexec_fn=as_if_started_in_the_background)
+        wait_for_first_batch(dirs["sigint"])
+        time.sleep(1.0)
         os.killpg(procs["sigint"].pid, signal.SIGINT)
-        out = {name: (proc, *proc.communicate(timeout=180), dirs[name]) for name, proc in procs.items()}
+        out["sigint"] = (procs["sigint"], *procs["sigint"].communicate(timeout=180), dirs["sigint"])
     finally:
         for proc in procs.values():
             if proc.poll() is None:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from sseload.scenario import ScenarioError, load, users_at
-from tests.conftest import ROOT, RunResult, sseload_run, write_scenario
+from tests.conftest import ROOT, RunResult, side_by_side, sseload_run, write_scenario
 
 READY = sorted((ROOT / "scenarios").glob("*.toml"))
 
@@ -33,7 +33,6 @@ def ready_runs(tmp_path_factory):
     """Every ready scenario run for 2 s, four at a time (each is mostly start-up): name -> RunResult.
     The real-endpoint templates are pointed at a local target with their credentials."""
     import os
-    from concurrent.futures import ThreadPoolExecutor
 
     tmp = tmp_path_factory.mktemp("ready")
     port_file = tmp / "target.port"
@@ -59,8 +58,7 @@ def ready_runs(tmp_path_factory):
         return path.stem, RunResult(proc, cwd / "r" / "x")
 
     try:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            yield dict(pool.map(run, READY))
+        yield side_by_side({path.stem: path for path in READY}, lambda _name, path: run(path)[1])
     finally:
         target.terminate()
         target.wait(10)

@@ -136,14 +136,19 @@ def test_the_web_ui_never_shows_a_secret(tmp_path, target):
         proc = subprocess.Popen(
             [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"), "-H", url, "--scenario",
              str(scenario), "--web-host", "127.0.0.1", "--web-port", str(port), "--autostart", "-u", "3", "-r", "3",
-             "-t", "4s", "--results-dir", str(tmp_path / "res"), "--run-id", "s", "--loglevel", "DEBUG"],
+             "-t", "2s", "--results-dir", str(tmp_path / "res"), "--run-id", "s", "--loglevel", "DEBUG"],
             stdout=log, stderr=subprocess.STDOUT, text=True, env=env,
         )
     base = f"http://127.0.0.1:{port}"
     pages = []
     try:
         wait_for_http(base)
-        time.sleep(6)  # run and stop (-t 4s)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # run and stop (-t 2s)
+            with urllib.request.urlopen(base + "/stats/requests", timeout=10) as response:
+                if json.load(response)["state"] == "stopped":
+                    break
+            time.sleep(0.3)
         for path in ("/", "/stats/requests", "/stats/report", "/sseload/report", "/logs"):
             try:
                 with urllib.request.urlopen(base + path, timeout=60) as response:
