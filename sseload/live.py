@@ -207,6 +207,10 @@ class LiveStats:
         """A stream starts on ``key`` (its connection, whose ``open_log()`` tick reads)."""
         self._open[key] = _Open()
 
+    def forget(self, key) -> None:
+        """A stream that never ran (stopped while connecting): nothing of it is counted."""
+        self._open.pop(key, None)
+
     def add_stream(self, outcome: str, ttfe_ms: float | None, t_ns: np.ndarray, key=None) -> None:
         """A stream ended: its outcome, and whatever :meth:`tick` had not yet counted of its events
         (``t_ns``, the stream's event times, int64 ns) and TTFE."""

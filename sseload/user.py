@@ -134,6 +134,8 @@ class SSEUser(User):
                 ctx.active_streams -= 1
             if self.conn.unsent:  # the stop came while connecting: nothing was sent, so no stream ran
                 ctx.streams_started -= 1
+                if ctx.live_enabled:
+                    ctx.live.forget(self.conn)
                 self._events = EventBuffer()
                 raise self.conn.interrupted
             if feed is not None:
