@@ -133,6 +133,7 @@ class SSEConnection:
         self._drain_timer = None  # bounds reading a completed stream's body end (_drain_briefly)
         self.log_ids: tuple[str, str, int | None] | None = None  # the last stream's (first id, last id, retry)
         self.outputs: list[str] = []  # keep_output: the data of the last stream's chunks carrying output
+        self._tls_session: ssl.SSLSession | None = None  # the last TLS connection's, for resumption
 
     def open_log(self):
         """(event log, TTFE's start in perf ns) of the stream open now, once its head said SSE; else None."""
@@ -142,6 +143,9 @@ class SSEConnection:
         return resp.log, resp.started_ns()
 
     def close(self) -> None:
+        if self._tls is not None:  # keep its session (TLS 1.3: from the tickets read since the handshake)
+            with contextlib.suppress(ssl.SSLError, ValueError):
+                self._tls_session = self._tls.obj.session or self._tls_session
         if self.sock is not None:
             with contextlib.suppress(OSError):
                 self.sock.close()
@@ -158,7 +162,7 @@ class SSEConnection:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.tls is not None:
                 progress[0] = "tls"
-                self._tls = _TLS(self.tls, ep.host, sock)
+                self._tls = _TLS(self.tls, ep.host, sock, self._tls_session)
         except BaseException:
             sock.close()
             raise
@@ -478,9 +482,11 @@ class _TLS:
 
     __slots__ = ("obj", "incoming", "outgoing", "sock")
 
-    def __init__(self, context: ssl.SSLContext, hostname: str, sock: socket.socket) -> None:
+    def __init__(self, context: ssl.SSLContext, hostname: str, sock: socket.socket,
+                 session: ssl.SSLSession | None = None) -> None:
         self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.obj = context.wrap_bio(self.incoming, self.outgoing, server_hostname=hostname)
+        # session: the last connection's, so a reconnect resumes instead of a full handshake
+        self.obj = context.wrap_bio(self.incoming, self.outgoing, server_hostname=hostname, session=session)
         self.sock = sock
         while True:
             try:

@@ -365,6 +365,7 @@ class ScriptedServer:
         self.errors: list[BaseException] = []
         self.connections = 0
         self._lock = threading.Lock()
+        self.tls_resumed: list[bool] = []  # TLS: per handshake, whether it resumed an earlier session
         self._stop = threading.Event()
         self._live: dict[int, socket.socket] = {}
         self._threads: set[threading.Thread] = set()
@@ -506,6 +507,8 @@ class ScriptedServer:
         except (OSError, ssl.SSLError):
             tls_sock.close()
             return None
+        with self._lock:  # each handshake: whether it resumed an earlier session
+            self.tls_resumed.append(tls_sock.session_reused)
         return tls_sock
 
     def _record(self, req: Request) -> None:
@@ -971,8 +974,10 @@ def http2_only(*, goaway: bool = False, **kw) -> ScriptedServer:
 
 
 def tls_server(events: int = 3, gap_s: float = 0.0, *, plain_reply: str = "alert", stamp: bool = False,
-               **kw) -> ScriptedServer:
-    """SSE over HTTPS (chunked, keep-alive) with a certificate for 127.0.0.1/localhost from a trustme CA.
+               close_each: bool = False, **kw) -> ScriptedServer:
+    """SSE over HTTPS (chunked, keep-alive; ``close_each``: the connection closed after each response)
+    with a certificate for 127.0.0.1/localhost from a trustme CA. ``server.tls_resumed`` says, for each
+    handshake, whether it resumed an earlier session.
 
     ``server.ca`` is the ``trustme.CA``, ``server.ca_file`` its PEM (removed at stop), ``server.ssl_context()``
     a client context trusting it. Plain (non-TLS) bytes reaching the port are read and kept in
@@ -991,8 +996,8 @@ def tls_server(events: int = 3, gap_s: float = 0.0, *, plain_reply: str = "alert
     srv: ScriptedServer
 
     def respond(conn: Conn, req: Request) -> bool:
-        send_sse(conn, events, gap_s, stamp=stamp)
-        return True
+        send_sse(conn, events, gap_s, stamp=stamp, keep_alive=not close_each)
+        return not close_each
 
     def plaintext(conn: Conn) -> None:
         got = conn.drain(0.5, until=b"\r\n\r\n")

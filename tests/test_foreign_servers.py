@@ -172,6 +172,22 @@ def test_plain_http_to_a_tls_port_says_use_https(start_server):
     assert record.outcome in (Outcome.PROTOCOL_ERROR, Outcome.RESET) and "use https://" in record.error, record.error
 
 
+@pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
+def test_a_tls_reconnect_resumes_the_session_instead_of_a_full_handshake(start_server, version):
+    """A server that closes after every response: each stream reconnects, and resumes the last session."""
+    import ssl
+
+    srv = start_server(servers.tls_server, close_each=True)
+    ctx = srv.ssl_context()
+    ctx.maximum_version = ctx.minimum_version = getattr(ssl.TLSVersion, version)
+    conn = SSEConnection(Endpoint.resolve(srv.url), StreamRules(deadline_s=20, read_timeout_s=5), Authenticator(),
+                         tls=ctx)
+    outcomes = [stream(conn, srv.url)[0].outcome for _ in range(4)]
+    conn.close()
+    assert outcomes == [Outcome.OK] * 4
+    assert srv.tls_resumed == [False, True, True, True], srv.tls_resumed
+
+
 def _insecure():
     import ssl
 
