@@ -27,6 +27,7 @@ from sseload.metrics import (  # noqa: E402
     GAP,
     GOODPUT,
     ITL,
+    MARK_COLOURS,
     OUTPUT_TOKENS_PER_S,
     STREAMS_PER_S,
     TPOT,
@@ -36,7 +37,7 @@ from sseload.metrics import (  # noqa: E402
 )
 from sseload.outcomes import Outcome, color  # noqa: E402
 
-MARKS = (("p50", "#2ca02c"), ("p95", "#ff7f0e"), ("p99", "#d62728"))
+MARKS = tuple(MARK_COLOURS.items())  # (stat, colour) of the percentiles marked
 LINE = "#1f77b4"
 TIME_S = "time since start (s)"
 

@@ -139,14 +139,6 @@ def judge(run_a: results.Run, run_b: results.Run, tolerance: float = 0.10, seed:
     return rows
 
 
-def _num(v, digits: int = 3) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
 def _interval(row: Row) -> str:
     return "-" if row.low is None else f"[{row.low:+.3g}, {row.high:+.3g}]"
 
@@ -155,7 +147,7 @@ def compare(run_a: Path, run_b: Path, out: Path | None = None,
             tolerance: float = 0.10) -> tuple[list[Path], list[str], list[str]]:
     """compare.md and compare.html in ``out`` (default B's folder). Returns the files written, the
     regressions, and how the runs' settings differ (to warn of first)."""
-    from sseload.report import CSS, _table
+    from sseload.report import CSS, _num, _table
 
     run_a_, run_b_ = results.load(run_a), results.load(run_b)
     rows = judge(run_a_, run_b_, tolerance)
@@ -171,7 +163,7 @@ def compare(run_a: Path, run_b: Path, out: Path | None = None,
     if warning:
         md += [warning, ""]
     headers = ["metric", "A", "B", "change", f"{CONFIDENCE:.0%} CI of B - A", "verdict"]
-    table = [[r.name, _num(r.a), _num(r.b), "-" if r.change is None else f"{r.change:+.1%}", _interval(r),
+    table = [[r.name, _num(r.a, 3), _num(r.b, 3), "-" if r.change is None else f"{r.change:+.1%}", _interval(r),
               f"{r.verdict} ({r.why})" if r.why and r.verdict else r.verdict or r.why] for r in rows]
     md += ["| " + " | ".join(headers) + " |", "|---|---:|---:|---:|---:|---|"]
     md += ["| " + " | ".join(cells) + " |" for cells in table]

@@ -82,10 +82,6 @@ class MasterCollector:
         for item in streams.column("outcome").value_counts().to_pylist():
             self.outcomes[item["values"]] = self.outcomes.get(item["values"], 0) + item["counts"]
 
-    @property
-    def write_error(self) -> BaseException | None:
-        return getattr(self.sink, "write_error", None)
-
     def close(self) -> None:
         """Every batch in the files and the files closed (waiting for the sink's thread cooperatively)."""
         self.sink.close()

@@ -211,6 +211,8 @@ CONSOLE: tuple[Metric, ...] = tuple(m for m in LATENCY if m.console)
 
 #: Streams open at one moment (``sseload.results.active_streams_at``): a series over a run, not a summary number.
 ACTIVE_STREAMS = "active streams"
+#: The colour of each percentile's line or mark, in the report's charts and the web UI's alike.
+MARK_COLOURS = {"p50": "#2ca02c", "p95": "#ff7f0e", "p99": "#d62728"}
 
 
 def distribution_rows(summary: Mapping, metrics: Iterable[Metric] = LATENCY,

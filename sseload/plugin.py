@@ -478,8 +478,7 @@ def _start_live(environment, ctx: RunContext) -> None:
     def loop() -> None:
         while True:
             gevent.sleep(TICK_S)
-            runner = environment.runner
-            running = runner is not None and runner.state not in ("ready", "stopped")
+            running = load_running(environment)
             if not running and not ctx.active_streams:
                 continue
             try:
@@ -501,7 +500,16 @@ def _stop_running_users(environment, ctx: RunContext) -> None:
         runner.stop()
 
 
-def _load_running(environment) -> bool:
+def _write_snapshot(ctx: RunContext, info: dict, open_streams: str) -> None:
+    """run.json of a snapshot taken while the load runs (the web UI's report link): what was open is
+    not in it, which it says; the run's own partial reasons are left as they were, so the final
+    run.json does not inherit the snapshot's."""
+    partial = runinfo.PartialReasons(ctx.partial.reasons)
+    partial.add(runinfo.RUNNING, f"a snapshot while the load ran: {open_streams} and are not in it")
+    runinfo.write(ctx.run_dir, {**info, **partial.fields(), "ended_at": datetime.now(UTC).isoformat()})
+
+
+def load_running(environment) -> bool:
     """Users are (or are being) started, or still stopping: streams may be open."""
     runner = environment.runner
     return runner is not None and runner.state in ("spawning", "running", "stopping", "cleanup")
@@ -567,29 +575,21 @@ class LocalRole(_UsersRole):
         snapshot: its open streams are not in it, and that is said in it only: the final run.json
         does not inherit it."""
         ctx.recorder.close_sink()
-        if not _load_running(environment):  # a stopped run keeps when its load ended
+        if not load_running(environment):  # a stopped run keeps when its load ended
             self._write_run(environment, ctx)
             return
-        final_ended, final_partial = ctx.ended_at, ctx.partial
-        ctx.ended_at = datetime.now(UTC)
-        ctx.partial = runinfo.PartialReasons(final_partial.reasons)
-        try:
-            ctx.partial.add(runinfo.RUNNING, f"a snapshot while the load ran: {ctx.active_streams} streams "
-                                             "were still open and are not in it")
-            self._write_run(environment, ctx, open_streams=ctx.active_streams)
-        finally:
-            ctx.ended_at, ctx.partial = final_ended, final_partial
+        ctx.health.write(ctx.run_dir / "health.parquet")
+        _write_snapshot(ctx, ctx.run_info(environment), f"{ctx.active_streams} streams were still open")
 
     @staticmethod
-    def _write_run(environment, ctx: RunContext, open_streams: int = 0) -> dict:
-        """health.parquet and run.json; partial when anything was not recorded (streams still open
-        at a snapshot are not missing: they are recorded when they end)."""
+    def _write_run(environment, ctx: RunContext) -> dict:
+        """health.parquet and run.json; partial when anything was not recorded."""
         rec = ctx.recorder
         if rec.write_error is not None:
             ctx.partial.add(runinfo.WRITE_ERROR, f"writing results failed: {rec.write_error}")
-        missing = ctx.streams_started - rec.streams_recorded - open_streams
-        if missing:
-            ctx.partial.add(runinfo.NOT_RECORDED, f"{missing} streams started but not recorded")
+        if ctx.streams_started != rec.streams_recorded:
+            ctx.partial.add(runinfo.NOT_RECORDED,
+                            f"{ctx.streams_started - rec.streams_recorded} streams started but not recorded")
         written = getattr(rec.sink, "streams_on_disk", None)
         if written is not None and written < rec.streams_recorded:
             ctx.partial.add(runinfo.NOT_WRITTEN,
@@ -683,26 +683,18 @@ class MasterRole(Role):
         _finish_unmanaged(environment, ctx)
 
     def snapshot(self, environment, ctx: RunContext) -> None:
-        collector = ctx.collector
-        collector.close()
-        if _load_running(environment):
-            # a snapshot while the workers run: said in it only (the final run.json does not inherit it)
-            partial = runinfo.PartialReasons(ctx.partial.reasons)
-            partial.add(runinfo.RUNNING, f"a snapshot while the load ran: {ctx.all_active()} streams were still "
-                                         "open on the workers and are not in it")
-            info = {**ctx.run_info(environment, snapshot=True), **partial.fields(),
-                    "ended_at": datetime.now(UTC).isoformat()}
-            runinfo.write(ctx.run_dir, info)
+        if not load_running(environment):
+            self._write_run(environment, ctx)
             return
-        self._write_run(environment, ctx)
+        ctx.collector.close()
+        _write_snapshot(ctx, ctx.run_info(environment, snapshot=True),
+                        f"{ctx.all_active()} streams were still open on the workers")
 
     @staticmethod
     def _write_run(environment, ctx: RunContext) -> None:
         """run.json and health.parquet of the whole run: workers without a final report are lost."""
         collector = ctx.collector
         collector.close()
-        if collector.write_error is not None:
-            ctx.partial.add(runinfo.WRITE_ERROR, f"writing results failed: {collector.write_error}")
         lost = collector.lost_workers(environment)
         if lost:
             ctx.partial.add(runinfo.LOST_WORKERS, f"{len(lost)} worker(s) stopped without their final report "

@@ -12,7 +12,6 @@ bound: a value within 1.2% under a bound may be counted in the next bucket up.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
@@ -20,8 +19,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from sseload.live import LiveStats
 from sseload.metrics import EVENTS, GAP, TPOT, TTFE, TTFT, Metric
-
-log = logging.getLogger("sseload")
 
 #: Bucket bounds, seconds: 1 ms to the gateway's 40 s and beyond.
 BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 60.0)

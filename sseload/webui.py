@@ -13,12 +13,11 @@ and puts the report link under the table.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 from sseload.live import WINDOW_S, LiveStats, LogHistogram
-from sseload.metrics import ACTIVE_STREAMS, EVENTS_PER_S, GAP, OUTPUT_TOKENS_PER_S, TTFE, TTFT, Metric
+from sseload.metrics import ACTIVE_STREAMS, EVENTS_PER_S, GAP, MARK_COLOURS, OUTPUT_TOKENS_PER_S, TTFE, TTFT, Metric
 from sseload.outcomes import Outcome
 
 TAB = "sseload"
@@ -65,14 +64,11 @@ def rows(live: LiveStats, active: int, whole_run: bool) -> list[dict]:
     return [{"metric": k, "value": v} for k, v in out]
 
 
-P_COLOURS = {50: "#2ca02c", 95: "#ff7f0e", 99: "#d62728"}  # as in the report's charts (sseload.charts.MARKS)
-
-
 def chart_specs() -> list[dict]:
     """The tab's live charts (static/tab.js draws them from sseload.live's history points):
     titles and units from the metric table, outcome colours from the outcome table."""
     def pct(metric: Metric, ps: tuple) -> list:
-        return [[f"{metric.key}_p{p}", f"p{p}", P_COLOURS[p]] for p in ps]
+        return [[f"{metric.key}_p{p}", f"p{p}", MARK_COLOURS[f"p{p}"]] for p in ps]
 
     return [
         {"id": TTFE.key, "title": f"{TTFE.label} percentiles ({TTFE.unit})", "unit": TTFE.unit,
@@ -94,11 +90,6 @@ def chart_specs() -> list[dict]:
     ]
 
 
-def _stopped(environment) -> bool:
-    runner = environment.runner
-    return runner is None or runner.state in ("stopped", "ready")
-
-
 def _inject(page: str) -> str:
     """Locust's page with the tab's script (and ECharts) added."""
     tags = ('<script src="./sseload/static/echarts.common.min.js"></script>'
@@ -109,6 +100,8 @@ def _inject(page: str) -> str:
 def install(environment, ctx) -> None:
     """Add the tab to a Locust web UI (local or master process)."""
     from flask import Response, abort, jsonify, request, send_file, send_from_directory
+
+    from sseload.plugin import load_running
 
     web_ui = environment.web_ui
     if web_ui is None:
@@ -132,14 +125,14 @@ def install(environment, ctx) -> None:
         doc = response.get_json(silent=True)
         if doc is None:
             return response
-        doc["extended_stats"] = [{"key": TAB, "data": rows(ctx.live, ctx.all_active(), _stopped(environment))}]
+        doc["extended_stats"] = [{"key": TAB, "data": rows(ctx.live, ctx.all_active(), not load_running(environment))}]
         response.set_data(json.dumps(doc))
         return response
 
     @web_ui.app.route("/sseload/live.json")
     def sseload_live():
         """The tab's charts: the run's history (a point every TICK_S) and whether it still runs."""
-        return jsonify({"history": ctx.live.history, "running": not _stopped(environment), "charts": chart_specs(),
+        return jsonify({"history": ctx.live.history, "running": load_running(environment), "charts": chart_specs(),
                         "report": REPORT_HREF, "tokens": bool(ctx.live.run.token_streams)})
 
     @web_ui.app.route("/sseload/metrics")
@@ -176,10 +169,8 @@ def install(environment, ctx) -> None:
 def write_report_elsewhere(run_dir: Path) -> tuple[Path, str]:
     """``sseload report RUN_DIR`` in a child process, waited for cooperatively (gevent's
     subprocess under Locust): (report.html, "") or (path, what went wrong)."""
-    try:
-        import gevent.subprocess as sp
-    except ImportError:  # pragma: no cover - Locust always has gevent
-        sp = subprocess
+    import gevent.subprocess as sp
+
     try:
         done = sp.run([sys.executable, "-m", "sseload", "report", str(run_dir)], capture_output=True, text=True,
                       timeout=REPORT_TIMEOUT_S)

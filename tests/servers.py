@@ -1050,6 +1050,13 @@ def silent(*, max_s: float = 30.0, **kw) -> ScriptedServer:
     return ScriptedServer(handle, name="silent", **kw)
 
 
+def paced_sse(events: int = 3, gap_s: float = 0.0, *, first_delay_s: float = 0.0, **kw) -> ScriptedServer:
+    """A plain SSE service (chunked, keep-alive): ``events`` events ``gap_s`` apart, the first after
+    ``first_delay_s``."""
+    return ScriptedServer(lambda conn: serve_keepalive(conn, lambda c, req: send_sse(
+        c, events, gap_s, first_delay_s=first_delay_s) or True), name="paced", **kw)
+
+
 def continue_then_sse(events: int = 3, gap_s: float = 0.0, *, stamp: bool = False, **kw) -> ScriptedServer:
     """``HTTP/1.1 100 Continue`` (asked for or not) after the request head, then a normal 200 SSE response
     (chunked, keep-alive)."""

@@ -18,8 +18,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from sseload import prometheus
 from sseload.live import LiveStats
 from sseload.metrics import TTFE
+from tests import servers
 from tests.conftest import ROOT
 from tests.test_webui import free_port
+
+start_server = servers.start_server  # the fixture
 
 
 class Ctx:
@@ -82,11 +85,12 @@ def query(base: str, promql: str) -> list:
     return doc["data"]["result"]
 
 
-def test_a_real_prometheus_scrapes_a_running_load(tmp_path, target):
+def test_a_real_prometheus_scrapes_a_running_load(tmp_path, start_server):
     server = shutil.which("prometheus")
     if server is None:
         pytest.skip("Debian's prometheus is not installed (apt-get install prometheus); .ci/run installs it")
-    url = target("--ttfe-ms", "200", "--gap-ms", "50", "--events", "400")  # 20 s streams, 20 events/s each
+    # a third-party SSE library's streams: 20 s each, 20 events/s, the first after 200 ms
+    url = start_server(servers.sse_starlette_server, events=400, gap_s=0.05, first_delay_s=0.2).url
     metrics_port, prom_port = free_port(), free_port()
     (tmp_path / "prometheus.yml").write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
@@ -115,7 +119,7 @@ def test_a_real_prometheus_scrapes_a_running_load(tmp_path, target):
         assert active and float(active[0]["value"][1]) == 4, (tmp_path / "locust.log").read_text()[-2000:]
         time.sleep(3)  # a few more scrapes
         (mean,) = query(base, "sseload_ttfe_seconds_sum / sseload_ttfe_seconds_count")
-        assert 0.19 <= float(mean["value"][1]) <= 0.3, mean  # the target's first event comes after 200 ms
+        assert 0.19 <= float(mean["value"][1]) <= 0.3, mean  # the server's first event comes after 200 ms
         (rate,) = query(base, "rate(sseload_events_total[4s])")
         assert 50 <= float(rate["value"][1]) <= 110, rate  # 4 open streams of 20 events/s, counted as they arrive
         (p50,) = query(base, "histogram_quantile(0.5, rate(sseload_gap_seconds_bucket[4s]))")

@@ -576,7 +576,7 @@ SERVERS_WITH_ARGS = [(servers.openai_mock_server, {}), (endless_head, {}), (huge
                      (garbage, {}), (close_on_accept, {}), (http2_only, {}), (tls_server, {}), (silent, {}),
                      (continue_then_sse, {}), (rst_after_quiet, {"quiet_s": 30}), (early_413, {}),
                      (status_server, {}), (keepalive_closer, {}), (buffering_proxy, {"gap_s": 0.01}),
-                     (reconnecting_feed, {})]
+                     (reconnecting_feed, {}), (servers.paced_sse, {"first_delay_s": 0.01})]
 
 
 @pytest.mark.unit

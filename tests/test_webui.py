@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 
 from sseload.metrics import OUTPUT_TOKENS_PER_S, TTFT
-from sseload.scenario import DEFAULT_PATH
 from tests import servers
 from tests.browser import browser_page
 from tests.conftest import ROOT
@@ -41,13 +40,14 @@ def wait_for_http(base: str, seconds: float = 30) -> None:
 
 
 @pytest.fixture
-def locust_ui(tmp_path, target):
-    """A Locust web UI on 8 s streams (80 events, 100 ms apart, after a 50 ms first event)."""
-    url = target("--ttfe-ms", "50", "--gap-ms", "100", "--events", "80")
+def locust_ui(tmp_path, start_server):
+    """A Locust web UI on 8 s streams from a service that is not sseload's (80 events, 100 ms apart,
+    after a 50 ms first event)."""
+    srv = start_server(servers.paced_sse, events=80, gap_s=0.1, first_delay_s=0.05)
     port = free_port()
     with open(tmp_path / "locust.log", "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"), "-H", url + DEFAULT_PATH,
+            [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"), "-H", srv.url,
              "--web-host", "127.0.0.1", "--web-port", str(port), "--autostart", "-u", "5", "-r", "5",
              "-t", "60s", "--results-dir", str(tmp_path / "res"), "--run-id", "ui"],
             stdout=log, stderr=subprocess.STDOUT, text=True,
@@ -84,7 +84,7 @@ def test_sse_tab_is_live_while_streams_are_open_and_keeps_the_run_after_stop_and
         # live while every stream is still open: its first event and events count as they arrive
         ttfe = value_once(page, "TTFE p50", r"^\d+\.\d / ")
         assert cell(page, "streams finished").inner_text() == "0", "the numbers came from ended streams"
-        assert 45 <= float(ttfe.split(" / ")[0]) <= 80, ttfe  # the target's first event comes after 50 ms
+        assert 45 <= float(ttfe.split(" / ")[0]) <= 80, ttfe  # the server's first event comes after 50 ms
         events_per_s = float(value_once(page, "events/s", r"^[1-9]\d*$"))
         assert 20 <= events_per_s <= 60, events_per_s  # 5 open streams of 10 events/s
         gap_p50 = float(value_once(page, "gap p50", r"^\d+\.\d / ").split(" / ")[0])
