@@ -14,6 +14,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -31,6 +32,10 @@
 #include <unistd.h>
 
 #include "_sse_api.h"
+
+/* TLS streams: decrypted in dispatch with the OpenSSL that Python's ssl module uses (see
+ * TLSRoute below), found at run time, so building sseload needs no OpenSSL headers. */
+#define TLS_SCRATCH (RECV_BYTES + 32768) /* a read's records, and a record it completed from the last */
 
 #define RECV_BYTES 65536
 #define MAX_EVENTS 512
@@ -93,6 +98,9 @@ typedef struct {
     int64_t next_tick_ns;
     int64_t *lags;         /* ns late, per tick, until take_lags() */
     size_t nlags;
+    uint64_t tls_reads;    /* routed TLS reads decrypted in dispatch (TLSRoute) */
+    char *scratch;         /* their plaintext, while dispatch runs */
+    size_t scratch_cap;
 } Reader;
 
 static int64_t now_ns(void) {
@@ -400,6 +408,7 @@ static void Reader_dealloc(Reader *self) {
     free(self->fill.bytes);
     free(self->spare.entries);
     free(self->spare.bytes);
+    free(self->scratch);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -557,16 +566,271 @@ static const sse_feed_api *get_feed_api(void) {
     return feed_api;
 }
 
-/* A read of a routed stream, callbacks[token] = (log, on_read, on_fed): its bytes go straight
- * into the stream's compiled event log; on_fed(t_ns, events) hears of it only when the read
- * completed something to act on (a list of events), or on_fed(t_ns, error) when the log
- * refused it. EOF and errors, and a log that is not the compiled one, go to on_read. */
-static PyObject *call_routed(PyObject *route, const entry_t *e, const char *bytes) {
+/* --- TLS streams: decrypted here, not in Python ---
+ * A TLS stream's socket is a plain one: the thread reads and times its records like any other
+ * bytes. Python's ssl module decrypts them through memory BIOs (client._TLS) at several Python
+ * calls and copies per read. Once the head is read, a TLSRoute does the same OpenSSL calls on the
+ * same objects in dispatch: BIO_write the read into the connection's incoming BIO, SSL_read until
+ * it wants more, feed the plaintext to the event log. It uses the SSL* and BIO* inside Python's
+ * _ssl objects, whose leading fields are the same in every CPython since 3.7 (PySSLSocket:
+ * Socket, ssl; PySSLMemoryBIO: bio), and checks them: the connection's SSL_get_rbio and
+ * SSL_get_wbio must be those two BIOs, or the route is refused and Python decrypts as before.
+ * The functions are looked up in the library _ssl was loaded with (dlopen of its file with
+ * RTLD_NOLOAD, whose dependencies dlsym searches), so both work on one OpenSSL and building
+ * sseload needs no OpenSSL headers. Only dispatch, holding the GIL, touches the objects while a
+ * stream's reads are routed; Python's own calls on them (the next request's encryption, the
+ * session kept at close) come after them. */
+typedef struct {
+    int (*SSL_read)(void *, void *, int);
+    int (*SSL_get_error)(const void *, int);
+    void *(*SSL_get_rbio)(const void *);
+    void *(*SSL_get_wbio)(const void *);
+    int (*BIO_write)(void *, const void *, int);
+    int (*BIO_read)(void *, void *, int);
+    long (*BIO_ctrl)(void *, int, long, void *);
+    void (*ERR_clear_error)(void);
+    unsigned long (*ERR_get_error)(void);
+    const char *(*ERR_reason_error_string)(unsigned long);
+} ossl_api;
+
+#define OSSL_BIO_CTRL_PENDING 10 /* these numbers are OpenSSL's ABI since 1.0 */
+#define OSSL_ERROR_WANT_READ 2
+#define OSSL_ERROR_ZERO_RETURN 6
+
+static ossl_api ossl;
+static int ossl_state; /* 0: not looked up yet, 1: found, -1: missing */
+
+static int ossl_load(const char *library) {
+    if (ossl_state)
+        return ossl_state;
+    void *h = library ? dlopen(library, RTLD_NOW | RTLD_NOLOAD) : RTLD_DEFAULT; /* never closed */
+    int ok = h != NULL;
+#define OSSL_LOOK(name)                           \
+    if (ok) {                                     \
+        *(void **)&ossl.name = dlsym(h, #name);   \
+        ok = ossl.name != NULL;                   \
+    }
+    OSSL_LOOK(SSL_read)
+    OSSL_LOOK(SSL_get_error)
+    OSSL_LOOK(SSL_get_rbio)
+    OSSL_LOOK(SSL_get_wbio)
+    OSSL_LOOK(BIO_write)
+    OSSL_LOOK(BIO_read)
+    OSSL_LOOK(BIO_ctrl)
+    OSSL_LOOK(ERR_clear_error)
+    OSSL_LOOK(ERR_get_error)
+    OSSL_LOOK(ERR_reason_error_string)
+#undef OSSL_LOOK
+    ossl_state = ok ? 1 : -1;
+    return ossl_state;
+}
+
+typedef struct { /* the leading fields of CPython's _ssl objects */
+    PyObject_HEAD
+    PyObject *socket;
+    void *ssl;
+} py_sslsocket_head;
+
+typedef struct {
+    PyObject_HEAD
+    void *bio;
+} py_memorybio_head;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *sslobj, *incoming, *outgoing; /* held: the SSL and BIOs below live in them */
+    void *ssl, *rbio, *wbio;
+    int fd;
+    uint64_t reads;
+} TLSRoute;
+
+static PyTypeObject TLSRouteType;
+
+static int TLSRoute_init(TLSRoute *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"sslobj", "incoming", "outgoing", "fd", "library", NULL};
+    PyObject *sslobj, *in, *out;
+    int fd;
+    const char *library = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOiz", kwlist, &sslobj, &in, &out, &fd, &library))
+        return -1;
+    if (self->sslobj) {
+        PyErr_SetString(PyExc_RuntimeError, "a TLSRoute is made once");
+        return -1;
+    }
+    if (strcmp(Py_TYPE(sslobj)->tp_name, "_ssl._SSLSocket") || strcmp(Py_TYPE(in)->tp_name, "_ssl.MemoryBIO") ||
+        strcmp(Py_TYPE(out)->tp_name, "_ssl.MemoryBIO")) {
+        PyErr_SetString(PyExc_TypeError, "TLSRoute takes an SSLObject's _sslobj and its two MemoryBIOs");
+        return -1;
+    }
+    if (ossl_load(library) < 0) {
+        PyErr_Format(PyExc_OSError, "OpenSSL's functions were not found beside %s", library ? library : "python");
+        return -1;
+    }
+    void *ssl = ((py_sslsocket_head *)sslobj)->ssl;
+    void *rbio = ((py_memorybio_head *)in)->bio, *wbio = ((py_memorybio_head *)out)->bio;
+    if (!ssl || !rbio || !wbio || ossl.SSL_get_rbio(ssl) != rbio || ossl.SSL_get_wbio(ssl) != wbio) {
+        PyErr_SetString(PyExc_ValueError, "this Python's ssl objects are not laid out as TLSRoute expects");
+        return -1;
+    }
+    Py_INCREF(sslobj);
+    Py_INCREF(in);
+    Py_INCREF(out);
+    self->sslobj = sslobj;
+    self->incoming = in;
+    self->outgoing = out;
+    self->ssl = ssl;
+    self->rbio = rbio;
+    self->wbio = wbio;
+    self->fd = fd;
+    return 0;
+}
+
+static void TLSRoute_dealloc(TLSRoute *self) {
+    Py_XDECREF(self->sslobj);
+    Py_XDECREF(self->incoming);
+    Py_XDECREF(self->outgoing);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* ssl.SSLError for a failed SSL_read, with .reason as Python's ssl gives it (e.g. BAD_RECORD_MAC). */
+static void set_tls_error(int kind, unsigned long code) {
+    char reason[128] = "";
+    const char *text = code ? ossl.ERR_reason_error_string(code) : NULL;
+    if (text) {
+        size_t i = 0;
+        for (; text[i] && i < sizeof reason - 1; i++)
+            reason[i] = text[i] == ' ' ? '_' : (char)(text[i] >= 'a' && text[i] <= 'z' ? text[i] - 32 : text[i]);
+        reason[i] = 0;
+    } else {
+        snprintf(reason, sizeof reason, "SSL_ERROR_%d", kind);
+    }
+    PyObject *mod = PyImport_ImportModule("ssl");
+    PyObject *cls = mod ? PyObject_GetAttrString(mod, "SSLError") : NULL;
+    Py_XDECREF(mod);
+    if (!cls)
+        return;
+    PyObject *exc = PyObject_CallFunction(cls, "is", kind, text ? text : reason);
+    Py_DECREF(cls);
+    if (!exc)
+        return;
+    PyObject *r = PyUnicode_FromString(reason), *lib = PyUnicode_FromString("SSL");
+    if (r && lib && PyObject_SetAttrString(exc, "reason", r) == 0 && PyObject_SetAttrString(exc, "library", lib) == 0)
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_XDECREF(r);
+    Py_XDECREF(lib);
+    Py_DECREF(exc);
+}
+
+/* Decrypt one read: its plaintext into *buf (grown as needed, *cap its size) and its length, or
+ * -1 with a Python exception set. Nothing decrypted stays in the SSL object: it reads until
+ * OpenSSL wants more bytes (or close_notify came), as client._TLS.decrypt does. */
+static Py_ssize_t tls_decrypt(TLSRoute *t, const char *data, size_t len, char **buf, size_t *cap) {
+    ossl.ERR_clear_error();
+    if (len > 0 && ossl.BIO_write(t->rbio, data, (int)len) != (int)len) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    t->reads++;
+    size_t got = 0;
+    for (;;) {
+        if (*cap - got < 16384 + 256) { /* room for a whole record */
+            size_t size = *cap ? *cap * 2 : TLS_SCRATCH;
+            char *p = realloc(*buf, size);
+            if (!p) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            *buf = p;
+            *cap = size;
+        }
+        int n = ossl.SSL_read(t->ssl, *buf + got, (int)(*cap - got > INT32_MAX ? INT32_MAX : *cap - got));
+        if (n > 0) {
+            got += (size_t)n;
+            continue;
+        }
+        int kind = ossl.SSL_get_error(t->ssl, n);
+        if (kind == OSSL_ERROR_WANT_READ || kind == OSSL_ERROR_ZERO_RETURN)
+            break; /* ZERO_RETURN: close_notify, the response ends with the connection */
+        set_tls_error(kind, ossl.ERR_get_error());
+        ossl.ERR_clear_error();
+        return -1;
+    }
+    /* OpenSSL may have an answer to send (a TLS 1.3 key update): tiny, sent without waiting, as
+     * client._TLS.decrypt does (the kernel's send buffer is all but empty while a stream reads) */
+    while (ossl.BIO_ctrl(t->wbio, OSSL_BIO_CTRL_PENDING, 0, NULL) > 0) {
+        char out[4096];
+        int n = ossl.BIO_read(t->wbio, out, sizeof out);
+        if (n <= 0 || send(t->fd, out, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+            break;
+    }
+    return (Py_ssize_t)got;
+}
+
+/* TLSRoute.decrypt(data) -> bytes: what dispatch does with a routed read, for tests */
+static PyObject *TLSRoute_decrypt(TLSRoute *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    char *buf = NULL;
+    size_t cap = 0;
+    Py_ssize_t n = tls_decrypt(self, view.buf, (size_t)view.len, &buf, &cap);
+    PyBuffer_Release(&view);
+    PyObject *out = n < 0 ? NULL : PyBytes_FromStringAndSize(buf, n);
+    free(buf);
+    return out;
+}
+
+static PyObject *TLSRoute_get_reads(TLSRoute *self, void *closure) {
+    return PyLong_FromUnsignedLongLong(self->reads);
+}
+
+static PyMethodDef TLSRoute_methods[] = {
+    {"decrypt", (PyCFunction)TLSRoute_decrypt, METH_O,
+     "decrypt(data) -> bytes: decrypt one read as dispatch does for a routed TLS stream."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef TLSRoute_getset[] = {
+    {"reads", (getter)TLSRoute_get_reads, NULL, "reads decrypted", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject TLSRouteType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sseload._reader.TLSRoute",
+    .tp_doc = "TLSRoute(sslobj, incoming, outgoing, fd, library): decrypt a routed TLS stream's reads in "
+              "dispatch, on the objects of Python's ssl module (an SSLObject's _sslobj and its MemoryBIOs).",
+    .tp_basicsize = sizeof(TLSRoute),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)TLSRoute_init,
+    .tp_dealloc = (destructor)TLSRoute_dealloc,
+    .tp_methods = TLSRoute_methods,
+    .tp_getset = TLSRoute_getset,
+};
+
+/* A read of a routed stream, callbacks[token] = (log, on_read, on_fed[, tls]): its bytes (a TLS
+ * stream's: decrypted by its TLSRoute) go straight into the stream's compiled event log;
+ * on_fed(t_ns, events) hears of it only when the read completed something to act on (a list of
+ * events), or on_fed(t_ns, error) when the log refused it or TLS failed. EOF and errors, and a
+ * log that is not the compiled one, go to on_read. */
+static PyObject *call_routed(Reader *self, PyObject *route, const entry_t *e, const char *bytes) {
     PyObject *log = PyTuple_GET_ITEM(route, 0);
     const sse_feed_api *api = e->err == 0 && e->len > 0 ? get_feed_api() : NULL;
     if (!api || Py_TYPE(log) != api->log_type)
         return call_on_read(PyTuple_GET_ITEM(route, 1), e, bytes);
-    PyObject *what = api->feed(log, bytes + e->off, (Py_ssize_t)e->len, e->t_ns);
+    const char *data = bytes + e->off;
+    Py_ssize_t len = (Py_ssize_t)e->len;
+    PyObject *what = NULL;
+    if (PyTuple_GET_SIZE(route) == 4) {
+        len = tls_decrypt((TLSRoute *)PyTuple_GET_ITEM(route, 3), data, e->len, &self->scratch, &self->scratch_cap);
+        self->tls_reads++;
+        data = self->scratch;
+        if (len == 0)
+            Py_RETURN_NONE; /* a part of a record, or a session ticket: nothing for the log */
+    }
+    if (len > 0)
+        what = api->feed(log, data, len, e->t_ns);
     if (what == Py_None)
         return what;  /* the common read: recorded, nothing to act on */
     if (!what) {
@@ -585,6 +849,14 @@ static PyObject *call_routed(PyObject *route, const entry_t *e, const char *byte
     Py_XDECREF(args[0]);
     Py_DECREF(what);
     return res;
+}
+
+/* (log, on_read, on_fed) or (log, on_read, on_fed, TLSRoute) */
+static int is_route(PyObject *cb) {
+    if (!PyTuple_CheckExact(cb))
+        return 0;
+    Py_ssize_t n = PyTuple_GET_SIZE(cb);
+    return n == 3 || (n == 4 && Py_TYPE(PyTuple_GET_ITEM(cb, 3)) == &TLSRouteType);
 }
 
 /* dispatch(callbacks): for every read since the last drain, in order, call
@@ -616,8 +888,7 @@ static PyObject *Reader_dispatch(Reader *self, PyObject *callbacks) {
             continue;
         }
         Py_INCREF(cb); /* the callback may remove itself from the dict */
-        PyObject *res = PyTuple_CheckExact(cb) && PyTuple_GET_SIZE(cb) == 3
-                        ? call_routed(cb, e, full.bytes) : call_on_read(cb, e, full.bytes);
+        PyObject *res = is_route(cb) ? call_routed(self, cb, e, full.bytes) : call_on_read(cb, e, full.bytes);
         Py_DECREF(cb);
         called++;
         if (res) {
@@ -642,7 +913,7 @@ static PyObject *Reader_fileno(Reader *self, PyObject *Py_UNUSED(ignored)) {
 }
 
 static PyObject *Reader_stats(Reader *self, PyObject *Py_UNUSED(ignored)) {
-    uint64_t reads, stamped, wakeups, stepped;
+    uint64_t reads, stamped, wakeups, stepped, tls_reads = self->tls_reads; /* dispatch's, under the GIL */
     int nice;
     pthread_mutex_lock(&self->mu);
     reads = self->reads;
@@ -651,9 +922,9 @@ static PyObject *Reader_stats(Reader *self, PyObject *Py_UNUSED(ignored)) {
     stepped = self->stepped;
     nice = self->nice;
     pthread_mutex_unlock(&self->mu);
-    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:i}", "reads", (unsigned long long)reads, "stamped",
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:i,s:K}", "reads", (unsigned long long)reads, "stamped",
                          (unsigned long long)stamped, "wakeups", (unsigned long long)wakeups, "stepped",
-                         (unsigned long long)stepped, "nice", nice);
+                         (unsigned long long)stepped, "nice", nice, "tls_reads", (unsigned long long)tls_reads);
 }
 
 static PyObject *Reader_inject_clock_step(Reader *self, PyObject *arg) {
@@ -785,7 +1056,7 @@ static struct PyModuleDef reader_module = {
 };
 
 PyMODINIT_FUNC PyInit__reader(void) {
-    if (PyType_Ready(&ReaderType) < 0)
+    if (PyType_Ready(&ReaderType) < 0 || PyType_Ready(&TLSRouteType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&reader_module);
     if (!m)
@@ -793,6 +1064,12 @@ PyMODINIT_FUNC PyInit__reader(void) {
     Py_INCREF(&ReaderType);
     if (PyModule_AddObject(m, "Reader", (PyObject *)&ReaderType) < 0) {
         Py_DECREF(&ReaderType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&TLSRouteType);
+    if (PyModule_AddObject(m, "TLSRoute", (PyObject *)&TLSRouteType) < 0) {
+        Py_DECREF(&TLSRouteType);
         Py_DECREF(m);
         return NULL;
     }

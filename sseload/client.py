@@ -217,7 +217,7 @@ class SSEConnection:
         deadline = _Deadline(rules.deadline_s)
         t0 = perf_ns()
         start_ns = time.time_ns()
-        self._resp = resp = Response(rules, self._log_class, t0, self._route_body if self.tls is None else None)
+        self._resp = resp = Response(rules, self._log_class, t0, self._route_body)
         phase = "connect"
         try:
             with deadline:
@@ -344,8 +344,11 @@ class SSEConnection:
         return resp.status != 0
 
     def _route_body(self, log) -> None:
-        """The head is read: the native reader may feed the body's log itself from now on."""
-        reactor(self.tuning).route_body(self._fd, log, self.on_fed)
+        """The head is read: the native reader may feed the body's log itself from now on (a TLS
+        stream's decrypted there too: everything before this read was decrypted, none is left)."""
+        tls = self._tls
+        reactor(self.tuning).route_body(self._fd, log, self.on_fed,
+                                        None if tls is None else (tls.obj, tls.incoming, tls.outgoing))
 
     def on_read(self, t_ns: int, data: bytes, err: int) -> None:
         """Called by the reactor for each read, in order, with its time (see sseload.reactor)."""

@@ -159,7 +159,8 @@ def merge_summaries(summaries: list[dict]) -> dict:
     merged["samples"] = sum(s.get("samples", 0) for s in summaries)
     merged["reader"] = ",".join(sorted({s.get("reader", "?") for s in summaries}))
     merged["parser"] = ",".join(sorted({s.get("parser", "?") for s in summaries}))
-    for key in ("reader_reads", "reader_stamped", "reader_wakeups", "reader_stepped"):  # native reader counts
+    for key in ("reader_reads", "reader_stamped", "reader_wakeups", "reader_stepped",
+                "reader_tls_reads"):  # native reader counts
         if any(key in s for s in summaries):
             merged[key] = sum(s.get(key, 0) for s in summaries)
     merged["reader_nice"] = worst("reader_nice")  # the least favoured worker's reader thread
@@ -167,6 +168,12 @@ def merge_summaries(summaries: list[dict]) -> dict:
     routes = [s["reader_routes_body"] for s in summaries if "reader_routes_body" in s]
     if routes:  # whether every worker's reader fed the bodies' logs itself
         merged["reader_routes_body"] = all(routes)
+    in_c = [s["reader_tls_in_c"] for s in summaries if "reader_tls_in_c" in s]
+    if in_c:  # whether every worker that read TLS decrypted it in C, and why not where not
+        merged["reader_tls_in_c"] = all(in_c)
+        whys = sorted({s["reader_tls_in_c_why"] for s in summaries if s.get("reader_tls_in_c_why")})
+        if whys:
+            merged["reader_tls_in_c_why"] = "; ".join(whys)
     merged["skew_reasons"] = [f"worker {i}: {r}" for i, s in enumerate(summaries) for r in s.get("skew_reasons", [])]
     merged["skewed"] = bool(merged["skew_reasons"])
     return merged

@@ -126,7 +126,7 @@ class Reactor(_Watchdog):
             watcher.stop()
             watcher.close()
 
-    def route_body(self, fd: int, log, on_fed) -> bool:
+    def route_body(self, fd: int, log, on_fed, tls=None) -> bool:
         """Only the native reader feeds logs itself (NativeReactor.route_body); reads stay on_read's."""
         return False
 
@@ -147,6 +147,8 @@ class NativeReactor(_Watchdog):
         self._on_read: dict[int, object] = {}  # token -> conn.on_read, or (log, conn.on_read, on_fed): route_body
         self._streams: dict[int, tuple[int, ReadTarget]] = {}  # fd -> (token, the stream reading it)
         self.route = tuning.route_body and _sse_log is not None
+        self.tls_in_c: bool | None = None  # TLS reads decrypted in C (route_body): None until a TLS stream asks
+        self.tls_in_c_why = ""  # and why not, where not
         self._next_token = itertools.count(1)
         self._watchdog = None
         # The eventfd is readable while reads wait: drain them from the hub, no greenlet switch.
@@ -186,7 +188,7 @@ class NativeReactor(_Watchdog):
             self._reader.remove(fd)
             del self._on_read[entry[0]]
 
-    def route_body(self, fd: int, log, on_fed) -> bool:
+    def route_body(self, fd: int, log, on_fed, tls=None) -> bool:
         """From now on feed ``fd``'s reads straight into ``log`` (a compiled EventLog) in C.
 
         The connection's ``on_fed(t_ns, events)`` is called only for a read that completed
@@ -195,13 +197,37 @@ class NativeReactor(_Watchdog):
         recorded events costs no bytes object and no Python call (bench/history/2026-11-sessions-1-7.md, section 2n).
         The log keeps the read's time (``last_t_ns``) and its bytes (``bytes_in``). False where
         this cannot be done (the Python event log; ``SSELOAD_ROUTE_BODY=0``): on_read keeps them.
+
+        ``tls``: the connection's ``(ssl.SSLObject, incoming MemoryBIO, outgoing MemoryBIO)``: its
+        reads are decrypted in C too (``_reader.TLSRoute``, on the same OpenSSL objects), where this
+        Python's ssl objects allow it (checked once); else False and Python decrypts them.
         """
         entry = self._streams.get(fd)
         if entry is None or not self.route or type(log) is not _sse_log:
             return False
         token, conn = entry
-        self._on_read[token] = (log, conn.on_read, on_fed)
+        if tls is None:
+            self._on_read[token] = (log, conn.on_read, on_fed)
+            return True
+        route = self._tls_route(fd, *tls)
+        if route is None:
+            return False
+        self._on_read[token] = (log, conn.on_read, on_fed, route)
         return True
+
+    def _tls_route(self, fd: int, obj, incoming, outgoing):
+        """A TLSRoute for this connection, or None where this Python's ssl cannot give one."""
+        if self.tls_in_c is False:
+            return None
+        try:
+            import _ssl
+
+            route = _reader.TLSRoute(obj._sslobj, incoming, outgoing, fd, getattr(_ssl, "__file__", None))
+        except (AttributeError, TypeError, ValueError, OSError) as why:
+            self.tls_in_c, self.tls_in_c_why = False, f"{type(why).__name__}: {why}"
+            return None
+        self.tls_in_c = True
+        return route
 
     def _drain(self) -> None:
         # Every read in order to its stream's on_read; reads of streams already removed are dropped.
@@ -221,6 +247,10 @@ def reader_info() -> dict:
         info.update({f"reader_{k}": v for k, v in _reactor.stats().items()})
         info["reader_window_ms"] = _reactor.window_ms
         info["reader_routes_body"] = _reactor.route
+        if _reactor.tls_in_c is not None:  # a TLS stream was read: in C, or why not
+            info["reader_tls_in_c"] = _reactor.tls_in_c
+            if _reactor.tls_in_c_why:
+                info["reader_tls_in_c_why"] = _reactor.tls_in_c_why
     return info
 
 

@@ -64,6 +64,10 @@ def test_workers_merge_whether_the_reader_fed_the_logs_only_if_every_one_did():
     assert merge_summaries([routed, routed])["reader_routes_body"] is True
     assert merge_summaries([routed, not_routed])["reader_routes_body"] is False
     assert "reader_routes_body" not in merge_summaries([{"reader": "python"}])
+    in_c, refused = {"reader_tls_in_c": True}, {"reader_tls_in_c": False, "reader_tls_in_c_why": "ValueError: x"}
+    assert merge_summaries([in_c, in_c])["reader_tls_in_c"] is True
+    mixed = merge_summaries([in_c, refused])
+    assert (mixed["reader_tls_in_c"], mixed["reader_tls_in_c_why"]) == (False, "ValueError: x")
 
 
 def test_the_summary_says_how_reads_were_timed():

@@ -53,6 +53,9 @@ def test_tls_streams_are_measured_with_the_ca_bundle(tmp_path, https_target):
     assert data_events["lateness_ms"].notna().all()  # the target's truth, read from decrypted data
     assert events["lateness_ms"].isna().sum() == len(streams)
     assert result.info["insecure_tls"] is False
+    health = result.info["health"]
+    if health.get("reader") == "native" and health.get("reader_routes_body"):  # the bodies decrypted in C
+        assert health["reader_tls_in_c"] is True and health["reader_tls_reads"] > len(streams), health
 
 
 def test_a_tls_stream_cut_mid_way_is_a_reset_with_its_events_kept(tmp_path, https_target):
