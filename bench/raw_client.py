@@ -9,6 +9,7 @@ users do), so at high load its lateness includes its own event loop's delay. A s
 the chunked body's last chunk; the next request goes out on the same connection.
 
     python bench/raw_client.py --url http://127.0.0.1:8000 --users 2000 --seconds 20 --ramp 4 --out raw.npz
+    python bench/raw_client.py --url https://127.0.0.1:8443 --ca-file ca.pem ...   # over TLS (uvloop's)
 """
 
 from __future__ import annotations
@@ -67,7 +68,13 @@ class Stream(asyncio.Protocol):
 
 
 async def main_async(args) -> None:
-    host, port = args.url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    tls = args.url.startswith("https://")
+    host, port = args.url.removeprefix("https://" if tls else "http://").rstrip("/").rsplit(":", 1)
+    context = None
+    if tls:
+        import ssl
+
+        context = ssl.create_default_context(cafile=args.ca_file)
     request = (f"POST {PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
                f"Accept: text/event-stream\r\nContent-Length: {len(BODY)}\r\n\r\n").encode() + BODY
     out = (array("q"), array("q"), array("b"))
@@ -75,7 +82,7 @@ async def main_async(args) -> None:
     loop = asyncio.get_running_loop()
     streams = []
     for _ in range(args.users):  # spread the starts over the ramp, as Locust's spawn rate does
-        _, proto = await loop.create_connection(lambda: Stream(request, out, done), host, int(port))
+        _, proto = await loop.create_connection(lambda: Stream(request, out, done), host, int(port), ssl=context)
         streams.append(proto)
         await asyncio.sleep(args.ramp / args.users)
     await asyncio.sleep(args.seconds - args.ramp)
@@ -95,6 +102,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, required=True, help="whole run, ramp included")
     ap.add_argument("--ramp", type=float, default=4.0)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--ca-file", help="https: the CA that signed the target's certificate")
     args = ap.parse_args()
     import uvloop
 

@@ -4,6 +4,8 @@
     python bench/streams_bench.py --users 250 1000 --clients sseload fast --seconds 15
     python bench/streams_bench.py --clients sseload --users 2000 4000 --gap-ms 100   # open streams, not event rate
     python bench/streams_bench.py --clients sseload --users 250 500 --tls     # HTTPS, throwaway CA
+    python bench/streams_bench.py --clients sseload raw --users 1000 2000 --target c --schemes http https
+                                        # TLS against plain on the C target (bench/fixed_target.c), and the floor
     python bench/streams_bench.py --clients sseload --users 2000 --keep /tmp/runs   # keep the results
     python bench/streams_bench.py --clients sseload raw --users 1000 2000   # against the floor: a bare uvloop client
     python bench/streams_bench.py --clients sseload --users 2000 --seconds 15 --openai   # plain and LLM-style
@@ -21,6 +23,12 @@ that only times events (bench/raw_client.py), to show what any Python client mus
 ``vs_target`` divides the harness's CPU per event by the target's in the same run: the VM's
 speed drifts by up to a quarter between runs, the unchanged target's cost with it, so that ratio
 is what to compare across commits (bench/history/2026-11-sessions-1-7.md, section 2l).
+
+``--target c`` serves the same workload from bench/fixed_target.c (compiled on first use; needs a C
+compiler and OpenSSL's headers: Debian's gcc and libssl-dev): the reference target sends at most
+~27,500 TLS events/s on its core, so over TLS it, not the harness, is the limit past ~700 streams.
+``--schemes http https`` runs every point plain and over TLS, one after the other, and prints
+TLS's CPU per event over plain's for each client and user count.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import fixed_target
 import numpy as np
 import pandas as pd
 import psutil
@@ -68,14 +77,24 @@ def throwaway_ca(tmp: Path) -> tuple[list[str], Path]:
     return ["--tls-cert", str(chain), "--tls-key", str(key)], ca_file
 
 
-def start_target(tmp: Path, cpu: int | None, workload: dict, tls_flags: list[str]) -> tuple[subprocess.Popen, str]:
+def start_target(tmp: Path, cpu: int | None, workload: dict, tls_flags: list[str],
+                 kind: str = "sseload") -> tuple[subprocess.Popen, str]:
     port_file = tmp / "port"
+    if kind == "c":
+        try:
+            program = [str(fixed_target.binary())]
+        except fixed_target.BuildError as err:
+            sys.exit(f"--target c: {err}")
+    else:
+        program = [sys.executable, "-m", "sseload.target"]
     proc = subprocess.Popen(
-        pinned([sys.executable, "-m", "sseload.target", "--port", "0", "--port-file", str(port_file),
+        pinned([*program, "--port", "0", "--port-file", str(port_file),
                 *[x for kv in workload.items() for x in kv], *tls_flags], cpu),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     while not port_file.exists():
+        if proc.poll() is not None:
+            sys.exit(f"the {kind} target exited ({proc.returncode}) before listening")
         time.sleep(0.05)
     return proc, f"{'https' if tls_flags else 'http'}://127.0.0.1:{port_file.read_text()}"
 
@@ -91,11 +110,11 @@ def target_stats(url: str, reset: bool = False, ca_file: Path | None = None) -> 
 
 
 def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple, workload: dict,
-            tls: bool = False, keep: Path | None = None, openai: bool = False) -> dict:
+            tls: bool = False, keep: Path | None = None, openai: bool = False, target_kind: str = "sseload") -> dict:
     with tempfile.TemporaryDirectory(prefix="sseload-bench-") as tmp_name:
         tmp = Path(tmp_name)
         tls_flags, ca_file = throwaway_ca(tmp) if tls else ([], None)
-        target, url = start_target(tmp, cpus[1], workload, tls_flags)
+        target, url = start_target(tmp, cpus[1], workload, tls_flags, target_kind)
         env = dict(os.environ)
         if client == "sseload":
             locustfile = SSELOAD
@@ -114,7 +133,8 @@ def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple,
         stream_url = url + "/v1/chat/completions" if openai else url
         if client == "raw":  # no Locust: the floor (bench/raw_client.py)
             cmd = pinned([sys.executable, str(RAW), "--url", url, "--users", str(users), "--ramp", str(ramp_s),
-                          "--seconds", str(int(total_s + 1)), "--out", str(tmp / "naive.npz")], cpus[0])
+                          "--seconds", str(int(total_s + 1)), "--out", str(tmp / "naive.npz"),
+                          *(["--ca-file", str(ca_file)] if ca_file else [])], cpus[0])
         else:
             cmd = pinned([sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", str(users),
                           "-r", str(users / ramp_s), "-t", f"{int(total_s + 1)}s", "-H", stream_url, "--only-summary",
@@ -159,7 +179,7 @@ def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple,
             return float(np.percentile(a, p)) if a.size else float("nan")
 
         return {
-            "client": client + ("/openai" if openai else ""), "users": users,
+            "client": client + ("/openai" if openai else ""), "scheme": "https" if tls else "http", "users": users,
             "streams_s": fk.size / wall, "events_s": n_events / wall,
             "cpu_pct": 100 * cpu_s / wall,
             "us_per_event": 1e6 * cpu_s / n_events if n_events else float("nan"),
@@ -189,32 +209,46 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=50, help="events per stream (issue 7's workload: 50)")
     ap.add_argument("--ttfe-ms", type=float, default=200.0, help="time to the first event (issue 7's workload: 200)")
     ap.add_argument("--tls", action="store_true",
-                    help="HTTPS with a throwaway CA (sseload only; needs trustme)")
+                    help="HTTPS with a throwaway CA (sseload and raw only; needs trustme): --schemes https")
+    ap.add_argument("--schemes", nargs="+", choices=["http", "https"],
+                    help="run each point over these, one after the other (http https: TLS against plain)")
+    ap.add_argument("--target", choices=["sseload", "c"], default="sseload",
+                    help="the reference target (sseload serve), or bench/fixed_target.c (fast enough for TLS)")
     ap.add_argument("--openai", action="store_true",
                     help="also run sseload on the target's LLM-style chat stream (openai mode: token metrics)")
     ap.add_argument("--csv", help="also write the table here")
     ap.add_argument("--keep", type=Path, help="copy each sseload run's results into this directory")
     args = ap.parse_args()
-    if args.tls and set(args.clients) != {"sseload"}:
-        ap.error("--tls measures sseload only (the naive users have no CA setting here): --clients sseload")
+    schemes = args.schemes or (["https"] if args.tls else ["http"])
+    if "https" in schemes and not set(args.clients) <= {"sseload", "raw"}:
+        ap.error("https measures sseload and raw only (the naive users have no CA setting here)")
+    if args.target == "c" and args.openai:
+        ap.error("--openai needs the reference target (the C target serves the plain workload only)")
     cpus = (None, None) if args.no_pin else (0, 1)
     rows = []
-    cols = ["client", "users", "streams_s", "events_s", "cpu_pct", "us_per_event", "us_per_stream", "ttfe_err_p50",
-            "ttfe_err_p99", "late_p50", "late_p99", "late_p999", "target_cpu_pct", "target_late_p99",
+    cols = ["client", "scheme", "users", "streams_s", "events_s", "cpu_pct", "us_per_event", "us_per_stream",
+            "ttfe_err_p50", "ttfe_err_p99", "late_p50", "late_p99", "late_p999", "target_cpu_pct", "target_late_p99",
             "target_us_per_event", "vs_target"]
     print("times in ms; cpu_pct of one core; us_per_event is harness CPU per event received", flush=True)
     for users in args.users:
         for client in args.clients:
             workload = dict(WORKLOAD, **{"--gap-ms": f"{args.gap_ms:g}", "--events": str(args.events),
                                          "--ttfe-ms": f"{args.ttfe_ms:g}"})
-            for openai in (False, True) if args.openai and client == "sseload" else (False,):
-                row = run_one(client, users, args.seconds, args.ramp, cpus, workload,
-                              tls=args.tls, keep=args.keep, openai=openai)
-                rows.append(row)
-                print(pd.DataFrame([row])[cols].round(2).to_string(index=False, header=len(rows) == 1), flush=True)
+            for scheme in schemes:
+                for openai in (False, True) if args.openai and client == "sseload" else (False,):
+                    row = run_one(client, users, args.seconds, args.ramp, cpus, workload, tls=scheme == "https",
+                                  keep=args.keep, openai=openai, target_kind=args.target)
+                    rows.append(row)
+                    print(pd.DataFrame([row])[cols].round(2).to_string(index=False, header=len(rows) == 1),
+                          flush=True)
     table = pd.DataFrame(rows)[cols]
     print()
     print(table.round(2).to_string(index=False))
+    if set(schemes) == {"http", "https"}:  # TLS's cost, point by point
+        per = table.pivot_table(index=["client", "users"], columns="scheme", values="us_per_event")
+        per["tls_vs_plain"] = per["https"] / per["http"]
+        print("\nCPU per event, TLS over plain:")
+        print(per.round(2).to_string())
     if args.csv:
         table.to_csv(args.csv, index=False)
 

@@ -582,19 +582,20 @@ static const sse_feed_api *get_feed_api(void) {
  * session kept at close) come after them. */
 typedef struct {
     int (*SSL_read)(void *, void *, int);
+    int (*SSL_pending)(const void *);
     int (*SSL_get_error)(const void *, int);
     void *(*SSL_get_rbio)(const void *);
     void *(*SSL_get_wbio)(const void *);
     int (*BIO_write)(void *, const void *, int);
     int (*BIO_read)(void *, void *, int);
-    long (*BIO_ctrl)(void *, int, long, void *);
+    uint64_t (*BIO_number_read)(void *);
+    uint64_t (*BIO_number_written)(void *);
     void (*ERR_clear_error)(void);
     unsigned long (*ERR_get_error)(void);
     const char *(*ERR_reason_error_string)(unsigned long);
 } ossl_api;
 
-#define OSSL_BIO_CTRL_PENDING 10 /* these numbers are OpenSSL's ABI since 1.0 */
-#define OSSL_ERROR_WANT_READ 2
+#define OSSL_ERROR_WANT_READ 2 /* these numbers are OpenSSL's ABI since 1.0 */
 #define OSSL_ERROR_ZERO_RETURN 6
 
 static ossl_api ossl;
@@ -611,12 +612,14 @@ static int ossl_load(const char *library) {
         ok = ossl.name != NULL;                   \
     }
     OSSL_LOOK(SSL_read)
+    OSSL_LOOK(SSL_pending)
     OSSL_LOOK(SSL_get_error)
     OSSL_LOOK(SSL_get_rbio)
     OSSL_LOOK(SSL_get_wbio)
     OSSL_LOOK(BIO_write)
     OSSL_LOOK(BIO_read)
-    OSSL_LOOK(BIO_ctrl)
+    OSSL_LOOK(BIO_number_read)
+    OSSL_LOOK(BIO_number_written)
     OSSL_LOOK(ERR_clear_error)
     OSSL_LOOK(ERR_get_error)
     OSSL_LOOK(ERR_reason_error_string)
@@ -642,6 +645,7 @@ typedef struct {
     void *ssl, *rbio, *wbio;
     int fd;
     uint64_t reads;
+    uint64_t wbio_seen; /* bytes OpenSSL had written to the outgoing BIO when last looked at */
 } TLSRoute;
 
 static PyTypeObject TLSRouteType;
@@ -682,6 +686,7 @@ static int TLSRoute_init(TLSRoute *self, PyObject *args, PyObject *kwds) {
     self->rbio = rbio;
     self->wbio = wbio;
     self->fd = fd;
+    self->wbio_seen = ossl.BIO_number_written(wbio); /* Python read out what it wrote (the request) */
     return 0;
 }
 
@@ -746,6 +751,12 @@ static Py_ssize_t tls_decrypt(TLSRoute *t, const char *data, size_t len, char **
         int n = ossl.SSL_read(t->ssl, *buf + got, (int)(*cap - got > INT32_MAX ? INT32_MAX : *cap - got));
         if (n > 0) {
             got += (size_t)n;
+            /* nothing left to decrypt (the usual read: one record): the SSL_read that would say so
+             * costs as much as the one that decrypted (OpenSSL 3's error queue and record layer).
+             * A memory BIO's pending bytes are those written minus those read (no BIO_ctrl call). */
+            if (ossl.SSL_pending(t->ssl) == 0 &&
+                ossl.BIO_number_written(t->rbio) == ossl.BIO_number_read(t->rbio))
+                break;
             continue;
         }
         int kind = ossl.SSL_get_error(t->ssl, n);
@@ -757,11 +768,14 @@ static Py_ssize_t tls_decrypt(TLSRoute *t, const char *data, size_t len, char **
     }
     /* OpenSSL may have an answer to send (a TLS 1.3 key update): tiny, sent without waiting, as
      * client._TLS.decrypt does (the kernel's send buffer is all but empty while a stream reads) */
-    while (ossl.BIO_ctrl(t->wbio, OSSL_BIO_CTRL_PENDING, 0, NULL) > 0) {
+    uint64_t written = ossl.BIO_number_written(t->wbio);
+    if (written != t->wbio_seen) {
+        t->wbio_seen = written;
         char out[4096];
-        int n = ossl.BIO_read(t->wbio, out, sizeof out);
-        if (n <= 0 || send(t->fd, out, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-            break;
+        int n;
+        while ((n = ossl.BIO_read(t->wbio, out, sizeof out)) > 0)
+            if (send(t->fd, out, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+                break;
     }
     return (Py_ssize_t)got;
 }

@@ -34,6 +34,12 @@ try:
 except ImportError:  # not built (no compiler, not Linux): the Python reader serves
     _reader = None
 try:
+    import _ssl
+
+    _SSL_LIBRARY = getattr(_ssl, "__file__", None)  # where TLSRoute finds OpenSSL (None: built into python)
+except ImportError:  # a Python without ssl: no TLS at all
+    _SSL_LIBRARY = None
+try:
     from sseload._sse import EventLog as _sse_log
 except ImportError:  # the Python event log: reads go through on_read
     _sse_log = None
@@ -220,9 +226,7 @@ class NativeReactor(_Watchdog):
         if self.tls_in_c is False:
             return None
         try:
-            import _ssl
-
-            route = _reader.TLSRoute(obj._sslobj, incoming, outgoing, fd, getattr(_ssl, "__file__", None))
+            route = _reader.TLSRoute(obj._sslobj, incoming, outgoing, fd, _SSL_LIBRARY)
         except (AttributeError, TypeError, ValueError, OSError) as why:
             self.tls_in_c, self.tls_in_c_why = False, f"{type(why).__name__}: {why}"
             return None

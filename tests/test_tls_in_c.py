@@ -218,3 +218,83 @@ def test_where_the_route_is_refused_python_decrypts_and_run_json_says_why(start_
     info = reactor_mod.reader_info()
     assert info["reader_tls_in_c"] is False and "laid out" in info["reader_tls_in_c_why"]
     assert reactor.stats()["tls_reads"] == 0
+
+
+# --- against the bench's C fixed-schedule target (bench/fixed_target.c): OpenSSL on the server side ---
+
+def _fixed_target_binary():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "fixed_target.py"
+    spec = importlib.util.spec_from_file_location("fixed_target", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        return module.binary()
+    except module.BuildError as err:
+        pytest.skip(str(err))
+
+
+@pytest.fixture
+def c_target(tmp_path):
+    """Start bench/fixed_target.c (plain, or TLS with a trustme certificate): (url, client TLS context)."""
+    import subprocess
+
+    binary = _fixed_target_binary()
+    procs = []
+
+    def start(tls: bool, **workload):
+        flags, ctx = [], None
+        if tls:
+            ca = trustme.CA()
+            cert = ca.issue_cert("127.0.0.1")
+            chain, key = tmp_path / "chain.pem", tmp_path / "key.pem"
+            cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
+            cert.private_key_pem.write_to_path(str(key))
+            flags = ["--tls-cert", str(chain), "--tls-key", str(key)]
+            ctx = ssl.create_default_context()
+            ca.configure_trust(ctx)
+        port_file = tmp_path / f"port-{len(procs)}"
+        args = [x for k, v in workload.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+        procs.append(subprocess.Popen([str(binary), "--port", "0", "--port-file", str(port_file), *args, *flags]))
+        deadline = time.monotonic() + 10
+        while not port_file.exists():
+            assert procs[-1].poll() is None and time.monotonic() < deadline, "the C target did not start"
+            time.sleep(0.02)
+        return f"{'https' if tls else 'http'}://127.0.0.1:{port_file.read_text()}", ctx
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_the_c_fixed_schedule_target_is_measured_plain_and_over_tls(c_target, native_reactor, tls):
+    """The bench's TLS target (OpenSSL on the server side, nothing of sseload's): every event, kept
+    alive, the send times read from decrypted data, TLS bodies decrypted in C."""
+    import json
+    import urllib.request
+
+    from sseload.auth.schemes import Authenticator
+    from sseload.client import Endpoint, PreparedRequest, SSEConnection, StreamRules
+    from sseload.records import EventBuffer
+
+    reactor, tuning = native_reactor
+    url, ctx = c_target(tls, ttfe_ms=20, gap_ms=5, events=30, payload_bytes=64)
+    conn = SSEConnection(Endpoint.resolve(url), StreamRules(deadline_s=20, read_timeout_s=5, completion="event:done"),
+                         Authenticator(), tls=ctx, tuning=tuning)
+    got = []
+    try:
+        for _ in range(3):
+            events = EventBuffer()
+            record = conn.stream(PreparedRequest.build("POST", url + "/v1/stream", {}, b'{"stream":true}'), events)
+            got.append((record.outcome.value, record.events, record.reused, record.ttfe_ns > 15e6))
+    finally:
+        conn.close()
+    assert got == [("ok", 31, False, True), ("ok", 31, True, True), ("ok", 31, True, True)]  # 30 and `done`
+    assert sum(1 for sent in events.server_ns if sent > 0) == 30  # t_send_ns read from each (decrypted) event
+    with urllib.request.urlopen(url + "/_sseload/stats", context=ctx, timeout=5) as answer:
+        assert json.loads(answer.read())["events_sent"] == 90
+    assert (reactor.stats()["tls_reads"] > 60) is tls
