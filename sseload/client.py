@@ -162,7 +162,7 @@ class SSEConnection:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.tls is not None:
                 progress[0] = "tls"
-                self._tls = _TLS(self.tls, ep.host, sock, self._tls_session)
+                self._tls = _TLS(self.tls, ep.host, sock, self._tls_session if self.rules.tls_resume else None)
         except BaseException:
             sock.close()
             raise
@@ -264,7 +264,7 @@ class SSEConnection:
         if resp.outcome is None and resp.status in REDIRECTS and redirects < rules.max_redirects:
             target = self._redirected(req, resp)
             if target is not None:  # follow it; the stream's times still count from the first request
-                if not resp.keep_alive(Outcome.OK):
+                if not resp.keep_alive(Outcome.OK) or rules.new_connection:
                     self.close()
                 self._resp = None
                 resp.release()
@@ -431,6 +431,8 @@ class SSEConnection:
             lines.append(f"Content-Length: {len(req.body)}")
         if "accept" not in given:
             lines.append("Accept: text/event-stream")
+        if self.rules.new_connection and "connection" not in given:  # [stream] connection = "new"
+            lines.append("Connection: close")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     def _record(self, req: PreparedRequest, resp: Response, events: EventBuffer, t0: int, start_ns: int,
@@ -438,7 +440,7 @@ class SSEConnection:
                 reused: bool, retried: bool, redirects: int = 0) -> StreamRecord:
         duration_ns = resp.end_ns() - t0
         outcome, error, code = resp.verdict(duration_ns)
-        if not resp.keep_alive(outcome):
+        if not resp.keep_alive(outcome) or self.rules.new_connection:
             self.close()
         self._resp = None
         resp.release()

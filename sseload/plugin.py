@@ -142,6 +142,8 @@ class RunContext:
             keep_output=bool(st.tokenizer) or scenario.body.multi_turn,
             output_kinds=sum(OUTPUT_KINDS[kind] for kind in set(st.output)),
             tokenizer=self._tokenizer(st.tokenizer, base_dir),
+            new_connection=st.connection == "new",
+            tls_resume=st.tls_resume,
         )
         self.tls = self._tls_context(st.tls_verify and not insecure, st.ca_bundle) \
             if self.endpoint.scheme == "https" else None

@@ -62,6 +62,8 @@ class StreamRules:
     keep_output: bool = False  # openai: the log keeps the output chunks' data (a tokenizer, a conversation)
     output_kinds: int = ALL_OUTPUT  # openai: what counts as a chunk's output (sseload.sse.OUTPUT_KINDS' bits)
     tokenizer: object = None  # openai: counts output tokens where the server sends no usage (sseload.llm)
+    new_connection: bool = False  # a connection per stream (Connection: close), not kept alive
+    tls_resume: bool = True  # a new TLS connection resumes the last session; False: a full handshake each time
 
     @property
     def cutoff_after_s(self) -> float:

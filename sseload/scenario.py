@@ -95,6 +95,8 @@ class Stream:
     output: list[str] = field(default_factory=lambda: list(OUTPUT_KINDS))  # openai: what counts as a chunk's output
     tls_verify: bool = True
     ca_bundle: str = ""
+    connection: str = "keep-alive"  # "keep-alive": a user's streams share its connection; "new": one per stream
+    tls_resume: bool = True  # a new TLS connection resumes the last one's session (false: a full handshake each)
 
 
 @dataclass
@@ -427,6 +429,9 @@ def validate(s: Scenario) -> None:
         raise ScenarioError(f"{where}: [stream] reconnect_ms must be 0 or more (milliseconds before reconnecting)")
     if s.stream.max_event_bytes < 1:
         raise ScenarioError(f"{where}: [stream] max_event_bytes must be positive")
+    if s.stream.connection not in ("keep-alive", "new"):
+        raise ScenarioError(f"{where}: [stream] connection = {s.stream.connection!r}; use 'keep-alive' (a user's "
+                            "streams share its connection) or 'new' (a connection, and its handshake, per stream)")
     s.target_config()  # validates [target]
 
 

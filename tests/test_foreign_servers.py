@@ -188,6 +188,21 @@ def test_a_tls_reconnect_resumes_the_session_instead_of_a_full_handshake(start_s
     assert srv.tls_resumed == [False, True, True, True], srv.tls_resumed
 
 
+@pytest.mark.parametrize(("resume", "handshakes"), [(True, [False, True, True]), (False, [False, False, False])],
+                         ids=["resumed", "full"])
+def test_a_connection_per_stream_when_the_scenario_asks_with_or_without_resumption(start_server, resume, handshakes):
+    """[stream] connection = "new": each stream on its own connection (Connection: close), though the
+    server would keep it alive; tls_resume = false: a full handshake for each."""
+    srv = start_server(servers.tls_server)
+    rules = StreamRules(deadline_s=20, read_timeout_s=5, new_connection=True, tls_resume=resume)
+    conn = SSEConnection(Endpoint.resolve(srv.url), rules, Authenticator(), tls=srv.ssl_context())
+    records = [stream(conn, srv.url)[0] for _ in range(3)]
+    conn.close()
+    assert [(r.outcome, r.reused, r.connect_ns > 0) for r in records] == [(Outcome.OK, False, True)] * 3
+    assert srv.tls_resumed == handshakes, srv.tls_resumed
+    assert all(b"\r\nconnection: close\r\n" in r.lower() for r in srv.requests)
+
+
 def _insecure():
     import ssl
 

@@ -95,6 +95,7 @@ def test_every_ready_scenario_runs_briefly(ready_runs, path):
     ("[stream]\noutput = ['content', 'thoughts']\n", "any of 'content', 'reasoning', 'tool_calls'"),
     ("[stream]\noutput = 'content'\n", "should be"),
     ("[body]\nmulti_turn = true\n", "multi_turn needs a dataset of conversations"),
+    ("[stream]\nconnection = 'close'\n", "use 'keep-alive' (a user's streams share its connection) or 'new'"),
 ])
 def test_invalid_scenarios_name_the_file_field_and_fix(tmp_path, toml, message):
     path = tmp_path / "bad.toml"
