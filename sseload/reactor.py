@@ -153,8 +153,9 @@ class NativeReactor(_Watchdog):
         self._on_read: dict[int, object] = {}  # token -> conn.on_read, or (log, conn.on_read, on_fed): route_body
         self._streams: dict[int, tuple[int, ReadTarget]] = {}  # fd -> (token, the stream reading it)
         self.route = tuning.route_body and _sse_log is not None
-        self.tls_in_c: bool | None = None  # TLS reads decrypted in C (route_body): None until a TLS stream asks
-        self.tls_in_c_why = ""  # and why not, where not
+        # TLS reads decrypted in C (route_body): None until a TLS stream asks; and why not, where not
+        self.tls_in_c: bool | None = None if tuning.tls_in_c else False
+        self.tls_in_c_why = "" if tuning.tls_in_c else "SSELOAD_TLS_IN_C=0"
         self._next_token = itertools.count(1)
         self._watchdog = None
         # The eventfd is readable while reads wait: drain them from the hub, no greenlet switch.
@@ -251,7 +252,7 @@ def reader_info() -> dict:
         info.update({f"reader_{k}": v for k, v in _reactor.stats().items()})
         info["reader_window_ms"] = _reactor.window_ms
         info["reader_routes_body"] = _reactor.route
-        if _reactor.tls_in_c is not None:  # a TLS stream was read: in C, or why not
+        if _reactor.tls_in_c is not None:  # a TLS stream was read (or SSELOAD_TLS_IN_C=0): in C, or why not
             info["reader_tls_in_c"] = _reactor.tls_in_c
             if _reactor.tls_in_c_why:
                 info["reader_tls_in_c_why"] = _reactor.tls_in_c_why

@@ -37,6 +37,8 @@ SWITCHES = (
            "the reader thread's nice value where permitted (-20..19; 0 without kernel timestamps)"),
     Switch("route_body", "SSELOAD_ROUTE_BODY", "1",
            "1: the reader feeds body reads straight into the compiled event log; 0: through Python"),
+    Switch("tls_in_c", "SSELOAD_TLS_IN_C", "1",
+           "1: routed TLS body reads are decrypted in C (sseload._reader.TLSRoute); 0: by Python's ssl"),
 )
 
 
@@ -80,6 +82,7 @@ class Tuning:
     read_window_ms: float = 1.0
     reader_nice: int = -10
     route_body: bool = True
+    tls_in_c: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Tuning:
@@ -97,6 +100,7 @@ class Tuning:
             read_window_ms=window,
             reader_nice=nice,
             route_body=environ.get("SSELOAD_ROUTE_BODY", "1") != "0" and compiled,
+            tls_in_c=environ.get("SSELOAD_TLS_IN_C", "1") != "0",
         )
 
     def to_dict(self) -> dict:

@@ -204,20 +204,36 @@ def test_tls_streams_from_an_independent_server_are_decrypted_in_c(start_server,
     assert reader_info()["reader_tls_in_c"] is True
 
 
-def test_where_the_route_is_refused_python_decrypts_and_run_json_says_why(start_server, native_reactor, monkeypatch):
+@pytest.mark.parametrize("why", ["refused", "switched off"])
+def test_where_the_route_is_refused_or_switched_off_python_decrypts_and_run_json_says_why(
+        start_server, native_reactor, monkeypatch, request, why):
+    import dataclasses
+
     from sseload import reactor as reactor_mod
 
     def refuse(*args):
         raise ValueError("this Python's ssl objects are not laid out as TLSRoute expects")
 
     reactor, tuning = native_reactor
-    monkeypatch.setattr(reactor_mod._reader, "TLSRoute", refuse)
+    if why == "refused":
+        monkeypatch.setattr(reactor_mod._reader, "TLSRoute", refuse)
+        expected = "laid out"
+    else:  # SSELOAD_TLS_IN_C=0
+        reactor._wakeup.stop()
+        reactor._reader.close()
+        monkeypatch.setattr(reactor_mod, "_reactor", None)
+        tuning = dataclasses.replace(tuning, tls_in_c=False)
+        reactor = reactor_mod.reactor(tuning)
+        request.addfinalizer(reactor._wakeup.stop)
+        request.addfinalizer(reactor._reader.close)
+        expected = "SSELOAD_TLS_IN_C=0"
     srv = start_server(servers.tls_server, events=60, gap_s=0.002)
     records = _stream_from(srv, tuning)
     assert [(r.outcome.value, r.events) for r, _ in records] == [("ok", 60)] * 3
     info = reactor_mod.reader_info()
-    assert info["reader_tls_in_c"] is False and "laid out" in info["reader_tls_in_c_why"]
+    assert info["reader_tls_in_c"] is False and expected in info["reader_tls_in_c_why"]
     assert reactor.stats()["tls_reads"] == 0
+    assert info["reader_routes_body"] is True  # the switch is TLS's alone
 
 
 # --- against the bench's C fixed-schedule target (bench/fixed_target.c): OpenSSL on the server side ---
