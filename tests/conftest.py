@@ -82,6 +82,15 @@ def sseload_reported_run(tmp_path: Path, *args: str, **kw) -> RunResult:
 
 
 @pytest.fixture
+def no_reader_lags_of_this_process(monkeypatch):
+    """A HealthMonitor's lags are the test's own: not those the reader thread of an earlier test in
+    this process sampled (on a busy machine its p99 passes the 5 ms bound and skews the verdict)."""
+    from sseload import reactor as reactor_module
+
+    monkeypatch.setattr(reactor_module, "take_reader_lags", lambda: b"")
+
+
+@pytest.fixture
 def target(tmp_path):
     """Start the reference target with given flags; yields a function returning its URL."""
     procs = []

@@ -18,6 +18,8 @@ import pytest
 from sseload.cpu_quota import cpu_quota
 from sseload.health import HealthMonitor, merge_summaries
 
+pytestmark = pytest.mark.usefixtures("no_reader_lags_of_this_process")  # the health numbers are the tests' own
+
 V1_MOUNTS = (
     "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
     "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct\n"

@@ -5,16 +5,9 @@ from array import array
 
 import pytest
 
-from sseload import reactor as reactor_module
 from sseload.health import HealthMonitor, merge_summaries
 
-pytestmark = pytest.mark.unit
-
-
-@pytest.fixture(autouse=True)
-def no_reader_thread_of_this_process(monkeypatch):
-    """The lags are the test's own: not those of a reader thread an earlier test left running here."""
-    monkeypatch.setattr(reactor_module, "take_reader_lags", lambda: b"")
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("no_reader_lags_of_this_process")]
 
 
 def monitor(loop_lag_ms: float, reader_lag_ms: float | None, cpu: float = 50.0) -> HealthMonitor:
