@@ -220,7 +220,7 @@ def _bodies(spec: Body, base_dir: Path | None, method: str, skip_over: int | Non
         return synthetic_bodies(spec)
     if spec.json is not None:
         return [json.dumps(spec.json, separators=(",", ":")).encode()]
-    if spec.text:
+    if spec.text is not None:  # "" too: an empty body, as asked (--body '')
         return [spec.text.encode()]
     if spec.file:
         path = Path(spec.file)

@@ -59,7 +59,7 @@ class Auth:
 @dataclass
 class Body:
     json: Any = None  # inline JSON value
-    text: str = ""  # a body sent as is (UTF-8)
+    text: str | None = None  # a body sent as is (UTF-8); "" is an empty body (None: not given)
     file: str = ""  # a file sent as is
     size_bytes: int = 0  # generate a body of this size
     sizes: list[int] = field(default_factory=list)  # sweep: users take these in turn
@@ -257,7 +257,7 @@ def apply_request_flags(scenario: Scenario, opts) -> None:
     path, method = getattr(opts, "path", None), getattr(opts, "method", None)
     headers, text, file = getattr(opts, "header", None), getattr(opts, "body", None), getattr(opts, "body_file", None)
     if text is not None or file:
-        scenario.body = Body(text=text or "", file=file or "", over_limit=scenario.body.over_limit)
+        scenario.body = Body(text=text, file=file or "", over_limit=scenario.body.over_limit)
         if file and text is not None:
             raise ScenarioError("give --body or --body-file, not both")
         if method is None and req.method in BODYLESS_METHODS:
@@ -355,7 +355,7 @@ def validate(s: Scenario) -> None:
         raise ScenarioError(f"{where}: [body] kind = {s.body.kind!r}; use 'json' or 'binary'")
     if s.body.over_limit not in ("skip", "send"):
         raise ScenarioError(f"{where}: [body] over_limit = {s.body.over_limit!r}; use 'skip' or 'send'")
-    given = [name for name, on in (("json", s.body.json is not None), ("text", bool(s.body.text)),
+    given = [name for name, on in (("json", s.body.json is not None), ("text", s.body.text is not None),
                                    ("file", bool(s.body.file)), ("size_bytes", s.body.size_bytes > 0),
                                    ("sizes", bool(s.body.sizes))) if on]
     if s.body.dataset or s.body.prompts:
@@ -429,6 +429,9 @@ def validate(s: Scenario) -> None:
         raise ScenarioError(f"{where}: [stream] reconnect_ms must be 0 or more (milliseconds before reconnecting)")
     if s.stream.max_event_bytes < 1:
         raise ScenarioError(f"{where}: [stream] max_event_bytes must be positive")
+    if s.body.text is not None and not isinstance(s.body.text, str):
+        raise ScenarioError(f"{where}: [body] text = {s.body.text!r} should be a string (sent as it is, UTF-8; "
+                            "'' sends an empty body)")
     if s.stream.connection not in ("keep-alive", "new"):
         raise ScenarioError(f"{where}: [stream] connection = {s.stream.connection!r}; use 'keep-alive' (a user's "
                             "streams share its connection) or 'new' (a connection, and its handshake, per stream)")

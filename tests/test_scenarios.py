@@ -96,6 +96,7 @@ def test_every_ready_scenario_runs_briefly(ready_runs, path):
     ("[stream]\noutput = 'content'\n", "should be"),
     ("[body]\nmulti_turn = true\n", "multi_turn needs a dataset of conversations"),
     ("[stream]\nconnection = 'close'\n", "use 'keep-alive' (a user's streams share its connection) or 'new'"),
+    ("[body]\ntext = 3\n", "[body] text = 3 should be a string"),
 ])
 def test_invalid_scenarios_name_the_file_field_and_fix(tmp_path, toml, message):
     path = tmp_path / "bad.toml"
@@ -190,3 +191,18 @@ def test_the_request_url_from_h_the_scenario_and_the_path_flag():
     scen.request.url = "https://gw.example/v1/old"
     apply_request_flags(scen, Namespace(**{**vars(flags), "path": "/v1/new"}))
     assert scen.request.url == "https://gw.example/v1/new"  # the scenario's host kept, not dropped
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("given", "sent"), [("", b""), ("x=1", b"x=1"), (None, None)])
+def test_body_flag_sends_what_it_says_even_an_empty_body(given, sent):
+    from argparse import Namespace
+
+    from sseload.body import bodies
+    from sseload.scenario import apply_request_flags, default_scenario
+
+    s = default_scenario()
+    default = bodies(s.body)
+    apply_request_flags(s, Namespace(path=None, method=None, header=None, body=given, body_file=None))
+    assert bodies(s.body, method=s.request.method) == ([sent] if given is not None else default)
+    assert s.request.method == "POST"
