@@ -379,6 +379,8 @@ class Response:
         framing = framing_of(headers) if self._gunzip is None else None
         if framing is None:  # httptools takes the framing off and hands the body to on_body
             self._parser = self.log = self._new_log()
+            # neither a length nor chunks (a compressed body, say): the close ends it, as in the log's path
+            self._ends_at_close = "transfer-encoding" not in headers and "content-length" not in headers
         else:  # the log takes the raw body once the head's end is found
             self._framing = framing
 

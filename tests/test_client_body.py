@@ -119,6 +119,16 @@ def test_a_compressed_body_still_goes_through_httptools():
     check_ok(*serve_and_stream([response[:80], response[80:]]), len(EVENTS) + 1)
 
 
+def test_a_compressed_body_without_framing_ends_with_the_connection():
+    """gzip, neither a length nor chunks: the close ends the body (RFC 9112 section 6.3), so `close` is ok."""
+    gz = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)
+    body = gz.compress(b"".join(EVENTS)) + gz.flush()
+    response = SSE_HEAD + b"Content-Encoding: gzip\r\n\r\n" + body
+    check_ok(*serve_and_stream([response[:80], response[80:]], completion="close"))
+    record, events = serve_and_stream([response], completion="event:done")  # the close came, not the event
+    assert record.outcome == "incomplete" and len(events) == len(EVENTS)
+
+
 def test_an_error_answer_keeps_its_body_and_status():
     text = b'{"error_code":"APIG.0201","error_msg":"Backend timeout"}'
     response = (b"HTTP/1.1 504 Gateway Timeout\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
