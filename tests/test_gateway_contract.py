@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from tests.conftest import sseload_reported_run, sseload_run
+from tests.conftest import side_by_side, sseload_reported_run, sseload_run
 
 FORTY = "test_the_default_40s_limit_cuts_on_time"
 
@@ -50,7 +50,27 @@ def scenario(target: dict, stream: dict | None = None, **tables) -> dict:
 
 
 def run_fault(tmp_path, fault: str, target: dict | None = None, stream: dict | None = None, **tables):
-    result = sseload_run(tmp_path, scenario=scenario({"faults": {fault: 1.0}, **(target or {})}, stream, **tables))
+    return recorded(sseload_run(tmp_path, scenario=scenario({"faults": {fault: 1.0}, **(target or {})}, stream,
+                                                            **tables)))
+
+
+# faults played with the module's default scenario: run once each, four at a time (see fault_runs)
+PLAIN_FAULTS = ("reset", "early_close", "error_event", "wrong_content_type", "http_429", "http_500", "http_502",
+                "http_503", "gzip", "split", "no_charset", "malformed")
+
+
+@pytest.fixture(scope="module")
+def fault_runs(tmp_path_factory):
+    """``sseload run`` with each of PLAIN_FAULTS on every stream, side by side: fault -> its RunResult
+    (``recorded`` checks it as run_fault does). Each run is mostly Locust's start-up."""
+    def run(fault, _):
+        return sseload_run(tmp_path_factory.mktemp(fault), scenario=scenario({"faults": {fault: 1.0}}))
+
+    return side_by_side(dict.fromkeys(PLAIN_FAULTS), run)
+
+
+def recorded(result):
+    """The run's streams, once every started stream is recorded with its events: (streams, result)."""
     streams = result.streams
     assert result.code == (0 if (streams["outcome"] == "ok").any() else 1), result.stderr[-3000:]  # 1: none ok
     assert len(streams) > 0
@@ -77,35 +97,35 @@ def run_fault(tmp_path, fault: str, target: dict | None = None, stream: dict | N
         ("split", "ok", EVENTS + 1, 200),
     ],
 )
-def test_fault_is_recorded_as_its_outcome_with_events_before_it_kept(tmp_path, fault, outcome, events, status):
-    streams, _ = run_fault(tmp_path, fault)
+def test_fault_is_recorded_as_its_outcome_with_events_before_it_kept(fault_runs, fault, outcome, events, status):
+    streams, _ = recorded(fault_runs[fault])
     seen = streams[["outcome", "events", "response_bytes", "reused", "retried", "status", "error"]].to_string()
     assert set(streams["outcome"]) == {outcome}, seen
     assert (streams["events"] == events).all(), seen
     assert (streams["status"] == status).all()
 
 
-def test_gateway_error_bodies_keep_their_code_and_text(tmp_path):
-    streams, _ = run_fault(tmp_path, "http_429")
+def test_gateway_error_bodies_keep_their_code_and_text(fault_runs):
+    streams, _ = recorded(fault_runs["http_429"])
     row = streams.iloc[0]
     assert row["error_code"] == "APIG.0308"
     assert "throttling threshold" in row["error"] and row["error"].startswith("HTTP 429")
 
 
-def test_wrong_content_type_is_recorded(tmp_path):
-    streams, _ = run_fault(tmp_path, "wrong_content_type")
+def test_wrong_content_type_is_recorded(fault_runs):
+    streams, _ = recorded(fault_runs["wrong_content_type"])
     assert streams["content_type"].str.startswith("text/html").all()
     assert streams["error"].str.contains("not text/event-stream").all()
 
 
-def test_missing_charset_is_a_warning_not_an_error(tmp_path):
-    streams, _ = run_fault(tmp_path, "no_charset")
+def test_missing_charset_is_a_warning_not_an_error(fault_runs):
+    streams, _ = recorded(fault_runs["no_charset"])
     assert set(streams["outcome"]) == {"ok"}
     assert streams["charset_warning"].all()
 
 
-def test_malformed_lines_are_counted_and_the_stream_goes_on(tmp_path):
-    streams, _ = run_fault(tmp_path, "malformed")
+def test_malformed_lines_are_counted_and_the_stream_goes_on(fault_runs):
+    streams, _ = recorded(fault_runs["malformed"])
     assert set(streams["outcome"]) == {"ok"}
     assert (streams["malformed_events"] >= 3).all()  # unknown field, bad retry, invalid UTF-8
     assert (streams["events"] == EVENTS + 2).all()  # the broken event is still an event
