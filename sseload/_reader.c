@@ -5,7 +5,8 @@
  * CLOCK_MONOTONIC, the clock of time.perf_counter_ns), or by when recvmsg returned where the
  * kernel gives none. It reads in windows (window_ns) at a raised priority where permitted, and
  * samples its own wake-up lag. Python drains the reads in batches (dispatch), feeding routed
- * body reads straight into the compiled event log (_sse_api.h). No parsing happens here.
+ * body reads straight into the compiled event log (_sse_api.h); a TLS stream's body reads are
+ * decrypted there first, on Python's own OpenSSL objects (TLSRoute). No parsing happens here.
  * Memory is bounded: past max_bytes of undrained reads the thread waits for a drain.
  *
  * Why each of these choices, with what they were measured against: docs/measurement.md

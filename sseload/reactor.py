@@ -150,7 +150,8 @@ class NativeReactor(_Watchdog):
         self.window_ms = tuning.read_window_ms
         self._reader = _reader.Reader(window_ns=int(tuning.read_window_ms * 1e6),
                                       kernel_timestamps=tuning.kernel_timestamps, nice=tuning.reader_nice)
-        self._on_read: dict[int, object] = {}  # token -> conn.on_read, or (log, conn.on_read, on_fed): route_body
+        # token -> conn.on_read, or (log, conn.on_read, on_fed[, TLSRoute]): route_body
+        self._on_read: dict[int, object] = {}
         self._streams: dict[int, tuple[int, ReadTarget]] = {}  # fd -> (token, the stream reading it)
         self.route = tuning.route_body and _sse_log is not None
         # TLS reads decrypted in C (route_body): None until a TLS stream asks; and why not, where not
