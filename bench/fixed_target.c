@@ -6,14 +6,15 @@
  *
  *   cc -O2 -o fixed_target bench/fixed_target.c -lssl -lcrypto      (bench/streams_bench.py does it)
  *   fixed_target --port 0 --port-file F [--tls-cert chain.pem --tls-key key.pem]
- *                [--ttfe-ms 200] [--gap-ms 20] [--events 50] [--payload-bytes 64]
+ *                [--ttfe-ms 200] [--gap-ms 20] [--events 50] [--payload-bytes 64] [--key-update-at N]
  *
  * Every request but the stats path gets `200 text/event-stream;charset=UTF-8`, chunked and kept
  * alive: the first event ttfe_ms after the request's head (and body) came, then one every gap_ms,
  * each `id: N\ndata: {"t_send_ns":T,"seq":N,"pad":"xxx"}\n\n` (T: the wall clock as it is
  * written), then `event: done\ndata: {"events":N}\n\n` and the chunked end. GET /_sseload/stats
  * answers the reference target's counters (events sent, CPU, schedule lateness percentiles); POST
- * resets them. One thread, epoll, a timer heap; lateness is when an event went out minus when it
+ * resets them. --key-update-at N (tests): TLS 1.3 KeyUpdate, the client's asked for too, before
+ * each stream's event N. One thread, epoll, a timer heap; lateness is when an event went out minus when it
  * was due (down to -0.5 ms: events due within HORIZON_NS go out together). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -67,6 +68,7 @@ static int epfd, tfd;
 static SSL_CTX *ctx;
 static int64_t ttfe_ns = 200000000, gap_ns = 20000000;
 static int n_events = 50;
+static int key_update_at = -1; /* tests: before this event of every stream, a TLS 1.3 KeyUpdate asking the client's */
 static char pad[65536];
 static uint64_t events_sent, requests, streams_started, streams_active;
 static int64_t *lateness_us;
@@ -325,6 +327,8 @@ static void on_due(timer_t_ t, int64_t now) {
     size_t len = (size_t)(pre + body);
     memcpy(ev + len, "\r\n", 2);
     len += 2;
+    if (c->ssl && c->seq == key_update_at && SSL_version(c->ssl) == TLS1_3_VERSION)
+        SSL_key_update(c->ssl, SSL_KEY_UPDATE_REQUESTED); /* goes out with the next write, before the event */
     events_sent++;
     c->seq++;
     if (c->seq == n_events) {
@@ -365,6 +369,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--gap-ms")) gap_ns = (int64_t)(atof(v) * 1e6);
         else if (!strcmp(a, "--events")) n_events = atoi(v);
         else if (!strcmp(a, "--payload-bytes")) payload = atoi(v);
+        else if (!strcmp(a, "--key-update-at")) key_update_at = atoi(v);
         else {
             fprintf(stderr, "fixed_target: unknown option %s\n", a);
             return 2;

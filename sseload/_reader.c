@@ -767,7 +767,8 @@ static Py_ssize_t tls_decrypt(TLSRoute *t, const char *data, size_t len, char **
         ossl.ERR_clear_error();
         return -1;
     }
-    /* OpenSSL may have an answer to send (a TLS 1.3 key update): tiny, sent without waiting, as
+    /* OpenSSL may have an answer to send (a TLS 1.2 renegotiation's hello, an alert; a TLS 1.3
+     * KeyUpdate's own goes with the next write): tiny, sent without waiting, as
      * client._TLS.decrypt does (the kernel's send buffer is all but empty while a stream reads) */
     uint64_t written = ossl.BIO_number_written(t->wbio);
     if (written != t->wbio_seen) {

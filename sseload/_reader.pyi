@@ -36,7 +36,7 @@ class Reader:
 class TLSRoute:
     """Decrypt a routed TLS stream's reads in dispatch, on the OpenSSL objects of Python's ssl
     module: ``sslobj`` is an ``ssl.SSLObject``'s ``_sslobj``, ``incoming``/``outgoing`` its
-    MemoryBIOs, ``fd`` the socket (for what OpenSSL must answer, e.g. a key update), ``library``
+    MemoryBIOs, ``fd`` the socket (for what OpenSSL must answer, e.g. a renegotiation), ``library``
     the file of ``_ssl`` (OpenSSL's functions are looked up beside it; None: in the executable).
     TypeError for other objects, ValueError where this Python's are laid out otherwise, OSError
     where OpenSSL's functions cannot be found."""

@@ -524,7 +524,7 @@ class _TLS:
                 break
             except ssl.SSLZeroReturnError:  # close_notify: the response ends with the connection
                 break
-        if self.outgoing.pending:  # e.g. a TLS 1.3 key update answered; tiny, and we are in the hub:
+        if self.outgoing.pending:  # e.g. a TLS 1.2 renegotiation's hello; tiny, and we are in the hub:
             # send without waiting (the kernel buffer is all but empty)
             with contextlib.suppress(BlockingIOError):
                 self.sock._sock.send(self.outgoing.read())

@@ -286,10 +286,13 @@ def c_target(tmp_path):
         proc.wait()
 
 
-@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
-def test_the_c_fixed_schedule_target_is_measured_plain_and_over_tls(c_target, native_reactor, tls):
+@pytest.mark.parametrize(("tls", "key_update_at"), [(False, -1), (True, -1), (True, 10)],
+                         ids=["http", "https", "https-key-update"])
+def test_the_c_fixed_schedule_target_is_measured_plain_and_over_tls(c_target, native_reactor, tls, key_update_at):
     """The bench's TLS target (OpenSSL on the server side, nothing of sseload's): every event, kept
-    alive, the send times read from decrypted data, TLS bodies decrypted in C."""
+    alive, the send times read from decrypted data, TLS bodies decrypted in C; a TLS 1.3 KeyUpdate
+    mid-stream (read in the C route; the client's own, asked for, goes with its next request)
+    leaves the connection whole."""
     import json
     import urllib.request
 
@@ -298,7 +301,7 @@ def test_the_c_fixed_schedule_target_is_measured_plain_and_over_tls(c_target, na
     from sseload.records import EventBuffer
 
     reactor, tuning = native_reactor
-    url, ctx = c_target(tls, ttfe_ms=20, gap_ms=5, events=30, payload_bytes=64)
+    url, ctx = c_target(tls, ttfe_ms=20, gap_ms=5, events=30, payload_bytes=64, key_update_at=key_update_at)
     conn = SSEConnection(Endpoint.resolve(url), StreamRules(deadline_s=20, read_timeout_s=5, completion="event:done"),
                          Authenticator(), tls=ctx, tuning=tuning)
     got = []
