@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import random
 import select
+import socket
 import ssl
 import time
 
@@ -234,6 +235,54 @@ def test_where_the_route_is_refused_or_switched_off_python_decrypts_and_run_json
     assert info["reader_tls_in_c"] is False and expected in info["reader_tls_in_c_why"]
     assert reactor.stats()["tls_reads"] == 0
     assert info["reader_routes_body"] is True  # the switch is TLS's alone
+
+
+def test_a_broken_record_mid_body_is_a_reset_with_the_events_before_it(native_reactor):
+    """An independent TLS server (Python's ssl on its side) that, mid-body, writes a record nobody can
+    decrypt: the C route raises the TLS error, the stream ends `reset` naming it, its events kept."""
+    import os
+    import threading
+
+    reactor, tuning = native_reactor
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        raw, _ = listener.accept()
+        with server_ctx.wrap_socket(raw, server_side=True) as tls:
+            tls.recv(65536)
+            tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream;charset=UTF-8\r\n"
+                        b"Transfer-Encoding: chunked\r\n\r\n")
+            for seq in range(2):
+                time.sleep(0.03)
+                event = b'data: {"seq":%d}\n\n' % seq
+                tls.sendall(b"%x\r\n%s\r\n" % (len(event), event))
+            time.sleep(0.03)
+            os.write(tls.fileno(), b"\x17\x03\x03\x00\x20" + bytes(range(32)))  # application data, bad tag
+            time.sleep(0.3)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    from sseload.auth.schemes import Authenticator
+    from sseload.client import Endpoint, PreparedRequest, SSEConnection, StreamRules
+    from sseload.records import EventBuffer
+
+    url = f"https://127.0.0.1:{listener.getsockname()[1]}/s"
+    conn = SSEConnection(Endpoint.resolve(url), StreamRules(deadline_s=10, read_timeout_s=5), Authenticator(),
+                         tls=client_ctx, tuning=tuning)
+    try:
+        record = conn.stream(PreparedRequest.build("GET", url, {}, b""), EventBuffer())
+    finally:
+        conn.close()
+        thread.join(5)
+        listener.close()
+    assert (record.outcome.value, record.events) == ("reset", 2), record.error
+    assert record.error.startswith("TLS error: ") and "BAD_RECORD_MAC" in record.error, record.error
+    assert reactor.stats()["tls_reads"] >= 2  # the events and the broken record were the C route's
 
 
 # --- against the bench's C fixed-schedule target (bench/fixed_target.c): OpenSSL on the server side ---
