@@ -92,6 +92,7 @@ class RunContext:
         self.live = LiveStats(reports=role == "worker")  # the live numbers (web UI, progress line, Prometheus)
         self.live_enabled = False
         self.worker_active: dict[str, int] = {}  # the master's: each worker's open streams, as last reported
+        self.stopped_early = False  # the run stopped itself (a failure storm, the setup's fault)
         if role == "master":  # the master runs no users: it needs no target, secrets or bodies
             self.url = host or scenario.request.url
             self.auth = Authenticator()
@@ -152,7 +153,6 @@ class RunContext:
         self.succeeded = False  # a stream ended ok: failures from now on are the service's, not the setup's
         self.first_failure: tuple | None = None  # (outcome, status, code) of the first failed stream
         self.same_failures = 0  # how many streams in a row, from the first, failed that same way
-        self.stopped_early = False
         self._next_body: int | None = None  # set at the first stream (the worker's index is known then)
 
     @staticmethod
@@ -725,7 +725,7 @@ def _finish_unmanaged(environment, ctx: RunContext) -> None:
 
     try:
         code = report.finish(ctx.run_dir, ctx.scenario, write_report=True,
-                             stopped_early=getattr(ctx, "stopped_early", False))  # (a master runs no users)
+                             stopped_early=ctx.stopped_early)
     except Exception as err:  # the files are written: say why the report is not, do not lose the run
         log.error("sseload: the run is in %s but its report could not be written: %s", ctx.run_dir, err)
         code = 3

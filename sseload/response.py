@@ -300,7 +300,6 @@ class Response:
         framing = self._framing
         if framing is not None:
             self._framing = None
-            self._ends_at_close = framing == (False, -1)
             self._parser = self.log = self._body = body = self._new_log(*framing)
             self._log_has_body = True
             if body.complete:  # Content-Length: 0
@@ -376,11 +375,10 @@ class Response:
             self._gunzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif encoding == "deflate":
             self._gunzip = zlib.decompressobj()
-        framing = framing_of(headers) if self._gunzip is None else None
-        if framing is None:  # httptools takes the framing off and hands the body to on_body
+        framing = framing_of(headers)
+        self._ends_at_close = framing == (False, -1)  # neither a length nor chunks: the close ends the body
+        if framing is None or self._gunzip is not None:  # httptools takes the framing off, hands on_body the body
             self._parser = self.log = self._new_log()
-            # neither a length nor chunks (a compressed body, say): the close ends it, as in the log's path
-            self._ends_at_close = "transfer-encoding" not in headers and "content-length" not in headers
         else:  # the log takes the raw body once the head's end is found
             self._framing = framing
 
