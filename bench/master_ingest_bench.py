@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -89,8 +90,10 @@ def simulate(args: argparse.Namespace) -> None:
     from locust.rpc import Message, zmqrpc
 
     from sseload.distributed import BATCH
+    from sseload.runkey import RunKey
 
     batches = msgpack.loads(Path(args.batches).read_bytes())
+    key = RunKey.from_env("worker")
     node = f"sim_{args.index}_{os.getpid()}"
     client = zmqrpc.Client("127.0.0.1", args.port, node)
     client.send(Message("client_ready", __version__, node))
@@ -124,7 +127,7 @@ def simulate(args: argparse.Namespace) -> None:
     next_at, i, events, streams, sent = start, 0, 0, 0, 0
     while time.monotonic() - start < args.seconds:
         batch = batches[i % len(batches)]
-        client.send(Message(BATCH, batch, node))
+        client.send(Message(BATCH, key.sign(BATCH, node, batch), node))  # signed as a worker's (sseload.runkey)
         events += batch["n_events"]
         streams += batch["n_streams"]
         sent += 1
@@ -150,18 +153,19 @@ def one_rate(rate: float, workers: int, seconds: float, batches: Path, tmp: Path
     import psutil
 
     port, web = free_port(), free_port()
+    env = {**os.environ, "SSELOAD_RUN_KEY": secrets.token_hex(32)}  # the master and its simulated workers'
     results = tmp / f"r{int(rate)}"
     with open(tmp / f"master-{int(rate)}.log", "w") as log:
         master = subprocess.Popen(
             [sys.executable, "-m", "locust", "-f", str(ROOT / "sseload" / "locustfile.py"), "--master",
              "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port), "--web-host", "127.0.0.1",
              "--web-port", str(web), "-H", "http://127.0.0.1:9", "--results-dir", str(results), "--run-id", "m"],
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log, stderr=subprocess.STDOUT, env=env)
     proc = psutil.Process(master.pid)
     time.sleep(4)  # the master's start-up
     sims = [subprocess.Popen([sys.executable, __file__, "--simulate", "--port", str(port), "--index", str(i),
                               "--rate", str(rate / workers), "--seconds", str(seconds), "--batches", str(batches)],
-                             stdout=subprocess.PIPE, text=True) for i in range(workers)]
+                             stdout=subprocess.PIPE, text=True, env=env) for i in range(workers)]
     time.sleep(0.5)
     cpu0, rss = proc.cpu_times(), 0
     t0 = time.monotonic()

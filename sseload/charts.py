@@ -8,6 +8,7 @@ when the run has nothing to draw (e.g. no events; for the token charts, no OpenA
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,8 +133,13 @@ def png(chart: Chart, path: Path) -> Path:
         if len(panel.series) > 1 or panel.marks:
             ax.legend(loc="best", fontsize=8, ncol=4 if stacked else 1)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # replaced at once: a reader never sees half
+    try:
+        fig.savefig(tmp, dpi=100, format="png")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        plt.close(fig)
     return path
 
 

@@ -6,10 +6,10 @@ Exit codes are listed once, in :data:`EXIT_CODES` (shown by ``sseload run --help
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
-import re
 import secrets
 import signal
 import subprocess
@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from sseload import __version__, runinfo
+from sseload import __version__, redact, runinfo
+from sseload.runkey import RUN_KEY_ENV
 from sseload.scenario import (
     Load,
     Scenario,
@@ -27,8 +28,11 @@ from sseload.scenario import (
     add_request_flags,
     apply_request_flags,
     default_scenario,
+    env_vars_used,
     for_host,
+    from_env,
     parse_seconds,
+    request_headers,
 )
 from sseload.scenario import load as load_scenario
 from sseload.scenario import ready as ready_scenarios
@@ -45,7 +49,6 @@ EXIT_CODES = (
     ("128+N", "stopped by signal N (130: Ctrl-C); the results written so far are kept"),
 )
 WORKERS_PER_CORE = 4  # more than this and the workers measure each other's scheduling, not the service
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class CliError(Exception):
@@ -164,7 +167,7 @@ def run_settings(args: argparse.Namespace, scenario: Scenario) -> RunSettings:
     """Check every value before anything starts: a mistake costs milliseconds, not a started target.
 
     A flag overrides the scenario, so the effective value is checked and the message names where it
-    came from."""
+    came from. Once all passed, the run's folder is created (exclusively: see runinfo.create_run_dir)."""
     load = scenario.load
     where = f"{scenario.source or scenario.name}: [load]"
     users = args.users if args.users is not None else load.users
@@ -189,34 +192,13 @@ def run_settings(args: argparse.Namespace, scenario: Scenario) -> RunSettings:
         raise CliError(f"--workers is {args.workers}; give 0 (no workers) to at most {most} on this machine's "
                        f"{cores} cores (each worker needs a core to measure well)")
     results_dir = Path(args.results_dir)
-    if args.run_id is not None:
-        if not RUN_ID.match(args.run_id) or ".." in args.run_id:
-            raise CliError(f"--run-id {args.run_id!r} must be one folder name inside {results_dir}/: letters, "
-                           "digits, '.', '_' and '-', starting with a letter or digit and without '..'")
-        if _has_results(results_dir / args.run_id):
-            raise CliError(f"{results_dir / args.run_id} already holds a run; give another --run-id "
-                           "(or move that folder away) so the earlier run is not overwritten")
-        run_id = args.run_id
-    else:
-        run_id = _new_run_id(scenario.name, results_dir)
-    return RunSettings(users, spawn_rate, run_time, args.workers, run_id, results_dir)
-
-
-def _has_results(folder: Path) -> bool:
+    # Last, once every other value passed: the run's folder, created exclusively (sseload.runinfo);
+    # its Locust children adopt it (--sseload-managed) and never create it again.
     try:
-        return folder.is_dir() and any(folder.iterdir())
-    except OSError:
-        return False  # unreadable: creating it says why
-
-
-def _new_run_id(name: str, results_dir: Path) -> str:
-    """A time-stamped folder name for a run; the scenario's name made safe, never an earlier run's folder."""
-    base = runinfo.new_run_id(re.sub(r"[^A-Za-z0-9._-]+", "-", name).replace("..", "-").strip("-.") or "run")
-    run_id, n = base, 1
-    while _has_results(results_dir / run_id):  # two runs in the same second
-        n += 1
-        run_id = f"{base}-{n}"
-    return run_id
+        run_dir = runinfo.create_run_dir(results_dir, args.run_id, scenario.name)
+    except runinfo.RunDirError as err:
+        raise CliError(str(err)) from None
+    return RunSettings(users, spawn_rate, run_time, args.workers, run_dir.name, results_dir)
 
 
 def _run_scenario(args: argparse.Namespace) -> Scenario:
@@ -244,6 +226,27 @@ def _request_flags(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def _remember_secrets(scenario: Scenario, host: str | None) -> None:
+    """What this process prints (the summary, errors) masks the run's credentials too (sseload.redact)."""
+    req = scenario.request
+    redact.remember_request(req.headers, host or req.url, req.secret_headers)
+    with contextlib.suppress(ScenarioError):  # a ${VAR} not set: the run's process says so
+        redact.remember_request(request_headers(req))
+
+
+def _run_env(scenario: Scenario) -> dict[str, str]:
+    """The environment of the run's processes: the variables its secrets come from ([auth] and
+    ``${VAR}``) without the trailing line end a value read from a file keeps, removed here and said
+    here once (scenario.from_env), not by every Locust process. A line break left inside: exit 2."""
+    from sseload.auth.schemes import secret_vars
+
+    env = dict(os.environ)
+    for var in sorted({*secret_vars(scenario.auth), *env_vars_used(scenario)}):
+        if env.get(var):
+            env[var] = from_env(var, env[var])
+    return env
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if args.prometheus:
         from sseload.prometheus import parse_address
@@ -253,15 +256,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ValueError as err:
             raise CliError(str(err)) from None
     scenario = _run_scenario(args)
+    _remember_secrets(scenario, args.host)
+    env = _run_env(scenario)
     settings = run_settings(args, scenario)
     users, spawn_rate, run_time, run_id = settings.users, settings.spawn_rate, settings.run_time, settings.run_id
     results_dir, run_dir = settings.results_dir, settings.run_dir
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise CliError(f"cannot write results to {run_dir} ({err.strerror}); "
-                       "pick another --results-dir or free some space") from None
-    env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     host = args.host
     target = None
@@ -303,6 +302,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             cmd += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
                     "--expect-workers", str(settings.workers)]
             run_s = str(parse_seconds(run_time))  # workers get no -t: the open model's schedule ends here
+            # a new run key for this run's master and workers (sseload.runkey): in their
+            # environment only, never on a command line or in a file
+            env[RUN_KEY_ENV] = secrets.token_hex(32)
             workers = [subprocess.Popen(common + ["--worker", "--master-host", "127.0.0.1", "--master-port",
                                                   str(port), "--sseload-run-s", run_s], env=env, **_CHILD)
                        for _ in range(settings.workers)]
@@ -515,8 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-t", "--run-time",
                      help=f"how long to run, e.g. 30s, 5m, 1h30m (default: [load] run_time, {defaults.run_time})")
     run.add_argument("--results-dir", default="results", help="where run folders go (default: %(default)s)")
-    run.add_argument("--run-id", help="the run's folder name, refused if it already holds a run "
-                                      "(default: DATE-TIME-SCENARIO, e.g. 20250101-120000-embedded)")
+    run.add_argument("--run-id", help="the run's folder name, refused if that folder exists "
+                                      "(default: DATE-TIME-SCENARIO, e.g. 20250101-120000-embedded, -2 for a "
+                                      "second run in the same second)")
     run.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (default: verify)")
     run.add_argument("--workers", type=int, default=0,
                      help=f"Locust worker processes on this machine, one master collects their records; at most "

@@ -17,15 +17,17 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import socket
 import ssl
 import time
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from gevent import GreenletExit, get_hub
 from gevent.event import Event
 
+from sseload import redact
 from sseload.auth.apig import payload_sha256
 from sseload.auth.schemes import Authenticator
 from sseload.llm import stream_tokens
@@ -93,12 +95,19 @@ class PreparedRequest:
               skipped_bytes: int = -1) -> PreparedRequest:
         """``skipped_bytes``: the size of a body that is never sent (over the gateway's limit), so never built."""
         parts = urlsplit(url)
+        if _UNSAFE_IN_TARGET.search(parts.path + parts.query):  # a space, a control or a non-ASCII character
+            # would break the request line: percent-encoded, as browsers and curl do (what is encoded stays)
+            parts = parts._replace(path=quote(parts.path, safe=_TARGET_SAFE),
+                                   query=quote(parts.query, safe=_TARGET_SAFE))
+            url = urlunsplit(parts)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         size = skipped_bytes if skipped_bytes >= 0 else len(body)
         return cls(method.upper(), url, path, dict(headers), body, payload_sha256(body), size)
 
 
 _stream_ids = itertools.count(1)
+_TARGET_SAFE = "/%:@!$&'()*+,;=-._~?"  # RFC 3986 pchar and query characters, and '%' (already encoded)
+_UNSAFE_IN_TARGET = re.compile(r"[^A-Za-z0-9/%:@!$&'()*+,;=\-._~?]")
 
 
 class SSEConnection:
@@ -212,7 +221,10 @@ class SSEConnection:
         except Exception as err:  # credentials could not be had (IAM down, ...)
             return self.skipped(req, Outcome.AUTH_ERROR, f"credentials: {err}", scheduled_ns)
         sign_ns = perf_ns() - sign_start - int(fetch_s * 1e9)
-        head = self._head(req, headers)
+        try:
+            head = self._head(req, headers)
+        except HeadError as err:  # a header made at send time that HTTP/1.1 cannot carry: never sent
+            return self.skipped(req, Outcome.HARNESS_ERROR, f"not sent: {err}", scheduled_ns)
 
         deadline = _Deadline(rules.deadline_s)
         t0 = perf_ns()
@@ -283,7 +295,7 @@ class SSEConnection:
         return StreamRecord(
             (self.worker << 40) | next(_stream_ids), self.worker, self.user, perf_ns(), time.time_ns(), scheduled_ns,
             -1, -1, -1, -1, 0, 0, 0, 0, "", False, req.body_bytes, 0, 0, 0, outcome, "",
-            _redact_text(error, self.auth), False, False,
+            _from_server(error, self.auth, True), False, False,
         )
 
     # --- reading: in the process's reactor, for plain TCP and TLS alike ---
@@ -433,7 +445,16 @@ class SSEConnection:
             lines.append("Accept: text/event-stream")
         if self.rules.new_connection and "connection" not in given:  # [stream] connection = "new"
             lines.append("Connection: close")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        text = "\r\n".join(lines)
+        # The scenario's headers were checked once (scenario.check_header); these counts catch, for the
+        # price of two scans, one made at send time (a signature, a fetched token) that would break the head.
+        breaks = len(lines) - 1
+        if text.count("\n") != breaks or text.count("\r") != breaks or "\0" in text:
+            raise HeadError(_unsendable(req, headers, "holds a line break or NUL"))
+        try:
+            return (text + "\r\n\r\n").encode("latin-1")
+        except UnicodeEncodeError:
+            raise HeadError(_unsendable(req, headers, "has a character that is not Latin-1")) from None
 
     def _record(self, req: PreparedRequest, resp: Response, events: EventBuffer, t0: int, start_ns: int,
                 scheduled_ns: int, connect_ns: int, upload_ns: int, sign_ns: int, fetch_ns: int,
@@ -462,19 +483,46 @@ class SSEConnection:
             (self.worker << 40) | next(_stream_ids), self.worker, self.user, t0, start_ns, scheduled_ns, connect_ns,
             upload_ns, (t_headers - t0) if t_headers >= 0 else -1,
             (first_event_ns - t0) if first_event_ns >= 0 else -1,
-            duration_ns, sign_ns, fetch_ns, resp.status, resp.content_type, resp.charset_warning,
-            len(req.body), resp.bytes_received(), n_events, malformed, outcome, code,
-            _redact_text(error, self.auth), reused, retried, redirects,
+            duration_ns, sign_ns, fetch_ns, resp.status, _from_server(resp.content_type, self.auth),
+            resp.charset_warning, len(req.body), resp.bytes_received(), n_events, malformed, outcome,
+            _from_server(code, self.auth), _from_server(error, self.auth, True), reused, retried, redirects,
             **({"ttft_ns": tokens.ttft_ns, "output_tokens": tokens.output_tokens, "prompt_tokens": prompt_tokens,
-                "tokens_from": tokens.tokens_from, "finish_reason": resp.finish_reason} if tokens else {}),
+                "tokens_from": tokens.tokens_from, "finish_reason": _from_server(resp.finish_reason, self.auth)}
+               if tokens else {}),
         )
 
 
-def _redact_text(text: str, auth: Authenticator) -> str:
-    for secret in auth.secrets():
-        if secret:
-            text = text.replace(secret, "<redacted>")
-    return text
+SERVER_TEXT_CHARS = 2000  # the most of one text from the server a record keeps (its length said beyond)
+
+
+def _from_server(text: str, auth: Authenticator, cut: bool = False) -> str:
+    """Text the server controls, as a record keeps it: secrets masked (the auth's, fetched tokens
+    included), control characters made visible, long text cut (sseload.redact). ``cut``: an error
+    text, which may end mid-way through what the server echoed."""
+    return redact.from_server(text, SERVER_TEXT_CHARS, auth.secrets(), cut) if text else text
+
+
+class HeadError(ValueError):
+    """A request head HTTP/1.1 cannot carry; the message names the header, never its value."""
+
+
+def _unsendable(req: PreparedRequest, headers: dict[str, str], what: str) -> str:
+    """Which part of a request head cannot be sent, by name (a value may be a secret)."""
+    def bad(text: str) -> bool:
+        return "\r" in text or "\n" in text or "\0" in text or not _latin1(text)
+
+    for name, value in headers.items():
+        if bad(name) or bad(value):
+            return f"the request header {name!r} {what} (HTTP/1.1 sends header bytes as Latin-1, one line each)"
+    return f"the request line ({req.method!r} and the path) {what}"
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _TLS:
@@ -550,4 +598,4 @@ class _Deadline:
         return False
 
 
-__all__ = ["DeadlineExceeded", "Endpoint", "PreparedRequest", "SSEConnection", "StreamRules", "log_class"]
+__all__ = ["DeadlineExceeded", "Endpoint", "HeadError", "PreparedRequest", "SSEConnection", "StreamRules", "log_class"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sseload import redact
 from sseload.metrics import (
     CONSOLE,
     CONVERSATIONS,
@@ -85,7 +86,8 @@ def error_lines(s: Mapping, top: int = 5) -> list[str]:
     lines = ["errors, by cause (streams, outcome, status, code: what happened):"]
     for e in errors:
         where = " ".join(str(x) for x in (e["status"] or "", e["error_code"]) if x)
-        lines.append(f"  {e['streams']:>6}  {e['outcome']}{' ' + where if where else ''}: {e['cause'][:200]}")
+        lines.append(redact.visible(f"  {e['streams']:>6}  {e['outcome']}{' ' + where if where else ''}: "
+                                    f"{redact.visible(e['cause'], 200)}"))
     return lines
 
 
@@ -157,7 +159,7 @@ def format_summary(s: Mapping) -> str:
     lines += error_lines(s)
     if s.get("partial"):
         lines.append(f"PARTIAL RUN: {s.get('partial_reason')}")
-    return "\n".join(lines)
+    return redact.terminal("\n".join(lines))  # a server's text steers no terminal (sseload.redact)
 
 
 __all__ = ["cpu_usage", "feed_line", "format_summary", "read_timing", "stats_text", "token_line"]

@@ -5,6 +5,9 @@ and sends them with Locust's custom messages; the master appends them to the one
 A worker reports its totals when its users have stopped (before Locust's ``client_stopped``),
 so the master knows whether every worker's last batch arrived; a worker that never reports is
 named in run.json, which is then marked partial.
+
+Every message a worker sends here is signed with the run key, and the master takes only what
+is (sseload.runkey).
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from collections import deque
 import pyarrow as pa
 
 from sseload.records import EventBuffer, StreamRecord, to_tables
+from sseload.runkey import MessageGate, RunKey
 
 log = logging.getLogger("sseload.distributed")
 
 BATCH = "sseload_batch"
 DONE = "sseload_done"
+REPORT = "sseload_report"  # the live numbers a worker adds to Locust's stats report (data["sseload"])
 
 
 def _ipc(table: pa.Table) -> bytes:
@@ -36,16 +41,18 @@ def _table(payload: bytes) -> pa.Table:
 class WorkerSink:
     """Converts on the writer thread; the greenlet sends (zmq sockets are not thread-safe)."""
 
-    def __init__(self, runner, send_time_ns: int = 1) -> None:
+    def __init__(self, runner, key: RunKey, send_time_ns: int = 1) -> None:
         self.runner = runner
+        self.key = key  # each batch is signed on the writer thread too (about 1 ms per MB)
         self.send_time_ns = send_time_ns  # the unit of the services' send times
         self._outbox: deque[dict] = deque()
         _ipc(pa.table({"x": [1]}))  # pay Arrow IPC's first-use cost now, not on the writer thread mid-run
 
     def __call__(self, streams: list[StreamRecord], events: EventBuffer) -> None:
         streams_table, events_table = to_tables(streams, events, self.send_time_ns)
-        self._outbox.append({"streams": _ipc(streams_table), "events": _ipc(events_table),
-                             "n_streams": streams_table.num_rows, "n_events": events_table.num_rows})
+        batch = {"streams": _ipc(streams_table), "events": _ipc(events_table),
+                 "n_streams": streams_table.num_rows, "n_events": events_table.num_rows}
+        self._outbox.append(self.key.sign(BATCH, self.runner.client_id, batch))
 
     def drain(self) -> None:
         while self._outbox:
@@ -65,14 +72,17 @@ class MasterCollector:
     to 300 ms at p50.
     """
 
-    def __init__(self, parquet_sink) -> None:
+    def __init__(self, parquet_sink, key: RunKey) -> None:
         self.sink = parquet_sink
+        self.gate = MessageGate(key)  # what is not signed with the run key is refused before anything else
         self.reports: dict[str, dict] = {}  # worker node id -> its final report
         self.seen_workers: set[str] = set()
         self.streams_by_worker: dict[str, int] = {}  # what arrived, whether or not a final report follows
         self.outcomes: dict[str, int] = {}  # of every stream written, the lost workers' included
 
     def on_batch(self, environment, msg, **_kw) -> None:
+        if not self.gate.admit(BATCH, msg.node_id, msg.data):
+            return
         self.seen_workers.add(msg.node_id)
         data = msg.data
         streams = _table(data["streams"])
@@ -87,6 +97,8 @@ class MasterCollector:
         self.sink.close()
 
     def on_done(self, environment, msg, **_kw) -> None:
+        if not self.gate.admit(DONE, msg.node_id, msg.data):
+            return
         self.seen_workers.add(msg.node_id)
         self.reports[msg.node_id] = msg.data
 

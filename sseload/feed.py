@@ -32,10 +32,17 @@ class Feed:
         self._prev_last_event_ns = -1
 
     def request(self, base):
-        """The request of the next connection: ``base`` with Last-Event-ID once an id was seen."""
+        """The request of the next connection: ``base`` with Last-Event-ID once an id was seen.
+
+        As a browser sends it (WHATWG HTML 9.2.4, EventSource reestablishing the connection): the
+        id encoded as UTF-8. A request's header values are str sent as Latin-1, which maps each code
+        point below 256 to that byte, so the UTF-8 bytes go in as the str of those code points (the
+        convention of PEP 3333's "bytes as str"). The parser already dropped an id holding NUL, and
+        an id is one line: no line break can reach the head."""
         if not self.last_event_id:
             return base
-        return dataclasses.replace(base, headers={**base.headers, "Last-Event-ID": self.last_event_id})
+        wire = self.last_event_id.encode("utf-8", "replace").decode("latin-1")
+        return dataclasses.replace(base, headers={**base.headers, "Last-Event-ID": wire})
 
     def record(self, rec: StreamRecord, ids: tuple[str, str, int | None] | None, event_t_ns,
                stopping: bool) -> StreamRecord:
@@ -50,8 +57,9 @@ class Feed:
             fields["reconnect_ns"] = max(0, rec.t0_perf_ns - self._prev_end_ns)
             if len(event_t_ns) and self._prev_last_event_ns >= 0:
                 fields["feed_gap_ns"] = event_t_ns[0] - self._prev_last_event_ns
-            if first_id.isdigit() and self.last_event_id.isdigit() and len(event_t_ns):
-                fields["missed_events"] = max(0, int(first_id) - int(self.last_event_id) - 1)
+            first_n, last_n = _number(first_id), _number(self.last_event_id)
+            if first_n is not None and last_n is not None and len(event_t_ns):
+                fields["missed_events"] = max(0, first_n - last_n - 1)
         self.feed_id = fields["feed_id"]
         self.connections += 1
         self._prev_end_ns = rec.t0_perf_ns + rec.duration_ns
@@ -69,6 +77,11 @@ class Feed:
     @property
     def retry_s(self) -> float:
         return self.retry_ms / 1000.0
+
+
+def _number(event_id: str) -> int | None:
+    """A numbered id's number (ASCII digits only: "²" is a digit to str.isdigit, but not to int)."""
+    return int(event_id) if event_id.isascii() and event_id.isdigit() else None
 
 
 __all__ = ["Feed"]

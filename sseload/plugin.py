@@ -29,11 +29,11 @@ from locust import events
 
 import sseload
 from sseload import body as body_mod
-from sseload import runinfo, webui
+from sseload import redact, runinfo, webui
 from sseload.arrivals import Arrivals
 from sseload.auth.schemes import Authenticator, from_scenario
 from sseload.client import Endpoint, PreparedRequest, StreamRules
-from sseload.distributed import BATCH, DONE, MasterCollector, WorkerSink
+from sseload.distributed import BATCH, DONE, REPORT, MasterCollector, WorkerSink
 from sseload.health import HealthMonitor, merge_summaries
 from sseload.live import TICK_S, LiveStats
 from sseload.llm import load_tokenizer
@@ -42,6 +42,7 @@ from sseload.recorder import ParquetSink, Recorder, warm_up
 from sseload.records import StreamRecord, tpot
 from sseload.response import SEND_TIME_UNITS_NS
 from sseload.runinfo import PartialReasons
+from sseload.runkey import RunKey, RunKeyError
 from sseload.scenario import (
     Scenario,
     ScenarioError,
@@ -51,6 +52,7 @@ from sseload.scenario import (
     expand_env,
     for_host,
     is_openai,
+    request_headers,
     request_url,
 )
 from sseload.scenario import load as load_scenario
@@ -70,12 +72,14 @@ class SetupError(Exception):
 class RunContext:
     """Everything one Locust process needs to run and record streams, built once."""
 
-    def __init__(self, scenario: Scenario, host: str | None, results_dir: Path, run_id: str,
+    def __init__(self, scenario: Scenario, host: str | None, results_dir: Path, run_id: str | None,
                  insecure: bool = False, role: str = "local") -> None:
         self.scenario = scenario
         self.role = role  # "local" (standalone), "worker" or "master"; its lifecycle: ROLES[role]
-        self.run_id = run_id
-        self.run_dir = results_dir / run_id
+        self.results_dir = results_dir
+        self._asked_run_id = run_id  # --run-id, or None for a default one
+        self.run_id = run_id or ""  # a default id is known once prepare_run_dir has made its folder
+        self.run_dir: Path | None = None  # set by prepare_run_dir (workers write no folder)
         self.started_at: datetime | None = None
         self.ended_at: datetime | None = None
         self.partial = PartialReasons()
@@ -94,7 +98,9 @@ class RunContext:
         self.worker_active: dict[str, int] = {}  # the master's: each worker's open streams, as last reported
         self.stopped_early = False  # the run stopped itself (a failure storm, the setup's fault)
         if role == "master":  # the master runs no users: it needs no target, secrets or bodies
-            self.url = host or scenario.request.url
+            self.url = redact.split_userinfo(host or scenario.request.url)[0]
+            redact.remember_request(scenario.request.headers, host or scenario.request.url,
+                                    scenario.request.secret_headers)
             self.auth = Authenticator()
             self.auth.method = scenario.auth.method
             return
@@ -113,6 +119,12 @@ class RunContext:
                 "no target: give -H/--host (e.g. -H https://gateway.example.com) or set [request] url "
                 "in the scenario; `sseload run` with no host starts the reference target for you"
             )
+        url, basic = redact.split_userinfo(url)  # userinfo is sent as Basic auth, never kept in the URL
+        try:
+            req.headers = request_headers(req, basic)
+        except ScenarioError as err:
+            raise SetupError(str(err)) from None
+        redact.remember_request(req.headers, url, req.secret_headers)
         self.url = url
         try:
             self.endpoint = Endpoint.resolve(url)
@@ -126,6 +138,9 @@ class RunContext:
             self.conversations = body_mod.conversations(scenario.body, base_dir) if scenario.body.multi_turn else []
         except ScenarioError as err:
             raise SetupError(str(err)) from None
+        for secret in self.auth.secrets():
+            redact.remember(secret)
+        redact.remember_request({}, scenario.auth.iam_url)
         self.requests = [PreparedRequest.build(req.method, url, req.headers, b"", b) if isinstance(b, int)
                          else PreparedRequest.build(req.method, url, req.headers, b) for b in self.bodies]
         st = scenario.stream
@@ -168,10 +183,19 @@ class RunContext:
             ctx.verify_mode = ssl.CERT_NONE
         return ctx
 
-    def prepare_run_dir(self) -> None:
-        """Fail before any load when results cannot be written."""
+    def prepare_run_dir(self, managed: bool = False) -> None:
+        """The run's folder, then fail before any load when results cannot be written. Plain
+        `locust -f` (local or master) creates it; a child of `sseload run` (``managed``) adopts the
+        one its supervisor created. Both through sseload.runinfo, the one place that decides."""
         try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if managed:
+                self.run_dir = runinfo.adopt_run_dir(self.results_dir, self._asked_run_id)
+            else:
+                self.run_dir = runinfo.create_run_dir(self.results_dir, self._asked_run_id, self.scenario.name)
+        except runinfo.RunDirError as err:
+            raise SetupError(str(err)) from None
+        self.run_id = self.run_dir.name
+        try:
             probe = self.run_dir / ".write-test"
             probe.write_bytes(b"x" * 65536)
             probe.unlink()
@@ -229,7 +253,7 @@ class RunContext:
     def run_info(self, environment, snapshot: bool = False) -> dict:
         """run.json's fields; ``snapshot``: taken while the load runs (on a master, no worker has
         sent its final report yet: none is lost, and what it started is what has arrived)."""
-        scenario = asdict(self.scenario)
+        scenario = redact.scenario_to_write(asdict(self.scenario))
         opts = environment.parsed_options
         summary = self.health.summary()
         counts = {
@@ -241,6 +265,7 @@ class RunContext:
         }
         workers = None
         lost: list[str] = []
+        refused = 0
         if self.role == "master" and self.collector is not None:
             collector = self.collector
             lost = [] if snapshot else collector.lost_workers(environment)
@@ -253,6 +278,7 @@ class RunContext:
             }
             workers = [r["health"] for r in collector.reports.values()]
             summary = merge_summaries(workers)
+            refused = collector.gate.refused_messages
         return {
             "schema_version": sseload.SCHEMA_VERSION,
             "run_id": self.run_id,
@@ -261,7 +287,7 @@ class RunContext:
             "python": platform.python_version(),
             "machine": {"hostname": socket.gethostname(), "platform": platform.platform(),
                         "cpus": os.cpu_count()},
-            "target_url": self.url,
+            "target_url": redact.mask_url(self.url),
             "auth_method": self.auth.method,
             "insecure_tls": self.insecure,
             # the reference target that `sseload run` started: lateness is then the harness's own error
@@ -276,6 +302,7 @@ class RunContext:
             **counts,
             "workers": len(workers) + len(lost) if workers is not None else 0,
             "lost_workers": lost,
+            "refused_messages": refused,  # not signed with the run key (sseload.runkey.MessageGate)
             "health": summary,
             "worker_health": workers,
             "tuning": self.tuning.to_dict(),
@@ -375,7 +402,7 @@ def _build_context(environment, role: str = "local") -> RunContext:
     if opts is not None:
         apply_request_flags(scenario, opts)
     results_dir = Path(getattr(opts, "results_dir", None) or "results")
-    run_id = getattr(opts, "run_id", None) or runinfo.new_run_id(scenario.name)
+    run_id = getattr(opts, "run_id", None)  # None: a default id, taken when the folder is made
     ctx = RunContext(scenario, environment.host, results_dir, run_id,
                      insecure=bool(getattr(opts, "insecure", False)), role=role)
     setattr(environment, CONTEXT_ATTR, ctx)
@@ -387,7 +414,8 @@ def _add_options(parser) -> None:
     group = parser.add_argument_group("sseload")
     group.add_argument("--scenario", default=None, help="sseload scenario (TOML); default: the embedded one")
     group.add_argument("--results-dir", default="results", help="where run directories go (default results/)")
-    group.add_argument("--run-id", default=None, help="name of this run's directory (default: time-scenario)")
+    group.add_argument("--run-id", default=None, help="name of this run's directory, refused if it exists "
+                       "(default: time-scenario)")
     group.add_argument("--insecure", action="store_true", default=False,
                        help="do not verify TLS certificates (the report says so)")
     add_request_flags(group)
@@ -403,6 +431,10 @@ def _add_options(parser) -> None:
     group.add_argument("--sseload-progress", action="store_true", default=False, help=argparse.SUPPRESS)
     # set by `sseload run` for its children: once sseload is gone, die after this grace (see _on_init)
     group.add_argument("--sseload-orphan-grace-s", type=float, default=None, help=argparse.SUPPRESS)
+    # The web UI has no authentication and can start load: loopback unless --web-host (or
+    # LOCUST_WEB_HOST, or locust.conf) says otherwise; then webui.install says how to protect it.
+    # (Locust prints --help before it imports a locustfile: its "Defaults to '*'" stays there.)
+    parser.set_defaults(web_host=webui.DEFAULT_WEB_HOST)
 
 
 def _memoise_default_args() -> None:
@@ -415,8 +447,16 @@ def _memoise_default_args() -> None:
         argument_parser.default_args_dict = functools.lru_cache(maxsize=1)(argument_parser.default_args_dict)
 
 
+def _run_key(role: str) -> RunKey:
+    """The run key a master and its workers share (SSELOAD_RUN_KEY), or the sentence on how to set it."""
+    try:
+        return RunKey.from_env(role)
+    except RunKeyError as err:
+        raise SetupError(str(err)) from None
+
+
 def _fatal(message: str) -> None:
-    sys.stderr.write(f"sseload: {message}\n")
+    sys.stderr.write(f"sseload: {redact.terminal(message)}\n")
     sys.stderr.flush()
     os._exit(2)  # before any load: nothing to flush, and Locust must not print a traceback
 
@@ -550,7 +590,7 @@ class LocalRole(_UsersRole):
     """A standalone process: runs the users and writes the run's files itself."""
 
     def init(self, environment, ctx: RunContext) -> None:
-        ctx.prepare_run_dir()
+        ctx.prepare_run_dir(managed=_managed(environment))
         ctx.recorder = Recorder(ParquetSink(ctx.run_dir, ctx.send_time_ns))
         ctx.live_enabled = True
         webui.install(environment, ctx)
@@ -606,12 +646,13 @@ class WorkerRole(_UsersRole):
     """A worker: runs users and ships every batch and its final totals to the master."""
 
     def init(self, environment, ctx: RunContext) -> None:
-        ctx.recorder = Recorder(WorkerSink(environment.runner, ctx.send_time_ns))
+        self.key = _run_key("worker")  # every message to the master is signed with it (sseload.runkey)
+        ctx.recorder = Recorder(WorkerSink(environment.runner, self.key, ctx.send_time_ns))
         ctx.live_enabled = True
 
         @environment.events.report_to_master.add_listener
         def on_report(client_id, data, **_kw):  # what it counted live since the last report (sseload.live)
-            data["sseload"] = ctx.live.take_report(ctx.active_streams)
+            data["sseload"] = self.key.sign(REPORT, client_id, ctx.live.take_report(ctx.active_streams))
 
         _memoise_default_args()
         _prepare_users(environment, ctx)
@@ -620,7 +661,8 @@ class WorkerRole(_UsersRole):
         """Users have stopped: ship the last batch and the totals (before `client_stopped`)."""
         ctx.recorder.flush(wait=True)
         ctx.recorder.drain()
-        environment.runner.send_message(DONE, ctx.worker_report())
+        runner = environment.runner
+        runner.send_message(DONE, self.key.sign(DONE, runner.client_id, ctx.worker_report()))
 
     def quitting(self, environment, ctx: RunContext) -> None:
         _stop_running_users(environment, ctx)
@@ -636,9 +678,10 @@ class MasterRole(Role):
     """The master: runs no users; collects the workers' batches and writes the run's files."""
 
     def init(self, environment, ctx: RunContext) -> None:
-        ctx.prepare_run_dir()
+        key = _run_key("master")  # what a worker sends without its signature is refused (MessageGate)
+        ctx.prepare_run_dir(managed=_managed(environment))
         runner = environment.runner
-        ctx.collector = MasterCollector(ParquetSink(ctx.run_dir, background=True))
+        ctx.collector = MasterCollector(ParquetSink(ctx.run_dir, background=True), key)
         runner.register_message(BATCH, ctx.collector.on_batch)
         runner.register_message(DONE, ctx.collector.on_done)
         webui.install(environment, ctx)
@@ -646,7 +689,7 @@ class MasterRole(Role):
 
         @environment.events.worker_report.add_listener
         def on_worker_report(client_id, data, **_kw):
-            if "sseload" in data:
+            if "sseload" in data and ctx.collector.gate.admit(REPORT, client_id, data["sseload"]):
                 ctx.live.merge_report(data["sseload"], ctx.worker_active, client_id)
 
     def test_stopping(self, environment, ctx: RunContext) -> None:
@@ -689,8 +732,16 @@ class MasterRole(Role):
             self._write_run(environment, ctx)
             return
         ctx.collector.close()
+        self._note_refused(ctx)
         _write_snapshot(ctx, ctx.run_info(environment, snapshot=True),
                         f"{ctx.all_active()} streams were still open on the workers")
+
+    @staticmethod
+    def _note_refused(ctx: RunContext) -> None:
+        """Messages refused for their signature make the run partial; the reason counts them as of now."""
+        reason = ctx.collector.gate.partial_reason()
+        if reason:
+            ctx.partial.set(runinfo.REFUSED_MESSAGES, reason)
 
     @staticmethod
     def _write_run(environment, ctx: RunContext) -> None:
@@ -701,6 +752,7 @@ class MasterRole(Role):
         if lost:
             ctx.partial.add(runinfo.LOST_WORKERS, f"{len(lost)} worker(s) stopped without their final report "
                                                   f"({', '.join(lost)}): streams they had open or unsent are missing")
+        MasterRole._note_refused(ctx)
         for report in collector.reports.values():
             for reason in report.get("partial_reasons", []):
                 ctx.partial.add(reason["code"], reason["text"])
@@ -713,6 +765,11 @@ class MasterRole(Role):
         HealthMonitor.write_rows(rows, ctx.run_dir / "health.parquet")
         runinfo.write(ctx.run_dir, info)
 
+
+
+def _managed(environment) -> bool:
+    """Started by `sseload run` (--sseload-managed), which made the run's folder and reports at the end."""
+    return bool(getattr(environment.parsed_options, "sseload_managed", False))
 
 
 def _finish_unmanaged(environment, ctx: RunContext) -> None:
@@ -752,6 +809,8 @@ def _on_init(environment, **_kw) -> None:
         ctx.lifecycle.init(environment, ctx)
     except (SetupError, ScenarioError) as err:
         _fatal(str(err))
+    if environment.host:  # the streams use ctx.url; what Locust shows (its web UI) carries no credential
+        environment.host = redact.mask_url(environment.host)
 
 
 def _watch_for_orphaning(grace_s: float | None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from sseload.metrics import (
     distribution_rows,
 )
 from sseload.outcomes import ERROR_OUTCOMES
+from sseload.redact import markdown as md
 
 #: The run's scalars, in the order report.html's summary table shows them.
 RUN_METRICS = tuple(m for m in METRICS if m.section == "run")
@@ -58,7 +60,7 @@ def summary_markdown(summary: dict) -> str:
     ]
     if verdict:
         lines += [f"**{'PASS' if verdict['passed'] else 'FAIL'}**"
-                  + "".join(f"\n- {text}" for text in verdict["failures"] + verdict["warnings"]), ""]
+                  + "".join(f"\n- {md(text)}" for text in verdict["failures"] + verdict["warnings"]), ""]
     lines += [
         f"{summary['streams']} {STREAMS.label}, {summary['events']} {EVENTS.label}, {_said(RUN_LENGTH, summary)}: "
         + ", ".join(_said(m, summary) for m in (STREAMS_PER_S, EVENTS_PER_S, BYTES_PER_S)) + "; "
@@ -72,14 +74,14 @@ def summary_markdown(summary: dict) -> str:
     for missing in summary.get("missing") or []:
         lines += ["", f"**{missing}**"]
     lines += ["", "| outcome | streams |", "|---|---:|"]
-    lines += [f"| {k} | {v} |" for k, v in summary["outcomes"].items()]
+    lines += [f"| {md(k)} | {v} |" for k, v in summary["outcomes"].items()]
     harness = [text for text in (stats_text(summary, LATENESS), stats_text(summary, TTFE_ERROR)) if text]
     if harness:
         against = "the target's" if summary.get("embedded_target") else "the service's"
         heading = delay_heading(summary).capitalize()
         lines += ["", f"{heading} against {against} send times: " + "; ".join(harness) + "."]
     if "output_tokens" in summary:
-        lines += ["", "Tokens: " + token_line(summary) + "."]
+        lines += ["", "Tokens: " + md(token_line(summary)) + "."]
     if summary.get("feeds"):
         lines += ["", feed_line(summary) + "."]
     if summary.get("buffered_streams"):
@@ -93,7 +95,7 @@ def summary_markdown(summary: dict) -> str:
     if health.get("skewed"):
         lines += ["", "**Measurement may be skewed:** " + "; ".join(health["skew_reasons"]) + ". Add workers."]
     if summary.get("partial"):
-        lines += ["", f"**Partial run:** {summary.get('partial_reason')}"]
+        lines += ["", f"**Partial run:** {md(summary.get('partial_reason'))}"]
     return "\n".join(lines) + "\n"
 
 
@@ -240,10 +242,21 @@ def write_all(run: results.Run, summary: dict | None = None,
     made = charts.charts_of(run)
     images = charts.draw_all(run, out / "charts", made)
     paths = [out / "report.html", out / "summary.md", out / "summary.json"]
-    paths[0].write_text(report_html(run, summary, made, images))
-    paths[1].write_text(summary_markdown(summary))
-    paths[2].write_text(json.dumps(summary, indent=2, default=str))
+    _write_whole(paths[0], report_html(run, summary, made, images))
+    _write_whole(paths[1], summary_markdown(summary))
+    _write_whole(paths[2], json.dumps(summary, indent=2, default=str))
     return paths
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Replace ``path`` at once: whoever reads it (the web UI serving it while another report is
+    written, a browser) sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def finish(run_dir: Path, scenario=None, write_report: bool = True, stopped_early: bool = False) -> int:

@@ -7,6 +7,7 @@ is the embedded default: the reference target on a free loopback port.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -21,6 +22,7 @@ from sseload.metrics import THRESHOLDS  # the names a [thresholds] table may use
 from sseload.sse import DEFAULT_MAX_EVENT_BYTES, OUTPUT_KINDS
 from sseload.target.config import ConfigError, TargetConfig
 
+log = logging.getLogger("sseload")
 AUTH_METHODS = ("none", "token", "iam", "aksk", "app_key", "app_code")
 DEFAULT_PATH = "/v1/infers/00000000-0000-4000-8000-000000000000/v1/stream"
 
@@ -35,6 +37,8 @@ class Request:
     path: str = DEFAULT_PATH
     method: str = "POST"
     headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
+    # header names whose values are credentials, beyond those sseload knows (sseload.redact): never written
+    secret_headers: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -75,6 +79,7 @@ class Body:
     shared_prefix_words: int = 0  # synthetic: words every prompt starts with (to test a prefix cache)
     include_usage: bool = False  # JSON bodies ask for the usage chunk (stream_options.include_usage): exact tokens
     multi_turn: bool = False  # dataset: each line a conversation, its turns sent in order with the answers so far
+    write: bool = False  # write the body's text and JSON into run.json (off: a body may carry secrets)
 
 
 @dataclass
@@ -270,13 +275,76 @@ def apply_request_flags(scenario: Scenario, opts) -> None:
             path_part, _, query = req.path.partition("?")
             req.url = urlunsplit((url.scheme, url.netloc, path_part, query, ""))
     if method is not None:
+        check_method(method, "--method")
         req.method = method.upper()
     for header in headers or ():
         name, sep, value = header.partition(":")
-        if not sep or not name.strip():
-            raise ScenarioError(f"--header {header!r} is not 'Name: value'")
-        req.headers = {k: v for k, v in req.headers.items() if k.lower() != name.strip().lower()}
-        req.headers[name.strip()] = value.strip()
+        if not sep or not name.strip():  # (never the flag itself: it may hold a secret)
+            raise ScenarioError("a --header is not 'Name: value' (a name, a colon, then the value); write e.g. "
+                                "--header 'X-Tenant: t-1'")
+        name, value = name.strip(), value.strip()
+        check_header(name, value, "--header")
+        req.headers = {k: v for k, v in req.headers.items() if k.lower() != name.lower()}
+        req.headers[name] = value
+
+
+#: RFC 9110 section 5.6.2's token: what a header name and a method are made of.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: What a header value may not hold (RFC 9110 section 5.5): control characters but tab, and DEL.
+_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL_NAMES = {"\r": "a carriage return (CR)", "\n": "a line feed (LF)", "\0": "a NUL"}
+TOKEN_CHARS = "letters, digits and !#$%&'*+-.^_`|~"
+
+
+def check_method(method: str, where: str) -> None:
+    """A method HTTP/1.1 can send: a token (no space or line break to end the request line)."""
+    if not isinstance(method, str) or not _TOKEN.fullmatch(method):
+        raise ScenarioError(f"{where} {method!r} is not an HTTP method: give a token such as GET or POST "
+                            f"({TOKEN_CHARS}; no spaces or line breaks)")
+
+
+def check_header(name: str, value: str, where: str) -> None:
+    """One request header as HTTP/1.1 sends it: its name a token, its value on one line and in
+    Latin-1 (header bytes). Checked once, where the scenario is compiled, so a stream never fails
+    on it. The message names the header, never its value: a value may be a secret."""
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        raise ScenarioError(f"{where}: the header name {str(name)[:80]!r} is not a token: {TOKEN_CHARS}, with no "
+                            "spaces, colons or line breaks")
+    if not isinstance(value, str):
+        raise ScenarioError(f"{where} {name}: the value should be a string (in quotes)")
+    bad = _VALUE_CONTROL.search(value)
+    if bad:
+        what = _CONTROL_NAMES.get(bad.group(), f"the control character {ord(bad.group()):#04x}")
+        raise ScenarioError(f"{where} {name}: the value holds {what}, which would end or break the request head; "
+                            "give the value on one line (it is not shown here: it may be a secret)")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError as err:
+        raise ScenarioError(f"{where} {name}: the value has a character HTTP/1.1 cannot send (header bytes are "
+                            f"Latin-1; character {err.start + 1} is not); percent-encode it or use ASCII (the "
+                            "value is not shown here: it may be a secret)") from None
+
+
+_TRIMMED_VARS: set[str] = set()  # the variables whose line end was removed, said once per process
+
+
+def from_env(var: str, value: str) -> str:
+    """A value read from environment variable ``var``, without the one line end that a secret read
+    from a file keeps (a Kubernetes secret made ``--from-file``, ``echo token >file``): removed and
+    said once per variable and process, by name, never the value. A line break or NUL left inside
+    is refused: sent in a header it would end the request head early."""
+    for end in ("\r\n", "\n"):
+        if value.endswith(end):
+            value = value[: -len(end)]
+            if var not in _TRIMMED_VARS:
+                _TRIMMED_VARS.add(var)
+                log.warning("sseload: $%s ended in a line break (as a value read from a file does); "
+                            "sseload removed it", var)
+            break
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise ScenarioError(f"${var} holds a line break or NUL inside its value, which no header or URL may carry; "
+                            "give it on one line (the value is not shown here: it may be a secret)")
+    return value
 
 
 BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})  # sent without a body unless one is given
@@ -378,6 +446,9 @@ def validate(s: Scenario) -> None:
         raise ScenarioError(f"{where}: [body] a body of {sent[0]} bytes is too large to build and send (at most "
                             f"{MAX_SENT_BODY_BYTES} bytes, held in memory by every process); use a smaller size, or "
                             "over_limit = \"skip\" to record bodies over the gateway limit as too_large unsent")
+    check_method(s.request.method, f"{where}: [request] method =")
+    for name, value in s.request.headers.items():
+        check_header(name, value, f"{where}: [request] headers")
     if s.request.url and not s.request.url.startswith(("http://", "https://", "${")):
         raise ScenarioError(f"{where}: [request] url = {s.request.url!r} must start with http:// or https://")
     if s.gateway.limit_s <= 0:
@@ -441,6 +512,28 @@ def validate(s: Scenario) -> None:
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+def request_headers(request: Request, basic: str | None = None,
+                    environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The headers sent: ``${VAR}`` in a value expanded (a credential stays out of the scenario file),
+    and a URL's ``user:password@`` as Basic authentication (``basic``)."""
+    headers = {name: expand_env(value, f"[request] headers {name}", environ) if "${" in value else value
+               for name, value in request.headers.items()}
+    if basic is not None:
+        if any(name.lower() == "authorization" for name in headers):
+            raise ScenarioError("the URL carries user:password@ and an Authorization header is given too; "
+                                "keep one of them")
+        headers["Authorization"] = basic
+    for name, value in headers.items():  # a ${VAR}'s value is checked as the scenario's own are
+        check_header(name, value, "[request] headers")
+    return headers
+
+
+def env_vars_used(s: Scenario) -> set[str]:
+    """The variables the scenario's ``${VAR}`` references name (its URLs and header values)."""
+    texts = [s.request.url, s.auth.iam_url, *(v for v in s.request.headers.values() if isinstance(v, str))]
+    return {match.group(1) for text in texts for match in _ENV_REF.finditer(text)}
+
+
 def expand_env(value: str, what: str, environ: Mapping[str, str] = os.environ) -> str:
     """Expand ``${VAR}`` references (scenario templates for real endpoints)."""
 
@@ -448,7 +541,7 @@ def expand_env(value: str, what: str, environ: Mapping[str, str] = os.environ) -
         name = match.group(1)
         if not environ.get(name):
             raise ScenarioError(f"{what} uses ${{{name}}}, which is not set; export {name}=... first")
-        return environ[name]
+        return from_env(name, environ[name])
 
     return _ENV_REF.sub(sub, value)
 

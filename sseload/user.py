@@ -15,6 +15,7 @@ per second. The full record goes to the recorder.
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 
 import gevent
@@ -32,6 +33,8 @@ from sseload.outcomes import SUCCEEDED, Outcome
 from sseload.records import EventBuffer, StreamRecord
 
 _user_ids = itertools.count(1)
+_harness_error_logged = False
+log = logging.getLogger("sseload")
 LOCUST_ENTRY = f"stream ({TTFE.label})"  # the one entry per stream in Locust's statistics
 FAST_FAILURE_NS = 100_000_000  # a failed stream this short would spin its user: back off
 MAX_BACKOFF_S = 2.0
@@ -130,6 +133,8 @@ class SSEUser(User):
                 ctx.live.stream_opened(self.conn)
             try:
                 record = self.conn.stream(request, self._events, scheduled_ns)
+            except Exception as err:  # a bug (conn.stream records every ending): still one record per stream
+                record = self._harness_error(request, err, scheduled_ns)
             finally:
                 ctx.active_streams -= 1
             if self.conn.unsent:  # the stop came while connecting: nothing was sent, so no stream ran
@@ -155,6 +160,18 @@ class SSEUser(User):
         if self.conn.interrupted is not None:
             raise self.conn.interrupted
         return record
+
+    def _harness_error(self, request: PreparedRequest, err: Exception, scheduled_ns: int) -> StreamRecord:
+        """A stream that raised instead of ending: recorded as harness_error (its traceback logged
+        once per process), on a fresh connection next time, so no stream started goes unrecorded."""
+        global _harness_error_logged
+        if not _harness_error_logged:
+            _harness_error_logged = True
+            log.exception("sseload: a stream raised instead of ending (recorded as harness_error; a bug: "
+                          "please report it)")
+        self.conn.close()
+        self._events = EventBuffer()
+        return self.conn.skipped(request, Outcome.HARNESS_ERROR, f"{type(err).__name__}: {err}", scheduled_ns)
 
     def _back_off(self, record: StreamRecord) -> None:
         """A user whose streams fail fast (refused, 404, skipped) must not spin thousands a second:

@@ -12,7 +12,9 @@ and puts the report link under the table.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -27,6 +29,28 @@ REPORT_HREF = "./sseload/report"
 FINISHED = "streams finished"
 CUTOFFS = "cutoffs (gateway limit)"
 REPORT_TIMEOUT_S = 300
+#: Where the web UI listens unless --web-host says otherwise (plugin._add_options): it has no
+#: authentication, and anyone who reaches it can start load and read the run's report.
+DEFAULT_WEB_HOST = "127.0.0.1"
+
+log = logging.getLogger("sseload")
+
+
+def exposure_warning(web_host: str, port: int) -> str:
+    """What to tell the user when the web UI listens beyond this machine ('' when it does not)."""
+    host = (web_host or "").strip().strip("[]")
+    if host.lower() == "localhost":
+        return ""
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return ""
+    except ValueError:  # '', '*' or a host name: all interfaces, or wherever the name points
+        pass
+    where = "every interface" if host in ("", "*", "0.0.0.0", "::") else host
+    return (f"the web UI listens on {where}, port {port}, with no authentication: anyone who reaches it can start "
+            f"load (POST /swarm) and read the run's report. Keep that port on a private network or behind a reverse "
+            f"proxy that authenticates (with TLS); or leave out --web-host (it then listens on {DEFAULT_WEB_HOST} "
+            f"only) and reach it through an SSH tunnel: ssh -L {port}:127.0.0.1:{port} THIS_MACHINE")
 
 
 def _pct(h: LogHistogram, ps: tuple) -> str:
@@ -106,6 +130,9 @@ def install(environment, ctx) -> None:
     web_ui = environment.web_ui
     if web_ui is None:
         return
+    warning = exposure_warning(getattr(web_ui, "host", ""), getattr(web_ui, "port", 0))
+    if warning:
+        log.warning("sseload: %s", warning)
     web_ui.template_args["extended_tabs"] = [{"title": "SSE streams", "key": TAB}]
     web_ui.template_args["extended_tables"] = [
         {"key": TAB, "structure": [{"key": "metric", "title": "Metric"}, {"key": "value", "title": "Value"}]}
@@ -150,20 +177,51 @@ def install(environment, ctx) -> None:
             abort(404)
         return send_from_directory(STATIC, name, max_age=3600)
 
+    one_report = OneAtATime()
+
     @web_ui.app.route("/sseload/report")
     def sseload_report():
         """Write the run's files as they are now and show its report.
 
         The report is drawn by a child process (``sseload report``): pandas and matplotlib would
-        hold this process's event loop for seconds, and with it every open stream's reads."""
+        hold this process's event loop for seconds, and with it every open stream's reads. One is
+        drawn at a time: a request that comes while one is drawn waits for it and gets it."""
         from sseload.plugin import snapshot_run
 
-        snapshot_run(environment, ctx)
-        paths, error = write_report_elsewhere(ctx.run_dir)
+        def snapshot_and_report() -> tuple[Path, str]:
+            snapshot_run(environment, ctx)
+            return write_report_elsewhere(ctx.run_dir)
+
+        paths, error = one_report.run(snapshot_and_report)
         if error:
             return Response(f"sseload could not write the report for {ctx.run_dir}:\n{error}", status=500,
                             mimetype="text/plain")
         return send_file(paths.resolve())
+
+
+class OneAtATime:
+    """Runs one call at a time in a gevent process; whoever asks while a call is under way waits
+    for that call and gets its result (or its exception) instead of starting another."""
+
+    def __init__(self) -> None:
+        self._running = None  # the call under way: a gevent AsyncResult
+
+    def run(self, call):
+        from gevent.event import AsyncResult
+
+        if self._running is not None:
+            return self._running.get()
+        result = self._running = AsyncResult()
+        try:
+            value = call()
+        except BaseException as err:
+            result.set_exception(err)
+            raise
+        else:
+            result.set(value)
+            return value
+        finally:
+            self._running = None
 
 
 def write_report_elsewhere(run_dir: Path) -> tuple[Path, str]:

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The run key this session's plain Locust masters and workers share (sseload.runkey).
+RUN_KEY = secrets.token_hex(32)
+
+
+def with_run_key(env: dict | None = None, key: str = RUN_KEY) -> dict:
+    """os.environ (and ``env``) with SSELOAD_RUN_KEY set: what a plain `locust --master`/`--worker` needs."""
+    return {**os.environ, **(env or {}), "SSELOAD_RUN_KEY": key}
 
 
 def toml_value(value) -> str:
@@ -135,3 +145,33 @@ def side_by_side(jobs: dict, run, workers: int = 4) -> dict:
 
     with ThreadPoolExecutor(workers) as pool:
         return dict(zip(jobs, pool.map(run, jobs, jobs.values()), strict=True))
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(base: str, seconds: float = 30) -> None:
+    """Until ``base`` answers HTTP (a server or web UI that is starting)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(base + "/", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"{base} did not answer within {seconds} s")
+
+
+def wait_until_stopped(base: str, seconds: float = 30) -> None:
+    """Until the Locust web UI at ``base`` says its run has stopped (its -t is over)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(base + "/stats/requests", timeout=10) as response:
+            if json.load(response)["state"] == "stopped":
+                return
+        time.sleep(0.3)
+    raise AssertionError(f"the run at {base} did not stop within {seconds} s")

@@ -99,7 +99,8 @@ def test_far_more_workers_than_cores_are_refused(capsys, tmp_path, no_process):
     assert f"at most {MOST_WORKERS} on this machine's {cores} cores (each worker needs a core to measure well)" in err
 
 
-@pytest.mark.parametrize("run_id", ["../escaped", "a/b", "/tmp/abs", "a..b", ".hidden", "-dash", "", "two words"])
+@pytest.mark.parametrize("run_id", ["../escaped", "a/b", "/tmp/abs", "a..b", ".hidden", "-dash", "", "two words",
+                                    "x\n", "x" * 129])
 def test_a_run_id_that_is_not_one_folder_name_is_refused(capsys, tmp_path, no_process, run_id):
     err = refused(capsys, tmp_path, f"--run-id={run_id}")
     assert f"--run-id {run_id!r} must be one folder name inside" in err and "without '..'" in err
@@ -133,15 +134,22 @@ def test_a_flag_overrides_the_scenario_value_it_would_refuse(tmp_path):
 
 # --- good values pass ---
 
-def test_good_values_pass_and_an_empty_folder_may_be_reused(tmp_path):
-    (tmp_path / "results" / "ci").mkdir(parents=True)
+def test_good_values_pass_and_the_run_folder_is_created_last(tmp_path):
     args = cli.build_parser().parse_args(["run", "-u", "1", "-r", "0.5", "-t", "1h30m", "--workers",
                                           str(MOST_WORKERS), "--run-id", "ci", "--results-dir",
                                           str(tmp_path / "results")])
     settings = cli.run_settings(args, default_scenario())
     assert (settings.users, settings.spawn_rate, settings.run_time, settings.workers) == (1, 0.5, "1h30m",
                                                                                          MOST_WORKERS)
-    assert settings.run_dir == tmp_path / "results" / "ci"
+    assert settings.run_dir == tmp_path / "results" / "ci" and settings.run_dir.is_dir()
+
+
+def test_a_run_id_whose_folder_exists_even_empty_is_refused(capsys, tmp_path, no_process):
+    (tmp_path / "results" / "ci").mkdir(parents=True)
+    code = cli.main(["run", "--run-id", "ci", "--results-dir", str(tmp_path / "results")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert f"{tmp_path / 'results' / 'ci'} already exists; give another --run-id" in err
 
 
 def test_a_generated_run_id_is_one_safe_folder_name_and_never_an_earlier_run(tmp_path, monkeypatch):
@@ -150,10 +158,9 @@ def test_a_generated_run_id_is_one_safe_folder_name_and_never_an_earlier_run(tmp
     scenario.name = "../My scenario/v2"
     args = cli.build_parser().parse_args(["run", "--results-dir", str(tmp_path / "results")])
     first = cli.run_settings(args, scenario).run_id
-    assert first == "20250101-120000-My-scenario-v2" and cli.RUN_ID.match(first)
-    (tmp_path / "results" / first).mkdir(parents=True)
-    (tmp_path / "results" / first / "run.json").write_text("{}")
-    assert cli.run_settings(args, scenario).run_id == f"{first}-2"  # two runs in the same second
+    assert first == "20250101-120000-My-scenario-v2" and cli.runinfo.check_run_id(first, tmp_path)
+    assert (tmp_path / "results" / first).is_dir()  # taken: the next run of the same second goes beside it
+    assert cli.run_settings(args, scenario).run_id == f"{first}-2"
 
 
 # --- messages and help ---

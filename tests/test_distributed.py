@@ -15,9 +15,12 @@ import psutil
 import pytest
 
 from tests.conftest import (
+    ROOT,
+    RUN_KEY,
     as_if_started_in_the_background,
     sseload_run,
     stopped_early,
+    with_run_key,
     write_scenario,
 )
 
@@ -164,3 +167,90 @@ def test_nothing_sseload_started_outlives_it(tmp_path):
     for orphan in alive:  # never leave them running, even when the test fails
         orphan.kill()
     assert not alive, [p.cmdline() for p in alive]
+
+
+FORGED_WORKER, FORGED_STREAMS = 77, 4441  # the forged streams' worker column, and how many (tests/forged_worker.py)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def plain_locust(tmp_path, role_args: list[str], log: str, env: dict) -> subprocess.Popen:
+    """`locust -f sseload/locustfile.py` as a user starts a master or a worker by hand."""
+    with open(tmp_path / log, "w") as out:  # a file, not a pipe: an unread pipe would block Locust
+        return subprocess.Popen([sys.executable, "-m", "locust", "-f", str(ROOT / "sseload" / "locustfile.py"),
+                                 *role_args], stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+
+
+def test_a_forged_worker_without_the_run_key_adds_nothing_and_is_named_lost(tmp_path, target):
+    """A process that reaches the master's port and speaks Locust's RPC as a worker sends forged
+    batches and a forged final report (tests/forged_worker.py): refused, counted, logged once, and
+    the real worker with the run key is recorded as always."""
+    url = target("--events", "3", "--ttfe-ms", "10", "--gap-ms", "50")
+    port, forged = free_port(), "intruder_1234"
+    master = plain_locust(tmp_path, ["--master", "--headless", "--master-bind-host", "127.0.0.1",
+                                     "--master-bind-port", str(port), "--expect-workers", "2", "-u", "2", "-r", "2",
+                                     "-t", "3s", "--stop-timeout", "2", "-H", url, "--run-id", "forged"],
+                                    "master.log", with_run_key())
+    worker = plain_locust(tmp_path, ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port), "-H", url],
+                          "worker.log", with_run_key())
+    intruder = subprocess.Popen([sys.executable, str(ROOT / "tests" / "forged_worker.py"), str(port), forged,
+                                 str(FORGED_WORKER), str(FORGED_STREAMS)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        master.wait(90)
+        said = intruder.communicate(timeout=5 if intruder.poll() is None else None)[0]
+    finally:
+        for proc in (intruder, worker, master):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    master_log = (tmp_path / "master.log").read_text()
+    assert "sent 5" in said, said[-2000:]
+    run_dir = tmp_path / "results" / "forged"
+    info = json.loads((run_dir / "run.json").read_text())
+    streams = consistent(run_dir)
+    assert FORGED_WORKER not in set(streams["worker"]) and len(streams) < FORGED_STREAMS
+    assert len(set(streams["worker"])) == 1 and set(streams["outcome"]) <= {"ok", "cancelled"}  # the real one's
+    assert info["streams_started"] == info["streams_recorded"] == len(streams) > 0, master_log[-3000:]
+    assert info["refused_messages"] == 5  # two batches, two final reports, one live report
+    assert info["lost_workers"] == [forged] and info["partial"] is True
+    assert master.returncode == 1  # a lost worker fails the run
+    codes = [r["code"] for r in info["partial_reasons"]]
+    assert "refused_messages" in codes and "lost_workers" in codes, info["partial_reasons"]
+    assert forged in next(r["text"] for r in info["partial_reasons"] if r["code"] == "refused_messages")
+    assert master_log.count(f"refused a sseload_batch message from '{forged}'") == 1
+    assert master_log.count("sseload: refused a ") == 1, master_log[-3000:]  # once per sender, not per message
+    assert RUN_KEY not in master_log  # nor in any file of the run
+    assert not [f.name for f in run_dir.rglob("*") if f.is_file() and RUN_KEY.encode() in f.read_bytes()]
+
+
+@pytest.mark.parametrize("role", ["--master", "--worker"])
+def test_a_master_or_worker_without_the_run_key_stops_before_load_saying_how_to_set_it(tmp_path, role):
+    """(A worker finds out once it has reached a master: Locust fires `init` only then.)"""
+    env = {k: v for k, v in os.environ.items() if k != "SSELOAD_RUN_KEY"}
+    port = free_port()
+    procs = []
+    try:
+        if role == "--worker":
+            procs.append(plain_locust(tmp_path, ["--master", "--headless", "--master-bind-host", "127.0.0.1",
+                                                 "--master-bind-port", str(port), "--expect-workers", "1", "-t", "1s",
+                                                 "-H", "http://127.0.0.1:9", "--run-id", "m"],
+                                      "master.log", with_run_key()))
+        args = [role, "-H", "http://127.0.0.1:9", "--headless", "--master-port", str(port), "--run-id", "w"]
+        procs.append(plain_locust(tmp_path, args, "locust.log", env))
+        assert procs[-1].wait(60) == 2
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    said = (tmp_path / "locust.log").read_text()
+    assert "SSELOAD_RUN_KEY (the run key) is not set" in said and "export SSELOAD_RUN_KEY=" in said, said[-2000:]
+    assert not list((tmp_path / "results").rglob("*.parquet"))

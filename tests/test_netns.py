@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, with_run_key
 from tests.test_distributed import consistent
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="network namespaces are Linux's")
@@ -64,7 +64,9 @@ def namespaces():
 
 
 def in_ns(name: str, *cmd: str, log, cwd) -> subprocess.Popen:
-    return subprocess.Popen(["ip", "netns", "exec", name, *cmd], stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
+    """(Master and workers share the run key, as on separate machines the user sets it on each.)"""
+    return subprocess.Popen(["ip", "netns", "exec", name, *cmd], stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
+                            env=with_run_key())
 
 
 def test_workers_in_their_own_namespaces_reach_the_master_and_the_target_over_a_routed_link(tmp_path, namespaces):

@@ -19,8 +19,7 @@ from sseload import prometheus
 from sseload.live import LiveStats
 from sseload.metrics import TTFE
 from tests import servers
-from tests.conftest import ROOT
-from tests.test_webui import free_port
+from tests.conftest import ROOT, free_port
 
 start_server = servers.start_server  # the fixture
 

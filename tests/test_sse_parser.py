@@ -56,6 +56,7 @@ CASES = [
     ("id persists", b"id: 7\ndata: a\n\ndata: b\n\n", [("message", "a", "7"), ("message", "b", "7")]),
     ("id reset to empty", b"id: 7\ndata: a\n\nid\ndata: b\n\n", [("message", "a", "7"), ("message", "b", "")]),
     ("id with nul ignored", b"id: 1\n\nid: a\x00b\ndata: x\n\n", [("message", "x", "1")]),
+    ("id not ascii", "id: événement-1-事件\ndata: x\n\n".encode(), [("message", "x", "événement-1-事件")]),
     ("id without data not dispatched", b"id: 3\n\n", []),
     ("event without data not dispatched", b"event: x\n\ndata: y\n\n", [("message", "y", "")]),
     ("unknown field ignored", b"foo: bar\ndata: x\n\n", [("message", "x", "")]),

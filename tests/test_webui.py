@@ -3,40 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 
 import pandas as pd
+import psutil
 import pytest
 
 from sseload.metrics import OUTPUT_TOKENS_PER_S, TTFT
 from tests import servers
 from tests.browser import browser_page
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port, wait_for_http, wait_until_stopped, with_run_key
 
 start_server = servers.start_server  # the fixture
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_http(base: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(base + "/", timeout=1)
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"{base} did not answer within {seconds} s")
 
 
 @pytest.fixture
@@ -143,12 +129,7 @@ def test_the_web_ui_never_shows_a_secret(tmp_path, target):
     pages = []
     try:
         wait_for_http(base)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # run and stop (-t 2s)
-            with urllib.request.urlopen(base + "/stats/requests", timeout=10) as response:
-                if json.load(response)["state"] == "stopped":
-                    break
-            time.sleep(0.3)
+        wait_until_stopped(base)  # run and stop (-t 2s)
         for path in ("/", "/stats/requests", "/stats/report", "/sseload/report", "/logs"):
             try:
                 with urllib.request.urlopen(base + path, timeout=60) as response:
@@ -194,12 +175,12 @@ def latency_row(metric) -> str:
     return f"{metric.label} p50 / p95 / p99 ({metric.unit}, last 10 s)"
 
 
-def start_locust(tmp_path, url: str, *args: str, log: str = "locust.log") -> subprocess.Popen:
+def start_locust(tmp_path, url: str, *args: str, log: str = "locust.log", env: dict | None = None) -> subprocess.Popen:
     with open(tmp_path / log, "w") as out:  # a file, not a pipe: an unread pipe would block Locust
         return subprocess.Popen(
             [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"), "-H", url,
              "--results-dir", str(tmp_path / "res"), "--run-id", "ui", *args],
-            stdout=out, stderr=subprocess.STDOUT, text=True)
+            stdout=out, stderr=subprocess.STDOUT, text=True, env=env)
 
 
 def test_the_sse_tab_shows_live_ttft_and_output_tokens_of_an_openai_service(tmp_path, start_server):
@@ -211,8 +192,8 @@ def test_the_sse_tab_shows_live_ttft_and_output_tokens_of_an_openai_service(tmp_
     ui += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
            "--expect-workers", "1"]
     procs = [start_locust(tmp_path, srv.url, *body, "--worker", "--master-host", "127.0.0.1",
-                          "--master-port", str(master_port), log="worker.log")]
-    procs.append(start_locust(tmp_path, srv.url, *body, *ui))
+                          "--master-port", str(master_port), log="worker.log", env=with_run_key())]
+    procs.append(start_locust(tmp_path, srv.url, *body, *ui, env=with_run_key()))
     ttft_row = latency_row(TTFT)
     tokens_row = f"{OUTPUT_TOKENS_PER_S.label} ({OUTPUT_TOKENS_PER_S.unit}, last 10 s)"
     try:
@@ -232,3 +213,157 @@ def test_the_sse_tab_shows_live_ttft_and_output_tokens_of_an_openai_service(tmp_
     p50 = float(rows[ttft_row].split(" / ")[0])
     assert 190 <= p50 <= 400, rows[ttft_row]  # the server's first token comes 200 ms after the request
     assert float(rows[tokens_row]) > 0 and list(rows).index(tokens_row) == list(rows).index(ttft_row) + 1
+
+
+def sseload_locustfile(tmp_path, *args: str, log: str = "locust.log") -> subprocess.Popen:
+    """`locust -f sseload/locustfile.py` (what `sseload locustfile` prints), output to a file."""
+    with open(tmp_path / log, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "locust", "-f", str(ROOT / "sseload" / "locustfile.py"),
+                                 "--results-dir", str(tmp_path / "res"), *args],
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
+def listening_addresses(pid: int, port: int) -> set[str]:
+    return {c.laddr.ip for c in psutil.Process(pid).net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+
+
+def other_address() -> str | None:
+    """An IPv4 address of this machine's that is not loopback, if it has one."""
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family == socket.AF_INET and not address.address.startswith("127."):
+                return address.address
+    return None
+
+
+@pytest.mark.parametrize("web_host, listens_on, warned", [(None, "127.0.0.1", False), ("0.0.0.0", "0.0.0.0", True)])
+def test_the_web_ui_listens_on_loopback_unless_web_host_says_otherwise_and_then_says_how_to_protect_it(
+        tmp_path, web_host, listens_on, warned):
+    port = free_port()
+    chosen = [] if web_host is None else ["--web-host", web_host]
+    proc = sseload_locustfile(tmp_path, "-H", "http://127.0.0.1:9", "--web-port", str(port), *chosen)  # no load
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}")
+        assert listening_addresses(proc.pid, port) == {listens_on}
+        elsewhere = other_address()
+        if elsewhere is not None:  # from another interface: refused unless asked for
+            with socket.socket() as sock:
+                sock.settimeout(5)
+                assert sock.connect_ex((elsewhere, port)) == (0 if warned else 111)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    said = (tmp_path / "locust.log").read_text()
+    assert ("with no authentication: anyone who reaches it can start load" in said) is warned, said[-2000:]
+    if warned:
+        assert f"ssh -L {port}:127.0.0.1:{port}" in said and "private network" in said
+
+
+@pytest.mark.parametrize("web_host, warned", [
+    ("127.0.0.1", False), ("127.0.0.2", False), ("localhost", False), ("::1", False), ("[::1]", False),
+    ("", True), ("*", True), ("0.0.0.0", True), ("::", True), ("10.1.2.3", True), ("ui.example", True)])
+def test_only_a_web_ui_on_loopback_goes_without_the_warning(web_host, warned):
+    from sseload.webui import exposure_warning
+
+    assert bool(exposure_warning(web_host, 8089)) is warned
+
+
+@pytest.fixture(scope="module")
+def stopped_ui_run(tmp_path_factory):
+    """A web UI (sseload's locustfile) whose short run has stopped: (base URL, run folder, process)."""
+    tmp = tmp_path_factory.mktemp("ui-report")
+    port_file = tmp / "target-port"
+    target = subprocess.Popen([sys.executable, "-m", "sseload.target", "--port", "0", "--port-file", str(port_file),
+                               "--events", "5", "--ttfe-ms", "10", "--gap-ms", "20"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = free_port()
+    proc = None
+    try:
+        deadline = time.monotonic() + 15
+        while not port_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc = sseload_locustfile(tmp, "-H", f"http://127.0.0.1:{port_file.read_text()}", "--web-port", str(port),
+                                  "--autostart", "-u", "2", "-r", "2", "-t", "2s", "--run-id", "ui")
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base)
+        wait_until_stopped(base)
+        yield base, tmp / "res" / "ui", proc
+    finally:
+        for child in (proc, target):
+            if child is not None:
+                child.terminate()
+                child.wait(30)
+
+
+def test_concurrent_report_requests_draw_one_report_at_a_time_and_each_reader_gets_all_of_it(stopped_ui_run):
+    base, run_dir, proc = stopped_ui_run
+    drawing: set[int] = set()  # `sseload report` children seen
+    most = 0
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal most
+        while not done.is_set():
+            now = set()
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                try:
+                    if "report" in child.cmdline():
+                        now.add(child.pid)
+                except psutil.NoSuchProcess:
+                    pass
+            drawing.update(now)
+            most = max(most, len(now))
+            time.sleep(0.02)
+
+    readers = 6
+    start = threading.Barrier(readers)
+    bodies: list[str] = [""] * readers
+
+    def read(i: int) -> None:
+        start.wait()
+        with urllib.request.urlopen(base + "/sseload/report", timeout=180) as response:
+            bodies[i] = response.read().decode()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(readers)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(240)
+    finally:
+        done.set()
+        watcher.join()
+    assert [b.rstrip().endswith("</html>") and "sseload report" in b for b in bodies] == [True] * readers
+    assert most == 1, f"{most} reports were drawn at once"
+    assert 1 <= len(drawing) <= 2, drawing  # those who came while one was drawn were given it
+    assert not list(run_dir.glob(".*.tmp"))
+
+
+def test_a_report_is_replaced_whole_so_a_reader_of_the_old_one_never_sees_it_cut(stopped_ui_run):
+    """report.html, summary.* and the charts are written aside and renamed into place: a reader who
+    opened the old file keeps all of it (one being written in place would be cut under them)."""
+    _, run_dir, _ = stopped_ui_run
+
+    def report() -> None:
+        subprocess.run([sys.executable, "-m", "sseload", "report", str(run_dir)], check=True, capture_output=True,
+                       timeout=180)
+
+    if not (run_dir / "report.html").exists():
+        report()
+    paths = [run_dir / "report.html", run_dir / "summary.md", run_dir / "summary.json",
+             *sorted((run_dir / "charts").glob("*.png"))]
+    held = {path: open(path, "rb") for path in paths}  # noqa: SIM115
+    try:
+        old = {path: os.fstat(f.fileno()).st_size for path, f in held.items()}
+        report()
+        for path, f in held.items():
+            assert os.fstat(f.fileno()).st_ino != path.stat().st_ino, f"{path.name} was rewritten in place"
+            assert len(f.read()) == old[path] > 0
+    finally:
+        for f in held.values():
+            f.close()
+    assert (run_dir / "report.html").read_text().rstrip().endswith("</html>")
+    assert not list(run_dir.rglob(".*.tmp"))

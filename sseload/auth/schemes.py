@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from sseload.auth.apig import UNSIGNED_PAYLOAD, sign
 from sseload.auth.iam import TokenCache, token_request_body, urllib_fetch
-from sseload.scenario import Auth, ScenarioError
+from sseload.scenario import Auth, ScenarioError, from_env
 
 
 class Authenticator:
@@ -93,14 +93,38 @@ class Signed(Authenticator):
         return [s for s in (self._secret, self._security_token) if s]
 
 
-def _env(environ: Mapping[str, str], var: str, what: str) -> str:
+def _env(environ: Mapping[str, str], var: str, what: str, header: bool = True) -> str:
+    """A secret from ``var``: its one trailing line end removed (said once, by name: scenario.from_env);
+    ``header``: it is sent in a header, so it must be Latin-1. No message shows the value."""
     value = environ.get(var, "") if var else ""
+    if value:
+        try:
+            value = from_env(var, value)
+        except ScenarioError as err:
+            raise ScenarioError(f"[auth] the {what}: {err}") from None
     if not value:
         raise ScenarioError(
             f"[auth] needs the {what} in the environment variable {var or '(none named)'}, "
             f"which is not set; export it (e.g. `export {var or 'NAME'}=...`) or name another variable in the scenario"
         )
+    if header:
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ScenarioError(f"[auth] the {what} in ${var} has a character HTTP/1.1 cannot send in a header "
+                                "(header bytes are Latin-1); check the variable (its value is not shown: it is a "
+                                "secret)") from None
     return value
+
+
+def secret_vars(auth: Auth) -> list[str]:
+    """The environment variables ``auth``'s method reads its secrets from (`sseload run` removes a
+    trailing line end from them once, for all its processes)."""
+    names = {"token": [auth.token_env], "app_code": [auth.app_code_env],
+             "aksk": [auth.ak_env, auth.sk_env, auth.security_token_env],
+             "app_key": [auth.app_key_env, auth.app_secret_env],
+             "iam": [auth.iam_user_env, auth.iam_password_env, auth.iam_domain_env]}.get(auth.method, [])
+    return [name for name in names if name]
 
 
 def from_scenario(auth: Auth, target_url: str, environ: Mapping[str, str] = os.environ,
@@ -115,17 +139,17 @@ def from_scenario(auth: Auth, target_url: str, environ: Mapping[str, str] = os.e
     if auth.method == "aksk":
         security = _env(environ, auth.security_token_env, "security token") if auth.security_token_env else None
         return Signed("aksk", _env(environ, auth.ak_env, "access key (AK)"),
-                      _env(environ, auth.sk_env, "secret key (SK)"), security, auth.unsigned_payload)
+                      _env(environ, auth.sk_env, "secret key (SK)", header=False), security, auth.unsigned_payload)
     if auth.method == "app_key":
         return Signed("app_key", _env(environ, auth.app_key_env, "AppKey"),
-                      _env(environ, auth.app_secret_env, "AppSecret"), None, auth.unsigned_payload)
+                      _env(environ, auth.app_secret_env, "AppSecret", header=False), None, auth.unsigned_payload)
     if auth.method == "iam":
         parts = urlsplit(target_url)
         url = auth.iam_url or f"{parts.scheme}://{parts.netloc}/v3/auth/tokens"
-        password = _env(environ, auth.iam_password_env, "IAM password")
+        password = _env(environ, auth.iam_password_env, "IAM password", header=False)  # (sent in JSON)
         body = token_request_body(
-            _env(environ, auth.iam_user_env, "IAM user name"), password,
-            environ.get(auth.iam_domain_env, "") or _env(environ, auth.iam_domain_env, "IAM account (domain)"),
+            _env(environ, auth.iam_user_env, "IAM user name", header=False), password,
+            _env(environ, auth.iam_domain_env, "IAM account (domain)", header=False),
             auth.project,
         )
         return IamToken(TokenCache(url, body, fetch), password)
