@@ -1,7 +1,7 @@
 """The compiled pieces: sseload._reader (Linux) and sseload._sse. Everything else is in pyproject.toml.
 
 Both are optional: where they cannot be built, sseload reads streams in Python
-(sseload.reactor) and parses them in Python (sseload.sse.PyEventLog), and says so in run.json.
+(sseload.transport.reactor) and parses them in Python (sseload.protocol.sse.PyEventLog), and says so in run.json.
 """
 
 import sys

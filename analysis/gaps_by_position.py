@@ -4,9 +4,9 @@ import sys
 
 import pandas as pd
 
-from sseload import results
+import sseload
 
-run = results.load(sys.argv[1], event_columns=["stream_id", "seq", "gap_ms"])
+run = sseload.load(sys.argv[1], event_columns=["stream_id", "seq", "gap_ms"])
 ev = run.events.dropna(subset=["gap_ms"])
 position = pd.cut(ev["seq"], bins=min(10, ev["seq"].nunique()))
 table = ev.groupby(position, observed=True)["gap_ms"].describe(percentiles=[0.5, 0.99])

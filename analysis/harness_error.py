@@ -2,9 +2,9 @@
 
 import sys
 
-from sseload import results
+import sseload
 
-run = results.load(sys.argv[1], event_columns=["stream_id", "seq", "lateness_ms"])
+run = sseload.load(sys.argv[1], event_columns=["stream_id", "seq", "lateness_ms"])
 late = run.events.dropna(subset=["lateness_ms"])
 if late.empty:
     sys.exit("no event carries the server's send time (only the reference target sends it)")

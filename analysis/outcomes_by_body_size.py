@@ -4,9 +4,9 @@ import sys
 
 import pandas as pd
 
-from sseload import results
+import sseload
 
-run = results.load(sys.argv[1], events=False)
+run = sseload.load(sys.argv[1], events=False)
 s = run.streams
 table = pd.crosstab(s["body_bytes"], s["outcome"], margins=True, margins_name="all")
 share = table.div(table["all"], axis=0).drop(columns="all")

@@ -2,10 +2,10 @@
 
 import sys
 
-from sseload import results
+import sseload
 
-run = results.load(sys.argv[1], event_columns=["stream_id", "gap_ms"])
-gaps = results.stream_gaps(run.events)
+run = sseload.load(sys.argv[1], event_columns=["stream_id", "gap_ms"])
+gaps = sseload.stream_gaps(run.events)
 worst = (
     run.streams.set_index("stream_id")
     .join(gaps)

@@ -1,7 +1,7 @@
 """The master's ingest ceiling: how many events per second one Locust master takes from its workers.
 
 Simulated workers (separate processes) replay real recorded batches through Locust's own messaging
-(its zmq RPC, as a worker's sseload.distributed.WorkerSink sends them) at a chosen total rate
+(its zmq RPC, as a worker's sseload.record.distributed.WorkerSink sends them) at a chosen total rate
 against a real master (`locust --master` with sseload's locustfile). For each rate it prints what
 the workers sent, the master's CPU (per event too) and memory, the master's answer time to the
 workers' heartbeats (Locust marks a worker missing after 3 s without one), the streams that did
@@ -55,8 +55,8 @@ def make_batches(run_dir: Path, out: Path) -> tuple[int, int]:
     import pandas as pd
     import pyarrow as pa
 
-    from sseload.distributed import _ipc
-    from sseload.records import EVENTS_SCHEMA, STREAMS_SCHEMA
+    from sseload.record.distributed import _ipc
+    from sseload.record.records import EVENTS_SCHEMA, STREAMS_SCHEMA
 
     streams = pd.read_parquet(run_dir / "streams.parquet")
     events = pd.read_parquet(run_dir / "events.parquet")
@@ -89,8 +89,8 @@ def simulate(args: argparse.Namespace) -> None:
     from locust import __version__
     from locust.rpc import Message, zmqrpc
 
-    from sseload.distributed import BATCH
-    from sseload.runkey import RunKey
+    from sseload.record.distributed import BATCH
+    from sseload.record.runkey import RunKey
 
     batches = msgpack.loads(Path(args.batches).read_bytes())
     key = RunKey.from_env("worker")
@@ -127,7 +127,7 @@ def simulate(args: argparse.Namespace) -> None:
     next_at, i, events, streams, sent = start, 0, 0, 0, 0
     while time.monotonic() - start < args.seconds:
         batch = batches[i % len(batches)]
-        client.send(Message(BATCH, key.sign(BATCH, node, batch), node))  # signed as a worker's (sseload.runkey)
+        client.send(Message(BATCH, key.sign(BATCH, node, batch), node))  # signed as a worker's (sseload.record.runkey)
         events += batch["n_events"]
         streams += batch["n_streams"]
         sent += 1
@@ -157,7 +157,7 @@ def one_rate(rate: float, workers: int, seconds: float, batches: Path, tmp: Path
     results = tmp / f"r{int(rate)}"
     with open(tmp / f"master-{int(rate)}.log", "w") as log:
         master = subprocess.Popen(
-            [sys.executable, "-m", "locust", "-f", str(ROOT / "sseload" / "locustfile.py"), "--master",
+            [sys.executable, "-m", "locust", "-f", str(ROOT / "sseload" / "run" / "locustfile.py"), "--master",
              "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port), "--web-host", "127.0.0.1",
              "--web-port", str(web), "-H", "http://127.0.0.1:9", "--results-dir", str(results), "--run-id", "m"],
             stdout=log, stderr=subprocess.STDOUT, env=env)

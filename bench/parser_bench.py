@@ -6,14 +6,14 @@ Same input for all: N events of the reference target's shape (id + one JSON data
 in reads of 4 KiB (what a busy socket returns), then one event per read (what a stream at
 20 ms gaps gives the harness). Prints ns per event, best of 5. The event logs do what the
 harness does per event: parse, and record the read's time, the size and the send time
-(sseload.sse.PyEventLog in Python, sseload._sse.EventLog compiled).
+(sseload.protocol.sse.PyEventLog in Python, sseload._sse.EventLog compiled).
 """
 
 from __future__ import annotations
 
 import time
 
-from sseload.sse import PyEventLog, SSEParser
+from sseload.protocol.sse import PyEventLog, SSEParser
 
 N = 200_000
 EVENT = b'id: %d\ndata: {"t_send_ns":1795509578906536068,"seq":%d,"pad":"' + b"x" * 64 + b'"}\n\n'

@@ -44,8 +44,8 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from streams_bench import WORKLOAD, pinned, start_target, target_stats
 
-from sseload import results
-from sseload.cpu_quota import CpuQuota
+from sseload.record.cpu_quota import CpuQuota
+from sseload.views import results
 
 ROOT = Path(__file__).resolve().parents[1]
 CYCLE_S = 0.2 + 49 * 0.02  # the workload's stream: first event at 200 ms, then 49 gaps of 20 ms

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import sseload
-from sseload.records import EVENTS_SCHEMA, STREAMS_SCHEMA
+from sseload.record.records import EVENTS_SCHEMA, STREAMS_SCHEMA
 
 
 def write_run(run_dir: Path, n_events: int, per_stream: int = 50) -> None:
@@ -61,7 +61,7 @@ def write_run(run_dir: Path, n_events: int, per_stream: int = 50) -> None:
 
 
 def measure(run_dir: str) -> None:
-    from sseload import results
+    from sseload.views import results
 
     t = time.perf_counter()
     run = results.load(run_dir)

@@ -35,7 +35,7 @@ def main() -> None:
                        "-t", f"{args.seconds}s", "--results-dir", tmp, "--run-id", "s", "--no-report",
                        "--workers", str(workers)]
                 subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
-                from sseload import results
+                from sseload.views import results
 
                 run = results.load(Path(tmp) / "s")
                 summary = results.summarise(run)

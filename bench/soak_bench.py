@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from sseload import results
+from sseload.views import results
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -49,12 +49,12 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from sseload import results
+from sseload.views import results
 
 ROOT = Path(__file__).resolve().parents[1]
 NAIVE = ROOT / "bench" / "naive_locustfile.py"
 RAW = ROOT / "bench" / "raw_client.py"
-SSELOAD = ROOT / "sseload" / "locustfile.py"
+SSELOAD = ROOT / "sseload" / "run" / "locustfile.py"
 WORKLOAD = {"--ttfe-ms": "200", "--gap-ms": "20", "--events": "50", "--payload-bytes": "64"}
 
 
@@ -155,7 +155,7 @@ def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple,
         target.wait()
         window = (wall0 * 1e9, wall1 * 1e9)
         if client == "sseload":
-            if keep is not None:  # the run's results, for a closer look with sseload.results
+            if keep is not None:  # the run's results, for a closer look with sseload.views.results
                 shutil.copytree(tmp / "run", keep / f"{client}-{users}", dirs_exist_ok=True)
             run = results.load(tmp / "run")  # every shard
             streams, events = run.streams, run.events

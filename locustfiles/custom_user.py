@@ -13,8 +13,7 @@ import random
 
 from locust import task
 
-from sseload.client import PreparedRequest
-from sseload.user import SSEUser
+from sseload import PreparedRequest, SSEUser
 
 QUESTIONS = [
     "What is a server-sent event?",

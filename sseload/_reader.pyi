@@ -1,4 +1,4 @@
-"""The native reader thread (sseload/_reader.c); sseload.reactor.NativeReactor drives it."""
+"""The native reader thread (sseload/_reader.c); sseload.transport.reactor.NativeReactor drives it."""
 
 from collections.abc import Callable, Mapping
 from typing import Any

@@ -1,19 +1,19 @@
-/* sseload._sse: the compiled twin of sseload.sse.PyEventLog, the harness's per-event hot path.
+/* sseload._sse: the compiled twin of sseload.protocol.sse.PyEventLog, the harness's per-event hot path.
  *
  * Why: at 2,000 streams per core the event loop spent most of its time turning reads into
  * three integers per event in Python (split lines, build an event tuple, decode its data,
  * find the send time in it, append to three arrays): 2.5-3 µs per event. Here one pass over
  * the read's bytes does all of it with no Python object per event. Only the events the
  * caller must act on (a typed event such as `done` or `error`, or the data sentinel such as
- * `[DONE]`) come back as sseload.sse_types.SSEEvent tuples. Given the body's framing (chunked, or a
+ * `[DONE]`) come back as sseload.protocol.sse_types.SSEEvent tuples. Given the body's framing (chunked, or a
  * Content-Length), a read goes from the socket to events in this one call: the framing is taken
- * off here too (sseload.sse.BodyFraming), not by httptools and a Python callback per chunk.
+ * off here too (sseload.protocol.sse.BodyFraming), not by httptools and a Python callback per chunk.
  *
- * sseload.sse stays the specification: SSEParser is the WHATWG parser, and sseload.sse.EventLog
+ * sseload.protocol.sse stays the specification: SSEParser is the WHATWG parser, and sseload.protocol.sse.EventLog
  * (PyEventLog) defines this type's behaviour on top of it, byte for byte: the same events, sizes,
  * send times, malformed counts, retry, last event id and errors at every split of the input.
  * tests/test_event_log.py checks the two against each other on generated streams; change both
- * together. Where this module is not built, sseload.sse.EventLog is the Python one.
+ * together. Where this module is not built, sseload.protocol.sse.EventLog is the Python one.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -23,10 +23,10 @@
 
 #include "_sse_api.h"
 
-static PyObject *SSEEvent;          /* sseload.sse_types.SSEEvent */
-static PyObject *SSEProtocolError;  /* sseload.sse_types.SSEProtocolError */
+static PyObject *SSEEvent;          /* sseload.protocol.sse_types.SSEEvent */
+static PyObject *SSEProtocolError;  /* sseload.protocol.sse_types.SSEProtocolError */
 
-#define MAX_RETRY_DIGITS 18  /* longer is not a reconnection time: malformed (as in sseload.sse) */
+#define MAX_RETRY_DIGITS 18  /* longer is not a reconnection time: malformed (as in sseload.protocol.sse) */
 
 typedef struct {
     char *p;
@@ -107,7 +107,7 @@ typedef struct {
     int keep_output;  /* openai: keep the data of each chunk carrying output (a tokenizer, a conversation) */
     Buf outputs;      /* keep_output: those chunks' data, one after another */
     Ints output_ends; /* keep_output: where each one ends in outputs */
-    /* the body's framing (sseload.sse.BodyFraming): none, Content-Length, or chunked */
+    /* the body's framing (sseload.protocol.sse.BodyFraming): none, Content-Length, or chunked */
     int framing;      /* FRAMING_* */
     int fstate;       /* chunked: F_* */
     int64_t left;     /* bytes left of the body (length) or of the chunk (chunked) */
@@ -120,7 +120,7 @@ typedef struct {
 
 enum { FRAMING_NONE, FRAMING_LENGTH, FRAMING_CHUNKED };
 enum { F_SIZE, F_DATA, F_DATA_END, F_TRAILER, F_COMPLETE };
-#define MAX_FRAMING_LINE 16384  /* as sseload.sse.MAX_FRAMING_LINE */
+#define MAX_FRAMING_LINE 16384  /* as sseload.protocol.sse.MAX_FRAMING_LINE */
 
 /* Python's strict UTF-8 decoder accepts exactly this (no overlongs, surrogates or > U+10FFFF). */
 static int utf8_valid(const unsigned char *s, Py_ssize_t n) {
@@ -187,7 +187,7 @@ static int64_t truth_of(const EventLog *self, const char *raw, Py_ssize_t n) {
 }
 
 /* The limit counts an event's data: its lines' values, not the "data: " field names nor the line
- * ends (so a 1 MiB data line fits a 1 MiB limit), as sseload.sse.SSEParser._check_size. */
+ * ends (so a 1 MiB data line fits a 1 MiB limit), as sseload.protocol.sse.SSEParser._check_size. */
 static Py_ssize_t event_size(const EventLog *self) {
     Py_ssize_t size = self->data.len - self->data_lines + self->pending.len;
     const char *p = self->pending.p;
@@ -209,7 +209,7 @@ static int check_size(EventLog *self) {
     return -1;
 }
 
-/* OpenAI-style chunks without a JSON parser (as sseload.sse.openai_facts, the definition): a key
+/* OpenAI-style chunks without a JSON parser (as sseload.protocol.sse.openai_facts, the definition): a key
  * counts where it stands as a key ("key" then optional blanks and a colon), not escaped inside a
  * string (no backslash before its opening quote). */
 static Py_ssize_t find_from(const char *s, Py_ssize_t n, Py_ssize_t from, const char *needle, Py_ssize_t m) {
@@ -265,7 +265,7 @@ static int64_t number_of(const char *s, Py_ssize_t n, const char *key, Py_ssize_
     return v;
 }
 
-/* What counts as output ([stream] output): bits of OUTPUT_*, as sseload.sse.OUTPUT_KINDS. */
+/* What counts as output ([stream] output): bits of OUTPUT_*, as sseload.protocol.sse.OUTPUT_KINDS. */
 enum { OUTPUT_CONTENT = 1, OUTPUT_REASONING = 2, OUTPUT_TOOL_CALLS = 4 };
 
 static int carries_output(const char *s, Py_ssize_t n, int kinds) {
@@ -288,7 +288,7 @@ static int carries_output(const char *s, Py_ssize_t n, int kinds) {
 }
 
 /* A chunk the response acts on: it ends a choice (a finish_reason string) or reports an error
- * (an "error" object or string, or "object": "error"), as sseload.sse.openai_notable. */
+ * (an "error" object or string, or "object": "error"), as sseload.protocol.sse.openai_notable. */
 static int openai_notable(const char *s, Py_ssize_t n) {
     Py_ssize_t from = 0, j;
     while ((j = value_of(s, n, "\"finish_reason\"", 15, &from)) >= 0)
@@ -704,7 +704,7 @@ static PyObject *EventLog_arrays(EventLog *self, PyObject *Py_UNUSED(ignored)) {
 }
 
 /* times(start): the event times from event `start` on, as int64 bytes (the live view reads an
- * open stream's new events with it: sseload.live). */
+ * open stream's new events with it: sseload.views.live). */
 static PyObject *EventLog_times(EventLog *self, PyObject *arg) {
     Py_ssize_t start = PyLong_AsSsize_t(arg);
     if (start == -1 && PyErr_Occurred())
@@ -870,7 +870,7 @@ static PySequenceMethods EventLog_as_sequence = {.sq_length = (lenfunc)EventLog_
 static PyTypeObject EventLogType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "sseload._sse.EventLog",
-    .tp_doc = "One stream's events as flat arrays (see sseload.sse.PyEventLog, its specification).",
+    .tp_doc = "One stream's events as flat arrays (see sseload.protocol.sse.PyEventLog, its specification).",
     .tp_basicsize = sizeof(EventLog),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,
@@ -886,8 +886,8 @@ static struct PyModuleDef sse_module = {
 };
 
 PyMODINIT_FUNC PyInit__sse(void) {
-    /* The types live apart from sseload.sse, which imports this module: no import cycle. */
-    PyObject *sse = PyImport_ImportModule("sseload.sse_types");
+    /* The types live apart from sseload.protocol.sse, which imports this module: no import cycle. */
+    PyObject *sse = PyImport_ImportModule("sseload.protocol.sse_types");
     if (!sse)
         return NULL;
     SSEEvent = PyObject_GetAttrString(sse, "SSEEvent");

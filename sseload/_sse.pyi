@@ -1,8 +1,8 @@
-"""The compiled event log (sseload/_sse.c); its specification is sseload.sse.PyEventLog."""
+"""The compiled event log (sseload/_sse.c); its specification is sseload.protocol.sse.PyEventLog."""
 
 from typing import Any
 
-from sseload.sse_types import SSEEvent
+from sseload.protocol.sse_types import SSEEvent
 
 class EventLog:
     """One stream's events as flat arrays: three int64 per event, no Python object per event."""
@@ -12,9 +12,9 @@ class EventLog:
                  keep_output: bool = ..., output_kinds: int = ...) -> None: ...
     def feed(self, chunk: bytes, t_ns: int, /) -> list[SSEEvent]:
         """Record every event the chunk completes; return the typed and sentinel ones (to act on),
-        and in openai mode the chunks that end a choice or report an error (sseload.sse.openai_notable).
+        and in openai mode the chunks that end a choice or report an error (sseload.protocol.sse.openai_notable).
 
-        Raises sseload.sse_types.SSEProtocolError for an event over max_event_bytes or broken framing."""
+        Raises sseload.protocol.sse_types.SSEProtocolError for an event over max_event_bytes or broken framing."""
     def arrays(self) -> tuple[bytes, bytes, bytes]:
         """(t_ns, size, server_ns) of the recorded events, as native int64 bytes."""
     def times(self, start: int, /) -> bytes:

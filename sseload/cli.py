@@ -19,9 +19,11 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from sseload import __version__, redact, runinfo
-from sseload.runkey import RUN_KEY_ENV
-from sseload.scenario import (
+from sseload import __version__
+from sseload.record import redact
+from sseload.record.runkey import RUN_KEY_ENV
+from sseload.run import runinfo
+from sseload.scenario.model import (
     Load,
     Scenario,
     ScenarioError,
@@ -34,12 +36,12 @@ from sseload.scenario import (
     parse_seconds,
     request_headers,
 )
-from sseload.scenario import load as load_scenario
-from sseload.scenario import ready as ready_scenarios
-from sseload.scenario import resolve as resolve_scenario
+from sseload.scenario.model import load as load_scenario
+from sseload.scenario.model import ready as ready_scenarios
+from sseload.scenario.model import resolve as resolve_scenario
 
-LOCUSTFILE = Path(__file__).with_name("locustfile.py")
-SHAPE_LOCUSTFILE = Path(__file__).with_name("locustfile_shape.py")
+LOCUSTFILE = Path(__file__).parent / "run" / "locustfile.py"
+SHAPE_LOCUSTFILE = Path(__file__).parent / "run" / "locustfile_shape.py"
 
 EXIT_CODES = (
     ("0", "the run passed"),
@@ -192,7 +194,7 @@ def run_settings(args: argparse.Namespace, scenario: Scenario) -> RunSettings:
         raise CliError(f"--workers is {args.workers}; give 0 (no workers) to at most {most} on this machine's "
                        f"{cores} cores (each worker needs a core to measure well)")
     results_dir = Path(args.results_dir)
-    # Last, once every other value passed: the run's folder, created exclusively (sseload.runinfo);
+    # Last, once every other value passed: the run's folder, created exclusively (sseload.run.runinfo);
     # its Locust children adopt it (--sseload-managed) and never create it again.
     try:
         run_dir = runinfo.create_run_dir(results_dir, args.run_id, scenario.name)
@@ -227,7 +229,7 @@ def _request_flags(args: argparse.Namespace) -> list[str]:
 
 
 def _remember_secrets(scenario: Scenario, host: str | None) -> None:
-    """What this process prints (the summary, errors) masks the run's credentials too (sseload.redact)."""
+    """What this process prints (the summary, errors) masks the run's credentials too (sseload.record.redact)."""
     req = scenario.request
     redact.remember_request(req.headers, host or req.url, req.secret_headers)
     with contextlib.suppress(ScenarioError):  # a ${VAR} not set: the run's process says so
@@ -249,7 +251,7 @@ def _run_env(scenario: Scenario) -> dict[str, str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     if args.prometheus:
-        from sseload.prometheus import parse_address
+        from sseload.views.prometheus import parse_address
 
         try:
             parse_address(args.prometheus)
@@ -302,7 +304,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             cmd += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
                     "--expect-workers", str(settings.workers)]
             run_s = str(parse_seconds(run_time))  # workers get no -t: the open model's schedule ends here
-            # a new run key for this run's master and workers (sseload.runkey): in their
+            # a new run key for this run's master and workers (sseload.record.runkey): in their
             # environment only, never on a command line or in a file
             env[RUN_KEY_ENV] = secrets.token_hex(32)
             workers = [subprocess.Popen(common + ["--worker", "--master-host", "127.0.0.1", "--master-port",
@@ -338,7 +340,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             _stop_all(workers, grace_s=2)
             if target is not None:
                 target.stop()
-    from sseload.report import finish as report_finish
+    from sseload.views.report import finish as report_finish
 
     if signals_seen >= 3:  # abandoned: the children were killed; say what is there, exit as for the signal
         try:
@@ -417,7 +419,7 @@ def cmd_serve(argv: list[str]) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from sseload import results, thresholds
+    from sseload.views import results, thresholds
 
     run = results.load(args.run_dir)
     scenario = load_scenario(args.scenario) if args.scenario else None
@@ -432,7 +434,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sseload import report, results
+    from sseload.views import report, results
 
     run = results.load(args.run_dir)
     summary = results.summarise(run)
@@ -445,7 +447,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from sseload.compare import compare
+    from sseload.views.compare import compare
 
     paths, regressions, differ = compare(Path(args.run_a), Path(args.run_b),
                                          Path(args.out) if args.out else None, tolerance=args.tolerance)
@@ -563,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["serve"]:
         return cmd_serve(argv[1:])
     args = build_parser().parse_args(argv)
-    from sseload.results import ResultsError
+    from sseload.views.results import ResultsError
 
     try:
         return args.func(args)

@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-#: The run key this session's plain Locust masters and workers share (sseload.runkey).
+LOCUSTFILE = ROOT / "sseload" / "run" / "locustfile.py"  # what `sseload locustfile` prints
+#: The run key this session's plain Locust masters and workers share (sseload.record.runkey).
 RUN_KEY = secrets.token_hex(32)
 
 
@@ -95,7 +96,7 @@ def sseload_reported_run(tmp_path: Path, *args: str, **kw) -> RunResult:
 def no_reader_lags_of_this_process(monkeypatch):
     """A HealthMonitor's lags are the test's own: not those the reader thread of an earlier test in
     this process sampled (on a busy machine its p99 passes the 5 ms bound and skews the verdict)."""
-    from sseload import reactor as reactor_module
+    from sseload.transport import reactor as reactor_module
 
     monkeypatch.setattr(reactor_module, "take_reader_lags", lambda: b"")
 

@@ -26,10 +26,10 @@ from locust import __version__  # noqa: E402
 from locust.rpc import Message, rpc  # noqa: E402
 from locust.stats import RequestStats  # noqa: E402
 
-from sseload.distributed import BATCH, DONE, _ipc  # noqa: E402
-from sseload.live import LiveStats  # noqa: E402
-from sseload.records import EVENTS_SCHEMA, STREAMS_SCHEMA  # noqa: E402
-from sseload.runkey import RunKey  # noqa: E402
+from sseload.record.distributed import BATCH, DONE, _ipc  # noqa: E402
+from sseload.record.records import EVENTS_SCHEMA, STREAMS_SCHEMA  # noqa: E402
+from sseload.record.runkey import RunKey  # noqa: E402
+from sseload.views.live import LiveStats  # noqa: E402
 
 WRONG_KEY = RunKey("a-key-that-is-not-the-run-key-0123456789")
 

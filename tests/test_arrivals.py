@@ -5,7 +5,7 @@ import random
 import numpy as np
 import pytest
 
-from sseload.arrivals import Arrivals
+from sseload.scenario.arrivals import Arrivals
 
 pytestmark = pytest.mark.unit
 
@@ -44,7 +44,7 @@ def test_an_open_model_needs_a_rate():
 def test_the_start_rate_is_over_the_load_window_not_the_drain():
     import pandas as pd
 
-    from sseload.results import run_seconds, start_rate
+    from sseload.views.results import run_seconds, start_rate
 
     starts = np.arange(0, 30, 1 / 40) * 1e9  # 40/s for a 30 s run time
     streams = pd.DataFrame({"start_ns": starts.astype(np.int64), "duration_ms": np.full(starts.size, 5000.0)})

@@ -1,6 +1,6 @@
 """The body's framing under the event log: chunked and Content-Length bodies turned into content.
 
-sseload.sse.BodyFraming is the definition; it must take off exactly what llhttp (httptools, the
+sseload.protocol.sse.BodyFraming is the definition; it must take off exactly what llhttp (httptools, the
 response parser the headers still go through) takes off a valid body, and the compiled event
 log must do what PyEventLog does on top of it, at every split, broken framing included.
 """
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sseload.sse import BodyFraming, PyEventLog, SSEProtocolError
+from sseload.protocol.sse import BodyFraming, PyEventLog, SSEProtocolError
 from tests.sse_streams import streams
 from tests.test_event_log import BOTH, KEY, needs_c, observe, run
 

@@ -16,7 +16,7 @@ import pytest
 
 import sseload
 from sseload import cli
-from sseload.scenario import ScenarioError, default_scenario
+from sseload.scenario.model import ScenarioError, default_scenario
 from tests.conftest import write_scenario
 
 pytestmark = pytest.mark.unit
@@ -177,7 +177,7 @@ def test_wrong_types_in_a_scenario_read_as_plain_words(tmp_path, toml, message):
     path = tmp_path / "typed.toml"
     path.write_text(toml)
     with pytest.raises(ScenarioError) as err:
-        sseload.scenario.load(path)
+        sseload.scenario.model.load(path)
     assert message in str(err.value)
     assert "a int" not in str(err.value) and "a bool" not in str(err.value)
 

@@ -1,7 +1,7 @@
 """The client against a scripted server: however the head and the body are framed and split, the same record.
 
 The response head goes to httptools and a framed SSE body straight to the event log
-(sseload.client), so the place where the head ends, the body's framing and the reads it comes
+(sseload.transport.client), so the place where the head ends, the body's framing and the reads it comes
 in are what these tests vary.
 """
 
@@ -14,9 +14,9 @@ import pytest
 from gevent.server import StreamServer
 
 from sseload.auth.schemes import Authenticator
-from sseload.client import Endpoint, PreparedRequest, SSEConnection, StreamRules
-from sseload.reactor import reactor
-from sseload.records import EventBuffer
+from sseload.record.records import EventBuffer
+from sseload.transport.client import Endpoint, PreparedRequest, SSEConnection, StreamRules
+from sseload.transport.reactor import reactor
 
 SSE_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream;charset=UTF-8\r\n"
 EVENTS = [b'data: {"t_send_ns":%d,"seq":%d}\n\n' % (1_000 + i, i) for i in range(5)]

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sseload import compare, results
-from sseload.records import EventBuffer, StreamRecord, to_tables
+from sseload.record.records import EventBuffer, StreamRecord, to_tables
+from sseload.views import compare, results
 
 pytestmark = pytest.mark.unit
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from sseload.cpu_quota import cpu_quota
-from sseload.health import HealthMonitor, merge_summaries
+from sseload.record.cpu_quota import cpu_quota
+from sseload.record.health import HealthMonitor, merge_summaries
 
 pytestmark = pytest.mark.usefixtures("no_reader_lags_of_this_process")  # the health numbers are the tests' own
 
@@ -136,7 +136,7 @@ def test_workers_merge_to_the_tightest_quota_and_the_most_throttled():
 
 @pytest.mark.unit
 def test_the_console_line_says_what_the_cpu_figure_is_a_share_of():
-    from sseload.console import cpu_usage
+    from sseload.views.console import cpu_usage
 
     assert cpu_usage({"cpu_max_percent": 40.0}) == "CPU max 40%"
     assert (cpu_usage({"cpu_max_percent": 33.4, "cpu_quota_cores": 0.35, "cpu_throttled_percent": 0.25})

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from tests.conftest import (
+    LOCUSTFILE,
     ROOT,
     RUN_KEY,
     as_if_started_in_the_background,
@@ -56,7 +57,7 @@ def start_run(tmp_path, run_time: str, users: int, workers: int, run_id: str, re
 
 def wait_for_first_batch(run_dir, timeout_s: float = 60) -> None:
     """The master writes its first batch once workers stream."""
-    from sseload.results import _read
+    from sseload.views.results import _read
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -183,7 +184,7 @@ def free_port() -> int:
 def plain_locust(tmp_path, role_args: list[str], log: str, env: dict) -> subprocess.Popen:
     """`locust -f sseload/locustfile.py` as a user starts a master or a worker by hand."""
     with open(tmp_path / log, "w") as out:  # a file, not a pipe: an unread pipe would block Locust
-        return subprocess.Popen([sys.executable, "-m", "locust", "-f", str(ROOT / "sseload" / "locustfile.py"),
+        return subprocess.Popen([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE),
                                  *role_args], stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
 
 

@@ -1,6 +1,6 @@
 """The event log (the harness's per-event hot path): its Python definition and its compiled twin.
 
-sseload.sse.PyEventLog is specified here by what it records; sseload._sse.EventLog must give
+sseload.protocol.sse.PyEventLog is specified here by what it records; sseload._sse.EventLog must give
 the same results byte for byte, at every split of every stream, errors included.
 """
 
@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sseload import sse
-from sseload.sse import PyEventLog, SSEEvent, SSEProtocolError
+from sseload.protocol import sse
+from sseload.protocol.sse import PyEventLog, SSEEvent, SSEProtocolError
 from tests.sse_streams import streams
 
 try:

@@ -1,4 +1,4 @@
-"""Reconnect mode's bookkeeping (sseload.feed), sans I/O: what a feed carries across connections."""
+"""Reconnect mode's bookkeeping (sseload.protocol.feed), sans I/O: what a feed carries across connections."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from array import array
 
 import pytest
 
-from sseload.client import PreparedRequest
-from sseload.feed import Feed
-from sseload.outcomes import Outcome
-from sseload.records import StreamRecord
+from sseload.protocol.feed import Feed
+from sseload.protocol.outcomes import Outcome
+from sseload.record.records import StreamRecord
+from sseload.transport.client import PreparedRequest
 
 pytestmark = pytest.mark.unit
 MS = 1_000_000

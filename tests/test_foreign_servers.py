@@ -10,9 +10,9 @@ import time
 import pytest
 
 from sseload.auth.schemes import Authenticator
-from sseload.client import Endpoint, PreparedRequest, SSEConnection, StreamRules
-from sseload.outcomes import Outcome
-from sseload.records import EventBuffer
+from sseload.protocol.outcomes import Outcome
+from sseload.record.records import EventBuffer
+from sseload.transport.client import Endpoint, PreparedRequest, SSEConnection, StreamRules
 from tests import servers
 from tests.conftest import sseload_run
 
@@ -246,7 +246,7 @@ def test_a_huge_body_that_is_skipped_is_never_built_and_the_run_says_so(tmp_path
 
 @pytest.mark.unit
 def test_a_body_too_large_to_send_is_refused_when_the_scenario_loads():
-    from sseload.scenario import ScenarioError, from_dict
+    from sseload.scenario.model import ScenarioError, from_dict
 
     with pytest.raises(ScenarioError, match="too large to build and send"):
         from_dict({"body": {"size_bytes": 2 << 30, "over_limit": "send"}}, "big.toml")
@@ -292,7 +292,7 @@ def test_a_service_s_own_send_times_measure_its_delivery_delay(tmp_path, start_s
 
 @pytest.mark.unit
 def test_a_send_time_key_or_unit_that_cannot_be_read_is_refused():
-    from sseload.scenario import ScenarioError, from_dict
+    from sseload.scenario.model import ScenarioError, from_dict
 
     with pytest.raises(ScenarioError, match="send_time_unit = 's'; use ns, us or ms"):
         from_dict({"stream": {"send_time_unit": "s"}}, "x.toml")

@@ -5,7 +5,7 @@ from array import array
 
 import pytest
 
-from sseload.health import HealthMonitor, merge_summaries
+from sseload.record.health import HealthMonitor, merge_summaries
 
 pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("no_reader_lags_of_this_process")]
 
@@ -64,7 +64,7 @@ def test_workers_merge_whether_the_reader_fed_the_logs_only_if_every_one_did():
 
 
 def test_the_summary_says_how_reads_were_timed():
-    from sseload.console import read_timing
+    from sseload.views.console import read_timing
 
     native = {"reader_reads": 200, "reader_stamped": 150, "reader_nice": -10, "reader_window_ms": 1.0}
     assert read_timing(native) == "75% of reads timed by the kernel (read every 1 ms), reader thread at nice -10"

@@ -1,4 +1,4 @@
-"""The live numbers (sseload.live) and the web UI tab's rows of them (sseload.webui.rows): events and
+"""The live numbers (sseload.views.live) and the web UI tab's rows of them (sseload.run.webui.rows): events and
 first events count as they arrive, nothing is counted twice, a worker's report adds up exactly on
 the master, the whole run survives the window, memory stays bounded."""
 
@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sseload import live as live_mod
-from sseload import sse
-from sseload.live import LATENCIES, LiveStats, LogHistogram
-from sseload.metrics import GAP, OUTPUT_TOKENS_PER_S, TTFE, TTFT
-from sseload.webui import rows
+from sseload.protocol import sse
+from sseload.record.metrics import GAP, OUTPUT_TOKENS_PER_S, TTFE, TTFT
+from sseload.run.webui import rows
+from sseload.views import live as live_mod
+from sseload.views.live import LATENCIES, LiveStats, LogHistogram
 
 pytestmark = pytest.mark.unit
 

@@ -11,8 +11,8 @@ import json
 import numpy as np
 import pytest
 
-from sseload import results
-from sseload.llm import FROM_CHUNKS, FROM_TOKENIZER, FROM_USAGE, chunk_ending, stream_tokens
+from sseload.protocol.llm import FROM_CHUNKS, FROM_TOKENIZER, FROM_USAGE, chunk_ending, stream_tokens
+from sseload.views import results
 from tests import servers
 from tests.conftest import sseload_reported_run, sseload_run
 
@@ -99,8 +99,8 @@ def _dataset(path, n: int) -> None:
 
 @pytest.mark.unit
 def test_dataset_lines_become_bodies_on_the_template_in_the_order_asked(tmp_path):
-    from sseload.body import bodies
-    from sseload.scenario import Body, ScenarioError
+    from sseload.scenario.bodies import bodies
+    from sseload.scenario.model import Body, ScenarioError
 
     _dataset(tmp_path / "p.jsonl", 6)
     spec = Body(json={"model": "m", "stream": True, "max_tokens": 8}, dataset="p.jsonl")
@@ -123,8 +123,8 @@ def test_dataset_lines_become_bodies_on_the_template_in_the_order_asked(tmp_path
 
 @pytest.mark.unit
 def test_synthetic_prompts_are_distinct_sized_as_asked_and_share_only_the_prefix_asked():
-    from sseload.body import bodies
-    from sseload.scenario import Body
+    from sseload.scenario.bodies import bodies
+    from sseload.scenario.model import Body
 
     got = [json.loads(b) for b in bodies(Body(prompts=50, input_words="uniform:20:40", max_tokens="uniform:5:9",
                                               shared_prefix_words=6, seed=1))]
@@ -173,8 +173,8 @@ def test_the_reference_target_streams_as_an_llm_server(tmp_path):
 
 @pytest.mark.unit
 def test_include_usage_asks_every_json_body_for_the_usage_chunk(tmp_path):
-    from sseload.body import bodies
-    from sseload.scenario import Body
+    from sseload.scenario.bodies import bodies
+    from sseload.scenario.model import Body
 
     got = [json.loads(b) for b in bodies(Body(prompts=3, include_usage=True))]
     assert all(g["stream_options"] == {"include_usage": True} for g in got)
@@ -253,8 +253,8 @@ def _conversations(path) -> None:
 
 @pytest.mark.unit
 def test_a_conversation_dataset_gives_each_line_its_turns(tmp_path):
-    from sseload.body import bodies, conversations
-    from sseload.scenario import Body, ScenarioError
+    from sseload.scenario.bodies import bodies, conversations
+    from sseload.scenario.model import Body, ScenarioError
 
     _conversations(tmp_path / "c.jsonl")
     first, second = conversations(Body(dataset="c.jsonl", multi_turn=True, max_tokens="8", include_usage=True),
@@ -305,7 +305,7 @@ def test_a_conversation_sends_each_turn_after_the_answer_with_the_history(tmp_pa
 
 @pytest.mark.unit
 def test_a_tokenizer_that_cannot_be_read_says_which_and_why(tmp_path):
-    from sseload.llm import load_tokenizer
+    from sseload.protocol.llm import load_tokenizer
 
     with pytest.raises(ValueError, match="missing.json.*not a tokenizer.json"):
         load_tokenizer(str(tmp_path / "missing.json"))

@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sseload import metrics, results, thresholds
-from sseload.compare import COMPARED
-from sseload.console import format_summary
-from sseload.metrics import BY_KEY, CONSOLE, LATENCY, METRICS, THRESHOLDS, TTFE
-from sseload.records import EventBuffer, StreamRecord, to_tables
-from sseload.report import summary_markdown
+from sseload.record import metrics
+from sseload.record.metrics import BY_KEY, CONSOLE, LATENCY, METRICS, THRESHOLDS, TTFE
+from sseload.record.records import EventBuffer, StreamRecord, to_tables
+from sseload.views import results, thresholds
+from sseload.views.compare import COMPARED
+from sseload.views.console import format_summary
+from sseload.views.report import summary_markdown
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit
@@ -76,7 +77,7 @@ def summary(run) -> dict:
 def test_every_summary_number_has_a_row_in_the_metric_table(summary):
     """A number added to results.summarise without a label, unit and meaning here fails this."""
     missing = set(summary) - NOT_METRICS - set(BY_KEY)
-    assert not missing, f"add {sorted(missing)} to sseload.metrics.METRICS"
+    assert not missing, f"add {sorted(missing)} to sseload.record.metrics.METRICS"
 
 
 def test_every_metric_of_the_table_is_in_a_real_summary(summary):
@@ -132,7 +133,7 @@ def test_a_distribution_threshold_is_named_after_its_metric_stat_and_unit():
 
 
 def test_a_scenario_accepts_exactly_the_tables_thresholds_and_lists_them_when_wrong():
-    from sseload.scenario import ScenarioError, from_dict
+    from sseload.scenario.model import ScenarioError, from_dict
 
     assert from_dict({"thresholds": {"max_gap_p99_ms": 50}}).thresholds == {"max_gap_p99_ms": 50.0}
     with pytest.raises(ScenarioError, match="known thresholds: cutoff_rate_max, duration_max_ms"):
@@ -199,8 +200,8 @@ def test_the_console_table_shows_the_tables_console_metrics_in_order(summary):
 
 
 def test_the_web_ui_tab_labels_come_from_the_table():
-    from sseload.live import LiveStats
-    from sseload.webui import rows
+    from sseload.run.webui import rows
+    from sseload.views.live import LiveStats
 
     live = LiveStats()
     live.add_stream("ok", 10.0, np.array([0, 1_000_000, 3_000_000], dtype=np.int64))
@@ -245,12 +246,12 @@ def test_a_metric_label_is_written_only_in_the_metric_table():
     spelled = {}
     for path in sorted((ROOT / "sseload").rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
-        if rel == "sseload/metrics.py":
+        if rel == "sseload/record/metrics.py":
             continue
         found = [(line, text) for line, text in _label_literals(path) if text not in known.get(rel, set())]
         if found:
             spelled[rel] = found
-    assert spelled == {}, "read these labels from sseload.metrics"
+    assert spelled == {}, "read these labels from sseload.record.metrics"
 
 
 # --- streams open at a moment ---
@@ -270,8 +271,9 @@ def test_throughput_active_streams_are_those_open_at_each_seconds_end(run):
 # --- `sseload report` stays light ---
 
 def test_reports_thresholds_and_the_console_summary_import_no_client_gevent_or_httptools():
-    code = ("import sys, sseload.report, sseload.console, sseload.thresholds, sseload.metrics, sseload.cli; "
-            "print(sorted({'gevent', 'httptools', 'sseload.client', 'sseload.reactor'} & set(sys.modules)))")
+    code = ("import sys, sseload.views.report, sseload.views.console, sseload.views.thresholds, "
+            "sseload.record.metrics, sseload.cli; print(sorted({'gevent', 'httptools', 'sseload.transport.client', "
+            "'sseload.transport.reactor'} & set(sys.modules)))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
@@ -280,7 +282,7 @@ def test_reports_thresholds_and_the_console_summary_import_no_client_gevent_or_h
 def test_most_frequent_errors_group_streams_that_failed_the_same_way():
     import pandas as pd
 
-    from sseload.results import top_errors
+    from sseload.views.results import top_errors
 
     texts = ([f'HTTP 500: {{"error": "upstream died", "request_id": "req-{i:04d}"}}' for i in range(5)]
              + [f"HTTP 500: upstream died (trace {i:016x}a) at {1796144140000 + i}" for i in range(8)]

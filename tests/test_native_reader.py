@@ -402,7 +402,7 @@ def test_a_routed_stream_feeds_its_log_and_hears_only_of_what_it_must_act_on(rea
 
 @needs_sse
 def test_a_routed_read_the_log_refuses_reaches_on_fed_as_the_error(reader_and_pair):
-    from sseload.sse import SSEProtocolError
+    from sseload.protocol.sse import SSEProtocolError
 
     reader, client, server = reader_and_pair
     reader.add(client.fileno(), 1)
@@ -416,7 +416,7 @@ def test_a_routed_read_the_log_refuses_reaches_on_fed_as_the_error(reader_and_pa
 
 
 def test_a_log_that_is_not_the_compiled_one_gets_its_reads_through_on_read(reader_and_pair):
-    from sseload.sse import PyEventLog
+    from sseload.protocol.sse import PyEventLog
 
     reader, client, server = reader_and_pair
     reader.add(client.fileno(), 1)

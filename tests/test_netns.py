@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import ROOT, with_run_key
+from tests.conftest import LOCUSTFILE, with_run_key
 from tests.test_distributed import consistent
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="network namespaces are Linux's")
@@ -71,7 +71,7 @@ def in_ns(name: str, *cmd: str, log, cwd) -> subprocess.Popen:
 
 def test_workers_in_their_own_namespaces_reach_the_master_and_the_target_over_a_routed_link(tmp_path, namespaces):
     master_ns, worker_ns, gateways = namespaces
-    locustfile = str(ROOT / "sseload" / "locustfile.py")
+    locustfile = str(LOCUSTFILE)
     procs: list[subprocess.Popen] = []
     logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("target", "master", "w1", "w2")}  # noqa: SIM115
     try:

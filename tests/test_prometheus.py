@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sseload import prometheus
-from sseload.live import LiveStats
-from sseload.metrics import TTFE
+from sseload.record.metrics import TTFE
+from sseload.views import prometheus
+from sseload.views.live import LiveStats
 from tests import servers
-from tests.conftest import ROOT, free_port
+from tests.conftest import LOCUSTFILE, free_port
 
 start_server = servers.start_server  # the fixture
 
@@ -96,7 +96,8 @@ def test_a_real_prometheus_scrapes_a_running_load(tmp_path, start_server):
         f"scrape_configs: [{{job_name: sseload, static_configs: [{{targets: ['127.0.0.1:{metrics_port}']}}]}}]\n")
     with open(tmp_path / "locust.log", "w") as log:
         load = subprocess.Popen(
-            [sys.executable, "-m", "locust", "-f", str(ROOT / "sseload" / "locustfile.py"), "--headless", "-u", "4",
+            [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+             "-u", "4",
              "-r", "4", "-t", "20s", "--stop-timeout", "0", "-H", url, "--results-dir", str(tmp_path / "res"),
              "--run-id", "prom", "--sseload-prometheus", f"127.0.0.1:{metrics_port}"],
             stdout=log, stderr=subprocess.STDOUT)

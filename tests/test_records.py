@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from sseload.records import EVENTS_SCHEMA, STREAMS_SCHEMA, EventBuffer, StreamRecord, to_tables
+from sseload.record.records import EVENTS_SCHEMA, STREAMS_SCHEMA, EventBuffer, StreamRecord, to_tables
 
 pytestmark = pytest.mark.unit
 
@@ -83,7 +83,7 @@ def test_empty_batch_gives_empty_tables_with_the_schema():
 
 # --- the recorder never loses a batch ---
 
-from sseload.recorder import ParquetSink, Recorder  # noqa: E402
+from sseload.record.recorder import ParquetSink, Recorder  # noqa: E402
 
 
 def test_recorder_pads_event_arrays_that_fell_out_of_step(tmp_path):
@@ -119,7 +119,7 @@ def test_the_sink_coalesces_small_batches_and_rotates_shards_without_losing_a_ro
     """background: the master's sink, whose finished shards become Parquet on a thread of their own."""
     import pyarrow.parquet as pq
 
-    from sseload.results import _read
+    from sseload.views.results import _read
 
     sink = ParquetSink(tmp_path, background=background)
     sink.ROW_GROUP_EVENTS, sink.ROW_GROUP_STREAMS, sink.ROW_GROUPS_PER_SHARD = 6, 1000, 2
@@ -147,7 +147,7 @@ def test_batches_are_written_by_a_nice_thread_and_the_last_one_by_the_caller(tmp
     import os
     import threading
 
-    from sseload.recorder import WRITER_NICE
+    from sseload.record.recorder import WRITER_NICE
 
     seen = []
 
@@ -172,7 +172,7 @@ def test_a_flush_racing_the_flush_loop_loses_nothing(tmp_path):
 
     import gevent
 
-    from sseload.results import load
+    from sseload.views.results import load
 
     class SlowSink(ParquetSink):
         def __call__(self, streams, events):
@@ -195,7 +195,7 @@ def test_a_flush_racing_the_flush_loop_loses_nothing(tmp_path):
 
 
 def test_a_broken_parquet_shard_is_named_and_the_rest_recovered(tmp_path):
-    from sseload.results import ResultsError, load
+    from sseload.views.results import ResultsError, load
 
     sink = ParquetSink(tmp_path)
     sink([raw(stream_id=1)], EventBuffer())
@@ -222,7 +222,7 @@ def batch(first_id: int, n: int) -> tuple[list, EventBuffer]:
 
 def test_every_batch_written_survives_a_kill_and_a_half_written_one_costs_only_itself(tmp_path):
     """The run killed mid-shard: the open shard (an IPC stream) reads up to its last whole batch."""
-    from sseload.results import ResultsError, load
+    from sseload.views.results import ResultsError, load
 
     sink = ParquetSink(tmp_path)
     sink.ROW_GROUP_EVENTS, sink.ROW_GROUP_STREAMS, sink.ROW_GROUPS_PER_SHARD = 1000, 3, 1
@@ -279,7 +279,7 @@ def test_the_events_file_keeps_dictionaries_only_for_columns_whose_values_repeat
 def test_a_buffered_stream_is_one_of_three_or_more_events_all_in_one_read():
     import pyarrow as pa
 
-    from sseload.records import buffered_streams
+    from sseload.record.records import buffered_streams
 
     events = pa.table({"stream_id": [1, 1, 1, 2, 2, 3, 3, 3, 4, 4, 4],
                        "t_ms": [5.0, 5.0, 5.0, 7.0, 7.0, 1.0, 1.0, 2.0, 9.0, 9.0, 9.0]})

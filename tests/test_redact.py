@@ -1,4 +1,4 @@
-"""sseload.redact: what is secret is never written, and a server's text cannot steer a terminal or a page."""
+"""sseload.record.redact: what is secret is never written, and a server's text cannot steer a terminal or a page."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ import json
 
 import pytest
 
-from sseload.redact import REDACTED, Secrets, is_secret_name, markdown, scenario_to_write, split_userinfo, visible
+from sseload.record.redact import (
+    REDACTED,
+    Secrets,
+    is_secret_name,
+    markdown,
+    scenario_to_write,
+    split_userinfo,
+    visible,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -69,7 +77,7 @@ def test_userinfo_becomes_basic_auth_and_leaves_the_url():
 
 
 def test_a_scenario_is_written_without_credentials_or_body():
-    from sseload.redact import KNOWN
+    from sseload.record.redact import KNOWN
     KNOWN.add("s3cr3t-header-value")
     written = scenario_to_write({
         "request": {"url": "https://u:pw12345@h/p?api_key=abcdef123", "method": "POST",

@@ -106,7 +106,7 @@ def test_passing_thresholds_pass_check_and_lead_the_report(run, tmp_path):
     """The module's run judged again with thresholds it meets: check exits 0, the report's banner passes."""
     import shutil
 
-    from sseload import report, results, thresholds
+    from sseload.views import report, results, thresholds
 
     scenario = tmp_path / "passing.toml"
     scenario.write_text("[thresholds]\nttfe_p95_ms = 500.0\ncutoff_rate_max = 0.0\n")

@@ -16,16 +16,16 @@ import pytest
 
 from sseload import cli
 from sseload.auth.schemes import from_scenario
-from sseload.client import Endpoint, HeadError, PreparedRequest, SSEConnection
-from sseload.feed import Feed
-from sseload.outcomes import Outcome
-from sseload.records import StreamRecord
-from sseload.response import StreamRules
-from sseload.runinfo import read as runinfo_read
-from sseload.scenario import Auth, ScenarioError, apply_request_flags, check_header, default_scenario
-from sseload.scenario import load as load_scenario
+from sseload.protocol.feed import Feed
+from sseload.protocol.outcomes import Outcome
+from sseload.protocol.response import StreamRules
+from sseload.record.records import StreamRecord
+from sseload.run.runinfo import read as runinfo_read
+from sseload.scenario.model import Auth, ScenarioError, apply_request_flags, check_header, default_scenario
+from sseload.scenario.model import load as load_scenario
+from sseload.transport.client import Endpoint, HeadError, PreparedRequest, SSEConnection
 from tests import servers
-from tests.conftest import ROOT, sseload_run, write_scenario
+from tests.conftest import LOCUSTFILE, sseload_run, write_scenario
 from tests.servers import Conn, ScriptedServer, sse_event
 from tests.test_event_log import BOTH
 from tests.test_event_log import run as run_log
@@ -120,7 +120,7 @@ def test_a_header_value_that_is_not_latin1_is_refused_before_the_run(tmp_path):
 
 @pytest.mark.unit
 def test_a_header_from_an_env_reference_is_checked_too(monkeypatch):
-    from sseload.scenario import request_headers
+    from sseload.scenario.model import request_headers
 
     scenario = default_scenario()
     scenario.request.headers = {"X-Key": "${X_KEY}"}
@@ -153,7 +153,7 @@ def test_sseload_run_refuses_an_unsendable_flag_before_any_load(capsys, tmp_path
 def test_plain_locust_refuses_a_header_that_would_inject_one(tmp_path, start_server):
     srv = start_server(servers.paced_sse, events=1)
     proc = subprocess.run(
-        [sys.executable, "-m", "locust", "-f", str(ROOT / "sseload" / "locustfile.py"), "--headless", "-u", "1",
+        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "1",
          "-t", "1s", "-H", srv.url, "--results-dir", str(tmp_path / "results"),
          "--header", f"X-A: {SECRET}\r\nX-Evil: 1"],
         capture_output=True, text=True, timeout=60, cwd=tmp_path)
@@ -168,7 +168,7 @@ def test_plain_locust_refuses_a_header_that_would_inject_one(tmp_path, start_ser
 @pytest.mark.unit
 @pytest.mark.parametrize("end", ["\n", "\r\n"])
 def test_a_token_read_with_a_trailing_line_end_is_trimmed_and_said_once(caplog, end):
-    from sseload import scenario as scenario_mod
+    from sseload.scenario import model as scenario_mod
 
     scenario_mod._TRIMMED_VARS.discard("T_TRIM")
     auth = Auth(method="token", token_env="T_TRIM")
@@ -247,7 +247,7 @@ def test_a_stream_whose_signed_headers_cannot_be_sent_is_recorded_unsent(start_s
 
     srv = start_server(servers.paced_sse, events=1)
     conn = _connection(srv.url, BrokenToken())
-    from sseload.records import EventBuffer
+    from sseload.record.records import EventBuffer
 
     record = conn.stream(PreparedRequest.build("GET", srv.url, {}, b""), EventBuffer())
     assert isinstance(record, StreamRecord) and record.outcome is Outcome.HARNESS_ERROR
@@ -256,8 +256,8 @@ def test_a_stream_whose_signed_headers_cannot_be_sent_is_recorded_unsent(start_s
 
 
 FLAKY_LOCUSTFILE = """
-from sseload.client import SSEConnection
-from sseload.user import SSEUser
+from sseload.transport.client import SSEConnection
+from sseload.run.user import SSEUser
 
 _stream, _calls = SSEConnection.stream, [0]
 

@@ -11,9 +11,9 @@ import ssl
 import httptools
 import pytest
 
-from sseload.outcomes import Outcome
-from sseload.response import DeadlineExceeded, Response, StreamRules, classify_error, framing_of
-from sseload.sse import EventLog, PyEventLog
+from sseload.protocol.outcomes import Outcome
+from sseload.protocol.response import DeadlineExceeded, Response, StreamRules, classify_error, framing_of
+from sseload.protocol.sse import EventLog, PyEventLog
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""`sseload run` and `locust -f locustfiles/sse.py` against the reference target, for real."""
+"""`sseload run` and `locust -f sseload/run/locustfile.py` against the reference target, for real."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import sys
 import pandas as pd
 import pytest
 
-from sseload.scenario import DEFAULT_PATH
-from tests.conftest import ROOT, sseload_reported_run, sseload_run
+from sseload.scenario.model import DEFAULT_PATH
+from tests.conftest import LOCUSTFILE, ROOT, sseload_reported_run, sseload_run
 
 
 def test_run_on_the_embedded_default_records_streams_and_events(tmp_path):
@@ -85,7 +85,7 @@ def test_unreachable_host_is_connect_error_with_a_clear_message(tmp_path):
 
 def test_no_host_for_plain_locust_says_what_to_do(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"), "--headless",
+        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
          "-u", "1", "-t", "1s", "--results-dir", str(tmp_path / "res")],
         capture_output=True, text=True, timeout=60, cwd=tmp_path, env={**os.environ},
     )

@@ -1,7 +1,7 @@
 """A run's folder is its own (issue 28, item 5): created exclusively, never through a symbolic link,
 from an id that is one safe folder name; a reused id is refused by `sseload run` and `locust -f` alike.
 
-sseload.runinfo.create_run_dir is the one place that decides; `sseload run` calls it once and its
+sseload.run.runinfo.create_run_dir is the one place that decides; `sseload run` calls it once and its
 Locust children adopt the folder (adopt_run_dir); plain `locust -f` calls it itself.
 """
 
@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from sseload import runinfo
-from sseload.runinfo import RunDirError, adopt_run_dir, create_run_dir
+from sseload.run import runinfo
+from sseload.run.runinfo import RunDirError, adopt_run_dir, create_run_dir
 from tests import servers
-from tests.conftest import ROOT
+from tests.conftest import LOCUSTFILE
 
 start_server = servers.start_server
-LOCUSTFILE = str(ROOT / "sseload" / "locustfile.py")
+LOCUSTFILE = str(LOCUSTFILE)
 BAD_IDS = ["../x", "x\n", "a/b", "/tmp/abs", "a..b", ".hidden", "-dash", "", "two words", "x\0", "é", "x" * 129]
 
 

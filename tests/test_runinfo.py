@@ -1,4 +1,4 @@
-"""run.json has one writer (sseload.runinfo): atomic writes and a list of partial reasons."""
+"""run.json has one writer (sseload.run.runinfo): atomic writes and a list of partial reasons."""
 
 import json
 import subprocess
@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from sseload import runinfo
-from sseload.runinfo import PartialReasons
+from sseload.run import runinfo
+from sseload.run.runinfo import PartialReasons
 
 pytestmark = pytest.mark.unit
 
@@ -41,7 +41,7 @@ def test_marking_a_run_without_run_json_writes_nothing(tmp_path):
 
 
 def test_the_cli_supervisor_imports_neither_locust_nor_gevent():
-    code = ("import sys, sseload.cli, sseload.runinfo; "
+    code = ("import sys, sseload.cli, sseload.run.runinfo; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent', 'httptools')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

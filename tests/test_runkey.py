@@ -1,5 +1,5 @@
 """The run key: a master takes a worker's message only when it is signed with the run's key, as
-that type of message from that sender, and not seen before (sseload.runkey)."""
+that type of message from that sender, and not seen before (sseload.record.runkey)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import msgpack
 import pytest
 
-from sseload.distributed import BATCH, DONE, REPORT
-from sseload.live import LiveStats
-from sseload.outcomes import Outcome
-from sseload.runkey import RUN_KEY_ENV, SEQUENCE, SIGNATURE, MessageGate, RunKey, RunKeyError
+from sseload.protocol.outcomes import Outcome
+from sseload.record.distributed import BATCH, DONE, REPORT
+from sseload.record.runkey import RUN_KEY_ENV, SEQUENCE, SIGNATURE, MessageGate, RunKey, RunKeyError
+from sseload.views.live import LiveStats
 
 SECRET = "0123456789abcdef" * 4
 NODE = "loadhost_4f1c"

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from sseload.scenario import ScenarioError, load, users_at
+from sseload.scenario.model import ScenarioError, load, users_at
 from tests.conftest import ROOT, RunResult, side_by_side, sseload_run, write_scenario
 
 READY = sorted((ROOT / "scenarios").glob("*.toml"))
@@ -122,7 +122,7 @@ def test_sseload_run_on_a_bad_scenario_prints_one_sentence_and_exits_2(tmp_path)
 
 @pytest.mark.unit
 def test_shapes_give_the_user_count_over_time():
-    from sseload.scenario import Load
+    from sseload.scenario.model import Load
 
     ramp = Load(shape="ramp", start_users=10, users=110)
     assert [users_at(ramp, t, 100) for t in (0, 50, 100)] == [10, 60, 110]
@@ -179,7 +179,7 @@ def test_open_model_shows_coordinated_omission_when_overloaded(tmp_path):
 def test_the_request_url_from_h_the_scenario_and_the_path_flag():
     from argparse import Namespace
 
-    from sseload.scenario import apply_request_flags, default_scenario, for_host, request_url
+    from sseload.scenario.model import apply_request_flags, default_scenario, for_host, request_url
 
     flags = Namespace(path=None, method=None, header=None, body=None, body_file=None)
     s = for_host("http://user:secret@h:81")
@@ -198,8 +198,8 @@ def test_the_request_url_from_h_the_scenario_and_the_path_flag():
 def test_body_flag_sends_what_it_says_even_an_empty_body(given, sent):
     from argparse import Namespace
 
-    from sseload.body import bodies
-    from sseload.scenario import apply_request_flags, default_scenario
+    from sseload.scenario.bodies import bodies
+    from sseload.scenario.model import apply_request_flags, default_scenario
 
     s = default_scenario()
     default = bodies(s.body)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from tests import servers
-from tests.conftest import ROOT, free_port, sseload_reported_run, wait_for_http, wait_until_stopped
+from tests.conftest import LOCUSTFILE, free_port, sseload_reported_run, wait_for_http, wait_until_stopped
 
 start_server = servers.start_server  # the fixture
 
@@ -137,7 +137,7 @@ def test_locust_with_its_web_ui_shows_and_writes_no_credential(tmp_path, start_s
     port = free_port()
     out_dir = tmp_path / "locust-out"
     out_dir.mkdir()
-    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"),
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE),
            "-H", f"{srv.base_url}/v1/stream?key={secrets['query key']}",
            "--header", f"Authorization: Bearer {secrets['bearer']}",
            "--header", f"X-Apig-AppCode: {secrets['app code']}",

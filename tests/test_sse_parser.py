@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sseload.sse import SSEParser, SSEProtocolError
+from sseload.protocol.sse import SSEParser, SSEProtocolError
 from tests.sse_streams import streams
 
 pytestmark = pytest.mark.unit

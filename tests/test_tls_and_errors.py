@@ -131,8 +131,8 @@ def test_a_crash_in_a_custom_locustfile_is_recorded_not_lost(tmp_path, target):
     url = target("--events", "3", "--ttfe-ms", "5", "--gap-ms", "5")
     lf = tmp_path / "buggy.py"
     lf.write_text(
-        "from sseload.response import Response\n"
-        "from sseload.user import SSEUser\n"
+        "from sseload.protocol.response import Response\n"
+        "from sseload.run.user import SSEUser\n"
         "Response.on_headers_complete = lambda self: 1 / 0  # a bug in code the parser calls back\n"
         "class Buggy(SSEUser):\n"
         "    pass\n"
@@ -167,7 +167,7 @@ def test_ctrl_c_three_times_abandons_the_run_with_the_signals_exit_code(tmp_path
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
     assert "abandoning the run" in err and "Traceback" not in err
-    from sseload.results import load
+    from sseload.views.results import load
 
     run = load(tmp_path / "r" / "abandon")  # every batch written before the kill reads back
     assert (run.streams["outcome"] == "http_error").sum() >= 5

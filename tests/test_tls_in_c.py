@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from sseload.response import classify_error
-from sseload.tuning import Tuning
+from sseload.protocol.response import classify_error
+from sseload.transport.tuning import Tuning
 from tests import servers
 from tests.test_native_reader import pair
 
@@ -103,7 +103,7 @@ def test_close_notify_ends_the_plaintext_without_an_error():
 
 @pytest.mark.unit
 def test_a_corrupted_record_is_a_tls_error_a_stream_ends_as_a_reset():
-    from sseload.client import StreamRules
+    from sseload.transport.client import StreamRules
 
     tls = MemoryTLS()
     wire = bytearray(tls.records(b"data: x\n\n"))
@@ -160,8 +160,8 @@ def test_a_routed_tls_stream_feeds_its_log_from_the_socket():
 
 def _stream_from(srv, tuning: Tuning | None = None):
     from sseload.auth.schemes import Authenticator
-    from sseload.client import Endpoint, PreparedRequest, SSEConnection, StreamRules
-    from sseload.records import EventBuffer
+    from sseload.record.records import EventBuffer
+    from sseload.transport.client import Endpoint, PreparedRequest, SSEConnection, StreamRules
 
     conn = SSEConnection(Endpoint.resolve(srv.url), StreamRules(deadline_s=20, read_timeout_s=5), Authenticator(),
                          tls=srv.ssl_context(), tuning=tuning)
@@ -178,7 +178,7 @@ def _stream_from(srv, tuning: Tuning | None = None):
 @pytest.fixture
 def native_reactor(monkeypatch):
     """The process's reader, fresh for this test (so what it says of TLS is this test's)."""
-    from sseload import reactor as reactor_mod
+    from sseload.transport import reactor as reactor_mod
 
     if reactor_mod._reader is None:
         pytest.skip("the native reader was not built")
@@ -200,7 +200,7 @@ def test_tls_streams_from_an_independent_server_are_decrypted_in_c(start_server,
                                                                           ("ok", 60, True)]
     assert reactor.tls_in_c is True
     assert reactor.stats()["tls_reads"] >= 3 * 50  # most reads: the heads' are Python's
-    from sseload.reactor import reader_info
+    from sseload.transport.reactor import reader_info
 
     assert reader_info()["reader_tls_in_c"] is True
 
@@ -210,7 +210,7 @@ def test_where_the_route_is_refused_or_switched_off_python_decrypts_and_run_json
         start_server, native_reactor, monkeypatch, request, why):
     import dataclasses
 
-    from sseload import reactor as reactor_mod
+    from sseload.transport import reactor as reactor_mod
 
     def refuse(*args):
         raise ValueError("this Python's ssl objects are not laid out as TLSRoute expects")
@@ -268,8 +268,8 @@ def test_a_broken_record_mid_body_is_a_reset_with_the_events_before_it(native_re
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     from sseload.auth.schemes import Authenticator
-    from sseload.client import Endpoint, PreparedRequest, SSEConnection, StreamRules
-    from sseload.records import EventBuffer
+    from sseload.record.records import EventBuffer
+    from sseload.transport.client import Endpoint, PreparedRequest, SSEConnection, StreamRules
 
     url = f"https://127.0.0.1:{listener.getsockname()[1]}/s"
     conn = SSEConnection(Endpoint.resolve(url), StreamRules(deadline_s=10, read_timeout_s=5), Authenticator(),
@@ -346,8 +346,8 @@ def test_the_c_fixed_schedule_target_is_measured_plain_and_over_tls(c_target, na
     import urllib.request
 
     from sseload.auth.schemes import Authenticator
-    from sseload.client import Endpoint, PreparedRequest, SSEConnection, StreamRules
-    from sseload.records import EventBuffer
+    from sseload.record.records import EventBuffer
+    from sseload.transport.client import Endpoint, PreparedRequest, SSEConnection, StreamRules
 
     reactor, tuning = native_reactor
     url, ctx = c_target(tls, ttfe_ms=20, gap_ms=5, events=30, payload_bytes=64, key_update_at=key_update_at)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from sseload.tuning import SWITCHES, Tuning
+from sseload.transport.tuning import SWITCHES, Tuning
 
 pytestmark = pytest.mark.unit
 

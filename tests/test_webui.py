@@ -17,10 +17,10 @@ import pandas as pd
 import psutil
 import pytest
 
-from sseload.metrics import OUTPUT_TOKENS_PER_S, TTFT
+from sseload.record.metrics import OUTPUT_TOKENS_PER_S, TTFT
 from tests import servers
 from tests.browser import browser_page
-from tests.conftest import ROOT, free_port, wait_for_http, wait_until_stopped, with_run_key
+from tests.conftest import LOCUSTFILE, free_port, wait_for_http, wait_until_stopped, with_run_key
 
 start_server = servers.start_server  # the fixture
 
@@ -33,7 +33,7 @@ def locust_ui(tmp_path, start_server):
     port = free_port()
     with open(tmp_path / "locust.log", "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"), "-H", srv.url,
+            [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "-H", srv.url,
              "--web-host", "127.0.0.1", "--web-port", str(port), "--autostart", "-u", "5", "-r", "5",
              "-t", "60s", "--results-dir", str(tmp_path / "res"), "--run-id", "ui"],
             stdout=log, stderr=subprocess.STDOUT, text=True,
@@ -120,7 +120,7 @@ def test_the_web_ui_never_shows_a_secret(tmp_path, target):
     # a file, not a pipe: DEBUG logs would fill an unread pipe and block Locust (the child keeps its own copy)
     with open(tmp_path / "locust.log", "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"), "-H", url, "--scenario",
+            [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "-H", url, "--scenario",
              str(scenario), "--web-host", "127.0.0.1", "--web-port", str(port), "--autostart", "-u", "3", "-r", "3",
              "-t", "2s", "--results-dir", str(tmp_path / "res"), "--run-id", "s", "--loglevel", "DEBUG"],
             stdout=log, stderr=subprocess.STDOUT, text=True, env=env,
@@ -178,7 +178,7 @@ def latency_row(metric) -> str:
 def start_locust(tmp_path, url: str, *args: str, log: str = "locust.log", env: dict | None = None) -> subprocess.Popen:
     with open(tmp_path / log, "w") as out:  # a file, not a pipe: an unread pipe would block Locust
         return subprocess.Popen(
-            [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sse.py"), "-H", url,
+            [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "-H", url,
              "--results-dir", str(tmp_path / "res"), "--run-id", "ui", *args],
             stdout=out, stderr=subprocess.STDOUT, text=True, env=env)
 
@@ -218,7 +218,7 @@ def test_the_sse_tab_shows_live_ttft_and_output_tokens_of_an_openai_service(tmp_
 def sseload_locustfile(tmp_path, *args: str, log: str = "locust.log") -> subprocess.Popen:
     """`locust -f sseload/locustfile.py` (what `sseload locustfile` prints), output to a file."""
     with open(tmp_path / log, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "locust", "-f", str(ROOT / "sseload" / "locustfile.py"),
+        return subprocess.Popen([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE),
                                  "--results-dir", str(tmp_path / "res"), *args],
                                 stdout=out, stderr=subprocess.STDOUT, text=True)
 
@@ -264,7 +264,7 @@ def test_the_web_ui_listens_on_loopback_unless_web_host_says_otherwise_and_then_
     ("127.0.0.1", False), ("127.0.0.2", False), ("localhost", False), ("::1", False), ("[::1]", False),
     ("", True), ("*", True), ("0.0.0.0", True), ("::", True), ("10.1.2.3", True), ("ui.example", True)])
 def test_only_a_web_ui_on_loopback_goes_without_the_warning(web_host, warned):
-    from sseload.webui import exposure_warning
+    from sseload.run.webui import exposure_warning
 
     assert bool(exposure_warning(web_host, 8089)) is warned
 

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from sseload.auth.apig import UNSIGNED_PAYLOAD, sign
 from sseload.auth.iam import TokenCache, token_request_body, urllib_fetch
-from sseload.scenario import Auth, ScenarioError, from_env
+from sseload.scenario.model import Auth, ScenarioError, from_env
 
 
 class Authenticator:

@@ -6,7 +6,7 @@ import math
 import random
 from dataclasses import dataclass, field, fields
 
-from sseload.gateway import DEFAULT_LIMIT_S, DEFAULT_MAX_BODY_BYTES
+from sseload.protocol.gateway import DEFAULT_LIMIT_S, DEFAULT_MAX_BODY_BYTES
 
 FAULTS = (
     "reset",  # connection reset mid-stream

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from sseload.auth.apig import ALGORITHM, SignatureError, parse_authorization, verify
-from sseload.gateway import ERRORS, REASONS, SSE_CONTENT_TYPE, error_body, new_request_id
+from sseload.protocol.gateway import ERRORS, REASONS, SSE_CONTENT_TYPE, error_body, new_request_id
 from sseload.target.config import TargetConfig
 
 STATS_PATH = "/_sseload/stats"

@@ -1,0 +1,506 @@
+"""Incremental Server-Sent Events parser, sans I/O.
+
+Follows the WHATWG "event stream interpretation" rules
+(https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation).
+It is fed bytes and hands back events; it never touches a socket or a clock, so the
+harness can timestamp a read first and parse second, and tests can feed it every split.
+
+Work is done per read, not per byte: a read is split on line ends once, and each event's
+data is decoded once, at dispatch. Decoding line by line gives the same text as decoding
+the whole stream first, because line-end bytes can never be part of a UTF-8 sequence.
+"""
+
+from __future__ import annotations
+
+import re
+from array import array
+
+from sseload.protocol.sse_types import SSEEvent, SSEProtocolError
+
+__all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
+    "BodyFraming",
+    "EventLog",
+    "PyEventLog",
+    "SSEEvent",
+    "SSEParser",
+    "SSEProtocolError",
+    "ALL_OUTPUT",
+    "OUTPUT_KINDS",
+    "openai_facts",
+    "openai_notable",
+]
+
+DEFAULT_MAX_EVENT_BYTES = 16 << 20  # of an event's data; memory per stream stays within it
+_BOM = b"\xef\xbb\xbf"
+#: Longer is no reconnection time (and past 4,300 digits int() refuses it): malformed.
+MAX_RETRY_DIGITS = 18
+
+
+_new_event = tuple.__new__
+
+
+class SSEParser:
+    """Feed bytes in, get dispatched events out.
+
+    ``max_event_bytes`` bounds memory: when one event (its data plus an unterminated
+    line) grows past it, :class:`SSEProtocolError` is raised and the stream should be
+    abandoned.
+    """
+
+    __slots__ = (
+        "_bom_pending",
+        "_cr_pending",
+        "_data",
+        "_data_len",
+        "_event_type",
+        "_last_id",
+        "_pending",
+        "_pending_len",
+        "malformed",
+        "max_event_bytes",
+        "retry",
+    )
+
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self.max_event_bytes = max_event_bytes
+        #: Last valid ``retry`` field, in milliseconds, or None.
+        self.retry: int | None = None
+        self._pending: list[bytes] = []  # pieces of an unterminated line
+        self._pending_len = 0
+        self._cr_pending = False  # last byte seen was CR: a following LF is the same line end
+        self._bom_pending = True  # still at stream start, may see (part of) a BOM
+        self._data: list[bytes] = []
+        self._data_len = 0
+        self._event_type = b""
+        self._last_id = ""
+        #: Lines the spec says to ignore (unknown fields, bad retry values) plus events whose
+        #: data was not valid UTF-8: legal to skip, but worth reporting.
+        self.malformed = 0
+
+    @property
+    def last_event_id(self) -> str:
+        return self._last_id
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """Parse one read; return the events it completed (often none, sometimes many)."""
+        if not chunk:
+            return []
+        if self._bom_pending:
+            chunk = self._strip_bom(chunk)
+            if not chunk:
+                return []
+        if self._cr_pending:
+            self._cr_pending = False
+            if chunk[0] == 10:  # LF completing a CRLF split across reads
+                chunk = chunk[1:]
+                if not chunk:
+                    return []
+        if 13 in chunk:  # CR: normalise CRLF and lone CR to LF
+            if chunk[-1] == 13:
+                self._cr_pending = True
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = chunk.split(b"\n")
+        if len(lines) == 1:  # no line end yet
+            self._pending.append(chunk)
+            self._pending_len += len(chunk)
+            self._check_size()
+            return []
+        pending = self._pending
+        if pending:  # the start of the first line came in earlier reads
+            pending.append(lines[0])
+            lines[0] = b"".join(pending)
+            pending.clear()
+            self._pending_len = 0
+        tail = lines.pop()
+        if tail:
+            pending.append(tail)
+            self._pending_len = len(tail)
+
+        # The hot loop: one pass over the lines of a read. `data: ` lines (nearly all of a
+        # stream) take the first branch; dispatch is inlined; events are built with
+        # tuple.__new__ directly, skipping NamedTuple's Python-level constructor.
+        events: list[SSEEvent] = []
+        data = self._data
+        data_len = self._data_len
+        limit = self.max_event_bytes
+        for line in lines:
+            if line[:6] == b"data: ":
+                value = line[6:]
+                data.append(value)
+                data_len += len(value) + 1
+                if data_len - len(data) > limit:
+                    self._data_len = data_len
+                    self._check_size()
+                continue
+            if not line:
+                if data:
+                    raw = data[0] if len(data) == 1 else b"\n".join(data)
+                    try:
+                        text = raw.decode("utf-8")
+                    except UnicodeDecodeError:
+                        self.malformed += 1
+                        text = raw.decode("utf-8", "replace")
+                    event_type = self._event_type
+                    events.append(_new_event(SSEEvent, (
+                        event_type.decode("utf-8", "replace") if event_type else "message",
+                        text, self._last_id, len(raw),
+                    )))
+                    data.clear()
+                    data_len = 0
+                self._event_type = b""
+                continue
+            if line[:4] == b"id: ":
+                value = line[4:]
+                if 0 not in value:
+                    self._last_id = value.decode("utf-8", "replace")
+                continue
+            field, colon, value = line.partition(b":")
+            if not field and colon:
+                continue  # comment
+            if value[:1] == b" ":
+                value = value[1:]
+            if field == b"data":
+                data.append(value)
+                data_len += len(value) + 1
+                if data_len - len(data) > limit:
+                    self._data_len = data_len
+                    self._check_size()
+            elif field == b"event":
+                self._event_type = value
+            elif field == b"id":
+                if 0 not in value:
+                    self._last_id = value.decode("utf-8", "replace")
+            elif field == b"retry":
+                if value.isdigit() and len(value) <= MAX_RETRY_DIGITS:  # ASCII digits only
+                    self.retry = int(value)
+                else:
+                    self.malformed += 1
+            else:
+                self.malformed += 1
+        self._data_len = data_len
+        if data_len + self._pending_len > limit:
+            self._check_size()
+        return events
+
+    def _strip_bom(self, chunk: bytes) -> bytes:
+        seen = b"".join(self._pending) + chunk if self._pending else chunk
+        if len(seen) < 3 and _BOM.startswith(seen):
+            self._pending = [seen]
+            self._pending_len = len(seen)
+            return b""
+        self._bom_pending = False
+        self._pending = []
+        self._pending_len = 0
+        return seen[3:] if seen.startswith(_BOM) else seen
+
+    def _check_size(self) -> None:
+        """Raise when the event's data is over the limit: its lines' values, not the ``data: ``
+        field names nor the line ends (a 1 MiB data line fits a 1 MiB limit). Callers test the
+        cheap over-estimate (data and pending bytes, all counted) first."""
+        size = self._data_len - len(self._data) + self._pending_len
+        if self._pending_len >= 5:
+            head = self._pending[0][:6]
+            if len(head) < 6:
+                head = b"".join(self._pending)[:6]
+            if head[:5] == b"data:":
+                size -= 6 if head[5:6] == b" " else 5
+        if size > self.max_event_bytes:
+            raise SSEProtocolError(
+                f"an event grew past max_event_bytes={self.max_event_bytes} "
+                f"({size} bytes of data without an event end); raise the limit in the scenario "
+                "([stream] max_event_bytes) if the service really sends events this large"
+            )
+
+
+#: A chunk-size line or trailer line longer than this is not HTTP/1.1 framing.
+MAX_FRAMING_LINE = 16384
+_CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;.*)?", re.DOTALL)
+_SIZE, _DATA, _DATA_END, _TRAILER, _COMPLETE = range(5)
+
+
+class BodyFraming:
+    """An HTTP/1.1 response body's framing (RFC 9112 sections 6-7), sans I/O: body bytes in, content out.
+
+    ``chunked``: chunk-size lines (hex, optional extensions after ``;``), chunk data, and after
+    the last (zero) chunk any trailer lines up to an empty one; else ``length`` bytes, or
+    (``length`` -1) everything until the connection closes, which the caller sees. ``complete``
+    turns true once the framing says the body is over; bytes after that are ignored. Lines end
+    with CRLF or a bare LF (a tolerant reader). Broken framing raises :class:`SSEProtocolError`
+    before any content of that read is handed out. The event log runs on this so that a read
+    goes from socket to events in one call (``sseload._sse`` does the same in C).
+    """
+
+    __slots__ = ("_left", "_line", "_state", "chunked", "complete")
+
+    def __init__(self, chunked: bool = False, length: int = -1) -> None:
+        self.chunked = chunked
+        self._left = length  # bytes left of the body (length) or of the chunk (chunked)
+        self._state = _SIZE
+        self._line = b""  # a framing line begun in earlier reads
+        self.complete = not chunked and length == 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if self.complete:
+            return []
+        if not self.chunked:
+            if self._left < 0:
+                return [data]
+            take = data[:self._left]
+            self._left -= len(take)
+            self.complete = self._left == 0
+            return [take]
+        out = []
+        i, n = 0, len(data)
+        while i < n and self._state != _COMPLETE:
+            if self._state == _DATA:
+                take = min(self._left, n - i)
+                out.append(data[i:i + take])
+                i += take
+                self._left -= take
+                if self._left == 0:
+                    self._state = _DATA_END
+                continue
+            j = data.find(b"\n", i)
+            if j < 0:
+                self._line += data[i:]
+                if len(self._line) > MAX_FRAMING_LINE:
+                    raise SSEProtocolError(f"malformed chunked body: a framing line over {MAX_FRAMING_LINE} bytes")
+                break
+            line = self._line + data[i:j]
+            self._line = b""
+            i = j + 1
+            if len(line) > MAX_FRAMING_LINE:
+                raise SSEProtocolError(f"malformed chunked body: a framing line over {MAX_FRAMING_LINE} bytes")
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            self._end_line(line)
+        self.complete = self._state == _COMPLETE
+        return out
+
+    def _end_line(self, line: bytes) -> None:
+        state = self._state
+        if state == _SIZE:
+            m = _CHUNK_SIZE_LINE.fullmatch(line)
+            if m is None:
+                raise SSEProtocolError("malformed chunked body: a bad chunk-size line")
+            self._left = int(m[1], 16)
+            self._state = _DATA if self._left else _TRAILER
+        elif state == _DATA_END:
+            if line:
+                raise SSEProtocolError("malformed chunked body: chunk data longer than its size")
+            self._state = _SIZE
+        elif not line:  # _TRAILER: an empty line ends the trailers and the body
+            self._state = _COMPLETE
+
+
+_BLANKS = " \t\n\r"
+#: What may count as a chunk's output ([stream] output): each kind's bit in ``output_kinds``.
+OUTPUT_KINDS = {"content": 1, "reasoning": 2, "tool_calls": 4}
+ALL_OUTPUT = sum(OUTPUT_KINDS.values())
+_OUTPUT_KEYS = ((OUTPUT_KINDS["content"], ('"content"', '"text"')),
+                (OUTPUT_KINDS["reasoning"], ('"reasoning_content"', '"reasoning"')))
+
+
+def _values(data: str, key: str):
+    """Where the value after each occurrence of ``key`` (quoted) as a key starts: the key, blanks,
+    a colon, blanks; not escaped inside a string (no backslash before its opening quote)."""
+    k = data.find(key)
+    while k >= 0:
+        if k == 0 or data[k - 1] != "\\":
+            j = k + len(key)
+            while j < len(data) and data[j] in _BLANKS:
+                j += 1
+            if j < len(data) and data[j] == ":":
+                j += 1
+                while j < len(data) and data[j] in _BLANKS:
+                    j += 1
+                yield j
+        k = data.find(key, k + len(key))
+
+
+def _number(data: str, key: str) -> int:
+    for j in _values(data, key):
+        m = re.match(r"[0-9]+", data[j:j + 19])  # 19 digits: over the 18 the compiled twin reads
+        return int(m[0]) if m and len(m[0]) <= 18 else -1
+    return -1
+
+
+def openai_facts(data: str, output_kinds: int = ALL_OUTPUT) -> tuple[bool, int, int]:
+    """What an OpenAI-style chunk (chat or completions) says, without a JSON parser: whether it
+    carries output (of the ``output_kinds`` asked, OUTPUT_KINDS' bits: a non-empty ``content`` or
+    ``text`` string, a non-empty ``reasoning_content`` or ``reasoning`` string, a non-empty
+    ``tool_calls`` list; role-only, empty and usage-only chunks never do), and its
+    ``usage.completion_tokens`` and ``usage.prompt_tokens`` (-1 when absent). The definition of
+    the compiled log's openai mode (sseload._sse)."""
+    out = any(j + 1 < len(data) and data[j] == '"' and data[j + 1] != '"'
+              for bit, keys in _OUTPUT_KEYS if output_kinds & bit for key in keys for j in _values(data, key))
+    if not out and output_kinds & OUTPUT_KINDS["tool_calls"]:
+        for j in _values(data, '"tool_calls"'):
+            if j < len(data) and data[j] == "[":
+                e = j + 1
+                while e < len(data) and data[e] in _BLANKS:
+                    e += 1
+                if e < len(data) and data[e] != "]":
+                    out = True
+                    break
+    return out, _number(data, '"completion_tokens"'), _number(data, '"prompt_tokens"')
+
+
+def openai_notable(data: str) -> bool:
+    """An OpenAI-style chunk the response acts on (what the compiled log's openai mode returns
+    beside typed and sentinel events): one that ends a choice (a ``finish_reason`` string: null
+    does not) or reports an error (an ``error`` object or string, or ``"object": "error"``)."""
+    n = len(data)
+    return (any(j < n and data[j] == '"' for j in _values(data, '"finish_reason"'))
+            or any(j < n and data[j] in '{"' for j in _values(data, '"error"'))
+            or any(data.startswith('"error"', j) for j in _values(data, '"object"')))
+
+
+_TRUTH_NUMBER = re.compile(r"[ \t]*([0-9]+)")
+_INT64_MAX = (1 << 63) - 1
+
+
+class PyEventLog:
+    """One stream's events as flat arrays: the harness's per-event hot path, defined in Python.
+
+    ``feed(chunk, t_ns)`` parses a read with :class:`SSEParser` and records, per completed
+    event, the read's time, the size of its data and the number that follows ``truth_key`` in
+    it (the service's send time: spaces or tabs, then ASCII digits that fit an int64; 0 when
+    absent). It returns only the events the caller must act on: typed events (any ``event:``
+    but ``message``) and events whose data is ``sentinel``. As with ``SSEParser.feed``, a read
+    that raises :class:`SSEProtocolError` records none of its events.
+
+    This is the specification of ``sseload._sse.EventLog``, the compiled twin that does the
+    same without a Python object per event; ``EventLog`` is that one where it was built.
+
+    Given ``chunked`` or a ``length``, ``feed`` takes the response body as it arrives and takes
+    its framing off first (:class:`BodyFraming`); ``complete`` says when the body is over.
+    tests/test_event_log.py holds the two to the same results at every split of the input.
+    """
+
+    __slots__ = ("_framing", "_key", "_llm", "_openai", "_outputs", "_parser", "_sentinel", "bytes_in",
+                 "first_event_id", "keep_output", "last_t_ns", "output_kinds", "prompt_tokens", "server_ns", "size",
+                 "t_ns")
+
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+                 truth_key: bytes | None = None, sentinel: bytes | None = None,
+                 chunked: bool = False, length: int = -1, openai: bool = False, keep_output: bool = False,
+                 output_kinds: int = ALL_OUTPUT) -> None:
+        self._framing = BodyFraming(chunked, length) if chunked or length >= 0 else None
+        self._parser = SSEParser(max_event_bytes)
+        self._key = truth_key.decode("ascii") if truth_key else ""
+        self._sentinel = sentinel.decode("utf-8") if sentinel is not None else None
+        self.t_ns = array("q")
+        self.size = array("q")
+        self.server_ns = array("q")
+        self.bytes_in = 0  # every byte fed, framing and all
+        self.last_t_ns = -1  # the time of the last read fed
+        self.first_event_id = ""  # the event id in effect at the first event: where a feed resumed
+        self._openai = openai  # OpenAI-style chunks: per event, output and usage (openai_facts)
+        self._llm = array("q")  # output (1/0) + 2 * (completion_tokens + 1), per event
+        self.prompt_tokens = -1  # the last usage.prompt_tokens seen
+        self.keep_output = openai and keep_output  # keep the data of each chunk carrying output
+        self.output_kinds = output_kinds  # what counts as output (OUTPUT_KINDS' bits)
+        self._outputs: list[str] = []
+
+    def feed(self, chunk: bytes, t_ns: int) -> list[SSEEvent]:
+        self.bytes_in += len(chunk)
+        self.last_t_ns = t_ns
+        if self._framing is None:
+            events = self._parser.feed(chunk)
+        else:
+            events = []
+            for content in self._framing.feed(chunk):
+                events += self._parser.feed(content)
+        if not events:
+            return events
+        key, sentinel = self._key, self._sentinel
+        notable = []
+        if not self.t_ns:
+            self.first_event_id = events[0].id
+        self.t_ns.extend([t_ns] * len(events))
+        size, server_ns = self.size.append, self.server_ns.append
+        for ev in events:
+            size(ev.size)
+            truth = 0
+            if key:
+                data = ev.data
+                k = data.find(key)
+                if k >= 0:
+                    k += len(key)
+                    head = data[k:k + 19]  # fast path: time.time_ns() right after the key
+                    if head.isascii() and head.isdigit() and len(head) == 19 \
+                            and not data[k + 19:k + 20].isdigit():
+                        truth = int(head)
+                    else:
+                        m = _TRUTH_NUMBER.match(data, k)
+                        truth = int(m[1]) if m and len(m[1]) <= 19 else 0
+                    if truth > _INT64_MAX:
+                        truth = 0
+            server_ns(truth)
+            acted = self._openai and self._openai_chunk(ev.data)
+            if acted or ev.event != "message" or ev.data == sentinel:
+                notable.append(ev)
+        return notable
+
+    def _openai_chunk(self, data: str) -> bool:
+        """Records an OpenAI-style chunk's facts; whether the response must act on it."""
+        out, completion, prompt = openai_facts(data, self.output_kinds)
+        self._llm.append(out + 2 * (completion + 1))
+        if prompt >= 0:
+            self.prompt_tokens = prompt
+        if out and self.keep_output:
+            self._outputs.append(data)
+        return openai_notable(data)
+
+    def arrays(self) -> tuple[bytes, bytes, bytes]:
+        """(t_ns, size, server_ns) of the recorded events, as native int64 bytes."""
+        return self.t_ns.tobytes(), self.size.tobytes(), self.server_ns.tobytes()
+
+    def times(self, start: int) -> bytes:
+        """The event times from event ``start`` on, as native int64 bytes (sseload.views.live reads open streams)."""
+        return self.t_ns[max(start, 0):].tobytes()
+
+    def llm(self) -> bytes:
+        """openai: per event, output (1 or 0) + 2 * (usage.completion_tokens + 1), native int64 bytes."""
+        return self._llm.tobytes()
+
+    def outputs(self) -> list[str]:
+        """keep_output: the data of each chunk that carried output, in order."""
+        return list(self._outputs)
+
+    def __len__(self) -> int:
+        return len(self.t_ns)
+
+    @property
+    def complete(self) -> bool:
+        """The body's framing says it is over (never, for a body without framing)."""
+        return self._framing is not None and self._framing.complete
+
+    @property
+    def first_t_ns(self) -> int:
+        """Time of the first event, -1 before it."""
+        return self.t_ns[0] if self.t_ns else -1
+
+    @property
+    def last_event_id(self) -> str:
+        return self._parser.last_event_id
+
+    @property
+    def retry(self) -> int | None:
+        return self._parser.retry
+
+    @property
+    def malformed(self) -> int:
+        return self._parser.malformed
+
+    @property
+    def max_event_bytes(self) -> int:
+        return self._parser.max_event_bytes
+
+
+try:  # the compiled twin, where setup.py could build it
+    from sseload._sse import EventLog
+except ImportError:
+    EventLog = PyEventLog

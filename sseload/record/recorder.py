@@ -1,0 +1,337 @@
+"""The recorder: collects stream records in memory and writes Parquet off the hot path.
+
+Users hand over a finished stream (its StreamRecord and event arrays); a flush greenlet swaps
+the buffers every ``flush_interval_s`` and a real OS thread at low CPU priority converts and
+writes them, so the event loop never stalls on compression or file I/O. A flush that must
+finish now (the run's end) writes in the caller instead of waiting on that thread. A ``sink`` may
+replace the files (workers ship batches to the master instead).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sseload.protocol.outcomes import Outcome
+from sseload.record.records import (
+    EVENTS_SCHEMA,
+    OPEN_SHARD_SUFFIX,
+    STREAMS_SCHEMA,
+    EventBuffer,
+    StreamRecord,
+    buffered_streams,
+    to_tables,
+)
+
+log = logging.getLogger("sseload.record.recorder")
+
+Sink = Callable[[list[StreamRecord], EventBuffer], None]
+# Dictionary encoding only where an event's values repeat. On the float columns (times, gaps,
+# lateness: nearly all distinct) Parquet built a dictionary per column chunk and gave it up:
+# measured on a 2,000-stream run's events, 370 ns per event written and 19.1 bytes per event,
+# against 191 ns and 16.3 bytes without (bench/history/2026-11-sessions-1-7.md, section 6b).
+EVENTS_DICTIONARY_COLUMNS = ["stream_id", "seq", "bytes"]
+
+
+#: The open shard is an Arrow IPC stream (``streams.arrows``): each batch is on disk once written,
+#: and a file cut off mid-write (the run killed) still reads up to its last whole batch. A Parquet
+#: file is unreadable without its footer, written only at its close. Uncompressed: measured at
+#: 84,000 events/s, writing it cost 16 ns per event and reading it back 1.4 (lz4: 68 and 158), for
+#: 45 bytes per event on disk until the shard closes (bench/RESULTS.md, recorder_bench.py).
+IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression=None)
+
+
+class ParquetSink:
+    """Writes batches to ``streams.parquet`` and ``events.parquet`` (then ``-2``, ``-3``, ... shards).
+
+    Batches arrive every second or so. Each goes at once to the open shard, an Arrow IPC stream
+    (``streams.arrows``, ``events.arrows``), so whatever was written survives the run being
+    killed (``sseload.views.results.load`` reads a cut stream up to its last whole batch). A shard is
+    turned into Parquet when it closes: at the run's end, or once it holds ``ROW_GROUPS_PER_SHARD``
+    row groups. Batches are coalesced there into row groups of at least ``ROW_GROUP_EVENTS``
+    events (or ``ROW_GROUP_STREAMS`` streams): a Parquet writer keeps every row group's metadata
+    in memory until the file closes (measured: 24 KiB per row group, so a 10-minute soak of
+    one-second row groups grew 12 MiB that way alone). Memory stays flat however long the run,
+    readers get sensible row groups, and converting holds one row group at a time.
+    """
+
+    ROW_GROUP_EVENTS = 131_072
+    ROW_GROUP_STREAMS = 16_384
+    ROW_GROUPS_PER_SHARD = 16  # an open shard holds at most ~2.1 M events (~95 MB as IPC) before Parquet
+
+    def __init__(self, run_dir: Path, send_time_ns: int = 1, background: bool = False) -> None:
+        self.run_dir = run_dir
+        # background: finished shards become Parquet on a thread of their own (the master's: its
+        # greenlet also answers the workers' heartbeats); close() waits for them cooperatively
+        self.background = background
+        self._pool = None
+        self._converting: list = []
+        self.send_time_ns = send_time_ns  # the unit of the services' send times
+        self._writers: dict[str, pa.ipc.RecordBatchStreamWriter] | None = None
+        self._shard = 0
+        self._row_groups = 0  # row groups the open shard will have as Parquet
+        self._group_streams = self._group_events = 0  # the row group being filled
+        self.streams_written = 0  # accepted; on disk once close() returns
+        self.events_written = 0
+        self.streams_on_disk = 0  # in Parquet files closed so far: what a reader of the run will find
+        self._shard_streams = 0
+        self.buffered_streams = 0  # written streams whose every event came in one read (run.json)
+
+    def _path(self, stem: str, suffix: str, shard: int | None = None) -> Path:
+        shard = self._shard if shard is None else shard
+        return self.run_dir / f"{stem}{'' if shard == 1 else f'-{shard}'}{suffix}"
+
+    def _open(self) -> None:
+        """Files open lazily; after close() (a test stopped in the web UI) the next shard starts."""
+        self._shard += 1
+        self._row_groups = 0
+        self._group_streams = self._group_events = 0
+        self._writers = {
+            stem: pa.ipc.new_stream(str(self._path(stem, OPEN_SHARD_SUFFIX)), schema, options=IPC_OPTIONS)
+            for stem, schema in (("streams", STREAMS_SCHEMA), ("events", EVENTS_SCHEMA))
+        }
+
+    def __call__(self, streams: list[StreamRecord], events: EventBuffer) -> None:
+        streams_table, events_table = to_tables(streams, events, self.send_time_ns)
+        self.write_tables(streams_table, events_table)
+
+    def write_tables(self, streams_table: pa.Table, events_table: pa.Table) -> None:
+        if self._writers is None:
+            self._open()
+        elif self._row_groups >= self.ROW_GROUPS_PER_SHARD:
+            self._close_shard()
+            self._open()
+        if streams_table.num_rows:
+            self._writers["streams"].write_table(streams_table)
+        if events_table.num_rows:
+            self._writers["events"].write_table(events_table)
+            self.buffered_streams += buffered_streams(events_table)  # a batch holds whole streams
+        self._shard_streams += streams_table.num_rows
+        self.streams_written += streams_table.num_rows
+        self.events_written += events_table.num_rows
+        self._group_streams += streams_table.num_rows
+        self._group_events += events_table.num_rows
+        if self._group_events >= self.ROW_GROUP_EVENTS or self._group_streams >= self.ROW_GROUP_STREAMS:
+            self._row_groups += 1
+            self._group_streams = self._group_events = 0
+
+    def close(self) -> None:
+        if self._writers is None:
+            if self._shard == 0:  # nothing was ever written: still leave a valid, empty dataset
+                self._open()
+            else:
+                self._wait_for_conversions()
+                return
+        self._close_shard()
+        self._writers = None
+        self._wait_for_conversions()
+
+    def _wait_for_conversions(self) -> None:
+        pending, self._converting = self._converting, []
+        for done in pending:
+            done.get()  # (re-raises a conversion's error here, as an unthreaded one would)
+
+    def _close_shard(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        shard, streams = self._shard, self._shard_streams
+        self._shard_streams = 0
+        if not self.background:
+            self._convert(shard, streams)
+            return
+        if self._pool is None:
+            from gevent.threadpool import ThreadPool
+
+            self._pool = ThreadPool(1)
+        self._converting.append(self._pool.spawn(self._convert, shard, streams))
+
+    def _convert(self, shard: int, streams: int) -> None:
+        self._to_parquet(shard, "streams", STREAMS_SCHEMA, self.ROW_GROUP_STREAMS, {})
+        self._to_parquet(shard, "events", EVENTS_SCHEMA, self.ROW_GROUP_EVENTS,
+                         {"use_dictionary": EVENTS_DICTIONARY_COLUMNS})
+        self.streams_on_disk += streams
+
+    def _to_parquet(self, shard: int, stem: str, schema: pa.Schema, rows_per_group: int, options: dict) -> None:
+        """The closed IPC stream becomes the shard's Parquet file (complete, then renamed into place)."""
+        source, final = self._path(stem, OPEN_SHARD_SUFFIX, shard), self._path(stem, ".parquet", shard)
+        partial = final.with_name(final.name + ".partial")
+        group: list[pa.RecordBatch] = []
+        rows = 0
+        with pa.ipc.open_stream(str(source)) as reader, \
+                pq.ParquetWriter(partial, schema, compression="zstd", **options) as writer:
+            for batch in reader:
+                group.append(batch)
+                rows += batch.num_rows
+                if rows >= rows_per_group:
+                    writer.write_table(pa.Table.from_batches(group, schema))
+                    group, rows = [], 0
+            if group:
+                writer.write_table(pa.Table.from_batches(group, schema))
+        os.replace(partial, final)
+        source.unlink()
+
+
+def warm_up() -> None:
+    """Pay pyarrow's one-time lazy initialisation (~0.3 s, holding the GIL) before load starts."""
+    events = EventBuffer()
+    events.t_ns.append(1)
+    events.size.append(1)
+    events.server_ns.append(1)
+    record = StreamRecord(0, 0, 0, 0, 1, 0, -1, 0, 0, 0, 1, 0, 0, 200, "", False, 0, 0, 1, 0, Outcome.OK, "", "",
+                          False, False)
+    to_tables([record], events)
+
+
+WRITER_NICE = 19
+
+
+def _yield_cpu_to_the_loop() -> None:
+    """Run in the writer thread: let the event loop's thread preempt it whenever it wakes.
+
+    Compressing a second of events takes tens of milliseconds of CPU with the GIL released.
+    On a busy core, at normal priority, that burst delays the loop's next wake-up by as much:
+    measured as 10-40 ms lateness spikes once per flush at 750 streams on one core. At nice 19
+    the loop preempts it at once, yet it keeps a small share of a saturated core (about 1.5% by
+    the scheduler's weights; at the ~0.3 µs per event that conversion and writing measured alone,
+    roughly 45,000 events/s), so it cannot starve the way a SCHED_IDLE thread can while the
+    machine is busy, which is exactly when batches pile up.
+    """
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: normal priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICE)
+
+
+class Recorder:
+    def __init__(self, sink: Sink, flush_interval_s: float = 1.0, threaded: bool = True) -> None:
+        self.sink = sink
+        self.flush_interval_s = flush_interval_s
+        self.threaded = threaded
+        self._streams: list[StreamRecord] = []
+        self._events = EventBuffer()
+        self._pending = None  # the write in flight (AsyncResult)
+        self._pool = None  # one writer thread, low CPU priority
+        self._loop = None
+        self.streams_recorded = 0
+        self.events_recorded = 0
+        self.outcomes: dict[str, int] = {}
+        self.write_error: BaseException | None = None
+        from gevent.lock import RLock
+
+        self._flushing = RLock()  # one flush at a time (see flush); close_sink holds it throughout
+
+    def add(self, record: StreamRecord, events: EventBuffer) -> None:
+        """Take one finished stream; ``events`` (the user's own buffer) is emptied."""
+        n = len(events.t_ns)
+        if not len(events.size) == len(events.server_ns) == n:  # never let one bad stream sink a batch
+            log.warning("stream %s: event arrays out of step; padding to %d events", record[0], n)
+            for column in (events.size, events.server_ns):
+                del column[n:]
+                column.extend([0] * (n - len(column)))
+        self._streams.append(record)
+        own = self._events
+        own.t_ns.extend(events.t_ns)
+        own.size.extend(events.size)
+        own.server_ns.extend(events.server_ns)
+        if len(events.llm) == len(events.tokens) == n:  # OpenAI-style (else none: no events, nothing to pad)
+            own.llm.extend(events.llm)
+            own.tokens.extend(events.tokens)
+        elif len(events.llm) or len(own.llm):
+            log.warning("stream %s: token facts out of step with its events; dropped", record[0])
+        del events.t_ns[:], events.size[:], events.server_ns[:], events.llm[:], events.tokens[:]
+        self.streams_recorded += 1
+        self.events_recorded += n
+        outcome = record.outcome
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+    def start(self) -> None:
+        import gevent
+
+        if self._loop is None:
+            self._loop = gevent.spawn(self._flush_forever)
+
+    def _flush_forever(self) -> None:
+        import gevent
+
+        while True:
+            gevent.sleep(self.flush_interval_s)
+            self.flush()
+            self.drain()
+
+    def drain(self) -> None:
+        """Let a sink that ships batches (a worker's) send what its thread has converted."""
+        drain = getattr(self.sink, "drain", None)
+        if drain is not None:
+            drain()
+
+    def flush(self, wait: bool = False) -> None:
+        """Hand the streams recorded so far to the writer; ``wait``: and have them written.
+
+        One flush at a time: the flush loop and the run's end (or the web UI's report) may both
+        flush, and a flush that resumed first after the same write would otherwise hand a new
+        batch to the thread which the other then neither waited for nor wrote, letting the files
+        close under it (measured: every user's last stream lost at 2,500 users).
+        """
+        with self._flushing:
+            if self._pending is not None:
+                self._pending.get()  # one write at a time, in order
+                self._pending = None
+            if self._streams:
+                streams, events = self._streams, self._events
+                self._streams, self._events = [], EventBuffer()
+                if self.threaded and not wait:
+                    if self._pool is None:
+                        from gevent.threadpool import ThreadPool
+
+                        self._pool = ThreadPool(1)
+                        self._pool.spawn(_yield_cpu_to_the_loop).get()
+                    self._pending = self._pool.spawn(self._write, streams, events)
+                else:  # the run's end (or unthreaded): write here, in order after the one awaited above
+                    self._write(streams, events)
+
+    def close_sink(self) -> None:
+        """Write everything recorded and close the sink's files, with no write in flight.
+
+        The recorder stays usable: a later stream starts the sink's next shard.
+        """
+        with self._flushing:  # no other flush may hand the thread a batch between these steps
+            self.flush(wait=True)
+            self.drain()
+            close = getattr(self.sink, "close", None)
+            if close is not None:
+                close()
+
+    def _write(self, streams: list[StreamRecord], events: EventBuffer) -> None:
+        try:
+            self.sink(streams, events)
+        except BaseException as err:  # keep the run going; the error is reported at the end
+            log.error("writing results failed: %s", err)
+            self.write_error = err
+            self._rescue(streams)
+
+    def _rescue(self, streams: list[StreamRecord]) -> None:
+        """A batch that could not become Parquet is kept as JSON lines rather than lost."""
+        run_dir = getattr(self.sink, "run_dir", None)
+        if run_dir is None:
+            return
+        try:
+            with open(run_dir / "streams-unwritten.jsonl", "a") as out:
+                for record in streams:
+                    out.write(json.dumps(record._asdict(), default=str) + "\n")
+        except OSError as err:
+            log.error("could not keep the unwritten batch either: %s", err)
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.kill()
+            self._loop = None
+        self.close_sink()
+        if self._pool is not None:
+            self._pool.kill()
+            self._pool = None

@@ -1,0 +1,1 @@
+"""The scenario: its model, checks, request flags, bodies, load shapes and arrivals."""

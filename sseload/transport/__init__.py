@@ -1,0 +1,1 @@
+"""Sockets and threads: the HTTP connection, TLS, the reader that times every read."""

@@ -1,0 +1,601 @@
+"""The I/O shell: one HTTP/1.1 connection that runs SSE streams and records raw facts.
+
+Built on a plain (gevent-patched) socket rather than a general HTTP client, because the
+measurement is the point: the process's reader (sseload.transport.reactor) times each read before any
+parsing, and the stream's :class:`~sseload.protocol.response.Response` (sans-I/O) turns reads into
+events and an outcome. This module connects, signs, sends, keeps TLS in memory buffers (so TLS
+reads are timed like plain ones) and registers streams with the reader.
+
+Avoided on purpose (measured with locust 2.47): FastHttpSession.iter_lines buffers 1 KiB
+before yielding (+280 ms TTFE); geventhttpclient's liveness check calls select(), which breaks
+past 1024 fds; gevent's threaded resolver starves under load, so addresses resolve once.
+See docs/measurement.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import re
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+
+from gevent import GreenletExit, get_hub
+from gevent.event import Event
+
+from sseload.auth.apig import payload_sha256
+from sseload.auth.schemes import Authenticator
+from sseload.protocol.llm import stream_tokens
+from sseload.protocol.outcomes import Outcome
+from sseload.protocol.response import REDIRECTS, DeadlineExceeded, Response, StreamRules
+from sseload.protocol.sse import EventLog, PyEventLog, SSEProtocolError
+from sseload.record import redact
+from sseload.record.records import EventBuffer, StreamRecord
+from sseload.scenario.model import BODYLESS_METHODS
+from sseload.transport.reactor import RECV_BYTES, reactor
+from sseload.transport.tuning import Tuning
+
+perf_ns = time.perf_counter_ns
+DRAIN_S = 0.2  # a stream completed by its rule reads at most this long more for its body's end
+
+
+def log_class(tuning: Tuning) -> type:
+    """The event log a tuning asks for: the compiled one, or its Python definition."""
+    return EventLog if tuning.parser == "compiled" else PyEventLog
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where streams go: resolved once per process, not per connection."""
+
+    scheme: str
+    host: str
+    port: int
+    family: int
+    sockaddr: tuple
+    host_header: str
+
+    @classmethod
+    def resolve(cls, url: str) -> Endpoint:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as err:
+            raise ConnectionError(
+                f"cannot resolve host {parts.hostname!r} ({err.strerror}); check the URL or -H/--host"
+            ) from None
+        family, _, _, _, sockaddr = infos[0]
+        default = 443 if parts.scheme == "https" else 80
+        host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+        host_header = host if port == default else f"{host}:{port}"
+        return cls(parts.scheme, parts.hostname, port, family, sockaddr, host_header)
+
+
+@dataclass
+class PreparedRequest:
+    """A request built once and sent many times: the body is never rebuilt or copied."""
+
+    method: str
+    url: str
+    path: str  # path and query as sent
+    headers: dict[str, str]
+    body: bytes
+    body_sha256: str
+    body_bytes: int  # the body's size; a body skipped for its size is never built (then body is b"")
+
+    @classmethod
+    def build(cls, method: str, url: str, headers: dict[str, str], body: bytes,
+              skipped_bytes: int = -1) -> PreparedRequest:
+        """``skipped_bytes``: the size of a body that is never sent (over the gateway's limit), so never built."""
+        parts = urlsplit(url)
+        if _UNSAFE_IN_TARGET.search(parts.path + parts.query):  # a space, a control or a non-ASCII character
+            # would break the request line: percent-encoded, as browsers and curl do (what is encoded stays)
+            parts = parts._replace(path=quote(parts.path, safe=_TARGET_SAFE),
+                                   query=quote(parts.query, safe=_TARGET_SAFE))
+            url = urlunsplit(parts)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        size = skipped_bytes if skipped_bytes >= 0 else len(body)
+        return cls(method.upper(), url, path, dict(headers), body, payload_sha256(body), size)
+
+
+_stream_ids = itertools.count(1)
+_TARGET_SAFE = "/%:@!$&'()*+,;=-._~?"  # RFC 3986 pchar and query characters, and '%' (already encoded)
+_UNSAFE_IN_TARGET = re.compile(r"[^A-Za-z0-9/%:@!$&'()*+,;=\-._~?]")
+
+
+class SSEConnection:
+    """One keep-alive connection of one user; runs streams one after another.
+
+    It connects, signs, sends, keeps TLS and registers with the process's reader
+    (sseload.transport.reactor); what the bytes mean is the stream's :class:`~sseload.protocol.response.Response`.
+    """
+
+    def __init__(self, endpoint: Endpoint, rules: StreamRules, auth: Authenticator,
+                 tls: ssl.SSLContext | None = None, worker: int = 0, user: int = 0,
+                 tuning: Tuning | None = None) -> None:
+        self.endpoint = endpoint
+        self.rules = rules
+        self.auth = auth
+        self.tls = tls
+        self.worker = worker
+        self.user = user
+        self.tuning = tuning or Tuning.from_env()
+        self._log_class = log_class(self.tuning)
+        self.sock: socket.socket | None = None
+        self._send_now = None  # the non-blocking socket's send, under gevent's (see _send)
+        self.recv_now = None  # and its recv: the Python reader's read (reactor.ReadTarget)
+        self._tls: _TLS | None = None
+        self.interrupted: BaseException | None = None
+        self.unsent = False  # the last stream was stopped before its request went out
+        self.read_timeout_ns = int(rules.read_timeout_s * 1e9)
+        self._done = Event()
+        self._resp: Response | None = None  # the stream's response, while one runs
+        self._fd = -1
+        self._read_error: BaseException | None = None
+        self._drain_timer = None  # bounds reading a completed stream's body end (_drain_briefly)
+        self.log_ids: tuple[str, str, int | None] | None = None  # the last stream's (first id, last id, retry)
+        self.outputs: list[str] = []  # keep_output: the data of the last stream's chunks carrying output
+        self._tls_session: ssl.SSLSession | None = None  # the last TLS connection's, for resumption
+
+    def open_log(self):
+        """(event log, TTFE's start in perf ns) of the stream open now, once its head said SSE; else None."""
+        resp = self._resp
+        if resp is None or resp.log is None:
+            return None
+        return resp.log, resp.started_ns()
+
+    def close(self) -> None:
+        if self._tls is not None:  # keep its session (TLS 1.3: from the tickets read since the handshake)
+            with contextlib.suppress(ssl.SSLError, ValueError):
+                self._tls_session = self._tls.obj.session or self._tls_session
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+            self.sock = None
+
+    def _connect(self, progress: list[str]) -> None:
+        """TCP, then TLS where the URL says https; ``progress`` names the step under way."""
+        ep = self.endpoint
+        sock = socket.socket(ep.family, socket.SOCK_STREAM)
+        sock.settimeout(self.rules.connect_timeout_s)
+        self._tls = None
+        try:
+            sock.connect(ep.sockaddr)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tls is not None:
+                progress[0] = "tls"
+                self._tls = _TLS(self.tls, ep.host, sock, self._tls_session if self.rules.tls_resume else None)
+        except BaseException:
+            sock.close()
+            raise
+        sock.settimeout(self.rules.read_timeout_s)
+        self.sock = sock
+        inner = getattr(sock, "_sock", None)  # gevent's socket, over a non-blocking one: send at once
+        self._send_now = inner.send if inner is not None else None
+        self.recv_now = inner.recv if inner is not None else sock.recv
+
+    def _send(self, data: bytes) -> None:
+        if self._tls is not None:
+            data = self._tls.encrypt(data)
+        # A request nearly always fits the socket's buffer: one send() on the non-blocking socket
+        # under gevent's. gevent's sendall asks the kernel for SO_SNDBUF on every call and runs
+        # four Python frames around the send (py-spy: about a tenth of a stream's own samples).
+        sent = 0
+        if self._send_now is not None:
+            try:  # noqa: SIM105 (per stream: a try costs nothing, a context manager does)
+                sent = self._send_now(data)
+            except BlockingIOError:
+                pass
+        if sent < len(data):  # the rest waits for room, cooperatively
+            self.sock.sendall(memoryview(data)[sent:])
+
+    # --- one stream ---
+    def stream(self, req: PreparedRequest, events: EventBuffer, scheduled_ns: int = 0,
+               retried: bool = False, redirects: int = 0, first: tuple[int, int] | None = None) -> StreamRecord:
+        """Run one stream; return its record and extend ``events`` with its events.
+
+        Never raises for anything the service or network does: every way a stream can end
+        is an outcome. GreenletExit (Locust stopping the user) is recorded as ``cancelled``
+        and re-raised by the caller's handling in ``user.py``.
+        """
+        rules = self.rules
+        self.interrupted = None
+        self.unsent = False
+        connect_ns = upload_ns = -1
+        reused = self.sock is not None
+
+        sign_start = perf_ns()
+        try:
+            headers, fetch_s = self.auth.headers(req.method, req.url, req.headers, req.body, req.body_sha256)
+        except GreenletExit as exc:  # stopped while fetching credentials: nothing was sent
+            record = self.skipped(req, Outcome.CANCELLED, "the run stopped while fetching credentials", scheduled_ns)
+            self.interrupted, self.unsent = exc, True
+            return record
+        except Exception as err:  # credentials could not be had (IAM down, ...)
+            return self.skipped(req, Outcome.AUTH_ERROR, f"credentials: {err}", scheduled_ns)
+        sign_ns = perf_ns() - sign_start - int(fetch_s * 1e9)
+        try:
+            head = self._head(req, headers)
+        except HeadError as err:  # a header made at send time that HTTP/1.1 cannot carry: never sent
+            return self.skipped(req, Outcome.HARNESS_ERROR, f"not sent: {err}", scheduled_ns)
+
+        deadline = _Deadline(rules.deadline_s)
+        t0 = perf_ns()
+        start_ns = time.time_ns()
+        self._resp = resp = Response(rules, self._log_class, t0, self._route_body)
+        phase = "connect"
+        try:
+            with deadline:
+                if self.sock is None:
+                    c0 = perf_ns()
+                    step = [phase]
+                    try:
+                        self._connect(step)
+                    finally:
+                        phase = step[0]
+                    connect_ns = perf_ns() - c0
+                    t0 = perf_ns()  # TTFE starts when the request is sent, not at connect
+                    start_ns = time.time_ns()
+                    resp.started(t0)
+                phase = "send"
+                if len(req.body) <= 16384:
+                    self._send(head + req.body)
+                else:
+                    self._send(head)
+                    self._send(req.body)  # the one shared body object, not copied (in plain TCP)
+                upload_ns = perf_ns() - t0
+                phase = "read"
+                resp.at(perf_ns())
+                self._read_in_reactor()
+        except GreenletExit as exc:  # Locust stops the user: record, then let it stop
+            self.interrupted = exc
+            self.unsent = phase in ("connect", "tls")  # no request went out: no stream to record
+            resp.fail(Outcome.CANCELLED, f"the run stopped while the stream was open ({phase})")
+        except Exception as err:
+            # A server may answer before it took the whole request (413 while the body goes up) and
+            # close: its answer is the stream's outcome, not the broken send.
+            if not (phase == "send" and isinstance(err, OSError) and self._read_early_answer(resp)):
+                ep = self.endpoint
+                resp.fail_on(err, phase, ep.host if isinstance(err, ssl.SSLCertVerificationError) else ep.host_header)
+        dropped_idle = resp.outcome is Outcome.RESET or (resp.outcome is None and not resp.status)
+        if reused and not retried and resp.bytes_received() == 0 and phase in ("send", "read") and dropped_idle \
+                and self.interrupted is None:
+            # The server had closed the idle keep-alive connection (RFC 9112 section 9.3.1 lets a
+            # client retry then): once, on a fresh connection, and the record says so.
+            self.close()
+            self._resp = None
+            resp.release()
+            return self.stream(req, events, scheduled_ns, retried=True, redirects=redirects, first=first)
+        if resp.outcome is None and resp.status in REDIRECTS and redirects < rules.max_redirects:
+            target = self._redirected(req, resp)
+            if target is not None:  # follow it; the stream's times still count from the first request
+                if not resp.keep_alive(Outcome.OK) or rules.new_connection:
+                    self.close()
+                self._resp = None
+                resp.release()
+                return self.stream(target, events, scheduled_ns, redirects=redirects + 1,
+                                   first=first or (t0, start_ns))
+        if first is not None:
+            t0, start_ns = first
+        return self._record(req, resp, events, t0, start_ns, scheduled_ns, connect_ns, upload_ns, sign_ns,
+                            int(fetch_s * 1e9), reused, retried, redirects)
+
+    def skipped(self, req: PreparedRequest, outcome: Outcome, error: str, scheduled_ns: int = 0) -> StreamRecord:
+        """The record of a stream decided before sending (a body over the limit, no credentials)."""
+        self.interrupted = None
+        self.log_ids = None
+        self.outputs = []
+        return StreamRecord(
+            (self.worker << 40) | next(_stream_ids), self.worker, self.user, perf_ns(), time.time_ns(), scheduled_ns,
+            -1, -1, -1, -1, 0, 0, 0, 0, "", False, req.body_bytes, 0, 0, 0, outcome, "",
+            _from_server(error, self.auth, True), False, False,
+        )
+
+    # --- reading: in the process's reactor, for plain TCP and TLS alike ---
+    def _read_in_reactor(self) -> None:
+        self._read_error = None
+        self._fd = fd = self.sock.fileno()
+        done = self._done
+        done.clear()
+        io = reactor(self.tuning)
+        io.add(self, fd, self._resp.started_ns())
+        try:
+            done.wait()
+        finally:
+            io.remove(fd)
+        if self._read_error is not None:
+            raise self._read_error
+
+    def _redirected(self, req: PreparedRequest, resp: Response) -> PreparedRequest | None:
+        """The request a redirect asks for, where it stays on this connection's host; else None."""
+        location = resp.headers.get("location")
+        if not location:
+            return None
+        url = urljoin(req.url, location)
+        parts, here = urlsplit(url), urlsplit(req.url)
+        if (parts.scheme, parts.hostname, parts.port) != (here.scheme, here.hostname, here.port):
+            return None
+        if resp.status == 303 or (resp.status in (301, 302) and req.method == "POST"):
+            return PreparedRequest.build("GET", url, req.headers, b"")  # as browsers and clients do
+        return PreparedRequest.build(req.method, url, req.headers, req.body)
+
+    def _read_direct(self, resp: Response, timeout_s: float, max_bytes: int, until) -> None:
+        """Read the socket in this greenlet (off the reactor: after a failed send) into ``resp``
+        until ``until()``, EOF, an error, ``timeout_s`` of silence or ``max_bytes``."""
+        sock = self.sock
+        if sock is None:
+            return
+        sock.settimeout(timeout_s)
+        got = 0
+        try:
+            while not until() and got < max_bytes:
+                data = sock.recv(RECV_BYTES)
+                t_ns = perf_ns()
+                if not data:
+                    resp.feed_eof(t_ns)
+                    return
+                got += len(data)
+                for piece in (self._tls.decrypt(data) if self._tls is not None else (data,)):
+                    resp.feed(t_ns, piece)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            if self.sock is not None:
+                self.sock.settimeout(self.rules.read_timeout_s)
+
+    def _read_early_answer(self, resp: Response) -> bool:
+        """After a failed send: read what the server answered before it closed; True if it did."""
+        self._read_direct(resp, 1.0, 1 << 20, resp.over)
+        return resp.status != 0
+
+    def _route_body(self, log) -> None:
+        """The head is read: the native reader may feed the body's log itself from now on (a TLS
+        stream's decrypted there too: everything before this read was decrypted, none is left)."""
+        tls = self._tls
+        reactor(self.tuning).route_body(self._fd, log, self.on_fed,
+                                        None if tls is None else (tls.obj, tls.incoming, tls.outgoing))
+
+    def on_read(self, t_ns: int, data: bytes, err: int) -> None:
+        """Called by the reactor for each read, in order, with its time (see sseload.transport.reactor)."""
+        resp = self._resp
+        if err:
+            resp.closed(t_ns)  # the stream ends at the read that broke, not at its last data
+            self._read_error = OSError(err, os.strerror(err))  # e.g. ConnectionResetError
+            return self._end_read()
+        if not data:
+            resp.feed_eof(t_ns)
+            return self._end_read()
+        # Nothing may escape to the reader's drain: it serves every stream of the process.
+        try:
+            if self._tls is None:
+                over = resp.feed(t_ns, data)
+            else:  # decrypt everything this read completed: nothing is left hidden in the TLS layer
+                over = False
+                for piece in self._tls.decrypt(data):
+                    over = resp.feed(t_ns, piece)
+        except Exception as exc:  # TLS, or a bug: classified by the stream's handler
+            self._read_error = exc
+            return self._end_read()
+        if over:
+            self._end_read()
+        elif resp.drainable():
+            self._drain_briefly()
+
+    def _drain_briefly(self) -> None:
+        """Completed by its rule ([DONE], a terminal event) before its body ended: read on, at most
+        DRAIN_S, for the body's end, so the connection can carry the next stream (the stream's
+        duration stays at its completion)."""
+        if self._drain_timer is None:
+            self._drain_timer = timer = get_hub().loop.timer(DRAIN_S)
+            timer.start(self._end_read)
+
+    def on_fed(self, t_ns: int, fed) -> None:
+        """The reader fed a read to the body's log itself (reactor.route_body) and it completed
+        something to act on: ``fed`` is the list of events to act on, or the log's error."""
+        resp = self._resp
+        if isinstance(fed, SSEProtocolError):
+            resp.refused(t_ns, fed)
+        elif isinstance(fed, BaseException):
+            resp.closed(t_ns)
+            self._read_error = fed
+            return self._end_read()
+        else:
+            try:
+                if not resp.fed(t_ns, fed):
+                    if resp.drainable():
+                        self._drain_briefly()
+                    return
+            except Exception as exc:  # nothing may escape to the reader's drain (a bug: harness_error)
+                self._read_error = exc
+        self._end_read()
+
+    def idle_since_ns(self) -> int:
+        """Where the read timeout counts from (reactor.ReadTarget): the response knows."""
+        return self._resp.idle_since_ns()
+
+    def on_read_timeout(self) -> None:
+        self._resp.timed_out(perf_ns())
+        self._end_read()
+
+    def _end_read(self) -> None:
+        if self._drain_timer is not None:
+            self._drain_timer.stop()
+            self._drain_timer.close()
+            self._drain_timer = None
+        reactor(self.tuning).remove(self._fd)
+        self._done.set()
+
+    def _head(self, req: PreparedRequest, headers: dict[str, str]) -> bytes:
+        """The request head: the scenario's headers replace sseload's defaults, never repeat them."""
+        given = {k.lower() for k in headers}
+        lines = [f"{req.method} {req.path} HTTP/1.1"]
+        if "host" not in given:
+            lines.append(f"Host: {self.endpoint.host_header}")
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        if "content-length" not in given and (req.body or req.method not in BODYLESS_METHODS):
+            lines.append(f"Content-Length: {len(req.body)}")
+        if "accept" not in given:
+            lines.append("Accept: text/event-stream")
+        if self.rules.new_connection and "connection" not in given:  # [stream] connection = "new"
+            lines.append("Connection: close")
+        text = "\r\n".join(lines)
+        # The scenario's headers were checked once (scenario.check_header); these counts catch, for the
+        # price of two scans, one made at send time (a signature, a fetched token) that would break the head.
+        breaks = len(lines) - 1
+        if text.count("\n") != breaks or text.count("\r") != breaks or "\0" in text:
+            raise HeadError(_unsendable(req, headers, "holds a line break or NUL"))
+        try:
+            return (text + "\r\n\r\n").encode("latin-1")
+        except UnicodeEncodeError:
+            raise HeadError(_unsendable(req, headers, "has a character that is not Latin-1")) from None
+
+    def _record(self, req: PreparedRequest, resp: Response, events: EventBuffer, t0: int, start_ns: int,
+                scheduled_ns: int, connect_ns: int, upload_ns: int, sign_ns: int, fetch_ns: int,
+                reused: bool, retried: bool, redirects: int = 0) -> StreamRecord:
+        duration_ns = resp.end_ns() - t0
+        outcome, error, code = resp.verdict(duration_ns)
+        if not resp.keep_alive(outcome) or self.rules.new_connection:
+            self.close()
+        self._resp = None
+        resp.release()
+        log = resp.log
+        n_events = malformed = 0
+        first_event_ns = -1
+        # what a feed (reconnect mode, sseload.protocol.feed) carries to its next connection
+        self.log_ids = (log.first_event_id, log.last_event_id, log.retry) if log is not None else None
+        tokens, prompt_tokens, rules = None, -1, self.rules
+        self.outputs = log.outputs() if log is not None and rules.keep_output else []  # a conversation's answer
+        if log is not None:
+            if rules.openai:
+                tokens = stream_tokens(log.llm(), log.arrays()[0], t0, self.outputs, rules.tokenizer)
+                prompt_tokens = log.prompt_tokens
+            events.extend(log, tokens.chunk_tokens if tokens else None)
+            n_events, malformed, first_event_ns = len(log), log.malformed, log.first_t_ns
+        t_headers = resp.t_headers_ns
+        return StreamRecord(
+            (self.worker << 40) | next(_stream_ids), self.worker, self.user, t0, start_ns, scheduled_ns, connect_ns,
+            upload_ns, (t_headers - t0) if t_headers >= 0 else -1,
+            (first_event_ns - t0) if first_event_ns >= 0 else -1,
+            duration_ns, sign_ns, fetch_ns, resp.status, _from_server(resp.content_type, self.auth),
+            resp.charset_warning, len(req.body), resp.bytes_received(), n_events, malformed, outcome,
+            _from_server(code, self.auth), _from_server(error, self.auth, True), reused, retried, redirects,
+            **({"ttft_ns": tokens.ttft_ns, "output_tokens": tokens.output_tokens, "prompt_tokens": prompt_tokens,
+                "tokens_from": tokens.tokens_from, "finish_reason": _from_server(resp.finish_reason, self.auth)}
+               if tokens else {}),
+        )
+
+
+SERVER_TEXT_CHARS = 2000  # the most of one text from the server a record keeps (its length said beyond)
+
+
+def _from_server(text: str, auth: Authenticator, cut: bool = False) -> str:
+    """Text the server controls, as a record keeps it: secrets masked (the auth's, fetched tokens
+    included), control characters made visible, long text cut (sseload.record.redact). ``cut``: an error
+    text, which may end mid-way through what the server echoed."""
+    return redact.from_server(text, SERVER_TEXT_CHARS, auth.secrets(), cut) if text else text
+
+
+class HeadError(ValueError):
+    """A request head HTTP/1.1 cannot carry; the message names the header, never its value."""
+
+
+def _unsendable(req: PreparedRequest, headers: dict[str, str], what: str) -> str:
+    """Which part of a request head cannot be sent, by name (a value may be a secret)."""
+    def bad(text: str) -> bool:
+        return "\r" in text or "\n" in text or "\0" in text or not _latin1(text)
+
+    for name, value in headers.items():
+        if bad(name) or bad(value):
+            return f"the request header {name!r} {what} (HTTP/1.1 sends header bytes as Latin-1, one line each)"
+    return f"the request line ({req.method!r} and the path) {what}"
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class _TLS:
+    """TLS over the plain socket through memory buffers (ssl.MemoryBIO).
+
+    The socket stays a plain one, so TLS streams are read by the reactor like any other: each
+    raw read is timestamped, then decrypted whole. (An SSL socket can hold decrypted bytes a
+    poller cannot see, and reading it greenlet by greenlet cost 70 µs per event.)
+    """
+
+    __slots__ = ("obj", "incoming", "outgoing", "sock")
+
+    def __init__(self, context: ssl.SSLContext, hostname: str, sock: socket.socket,
+                 session: ssl.SSLSession | None = None) -> None:
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        # session: the last connection's, so a reconnect resumes instead of a full handshake
+        self.obj = context.wrap_bio(self.incoming, self.outgoing, server_hostname=hostname, session=session)
+        self.sock = sock
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                data = sock.recv(RECV_BYTES)
+                if not data:
+                    raise ConnectionResetError("the server closed the connection during the TLS handshake") from None
+                self.incoming.write(data)
+        self._flush()
+
+    def _flush(self) -> None:
+        pending = self.outgoing.read()
+        if pending:
+            self.sock.sendall(pending)
+
+    def encrypt(self, data: bytes) -> bytes:
+        self.obj.write(data)
+        return self.outgoing.read()
+
+    def decrypt(self, data: bytes) -> list[bytes]:
+        self.incoming.write(data)
+        out = []
+        while True:
+            try:
+                out.append(self.obj.read(RECV_BYTES))
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:  # close_notify: the response ends with the connection
+                break
+        if self.outgoing.pending:  # e.g. a TLS 1.2 renegotiation's hello; tiny, and we are in the hub:
+            # send without waiting (the kernel buffer is all but empty)
+            with contextlib.suppress(BlockingIOError):
+                self.sock._sock.send(self.outgoing.read())
+        return out
+
+
+class _Deadline:
+    """A gevent Timeout raising DeadlineExceeded: bounds the whole stream, not single reads."""
+
+    __slots__ = ("timeout",)
+
+    def __init__(self, seconds: float) -> None:
+        from gevent import Timeout
+
+        self.timeout = Timeout(seconds, DeadlineExceeded)
+
+    def __enter__(self):
+        self.timeout.start()
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.timeout.close()
+        return False
+
+
+__all__ = ["DeadlineExceeded", "Endpoint", "HeadError", "PreparedRequest", "SSEConnection", "StreamRules", "log_class"]
