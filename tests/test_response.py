@@ -227,19 +227,6 @@ def test_exceptions_are_classified_by_kind_and_phase(exc, phase, outcome, text):
     assert got is outcome and text in error
 
 
-def test_the_readme_outcome_table_lists_exactly_the_outcomes():
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    table = readme.split("## Outcomes", 1)[1].split("\n## ", 1)[0]
-    rows = [line.split("|")[1].strip().strip("`") for line in table.splitlines() if line.startswith("| `")]
-    assert rows == [o.value for o in Outcome]
-    for row in table.splitlines():
-        if row.startswith("| `"):
-            name = row.split("|")[1].strip().strip("`")
-            assert row.rstrip("| ").endswith("yes") == Outcome(name).error, name
-
-
 def test_a_released_response_is_freed_without_the_cyclic_collector():
     """Load runs with the cyclic collector made rare: a stream's response, its parser and its log
     must go as soon as the stream is recorded, not pile up until a collection."""

@@ -1,7 +1,7 @@
 """APIG ``SDK-HMAC-SHA256`` request signing and verification, pure functions.
 
 The same algorithm signs AK/SK requests (IAM credentials) and AppKey/AppSecret requests (app
-authentication). It matches Huawei's APIG SDK signer byte for byte; see shared/apig/SPEC.md
+authentication). It matches Huawei's APIG SDK signer byte for byte; see docs/gateway.md
 for the rules and test vectors. No I/O and no clock unless ``when`` is omitted, so the
 reference target verifies with the very code the harness signs with.
 """
