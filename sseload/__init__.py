@@ -18,7 +18,7 @@ SCHEMA_VERSION = 1
 #: The public names and the module each comes from.
 _PUBLIC = {
     "SSEUser": "sseload.run.user",  # the Locust user: subclass it, call self.stream(request)
-    "PreparedRequest": "sseload.transport.client",  # a request built once: PreparedRequest.build(method, url, ...)
+    "PreparedRequest": "sseload.transport.request",  # a request built once: PreparedRequest.build(method, url, ...)
     "StreamRecord": "sseload.record.records",  # what self.stream returns: one stream's raw facts
     "Outcome": "sseload.protocol.outcomes",  # how a stream ended
     "load": "sseload.views.results",  # results.load(run_dir): the run's frames (streams, events, health, info)

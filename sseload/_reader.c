@@ -46,8 +46,7 @@
 /* The wall clock (which kernel stamps are on) moved against the monotonic one by more than this
  * since the last wake-up, or during this one: a step. Stamps taken on one side of it and mapped
  * with the offset read on the other would be off by the step, so that wake-up's reads are timed
- * as they returned instead. (The host of this VM steps the wall clock by about 0.5 ms every
- * 100 ms, and now and then by seconds.) */
+ * as they returned instead. (A host may step the wall clock; docs/measurement.md.) */
 #define CLOCK_STEP_NS 100000LL
 
 typedef struct {

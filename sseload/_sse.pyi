@@ -1,4 +1,5 @@
-"""The compiled event log (sseload/_sse.c); its specification is sseload.protocol.sse.PyEventLog."""
+"""The compiled event log (its sources: sseload/protocol/*.c, sseload/protocol/_sse.h says which twins
+which module); its specification is sseload.protocol.sse.PyEventLog."""
 
 from typing import Any
 
@@ -12,7 +13,7 @@ class EventLog:
                  keep_output: bool = ..., output_kinds: int = ...) -> None: ...
     def feed(self, chunk: bytes, t_ns: int, /) -> list[SSEEvent]:
         """Record every event the chunk completes; return the typed and sentinel ones (to act on),
-        and in openai mode the chunks that end a choice or report an error (sseload.protocol.sse.openai_notable).
+        and in openai mode the chunks that end a choice or report an error (sseload.protocol.openai.openai_notable).
 
         Raises sseload.protocol.sse_types.SSEProtocolError for an event over max_event_bytes or broken framing."""
     def arrays(self) -> tuple[bytes, bytes, bytes]:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from array import array
 from pathlib import Path
 
 import pandas as pd
@@ -176,3 +177,91 @@ def wait_until_stopped(base: str, seconds: float = 30) -> None:
                 return
         time.sleep(0.3)
     raise AssertionError(f"the run at {base} did not stop within {seconds} s")
+
+
+class _NotInAUnitTest(RuntimeError):
+    """A test marked `unit` reached for a process or a socket: mark it otherwise."""
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_open_no_socket_and_start_no_process(request, monkeypatch):
+    """`unit` means no process and no socket (CONTRIBUTING.md): held, not hoped. A unit test that
+    opens a socket or starts a process fails, naming what it did."""
+    if request.node.get_closest_marker("unit") is None:
+        yield
+        return
+
+    def refuse(what):
+        def call(*_args, **_kwargs):
+            raise _NotInAUnitTest(f"a `unit` test {what}; unit tests use neither: drop the marker")
+        return call
+
+    real_init = socket.socket.__init__
+
+    def network_socket(self, family=-1, type=-1, proto=-1, fileno=None):
+        if fileno is None and family in (-1, socket.AF_INET, socket.AF_INET6):
+            refuse("opened a network socket")()
+        real_init(self, family, type, proto, fileno)  # a socketpair (an event loop's wake-up) is no network
+
+    monkeypatch.setattr(socket.socket, "__init__", network_socket)
+    # (the classes, not functions such as os.fork, which gevent's monkey patching would keep a copy of)
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse("started a process"))
+    yield
+
+
+@pytest.fixture
+def start_server():
+    """``start_server(factory, *args, **kw)`` starts a server of tests/servers.py's; all are stopped at
+    teardown, and a handler's unexpected exception fails the test."""
+    started = []
+
+    def start(factory, *args, **kw):
+        srv = factory(*args, **kw)
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in reversed(started):
+        srv.stop()
+    errors = [err for srv in started for err in srv.errors]
+    assert not errors, errors
+
+
+def pair() -> tuple[socket.socket, socket.socket]:
+    """A connected loopback TCP pair (the reader's real use), client side first."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    listener.close()
+    client.setblocking(False)
+    return client, server
+
+
+def consistent(run_dir) -> pd.DataFrame:
+    """A run's streams, checked: unique ids, and each stream's event count equal to its events' rows."""
+    streams = pd.read_parquet(run_dir / "streams.parquet")
+    events = pd.read_parquet(run_dir / "events.parquet")
+    assert streams["stream_id"].is_unique
+    per_stream = events.groupby("stream_id").size().reindex(streams["stream_id"], fill_value=0)
+    assert (per_stream.to_numpy() == streams["events"].to_numpy()).all()
+    assert set(events["stream_id"]) <= set(streams["stream_id"])
+    return streams
+
+
+MS = 1_000_000
+
+
+def connection_record(stream_id: int, t0_ms: float, duration_ms: float, outcome, error: str = ""):
+    """A feed's connection as the client records it (times in ms from the stream's start)."""
+    from sseload.record.records import StreamRecord
+
+    return StreamRecord(
+        stream_id=stream_id, worker=0, user=1, t0_perf_ns=int(t0_ms * MS), start_ns=0, scheduled_ns=0,
+        connect_ns=-1, upload_ns=0, ttfb_ns=MS, ttfe_ns=2 * MS, duration_ns=int(duration_ms * MS), sign_ns=0,
+        auth_fetch_ns=0, status=200, content_type="text/event-stream", charset_warning=False, body_bytes=0,
+        response_bytes=100, events=3, malformed_events=0, outcome=outcome, error_code="", error=error, reused=False)
+
+
+def times_ns(*ms: float) -> array:
+    """Event times in ns, as a stream's event buffer holds them."""
+    return array("q", [int(t * MS) for t in ms])

@@ -1,6 +1,6 @@
 """The body's framing under the event log: chunked and Content-Length bodies turned into content.
 
-sseload.protocol.sse.BodyFraming is the definition; it must take off exactly what llhttp (httptools, the
+sseload.protocol.framing.BodyFraming is the definition; it must take off exactly what llhttp (httptools, the
 response parser the headers still go through) takes off a valid body, and the compiled event
 log must do what PyEventLog does on top of it, at every split, broken framing included.
 """
@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sseload.protocol.sse import BodyFraming, PyEventLog, SSEProtocolError
+from sseload.protocol.framing import BodyFraming, framing_of
+from sseload.protocol.sse import PyEventLog, SSEProtocolError
+from tests.event_logs import BOTH, KEY, needs_c, observe, run
 from tests.sse_streams import streams
-from tests.test_event_log import BOTH, KEY, needs_c, observe, run
 
 try:
     from sseload._sse import EventLog as CEventLog
@@ -99,6 +100,15 @@ def test_without_framing_everything_is_content_until_the_connection_closes():
     framing = BodyFraming()
     assert deframe(framing, b"data: a\n\n" * 3, [4, 9]) == b"data: a\n\n" * 3
     assert not framing.complete
+
+
+def test_the_head_picks_a_framing_the_log_takes_off_or_leaves_it_to_httptools():
+    assert framing_of({"transfer-encoding": "chunked"}) == (True, -1)
+    assert framing_of({"content-length": "12"}) == (False, 12)
+    assert framing_of({}) == (False, -1)  # until the connection closes
+    assert framing_of({"transfer-encoding": "gzip, chunked"}) is None
+    assert framing_of({"transfer-encoding": "chunked", "content-length": "5"}) is None
+    assert framing_of({"content-length": "1e3"}) is None
 
 
 def test_a_chunked_body_is_not_complete_before_its_trailers_end():

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sseload.protocol.llm import stream_tokens
 from sseload.protocol.outcomes import Outcome
 from sseload.record.metrics import GOODPUT, ITL, OUTPUT_TOKENS_PER_S, TPOT, TTFT
 from sseload.record.records import EventBuffer, StreamRecord, to_tables
+from sseload.record.tokens import stream_tokens
 from sseload.views import charts, results
 
 pytestmark = pytest.mark.unit
@@ -125,7 +125,7 @@ def test_a_streams_tokens_are_spread_over_its_output_chunks_and_sum_to_the_summa
 
 def test_the_tokens_each_chunk_carried_place_them_where_the_events_say():
     run = openai_run(streams=1)
-    run.events["tokens"] = [0, 1, 3, 2, 1, 0]  # sseload.protocol.llm's count per chunk: role, four outputs, usage
+    run.events["tokens"] = [0, 1, 3, 2, 1, 0]  # sseload.record.tokens' count per chunk: role, four outputs, usage
     t_s, tokens = charts._tokens_at(run)
     np.testing.assert_allclose(tokens, [1, 3, 2, 1])
 

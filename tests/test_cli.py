@@ -16,7 +16,9 @@ import pytest
 
 import sseload
 from sseload import cli
-from sseload.scenario.model import ScenarioError, default_scenario
+from sseload.run import runinfo, supervisor
+from sseload.scenario.load import default_scenario, select
+from sseload.scenario.model import ScenarioError
 from tests.conftest import write_scenario
 
 pytestmark = pytest.mark.unit
@@ -128,7 +130,7 @@ def test_a_flag_overrides_the_scenario_value_it_would_refuse(tmp_path):
     path = write_scenario(tmp_path / "zero.toml", {"load": {"run_time": "0s", "spawn_rate": 0.0}})
     args = cli.build_parser().parse_args(["run", str(path), "-t", "3s", "-r", "5",
                                           "--results-dir", str(tmp_path / "results")])
-    settings = cli.run_settings(args, cli._run_scenario(args))
+    settings = supervisor.run_settings(args, select(args.scenario, args.host, args)[0])
     assert (settings.run_time, settings.spawn_rate) == ("3s", 5.0)
 
 
@@ -138,7 +140,7 @@ def test_good_values_pass_and_the_run_folder_is_created_last(tmp_path):
     args = cli.build_parser().parse_args(["run", "-u", "1", "-r", "0.5", "-t", "1h30m", "--workers",
                                           str(MOST_WORKERS), "--run-id", "ci", "--results-dir",
                                           str(tmp_path / "results")])
-    settings = cli.run_settings(args, default_scenario())
+    settings = supervisor.run_settings(args, default_scenario())
     assert (settings.users, settings.spawn_rate, settings.run_time, settings.workers) == (1, 0.5, "1h30m",
                                                                                          MOST_WORKERS)
     assert settings.run_dir == tmp_path / "results" / "ci" and settings.run_dir.is_dir()
@@ -153,14 +155,14 @@ def test_a_run_id_whose_folder_exists_even_empty_is_refused(capsys, tmp_path, no
 
 
 def test_a_generated_run_id_is_one_safe_folder_name_and_never_an_earlier_run(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli.runinfo, "new_run_id", lambda name: f"20250101-120000-{name}")
+    monkeypatch.setattr(runinfo, "new_run_id", lambda name: f"20250101-120000-{name}")
     scenario = default_scenario()
     scenario.name = "../My scenario/v2"
     args = cli.build_parser().parse_args(["run", "--results-dir", str(tmp_path / "results")])
-    first = cli.run_settings(args, scenario).run_id
-    assert first == "20250101-120000-My-scenario-v2" and cli.runinfo.check_run_id(first, tmp_path)
+    first = supervisor.run_settings(args, scenario).run_id
+    assert first == "20250101-120000-My-scenario-v2" and runinfo.check_run_id(first, tmp_path)
     assert (tmp_path / "results" / first).is_dir()  # taken: the next run of the same second goes beside it
-    assert cli.run_settings(args, scenario).run_id == f"{first}-2"
+    assert supervisor.run_settings(args, scenario).run_id == f"{first}-2"
 
 
 # --- messages and help ---
@@ -177,7 +179,7 @@ def test_wrong_types_in_a_scenario_read_as_plain_words(tmp_path, toml, message):
     path = tmp_path / "typed.toml"
     path.write_text(toml)
     with pytest.raises(ScenarioError) as err:
-        sseload.scenario.model.load(path)
+        sseload.scenario.load.load(path)
     assert message in str(err.value)
     assert "a int" not in str(err.value) and "a bool" not in str(err.value)
 
@@ -232,19 +234,3 @@ def test_version_and_refusals_import_neither_locust_nor_gevent(capsys, tmp_path,
         cli.main([*argv, "--results-dir", str(tmp_path)] if argv[0] == "run" else argv)
     capsys.readouterr()
     assert sorted(m for m in set(sys.modules) - before if m.split(".")[0] in ("locust", "gevent", "httptools")) == []
-
-
-@pytest.mark.unit
-def test_a_locust_stuck_past_its_run_time_is_stopped_then_killed(capsys):
-    import signal
-    import time
-
-    stuck = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
-                              "signal.SIG_IGN); print('up', flush=True); time.sleep(600)"], stdout=subprocess.PIPE)
-    stuck.stdout.readline()
-    t0 = time.monotonic()
-    assert cli._wait_or_stop(stuck, hard_stop=t0 + 0.3, term_grace_s=0.3) == -signal.SIGKILL
-    assert time.monotonic() - t0 < 5
-    assert f"locust (pid {stuck.pid}) did not stop" in capsys.readouterr().err
-    quick = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
-    assert cli._wait_or_stop(quick, hard_stop=time.monotonic() + 30) == 3

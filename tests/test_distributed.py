@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import pandas as pd
 import psutil
 import pytest
 
@@ -19,6 +18,7 @@ from tests.conftest import (
     ROOT,
     RUN_KEY,
     as_if_started_in_the_background,
+    consistent,
     sseload_run,
     stopped_early,
     with_run_key,
@@ -31,16 +31,6 @@ SCENARIO = {
     "load": {"users": 10, "spawn_rate": 10, "run_time": "3s"},
     "target": {"ttfe_ms": 50, "gap_ms": 10, "events": 20},
 }
-
-
-def consistent(run_dir) -> pd.DataFrame:
-    streams = pd.read_parquet(run_dir / "streams.parquet")
-    events = pd.read_parquet(run_dir / "events.parquet")
-    assert streams["stream_id"].is_unique
-    per_stream = events.groupby("stream_id").size().reindex(streams["stream_id"], fill_value=0)
-    assert (per_stream.to_numpy() == streams["events"].to_numpy()).all()
-    assert set(events["stream_id"]) <= set(streams["stream_id"])
-    return streams
 
 
 def start_run(tmp_path, run_time: str, users: int, workers: int, run_id: str, report: bool = False,
@@ -57,7 +47,7 @@ def start_run(tmp_path, run_time: str, users: int, workers: int, run_id: str, re
 
 def wait_for_first_batch(run_dir, timeout_s: float = 60) -> None:
     """The master writes its first batch once workers stream."""
-    from sseload.views.results import _read
+    from sseload.views.loading import _read
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

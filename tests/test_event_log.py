@@ -6,71 +6,19 @@ the same results byte for byte, at every split of every stream, errors included.
 
 from __future__ import annotations
 
-import array
 import sys
-from typing import NamedTuple
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sseload.protocol import sse
+from sseload.protocol.openai import OUTPUT_KINDS
 from sseload.protocol.sse import PyEventLog, SSEEvent, SSEProtocolError
+from tests.event_logs import BOTH, KEY, CEventLog, Seen, ints, needs_c, observe, run  # noqa: F401
 from tests.sse_streams import streams
 
-try:
-    from sseload._sse import EventLog as CEventLog
-except ImportError:  # not built here: the twin's tests skip, the specification's still run
-    CEventLog = None
-
 pytestmark = pytest.mark.unit
-KEY = b'"t_send_ns":'
-needs_c = pytest.mark.skipif(CEventLog is None, reason="sseload._sse was not built")
-BOTH = [PyEventLog, pytest.param(CEventLog, marks=needs_c, id="compiled")]
-
-
-def ints(raw: bytes) -> list[int]:
-    return array.array("q", raw).tolist()
-
-
-class Seen(NamedTuple):
-    """Everything observable of a log after a stream."""
-
-    notable: list
-    t_ns: list[int]
-    size: list[int]
-    server: list[int]
-    malformed: int
-    retry: int | None
-    last_event_id: str
-    n: int
-    first_t_ns: int
-    error: str | None
-    first_event_id: str
-    llm: list[int]
-    prompt_tokens: int
-    outputs: list[str]
-
-
-def run(cls, stream: bytes, cuts=(), **kw) -> Seen:
-    """A new ``cls(**kw)`` fed ``stream`` split at ``cuts``; everything observable, or the error."""
-    return observe(cls(**kw), stream, cuts)
-
-
-def observe(log, stream: bytes, cuts=()) -> Seen:
-    """Feed ``stream`` split at ``cuts`` (read i at time i); everything observable, or the error."""
-    notable, last, error = [], 0, None
-    for t, cut in enumerate(sorted(cuts) + [len(stream)]):
-        try:
-            notable += log.feed(stream[last:cut], t)
-        except SSEProtocolError as err:
-            error = str(err)
-            break
-        last = cut
-    t_ns, size, server = log.arrays()
-    return Seen(notable, ints(t_ns), ints(size), ints(server), log.malformed, log.retry,
-                log.last_event_id, len(log), log.first_t_ns, error, log.first_event_id,
-                ints(log.llm()), log.prompt_tokens, log.outputs())
 
 
 @pytest.mark.parametrize("cls", BOTH)
@@ -224,6 +172,6 @@ def test_openai_mode_hands_back_the_chunks_that_end_a_choice_or_report_an_error(
     assert [v & 1 for v in seen.llm] == [0, 1, 1, 0, 0, 0]
     assert seen.outputs == ['{"choices":[{"delta":{"reasoning_content":"hmm"}}]}',
                             '{"choices":[{"delta":{"content":"Hi"},"finish_reason":null}]}']
-    content_only = run(cls, stream, sentinel=b"[DONE]", openai=True, output_kinds=sse.OUTPUT_KINDS["content"])
+    content_only = run(cls, stream, sentinel=b"[DONE]", openai=True, output_kinds=OUTPUT_KINDS["content"])
     assert [v & 1 for v in content_only.llm] == [0, 0, 1, 0, 0, 0]  # reasoning does not count: TTFT is the answer's
     assert content_only.outputs == []  # nothing kept unless asked

@@ -16,8 +16,6 @@ from sseload.transport.client import Endpoint, PreparedRequest, SSEConnection, S
 from tests import servers
 from tests.conftest import sseload_run
 
-start_server = servers.start_server
-
 
 def stream(conn: SSEConnection, url: str, method: str = "POST", body: bytes = b"{}",
            headers: dict | None = None):
@@ -103,11 +101,10 @@ def test_100_continue_then_a_stream_is_ok(start_server):
 def test_an_endless_head_is_a_protocol_error_at_the_head_limit(start_server):
     srv = start_server(servers.endless_head)
     conn = connection(srv.url)
-    t0 = time.monotonic()
     record, _ = stream(conn, srv.url)
     conn.close()
     assert record.outcome is Outcome.PROTOCOL_ERROR and "without its end" in record.error
-    assert time.monotonic() - t0 < 5 and record.response_bytes <= (64 + 64 + 1) * 1024  # the limit, plus one read
+    assert record.response_bytes <= (64 + 64 + 1) * 1024  # stopped reading at the limit, plus one read
 
 
 def test_a_reset_after_a_quiet_spell_lasts_until_the_reset(start_server):
@@ -233,10 +230,9 @@ def test_https_to_a_plain_http_server_says_use_http(start_server):
 
 def test_a_huge_body_that_is_skipped_is_never_built_and_the_run_says_so(tmp_path, start_server):
     srv = start_server(servers.sse_starlette_server, events=2)
-    t0 = time.monotonic()
-    result = sseload_run(tmp_path, "-u", "2", "-t", "3s", "--no-report", run_id="huge",
+    result = sseload_run(tmp_path, "-u", "2", "-t", "3s", "--no-report", run_id="huge", timeout=60,
                          scenario={"request": {"url": srv.url}, "body": {"size_bytes": 10_000_000_000}})
-    assert time.monotonic() - t0 < 30  # 10 GB was never built (it would take longer, or the machine's memory)
+    # 10 GB was never built: the run ends (within sseload_run's timeout) without a MemoryError
     assert result.code == 1 and "no stream succeeded" in result.stderr, result.stderr[-2000:]
     assert "too_large: body of 10000000000 bytes is over the gateway limit" in result.stdout
     assert len(result.streams) < 40  # backing off, not spinning
@@ -246,7 +242,8 @@ def test_a_huge_body_that_is_skipped_is_never_built_and_the_run_says_so(tmp_path
 
 @pytest.mark.unit
 def test_a_body_too_large_to_send_is_refused_when_the_scenario_loads():
-    from sseload.scenario.model import ScenarioError, from_dict
+    from sseload.scenario.load import from_dict
+    from sseload.scenario.model import ScenarioError
 
     with pytest.raises(ScenarioError, match="too large to build and send"):
         from_dict({"body": {"size_bytes": 2 << 30, "over_limit": "send"}}, "big.toml")
@@ -292,7 +289,8 @@ def test_a_service_s_own_send_times_measure_its_delivery_delay(tmp_path, start_s
 
 @pytest.mark.unit
 def test_a_send_time_key_or_unit_that_cannot_be_read_is_refused():
-    from sseload.scenario.model import ScenarioError, from_dict
+    from sseload.scenario.load import from_dict
+    from sseload.scenario.model import ScenarioError
 
     with pytest.raises(ScenarioError, match="send_time_unit = 's'; use ns, us or ms"):
         from_dict({"stream": {"send_time_unit": "s"}}, "x.toml")
@@ -476,10 +474,11 @@ def test_sseload_run_against_a_hostile_server_ends_alone_small_and_says_why(tmp_
             pass
         time.sleep(0.1)
     took = time.monotonic() - started
-    if proc.poll() is None:
+    killed_by_test = proc.poll() is None
+    if killed_by_test:
         proc.kill()
     out, err = proc.communicate(timeout=30)
-    assert took < 1 + 4 + 25, f"ran {took:.0f} s"  # run time + stop timeout (limit + grace) + start-up
+    assert not killed_by_test, f"still running after {took:.0f} s: it did not stop by itself"
     assert proc.returncode == code, err[-2000:]
     gone, alive = psutil.wait_procs([p for p in family if p.pid != proc.pid], timeout=10)
     for p in alive:

@@ -17,8 +17,6 @@ import pandas as pd
 from tests import servers
 from tests.conftest import sseload_reported_run
 
-start_server = servers.start_server  # the fixture
-
 ESC = "\x1b]0;pwned\x07\x1b[2J\x1b[H\x1b[1A\r"
 FAKE = "all thresholds PASS"
 MARKUP = "<script>alert(1)</script><img src=x onerror=alert(2)><!-- hide [x](https://evil.example) | **b**"

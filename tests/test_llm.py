@@ -11,12 +11,11 @@ import json
 import numpy as np
 import pytest
 
-from sseload.protocol.llm import FROM_CHUNKS, FROM_TOKENIZER, FROM_USAGE, chunk_ending, stream_tokens
+from sseload.protocol.openai import chunk_ending
+from sseload.record.tokens import FROM_CHUNKS, FROM_TOKENIZER, FROM_USAGE, stream_tokens
 from sseload.views import results
 from tests import servers
 from tests.conftest import sseload_reported_run, sseload_run
-
-start_server = servers.start_server  # the fixture
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "tell me a story"}], "max_tokens": 24,
         "stream": True, "stream_options": {"include_usage": True}}
@@ -305,7 +304,7 @@ def test_a_conversation_sends_each_turn_after_the_answer_with_the_history(tmp_pa
 
 @pytest.mark.unit
 def test_a_tokenizer_that_cannot_be_read_says_which_and_why(tmp_path):
-    from sseload.protocol.llm import load_tokenizer
+    from sseload.record.tokens import load_tokenizer
 
     with pytest.raises(ValueError, match="missing.json.*not a tokenizer.json"):
         load_tokenizer(str(tmp_path / "missing.json"))

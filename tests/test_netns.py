@@ -17,8 +17,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import LOCUSTFILE, with_run_key
-from tests.test_distributed import consistent
+from tests.conftest import LOCUSTFILE, consistent, with_run_key
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="network namespaces are Linux's")
 

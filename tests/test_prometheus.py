@@ -21,8 +21,6 @@ from sseload.views.live import LiveStats
 from tests import servers
 from tests.conftest import LOCUSTFILE, free_port
 
-start_server = servers.start_server  # the fixture
-
 
 class Ctx:
     """What the exposition reads of a run context."""

@@ -52,3 +52,19 @@ def test_importing_sseload_loads_neither_locust_nor_gevent():
     code = "import sys, sseload; sseload.load; print(sorted({'locust', 'gevent'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_the_cli_supervisor_imports_neither_locust_nor_gevent():
+    code = ("import sys, sseload.cli, sseload.run.runinfo; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent', 'httptools')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.strip() == "[]"
+
+
+def test_reports_thresholds_and_the_console_summary_import_no_client_gevent_or_httptools():
+    code = ("import sys, sseload.views.report, sseload.views.console, sseload.views.thresholds, "
+            "sseload.record.metrics, sseload.cli; print(sorted({'gevent', 'httptools', 'sseload.transport.client', "
+            "'sseload.transport.reactor'} & set(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

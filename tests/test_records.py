@@ -119,7 +119,7 @@ def test_the_sink_coalesces_small_batches_and_rotates_shards_without_losing_a_ro
     """background: the master's sink, whose finished shards become Parquet on a thread of their own."""
     import pyarrow.parquet as pq
 
-    from sseload.views.results import _read
+    from sseload.views.loading import _read
 
     sink = ParquetSink(tmp_path, background=background)
     sink.ROW_GROUP_EVENTS, sink.ROW_GROUP_STREAMS, sink.ROW_GROUPS_PER_SHARD = 6, 1000, 2

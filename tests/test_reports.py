@@ -106,7 +106,8 @@ def test_passing_thresholds_pass_check_and_lead_the_report(run, tmp_path):
     """The module's run judged again with thresholds it meets: check exits 0, the report's banner passes."""
     import shutil
 
-    from sseload.views import report, results, thresholds
+    from sseload.run import verdict
+    from sseload.views import report, results
 
     scenario = tmp_path / "passing.toml"
     scenario.write_text("[thresholds]\nttfe_p95_ms = 500.0\ncutoff_rate_max = 0.0\n")
@@ -118,7 +119,7 @@ def test_passing_thresholds_pass_check_and_lead_the_report(run, tmp_path):
     shutil.copytree(run.run_dir, copy)
     again = results.load(copy)
     summary = results.summarise(again)
-    report.write_all(again, summary, thresholds.judge(summary, again.info, {"ttfe_p95_ms": 500.0,
+    report.write_all(again, summary, verdict.judge(summary, again.info, {"ttfe_p95_ms": 500.0,
                                                                             "cutoff_rate_max": 0.0}))
     assert "<div id='verdict' class='pass'><strong>PASS</strong> (2 of 2 thresholds passed)" in \
         (copy / "report.html").read_text()

@@ -21,16 +21,17 @@ from sseload.protocol.outcomes import Outcome
 from sseload.protocol.response import StreamRules
 from sseload.record.records import StreamRecord
 from sseload.run.runinfo import read as runinfo_read
-from sseload.scenario.model import Auth, ScenarioError, apply_request_flags, check_header, default_scenario
-from sseload.scenario.model import load as load_scenario
+from sseload.scenario.flags import apply_request_flags
+from sseload.scenario.load import default_scenario
+from sseload.scenario.load import load as load_scenario
+from sseload.scenario.model import Auth, ScenarioError, check_header
 from sseload.transport.client import Endpoint, HeadError, PreparedRequest, SSEConnection
 from tests import servers
 from tests.conftest import LOCUSTFILE, sseload_run, write_scenario
+from tests.event_logs import BOTH
+from tests.event_logs import run as run_log
 from tests.servers import Conn, ScriptedServer, sse_event
-from tests.test_event_log import BOTH
-from tests.test_event_log import run as run_log
 
-start_server = servers.start_server
 SECRET = "s3cr3t-VALUE-9f2c"  # never in a message
 
 
@@ -120,7 +121,7 @@ def test_a_header_value_that_is_not_latin1_is_refused_before_the_run(tmp_path):
 
 @pytest.mark.unit
 def test_a_header_from_an_env_reference_is_checked_too(monkeypatch):
-    from sseload.scenario.model import request_headers
+    from sseload.scenario.load import request_headers
 
     scenario = default_scenario()
     scenario.request.headers = {"X-Key": "${X_KEY}"}
@@ -311,11 +312,11 @@ def test_a_non_ascii_last_event_id_goes_out_as_its_utf8_bytes():
 
 @pytest.mark.unit
 def test_ids_with_digits_python_counts_but_int_refuses_do_not_raise():
-    from tests.test_feed import connection, times
+    from tests.conftest import connection_record, times_ns
 
     feed = Feed(reconnect_ms=100)
-    feed.record(connection(1, 0, 10, Outcome.RESET), ("²", "²", None), times(5), stopping=False)
-    again = feed.record(connection(2, 200, 10, Outcome.RESET), ("³", "³", None), times(205), stopping=False)
+    feed.record(connection_record(1, 0, 10, Outcome.RESET), ("²", "²", None), times_ns(5), stopping=False)
+    again = feed.record(connection_record(2, 200, 10, Outcome.RESET), ("³", "³", None), times_ns(205), stopping=False)
     assert again.missed_events == -1 and feed.last_event_id == "³"
 
 

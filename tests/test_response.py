@@ -11,9 +11,11 @@ import ssl
 import httptools
 import pytest
 
+from sseload.protocol.classify import DeadlineExceeded, classify_error
 from sseload.protocol.outcomes import Outcome
-from sseload.protocol.response import DeadlineExceeded, Response, StreamRules, classify_error, framing_of
+from sseload.protocol.response import Response, StreamRules
 from sseload.protocol.sse import EventLog, PyEventLog
+from sseload.protocol.state import State
 
 pytestmark = pytest.mark.unit
 
@@ -69,7 +71,7 @@ def test_a_content_length_body_and_a_close_delimited_body_end_ok():
     resp, verdict = run(SSE_HEAD + f"Content-Length: {len(EVENTS)}\r\n\r\n".encode() + EVENTS)
     assert verdict[0] is Outcome.OK and len(resp.log) == 2
     resp, verdict = run(SSE_HEAD + b"\r\n" + EVENTS, eof=True)
-    assert verdict[0] is Outcome.OK and len(resp.log) == 2 and resp.message_complete
+    assert verdict[0] is Outcome.OK and len(resp.log) == 2 and resp.state is State.MUST_CLOSE
     assert not resp.keep_alive(Outcome.OK)  # ended by the close: nothing to reuse
 
 
@@ -202,14 +204,6 @@ def test_the_body_log_is_handed_over_once_the_head_is_read():
     assert seen == [resp.log]
 
 
-def test_framing_choice():
-    assert framing_of({"transfer-encoding": "chunked"}) == (True, -1)
-    assert framing_of({"content-length": "12"}) == (False, 12)
-    assert framing_of({}) == (False, -1)
-    assert framing_of({"transfer-encoding": "gzip, chunked"}) is None  # left to httptools
-    assert framing_of({"content-length": "1e3"}) is None
-
-
 @pytest.mark.parametrize(("exc", "phase", "outcome", "text"), [
     (DeadlineExceeded(), "read", Outcome.TIMEOUT, "harness deadline of 45 s"),
     (TimeoutError(), "connect", Outcome.CONNECT_ERROR, "connect to h:1 timed out after 10 s"),
@@ -305,7 +299,7 @@ def test_auto_completion_takes_a_clean_end_or_done():
     resp, verdict = run(done, StreamRules(completion="auto"))
     assert verdict[0] is Outcome.OK and resp.drainable()  # the rest of the body may be read for reuse
     resp.feed(10_000, b"0\r\n\r\n")
-    assert resp.message_complete and resp.keep_alive(Outcome.OK)
+    assert resp.state is State.DONE and resp.keep_alive(Outcome.OK)
     cut = SSE_HEAD + b"Content-Length: 500\r\n\r\n" + EVENTS
     assert run(cut, StreamRules(completion="auto"), eof=True)[1][0] is Outcome.RESET
 
@@ -317,7 +311,24 @@ def test_auto_completion_takes_a_clean_end_or_done():
 ])
 def test_a_server_that_does_not_speak_http_1_is_named(first, hint):
     resp = Response(StreamRules(), EventLog, 0)
-    resp.feed(1, first)
-    resp.feed_eof(2)
+    assert resp.feed(1, first)  # llhttp refuses the first byte that cannot start "HTTP/"
     outcome, error, _ = resp.verdict(3)
-    assert outcome in (Outcome.PROTOCOL_ERROR, Outcome.RESET) and hint in error, error
+    assert outcome is Outcome.PROTOCOL_ERROR and error.startswith("malformed HTTP response: ") and hint in error, error
+
+
+def test_a_close_inside_a_head_that_looks_like_http_is_a_reset():
+    resp = Response(StreamRules(), EventLog, 0)
+    assert not resp.feed(1, b"HTTP/1.1 200")
+    resp.feed_eof(2)
+    assert resp.verdict(3) == (Outcome.RESET, "connection closed before a whole response head", "")
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.0"])
+def test_the_status_line_gives_the_responses_http_version(version):
+    resp, _ = run(f"HTTP/{version} 200 OK\r\nContent-Type: text/event-stream\r\n\r\n".encode() + EVENTS, eof=True)
+    assert resp.http_version == version
+
+
+def test_a_response_cut_inside_its_head_has_no_http_version():
+    resp, _ = run(SSE_HEAD, eof=True)  # the head's blank line never came
+    assert resp.http_version == "" and resp.status == 0

@@ -10,6 +10,7 @@ import sys
 import pandas as pd
 import pytest
 
+from sseload.record.columns import RUN_JSON_FIELDS
 from sseload.scenario.model import DEFAULT_PATH
 from tests.conftest import LOCUSTFILE, ROOT, sseload_reported_run, sseload_run
 
@@ -27,6 +28,8 @@ def test_run_on_the_embedded_default_records_streams_and_events(tmp_path):
     info = result.info
     assert info["schema_version"] == 1 and info["streams_recorded"] == len(streams)
     assert info["partial"] is False
+    assert set(streams["http_version"]) == {"1.1"}  # as the reference target's status line says
+    assert sorted(info) == sorted(name for name, _ in RUN_JSON_FIELDS)  # docs/results-format.md's run.json table
     for name in ("report.html", "summary.md", "summary.json"):
         assert (result.run_dir / name).stat().st_size > 0
 

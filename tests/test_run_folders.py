@@ -22,7 +22,6 @@ from sseload.run.runinfo import RunDirError, adopt_run_dir, create_run_dir
 from tests import servers
 from tests.conftest import LOCUSTFILE
 
-start_server = servers.start_server
 LOCUSTFILE = str(LOCUSTFILE)
 BAD_IDS = ["../x", "x\n", "a/b", "/tmp/abs", "a..b", ".hidden", "-dash", "", "two words", "x\0", "é", "x" * 129]
 

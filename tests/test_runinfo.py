@@ -1,8 +1,6 @@
 """run.json has one writer (sseload.run.runinfo): atomic writes and a list of partial reasons."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -38,10 +36,3 @@ def test_the_supervisor_names_the_signal_in_place_of_the_generic_reason(tmp_path
 def test_marking_a_run_without_run_json_writes_nothing(tmp_path):
     assert not runinfo.add_partial_reason(tmp_path, runinfo.INTERRUPTED, "interrupted by SIGINT")
     assert not (tmp_path / "run.json").exists()
-
-
-def test_the_cli_supervisor_imports_neither_locust_nor_gevent():
-    code = ("import sys, sseload.cli, sseload.run.runinfo; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent', 'httptools')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"

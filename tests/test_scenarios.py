@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from sseload.scenario.model import ScenarioError, load, users_at
+from sseload.scenario.load import load
+from sseload.scenario.model import ScenarioError, users_at
 from tests.conftest import ROOT, RunResult, side_by_side, sseload_run, write_scenario
 
 READY = sorted((ROOT / "scenarios").glob("*.toml"))
@@ -83,14 +84,12 @@ def test_every_ready_scenario_runs_briefly(ready_runs, path):
     ("[lod]\nusers = 10\n", "unknown top-level key(s) lod"),
     ("[stream]\ncompletion = 'eof'\n",
      "use 'close', 'auto' (a clean end or data: [DONE]), 'done' (data: [DONE]) or 'event:NAME'"),
-    ("[auth]\nmethod = 'oauth'\n", "use one of none, token, iam, aksk, app_key, app_code"),
+    ("[auth]\nmethod = 'oauth'\n", "use one of none, token, iam, aksk, app_key or app_code"),
     ("[thresholds]\nttfe_p97_ms = 3\n", "[thresholds] has no 'ttfe_p97_ms'"),
     ("[load]\nrun_time = 'soon'\n", "write e.g. 30s, 5m or 1h30m"),
     ("[load]\narrival = 'poisson'\n", "needs rate_per_s > 0"),
     ("[load]\nshape = 'zigzag'\n", "use constant, ramp, step, spike or soak"),
     ("[body]\nsize_bytes = 10\njson = {a = 1}\n", "choose one way to make the body"),
-    ("[target]\nfaults = { meltdown = 0.5 }\n", "unknown fault 'meltdown'"),
-    ("[target]\nttfe_ms = 'soonish'\n", "is not a delay"),
     ("[load\nusers = 1\n", "not valid TOML"),
     ("[stream]\noutput = ['content', 'thoughts']\n", "any of 'content', 'reasoning', 'tool_calls'"),
     ("[stream]\noutput = 'content'\n", "should be"),
@@ -179,14 +178,16 @@ def test_open_model_shows_coordinated_omission_when_overloaded(tmp_path):
 def test_the_request_url_from_h_the_scenario_and_the_path_flag():
     from argparse import Namespace
 
-    from sseload.scenario.model import apply_request_flags, default_scenario, for_host, request_url
+    from sseload.scenario.flags import apply_request_flags
+    from sseload.scenario.load import default_scenario, for_host, select
+    from sseload.scenario.model import request_url
 
     flags = Namespace(path=None, method=None, header=None, body=None, body_file=None)
     s = for_host("http://user:secret@h:81")
     assert s.name == "h-81" and request_url(s.request, "http://h:81") == "http://h:81/"  # no credentials
     assert request_url(s.request, "http://h:81/v1/chat") == "http://h:81/v1/chat"  # -H's own path
-    apply_request_flags(s, Namespace(**{**vars(flags), "path": "/feed?x=1"}))
-    assert request_url(s.request, "http://h:81/v1/chat") == "http://h:81/feed?x=1"  # the flag wins
+    s, host = select(None, "http://h:81/v1/chat?y=2", Namespace(**{**vars(flags), "path": "/feed?x=1"}))
+    assert request_url(s.request, host) == "http://h:81/feed?x=1"  # the flag wins
     scen = default_scenario()
     scen.request.url = "https://gw.example/v1/old"
     apply_request_flags(scen, Namespace(**{**vars(flags), "path": "/v1/new"}))
@@ -199,7 +200,8 @@ def test_body_flag_sends_what_it_says_even_an_empty_body(given, sent):
     from argparse import Namespace
 
     from sseload.scenario.bodies import bodies
-    from sseload.scenario.model import apply_request_flags, default_scenario
+    from sseload.scenario.flags import apply_request_flags
+    from sseload.scenario.load import default_scenario
 
     s = default_scenario()
     default = bodies(s.body)

@@ -25,8 +25,6 @@ import pandas as pd
 from tests import servers
 from tests.conftest import LOCUSTFILE, free_port, sseload_reported_run, wait_for_http, wait_until_stopped
 
-start_server = servers.start_server  # the fixture
-
 EVENTS = 3
 
 

@@ -13,12 +13,10 @@ import time
 
 import pytest
 
-from sseload.protocol.response import classify_error
+from sseload.protocol.classify import classify_error
 from sseload.transport.tuning import Tuning
 from tests import servers
-from tests.test_native_reader import pair
-
-start_server = servers.start_server
+from tests.conftest import pair
 
 _reader = pytest.importorskip("sseload._reader", reason="the native reader was not built")
 trustme = pytest.importorskip("trustme")
@@ -124,7 +122,6 @@ def test_objects_that_are_not_one_connections_are_refused():
         _reader.TLSRoute(a.client._sslobj, b.c_in, b.c_out, -1, None)
 
 
-@pytest.mark.unit
 def test_a_routed_tls_stream_feeds_its_log_from_the_socket():
     """dispatch with (log, on_read, on_fed, TLSRoute): records off a real socket, events in the log."""
     _sse = pytest.importorskip("sseload._sse")

@@ -22,8 +22,6 @@ from tests import servers
 from tests.browser import browser_page
 from tests.conftest import LOCUSTFILE, free_port, wait_for_http, wait_until_stopped, with_run_key
 
-start_server = servers.start_server  # the fixture
-
 
 @pytest.fixture
 def locust_ui(tmp_path, start_server):

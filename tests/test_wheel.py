@@ -61,7 +61,7 @@ def test_the_ready_scenarios_are_listed_and_one_runs_by_name(installed):
     assert (run_dir / "report.html").stat().st_size > 100_000  # the charts' ECharts is embedded
     assert json.loads((run_dir / "summary.json").read_text())["outcomes"].get("ok", 0) >= 3
     python, cwd = installed
-    dataset = subprocess.run([str(python), "-c", "from sseload.scenario.model import resolve; "
+    dataset = subprocess.run([str(python), "-c", "from sseload.scenario.load import resolve; "
                               "print((resolve('openai-llm').parent / 'prompts.jsonl').is_file())"],
                              cwd=cwd, capture_output=True, text=True)
     assert dataset.stdout.strip() == "True", dataset.stderr  # the LLM scenario's dataset ships beside it

@@ -1,7 +1,7 @@
 """Facts about the API gateway in front of a real-time service, in one place.
 
 The reference target uses them to answer like the gateway; the harness uses them to
-classify what it got back. See shared/apig/SPEC.md.
+classify what it got back (sseload.protocol.classify). See docs/gateway.md.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """How a stream ended: every outcome, whether it counts as an error, its colour, what it means.
 
-This is the one definition. The response state machine (sseload.protocol.response) decides which
-outcome a stream gets; everything else (results, thresholds, charts, Locust's statistics, the
-web UI) reads this module, and a test holds the README's outcome table to it.
+This is the one definition. sseload.protocol.classify decides which outcome a stream gets, from
+the response's state (sseload.protocol.response); everything else (results, thresholds, charts,
+Locust's statistics, the web UI) reads this module, and a test holds the README's outcome table to it.
 """
 
 from __future__ import annotations

@@ -1,13 +1,17 @@
-"""Incremental Server-Sent Events parser, sans I/O.
+"""Server-Sent Events, sans I/O: the WHATWG parser, and the event log the harness runs per stream.
 
-Follows the WHATWG "event stream interpretation" rules
+:class:`SSEParser` follows the WHATWG "event stream interpretation" rules
 (https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation).
 It is fed bytes and hands back events; it never touches a socket or a clock, so the
 harness can timestamp a read first and parse second, and tests can feed it every split.
-
 Work is done per read, not per byte: a read is split on line ends once, and each event's
 data is decoded once, at dispatch. Decoding line by line gives the same text as decoding
 the whole stream first, because line-end bytes can never be part of a UTF-8 sequence.
+
+:class:`PyEventLog` is the per-event hot path, defined in Python: a body's framing taken off
+(sseload.protocol.framing), its events parsed, three numbers recorded per event and, for
+OpenAI-style chunks, their facts (sseload.protocol.openai). ``EventLog`` is its compiled twin
+(sse.c and _sse_module.c beside it) where that was built; CONTRIBUTING.md says how the two are kept equal.
 """
 
 from __future__ import annotations
@@ -15,21 +19,12 @@ from __future__ import annotations
 import re
 from array import array
 
+from sseload.protocol.framing import BodyFraming
+from sseload.protocol.openai import ALL_OUTPUT, openai_facts, openai_notable
 from sseload.protocol.sse_types import SSEEvent, SSEProtocolError
 
-__all__ = [
-    "DEFAULT_MAX_EVENT_BYTES",
-    "BodyFraming",
-    "EventLog",
-    "PyEventLog",
-    "SSEEvent",
-    "SSEParser",
-    "SSEProtocolError",
-    "ALL_OUTPUT",
-    "OUTPUT_KINDS",
-    "openai_facts",
-    "openai_notable",
-]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "MAX_RETRY_DIGITS", "EventLog", "PyEventLog", "SSEEvent", "SSEParser",
+           "SSEProtocolError"]
 
 DEFAULT_MAX_EVENT_BYTES = 16 << 20  # of an event's data; memory per stream stays within it
 _BOM = b"\xef\xbb\xbf"
@@ -213,150 +208,6 @@ class SSEParser:
             )
 
 
-#: A chunk-size line or trailer line longer than this is not HTTP/1.1 framing.
-MAX_FRAMING_LINE = 16384
-_CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;.*)?", re.DOTALL)
-_SIZE, _DATA, _DATA_END, _TRAILER, _COMPLETE = range(5)
-
-
-class BodyFraming:
-    """An HTTP/1.1 response body's framing (RFC 9112 sections 6-7), sans I/O: body bytes in, content out.
-
-    ``chunked``: chunk-size lines (hex, optional extensions after ``;``), chunk data, and after
-    the last (zero) chunk any trailer lines up to an empty one; else ``length`` bytes, or
-    (``length`` -1) everything until the connection closes, which the caller sees. ``complete``
-    turns true once the framing says the body is over; bytes after that are ignored. Lines end
-    with CRLF or a bare LF (a tolerant reader). Broken framing raises :class:`SSEProtocolError`
-    before any content of that read is handed out. The event log runs on this so that a read
-    goes from socket to events in one call (``sseload._sse`` does the same in C).
-    """
-
-    __slots__ = ("_left", "_line", "_state", "chunked", "complete")
-
-    def __init__(self, chunked: bool = False, length: int = -1) -> None:
-        self.chunked = chunked
-        self._left = length  # bytes left of the body (length) or of the chunk (chunked)
-        self._state = _SIZE
-        self._line = b""  # a framing line begun in earlier reads
-        self.complete = not chunked and length == 0
-
-    def feed(self, data: bytes) -> list[bytes]:
-        if self.complete:
-            return []
-        if not self.chunked:
-            if self._left < 0:
-                return [data]
-            take = data[:self._left]
-            self._left -= len(take)
-            self.complete = self._left == 0
-            return [take]
-        out = []
-        i, n = 0, len(data)
-        while i < n and self._state != _COMPLETE:
-            if self._state == _DATA:
-                take = min(self._left, n - i)
-                out.append(data[i:i + take])
-                i += take
-                self._left -= take
-                if self._left == 0:
-                    self._state = _DATA_END
-                continue
-            j = data.find(b"\n", i)
-            if j < 0:
-                self._line += data[i:]
-                if len(self._line) > MAX_FRAMING_LINE:
-                    raise SSEProtocolError(f"malformed chunked body: a framing line over {MAX_FRAMING_LINE} bytes")
-                break
-            line = self._line + data[i:j]
-            self._line = b""
-            i = j + 1
-            if len(line) > MAX_FRAMING_LINE:
-                raise SSEProtocolError(f"malformed chunked body: a framing line over {MAX_FRAMING_LINE} bytes")
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            self._end_line(line)
-        self.complete = self._state == _COMPLETE
-        return out
-
-    def _end_line(self, line: bytes) -> None:
-        state = self._state
-        if state == _SIZE:
-            m = _CHUNK_SIZE_LINE.fullmatch(line)
-            if m is None:
-                raise SSEProtocolError("malformed chunked body: a bad chunk-size line")
-            self._left = int(m[1], 16)
-            self._state = _DATA if self._left else _TRAILER
-        elif state == _DATA_END:
-            if line:
-                raise SSEProtocolError("malformed chunked body: chunk data longer than its size")
-            self._state = _SIZE
-        elif not line:  # _TRAILER: an empty line ends the trailers and the body
-            self._state = _COMPLETE
-
-
-_BLANKS = " \t\n\r"
-#: What may count as a chunk's output ([stream] output): each kind's bit in ``output_kinds``.
-OUTPUT_KINDS = {"content": 1, "reasoning": 2, "tool_calls": 4}
-ALL_OUTPUT = sum(OUTPUT_KINDS.values())
-_OUTPUT_KEYS = ((OUTPUT_KINDS["content"], ('"content"', '"text"')),
-                (OUTPUT_KINDS["reasoning"], ('"reasoning_content"', '"reasoning"')))
-
-
-def _values(data: str, key: str):
-    """Where the value after each occurrence of ``key`` (quoted) as a key starts: the key, blanks,
-    a colon, blanks; not escaped inside a string (no backslash before its opening quote)."""
-    k = data.find(key)
-    while k >= 0:
-        if k == 0 or data[k - 1] != "\\":
-            j = k + len(key)
-            while j < len(data) and data[j] in _BLANKS:
-                j += 1
-            if j < len(data) and data[j] == ":":
-                j += 1
-                while j < len(data) and data[j] in _BLANKS:
-                    j += 1
-                yield j
-        k = data.find(key, k + len(key))
-
-
-def _number(data: str, key: str) -> int:
-    for j in _values(data, key):
-        m = re.match(r"[0-9]+", data[j:j + 19])  # 19 digits: over the 18 the compiled twin reads
-        return int(m[0]) if m and len(m[0]) <= 18 else -1
-    return -1
-
-
-def openai_facts(data: str, output_kinds: int = ALL_OUTPUT) -> tuple[bool, int, int]:
-    """What an OpenAI-style chunk (chat or completions) says, without a JSON parser: whether it
-    carries output (of the ``output_kinds`` asked, OUTPUT_KINDS' bits: a non-empty ``content`` or
-    ``text`` string, a non-empty ``reasoning_content`` or ``reasoning`` string, a non-empty
-    ``tool_calls`` list; role-only, empty and usage-only chunks never do), and its
-    ``usage.completion_tokens`` and ``usage.prompt_tokens`` (-1 when absent). The definition of
-    the compiled log's openai mode (sseload._sse)."""
-    out = any(j + 1 < len(data) and data[j] == '"' and data[j + 1] != '"'
-              for bit, keys in _OUTPUT_KEYS if output_kinds & bit for key in keys for j in _values(data, key))
-    if not out and output_kinds & OUTPUT_KINDS["tool_calls"]:
-        for j in _values(data, '"tool_calls"'):
-            if j < len(data) and data[j] == "[":
-                e = j + 1
-                while e < len(data) and data[e] in _BLANKS:
-                    e += 1
-                if e < len(data) and data[e] != "]":
-                    out = True
-                    break
-    return out, _number(data, '"completion_tokens"'), _number(data, '"prompt_tokens"')
-
-
-def openai_notable(data: str) -> bool:
-    """An OpenAI-style chunk the response acts on (what the compiled log's openai mode returns
-    beside typed and sentinel events): one that ends a choice (a ``finish_reason`` string: null
-    does not) or reports an error (an ``error`` object or string, or ``"object": "error"``)."""
-    n = len(data)
-    return (any(j < n and data[j] == '"' for j in _values(data, '"finish_reason"'))
-            or any(j < n and data[j] in '{"' for j in _values(data, '"error"'))
-            or any(data.startswith('"error"', j) for j in _values(data, '"object"')))
-
-
 _TRUTH_NUMBER = re.compile(r"[ \t]*([0-9]+)")
 _INT64_MAX = (1 << 63) - 1
 
@@ -368,15 +219,17 @@ class PyEventLog:
     event, the read's time, the size of its data and the number that follows ``truth_key`` in
     it (the service's send time: spaces or tabs, then ASCII digits that fit an int64; 0 when
     absent). It returns only the events the caller must act on: typed events (any ``event:``
-    but ``message``) and events whose data is ``sentinel``. As with ``SSEParser.feed``, a read
+    but ``message``), events whose data is ``sentinel`` and, with ``openai``, the chunks
+    :func:`~sseload.protocol.openai.openai_notable` names. As with ``SSEParser.feed``, a read
     that raises :class:`SSEProtocolError` records none of its events.
 
-    This is the specification of ``sseload._sse.EventLog``, the compiled twin that does the
-    same without a Python object per event; ``EventLog`` is that one where it was built.
-
     Given ``chunked`` or a ``length``, ``feed`` takes the response body as it arrives and takes
-    its framing off first (:class:`BodyFraming`); ``complete`` says when the body is over.
-    tests/test_event_log.py holds the two to the same results at every split of the input.
+    its framing off first (:class:`~sseload.protocol.framing.BodyFraming`); ``complete`` says
+    when the body is over.
+
+    This is the specification of ``sseload._sse.EventLog``, the compiled twin that does the
+    same without a Python object per event; tests/test_event_log.py holds the two to the same
+    results at every split of the input.
     """
 
     __slots__ = ("_framing", "_key", "_llm", "_openai", "_outputs", "_parser", "_sentinel", "bytes_in",

@@ -43,7 +43,7 @@ class WorkerSink:
 
     def __init__(self, runner, key: RunKey, send_time_ns: int = 1) -> None:
         self.runner = runner
-        self.key = key  # each batch is signed on the writer thread too (about 1 ms per MB)
+        self.key = key  # each batch is signed on the writer thread too, off the greenlet
         self.send_time_ns = send_time_ns  # the unit of the services' send times
         self._outbox: deque[dict] = deque()
         _ipc(pa.table({"x": [1]}))  # pay Arrow IPC's first-use cost now, not on the writer thread mid-run
@@ -64,12 +64,11 @@ class MasterCollector:
     """Receives batches and final reports from workers.
 
     Locust's master handles every worker's messages, heartbeats included, on one greenlet. A batch
-    is appended there to the open shard's Arrow IPC files (a copy: 0.4 µs per event, measured with
-    bench/master_ingest_bench.py); turning a finished shard into Parquet (seconds for millions of
-    events) runs on the sink's own thread (ParquetSink ``background=True``), so the greenlet never
-    waits on it. Doing the appends on a thread as well measured worse: the thread and the greenlet
-    then contend for the GIL on every batch, and heartbeat answers at 2 M events/s went from 3 ms
-    to 300 ms at p50.
+    is appended there to the open shard's Arrow IPC files (a cheap copy); turning a finished shard
+    into Parquet (seconds for millions of events) runs on the sink's own thread (ParquetSink
+    ``background=True``), so the greenlet never waits on it. The appends stay on the greenlet: on a
+    thread they would contend with it for the GIL on every batch and delay heartbeat answers
+    (bench/RESULTS.md, master_ingest_bench.py).
     """
 
     def __init__(self, parquet_sink, key: RunKey) -> None:

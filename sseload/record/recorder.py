@@ -185,8 +185,11 @@ def warm_up() -> None:
     events.t_ns.append(1)
     events.size.append(1)
     events.server_ns.append(1)
-    record = StreamRecord(0, 0, 0, 0, 1, 0, -1, 0, 0, 0, 1, 0, 0, 200, "", False, 0, 0, 1, 0, Outcome.OK, "", "",
-                          False, False)
+    record = StreamRecord(
+        stream_id=0, worker=0, user=0, t0_perf_ns=0, start_ns=1, scheduled_ns=0, connect_ns=-1, upload_ns=0,
+        ttfb_ns=0, ttfe_ns=0, duration_ns=1, sign_ns=0, auth_fetch_ns=0, status=200, content_type="",
+        charset_warning=False, body_bytes=0, response_bytes=0, events=1, malformed_events=0, outcome=Outcome.OK,
+        error_code="", error="", reused=False)
     to_tables([record], events)
 
 
@@ -228,23 +231,11 @@ class Recorder:
 
     def add(self, record: StreamRecord, events: EventBuffer) -> None:
         """Take one finished stream; ``events`` (the user's own buffer) is emptied."""
-        n = len(events.t_ns)
-        if not len(events.size) == len(events.server_ns) == n:  # never let one bad stream sink a batch
-            log.warning("stream %s: event arrays out of step; padding to %d events", record[0], n)
-            for column in (events.size, events.server_ns):
-                del column[n:]
-                column.extend([0] * (n - len(column)))
+        n = len(events)
+        mended = self._events.take(events)
+        if mended:
+            log.warning("stream %s: %s", record.stream_id, mended)
         self._streams.append(record)
-        own = self._events
-        own.t_ns.extend(events.t_ns)
-        own.size.extend(events.size)
-        own.server_ns.extend(events.server_ns)
-        if len(events.llm) == len(events.tokens) == n:  # OpenAI-style (else none: no events, nothing to pad)
-            own.llm.extend(events.llm)
-            own.tokens.extend(events.tokens)
-        elif len(events.llm) or len(own.llm):
-            log.warning("stream %s: token facts out of step with its events; dropped", record[0])
-        del events.t_ns[:], events.size[:], events.server_ns[:], events.llm[:], events.tokens[:]
         self.streams_recorded += 1
         self.events_recorded += n
         outcome = record.outcome

@@ -1,156 +1,34 @@
 """Stream records: raw facts from the hot path, turned into Parquet tables off it.
 
-The user appends one :class:`StreamRecord` per stream and three flat arrays of event facts
-(read time in perf_counter ns, data bytes, server send time); every event of a stream is
-contiguous. :func:`to_tables` turns a batch into the documented ``streams`` and ``events``
-tables with numpy, so no per-event Python work happens after the read.
+The user appends one :class:`StreamRecord` per stream and flat arrays of event facts (read time
+in perf_counter ns, data bytes, server send time; OpenAI-style, the chunks' facts); every event
+of a stream is contiguous. :func:`to_tables` turns a batch into the ``streams`` and ``events``
+tables with numpy, so no per-event Python work happens after the read. Each column is declared
+once, here (sseload.record.columns says how; docs/results-format.md is made from it).
 """
 
-from __future__ import annotations
-
 from array import array
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
-from sseload.protocol.llm import unpack
 from sseload.protocol.outcomes import Outcome
-
-
-class StreamRecord(NamedTuple):
-    """One stream's raw facts, as the client records them (perf_counter ns; -1: did not happen).
-
-    Built once per stream on the hot path (a NamedTuple costs what a tuple does) and turned
-    into the ``streams`` table by :func:`to_tables`.
-    """
-
-    stream_id: int
-    worker: int
-    user: int
-    t0_perf_ns: int  # perf_counter_ns when the request started to go out (TTFE and TTFB start here)
-    start_ns: int  # wall clock (time.time_ns) at the same moment
-    scheduled_ns: int  # open model: when the stream should have started (wall clock); 0: closed model
-    connect_ns: int  # -1 when the connection was reused
-    upload_ns: int
-    ttfb_ns: int
-    ttfe_ns: int
-    duration_ns: int  # to the read that ended the stream
-    sign_ns: int
-    auth_fetch_ns: int
-    status: int
-    content_type: str
-    charset_warning: bool
-    body_bytes: int
-    response_bytes: int
-    events: int
-    malformed_events: int
-    outcome: Outcome
-    error_code: str
-    error: str
-    reused: bool
-    retried: bool = False  # sent again on a fresh connection: the idle keep-alive one had been closed
-    redirects: int = 0  # redirects followed to reach the answer (its times count from the first request)
-    # reconnect mode ([stream] reconnect): one feed, many connections; defaults: not a feed
-    feed_id: int = 0  # the stream_id of the feed's first connection
-    reconnect_ns: int = -1  # from the previous connection's end to this one's request (the retry wait)
-    missed_events: int = -1  # event ids skipped across the reconnect (numeric ids only; -1: unknown)
-    feed_gap_ns: int = -1  # from the previous connection's last event to this one's first
-    # OpenAI-style streams ([stream] format, sseload.protocol.llm); defaults: not one
-    ttft_ns: int = -1  # to the read that completed the first chunk carrying output
-    output_tokens: int = -1
-    prompt_tokens: int = -1  # usage.prompt_tokens, when the server sent usage
-    tokens_from: str = ""  # "usage", "tokenizer" or "chunks" (sseload.protocol.llm)
-    finish_reason: str = ""  # the last finish_reason a chunk gave (stop, length, content_filter, tool_calls)
-    # multi-turn conversations ([body] multi_turn); defaults: not one
-    conversation_id: int = 0  # the stream_id of the conversation's first turn
-    turn: int = 0  # 1 for the first turn
-
-
-#: The open shard of a table, an Arrow IPC stream until it becomes Parquet (sseload.record.recorder.ParquetSink).
-OPEN_SHARD_SUFFIX = ".arrows"
-
-STREAMS_SCHEMA = pa.schema([
-    ("stream_id", pa.int64()),
-    ("worker", pa.int32()),
-    ("user", pa.int32()),
-    ("start_ns", pa.int64()),  # wall clock (time.time_ns) when the request started to go out
-    ("schedule_lag_ms", pa.float64()),  # open model: actual start minus scheduled start
-    ("connect_ms", pa.float64()),  # null when the connection was reused
-    ("upload_ms", pa.float64()),
-    ("ttfb_ms", pa.float64()),
-    ("ttfe_ms", pa.float64()),
-    ("duration_ms", pa.float64()),
-    ("sign_us", pa.float64()),
-    ("auth_fetch_ms", pa.float64()),
-    ("status", pa.int32()),
-    ("content_type", pa.string()),
-    ("charset_warning", pa.bool_()),
-    ("body_bytes", pa.int64()),
-    ("response_bytes", pa.int64()),
-    ("events", pa.int32()),
-    ("malformed_events", pa.int32()),
-    ("outcome", pa.string()),
-    ("error_code", pa.string()),
-    ("error", pa.string()),
-    ("reused", pa.bool_()),
-    ("retried", pa.bool_()),
-    ("redirects", pa.int32()),
-    ("feed_id", pa.int64()),  # reconnect mode: the feed's first stream_id; null when not a feed
-    ("reconnect_ms", pa.float64()),  # previous connection's end to this request; null on a feed's first
-    ("missed_events", pa.int32()),  # event ids skipped across the reconnect; null when unknown
-    ("feed_gap_ms", pa.float64()),  # previous connection's last event to this one's first; null if none
-    ("ttft_ms", pa.float64()),  # OpenAI-style: to the first chunk carrying output; null otherwise
-    ("tpot_ms", pa.float64()),  # (duration - TTFT) / (output tokens - 1); null below 2 tokens
-    ("output_tokens", pa.int32()),  # null when not OpenAI-style
-    ("tokens_per_s", pa.float64()),  # output_tokens / duration (llmperf's request output throughput)
-    ("prompt_tokens", pa.int32()),  # usage.prompt_tokens; null when not sent
-    ("tokens_from", pa.string()),  # "usage", "tokenizer" or "chunks"; null when not OpenAI-style
-    ("finish_reason", pa.string()),  # OpenAI-style: the last finish_reason a chunk gave; null when none
-    ("conversation_id", pa.int64()),  # multi-turn: the stream_id of the conversation's first turn; else null
-    ("turn", pa.int32()),  # multi-turn: 1 for the first turn; else null
-])
-
-EVENTS_SCHEMA = pa.schema([
-    ("stream_id", pa.int64()),
-    ("seq", pa.int32()),
-    ("t_ms", pa.float64()),  # since the stream's start
-    ("gap_ms", pa.float64()),  # since the previous event of the stream; null for the first
-    ("bytes", pa.int32()),
-    ("lateness_ms", pa.float64()),  # receive time minus the server's send time; null without truth
-    ("output", pa.bool_()),  # OpenAI-style: the chunk carried output; null otherwise
-    ("completion_tokens", pa.int32()),  # OpenAI-style: the chunk's usage.completion_tokens; null when absent
-    ("tokens", pa.int32()),  # OpenAI-style: output tokens the chunk carried (protocol.llm); null when unknown
-])
-
-
-class EventBuffer:
-    """Flat arrays of event facts; a stream's events are appended together at its end."""
-
-    __slots__ = ("t_ns", "size", "server_ns", "llm", "tokens")
-
-    def __init__(self) -> None:
-        self.t_ns = array("q")
-        self.size = array("q")
-        self.server_ns = array("q")
-        self.llm = array("q")  # OpenAI-style streams only (sseload.protocol.llm): else empty
-        self.tokens = array("q")  # OpenAI-style: the tokens each chunk carried, -1 unknown (sseload.protocol.llm)
-
-    def __len__(self) -> int:
-        return len(self.t_ns)
-
-    def extend(self, log, tokens: np.ndarray | None = None) -> None:
-        """Append one stream's events from its sseload.protocol.sse.EventLog (and, OpenAI-style, the tokens
-        each carried: sseload.protocol.llm.StreamTokens.chunk_tokens)."""
-        t_ns, size, server_ns = log.arrays()
-        self.t_ns.frombytes(t_ns)
-        self.size.frombytes(size)
-        self.server_ns.frombytes(server_ns)
-        llm = getattr(log, "llm", None)
-        if llm is not None:
-            self.llm.frombytes(llm())
-        if tokens is not None:
-            self.tokens.frombytes(tokens.astype(np.int64).tobytes())
+from sseload.record.columns import (
+    BOOL,
+    FLOAT64,
+    INT32,
+    INT64,
+    STRING,
+    Column,
+    Facts,
+    column,
+    columns_of,
+    derived,
+    ms,
+    schema_of,
+)
+from sseload.record.tokens import unpack
 
 
 def tpot(duration_ns, ttft_ns, output_tokens):
@@ -162,71 +40,194 @@ def tpot(duration_ns, ttft_ns, output_tokens):
                         np.nan)
 
 
-def _ms(values: np.ndarray) -> pa.Array:
-    """ns -> ms, with negative values (meaning "did not happen") as null."""
-    return pa.array(values / 1e6, mask=values < 0)
+def _schedule_lag_ms(f: Facts) -> tuple[np.ndarray, np.ndarray]:
+    scheduled = f.ints("scheduled_ns")
+    return (f.ints("start_ns") - scheduled) / 1e6, scheduled <= 0
+
+
+def _tpot_ms(f: Facts) -> tuple[np.ndarray, np.ndarray]:
+    values = tpot(f.ints("duration_ns"), f.ints("ttft_ns"), f.ints("output_tokens"))
+    return values, np.isnan(values)
+
+
+def _tokens_per_s(f: Facts) -> tuple[np.ndarray, np.ndarray]:
+    tokens, duration_ns = f.ints("output_tokens"), f.ints("duration_ns")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.where((tokens >= 0) & (duration_ns > 0), tokens / (duration_ns / 1e9), np.nan)
+    return values, np.isnan(values)
+
+
+class StreamRecord(NamedTuple):
+    """One stream's raw facts, as the client records them (perf_counter ns; -1: did not happen).
+
+    Built once per stream on the hot path, by keyword (a NamedTuple costs what a tuple does).
+    Each field's ``Annotated`` metadata declares the ``streams.parquet`` columns it becomes, in
+    the file's order: name, Arrow type, unit, meaning and conversion (sseload.record.columns); a
+    plain field is a fact other columns are computed from. A new column is a field here, with a
+    default, set where its value is measured; then regenerate docs/results-format.md.
+    """
+
+    stream_id: Annotated[int, column(INT64, "unique in the run (the worker's number in the top bits)")]
+    worker: Annotated[int, column(INT32, "the Locust worker (0 without workers)")]
+    user: Annotated[int, column(INT32, "the Locust user within its process")]
+    t0_perf_ns: int  # perf_counter_ns at t0, when the request started to go out: every stream time counts from here
+    start_ns: Annotated[int, column(INT64, "wall clock (`time.time_ns`) at t0", unit="ns")]
+    # open model: when the stream should have started (wall clock); 0: the closed model
+    scheduled_ns: Annotated[int, derived("schedule_lag_ms", FLOAT64, "ms", "open model: how late the stream started "
+                                         "against its schedule; null in the closed model", "`start_ns` - "
+                                         "`scheduled_ns`, ÷ 1,000,000; `scheduled_ns` 0 → null", _schedule_lag_ms)]
+    connect_ns: Annotated[int, ms("connect_ms", "from connect's start to TCP connected and the TLS handshake done "
+                                  "(before t0); null when the connection was reused")]
+    upload_ns: Annotated[int, ms("upload_ms", "to the request's head and body handed to the kernel")]
+    ttfb_ns: Annotated[int, ms("ttfb_ms", "to the read that completed the response head")]
+    ttfe_ns: Annotated[int, ms("ttfe_ms", "to the read that completed the first event")]
+    duration_ns: Annotated[int, ms("duration_ms", "to the stream's last read (the read that ended it)")]
+    sign_ns: Annotated[int, column(FLOAT64, "signing the request, an IAM token fetch excluded", name="sign_us",
+                                   unit="µs", scale=1e3)]
+    auth_fetch_ns: Annotated[int, column(FLOAT64, "an IAM token fetch this stream paid for (usually 0: cached); "
+                                         "never part of latency", name="auth_fetch_ms", unit="ms", scale=1e6)]
+    status: Annotated[int, column(INT32, "HTTP status (0: none received)")]
+    content_type: Annotated[str, column(STRING, "the response's `Content-Type`")]
+    charset_warning: Annotated[bool, column(BOOL, "the charset is missing or not UTF-8")]
+    body_bytes: Annotated[int, column(INT64, "the request body's size", unit="bytes")]
+    response_bytes: Annotated[int, column(INT64, "response bytes received, head and framing included", unit="bytes")]
+    events: Annotated[int, column(INT32, "events recorded (its rows in `events.parquet`)", unit="events")]
+    malformed_events: Annotated[int, column(INT32, "ignored lines and undecodable events", unit="events")]
+    outcome: Annotated[Outcome, column(STRING, "how the stream ended ([outcomes.md](outcomes.md))")]
+    error_code: Annotated[str, column(STRING, "the gateway's `error_code` (e.g. `APIG.0308`), where there was one")]
+    error: Annotated[str, column(STRING, "what happened, in words (secrets masked)")]
+    reused: Annotated[bool, column(BOOL, "the stream ran on a kept-alive connection")]
+    retried: Annotated[bool, column(BOOL, "the request was sent again on a fresh connection: the server had closed "
+                                          "the idle kept-alive one before answering (once, never silently)")] = False
+    redirects: Annotated[int, column(INT32, "redirects followed on the same host to reach the answer; the stream's "
+                                            "times count from the first request")] = 0
+    http_version: Annotated[str, column(STRING, "the response's HTTP version as its status line gave it: `1.1` or "
+                                                "`1.0`; null when no response head came", null="empty")] = ""
+    # reconnect mode ([stream] reconnect): one feed, many connections; defaults: not a feed
+    feed_id: Annotated[int, column(INT64, "reconnect mode: the `stream_id` of the feed's first connection (every "
+                                          "connection of one feed shares it); null when not a feed", null="zero")] = 0
+    reconnect_ns: Annotated[int, ms("reconnect_ms", "reconnect mode: from the read that ended the feed's previous "
+                                    "connection to this one's request (the server's `retry:`, else `reconnect_ms`); "
+                                    "null on a feed's first connection")] = -1
+    missed_events: Annotated[int, column(INT32, "reconnect mode: event ids skipped between the previous "
+                                                "connection's last event and this one's first (numeric ids: what "
+                                                "resuming from `Last-Event-ID` lost); null when unknown",
+                                         unit="events", null="negative")] = -1
+    feed_gap_ns: Annotated[int, ms("feed_gap_ms", "reconnect mode: from the previous connection's last event to this "
+                                   "one's first: the stall the feed's user saw across the reconnect")] = -1
+    # OpenAI-style streams ([stream] format, sseload.record.tokens, docs/llm.md); defaults: not one
+    ttft_ns: Annotated[int, ms("ttft_ms", "OpenAI-style: time to first token, to the read that completed the first "
+                               "chunk carrying output"),
+                       derived("tpot_ms", FLOAT64, "ms", "OpenAI-style: time per output token after the first; null "
+                               "below two tokens", "(`duration_ns` - `ttft_ns`) ÷ (`output_tokens` - 1), in ms",
+                               _tpot_ms)] = -1
+    output_tokens: Annotated[int, column(INT32, "OpenAI-style: output tokens, counted as `tokens_from` says",
+                                         unit="tokens", null="negative"),
+                             derived("tokens_per_s", FLOAT64, "tokens/s", "OpenAI-style: output tokens per second of "
+                                     "the stream's duration, llmperf's request output throughput",
+                                     "`output_tokens` ÷ `duration_ns`, in s", _tokens_per_s)] = -1
+    prompt_tokens: Annotated[int, column(INT32, "OpenAI-style: the last `usage.prompt_tokens`; null without usage",
+                                         unit="tokens", null="negative")] = -1
+    tokens_from: Annotated[str, column(STRING, "OpenAI-style: what counted `output_tokens`: `usage`, `tokenizer` or "
+                                               "`chunks` ([llm.md](llm.md))", null="empty")] = ""
+    finish_reason: Annotated[str, column(STRING, "OpenAI-style: the last `finish_reason` a chunk gave (`stop`, "
+                                                 "`length` (max_tokens), `content_filter`, `tool_calls`); null "
+                                                 "when none", null="empty")] = ""
+    # multi-turn conversations ([body] multi_turn); defaults: not one
+    conversation_id: Annotated[int, column(INT64, "multi-turn: the `stream_id` of the conversation's first turn; "
+                                                  "null otherwise", null="zero")] = 0
+    turn: Annotated[int, column(INT32, "multi-turn: 1 for the first turn; null otherwise", null="zero")] = 0
+
+
+#: streams.parquet's columns, as StreamRecord declares them.
+STREAM_COLUMNS = columns_of(StreamRecord)
+
+#: events.parquet's columns; to_tables computes each from the batch's EventBuffer (named in ``how``).
+EVENT_COLUMNS = (
+    Column("stream_id", INT64, "", "the stream's `stream_id`", how="the stream's record"),
+    Column("seq", INT32, "", "the event's position in its stream, from 0", how="the order of the stream's events"),
+    Column("t_ms", FLOAT64, "ms", "to the read that completed the event",
+           how="`t_ns` (the read's time) - the stream's `t0_perf_ns`, ÷ 1,000,000"),
+    Column("gap_ms", FLOAT64, "ms", "since the previous event of the stream; null for the first; 0: read together",
+           how="`t_ms` - the stream's previous `t_ms`"),
+    Column("bytes", INT32, "bytes", "the event's data bytes", how="`size`"),
+    Column("lateness_ms", FLOAT64, "ms", "arrival on the wall clock (`start_ns` + `t_ms`) minus the service's send "
+           "time (`t_send_ns`); null when the event carried none", how="`start_ns` + `t_ms` - `server_ns` (in "
+           "the scenario's send time unit); `server_ns` 0 → null"),
+    Column("output", BOOL, "", "OpenAI-style: the chunk carried output; null otherwise", how="`llm`"),
+    Column("completion_tokens", INT32, "tokens", "OpenAI-style: the chunk's `usage.completion_tokens`; null when "
+           "absent", how="`llm`; negative → null"),
+    Column("tokens", INT32, "tokens", "OpenAI-style: output tokens the chunk carried ([llm.md](llm.md)); null when "
+           "unknown", how="`tokens`; negative → null"),
+)
+
+STREAMS_SCHEMA = schema_of(STREAM_COLUMNS)
+EVENTS_SCHEMA = schema_of(EVENT_COLUMNS)
+
+#: The open shard of a table, an Arrow IPC stream until it becomes Parquet (sseload.record.recorder.ParquetSink).
+OPEN_SHARD_SUFFIX = ".arrows"
+
+
+class EventBuffer:
+    """Flat arrays of event facts; a stream's events are appended together at its end."""
+
+    __slots__ = ("t_ns", "size", "server_ns", "llm", "tokens")
+
+    def __init__(self) -> None:
+        self.t_ns = array("q")
+        self.size = array("q")
+        self.server_ns = array("q")
+        self.llm = array("q")  # OpenAI-style streams only (sseload.protocol.openai): else empty
+        self.tokens = array("q")  # OpenAI-style: the tokens each chunk carried, -1 unknown (sseload.record.tokens)
+
+    def __len__(self) -> int:
+        return len(self.t_ns)
+
+    def extend(self, log, tokens: np.ndarray | None = None) -> None:
+        """Append one stream's events from its sseload.protocol.sse.EventLog (and, OpenAI-style, the tokens
+        each carried: sseload.record.tokens.StreamTokens.chunk_tokens)."""
+        t_ns, size, server_ns = log.arrays()
+        self.t_ns.frombytes(t_ns)
+        self.size.frombytes(size)
+        self.server_ns.frombytes(server_ns)
+        llm = getattr(log, "llm", None)
+        if llm is not None:
+            self.llm.frombytes(llm())
+        if tokens is not None:
+            self.tokens.frombytes(tokens.astype(np.int64).tobytes())
+
+    def take(self, other: "EventBuffer") -> str:
+        """Move one stream's events from ``other`` (a user's own buffer, left empty) to the end of these.
+
+        One bad stream never sinks a batch: arrays out of step are padded or dropped, and what was
+        mended is returned in words ("" when nothing was)."""
+        n = len(other.t_ns)
+        mended = []
+        if not len(other.size) == len(other.server_ns) == n:
+            mended.append(f"event arrays out of step; padded to {n} events")
+            for facts in (other.size, other.server_ns):
+                del facts[n:]
+                facts.extend([0] * (n - len(facts)))
+        self.t_ns.extend(other.t_ns)
+        self.size.extend(other.size)
+        self.server_ns.extend(other.server_ns)
+        if len(other.llm) == len(other.tokens) == n:  # OpenAI-style (else none: no events, nothing to pad)
+            self.llm.extend(other.llm)
+            self.tokens.extend(other.tokens)
+        elif len(other.llm) or len(self.llm):
+            mended.append("token facts out of step with its events; dropped")
+        del other.t_ns[:], other.size[:], other.server_ns[:], other.llm[:], other.tokens[:]
+        return "; ".join(mended)
 
 
 def to_tables(streams: list[StreamRecord], events: EventBuffer,
               send_time_ns: int = 1) -> tuple[pa.Table, pa.Table]:
     """The batch as the documented tables; ``send_time_ns``: the unit of the services' send times, in ns."""
-    n = len(streams)
-    cols = StreamRecord(*zip(*streams, strict=True)) if n else StreamRecord(*([] for _ in StreamRecord._fields))
+    facts = Facts(StreamRecord._fields, streams)
+    stream_table = pa.Table.from_arrays([c.array(facts) for c in STREAM_COLUMNS], schema=STREAMS_SCHEMA)
 
-    def ints(values, dtype=np.int64) -> np.ndarray:
-        return np.asarray(values, dtype=dtype)
-
-    start_ns = ints(cols.start_ns)
-    scheduled = ints(cols.scheduled_ns)
-    lag = np.where(scheduled > 0, start_ns - scheduled, -1)
-    ttft_ns, output_tokens = ints(cols.ttft_ns), ints(cols.output_tokens)
-    duration_ns = ints(cols.duration_ns)
-    tpot_ms = tpot(duration_ns, ttft_ns, output_tokens)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tokens_per_s = np.where((output_tokens >= 0) & (duration_ns > 0), output_tokens / (duration_ns / 1e9), np.nan)
-    stream_table = pa.table({
-        "stream_id": pa.array(ints(cols.stream_id)),
-        "worker": pa.array(ints(cols.worker, np.int32)),
-        "user": pa.array(ints(cols.user, np.int32)),
-        "start_ns": pa.array(start_ns),
-        "schedule_lag_ms": pa.array(lag / 1e6, mask=scheduled <= 0),
-        "connect_ms": _ms(ints(cols.connect_ns)),
-        "upload_ms": _ms(ints(cols.upload_ns)),
-        "ttfb_ms": _ms(ints(cols.ttfb_ns)),
-        "ttfe_ms": _ms(ints(cols.ttfe_ns)),
-        "duration_ms": _ms(ints(cols.duration_ns)),
-        "sign_us": pa.array(ints(cols.sign_ns) / 1e3),
-        "auth_fetch_ms": pa.array(ints(cols.auth_fetch_ns) / 1e6),
-        "status": pa.array(ints(cols.status, np.int32)),
-        "content_type": pa.array(list(cols.content_type), pa.string()),
-        "charset_warning": pa.array(list(cols.charset_warning), pa.bool_()),
-        "body_bytes": pa.array(ints(cols.body_bytes)),
-        "response_bytes": pa.array(ints(cols.response_bytes)),
-        "events": pa.array(ints(cols.events, np.int32)),
-        "malformed_events": pa.array(ints(cols.malformed_events, np.int32)),
-        "outcome": pa.array(list(cols.outcome), pa.string()),
-        "error_code": pa.array(list(cols.error_code), pa.string()),
-        "error": pa.array(list(cols.error), pa.string()),
-        "reused": pa.array(list(cols.reused), pa.bool_()),
-        "retried": pa.array(list(cols.retried), pa.bool_()),
-        "redirects": pa.array(ints(cols.redirects, np.int32)),
-        "feed_id": pa.array(ints(cols.feed_id), mask=ints(cols.feed_id) == 0),
-        "reconnect_ms": _ms(ints(cols.reconnect_ns)),
-        "missed_events": pa.array(ints(cols.missed_events, np.int32), mask=ints(cols.missed_events) < 0),
-        "feed_gap_ms": _ms(ints(cols.feed_gap_ns)),
-        "ttft_ms": _ms(ttft_ns),
-        "tpot_ms": pa.array(tpot_ms, mask=np.isnan(tpot_ms)),
-        "output_tokens": pa.array(output_tokens.astype(np.int32), mask=output_tokens < 0),
-        "tokens_per_s": pa.array(tokens_per_s, mask=np.isnan(tokens_per_s)),
-        "prompt_tokens": pa.array(ints(cols.prompt_tokens, np.int32), mask=ints(cols.prompt_tokens) < 0),
-        "tokens_from": pa.array([t or None for t in cols.tokens_from], pa.string()),
-        "finish_reason": pa.array([f or None for f in cols.finish_reason], pa.string()),
-        "conversation_id": pa.array(ints(cols.conversation_id), mask=ints(cols.conversation_id) == 0),
-        "turn": pa.array(ints(cols.turn, np.int32), mask=ints(cols.turn) == 0),
-    }, schema=STREAMS_SCHEMA)
-
-    counts = ints(cols.events)
-    total = int(counts.sum()) if n else 0
+    counts = facts.ints("events")
+    total = int(counts.sum())
     if total != len(events):
         raise ValueError(f"batch has {len(events)} events but its streams count {total}")
     t_abs = np.frombuffer(events.t_ns, dtype=np.int64) if total else np.zeros(0, np.int64)
@@ -236,21 +237,22 @@ def to_tables(streams: list[StreamRecord], events: EventBuffer,
         server = server * send_time_ns
     first = np.cumsum(counts) - counts  # index of each stream's first event
     seq = np.arange(total, dtype=np.int64) - np.repeat(first, counts)
-    t_rel = t_abs - np.repeat(ints(cols.t0_perf_ns), counts)
+    t_rel = t_abs - np.repeat(facts.ints("t0_perf_ns"), counts)
     gap = np.empty(total, dtype=np.float64)
     if total:
         gap[1:] = np.diff(t_rel) / 1e6
         gap[0] = np.nan
-    wall = np.repeat(start_ns, counts) + t_rel
-    event_table = pa.table({
-        "stream_id": pa.array(np.repeat(ints(cols.stream_id), counts)),
+    wall = np.repeat(facts.ints("start_ns"), counts) + t_rel
+    columns = {
+        "stream_id": pa.array(np.repeat(facts.ints("stream_id"), counts)),
         "seq": pa.array(seq.astype(np.int32)),
         "t_ms": pa.array(t_rel / 1e6),
         "gap_ms": pa.array(gap, mask=seq == 0),
         "bytes": pa.array(size.astype(np.int32)),
         "lateness_ms": pa.array((wall - server) / 1e6, mask=server <= 0),
         **_llm_columns(events, total),
-    }, schema=EVENTS_SCHEMA)
+    }
+    event_table = pa.Table.from_arrays([columns[c.name] for c in EVENT_COLUMNS], schema=EVENTS_SCHEMA)
     return stream_table, event_table
 
 

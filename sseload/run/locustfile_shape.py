@@ -12,7 +12,7 @@ The shape runs through Locust's LoadTestShape, so the user count follows the sce
 
 from locust import LoadTestShape
 
-from sseload.run.hooks import context
+from sseload.run.hooks import role_of
 from sseload.run.user import SSEUser
 from sseload.scenario.model import parse_seconds, users_at
 
@@ -26,7 +26,7 @@ class ScenarioShape(LoadTestShape):
 
     def tick(self):
         environment = self.runner.environment
-        load = context(environment).scenario.load
+        load = role_of(environment).scenario.load  # the scenario the init hook picked
         opts = environment.parsed_options
         run_s = float(getattr(opts, "run_time", None) or parse_seconds(load.run_time))
         t = self.get_run_time()

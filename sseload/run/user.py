@@ -25,11 +25,11 @@ from locust.exception import StopUser
 from locust.user.users import LOCUST_STATE_STOPPING
 
 from sseload.protocol.feed import Feed
-from sseload.protocol.llm import answer_text
+from sseload.protocol.openai import answer_text
 from sseload.protocol.outcomes import SUCCEEDED, Outcome
 from sseload.record.metrics import TTFE
 from sseload.record.records import EventBuffer, StreamRecord
-from sseload.run import hooks as plugin
+from sseload.run import hooks
 from sseload.transport.client import PreparedRequest, SSEConnection
 
 _user_ids = itertools.count(1)
@@ -49,12 +49,13 @@ class SSEUser(User):
     wait_time = None  # set from [load] wait_s unless a subclass sets its own
 
     def on_start(self) -> None:
-        self.ctx = plugin.context(self.environment)
+        self.process = hooks.role_of(self.environment)  # this process's role: it records what users do
+        self.ctx = self.process.plan  # the run plan: its scenario, its URL (a locustfile of one's own reads them)
         runner = self.environment.runner
         worker = getattr(runner, "worker_index", 0) or 0
         self.user_id = next(_user_ids)
         self.conn = SSEConnection(self.ctx.endpoint, self.ctx.rules, self.ctx.auth, self.ctx.tls,
-                                  worker=worker, user=self.user_id, tuning=self.ctx.tuning)
+                                  worker=worker, user=self.user_id, tuning=self.process.tuning)
         self._events = EventBuffer()
         self._fast_failures = 0
 
@@ -72,7 +73,7 @@ class SSEUser(User):
         # Open model: the process's next arrival, whichever user is free takes it (sseload.scenario.arrivals).
         # A start that comes late because every user was busy is recorded as schedule lag, not
         # silently shifted (coordinated omission).
-        scheduled = self.ctx.arrivals(self.environment).take()
+        scheduled = self.process.arrivals().take()
         if scheduled is None:  # the run time is over: no arrival is scheduled after it, so this user is done
             raise StopUser()
         now = time.time_ns()
@@ -119,28 +120,26 @@ class SSEUser(User):
     def stream(self, request: PreparedRequest | None = None, scheduled_ns: int = 0,
                feed: Feed | None = None, turn: tuple[int, int] | None = None) -> StreamRecord:
         """Run one stream (one connection of ``feed`` in reconnect mode) and record it; returns its record."""
-        ctx = self.ctx
-        request = request or ctx.next_request(self.conn.worker)
-        ctx.streams_started += 1
-        skipped = request.body_bytes > ctx.scenario.gateway.max_body_bytes and ctx.scenario.body.over_limit == "skip"
+        process, scenario = self.process, self.ctx.scenario
+        request = request or self.ctx.next_request(self.conn.worker)
+        process.streams_started += 1
+        skipped = request.body_bytes > scenario.gateway.max_body_bytes and scenario.body.over_limit == "skip"
         if skipped:
             record = self.conn.skipped(request, Outcome.TOO_LARGE,
                                        f"body of {request.body_bytes} bytes is over the gateway limit of "
-                                       f"{ctx.scenario.gateway.max_body_bytes} bytes; not sent", scheduled_ns)
+                                       f"{scenario.gateway.max_body_bytes} bytes; not sent", scheduled_ns)
         else:
-            ctx.active_streams += 1
-            if ctx.live_enabled:
-                ctx.live.stream_opened(self.conn)
+            process.active_streams += 1
+            process.live.stream_opened(self.conn)
             try:
                 record = self.conn.stream(request, self._events, scheduled_ns)
             except Exception as err:  # a bug (conn.stream records every ending): still one record per stream
                 record = self._harness_error(request, err, scheduled_ns)
             finally:
-                ctx.active_streams -= 1
+                process.active_streams -= 1
             if self.conn.unsent:  # the stop came while connecting: nothing was sent, so no stream ran
-                ctx.streams_started -= 1
-                if ctx.live_enabled:
-                    ctx.live.forget(self.conn)
+                process.streams_started -= 1
+                process.live.forget(self.conn)
                 self._events = EventBuffer()
                 raise self.conn.interrupted
             if feed is not None:
@@ -148,15 +147,14 @@ class SSEUser(User):
                                      stopping=self.conn.interrupted is not None)
         if turn is not None:  # (the conversation's first stream_id, 0 on its first turn; this turn's number)
             record = record._replace(conversation_id=turn[0] or record.stream_id, turn=turn[1])
-        if ctx.live_enabled:
-            ttfe = record.ttfe_ns
-            t = np.frombuffer(self._events.t_ns, dtype=np.int64)
-            ctx.live.add_stream(record.outcome, ttfe / 1e6 if ttfe >= 0 else None, t, key=self.conn)
-            del t  # the view: the recorder empties t_ns next, which an exported buffer forbids
-        ctx.recorder.add(record, self._events)
+        ttfe = record.ttfe_ns
+        t = np.frombuffer(self._events.t_ns, dtype=np.int64)
+        process.live.add_stream(record.outcome, ttfe / 1e6 if ttfe >= 0 else None, t, key=self.conn)
+        del t  # the view: the recorder empties t_ns next, which an exported buffer forbids
+        process.recorder.add(record, self._events)
         self._report(record)
         self._back_off(record)
-        ctx.after_stream(record, self.environment, sent=not skipped)
+        process.after_stream(record, sent=not skipped)
         if self.conn.interrupted is not None:
             raise self.conn.interrupted
         return record

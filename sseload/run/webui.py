@@ -16,6 +16,7 @@ import ipaddress
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from sseload.protocol.outcomes import Outcome
@@ -38,7 +39,7 @@ REPORT_HREF = "./sseload/report"
 FINISHED = "streams finished"
 CUTOFFS = "cutoffs (gateway limit)"
 REPORT_TIMEOUT_S = 300
-#: Where the web UI listens unless --web-host says otherwise (plugin._add_options): it has no
+#: Where the web UI listens unless --web-host says otherwise (sseload.run.hooks): it has no
 #: authentication, and anyone who reaches it can start load and read the run's report.
 DEFAULT_WEB_HOST = "127.0.0.1"
 
@@ -130,15 +131,14 @@ def _inject(page: str) -> str:
     return page.replace("</body>", tags + "</body>", 1)
 
 
-def install(environment, ctx) -> None:
-    """Add the tab to a Locust web UI (local or master process)."""
+def install(web_ui, live: LiveStats, active: Callable[[], int], running: Callable[[], bool],
+            snapshot: Callable[[], Path], metrics: Callable[[], bytes]) -> None:
+    """Add the tab to a Locust web UI (of the standalone process or the master). What the tab shows
+    comes in as callables (sseload.run.liveview gives them): ``active`` the open streams, ``running``
+    whether load runs, ``snapshot`` writes the run's files as they are now and returns the run's
+    folder, ``metrics`` the Prometheus exposition."""
     from flask import Response, abort, jsonify, request, send_file, send_from_directory
 
-    from sseload.run.hooks import load_running
-
-    web_ui = environment.web_ui
-    if web_ui is None:
-        return
     warning = exposure_warning(getattr(web_ui, "host", ""), getattr(web_ui, "port", 0))
     if warning:
         log.warning("sseload: %s", warning)
@@ -161,24 +161,22 @@ def install(environment, ctx) -> None:
         doc = response.get_json(silent=True)
         if doc is None:
             return response
-        doc["extended_stats"] = [{"key": TAB, "data": rows(ctx.live, ctx.all_active(), not load_running(environment))}]
+        doc["extended_stats"] = [{"key": TAB, "data": rows(live, active(), not running())}]
         response.set_data(json.dumps(doc))
         return response
 
     @web_ui.app.route("/sseload/live.json")
     def sseload_live():
         """The tab's charts: the run's history (a point every TICK_S) and whether it still runs."""
-        return jsonify({"history": ctx.live.history, "running": load_running(environment), "charts": chart_specs(),
-                        "report": REPORT_HREF, "tokens": bool(ctx.live.run.token_streams)})
+        return jsonify({"history": live.history, "running": running(), "charts": chart_specs(),
+                        "report": REPORT_HREF, "tokens": bool(live.run.token_streams)})
 
     @web_ui.app.route("/sseload/metrics")
     def sseload_metrics():
         """The live metrics in Prometheus's format (as --prometheus serves them)."""
         from prometheus_client import CONTENT_TYPE_LATEST
 
-        from sseload.views import prometheus
-
-        return Response(prometheus.exposition(ctx), mimetype=CONTENT_TYPE_LATEST)
+        return Response(metrics(), mimetype=CONTENT_TYPE_LATEST)
 
     @web_ui.app.route("/sseload/static/<path:name>")
     def sseload_static(name):
@@ -195,15 +193,12 @@ def install(environment, ctx) -> None:
         The report is drawn by a child process (``sseload report``): pandas and matplotlib would
         hold this process's event loop for seconds, and with it every open stream's reads. One is
         drawn at a time: a request that comes while one is drawn waits for it and gets it."""
-        from sseload.run.hooks import snapshot_run
-
         def snapshot_and_report() -> tuple[Path, str]:
-            snapshot_run(environment, ctx)
-            return write_report_elsewhere(ctx.run_dir)
+            return write_report_elsewhere(snapshot())
 
         paths, error = one_report.run(snapshot_and_report)
         if error:
-            return Response(f"sseload could not write the report for {ctx.run_dir}:\n{error}", status=500,
+            return Response(f"sseload could not write the report for {paths.parent}:\n{error}", status=500,
                             mimetype="text/plain")
         return send_file(paths.resolve())
 

@@ -1,1 +1,2 @@
-"""The scenario: its model, checks, request flags, bodies, load shapes and arrivals."""
+"""The scenario: its model (dataclasses), loading and checking it, the request flags, bodies,
+distributions, and the open model's arrivals."""

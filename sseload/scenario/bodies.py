@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from sseload.scenario.dist import Dist, DistError
 from sseload.scenario.model import BODYLESS_METHODS, Body, ScenarioError
 
 _JSON_HEAD = b'{"model":"sseload","stream":true,"messages":[{"role":"user","content":"'
@@ -60,12 +61,10 @@ def _with_max_tokens(obj: dict, spec: Body, rng: random.Random) -> dict:
     return obj
 
 
-def _dist(text: str, what: str):
-    from sseload.target.config import ConfigError, Dist
-
+def _dist(text: str, what: str) -> Dist:
     try:
         return Dist.parse(text, what)
-    except ConfigError as err:
+    except DistError as err:
         raise ScenarioError(str(err)) from None
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
-import random
 from dataclasses import dataclass, field, fields
 
 from sseload.protocol.gateway import DEFAULT_LIMIT_S, DEFAULT_MAX_BODY_BYTES
+from sseload.scenario.dist import Dist, DistError
 
 FAULTS = (
     "reset",  # connection reset mid-stream
@@ -29,43 +28,6 @@ FAULTS = (
 
 class ConfigError(ValueError):
     pass
-
-
-@dataclass(frozen=True)
-class Dist:
-    """A delay distribution in milliseconds: fixed, uniform(low, high) or lognormal(median, sigma)."""
-
-    kind: str = "fixed"
-    a: float = 0.0
-    b: float = 0.0
-
-    @classmethod
-    def parse(cls, spec: str | int | float, what: str = "delay") -> Dist:
-        """``200``, ``"uniform:100:300"``, ``"lognormal:200:0.5"``."""
-        if isinstance(spec, (int, float)):
-            return cls("fixed", float(spec))
-        parts = str(spec).split(":")
-        try:
-            if len(parts) == 1:
-                return cls("fixed", float(parts[0]))
-            if parts[0] in ("uniform", "lognormal") and len(parts) == 3:
-                return cls(parts[0], float(parts[1]), float(parts[2]))
-        except ValueError:
-            pass
-        raise ConfigError(
-            f"{what} {spec!r} is not a delay: write milliseconds (200), "
-            "'uniform:LOW:HIGH' or 'lognormal:MEDIAN:SIGMA'"
-        )
-
-    def sample(self, rng: random.Random) -> float:
-        if self.kind == "fixed":
-            return self.a
-        if self.kind == "uniform":
-            return rng.uniform(self.a, self.b)
-        return self.a * math.exp(rng.gauss(0.0, self.b))
-
-    def __str__(self) -> str:
-        return f"{self.a:g}" if self.kind == "fixed" else f"{self.kind}:{self.a:g}:{self.b:g}"
 
 
 @dataclass
@@ -133,7 +95,10 @@ class TargetConfig:
         values = dict(raw)
         for name in ("ttfe_ms", "gap_ms", "tokens_per_chunk"):
             if name in values and not isinstance(values[name], Dist):
-                values[name] = Dist.parse(values[name], f"{where}: {name}")
+                try:
+                    values[name] = Dist.parse(values[name], f"{where}: {name}")
+                except DistError as err:
+                    raise ConfigError(str(err)) from None
         try:
             return cls(**values).validate(where)
         except TypeError as err:

@@ -17,26 +17,25 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import re
 import socket
 import ssl
 import time
-from dataclasses import dataclass
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 from gevent import GreenletExit, get_hub
 from gevent.event import Event
 
-from sseload.auth.apig import payload_sha256
 from sseload.auth.schemes import Authenticator
-from sseload.protocol.llm import stream_tokens
+from sseload.protocol.classify import REDIRECTS, DeadlineExceeded
 from sseload.protocol.outcomes import Outcome
-from sseload.protocol.response import REDIRECTS, DeadlineExceeded, Response, StreamRules
+from sseload.protocol.response import Response, StreamRules
 from sseload.protocol.sse import EventLog, PyEventLog, SSEProtocolError
 from sseload.record import redact
 from sseload.record.records import EventBuffer, StreamRecord
-from sseload.scenario.model import BODYLESS_METHODS
+from sseload.record.tokens import stream_tokens
 from sseload.transport.reactor import RECV_BYTES, reactor
+from sseload.transport.request import Endpoint, HeadError, PreparedRequest, request_head  # noqa: F401  (HeadError: for callers)
+from sseload.transport.tls import TLS
 from sseload.transport.tuning import Tuning
 
 perf_ns = time.perf_counter_ns
@@ -48,66 +47,7 @@ def log_class(tuning: Tuning) -> type:
     return EventLog if tuning.parser == "compiled" else PyEventLog
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """Where streams go: resolved once per process, not per connection."""
-
-    scheme: str
-    host: str
-    port: int
-    family: int
-    sockaddr: tuple
-    host_header: str
-
-    @classmethod
-    def resolve(cls, url: str) -> Endpoint:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-        except socket.gaierror as err:
-            raise ConnectionError(
-                f"cannot resolve host {parts.hostname!r} ({err.strerror}); check the URL or -H/--host"
-            ) from None
-        family, _, _, _, sockaddr = infos[0]
-        default = 443 if parts.scheme == "https" else 80
-        host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-        host_header = host if port == default else f"{host}:{port}"
-        return cls(parts.scheme, parts.hostname, port, family, sockaddr, host_header)
-
-
-@dataclass
-class PreparedRequest:
-    """A request built once and sent many times: the body is never rebuilt or copied."""
-
-    method: str
-    url: str
-    path: str  # path and query as sent
-    headers: dict[str, str]
-    body: bytes
-    body_sha256: str
-    body_bytes: int  # the body's size; a body skipped for its size is never built (then body is b"")
-
-    @classmethod
-    def build(cls, method: str, url: str, headers: dict[str, str], body: bytes,
-              skipped_bytes: int = -1) -> PreparedRequest:
-        """``skipped_bytes``: the size of a body that is never sent (over the gateway's limit), so never built."""
-        parts = urlsplit(url)
-        if _UNSAFE_IN_TARGET.search(parts.path + parts.query):  # a space, a control or a non-ASCII character
-            # would break the request line: percent-encoded, as browsers and curl do (what is encoded stays)
-            parts = parts._replace(path=quote(parts.path, safe=_TARGET_SAFE),
-                                   query=quote(parts.query, safe=_TARGET_SAFE))
-            url = urlunsplit(parts)
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        size = skipped_bytes if skipped_bytes >= 0 else len(body)
-        return cls(method.upper(), url, path, dict(headers), body, payload_sha256(body), size)
-
-
 _stream_ids = itertools.count(1)
-_TARGET_SAFE = "/%:@!$&'()*+,;=-._~?"  # RFC 3986 pchar and query characters, and '%' (already encoded)
-_UNSAFE_IN_TARGET = re.compile(r"[^A-Za-z0-9/%:@!$&'()*+,;=\-._~?]")
 
 
 class SSEConnection:
@@ -131,7 +71,7 @@ class SSEConnection:
         self.sock: socket.socket | None = None
         self._send_now = None  # the non-blocking socket's send, under gevent's (see _send)
         self.recv_now = None  # and its recv: the Python reader's read (reactor.ReadTarget)
-        self._tls: _TLS | None = None
+        self._tls: TLS | None = None
         self.interrupted: BaseException | None = None
         self.unsent = False  # the last stream was stopped before its request went out
         self.read_timeout_ns = int(rules.read_timeout_s * 1e9)
@@ -171,7 +111,7 @@ class SSEConnection:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.tls is not None:
                 progress[0] = "tls"
-                self._tls = _TLS(self.tls, ep.host, sock, self._tls_session if self.rules.tls_resume else None)
+                self._tls = TLS(self.tls, ep.host, sock, self._tls_session if self.rules.tls_resume else None)
         except BaseException:
             sock.close()
             raise
@@ -284,8 +224,9 @@ class SSEConnection:
                                    first=first or (t0, start_ns))
         if first is not None:
             t0, start_ns = first
-        return self._record(req, resp, events, t0, start_ns, scheduled_ns, connect_ns, upload_ns, sign_ns,
-                            int(fetch_s * 1e9), reused, retried, redirects)
+        return self._record(req, resp, events, t0, start_ns=start_ns, scheduled_ns=scheduled_ns, connect_ns=connect_ns,
+                            upload_ns=upload_ns, sign_ns=sign_ns, auth_fetch_ns=int(fetch_s * 1e9), reused=reused,
+                            retried=retried, redirects=redirects)
 
     def skipped(self, req: PreparedRequest, outcome: Outcome, error: str, scheduled_ns: int = 0) -> StreamRecord:
         """The record of a stream decided before sending (a body over the limit, no credentials)."""
@@ -293,9 +234,11 @@ class SSEConnection:
         self.log_ids = None
         self.outputs = []
         return StreamRecord(
-            (self.worker << 40) | next(_stream_ids), self.worker, self.user, perf_ns(), time.time_ns(), scheduled_ns,
-            -1, -1, -1, -1, 0, 0, 0, 0, "", False, req.body_bytes, 0, 0, 0, outcome, "",
-            _from_server(error, self.auth, True), False, False,
+            stream_id=(self.worker << 40) | next(_stream_ids), worker=self.worker, user=self.user,
+            t0_perf_ns=perf_ns(), start_ns=time.time_ns(), scheduled_ns=scheduled_ns, connect_ns=-1, upload_ns=-1,
+            ttfb_ns=-1, ttfe_ns=-1, duration_ns=0, sign_ns=0, auth_fetch_ns=0, status=0, content_type="",
+            charset_warning=False, body_bytes=req.body_bytes, response_bytes=0, events=0, malformed_events=0,
+            outcome=outcome, error_code="", error=_from_server(error, self.auth, True), reused=False,
         )
 
     # --- reading: in the process's reactor, for plain TCP and TLS alike ---
@@ -433,32 +376,13 @@ class SSEConnection:
         self._done.set()
 
     def _head(self, req: PreparedRequest, headers: dict[str, str]) -> bytes:
-        """The request head: the scenario's headers replace sseload's defaults, never repeat them."""
-        given = {k.lower() for k in headers}
-        lines = [f"{req.method} {req.path} HTTP/1.1"]
-        if "host" not in given:
-            lines.append(f"Host: {self.endpoint.host_header}")
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        if "content-length" not in given and (req.body or req.method not in BODYLESS_METHODS):
-            lines.append(f"Content-Length: {len(req.body)}")
-        if "accept" not in given:
-            lines.append("Accept: text/event-stream")
-        if self.rules.new_connection and "connection" not in given:  # [stream] connection = "new"
-            lines.append("Connection: close")
-        text = "\r\n".join(lines)
-        # The scenario's headers were checked once (scenario.check_header); these counts catch, for the
-        # price of two scans, one made at send time (a signature, a fetched token) that would break the head.
-        breaks = len(lines) - 1
-        if text.count("\n") != breaks or text.count("\r") != breaks or "\0" in text:
-            raise HeadError(_unsendable(req, headers, "holds a line break or NUL"))
-        try:
-            return (text + "\r\n\r\n").encode("latin-1")
-        except UnicodeEncodeError:
-            raise HeadError(_unsendable(req, headers, "has a character that is not Latin-1")) from None
+        return request_head(req, headers, self.endpoint.host_header, self.rules.new_connection)
 
-    def _record(self, req: PreparedRequest, resp: Response, events: EventBuffer, t0: int, start_ns: int,
-                scheduled_ns: int, connect_ns: int, upload_ns: int, sign_ns: int, fetch_ns: int,
-                reused: bool, retried: bool, redirects: int = 0) -> StreamRecord:
+    def _record(self, req: PreparedRequest, resp: Response, events: EventBuffer, t0: int,
+                **sent: int | bool) -> StreamRecord:
+        """The stream's record, from its response; ``sent``: its facts known before the response came
+        (start_ns, scheduled_ns, connect_ns, upload_ns, sign_ns, auth_fetch_ns, reused, retried,
+        redirects), by StreamRecord's names."""
         duration_ns = resp.end_ns() - t0
         outcome, error, code = resp.verdict(duration_ns)
         if not resp.keep_alive(outcome) or self.rules.new_connection:
@@ -480,12 +404,13 @@ class SSEConnection:
             n_events, malformed, first_event_ns = len(log), log.malformed, log.first_t_ns
         t_headers = resp.t_headers_ns
         return StreamRecord(
-            (self.worker << 40) | next(_stream_ids), self.worker, self.user, t0, start_ns, scheduled_ns, connect_ns,
-            upload_ns, (t_headers - t0) if t_headers >= 0 else -1,
-            (first_event_ns - t0) if first_event_ns >= 0 else -1,
-            duration_ns, sign_ns, fetch_ns, resp.status, _from_server(resp.content_type, self.auth),
-            resp.charset_warning, len(req.body), resp.bytes_received(), n_events, malformed, outcome,
-            _from_server(code, self.auth), _from_server(error, self.auth, True), reused, retried, redirects,
+            stream_id=(self.worker << 40) | next(_stream_ids), worker=self.worker, user=self.user, t0_perf_ns=t0,
+            **sent, ttfb_ns=(t_headers - t0) if t_headers >= 0 else -1,
+            ttfe_ns=(first_event_ns - t0) if first_event_ns >= 0 else -1,
+            duration_ns=duration_ns, status=resp.status, content_type=_from_server(resp.content_type, self.auth),
+            charset_warning=resp.charset_warning, body_bytes=len(req.body), response_bytes=resp.bytes_received(),
+            events=n_events, malformed_events=malformed, outcome=outcome, error_code=_from_server(code, self.auth),
+            error=_from_server(error, self.auth, True), http_version=resp.http_version,
             **({"ttft_ns": tokens.ttft_ns, "output_tokens": tokens.output_tokens, "prompt_tokens": prompt_tokens,
                 "tokens_from": tokens.tokens_from, "finish_reason": _from_server(resp.finish_reason, self.auth)}
                if tokens else {}),
@@ -500,83 +425,6 @@ def _from_server(text: str, auth: Authenticator, cut: bool = False) -> str:
     included), control characters made visible, long text cut (sseload.record.redact). ``cut``: an error
     text, which may end mid-way through what the server echoed."""
     return redact.from_server(text, SERVER_TEXT_CHARS, auth.secrets(), cut) if text else text
-
-
-class HeadError(ValueError):
-    """A request head HTTP/1.1 cannot carry; the message names the header, never its value."""
-
-
-def _unsendable(req: PreparedRequest, headers: dict[str, str], what: str) -> str:
-    """Which part of a request head cannot be sent, by name (a value may be a secret)."""
-    def bad(text: str) -> bool:
-        return "\r" in text or "\n" in text or "\0" in text or not _latin1(text)
-
-    for name, value in headers.items():
-        if bad(name) or bad(value):
-            return f"the request header {name!r} {what} (HTTP/1.1 sends header bytes as Latin-1, one line each)"
-    return f"the request line ({req.method!r} and the path) {what}"
-
-
-def _latin1(text: str) -> bool:
-    try:
-        text.encode("latin-1")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-class _TLS:
-    """TLS over the plain socket through memory buffers (ssl.MemoryBIO).
-
-    The socket stays a plain one, so TLS streams are read by the reactor like any other: each
-    raw read is timestamped, then decrypted whole. (An SSL socket can hold decrypted bytes a
-    poller cannot see, and reading it greenlet by greenlet cost 70 µs per event.)
-    """
-
-    __slots__ = ("obj", "incoming", "outgoing", "sock")
-
-    def __init__(self, context: ssl.SSLContext, hostname: str, sock: socket.socket,
-                 session: ssl.SSLSession | None = None) -> None:
-        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        # session: the last connection's, so a reconnect resumes instead of a full handshake
-        self.obj = context.wrap_bio(self.incoming, self.outgoing, server_hostname=hostname, session=session)
-        self.sock = sock
-        while True:
-            try:
-                self.obj.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                self._flush()
-                data = sock.recv(RECV_BYTES)
-                if not data:
-                    raise ConnectionResetError("the server closed the connection during the TLS handshake") from None
-                self.incoming.write(data)
-        self._flush()
-
-    def _flush(self) -> None:
-        pending = self.outgoing.read()
-        if pending:
-            self.sock.sendall(pending)
-
-    def encrypt(self, data: bytes) -> bytes:
-        self.obj.write(data)
-        return self.outgoing.read()
-
-    def decrypt(self, data: bytes) -> list[bytes]:
-        self.incoming.write(data)
-        out = []
-        while True:
-            try:
-                out.append(self.obj.read(RECV_BYTES))
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:  # close_notify: the response ends with the connection
-                break
-        if self.outgoing.pending:  # e.g. a TLS 1.2 renegotiation's hello; tiny, and we are in the hub:
-            # send without waiting (the kernel buffer is all but empty)
-            with contextlib.suppress(BlockingIOError):
-                self.sock._sock.send(self.outgoing.read())
-        return out
 
 
 class _Deadline:

@@ -202,7 +202,7 @@ class NativeReactor(_Watchdog):
         The connection's ``on_fed(t_ns, events)`` is called only for a read that completed
         something to act on (typed or sentinel events, or the body's end), ``on_fed(t_ns, error)``
         when the log refused a read; EOF and read errors still go to ``on_read``. A read that only
-        recorded events costs no bytes object and no Python call (bench/history/2026-11-sessions-1-7.md, section 2n).
+        recorded events costs no bytes object and no Python call (docs/measurement.md).
         The log keeps the read's time (``last_t_ns``) and its bytes (``bytes_in``). False where
         this cannot be done (the Python event log; ``SSELOAD_ROUTE_BODY=0``): on_read keeps them.
 

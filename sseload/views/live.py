@@ -165,7 +165,7 @@ class _Open:
 
 class _Pending:
     """What arrived since the last fold, as it came: a stream's end costs appends, not histogram
-    work (measured: folding per stream cost 166 µs a stream; in bulk it is a few µs)."""
+    work (per stream it cost far more than in bulk: bench/RESULTS.md)."""
 
     __slots__ = ("arrays", "values", "events", "first_events", "outcomes", "tokens", "token_streams")
 

@@ -32,7 +32,7 @@ from sseload.record.metrics import (
     distribution_rows,
 )
 from sseload.record.redact import markdown as md
-from sseload.views import charts, results, thresholds
+from sseload.views import charts, results
 from sseload.views.console import delay_heading, feed_line, format_summary, read_timing, stats_text, token_line
 
 #: The run's scalars, in the order report.html's summary table shows them.
@@ -232,11 +232,12 @@ def report_html(run: results.Run, summary: dict, made: list[charts.Chart], image
     return "\n".join(parts)
 
 
-def write_all(run: results.Run, summary: dict | None = None,
-              verdict: thresholds.RunVerdict | None = None) -> list[Path]:
+def write_all(run: results.Run, summary: dict | None = None, verdict=None) -> list[Path]:
     summary = summary or results.summarise(run)
-    if verdict is None:
-        verdict = thresholds.judge(summary, run.info, run.info.get("scenario", {}).get("thresholds", {}))
+    if verdict is None:  # the run's verdict, as sseload.run.verdict decides it for every command
+        from sseload.run.verdict import judge, limits_of
+
+        verdict = judge(summary, run.info, limits_of(run.info))
     summary = {**summary, "verdict": verdict.to_dict()}
     out = run.run_dir
     made = charts.charts_of(run)
@@ -259,25 +260,21 @@ def _write_whole(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def finish(run_dir: Path, scenario=None, write_report: bool = True, stopped_early: bool = False) -> int:
+def finish(run_dir: Path, scenario=None, write_report: bool = True) -> int:
     """The end of every run, `sseload run`'s and plain `locust -f`'s alike: print the one summary,
-    judge the thresholds (thresholds.xml), write the reports; the exit code is the verdict's."""
-    run = results.load(run_dir)
-    summary = results.summarise(run)
-    print(format_summary(summary))
-    if summary["streams"] == 0:
+    write the reports, say the verdict; the exit code is the verdict's (sseload.run.verdict, which
+    `sseload check` asks too)."""
+    from sseload.run import verdict as run_verdict
+
+    verdict, run, summary = run_verdict.of_run(run_dir, scenario)
+    if summary is not None:
+        print(format_summary(summary))
+    if not verdict.recorded:
         print(f"sseload: no stream was recorded in {run_dir}; see the messages above", file=sys.stderr)
-        return 3
-    limits = scenario.thresholds if scenario is not None else run.info.get("scenario", {}).get("thresholds", {})
-    verdict = thresholds.judge(summary, run.info, limits, stopped_early)
-    if limits:
-        thresholds.write_junit(verdict.thresholds, run_dir / "thresholds.xml", summary["run_id"])
-        print(thresholds.table(verdict.thresholds))
+        return verdict.exit_code
     if write_report:
         write_all(run, summary, verdict)
-    for failure in verdict.failures:
-        if not failure.startswith("threshold "):  # the table above shows those
-            print(f"sseload: {failure}: the run fails", file=sys.stderr)
+    run_verdict.say(verdict, Path(run_dir) / "thresholds.xml", summary["run_id"])
     print(run_dir)
     sys.stdout.flush()
     return verdict.exit_code

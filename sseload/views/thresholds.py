@@ -1,6 +1,7 @@
-"""Pass/fail verdicts from a scenario's [thresholds] table, for humans and for CI (JUnit XML).
+"""Each threshold of a scenario's [thresholds] table judged, for humans and for CI (JUnit XML).
 
-Which metric and stat a name limits, and which way, is the metric table's (sseload.record.metrics.THRESHOLDS).
+Which metric and stat a name limits, and which way, is the metric table's (sseload.record.metrics.THRESHOLDS);
+the run's verdict and exit code, which these are part of, are sseload.run.verdict's.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
-from sseload.protocol.outcomes import SUCCEEDED
 from sseload.record.metrics import THRESHOLDS
 
 
@@ -31,59 +31,6 @@ def evaluate(summary: Mapping, limits: Mapping[str, float]) -> list[Verdict]:
         actual = threshold.actual(summary)
         verdicts.append(Verdict(name, limit, actual, threshold.passes(actual, limit), threshold.rule))
     return verdicts
-
-
-@dataclass
-class RunVerdict:
-    """The run's verdict, the one every output leads with: whether it passed, why not, what to know."""
-
-    thresholds: list[Verdict]
-    failures: list[str]  # why the run fails, in sentences (empty: it passed)
-    warnings: list[str]  # what a reader must know before trusting the numbers
-    stopped_early: bool = False
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
-
-    @property
-    def exit_code(self) -> int:
-        """0 passed; 1 a threshold failed, nothing succeeded or a worker was lost; 2 stopped early (bad setup)."""
-        return 2 if self.stopped_early else (1 if self.failures else 0)
-
-    def to_dict(self) -> dict:
-        return {"passed": self.passed, "failures": self.failures, "warnings": self.warnings,
-                "thresholds": [{"name": v.name, "limit": v.limit, "actual": v.actual, "passed": v.passed,
-                                "rule": v.rule} for v in self.thresholds]}
-
-
-def judge(summary: Mapping, info: Mapping, limits: Mapping[str, float], stopped_early: bool = False) -> RunVerdict:
-    """The run's verdict from its summary, its run.json and the scenario's thresholds."""
-    verdicts = evaluate(summary, limits) if limits else []
-    failures = [f"threshold {v.name}: {'n/a' if v.actual is None else f'{v.actual:.4g}'} is not {v.rule} {v.limit:g}"
-                for v in verdicts if not v.passed]
-    if summary["streams"] and not any(summary["outcomes"].get(o) for o in SUCCEEDED):
-        failures.append(f"no stream succeeded ({summary['streams']} streams)")
-    lost = info.get("lost_workers") or []
-    if lost:
-        failures.append(f"{len(lost)} worker(s) stopped without their final report ({', '.join(lost)}): the "
-                        "streams they had open or unsent are missing")
-    if stopped_early:
-        failures.append(summary.get("partial_reason") or "stopped early")
-    warnings = []
-    if summary.get("error_rate"):
-        warnings.append(f"{summary['error_rate']:.1%} of streams ended in an error")
-    if summary.get("cutoff_rate"):
-        warnings.append(f"{summary['cutoff_rate']:.1%} of streams were cut off at the gateway's limit")
-    health = summary.get("health") or {}
-    if health.get("skewed"):
-        warnings.append("measurement may be skewed: " + "; ".join(health.get("skew_reasons", [])) + " (add workers)")
-    if summary.get("buffered_streams"):
-        warnings.append(f"{summary['buffered_streams']} streams arrived all at once: a buffering proxy or server")
-    if summary.get("partial") and not stopped_early:
-        warnings.append(f"partial run: {summary.get('partial_reason')}")
-    warnings += summary.get("missing") or []
-    return RunVerdict(verdicts, failures, warnings, stopped_early)
 
 
 def table(verdicts: list[Verdict]) -> str:

@@ -1,19 +1,20 @@
-"""LLM streams (OpenAI-style chunks): a stream's token facts from its event log, sans I/O.
+"""A stream's token facts, from the chunks its event log recorded: what the record of an LLM stream holds.
 
-The compiled event log (sseload._sse, openai mode; its definition sseload.protocol.sse.openai_facts) keeps
-per event whether the chunk carried output and the ``usage.completion_tokens`` it reported, packed
-as ``output + 2 * (completion_tokens + 1)``. From those and the events' read times come, per
-stream, what the token metrics of sseload.record.metrics need: time to first token, output tokens and
+The event log's openai mode (sseload.protocol.openai.openai_facts defines it) keeps, per event,
+whether the chunk carried output and the ``usage.completion_tokens`` it reported, packed as
+``output + 2 * (completion_tokens + 1)``. From those and the events' read times come, per stream,
+what the token metrics of sseload.record.metrics need: time to first token, output tokens and
 where that count came from. The definitions and how they map to other tools' are written once,
 in sseload.record.metrics and docs/llm.md.
 """
 
 from __future__ import annotations
 
-import json
 from typing import NamedTuple
 
 import numpy as np
+
+from sseload.protocol.openai import chunk_output
 
 #: Where a stream's output token count came from.
 FROM_USAGE = "usage"  # the server's usage.completion_tokens (include_usage, or per-chunk usage)
@@ -96,58 +97,5 @@ def token_counts(tokenizer, outputs: list[str]) -> np.ndarray:
     return np.bincount(np.searchsorted(ends, starts, side="right"), minlength=len(texts))[:len(texts)]
 
 
-def _json(data: str):
-    try:
-        return json.loads(data)
-    except ValueError:
-        return None
-
-
-def chunk_ending(data: str) -> tuple[str, str, str]:
-    """(finish_reason, error message, error code) of a chunk the event log returned to act on
-    (sseload.protocol.sse.openai_notable: once or twice a stream, so a JSON parser is affordable here);
-    "" where the chunk says none. An error object is OpenAI's ``{"error": {...}}`` or vLLM's
-    ``{"object": "error", ...}``; a chunk that is not JSON but names an error is one."""
-    obj = _json(data)
-    if not isinstance(obj, dict):
-        return "", (data[:200] if '"error"' in data else ""), ""
-    finish = ""
-    choices = obj.get("choices")
-    for choice in choices if isinstance(choices, list) else ():
-        if isinstance(choice, dict) and isinstance(choice.get("finish_reason"), str):
-            finish = choice["finish_reason"]
-    error = obj if obj.get("object") == "error" else obj.get("error")
-    if isinstance(error, dict):
-        code = error.get("code", error.get("type", ""))
-        return finish, str(error.get("message") or json.dumps(error)[:200]), "" if code is None else str(code)
-    return finish, (str(error) if error else ""), ""
-
-
-def chunk_output(data: str) -> tuple[str, str]:
-    """(answer text, all output text) of a chunk that carried output: the content (chat) or text
-    (completions), and beside it reasoning and tool-call arguments, all of which are output tokens."""
-    obj = _json(data)
-    choices = obj.get("choices") if isinstance(obj, dict) else None
-    answer, other = [], []
-    for choice in choices if isinstance(choices, list) else ():
-        if not isinstance(choice, dict):
-            continue
-        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else choice
-        for key, into in (("content", answer), ("text", answer), ("reasoning_content", other), ("reasoning", other)):
-            if isinstance(delta.get(key), str):
-                into.append(delta[key])
-        for call in delta.get("tool_calls") or ():
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict) and isinstance(function.get("arguments"), str):
-                other.append(function["arguments"])
-    text = "".join(answer)
-    return text, text + "".join(other)
-
-
-def answer_text(outputs: list[str]) -> str:
-    """The answer a stream gave (its content or completion text), from the data of its output chunks."""
-    return "".join(chunk_output(data)[0] for data in outputs)
-
-
-__all__ = ["FROM_CHUNKS", "FROM_TOKENIZER", "FROM_USAGE", "StreamTokens", "answer_text", "chunk_ending",
-           "chunk_output", "load_tokenizer", "stream_tokens", "token_counts", "unpack"]
+__all__ = ["FROM_CHUNKS", "FROM_TOKENIZER", "FROM_USAGE", "StreamTokens", "load_tokenizer", "stream_tokens",
+           "token_counts", "unpack"]

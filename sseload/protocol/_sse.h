@@ -1,0 +1,150 @@
+/* sseload._sse, the compiled twin of the event log: what its sources share (private to them).
+ *
+ * One extension, one source per concept, each beside the Python module that defines it:
+ *   framing.c       framing.py  an HTTP/1.1 body's framing taken off (BodyFraming)
+ *   openai.c        openai.py   an OpenAI-style chunk scanned (openai_facts, openai_notable)
+ *   sse.c           sse.py      the WHATWG parser recording into the log (SSEParser, PyEventLog.feed)
+ *   _sse_module.c   sse.py      the EventLog type's Python face, and the capsule for sseload._reader
+ *                               (sseload/_sse_api.h)
+ * The Python modules are the specification; CONTRIBUTING.md says how the two are kept equal.
+ */
+#ifndef SSELOAD_PROTOCOL_SSE_H
+#define SSELOAD_PROTOCOL_SSE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+
+extern PyObject *SSEEvent;          /* sseload.protocol.sse_types.SSEEvent */
+extern PyObject *SSEProtocolError;  /* sseload.protocol.sse_types.SSEProtocolError */
+
+/* --- growable buffers --- */
+
+typedef struct {
+    char *p;
+    Py_ssize_t len, cap;
+} Buf;
+
+static inline int buf_reserve(Buf *b, Py_ssize_t extra) {
+    if (b->len + extra <= b->cap)
+        return 0;
+    Py_ssize_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra)
+        cap *= 2;
+    char *p = PyMem_Realloc(b->p, cap);
+    if (!p) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int buf_put(Buf *b, const char *s, Py_ssize_t n) {
+    if (n <= 0)
+        return 0;
+    if (buf_reserve(b, n) < 0)
+        return -1;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+static inline int buf_set(Buf *b, const char *s, Py_ssize_t n) {
+    b->len = 0;
+    return buf_put(b, s, n);
+}
+
+static inline PyObject *buf_decode(const Buf *b) {
+    return PyUnicode_DecodeUTF8(b->p ? b->p : "", b->len, "replace");
+}
+
+typedef struct {
+    int64_t *p;
+    Py_ssize_t len, cap;
+} Ints;
+
+static inline int ints_push(Ints *a, int64_t v) {
+    if (a->len == a->cap) {
+        Py_ssize_t cap = a->cap ? a->cap * 2 : 64;
+        int64_t *p = PyMem_Realloc(a->p, cap * sizeof(int64_t));
+        if (!p) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        a->p = p;
+        a->cap = cap;
+    }
+    a->p[a->len++] = v;
+    return 0;
+}
+
+/* --- framing.c: framing.py's BodyFraming --- */
+
+enum { FRAMING_NONE, FRAMING_LENGTH, FRAMING_CHUNKED };
+
+typedef struct {
+    int kind;         /* FRAMING_*: none (the close ends the body), a Content-Length, or chunked */
+    int state;        /* chunked: where in the chunks (framing.c) */
+    int64_t left;     /* bytes left of the body (length) or of the chunk (chunked) */
+    Buf line;         /* a framing line begun in earlier reads */
+    int complete;     /* the framing says the body is over */
+    Ints segs;        /* the last read's content: (offset, length) pairs into that read */
+} Framing;
+
+void sse_framing_init(Framing *f, int chunked, long long length);
+/* A read's content as segments of it (f->segs): 0, or -1 with SSEProtocolError set. */
+int sse_deframe(Framing *f, const char *s, Py_ssize_t n);
+void sse_framing_free(Framing *f);
+
+/* --- openai.c: openai.py's scan --- */
+
+/* What counts as output ([stream] output): bits, as sseload.protocol.openai.OUTPUT_KINDS. */
+enum { OUTPUT_CONTENT = 1, OUTPUT_REASONING = 2, OUTPUT_TOOL_CALLS = 4 };
+#define OUTPUT_ALL (OUTPUT_CONTENT | OUTPUT_REASONING | OUTPUT_TOOL_CALLS)
+
+/* openai_facts: 1 when the chunk carries output of `kinds`, else 0; its usage in the pointers (-1: absent). */
+int sse_openai_facts(const char *s, Py_ssize_t n, int kinds, int64_t *completion_tokens, int64_t *prompt_tokens);
+/* openai_notable: 1 when the response must act on the chunk (it ends a choice or reports an error). */
+int sse_openai_notable(const char *s, Py_ssize_t n);
+
+/* --- the log (sse.c: the parser and what it records; _sse_module.c: the Python type) --- */
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t max_event_bytes;
+    Buf pending;      /* an unterminated line (or a partial BOM) from earlier reads */
+    Buf scratch;      /* a line assembled from pending + this read */
+    int cr_pending;   /* the last byte seen was CR: a leading LF is the same line end */
+    int bom_pending;  /* still at the stream's start: may see (part of) a BOM */
+    Buf data;         /* the event's data lines, each followed by "\n" */
+    Py_ssize_t data_lines;
+    Buf event_type;
+    Buf last_id;
+    Buf first_id;     /* the last event id in effect at the stream's first event (a feed's resume point) */
+    PyObject *retry;  /* int or None */
+    Py_ssize_t malformed;
+    Buf truth_key;    /* empty: no send times */
+    Buf sentinel;
+    int has_sentinel;
+    Ints t_ns, size, server_ns;
+    int openai;       /* OpenAI-style chunks: per event, whether it carries output and its usage */
+    Ints llm;         /* openai: per event, output (1 or 0) + 2 * (usage.completion_tokens + 1) */
+    int64_t prompt_tokens;  /* openai: the last usage.prompt_tokens seen, -1 before one */
+    int output_kinds; /* openai: which fields count as output (OUTPUT_* bits) */
+    int keep_output;  /* openai: keep the data of each chunk carrying output (a tokenizer, a conversation) */
+    Buf outputs;      /* keep_output: those chunks' data, one after another */
+    Ints output_ends; /* keep_output: where each one ends in outputs */
+    Framing framing;  /* the body's framing, taken off before parsing */
+    long long bytes_in;   /* every byte fed, framing and all */
+    int64_t last_t_ns;    /* the time of the last read fed, -1 before one */
+} EventLog;
+
+/* One read, from its bytes to recorded events, as PyEventLog.feed: a new list of the events to act
+ * on, or NULL with SSEProtocolError set (then none of the read's events are kept). */
+PyObject *sse_feed_read(EventLog *self, const char *buf, Py_ssize_t len, int64_t t_ns);
+
+#endif

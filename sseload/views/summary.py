@@ -1,0 +1,335 @@
+"""Summarising a loaded run: every derived metric lives here.
+
+The console summary, the reports and the threshold check all call :func:`summarise`, so they
+can never disagree; what each of its numbers means, and its label and unit, is in
+:mod:`sseload.record.metrics`. Error grouping and the chart series come from here too.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from sseload.protocol.outcomes import ERROR_OUTCOMES, Outcome
+from sseload.record import records
+from sseload.views.loading import Run, missing_files
+
+PERCENTILES = (50, 90, 95, 99)
+
+
+def percentiles(values: pd.Series | np.ndarray, ps=PERCENTILES) -> dict[str, float | None]:
+    arr = np.asarray(values, dtype=np.float64)
+    arr = arr[~np.isnan(arr)]
+    out: dict[str, float | None] = {}
+    for p in ps:
+        out[f"p{p}"] = float(np.percentile(arr, p)) if arr.size else None
+    out["max"] = float(arr.max()) if arr.size else None
+    out["mean"] = float(arr.mean()) if arr.size else None
+    out["count"] = int(arr.size)
+    return out
+
+
+def run_seconds(streams: pd.DataFrame) -> float:
+    """Wall time from the first stream's start to the last stream's end."""
+    if streams.empty:
+        return 0.0
+    start = streams["start_ns"].min()
+    end = stream_ends_ns(streams).max()
+    return max((end - start) / 1e9, 1e-9)
+
+
+def start_rate(streams: pd.DataFrame, seconds: float, run_s: float | None = None) -> float:
+    """Streams started per second of the load window: the run time where it is known (a run stopped
+    early: its run length, if shorter), so the drain after the run time (streams still finishing,
+    none starting) does not dilute it; else the run length."""
+    n = len(streams)
+    if n == 0:
+        return 0.0
+    return n / max(load_window_s(seconds, run_s), 1e-9)
+
+
+def load_window_s(seconds: float, run_s: float | None) -> float:
+    """The load window: the run time where it is known (the run length, if shorter), else the run length."""
+    return min(run_s, seconds) if run_s else seconds
+
+
+def _seconds_of(run_time) -> float | None:
+    """run.json's run_time (Locust's seconds; None without a run time, as in the web UI)."""
+    try:
+        return float(run_time) if run_time else None
+    except (TypeError, ValueError):
+        return None
+
+
+def stream_gaps(events: pd.DataFrame) -> pd.DataFrame:
+    """Per stream: the largest gap (the worst stall a user saw) and the mean gap."""
+    g = events.groupby("stream_id")["gap_ms"]
+    return pd.DataFrame({"max_gap_ms": g.max(), "mean_gap_ms": g.mean()})
+
+
+def headroom_ms(streams: pd.DataFrame, limit_s: float) -> pd.Series:
+    """How far each completed stream stayed from the gateway limit."""
+    ok = streams[streams["outcome"] == Outcome.OK]
+    return limit_s * 1000.0 - ok["duration_ms"]
+
+
+def stream_ends_ns(streams: pd.DataFrame) -> pd.Series:
+    """Each stream's end on the wall clock (its start plus its duration; a stream without one ends at once)."""
+    return streams["start_ns"] + streams["duration_ms"].fillna(0) * 1e6
+
+
+def active_streams_at(streams: pd.DataFrame, at_ns: np.ndarray | pd.Series | float) -> np.ndarray:
+    """How many streams were open at each wall-clock time ``at_ns``: started at or before it, not yet ended.
+
+    The one count of concurrency: the throughput chart's active streams and the latency by
+    concurrency chart (a stream counts itself at its own start) both come from here.
+    """
+    starts = np.sort(streams["start_ns"].to_numpy())
+    ends = np.sort(stream_ends_ns(streams).to_numpy())
+    at = np.asarray(at_ns)
+    return np.searchsorted(starts, at, side="right") - np.searchsorted(ends, at, side="right")
+
+
+def throughput(streams: pd.DataFrame, events: pd.DataFrame | None, bucket_s: float = 1.0) -> pd.DataFrame:
+    """Streams started, events and bytes received per second of the run, and active streams at each second's end."""
+    if streams.empty:
+        return pd.DataFrame(columns=["streams_per_s", "events_per_s", "bytes_per_s", "active_streams"])
+    t0 = streams["start_ns"].min()
+    start_s = (streams["start_ns"] - t0) / 1e9
+    end_s = (stream_ends_ns(streams) - t0) / 1e9
+    n = int(np.ceil(end_s.max() / bucket_s)) + 1
+    edges = np.arange(n + 1) * bucket_s
+    started = np.histogram(start_s, edges)[0]
+    active = active_streams_at(streams, t0 + edges[1:] * 1e9)
+    out = pd.DataFrame({"t_s": edges[:-1], "streams_per_s": started / bucket_s, "active_streams": active})
+    if events is not None and not events.empty:
+        starts = streams.set_index("stream_id")["start_ns"]
+        ev_s = (events["stream_id"].map(starts).to_numpy() - t0) / 1e9 + events["t_ms"].to_numpy() / 1e3
+        out["events_per_s"] = np.histogram(ev_s, edges)[0] / bucket_s
+        out["bytes_per_s"] = np.histogram(ev_s, edges, weights=events["bytes"].to_numpy())[0] / bucket_s
+    return out
+
+
+# request ids, UUIDs: hex runs with a digit and a letter (a plain number, like a size, stays)
+_ID = re.compile(r"\b(?=[0-9a-fA-F-]*\d)(?=[0-9a-fA-F-]*[a-fA-F])[0-9a-fA-F]{8,}(?:-[0-9a-fA-F]{4,})*\b")
+_DECIMAL = re.compile(r"(?<![\d.])\d+\.\d+(?![\d.])")  # times that differ stream to stream (not addresses)
+# the value of anything named an id (request_id=..., "trace-id": "...", X-Request-Id: ...)
+_NAMED_ID = re.compile(r"""(?i)(\b[\w-]*id["']?\s*[:=]\s*["']?)[\w.:-]+""")
+_LONG_NUMBER = re.compile(r"(?<![\d.])\d{6,}(?![\d.]|\s*(?:bytes|[kKMG]?B\b))")  # ids, timestamps; not sizes
+
+
+def error_cause(text: str) -> str:
+    """An error's text with what differs between streams of one cause (request ids, times) taken out,
+    so streams that failed the same way group together."""
+    text = _NAMED_ID.sub(r"\1<id>", text or "")
+    return _DECIMAL.sub("N", _LONG_NUMBER.sub("<n>", _ID.sub("<id>", text)))[:300]
+
+
+def top_errors(streams: pd.DataFrame, n: int = 10) -> list[dict]:
+    """The most frequent ways streams failed: outcome, status, gateway code and cause, with counts."""
+    failed = streams[streams["outcome"].isin([o.value for o in ERROR_OUTCOMES]
+                                             + [Outcome.CUTOFF.value])]
+    if failed.empty:
+        return []
+    frame = pd.DataFrame({"outcome": failed["outcome"], "status": failed["status"].fillna(0).astype(int),
+                          "error_code": failed["error_code"].fillna(""),
+                          "cause": failed["error"].fillna("").map(error_cause)})
+    counts = frame.groupby(["outcome", "status", "error_code", "cause"]).size().sort_values(ascending=False)
+    total = len(streams)
+    return [{"outcome": o, "status": int(st), "error_code": c, "cause": cause, "streams": int(k),
+             "share": k / total} for (o, st, c, cause), k in counts.head(n).items()]
+
+
+def buffered_streams(events: pd.DataFrame) -> int:
+    """Streams whose every event arrived in one read (sseload.record.records.buffered_streams)."""
+    if events.empty:
+        return 0
+    return records.buffered_streams(pa.Table.from_pandas(events[["stream_id", "t_ms"]], preserve_index=False))
+
+
+#: run.json settings whose difference makes two runs measure different things.
+COMPARABLE = (("scenario name", ("scenario", "name")), ("users", ("users",)), ("run time", ("run_time",)),
+              ("load shape", ("scenario", "load", "shape")),
+              ("arrival", ("scenario", "load", "arrival")), ("workers", ("workers",)))
+
+
+def differences(info_a: dict, info_b: dict) -> list[str]:
+    """How two runs' settings differ ("users 10 against 20"), for a comparison to warn of first."""
+    out = []
+    for label, path in COMPARABLE:
+        va, vb = info_a, info_b
+        for key in path:
+            va = va.get(key) if isinstance(va, dict) else None
+            vb = vb.get(key) if isinstance(vb, dict) else None
+        if va != vb:
+            out.append(f"{label} {va} against {vb}")
+    return out
+
+
+#: Where each sampled distribution's samples come from: (table, column, ok streams only). The one
+#: mapping the summary's percentiles and compare's resampling (sseload.views.compare) both read.
+SAMPLED = {
+    "ttfe_ms": ("streams", "ttfe_ms", False),
+    "duration_ms": ("streams", "duration_ms", True),
+    "ttft_ms": ("streams", "ttft_ms", False),
+    "tpot_ms": ("streams", "tpot_ms", True),
+    "feed_gap_ms": ("streams", "feed_gap_ms", False),
+    "gap_ms": ("events", "gap_ms", False),
+}
+#: Shares of streams (sseload.record.metrics' rates): the outcomes each counts.
+SHARES = {"error_rate": frozenset(o.value for o in ERROR_OUTCOMES), "cutoff_rate": frozenset({Outcome.CUTOFF.value})}
+
+
+def samples(run: Run, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """A distribution's samples as (stream_id of each, value), NaN dropped; None where the run has no such data."""
+    table, column, ok_only = SAMPLED[key]
+    frame = run.streams if table == "streams" else run.events
+    if frame is None or column not in frame:
+        return None
+    if ok_only:
+        frame = frame[frame["outcome"] == Outcome.OK]
+    values = frame[column].to_numpy(np.float64)
+    keep = ~np.isnan(values)
+    return frame["stream_id"].to_numpy()[keep], values[keep]
+
+
+def sampled(run: Run, key: str) -> dict:
+    """The percentiles of one of SAMPLED's distributions."""
+    got = samples(run, key)
+    return percentiles(got[1] if got is not None else np.empty(0))
+
+
+def share(streams: pd.DataFrame, key: str) -> float:
+    """One of SHARES: the fraction of streams that ended in its outcomes."""
+    return float(streams["outcome"].isin(SHARES[key]).mean()) if len(streams) else 0.0
+
+
+def summarise(run: Run) -> dict:
+    """The numbers every output shows: counts, rates, TTFE, gaps, durations, harness error."""
+    s = run.streams
+    total = len(s)
+    outcomes = s["outcome"].value_counts().to_dict()
+    seconds = run_seconds(s)
+    n_events = int(s["events"].sum())
+    summary = {
+        "run_id": run.info.get("run_id", run.run_dir.name),
+        "streams": total,
+        "outcomes": {k: int(v) for k, v in sorted(outcomes.items())},
+        "top_errors": top_errors(s),
+        "missing": missing_files(run),
+        "ok_rate": outcomes.get(Outcome.OK, 0) / total if total else 0.0,
+        "cutoff_rate": share(s, "cutoff_rate"),
+        "error_rate": share(s, "error_rate"),
+        "events": n_events,
+        "duration_s": seconds,
+        "streams_per_s": start_rate(s, seconds, _seconds_of(run.info.get("run_time"))),
+        "events_per_s": n_events / seconds if total else 0.0,
+        "bytes_per_s": float(s["response_bytes"].sum()) / seconds if total else 0.0,
+        "ttfe_ms": sampled(run, "ttfe_ms"),
+        "ttfb_ms": percentiles(s["ttfb_ms"]),
+        "duration_ms": sampled(run, "duration_ms"),
+        "headroom_ms": percentiles(headroom_ms(s, run.limit_s)),
+        "partial": bool(run.info.get("partial", False)),
+        # against the reference target sseload started, lateness is the harness's own error; against
+        # any other service it is the delivery delay: network, proxies and harness together
+        "embedded_target": bool(run.info.get("embedded_target", False)),
+        "partial_reason": run.info.get("partial_reason", ""),
+        "health": run.info.get("health", {}),
+    }
+    if "schedule_lag_ms" in s and s["schedule_lag_ms"].notna().any():
+        # open model: latency from when the stream should have started, not when it did
+        summary["schedule_lag_ms"] = percentiles(s["schedule_lag_ms"])
+        summary["ttfe_from_schedule_ms"] = percentiles(s["schedule_lag_ms"] + s["ttfe_ms"])
+    if has_tokens(s):
+        summary.update(token_summary(run, load_window_s(seconds, _seconds_of(run.info.get("run_time"))), seconds))
+    if "feed_id" in s and s["feed_id"].notna().any():  # reconnect mode (sseload.protocol.feed)
+        summary["feeds"] = int(s["feed_id"].nunique())
+        summary["reconnects"] = int((s["outcome"] == Outcome.RECONNECTED).sum())
+        summary["reconnect_ms"] = percentiles(s["reconnect_ms"])
+        summary["feed_gap_ms"] = sampled(run, "feed_gap_ms")
+        summary["missed_events"] = int(s["missed_events"].fillna(0).sum())
+    ev = run.events
+    if ev is not None:
+        summary["gap_ms"] = sampled(run, "gap_ms")
+        # An event read together with the one before it carries that read's time, the later
+        # arrival: sent together, or closer together than the reader's window (docs/measurement.md).
+        summary["events_read_together"] = int((ev["gap_ms"] == 0).sum())
+        summary["buffered_streams"] = buffered_streams(ev)
+        summary["lateness_ms"] = percentiles(ev["lateness_ms"], (50, 99, 99.9))
+        first = ev[ev["seq"] == 0]
+        summary["ttfe_error_ms"] = percentiles(first["lateness_ms"], (50, 99))
+        if not ev.empty:
+            summary["max_gap_ms"] = percentiles(stream_gaps(ev)["max_gap_ms"])
+    return summary
+
+
+def meets_slo(streams: pd.DataFrame, slo: dict) -> pd.Series:
+    """Streams that ended ok and met every objective of ``slo`` (ttft_ms, tpot_ms, e2e_ms; 0: none)."""
+    met = streams["outcome"] == Outcome.OK
+    for key, column in (("ttft_ms", "ttft_ms"), ("tpot_ms", "tpot_ms"), ("e2e_ms", "duration_ms")):
+        limit = float(slo.get(key) or 0)
+        if limit > 0:
+            met &= streams[column].le(limit)  # NaN (not measured) never meets
+    return met
+
+
+def has_tokens(streams: pd.DataFrame) -> bool:
+    """The streams are OpenAI-style (sseload.record.tokens): the summary, charts and reports add token metrics."""
+    return "ttft_ms" in streams and streams["output_tokens"].notna().any()
+
+
+def output_chunks(events: pd.DataFrame | None) -> pd.DataFrame | None:
+    """OpenAI-style streams: the events whose chunk carried output; None without events or token columns."""
+    if events is None or "output" not in events:
+        return None
+    return events[events["output"].eq(True)]
+
+
+def itl_ms(chunks: pd.DataFrame) -> pd.Series:
+    """ITL (record.metrics): per output chunk, the gap since the stream's output chunk before (NaN for a first)."""
+    return chunks.groupby("stream_id")["t_ms"].diff()
+
+
+def token_summary(run: Run, load_s: float, seconds: float) -> dict:
+    """The token metrics of OpenAI-style streams (definitions in sseload.record.metrics)."""
+    s = run.streams
+    tokens = int(s["output_tokens"].fillna(0).sum())
+    met = int(meets_slo(s, run.info.get("scenario", {}).get("slo", {})).sum())
+    out = {
+        "ttft_ms": sampled(run, "ttft_ms"),
+        "tpot_ms": sampled(run, "tpot_ms"),
+        "output_tokens": tokens,
+        "output_tokens_per_s": tokens / seconds if seconds else 0.0,
+        "goodput": met / load_s if load_s else 0.0,
+        "slo_rate": met / len(s) if len(s) else 0.0,
+        "tokens_from": {k: int(v) for k, v in s["tokens_from"].value_counts().items()},
+    }
+    finished = s["finish_reason"].dropna() if "finish_reason" in s else pd.Series(dtype=object)
+    if not finished.empty:
+        out["finish_reasons"] = {k: int(v) for k, v in finished.value_counts().items()}
+    if "turn" in s and s["turn"].notna().any():  # multi-turn conversations: TTFT grows with the history
+        out["conversations"] = int(s["conversation_id"].nunique())
+        out["ttft_by_turn_ms"] = {int(turn): percentiles(group) for turn, group in s.groupby("turn")["ttft_ms"]}
+    chunks = output_chunks(run.events)
+    if chunks is not None:
+        itl = itl_ms(chunks)
+        out["itl_ms"] = percentiles(itl)
+        if "tokens" in chunks:
+            tokens = chunks["tokens"]
+            known = itl.notna() & tokens.gt(0)
+            k = tokens[known].to_numpy(np.int64)
+            out["itl_per_token_ms"] = percentiles(np.repeat(itl[known].to_numpy() / k, k))
+    return out
+
+
+def frame_outcomes_over_time(streams: pd.DataFrame, bucket_s: float = 1.0) -> pd.DataFrame:
+    """Streams ending per second, by outcome (for stacked charts)."""
+    if streams.empty:
+        return pd.DataFrame()
+    t0 = streams["start_ns"].min()
+    end_s = (stream_ends_ns(streams) - t0) / 1e9
+    bucket = (end_s // bucket_s * bucket_s).rename("t_s")
+    return streams.groupby([bucket, streams["outcome"]]).size().unstack(fill_value=0)
