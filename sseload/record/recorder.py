@@ -35,17 +35,16 @@ log = logging.getLogger("sseload.record.recorder")
 
 Sink = Callable[[list[StreamRecord], EventBuffer], None]
 # Dictionary encoding only where an event's values repeat. On the float columns (times, gaps,
-# lateness: nearly all distinct) Parquet built a dictionary per column chunk and gave it up:
-# measured on a 2,000-stream run's events, 370 ns per event written and 19.1 bytes per event,
-# against 191 ns and 16.3 bytes without (bench/history/2026-11-sessions-1-7.md, section 6b).
+# lateness: nearly all distinct) Parquet built a dictionary per column chunk and gave it up,
+# which cost time and bytes for nothing (bench/RESULTS.md, recorder_bench.py).
 EVENTS_DICTIONARY_COLUMNS = ["stream_id", "seq", "bytes"]
 
 
 #: The open shard is an Arrow IPC stream (``streams.arrows``): each batch is on disk once written,
 #: and a file cut off mid-write (the run killed) still reads up to its last whole batch. A Parquet
-#: file is unreadable without its footer, written only at its close. Uncompressed: measured at
-#: 84,000 events/s, writing it cost 16 ns per event and reading it back 1.4 (lz4: 68 and 158), for
-#: 45 bytes per event on disk until the shard closes (bench/RESULTS.md, recorder_bench.py).
+#: file is unreadable without its footer, written only at its close. Uncompressed: cheaper to write
+#: and read back than lz4, for more bytes on disk until the shard closes (bench/RESULTS.md,
+#: recorder_bench.py).
 IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression=None)
 
 
@@ -58,8 +57,8 @@ class ParquetSink:
     turned into Parquet when it closes: at the run's end, or once it holds ``ROW_GROUPS_PER_SHARD``
     row groups. Batches are coalesced there into row groups of at least ``ROW_GROUP_EVENTS``
     events (or ``ROW_GROUP_STREAMS`` streams): a Parquet writer keeps every row group's metadata
-    in memory until the file closes (measured: 24 KiB per row group, so a 10-minute soak of
-    one-second row groups grew 12 MiB that way alone). Memory stays flat however long the run,
+    in memory until the file closes (one-second row groups would grow a long soak's memory that
+    way alone). Memory stays flat however long the run,
     readers get sensible row groups, and converting holds one row group at a time.
     """
 
@@ -201,11 +200,9 @@ def _yield_cpu_to_the_loop() -> None:
 
     Compressing a second of events takes tens of milliseconds of CPU with the GIL released.
     On a busy core, at normal priority, that burst delays the loop's next wake-up by as much:
-    measured as 10-40 ms lateness spikes once per flush at 750 streams on one core. At nice 19
-    the loop preempts it at once, yet it keeps a small share of a saturated core (about 1.5% by
-    the scheduler's weights; at the ~0.3 µs per event that conversion and writing measured alone,
-    roughly 45,000 events/s), so it cannot starve the way a SCHED_IDLE thread can while the
-    machine is busy, which is exactly when batches pile up.
+    lateness spikes once per flush. At nice 19 the loop preempts it at once, yet it keeps a small
+    share of a saturated core (by the scheduler's weights), so it cannot starve the way a
+    SCHED_IDLE thread can while the machine is busy, which is exactly when batches pile up.
     """
     with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: normal priority
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICE)
@@ -267,7 +264,7 @@ class Recorder:
         One flush at a time: the flush loop and the run's end (or the web UI's report) may both
         flush, and a flush that resumed first after the same write would otherwise hand a new
         batch to the thread which the other then neither waited for nor wrote, letting the files
-        close under it (measured: every user's last stream lost at 2,500 users).
+        close under it (every user's last stream would be lost).
         """
         with self._flushing:
             if self._pending is not None:

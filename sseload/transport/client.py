@@ -6,10 +6,9 @@ parsing, and the stream's :class:`~sseload.protocol.response.Response` (sans-I/O
 events and an outcome. This module connects, signs, sends, keeps TLS in memory buffers (so TLS
 reads are timed like plain ones) and registers streams with the reader.
 
-Avoided on purpose (measured with locust 2.47): FastHttpSession.iter_lines buffers 1 KiB
-before yielding (+280 ms TTFE); geventhttpclient's liveness check calls select(), which breaks
-past 1024 fds; gevent's threaded resolver starves under load, so addresses resolve once.
-See docs/measurement.md.
+Avoided on purpose: FastHttpSession.iter_lines buffers before yielding (TTFE would include the
+buffering); geventhttpclient's liveness check calls select(), which breaks past 1024 fds; gevent's
+threaded resolver starves under load, so addresses resolve once. See docs/measurement.md.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ class TLS:
 
     The socket stays a plain one, so TLS streams are read by the reactor like any other: each
     raw read is timestamped, then decrypted whole. (An SSL socket can hold decrypted bytes a
-    poller cannot see, and reading it greenlet by greenlet cost 70 µs per event.)
+    poller cannot see, and reading it greenlet by greenlet cost far more per event.)
     """
 
     __slots__ = ("obj", "incoming", "outgoing", "sock")
