@@ -17,11 +17,13 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from sseload.protocol.gateway import DEFAULT_LIMIT_S
 from sseload.record.metrics import EVENTS, GAP, TPOT, TTFE, TTFT, Metric
 from sseload.views.live import LiveStats
 
 #: Bucket bounds, seconds: 1 ms to the gateway's 40 s and beyond.
-BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 60.0)
+BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, DEFAULT_LIMIT_S,
+             60.0)
 #: Each live histogram's metric name.
 HISTOGRAMS: tuple[tuple[Metric, str], ...] = (
     (TTFE, "sseload_ttfe_seconds"), (GAP, "sseload_gap_seconds"),
