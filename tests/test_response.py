@@ -332,3 +332,25 @@ def test_the_status_line_gives_the_responses_http_version(version):
 def test_a_response_cut_inside_its_head_has_no_http_version():
     resp, _ = run(SSE_HEAD, eof=True)  # the head's blank line never came
     assert resp.http_version == "" and resp.status == 0
+
+
+@pytest.mark.parametrize("coding", ["GZIP", "Gzip", "x-gzip", " gzip "])
+def test_a_content_coding_is_named_whatever_its_case(coding):
+    packed = gzip.compress(EVENTS)
+    wire = SSE_HEAD + f"Content-Encoding: {coding}\r\nContent-Length: {len(packed)}\r\n\r\n".encode() + packed
+    resp, verdict = run(wire)
+    assert verdict[0] is Outcome.OK and len(resp.log) == 2
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd", "compress", "gzip, br"])
+def test_a_content_coding_sseload_cannot_decode_is_a_protocol_error_naming_it(coding):
+    wire = SSE_HEAD + f"Content-Encoding: {coding}\r\nContent-Length: 4\r\n\r\n\x8b\x00\x01\x02".encode()
+    resp, (outcome, error, _) = run(wire)
+    assert outcome is Outcome.PROTOCOL_ERROR and f"Content-Encoding {coding}" in error
+
+
+def test_a_transfer_coding_under_the_chunks_is_a_protocol_error_naming_it():
+    packed = gzip.compress(EVENTS)
+    wire = SSE_HEAD + b"Transfer-Encoding: gzip, chunked\r\n\r\n" + chunked(packed)
+    resp, (outcome, error, _) = run(wire)
+    assert outcome is Outcome.PROTOCOL_ERROR and "Transfer-Encoding gzip" in error

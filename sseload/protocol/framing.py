@@ -31,6 +31,13 @@ def framing_of(headers: dict[str, str]) -> tuple[bool, int] | None:
     return (False, int(cl)) if cl.isascii() and cl.isdigit() else None
 
 
+def codings(value: str, understood: tuple[str, ...] = ()) -> list[str]:
+    """The codings a Content- or Transfer-Encoding header lists, lowercase (names are case-insensitive,
+    RFC 9110), without ``identity`` and those ``understood``."""
+    names = (name.strip().lower() for name in value.split(","))
+    return [name for name in names if name and name != "identity" and name not in understood]
+
+
 class BodyFraming:
     """An HTTP/1.1 response body's framing, sans I/O: body bytes in, content out.
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import httptools
 
 from sseload.protocol import classify
-from sseload.protocol.framing import framing_of
+from sseload.protocol.framing import codings, framing_of
 from sseload.protocol.openai import chunk_ending
 from sseload.protocol.outcomes import Outcome
 from sseload.protocol.rules import MAX_HEAD_BYTES, StreamRules  # noqa: F401  (StreamRules: its old home)
@@ -285,11 +285,20 @@ class Response:
             return
         charset = ctype.lower().partition("charset=")[2].strip().strip('"')
         self.charset_warning = charset not in ("utf-8", "utf8")
-        encoding = headers.get("content-encoding", "identity")
-        if encoding in ("gzip", "x-gzip"):
+        unknown = codings(headers.get("transfer-encoding", ""), ("chunked",))
+        if unknown:  # a transfer coding under the chunks ("gzip, chunked"): its content would be unread
+            self.fail(Outcome.PROTOCOL_ERROR, f"Transfer-Encoding {', '.join(unknown)} is not one sseload decodes "
+                      "(chunked only)")
+            return
+        encoding = codings(headers.get("content-encoding", ""))
+        if encoding in (["gzip"], ["x-gzip"]):
             self._gunzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif encoding == "deflate":
+        elif encoding == ["deflate"]:
             self._gunzip = zlib.decompressobj()
+        elif encoding:
+            self.fail(Outcome.PROTOCOL_ERROR, f"Content-Encoding {', '.join(encoding)} is not one sseload decodes "
+                      "(gzip, deflate); the request's Accept-Encoding should not ask for it")
+            return
         framing = framing_of(headers)
         self._step(Got.EVENT_STREAM_TO_CLOSE if framing == (False, -1) else Got.EVENT_STREAM)
         if framing is None or self._gunzip is not None:  # httptools takes the framing off, hands on_body the body
