@@ -94,9 +94,12 @@ def test_no_test_module_imports_another():
 
 
 def test_the_folders_name_the_stages_of_the_flow_in_the_readmes_order():
-    readme = (ROOT / "CONTRIBUTING.md").read_text().split("## The layout", 1)[1]
     stages = ["scenario", "run", "transport", "protocol", "record", "views"]
-    positions = [readme.index(f"`sseload/{stage}/`") for stage in stages]
+    readme = (ROOT / "README.md").read_text().split("**The code**", 1)[1]
+    positions = [readme.index(f"`{stage}/`" if stage != "scenario" else "`sseload/scenario/`") for stage in stages]
+    assert positions == sorted(positions)
+    layout = (ROOT / "CONTRIBUTING.md").read_text().split("## The layout", 1)[1]
+    positions = [layout.index(f"`sseload/{stage}/`") for stage in stages]
     assert positions == sorted(positions)
     for stage in stages:
         assert (PACKAGE / stage / "__init__.py").exists(), stage

@@ -2,7 +2,7 @@
 
 Usable from any locustfile::
 
-    from sseload.run.user import SSEUser
+    from sseload import SSEUser
 
     class Chat(SSEUser):
         pass  # configured by --scenario; or override `stream_task` to vary requests
