@@ -7,6 +7,7 @@
  *   cc -O2 -o fixed_target bench/fixed_target.c -lssl -lcrypto      (bench/streams_bench.py does it)
  *   fixed_target --port 0 --port-file F [--tls-cert chain.pem --tls-key key.pem]
  *                [--ttfe-ms 200] [--gap-ms 20] [--events 50] [--payload-bytes 64] [--key-update-at N]
+ *                [--openai] [--log FILE]
  *
  * Every request but the stats path gets `200 text/event-stream;charset=UTF-8`, chunked and kept
  * alive: the first event ttfe_ms after the request's head (and body) came, then one every gap_ms,
@@ -15,7 +16,20 @@
  * answers the reference target's counters (events sent, CPU, schedule lateness percentiles); POST
  * resets them. --key-update-at N (tests): TLS 1.3 KeyUpdate, the client's asked for too, before
  * each stream's event N. One thread, epoll, a timer heap; lateness is when an event went out minus when it
- * was due (down to -0.5 ms: events due within HORIZON_NS go out together). */
+ * was due (down to -0.5 ms: events due within HORIZON_NS go out together).
+ *
+ * --openai (bench/peers/, the ground truth the LLM benchmarks are held to): each stream is an
+ * OpenAI chat completion instead: the role chunk at once with the response head, the first
+ * content chunk (one word, " tok") ttfe_ms after the request, then one every gap_ms on the same
+ * absolute schedule, --events of them, then a chunk with finish_reason "stop" and usage, and
+ * `data: [DONE]`. Every chunk carries "t_send_ns" (the wall clock as it is written), as the plain
+ * events do; events_sent counts content chunks. --log FILE: every request's arrival and every
+ * chunk's send time, CLOCK_MONOTONIC, as 16-byte records {int64 t_ns; uint32 request; int32 what}
+ * (what: -2 the request came, -1 the head (and role chunk) went out, 0..events-1 that content
+ * chunk or plain event, events the end); written through a buffer, flushed on SIGTERM or SIGINT.
+ * With --log, a plain request's arrival is the kernel's receive time of its last bytes
+ * (SO_TIMESTAMPNS), and its schedule counts from there: a server busy elsewhere when the request
+ * came would otherwise shift the truth with it; over TLS it is when the request was decrypted. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -52,7 +66,9 @@ typedef struct {
     char *out;
     size_t out_len, out_cap;
     int seq;
+    uint32_t req;
     int64_t t0;
+    int64_t rx_real; /* --log, plain: the kernel's receive time of the last bytes read (SO_TIMESTAMPNS) */
 } conn_t;
 
 typedef struct {
@@ -75,6 +91,27 @@ static int64_t *lateness_us;
 static size_t n_late;
 static int64_t wall0;
 static double cpu0;
+static int openai;
+static FILE *log_file;
+static uint32_t next_req;
+static volatile sig_atomic_t stopping;
+
+typedef struct {
+    int64_t t_ns;
+    uint32_t req;
+    int32_t what;
+} log_rec_t;
+
+static void log_send(uint32_t req, int32_t what, int64_t t_ns) {
+    if (!log_file) return;
+    log_rec_t r = {t_ns, req, what};
+    fwrite(&r, sizeof r, 1, log_file);
+}
+
+static void on_stop(int sig) {
+    (void)sig;
+    stopping = 1;
+}
 
 static int64_t mono_ns(void) {
     struct timespec ts;
@@ -267,10 +304,33 @@ static int serve_requests(conn_t *c) {
         c->state = STREAMING;
         c->seq = 0;
         c->t0 = mono_ns();
+        if (c->rx_real) { /* --log: the request's arrival (and the schedule) from the kernel's receive time */
+            int64_t age = real_ns() - c->rx_real;
+            if (age > 0) c->t0 -= age;
+            c->rx_real = 0;
+        }
+        c->req = next_req++;
         streams_started++;
         streams_active++;
         heap_push(c->t0 + ttfe_ns, c->fd, c->gen);
-        if (put(c, head, sizeof head - 1) < 0) return -1;
+        log_send(c->req, -2, c->t0);
+        if (!openai) {
+            if (put(c, head, sizeof head - 1) < 0) return -1;
+            log_send(c->req, -1, mono_ns());
+            continue;
+        }
+        char out[1024];
+        size_t out_len = sizeof head - 1;
+        memcpy(out, head, out_len);
+        char data[512];
+        int dn = snprintf(data, sizeof data,
+                          "data: {\"id\":\"chatcmpl-%u\",\"object\":\"chat.completion.chunk\",\"created\":%lld,"
+                          "\"model\":\"truth\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
+                          "\"content\":\"\"},\"finish_reason\":null}],\"t_send_ns\":%lld}\n\n",
+                          c->req, (long long)(real_ns() / 1000000000LL), (long long)real_ns());
+        out_len += (size_t)snprintf(out + out_len, sizeof out - out_len, "%x\r\n%s\r\n", dn, data);
+        if (put(c, out, out_len) < 0) return -1;
+        log_send(c->req, -1, mono_ns());
     }
     return 0;
 }
@@ -303,7 +363,21 @@ static void on_readable(conn_t *c) {
                 return;
             }
         } else {
-            n = recv(c->fd, c->in + c->in_len, IN_MAX - c->in_len, 0);
+            if (log_file) { /* the truth: when the request reached the host, not when this loop got to it */
+                struct iovec iov = {c->in + c->in_len, IN_MAX - c->in_len};
+                char control[CMSG_SPACE(sizeof(struct timespec))];
+                struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                                     .msg_controllen = sizeof control};
+                n = recvmsg(c->fd, &msg, 0);
+                for (struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; cm; cm = CMSG_NXTHDR(&msg, cm))
+                    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+                        struct timespec ts;
+                        memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+                        c->rx_real = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+                    }
+            } else {
+                n = recv(c->fd, c->in + c->in_len, IN_MAX - c->in_len, 0);
+            }
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
             if (n <= 0) {
                 conn_close(c);
@@ -319,8 +393,16 @@ static void on_due(timer_t_ t, int64_t now) {
     conn_t *c = conns[t.fd];
     if (!c || c->gen != t.gen || c->state != STREAMING) return; /* closed since */
     if (n_late < LATENESS_MAX) lateness_us[n_late++] = (now - t.due) / 1000;
-    char ev[66000 + 256];
-    int body = snprintf(ev + 16, sizeof ev - 16, "id: %d\ndata: {\"t_send_ns\":%lld,\"seq\":%d,\"pad\":\"%s\"}\n\n",
+    char ev[66000 + 1024];
+    int body;
+    if (openai)
+        body = snprintf(ev + 16, sizeof ev - 16,
+                        "data: {\"id\":\"chatcmpl-%u\",\"object\":\"chat.completion.chunk\",\"created\":%lld,"
+                        "\"model\":\"truth\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"%s\"},"
+                        "\"finish_reason\":null}],\"t_send_ns\":%lld}\n\n",
+                        c->req, (long long)(real_ns() / 1000000000LL), c->seq ? " tok" : "tok", (long long)real_ns());
+    else
+        body = snprintf(ev + 16, sizeof ev - 16, "id: %d\ndata: {\"t_send_ns\":%lld,\"seq\":%d,\"pad\":\"%s\"}\n\n",
                         c->seq, (long long)real_ns(), c->seq, pad);
     int pre = snprintf(ev, 16, "%x\r\n", body);
     memmove(ev + pre, ev + 16, (size_t)body);
@@ -331,17 +413,31 @@ static void on_due(timer_t_ t, int64_t now) {
         SSL_key_update(c->ssl, SSL_KEY_UPDATE_REQUESTED); /* goes out with the next write, before the event */
     events_sent++;
     c->seq++;
+    uint32_t req = c->req;
+    int seq = c->seq;
     if (c->seq == n_events) {
-        char done[64];
-        int dn = snprintf(done, sizeof done, "event: done\ndata: {\"events\":%d}\n\n", n_events);
+        char done[512];
+        int dn = openai
+            ? snprintf(done, sizeof done,
+                       "data: {\"id\":\"chatcmpl-%u\",\"object\":\"chat.completion.chunk\",\"created\":%lld,"
+                       "\"model\":\"truth\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],"
+                       "\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":%d,\"total_tokens\":%d},"
+                       "\"t_send_ns\":%lld}\n\ndata: [DONE]\n\n",
+                       c->req, (long long)(real_ns() / 1000000000LL), n_events, n_events + 1, (long long)real_ns())
+            : snprintf(done, sizeof done, "event: done\ndata: {\"events\":%d}\n\n", n_events);
         len += (size_t)snprintf(ev + len, sizeof ev - len, "%x\r\n%s\r\n0\r\n\r\n", dn, done);
         c->state = IDLE;
         streams_active--;
-        if (put(c, ev, len) == 0) serve_requests(c);
+        int sent = put(c, ev, len);
+        int64_t t = mono_ns();
+        log_send(req, seq - 1, t);
+        log_send(req, seq, t);
+        if (sent == 0) serve_requests(c);
         return;
     }
     heap_push(c->t0 + ttfe_ns + (int64_t)c->seq * gap_ns, c->fd, c->gen);
     put(c, ev, len);
+    log_send(req, seq - 1, mono_ns());
 }
 
 static void arm(void) {
@@ -359,8 +455,13 @@ static void arm(void) {
 int main(int argc, char **argv) {
     int port = 0, payload = 64;
     const char *port_file = NULL, *cert = NULL, *key = NULL;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const char *a = argv[i], *v = argv[i + 1];
+    for (int i = 1; i < argc; i += 2) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
+        if (!strcmp(a, "--openai")) { /* the one flag without a value */
+            openai = 1;
+            i--;
+            continue;
+        }
         if (!strcmp(a, "--port")) port = atoi(v);
         else if (!strcmp(a, "--port-file")) port_file = v;
         else if (!strcmp(a, "--tls-cert")) cert = v;
@@ -370,7 +471,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--events")) n_events = atoi(v);
         else if (!strcmp(a, "--payload-bytes")) payload = atoi(v);
         else if (!strcmp(a, "--key-update-at")) key_update_at = atoi(v);
-        else {
+        else if (!strcmp(a, "--log")) {
+            log_file = fopen(v, "wb");
+            if (!log_file) {
+                perror("fixed_target: --log");
+                return 1;
+            }
+            setvbuf(log_file, NULL, _IOFBF, 1 << 20);
+        } else {
             fprintf(stderr, "fixed_target: unknown option %s\n", a);
             return 2;
         }
@@ -381,6 +489,16 @@ int main(int argc, char **argv) {
     }
     memset(pad, 'x', (size_t)payload);
     signal(SIGPIPE, SIG_IGN);
+    struct sigaction stop = {.sa_handler = on_stop}; /* no SA_RESTART: epoll_wait returns EINTR */
+    sigaction(SIGTERM, &stop, NULL);
+    sigaction(SIGINT, &stop, NULL);
+    sigset_t stop_set, wait_set; /* delivered only inside epoll_pwait, so no stop is missed */
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGTERM);
+    sigaddset(&stop_set, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop_set, &wait_set);
+    sigdelset(&wait_set, SIGTERM);
+    sigdelset(&wait_set, SIGINT);
     if (cert) {
         ctx = SSL_CTX_new(TLS_server_method());
         if (!ctx || SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
@@ -424,7 +542,11 @@ int main(int argc, char **argv) {
     uint32_t gen = 0;
     struct epoll_event events[512];
     for (;;) {
-        int n = epoll_wait(epfd, events, 512, -1);
+        int n = epoll_pwait(epfd, events, 512, -1, &wait_set);
+        if (stopping) {
+            if (log_file) fclose(log_file);
+            return 0;
+        }
         for (int i = 0; i < n; i++) {
             int fd = events[i].data.fd;
             if (fd == tfd) {
@@ -439,6 +561,7 @@ int main(int argc, char **argv) {
                         continue;
                     }
                     setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+                    if (log_file) setsockopt(cfd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
                     conn_t *c = calloc(1, sizeof *c);
                     c->fd = cfd;
                     c->gen = ++gen;

@@ -2,8 +2,10 @@
 
     from fixed_target import binary          # bench scripts (bench/ is their sys.path[0])
     binary() -> Path of the executable; SystemExit naming what is missing when it cannot be built
+    build(source, directory) -> the same for another C file of the bench (bench/floor.c in bench/.build)
 
-Used by streams_bench.py (``--target c``) and by the tests that drive sseload against it.
+Used by streams_bench.py (``--target c``, ``--clients floor``), bench/peers/run.py (``--openai``, the
+ground truth) and by the tests that drive sseload against it.
 """
 
 from __future__ import annotations
@@ -22,18 +24,24 @@ class BuildError(RuntimeError):
 
 
 def binary() -> Path:
-    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
-    path = Path(tempfile.gettempdir()) / f"sseload-fixed-target-{digest}"
+    return build(SOURCE, Path(tempfile.gettempdir()), "sseload-fixed-target")
+
+
+def build(source: Path, directory: Path, name: str | None = None) -> Path:
+    """``source`` compiled with OpenSSL into ``directory``, once per version of its text."""
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+    path = directory / f"{name or source.stem}-{digest}"
     if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
         cc = os.environ.get("CC", "cc")
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         try:
-            built = subprocess.run([cc, "-O2", "-o", str(tmp), str(SOURCE), "-lssl", "-lcrypto"],
+            built = subprocess.run([cc, "-O2", "-o", str(tmp), str(source), "-lssl", "-lcrypto"],
                                    capture_output=True, text=True)
         except FileNotFoundError:
-            raise BuildError(f"no C compiler ({cc}) to build {SOURCE.name} (Debian: apt-get install gcc)") from None
+            raise BuildError(f"no C compiler ({cc}) to build {source.name} (Debian: apt-get install gcc)") from None
         if built.returncode != 0:
-            raise BuildError(f"could not compile {SOURCE.name} ({built.stderr.strip()[-400:]}); it needs a C "
+            raise BuildError(f"could not compile {source.name} ({built.stderr.strip()[-400:]}); it needs a C "
                              "compiler and OpenSSL's headers (Debian: apt-get install gcc libssl-dev)")
         os.replace(tmp, path)
     return path

@@ -7,7 +7,9 @@
     python bench/streams_bench.py --clients sseload raw --users 1000 2000 --target c --schemes http https
                                         # TLS against plain on the C target (bench/fixed_target.c), and the floor
     python bench/streams_bench.py --clients sseload --users 2000 --keep /tmp/runs   # keep the results
-    python bench/streams_bench.py --clients sseload raw --users 1000 2000   # against the floor: a bare uvloop client
+    python bench/streams_bench.py --clients sseload raw --users 1000 2000   # against a bare uvloop client
+    python bench/streams_bench.py --clients sseload floor --users 1000 2000 --target c --schemes http https
+                                        # against the C floor (bench/floor.c), plain and TLS (issue 33 item 2)
     python bench/streams_bench.py --clients sseload --users 2000 --seconds 15 --openai   # plain and LLM-style
     python bench/streams_bench.py --clients sseload --users 100 --events 1 --ttfe-ms 5 --gap-ms 1   # per-stream cost
     SSELOAD_READER=python python bench/streams_bench.py --clients sseload   # the event-loop reader
@@ -20,6 +22,9 @@ and event lateness (receive time minus the target's embedded send time), and the
 CPU and schedule lateness (so a saturated target is visible, not mistaken for the harness).
 ``raw`` (not in the default set) is the floor the issue calibrated against: a bare uvloop client
 that only times events (bench/raw_client.py), to show what any Python client must spend.
+``floor`` (not in the default set) is the floor below that: bench/floor.c, a C epoll reader that
+only times and counts events (built with gcc and OpenSSL into bench/.build on first use); with it
+in the run, the table is followed by sseload's CPU per event over the floor's (the goal: 1.2x).
 ``vs_target`` divides the harness's CPU per event by the target's in the same run: the VM's
 speed drifts by up to a quarter between runs, the unchanged target's cost with it, so that ratio
 is what to compare across commits (bench/history/2026-11-sessions-1-7.md, section 2l).
@@ -53,6 +58,7 @@ from sseload.views import results
 
 ROOT = Path(__file__).resolve().parents[1]
 NAIVE = ROOT / "bench" / "naive_locustfile.py"
+FLOOR = ROOT / "bench" / "floor.c"
 RAW = ROOT / "bench" / "raw_client.py"
 SSELOAD = ROOT / "sseload" / "run" / "locustfile.py"
 WORKLOAD = {"--ttfe-ms": "200", "--gap-ms": "20", "--events": "50", "--payload-bytes": "64"}
@@ -131,9 +137,20 @@ def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple,
         total_s = ramp_s + 1.0 + seconds
         # --openai: the target's LLM-style chat stream, read with sseload's token metrics (openai mode)
         stream_url = url + "/v1/chat/completions" if openai else url
-        if client == "raw":  # no Locust: the floor (bench/raw_client.py)
+        if client == "floor":  # no Python: the C floor (bench/floor.c)
+            try:
+                floor = fixed_target.build(FLOOR, ROOT / "bench" / ".build")
+            except fixed_target.BuildError as err:
+                sys.exit(f"--clients floor: {err}")
+            from workload import BODY, PATH
+
+            cmd = pinned([str(floor), "--url", url, "--users", str(users), "--ramp", str(ramp_s),
+                          "--seconds", str(int(total_s + 4)), "--out", str(tmp / "floor.bin"),
+                          "--path", PATH, "--body", BODY.decode()], cpus[0])
+        elif client == "raw":  # no Locust: the floor (bench/raw_client.py)
+            # past the window's end (it starts 2 s after the launch, below), as Locust's -t is
             cmd = pinned([sys.executable, str(RAW), "--url", url, "--users", str(users), "--ramp", str(ramp_s),
-                          "--seconds", str(int(total_s + 1)), "--out", str(tmp / "naive.npz"),
+                          "--seconds", str(int(total_s + 4)), "--out", str(tmp / "naive.npz"),
                           *(["--ca-file", str(ca_file)] if ca_file else [])], cpus[0])
         else:
             cmd = pinned([sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", str(users),
@@ -164,6 +181,12 @@ def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple,
             late = events["lateness_ms"].to_numpy()
             first = (events["seq"] == 0).to_numpy()
             keep = (recv >= window[0]) & (recv < window[1]) & ~np.isnan(late)
+        elif client == "floor":
+            data = np.fromfile(tmp / "floor.bin", dtype=np.int64).reshape(-1, 3)
+            recv = data[:, 0].astype(np.float64)
+            late = data[:, 1] / 1e6
+            first = data[:, 2].astype(bool)
+            keep = (recv >= window[0]) & (recv < window[1])
         else:
             data = np.load(tmp / "naive.npz")
             recv = data["recv_ns"].astype(np.float64)
@@ -200,8 +223,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, nargs="+", default=[250, 500, 1000, 2000, 4000])
     ap.add_argument("--clients", nargs="+", default=["sseload", "fast", "http"],
-                    choices=["sseload", "fast", "http", "raw"],
-                    help="raw: a bare uvloop client that only times events (no Locust), the floor")
+                    choices=["sseload", "fast", "http", "raw", "floor"],
+                    help="raw: a bare uvloop client that only times events (no Locust); floor: a C epoll "
+                         "reader that only times and counts events (bench/floor.c)")
     ap.add_argument("--seconds", type=float, default=20.0, help="measured window per point")
     ap.add_argument("--ramp", type=float, default=4.0, help="seconds to spawn all users")
     ap.add_argument("--no-pin", action="store_true", help="do not pin harness and target to CPUs 0 and 1")
@@ -220,8 +244,8 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="copy each sseload run's results into this directory")
     args = ap.parse_args()
     schemes = args.schemes or (["https"] if args.tls else ["http"])
-    if "https" in schemes and not set(args.clients) <= {"sseload", "raw"}:
-        ap.error("https measures sseload and raw only (the naive users have no CA setting here)")
+    if "https" in schemes and not set(args.clients) <= {"sseload", "raw", "floor"}:
+        ap.error("https measures sseload, raw and floor only (the naive users have no CA setting here)")
     if args.target == "c" and args.openai:
         ap.error("--openai needs the reference target (the C target serves the plain workload only)")
     cpus = (None, None) if args.no_pin else (0, 1)
@@ -249,6 +273,16 @@ def main() -> None:
         per["tls_vs_plain"] = per["https"] / per["http"]
         print("\nCPU per event, TLS over plain:")
         print(per.round(2).to_string())
+    if {"sseload", "floor"} <= set(args.clients):  # issue 33: within 1.2x the C floor's CPU per event
+        side = table[table["client"].isin(["sseload", "floor"])].pivot_table(
+            index=["scheme", "users"], columns="client", values=["us_per_event", "late_p99"])
+        print("\nsseload against the C floor (bench/floor.c): CPU per event and lateness p99, side by side")
+        for (scheme, users), r in side.iterrows():
+            ratio = r[("us_per_event", "sseload")] / r[("us_per_event", "floor")]
+            verdict = "within" if ratio <= 1.2 else f"over by {ratio / 1.2:.2f}x"
+            print(f"  {scheme} {users:>5} streams: sseload {r[('us_per_event', 'sseload')]:.2f} µs, floor "
+                  f"{r[('us_per_event', 'floor')]:.2f} µs: {ratio:.2f}x (goal 1.2x: {verdict}); lateness p99 "
+                  f"{r[('late_p99', 'sseload')]:.2f} against {r[('late_p99', 'floor')]:.2f} ms")
     if args.csv:
         table.to_csv(args.csv, index=False)
 
