@@ -14,7 +14,7 @@ if sys.platform == "linux":
                                  optional=True, extra_compile_args=["-O2", "-std=gnu11"]))
 
 # The compiled event log: one C source beside each Python module it twins (sseload/protocol/_sse.h).
-SSE_SOURCES = [f"sseload/protocol/{name}.c" for name in ("framing", "openai", "sse", "_sse_module")]
+SSE_SOURCES = [f"sseload/protocol/{name}.c" for name in ("framing", "scan", "sse", "_sse_module")]
 ext_modules.append(Extension("sseload._sse", SSE_SOURCES, depends=["sseload/_sse_api.h", "sseload/protocol/_sse.h"],
                              optional=True, extra_compile_args=["-O2", "-std=gnu11", "-fvisibility=hidden"]))
 

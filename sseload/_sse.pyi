@@ -3,29 +3,34 @@ which module); its specification is sseload.protocol.sse.PyEventLog."""
 
 from typing import Any
 
+from sseload.protocol.scan import Program
 from sseload.protocol.sse_types import SSEEvent
 
 class EventLog:
     """One stream's events as flat arrays: three int64 per event, no Python object per event."""
 
     def __init__(self, max_event_bytes: int = ..., truth_key: bytes | None = ..., sentinel: bytes | None = ...,
-                 chunked: bool = ..., length: int = ..., openai: bool = ...,
-                 keep_output: bool = ..., output_kinds: int = ...) -> None: ...
+                 chunked: bool = ..., length: int = ..., program: Program | bytes | None = ...,
+                 keep_output: bool = ..., output_kinds: int = ..., done_event: str | None = ...) -> None: ...
     def feed(self, chunk: bytes, t_ns: int, /) -> list[SSEEvent]:
-        """Record every event the chunk completes; return the typed and sentinel ones (to act on),
-        and in openai mode the chunks that end a choice or report an error (sseload.protocol.openai.openai_notable).
+        """Record every event the chunk completes; return those to act on (PyEventLog.feed says which).
 
         Raises sseload.protocol.sse_types.SSEProtocolError for an event over max_event_bytes or broken framing."""
     def arrays(self) -> tuple[bytes, bytes, bytes]:
         """(t_ns, size, server_ns) of the recorded events, as native int64 bytes."""
     def times(self, start: int, /) -> bytes:
         """The event times from event ``start`` on, as native int64 bytes."""
-    def llm(self) -> bytes:
-        """openai: per event, output (1/0) + 2 * (usage.completion_tokens + 1), as native int64 bytes."""
+    def llm(self, start: int = 0, /) -> bytes:
+        """With a program: per event from event ``start`` on, output kinds + KIND_BITS * (output tokens + 1), as
+        native int64 bytes."""
     def outputs(self) -> list[str]:
         """keep_output: the data of each chunk that carried output, in order."""
     @property
     def prompt_tokens(self) -> int: ...
+    @property
+    def reasoning_tokens(self) -> int: ...
+    @property
+    def cached_tokens(self) -> int: ...
     def __len__(self) -> int: ...
     @property
     def bytes_in(self) -> int: ...

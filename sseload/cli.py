@@ -16,13 +16,21 @@ from sseload.run import verdict as run_verdict
 from sseload.run.supervisor import LOCUSTFILE, SHAPE_LOCUSTFILE, WORKERS_PER_CORE
 from sseload.run.verdict import EXIT_CODES, BadInput
 from sseload.scenario.flags import add_request_flags
+from sseload.scenario.load import check_flag
 from sseload.scenario.load import load as load_scenario
 from sseload.scenario.load import ready as ready_scenarios
 from sseload.scenario.model import Load, ScenarioError
+from sseload.scenario.ranges import number_range
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     return supervisor.run(args)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from sseload.run.search import search
+
+    return search(args)
 
 
 # --- other commands ---
@@ -63,6 +71,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from sseload.views.compare import compare
 
+    check_flag(args.tolerance, FLAG_RANGES["tolerance"], "--tolerance", "--tolerance 0.1")
     paths, regressions, differ = compare(Path(args.run_a), Path(args.run_b),
                                          Path(args.out) if args.out else None, tolerance=args.tolerance)
     if differ:
@@ -101,13 +110,22 @@ def cmd_locustfile(args: argparse.Namespace) -> int:
     return run_verdict.PASSED
 
 
+#: The range of every numeric flag, by its name in the parsed arguments (tests/test_numbers.py feeds
+#: each flag the values no range takes): a flag over a [load] key takes the key's own.
+FLAG_RANGES = {
+    **{key: Load.__dataclass_fields__[key].metadata for key in ("users", "spawn_rate", "run_time")},
+    "workers": supervisor.WORKERS,
+    "tolerance": number_range(0, 10, why="a relative change: 0.1 is 10%"),
+}
+
+
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the epilog's lines (the exit codes table) as written."""
 
 
-def _exit_codes_epilog() -> str:
-    width = max(len(code) for code, _ in EXIT_CODES)
-    return "exit codes:\n" + "\n".join(f"  {code:<{width}}  {meaning}" for code, meaning in EXIT_CODES)
+def _exit_codes_epilog(codes: tuple[tuple[str, str], ...] = EXIT_CODES) -> str:
+    width = max(len(code) for code, _ in codes)
+    return "exit codes:\n" + "\n".join(f"  {code:<{width}}  {meaning}" for code, meaning in codes)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--loglevel", default="WARNING", help="Locust's log level (default: %(default)s)")
     add_request_flags(run.add_argument_group("the request (override the scenario's)"))
     run.set_defaults(func=cmd_run)
+    # the flags of `run` (those that do not apply to a search are refused by it, with the reason)
+    search = add_parser("search", "find the highest load that holds: a bounded search of runs, by the scenario's "
+                        "[search] table (docs/search.md)", parents=[run], conflict_handler="resolve",
+                        epilog=_exit_codes_epilog(run_verdict.SEARCH_EXIT_CODES))
+    search.set_defaults(func=cmd_search)
     add_parser("serve", "run the reference target (its options: sseload serve --help)", add_help=False)
     check = add_parser("check", "judge a run again from its files: its thresholds, and all else its verdict "
                                 "weighs; the exit code sseload run gave it", epilog=_exit_codes_epilog())

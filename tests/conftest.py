@@ -54,11 +54,12 @@ def write_scenario(path: Path, tables: dict) -> Path:
 
 
 class RunResult:
-    def __init__(self, proc: subprocess.CompletedProcess, run_dir: Path) -> None:
+    def __init__(self, proc: subprocess.CompletedProcess, run_dir: Path, peak_rss_mib: float | None = None) -> None:
         self.code = proc.returncode
         self.stdout = proc.stdout
         self.stderr = proc.stderr
         self.run_dir = run_dir
+        self.peak_rss_mib = peak_rss_mib  # sseload_run(peak_rss=True): its largest process's peak RSS
 
     @property
     def streams(self) -> pd.DataFrame:
@@ -73,11 +74,21 @@ class RunResult:
         return json.loads((self.run_dir / "run.json").read_text())
 
 
+#: Runs argv[2:] and writes to argv[1] the peak RSS (KiB) of the largest process of its tree (Linux
+#: folds a reaped child's peak into its parent's RUSAGE_CHILDREN: the Locust child's reaches here).
+PEAK_RSS_WRAPPER = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
+                    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
+                    "sys.exit(code)")
+
+
 def sseload_run(tmp_path: Path, *args: str, scenario: dict | None = None, env: dict | None = None,
-                timeout: float = 120, run_id: str = "r", report: bool = False) -> RunResult:
+                timeout: float = 120, run_id: str = "r", report: bool = False, peak_rss: bool = False) -> RunResult:
     """`sseload run` as a user runs it; without the report (its charts are half of a short run's
-    time) unless the test reads it: sseload_reported_run."""
-    cmd = [sys.executable, "-m", "sseload", "run"]
+    time) unless the test reads it: sseload_reported_run. ``peak_rss``: the result's ``peak_rss_mib``
+    is the peak RSS of its largest process (the Locust process, where the load runs)."""
+    rss_file = tmp_path / f"{run_id}.peak-rss"
+    cmd = [sys.executable, "-c", PEAK_RSS_WRAPPER, str(rss_file)] if peak_rss else []
+    cmd += [sys.executable, "-m", "sseload", "run"]
     if scenario is not None:
         cmd.append(str(write_scenario(tmp_path / f"{run_id}.toml", scenario)))
     cmd += ["--results-dir", str(tmp_path / "results"), "--run-id", run_id, *args]
@@ -85,7 +96,8 @@ def sseload_run(tmp_path: Path, *args: str, scenario: dict | None = None, env: d
         cmd.append("--no-report")
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=tmp_path)
-    return RunResult(proc, tmp_path / "results" / run_id)
+    peak = int(rss_file.read_text()) / 1024 if peak_rss else None
+    return RunResult(proc, tmp_path / "results" / run_id, peak)
 
 
 def sseload_reported_run(tmp_path: Path, *args: str, **kw) -> RunResult:

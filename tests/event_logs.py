@@ -41,6 +41,8 @@ class Seen(NamedTuple):
     llm: list[int]
     prompt_tokens: int
     outputs: list[str]
+    reasoning_tokens: int
+    cached_tokens: int
 
 
 def run(cls, stream: bytes, cuts=(), **kw) -> Seen:
@@ -61,4 +63,4 @@ def observe(log, stream: bytes, cuts=()) -> Seen:
     t_ns, size, server = log.arrays()
     return Seen(notable, ints(t_ns), ints(size), ints(server), log.malformed, log.retry,
                 log.last_event_id, len(log), log.first_t_ns, error, log.first_event_id,
-                ints(log.llm()), log.prompt_tokens, log.outputs())
+                ints(log.llm()), log.prompt_tokens, log.outputs(), log.reasoning_tokens, log.cached_tokens)

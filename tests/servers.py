@@ -29,8 +29,10 @@ import shutil
 import socket
 import ssl
 import tempfile
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -123,6 +125,84 @@ def openai_mock_server(chunks: int | Iterable[str] = 5, gap_s: float = 0.0, *, m
         return True
 
     return ScriptedServer(lambda c: serve_keepalive(c, respond), name="openai-mock", path=path, **kw)
+
+
+class _FifoSlots:
+    """``slots`` places served in arrival order: a request that finds them all taken waits its turn."""
+
+    def __init__(self, slots: int) -> None:
+        self.free = slots
+        self.queue: deque[object] = deque()
+        self.cond = threading.Condition()
+
+    def take(self, conn: Conn) -> None:
+        ticket = object()
+        with self.cond:
+            self.queue.append(ticket)
+            try:
+                while not (self.free and self.queue[0] is ticket):
+                    self.cond.wait(0.05)
+                    if conn.stopping:
+                        raise Closed
+            except BaseException:
+                self.queue.remove(ticket)
+                self.cond.notify_all()
+                raise
+            self.queue.popleft()
+            self.free -= 1
+            self.cond.notify_all()
+
+    def give_back(self) -> None:
+        with self.cond:
+            self.free += 1
+            self.cond.notify_all()
+
+
+def slots_server(slots: int = 4, chunks: int = 5, gap_s: float = 0.02, *, path: str = "/v1/chat/completions",
+                 queue: int | None = None, **kw) -> ScriptedServer:
+    """An LLM service with a known capacity: ``slots`` streams are served at once, and a request beyond
+    them waits, in arrival order, for a slot (as a model server's batch does), so its time to first
+    token grows by the wait. The response head goes out at once; on taking a slot, the role chunk and
+    the first content chunk, then ``chunks - 1`` more ``gap_s`` apart; the slot is given back before
+    the ``finish_reason`` chunk and ``data: [DONE]`` (a closed-model user asks again only after it).
+    ``queue``: the most requests waiting; one more is refused at once with a 503 (an error, not a wait).
+
+    Ground truth per stream in ``server.truth``: ``waited_s`` (for a slot) and ``held_s`` (a slot held)."""
+    srv: ScriptedServer
+    place = _FifoSlots(slots)
+
+    def chunk(delta: dict, finish: str | None = None) -> bytes:
+        obj = {"id": "chatcmpl-slots", "object": "chat.completion.chunk", "created": int(time.time()),
+               "model": "slots", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+    def respond(conn: Conn, req: Request) -> bool:
+        if req.target.split("?")[0] != path or req.method != "POST":
+            conn.send_response(404, b'{"error":{"message":"not found"}}', {"Content-Type": "application/json"})
+            return True
+        arrived = time.monotonic()
+        if queue is not None and len(place.queue) >= queue and not place.free:
+            conn.send_response(503, b'{"error":{"message":"overloaded"}}', {"Content-Type": "application/json"})
+            return True
+        conn.start_chunked(200, {"Content-Type": "text/event-stream"})
+        place.take(conn)
+        took = time.monotonic()
+        try:
+            conn.send_chunk(chunk({"role": "assistant", "content": ""}) + chunk({"content": "t0 "}))
+            for k in range(1, chunks):
+                conn.wait(gap_s)
+                conn.send_chunk(chunk({"content": f"t{k} "}))
+        finally:
+            place.give_back()
+            with srv._lock:
+                srv.truth.append({"waited_s": took - arrived, "held_s": time.monotonic() - took})
+        conn.send_chunk(chunk({}, "stop") + b"data: [DONE]\n\n")
+        conn.end_chunked()
+        return True
+
+    srv = ScriptedServer(lambda c: serve_keepalive(c, respond), name="slots", path=path, **kw)
+    srv.truth = []
+    return srv
 
 
 def vllm_like_server(*, prefill_s: float = 0.2, token_s: float = 0.01, chunk_tokens: tuple[int, ...] = (1, 3, 2),
@@ -476,10 +556,11 @@ def status_server(status: int = 500, body: bytes | str | dict | None = None, hea
     return srv
 
 
-def keepalive_closer(events: int = 3, idle_close_s: float = 0.2, **kw) -> ScriptedServer:
+def keepalive_closer(events: int = 3, idle_close_s: float = 0.2, *, goodbye: bytes = b"", **kw) -> ScriptedServer:
     """One SSE response per connection (Content-Length, ``Connection: keep-alive``), then after
     ``idle_close_s`` the server closes the connection. A request sent on it meanwhile is read (so the close is
-    a FIN) but never answered; such requests are kept in ``server.unanswered`` (and in ``requests``)."""
+    a FIN) but never answered; such requests are kept in ``server.unanswered`` (and in ``requests``). Where
+    none came, ``goodbye`` is sent before the close (see :func:`idle_408`)."""
     body = b"".join(sse_event(k) for k in range(events))
     srv: ScriptedServer
 
@@ -492,9 +573,13 @@ def keepalive_closer(events: int = 3, idle_close_s: float = 0.2, **kw) -> Script
             with srv._lock:
                 srv.unanswered.append(late)
             srv._record_raw(late)
+        elif goodbye:
+            conn.send(goodbye)
+            conn.drain(0.05)
         # returning closes the connection
 
-    srv = ScriptedServer(handle, name="keepalive-closer", **kw)
+    kw.setdefault("name", "keepalive-closer")
+    srv = ScriptedServer(handle, **kw)
     srv.unanswered = []
     return srv
 
@@ -554,3 +639,155 @@ def reconnecting_feed(events_per_connection: int = 3, retry_ms: int = 100, *, to
     srv = ScriptedServer(handle, name="reconnecting-feed", **kw)
     srv.last_event_ids = []
     return srv
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 4. Peers for trace replay and the service's own metrics
+
+
+def arrival_log(chunks: int = 2, gap_s: float = 0.0, *, path: str = "/v1/chat/completions", **kw) -> ScriptedServer:
+    """An OpenAI-style streaming endpoint that logs when each request arrived: ``server.arrivals`` holds
+    ``(time.time_ns() when the request was read whole, its body as JSON)`` in order of arrival. Each answer
+    is ``chunks`` content chunks ``gap_s`` apart, a ``finish_reason`` chunk and ``data: [DONE]`` (chunked,
+    keep-alive)."""
+    srv: ScriptedServer
+
+    def respond(conn: Conn, req: Request) -> bool:
+        arrived_ns = time.time_ns()
+        try:
+            body = json.loads(req.body or b"{}")
+        except ValueError:
+            body = None
+        with srv._lock:
+            srv.arrivals.append((arrived_ns, body))
+        conn.start_chunked(200, {"Content-Type": "text/event-stream"})
+        for k in range(chunks):
+            if k:
+                conn.wait(gap_s)
+            conn.send_chunk(b'data: {"choices":[{"index":0,"delta":{"content":"t%d "},"finish_reason":null}]}\n\n' % k)
+        conn.send_chunk(b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
+        conn.end_chunked()
+        return True
+
+    srv = ScriptedServer(lambda c: serve_keepalive(c, respond), name="arrival-log", path=path, **kw)
+    srv.arrivals = []
+    return srv
+
+
+def prometheus_page(step_s: float = 0.5, *, path: str = "/metrics", pages: int | None = None,
+                    **kw) -> ScriptedServer:
+    """A service's Prometheus page (text format 0.0.4, vLLM's names) whose values change on a known
+    schedule: at ``k = (time.time_ns() - server.t0_ns) // step_s`` it shows the gauge
+    ``vllm:num_requests_running`` = k % 7 for ``model_name="m"`` and k % 5 for ``model_name="n"``,
+    ``vllm:num_requests_waiting`` = k % 3, ``vllm:kv_cache_usage_perc`` = (k % 10) / 10, the counter
+    ``app_requests_total`` = 3 k, and the histogram ``vllm:request_queue_time_seconds`` (``_count`` k,
+    ``_sum`` k / 10: its mean is 0.1). ``server.rendered`` logs each page as ``(time.time_ns(), k)``.
+    With ``pages``, the server answers that many pages, then closes every connection without a word (an
+    endpoint that disappears)."""
+    srv: ScriptedServer
+
+    def page(k: int) -> bytes:
+        return (
+            "# HELP vllm:num_requests_running Requests running.\n# TYPE vllm:num_requests_running gauge\n"
+            f'vllm:num_requests_running{{model_name="m"}} {k % 7}\n'
+            f'vllm:num_requests_running{{model_name="n"}} {k % 5}\n'
+            f"# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting {k % 3}\n"
+            f"# TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc {(k % 10) / 10}\n"
+            "# HELP app_requests_total Requests served.\n# TYPE app_requests_total counter\n"
+            f"app_requests_total {3 * k}\n"
+            "# TYPE vllm:request_queue_time_seconds histogram\n"
+            f'vllm:request_queue_time_seconds_bucket{{le="0.5"}} {k}\n'
+            f'vllm:request_queue_time_seconds_bucket{{le="+Inf"}} {k}\n'
+            f"vllm:request_queue_time_seconds_sum {k / 10}\nvllm:request_queue_time_seconds_count {k}\n").encode()
+
+    def handle(conn: Conn) -> None:
+        while (req := conn.read_request()) is not None:
+            now = time.time_ns()
+            if pages is not None and len(srv.rendered) >= pages:
+                return  # gone: the connection closes unanswered
+            if req.target.split("?")[0] != path:
+                conn.send_response(404, b"not found\n", {"Content-Type": "text/plain"})
+                continue
+            k = int((now - srv.t0_ns) // (step_s * 1e9))
+            with srv._lock:
+                srv.rendered.append((now, k))
+            conn.send_response(200, page(k), {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+            if not req.keep_alive:
+                return
+
+    srv = ScriptedServer(handle, name="prometheus-page", path=path, **kw)
+    srv.t0_ns, srv.rendered = time.time_ns(), []
+    return srv
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 5. Peers that test sseload's bounds (tests/test_bounded.py, tests/test_retries.py)
+
+
+def bomb_bytes(coding: str = "gzip", content_bytes: int = 1 << 30, line: bytes = b"data: x\n\n") -> bytes:
+    """A valid ``gzip`` or ``deflate`` (zlib-wrapped) body whose content is ``content_bytes`` of ``line``
+    repeated: about 2 MiB on the wire for 1 GiB of content (zlib packs it about 500:1). Built from one
+    compressed block repeated (each ends in a full flush, so each block's bytes are the same), with the
+    true checksum and length at its end."""
+    import struct
+    import zlib
+
+    block = line * max(1, (1 << 20) // len(line))
+    count = max(1, content_bytes // len(block))
+    z = zlib.compressobj(9, zlib.DEFLATED, 31 if coding == "gzip" else 15)
+    first = z.compress(block) + z.flush(zlib.Z_FULL_FLUSH)
+    again = z.compress(block) + z.flush(zlib.Z_FULL_FLUSH)
+    end = z.flush()  # the last (empty) block, then a trailer made for two blocks: replaced below
+    checksum = zlib.crc32 if coding == "gzip" else zlib.adler32
+    check = checksum(b"")
+    for _ in range(count):
+        check = checksum(block, check)
+    trailer = struct.pack("<II", check, len(block) * count & 0xFFFFFFFF) if coding == "gzip" \
+        else struct.pack(">I", check)
+    return first + again * (count - 1) + end[: len(end) - len(trailer)] + trailer
+
+
+def compression_bomb(coding: str = "gzip", content_bytes: int = 1 << 30, **kw) -> ScriptedServer:
+    """Answers every request (keep-alive) with a 200 ``text/event-stream`` whose body is
+    :func:`bomb_bytes`: ``Content-Encoding: coding``, a ``Content-Length`` of about 2 MiB, and 1 GiB of
+    ``data: x`` events once inflated. ``server.body`` holds the bytes sent."""
+    srv: ScriptedServer
+    body = bomb_bytes(coding, content_bytes)
+
+    def respond(conn: Conn, req: Request) -> bool:
+        conn.send_response(200, body, {**SSE_HEADERS, "Content-Encoding": coding})
+        return True
+
+    srv = ScriptedServer(lambda c: serve_keepalive(c, respond), name=f"{coding}-bomb", **kw)
+    srv.body = body
+    return srv
+
+
+def never_reads_body(*, max_s: float = 30.0, **kw) -> ScriptedServer:
+    """Reads each request's head and then neither reads its body nor answers: the client's upload stalls
+    once the kernel's buffers are full. Holds the connection until the client closes it, ``max_s`` passes
+    or the server stops. ``server.heads`` has the request heads read."""
+    srv: ScriptedServer
+
+    def handle(conn: Conn) -> None:
+        req = conn.read_request(read_body=False)
+        if req is None:
+            return
+        with srv._lock:
+            srv.heads.append(req)
+        conn.wait(max_s)
+
+    kw.setdefault("max_life_s", max(60.0, max_s + 5))
+    srv = ScriptedServer(handle, name="never-reads-body", **kw)
+    srv.heads = []
+    return srv
+
+
+def idle_408(events: int = 3, idle_s: float = 0.1, **kw) -> ScriptedServer:
+    """One SSE response per connection (Content-Length, keep-alive), then, once the connection was idle
+    ``idle_s``, ``408 Request Timeout`` with ``Connection: close`` that nobody asked for, and the close
+    (as servers that time out idle kept-alive connections do). A request that arrives first is read and
+    kept in ``server.unanswered`` (and in ``requests``), never answered."""
+    goodbye = response_head(408, {"Content-Type": "text/plain"}, keep_alive=False, content_length=9) + b"timed out"
+    kw.setdefault("name", "idle-408")
+    return keepalive_closer(events, idle_s, goodbye=goodbye, **kw)

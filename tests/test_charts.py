@@ -12,15 +12,16 @@ import pandas as pd
 import pytest
 
 from sseload.protocol.outcomes import Outcome
-from sseload.record.metrics import GOODPUT, ITL, OUTPUT_TOKENS_PER_S, TPOT, TTFT
+from sseload.protocol.sse import KIND_BITS
+from sseload.record.metrics import GOODPUT, ITL, OUTPUT_TOKENS_PER_S, TOKENS_PER_S, TPOT, TTFT
 from sseload.record.records import EventBuffer, StreamRecord, to_tables
 from sseload.record.tokens import stream_tokens
-from sseload.views import charts, results
+from sseload.views import chart_parts, charts, llm_charts, results
 
 pytestmark = pytest.mark.unit
 
 T0_NS = 1_700_000_000_000_000_000
-TOKEN_CHARTS = {"ttft", "tpot", "itl", "tokens_over_time"}
+TOKEN_CHARTS = {"ttft", "ttft_over_time", "tpot", "itl", "tokens_over_time", "tokens_per_user_against_total"}
 CHUNK_MS = (0.0, 20.0, 50.0, 60.0)  # after TTFT: four chunks carrying output, 1, 3, 2 and 1 tokens
 
 
@@ -42,8 +43,9 @@ def openai_run(streams: int = 8, usage_per_chunk: bool = False, openai: bool = T
             buf.server_ns.append(0)
         if openai:
             cumulative = np.cumsum([1, 3, 2, 1])
-            chunks = [1 + 2 * (int(c) + 1) if usage_per_chunk else 1 for c in cumulative]
-            packed = np.array([2 * (0 + 1) if usage_per_chunk else 0, *chunks, 2 * (7 + 1)], dtype=np.int64)
+            chunks = [1 + KIND_BITS * (int(c) + 1) if usage_per_chunk else 1 for c in cumulative]
+            packed = np.array([KIND_BITS * (0 + 1) if usage_per_chunk else 0, *chunks, KIND_BITS * (7 + 1)],
+                              dtype=np.int64)
             buf.llm.extend(packed.tolist())
             t_ns = np.array(buf.t_ns[-len(offsets_ms):], dtype=np.int64).tobytes()
             buf.tokens.extend(stream_tokens(packed.tobytes(), t_ns, t0_perf).chunk_tokens.tolist())
@@ -89,13 +91,13 @@ def test_token_charts_are_titled_with_the_metric_tables_labels_and_units():
         assert hist_title == f"{metric.label}: histogram" and cdf_title == f"{metric.label}: CDF"
         assert hist_x == cdf_x == metric.heading
     (tokens_title, _, tokens_unit), (goodput_title, _, goodput_unit) = labels(made["tokens_over_time"])
-    assert tokens_title.startswith(charts._title(OUTPUT_TOKENS_PER_S.label)) and tokens_unit == "tokens/s"
-    assert goodput_title.startswith(charts._title(GOODPUT.label)) and "ttft_ms <= 135" in goodput_title
+    assert tokens_title.startswith(chart_parts.title_of(OUTPUT_TOKENS_PER_S.label)) and tokens_unit == "tokens/s"
+    assert goodput_title.startswith(chart_parts.title_of(GOODPUT.label)) and "ttft_ms <= 135" in goodput_title
     assert goodput_unit == GOODPUT.unit
 
 
 def test_goodput_is_drawn_only_when_the_scenario_has_an_slo():
-    assert len(charts.tokens_over_time(openai_run()).panels) == 1
+    assert len(llm_charts.tokens_over_time(openai_run()).panels) == 1
 
 
 def test_the_itl_chart_shows_the_gaps_the_summary_counts():
@@ -108,15 +110,15 @@ def test_the_itl_chart_shows_the_gaps_the_summary_counts():
 
 def test_without_events_there_is_no_itl_chart_but_tokens_still_count_at_each_streams_end(tmp_path):
     run = openai_run(events=False)
-    assert charts.itl_distribution(run) is None
-    t_s, tokens = charts._tokens_at(run)
+    assert llm_charts.itl_distribution(run) is None
+    t_s, tokens = llm_charts._tokens_at(run)
     assert tokens.sum() == results.summarise(run)["output_tokens"]
-    np.testing.assert_allclose(t_s, charts._end_s(run.streams))
+    np.testing.assert_allclose(t_s, chart_parts.end_s(run.streams))
 
 
 def test_a_streams_tokens_are_spread_over_its_output_chunks_and_sum_to_the_summarys():
     run = openai_run(streams=1)
-    t_s, tokens = charts._tokens_at(run)
+    t_s, tokens = llm_charts._tokens_at(run)
     chunk_s = (100.0 + np.array(CHUNK_MS)) / 1e3
     np.testing.assert_allclose(t_s, chunk_s)
     np.testing.assert_allclose(tokens, [7 / 4] * 4)  # the usage chunk gives the count, not when it came
@@ -126,18 +128,18 @@ def test_a_streams_tokens_are_spread_over_its_output_chunks_and_sum_to_the_summa
 def test_the_tokens_each_chunk_carried_place_them_where_the_events_say():
     run = openai_run(streams=1)
     run.events["tokens"] = [0, 1, 3, 2, 1, 0]  # sseload.record.tokens' count per chunk: role, four outputs, usage
-    t_s, tokens = charts._tokens_at(run)
+    t_s, tokens = llm_charts._tokens_at(run)
     np.testing.assert_allclose(tokens, [1, 3, 2, 1])
 
 
 def test_per_chunk_usage_places_each_chunks_own_tokens():
     run = openai_run(streams=1, usage_per_chunk=True)
-    t_s, tokens = charts._tokens_at(run)
+    t_s, tokens = llm_charts._tokens_at(run)
     np.testing.assert_allclose(tokens, [1, 3, 2, 1])
 
 
 def test_output_tokens_per_second_buckets_hold_each_seconds_tokens():
-    (series,) = charts.tokens_over_time(openai_run(streams=3)).panels[0].series
+    (series,) = llm_charts.tokens_over_time(openai_run(streams=3)).panels[0].series
     assert list(series.x[:3]) == [0.0, 1.0, 2.0] and list(series.y[:3]) == [7.0, 7.0, 7.0] and series.y.sum() == 21.0
 
 
@@ -206,3 +208,45 @@ def test_outcome_colours_are_told_apart():
 
     # the two errors a service most often mixes differ in lightness too
     assert abs(luma(Outcome.EVENT_ERROR.color) - luma(Outcome.HTTP_ERROR.color)) > 0.3
+
+
+def test_an_llm_runs_charts_lead_with_ttft_and_its_ttfe_charts_come_after_them():
+    names = [c.name for c in charts.charts_of(openai_run())]
+    assert names[0] == "ttft" and names.index("ttfe") > max(names.index(n) for n in TOKEN_CHARTS)
+    assert [c.name for c in charts.charts_of(openai_run(openai=False))][0] == "ttfe"
+
+
+def overlapping(run: results.Run) -> results.Run:
+    """The same streams started 10 ms apart: the k-th starts with k open; prompts of 100 to 800 tokens."""
+    run.streams["start_ns"] = T0_NS + np.arange(len(run.streams)) * 10_000_000
+    run.streams["prompt_tokens"] = 100.0 * np.arange(1, len(run.streams) + 1)
+    return run
+
+
+def test_ttft_is_drawn_against_prompt_tokens():
+    (panel,) = llm_charts.ttft_by_prompt_tokens(overlapping(openai_run())).panels
+    assert panel.title.startswith(TTFT.label) and panel.ylabel == TTFT.heading
+    p50 = panel.series[0]
+    known = ~np.isnan(p50.y)
+    assert np.all(np.diff(p50.y[known]) > 0)  # TTFT grows 10 ms a stream, as the prompts do
+    assert llm_charts.ttft_by_prompt_tokens(openai_run()) is None  # no usage's prompt tokens
+
+
+def test_ttft_and_itl_are_drawn_against_concurrency():
+    chart = llm_charts.ttft_itl_by_concurrency(overlapping(openai_run()))
+    ttft, itl = chart.panels
+    assert (ttft.ylabel, itl.ylabel) == (TTFT.heading, ITL.heading)
+    assert np.nanmax(ttft.series[0].y) == 170.0  # the last stream's TTFT, at the most streams open
+    assert llm_charts.ttft_itl_by_concurrency(openai_run()) is None  # one stream at a time: no curve
+
+
+def test_per_user_output_tokens_per_second_are_drawn_against_the_total():
+    run = overlapping(openai_run())
+    (panel,) = llm_charts.tokens_per_user_against_total(run).panels
+    (series,) = panel.series
+    assert panel.xlabel.startswith(OUTPUT_TOKENS_PER_S.label) and panel.ylabel.startswith(TOKENS_PER_S.heading)
+    total = series.x
+    assert total.size >= 1 and np.all(total > 0)
+    per_user = run.streams["tokens_per_s"].to_numpy()
+    assert per_user.min() <= series.y.min() and series.y.max() <= per_user.max()
+    assert llm_charts.tokens_per_user_against_total(openai_run(openai=False)) is None

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sseload.protocol import sse
-from sseload.protocol.openai import OUTPUT_KINDS
+from sseload.protocol.dialects import BUILT_IN, OPENAI, OUTPUT_KINDS, program
 from sseload.protocol.sse import PyEventLog, SSEEvent, SSEProtocolError
 from tests.event_logs import BOTH, KEY, CEventLog, Seen, ints, needs_c, observe, run  # noqa: F401
 from tests.sse_streams import streams
@@ -89,10 +89,13 @@ def test_the_log_counts_every_byte_and_the_time_of_every_read_fed(cls):
 @settings(max_examples=600, deadline=None)
 @given(stream=streams(), cuts=st.lists(st.integers(0, 400), max_size=12),
        limit=st.sampled_from([1 << 20, 40, 12]), sentinel=st.sampled_from([None, b"[DONE]", b""]),
-       openai=st.booleans(), keep_output=st.booleans(), output_kinds=st.integers(1, 7))
-def test_compiled_twin_matches_the_definition(stream, cuts, limit, sentinel, openai, keep_output, output_kinds):
-    kw = {"max_event_bytes": limit, "truth_key": KEY, "sentinel": sentinel, "openai": openai,
-          "keep_output": keep_output, "output_kinds": output_kinds}
+       dialect=st.sampled_from([None, *BUILT_IN.values()]), keep_output=st.booleans(),
+       output_kinds=st.integers(1, 7), done_event=st.sampled_from([None, "done", "error"]))
+def test_compiled_twin_matches_the_definition(stream, cuts, limit, sentinel, dialect, keep_output, output_kinds,
+                                              done_event):
+    kw = {"max_event_bytes": limit, "truth_key": KEY, "sentinel": sentinel,
+          "program": program(dialect) if dialect else None, "keep_output": keep_output,
+          "output_kinds": output_kinds, "done_event": done_event}
     compiled, defined = CEventLog(**kw), PyEventLog(**kw)
     assert observe(compiled, stream, cuts) == observe(defined, stream, cuts)
     assert (compiled.bytes_in, compiled.last_t_ns) == (defined.bytes_in, defined.last_t_ns)
@@ -166,12 +169,12 @@ def test_openai_mode_hands_back_the_chunks_that_end_a_choice_or_report_an_error(
               b'data: {"choices":[{"delta":{},"finish_reason":"length"}]}\n\n'
               b'data: {"error":{"message":"overloaded"}}\n\n'
               b'data: [DONE]\n\n')
-    seen = run(cls, stream, sentinel=b"[DONE]", openai=True, keep_output=True)
-    assert [e.data[:30] for e in seen.notable] == ['{"choices":[{"delta":{},"finis', '{"error":{"message":"overloade',
-                                                   "[DONE]"]
-    assert [v & 1 for v in seen.llm] == [0, 1, 1, 0, 0, 0]
+    seen = run(cls, stream, sentinel=b"[DONE]", program=program(OPENAI), keep_output=True)
+    assert [e.data[:30] for e in seen.notable] == ['{"choices":[{"delta":{"role":"', '{"choices":[{"delta":{},"finis',
+                                                   '{"error":{"message":"overloade', "[DONE]"]  # the first: its id
+    assert [v % 8 for v in seen.llm] == [0, 2, 1, 0, 0, 0]  # reasoning, then the answer
     assert seen.outputs == ['{"choices":[{"delta":{"reasoning_content":"hmm"}}]}',
                             '{"choices":[{"delta":{"content":"Hi"},"finish_reason":null}]}']
-    content_only = run(cls, stream, sentinel=b"[DONE]", openai=True, output_kinds=OUTPUT_KINDS["content"])
-    assert [v & 1 for v in content_only.llm] == [0, 0, 1, 0, 0, 0]  # reasoning does not count: TTFT is the answer's
+    content_only = run(cls, stream, sentinel=b"[DONE]", program=program(OPENAI), output_kinds=OUTPUT_KINDS["content"])
+    assert [v % 8 for v in content_only.llm] == [0, 0, 1, 0, 0, 0]  # reasoning does not count: TTFT is the answer's
     assert content_only.outputs == []  # nothing kept unless asked

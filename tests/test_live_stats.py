@@ -4,19 +4,23 @@ the master, the whole run survives the window, memory stays bounded."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from sseload.protocol import sse
-from sseload.record.metrics import GAP, OUTPUT_TOKENS_PER_S, TTFE, TTFT
+from sseload.protocol.dialects import OPENAI, program
+from sseload.record.metrics import ACTIVE_STREAMS, GAP, OUTPUT_TOKENS_PER_S, TPOT, TTFE, TTFT
 from sseload.run.webui import rows
 from sseload.views import live as live_mod
-from sseload.views.live import LATENCIES, LiveStats, LogHistogram
+from sseload.views.live import LATENCIES, LiveStats, LogHistogram, TokenFacts
 
 pytestmark = pytest.mark.unit
 
 TTFT_ROW = f"{TTFT.label} p50 / p95 / p99 ({TTFT.unit}, last 10 s)"
 TOKENS_ROW = f"{OUTPUT_TOKENS_PER_S.label} ({OUTPUT_TOKENS_PER_S.unit}, last 10 s)"
+TPOT_ROW = f"{TPOT.label} p50 / p95 / p99 ({TPOT.unit}, last 10 s)"
 
 
 class Clock:
@@ -159,8 +163,7 @@ def test_a_worker_reports_what_it_counted_since_its_last_report_and_the_master_a
     rng = np.random.default_rng(1)
     for i in range(200):
         t = np.cumsum(rng.uniform(5e6, 50e6, 50)).astype(np.int64)
-        worker.add_stream("ok", 100.0 + i, t)
-        worker.add_tokens(150.0 + i, 10)
+        worker.add_stream("ok", 100.0 + i, t, tokens=TokenFacts(10, 150.0 + i, None))
     report = worker.take_report(active=7)
     assert worker.take_report(active=0)["events"] == 0  # taken once
     active: dict[str, int] = {}
@@ -182,17 +185,94 @@ def test_history_stays_bounded_and_spans_the_whole_run(clock, monkeypatch):
     assert live.history[-1]["t"] - live.history[0]["t"] > 0.9 * 2000
 
 
-def test_token_streams_show_ttft_and_output_tokens_per_second_after_the_ttfe_row(clock):
+def test_token_streams_lead_the_table_with_ttft_output_tokens_per_second_and_tpot_before_ttfe(clock):
     live = LiveStats()
     for i in range(40):
-        live.add_stream("ok", 5.0, np.array([0, 20_000_000], dtype=np.int64))
-        live.add_tokens(200.0 + i, 24)
+        live.add_stream("ok", 5.0, np.array([0, 20_000_000], dtype=np.int64),
+                        tokens=TokenFacts(24, 200.0 + i, 10.0))
     clock.now += 4
     values = shown(live)
     assert near(values[TTFT_ROW], np.percentile(np.arange(200.0, 240.0), [50, 95, 99], method="inverted_cdf"))
     assert values[TOKENS_ROW] == OUTPUT_TOKENS_PER_S.format(40 * 24 / 4)
     names = list(values)
-    assert names[names.index(TTFT_ROW) - 1].startswith("TTFE p50") and names[names.index(TTFT_ROW) + 1] == TOKENS_ROW
+    assert names[:5] == [ACTIVE_STREAMS, TTFT_ROW, TOKENS_ROW, TPOT_ROW, "TTFE p50 / p95 / p99 (ms, last 10 s)"]
+
+
+def chunk(content: str) -> bytes:
+    return b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": content}}]}).encode() + b"\n\n"
+
+
+ROLE = b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"role": "assistant"}}]}).encode() + b"\n\n"
+
+
+def usage(completion_tokens: int) -> bytes:
+    return (b"data: " + json.dumps({"choices": [], "usage": {"prompt_tokens": 9,
+                                                             "completion_tokens": completion_tokens}}).encode()
+            + b"\n\n")
+
+
+class OpenLLMStream(OpenStream):
+    """An open OpenAI chat stream: its event log reads chunks as sseload's client does."""
+
+    def __init__(self, log_class, t_start_ns: int) -> None:
+        self.log = log_class(program=program(OPENAI), sentinel=b"[DONE]")
+        self.t_start_ns = t_start_ns
+
+    def feed(self, data: bytes, t_ms: float) -> None:
+        self.log.feed(data, int(t_ms * 1e6))
+
+
+@pytest.mark.parametrize("log_class", list(event_logs()))
+def test_an_open_llm_streams_tokens_and_ttft_count_as_its_chunks_arrive_and_its_end_adds_what_usage_adds(
+        clock, log_class):
+    live = LiveStats()
+    s = OpenLLMStream(log_class, t_start_ns=0)
+    live.stream_opened(s)
+    s.feed(ROLE, 1.0)  # the role-only chunk: TTFE, not TTFT
+    live.count_open()
+    assert (live.run.first_events, live.run.first_tokens, live.run.tokens, live.llm) == (1, 0, 0, False)
+    s.feed(chunk("a") + chunk("b"), 150.0)
+    s.feed(chunk("c"), 170.0)
+    live.count_open()
+    assert (live.run.tokens, live.run.first_tokens, live.llm) == (3, 1, True)
+    assert live.run.hist[TTFT.key].percentile(50) == pytest.approx(150.0, rel=0.006)
+    s.feed(chunk("d") + usage(7), 190.0)  # the usage says 7 in all (tokens of several per chunk)
+    live.add_stream("ok", 1.0, s.times(), key=s, tokens=TokenFacts(7, 150.0, 6.7))
+    assert (live.run.tokens, live.run.first_tokens, live.run.token_streams) == (7, 1, 1)
+    assert live.run.hist[TTFT.key].total == 1 and live.run.hist[TPOT.key].total == 1
+
+
+def test_output_tokens_per_second_stay_steady_while_streams_end_at_their_own_times(clock):
+    """The issue's 10 steady streams: counted at their ends, the chart swung between 0 and 1,300 tokens/s."""
+    live = LiveStats()
+    streams = [OpenLLMStream(sse.PyEventLog, t_start_ns=0) for _ in range(10)]
+    for s in streams:
+        live.stream_opened(s)
+    t_ms = 0.0
+    for tick in range(6):
+        for _ in range(20):  # a chunk of one token every 100 ms on each stream
+            t_ms += 100.0
+            for s in streams:
+                s.feed(chunk("x"), t_ms)
+        if tick == 3:  # every stream ends now, its usage the tokens its chunks carried
+            for s in streams:
+                s.feed(usage(80), t_ms)
+                live.add_stream("ok", 1.0, s.times(), key=s, tokens=TokenFacts(80, 100.0, 100.0))
+            streams = [OpenLLMStream(sse.PyEventLog, t_start_ns=0) for _ in range(10)]
+            for s in streams:
+                live.stream_opened(s)
+        clock.now += 2
+        live.tick(active=10)
+    assert [p["tokens_per_s"] for p in live.history] == [100.0] * 6
+
+
+def test_llm_event_logs_give_their_chunks_from_an_event_on_alike():
+    logs = [cls(program=program(OPENAI)) for cls in event_logs()]
+    for log in logs:
+        log.feed(ROLE + chunk("a") + chunk("b") + usage(2), 1)
+    for start in (-1, 0, 2, 4, 9):
+        whole = logs[0].llm()
+        assert {log.llm(start) for log in logs} == {whole[8 * max(start, 0):]}
 
 
 def test_plain_sse_streams_show_no_token_rows(clock):

@@ -11,7 +11,8 @@ import json
 import numpy as np
 import pytest
 
-from sseload.protocol.openai import chunk_ending
+from sseload.protocol.dialects import OPENAI, read_event
+from sseload.protocol.sse import KIND_BITS
 from sseload.record.tokens import FROM_CHUNKS, FROM_TOKENIZER, FROM_USAGE, stream_tokens
 from sseload.views import results
 from tests import servers
@@ -24,7 +25,7 @@ BODY = {"model": "m", "messages": [{"role": "user", "content": "tell me a story"
 @pytest.mark.unit
 def test_a_streams_token_facts_come_from_usage_else_from_the_chunks_carrying_output():
     t = np.array([1_000, 5_000, 9_000, 12_000], dtype=np.int64).tobytes()
-    role, content, usage = 0, 1, 2 * (7 + 1)
+    role, content, usage = 0, 1, KIND_BITS * (7 + 1)
     llm = np.array([role, content, content, usage], dtype=np.int64).tobytes()
     facts = stream_tokens(llm, t, 0)
     assert facts[:3] == (5_000, 7, FROM_USAGE)
@@ -32,7 +33,8 @@ def test_a_streams_token_facts_come_from_usage_else_from_the_chunks_carrying_out
     no_usage = np.array([role, content, content, 0], dtype=np.int64).tobytes()
     facts = stream_tokens(no_usage, t, 1_000)
     assert facts[:3] == (4_000, 2, FROM_CHUNKS) and facts.chunk_tokens.tolist() == [0, 1, 1, 0]
-    per_chunk = np.array([2 * (0 + 1), 1 + 2 * (3 + 1), 1 + 2 * (4 + 1), 2 * (4 + 1)], dtype=np.int64).tobytes()
+    per_chunk = np.array([KIND_BITS * (0 + 1), 1 + KIND_BITS * (3 + 1), 1 + KIND_BITS * (4 + 1), KIND_BITS * (4 + 1)],
+                         dtype=np.int64).tobytes()
     facts = stream_tokens(per_chunk, t, 0)  # vLLM's continuous usage: every chunk reports the tokens so far
     assert facts[:3] == (5_000, 4, FROM_USAGE) and facts.chunk_tokens.tolist() == [0, 3, 1, 0]
     assert stream_tokens(b"", b"", 0)[:3] == (-1, -1, "")
@@ -231,12 +233,12 @@ def test_an_error_inside_the_stream_is_the_streams_error(tmp_path, start_server)
 
 @pytest.mark.unit
 def test_a_chunks_ending_says_its_finish_reason_and_error():
-    assert chunk_ending('{"choices":[{"delta":{},"finish_reason":"content_filter"}]}') == ("content_filter", "", "")
-    assert chunk_ending('{"error":{"message":"overloaded","type":"server_error","code":null}}') == (
-        "", "overloaded", "")
-    assert chunk_ending('{"object":"error","message":"bad","type":"BadRequestError","code":400}') == ("", "bad", "400")
-    assert chunk_ending('{"error":"quota exceeded"}') == ("", "quota exceeded", "")
-    assert chunk_ending('{"error": {"message" broken') == ("", '{"error": {"message" broken', "")
+    assert _ending('{"choices":[{"delta":{},"finish_reason":"content_filter"}]}') == ("content_filter", "", "")
+    assert _ending('{"error":{"message":"overloaded","type":"server_error","code":null}}') == (
+        "", "overloaded", "server_error")  # a null code: its type says what it was
+    assert _ending('{"object":"error","message":"bad","type":"BadRequestError","code":400}') == ("", "bad", "400")
+    assert _ending('{"error":"quota exceeded"}') == ("", "quota exceeded", "")
+    assert _ending('{"error": {"message" broken') == ("", '{"error": {"message" broken', "")
 
 
 def _conversations(path) -> None:
@@ -311,3 +313,8 @@ def test_a_tokenizer_that_cannot_be_read_says_which_and_why(tmp_path):
     (tmp_path / "junk.json").write_text("{}")
     with pytest.raises(ValueError, match="junk.json"):
         load_tokenizer(str(tmp_path / "junk.json"))
+
+
+def _ending(data: str) -> tuple[str, str, str]:
+    said = read_event(OPENAI, data)
+    return said.finish, said.error, said.code

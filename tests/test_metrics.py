@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sseload.protocol.sse import KIND_BITS
 from sseload.record import metrics
 from sseload.record.metrics import BY_KEY, CONSOLE, LATENCY, METRICS, THRESHOLDS, TTFE
 from sseload.record.records import EventBuffer, StreamRecord, to_tables
@@ -33,8 +34,13 @@ def stream(i: int, outcome: str, start_ms: float, ttfe_ms: float, duration_ms: f
     start_ns = T0_NS + int(start_ms * 1e6)
     feed = {"feed_id": 5} if i == 5 else {"feed_id": 5, "reconnect_ns": 100_000_000, "missed_events": 1,
                                              "feed_gap_ns": 250_000_000} if i == 6 else {}
-    llm = {"ttft_ns": int(ttfe_ms * 1e6), "output_tokens": 3, "prompt_tokens": 12, "tokens_from": "usage",
+    llm = {"ttft_ns": int(ttfe_ms * 1e6), "answer_ttft_ns": int((ttfe_ms + 20) * 1e6),  # reasoning, then the answer
+           "ttst_ns": int((ttfe_ms + 20) * 1e6), "max_stall_ns": 25_000_000, "output_tokens": 3, "prompt_tokens": 12,
+           "tokenizer_tokens": 4 if i == 1 else 3, "tokens_from": "usage",
            "finish_reason": "length" if i == 4 else "stop", "conversation_id": 1 + (i > 3) * 3, "turn": 1 + (i - 1) % 3}
+    if outcome == "abandoned":  # its user gave up before a first output token: role-only chunks, no tokens
+        llm = {**llm, "ttft_ns": -1, "answer_ttft_ns": -1, "ttst_ns": -1, "max_stall_ns": -1, "output_tokens": 0,
+               "tokenizer_tokens": 0}
     return StreamRecord(**feed, **llm, **dict(
         stream_id=i, worker=0, user=i, t0_perf_ns=i * 10**12, start_ns=start_ns, scheduled_ns=start_ns - 5_000_000,
         connect_ns=-1, upload_ns=20_000, ttfb_ns=int(ttfe_ms * 0.9e6), ttfe_ns=int(ttfe_ms * 1e6),
@@ -46,9 +52,11 @@ def stream(i: int, outcome: str, start_ms: float, ttfe_ms: float, duration_ms: f
 
 @pytest.fixture(scope="module")
 def run() -> results.Run:
-    """Six streams, overlapping: four ok, a reset and a cutoff; events timed against send times."""
+    """Six LLM streams of an open model, overlapping: four ok, one whose user gave up waiting ([load]
+    patience_s) and a cutoff; reasoning before the answer, a tokenizer beside the usage; events timed
+    against send times."""
     plan = [(1, "ok", 0, 100, 1000), (2, "ok", 100, 120, 1100), (3, "ok", 200, 140, 900),
-            (4, "ok", 300, 160, 1200), (5, "reset", 400, 110, 600), (6, "cutoff", 500, 130, 1500)]
+            (4, "ok", 300, 160, 1200), (5, "abandoned", 400, 110, 600), (6, "cutoff", 500, 130, 1500)]
     records, buf = [], EventBuffer()
     for i, outcome, start_ms, ttfe_ms, duration_ms in plan:
         offsets_ms = [ttfe_ms, ttfe_ms + 20, ttfe_ms + 20, ttfe_ms + 45]  # the third was read with the second
@@ -58,8 +66,12 @@ def run() -> results.Run:
             buf.t_ns.append(i * 10**12 + t_rel_ns)
             buf.size.append(100)
             buf.server_ns.append(T0_NS + int(start_ms * 1e6) + t_rel_ns - (k + 1) * 10_000)  # 0.01 ms late, growing
-        buf.llm.extend([1, 1, 1, 2 * (3 + 1)])  # three chunks carrying output, then usage: 3 tokens
-        buf.tokens.extend([1, 1, 1, 0])
+        if outcome == "abandoned":
+            buf.llm.extend([0, 0, 0, 0])  # chunks carrying no output
+            buf.tokens.extend([0, 0, 0, 0])
+        else:
+            buf.llm.extend([1, 1, 1, KIND_BITS * (3 + 1)])  # three chunks carrying output, then usage: 3 tokens
+            buf.tokens.extend([1, 1, 1, 0])
     streams, events = to_tables(records, buf)
     info = {"run_id": "synthetic", "scenario": {"gateway": {"limit_s": 2.0}, "slo": {"ttft_ms": 125}}}
     return results.Run(Path("synthetic"), info, streams.to_pandas(), events.to_pandas())
@@ -135,7 +147,7 @@ def test_a_scenario_accepts_exactly_the_tables_thresholds_and_lists_them_when_wr
     from sseload.scenario.model import ScenarioError
 
     assert from_dict({"thresholds": {"max_gap_p99_ms": 50}}).thresholds == {"max_gap_p99_ms": 50.0}
-    with pytest.raises(ScenarioError, match="known thresholds: cutoff_rate_max, duration_max_ms"):
+    with pytest.raises(ScenarioError, match="known thresholds: abandon_rate_max, answer_ttft_max_ms"):
         from_dict({"thresholds": {"ttfe_p97_ms": 3}})
 
 
@@ -170,32 +182,61 @@ def test_every_metric_of_a_summary_is_in_summary_md_with_its_label(summary):
         assert m.label in md, m.key
     for m in LATENCY:
         assert f"| {m.heading} | " in md, m.key
-    assert len(md.splitlines()) < 40
+    assert len(md.splitlines()) < 50  # every metric at once: an open-model LLM run with feeds
 
 
 def test_the_console_summary_keeps_its_lines(summary):
     lines = format_summary({**summary, "embedded_target": True}).splitlines()
+    width = len("TTFT to the answer ms") + 1  # the longest row's label
     assert lines[0].startswith("run synthetic: 6 streams in 2.0 s (3.0 streams/s, 12 events/s)")
-    assert lines[1] == "outcomes: cutoff 1, ok 4, reset 1"
-    assert lines[2] == f"{'':<14}" + "".join(f"{s:>9}" for s in ("p50", "p90", "p95", "p99", "max"))
-    assert [line[:14].rstrip() for line in lines[3:8]] == ["TTFE ms", "TTFT ms", "TPOT ms", "gap ms", "duration ms"]
-    assert lines[3].split()[2] == f"{summary['ttfe_ms']['p50']:.1f}"
-    assert lines[8].startswith("harness error: event lateness p50 0.0")
-    assert lines[8].endswith(" ms (against the target's send times)")
-    assert lines[9] == ("output tokens 18 (from usage: 6 streams), output token throughput 9 tokens/s, "
-                        "goodput 1.00 streams/s, share meeting the SLOs 33.33%; finish_reason stop 5, length 1; "
-                        "2 conversations, TTFT p50 by turn 1: 130.0 ms, 2: 115.0 ms, 3: 135.0 ms")
-    assert lines[10] == ("feeds: 1, reconnects 0; time to reconnect p50 100.0 ms, p99 100.0 ms; gap across a "
+    assert lines[1] == "outcomes: abandoned 1, cutoff 1, ok 4"
+    assert lines[2] == f"{'':<{width}}" + "".join(f"{s:>9}" for s in ("p50", "p90", "p95", "p99", "max"))
+    assert [line[:width].rstrip() for line in lines[3:9]] == [
+        "TTFT ms", "TTFT to the answer ms", "TPOT ms", "TTFE ms", "gap ms", "duration ms"]
+    assert lines[3].split()[2] == f"{summary['ttft_ms']['p50']:.1f}"
+    assert lines[9] == ("output tokens 15 (from usage: 6 streams), output token throughput 8 tokens/s, output tokens/s "
+                        "per user p50 3 tokens/s, goodput 1.00 streams/s, share meeting the SLOs 33.33%, abandon rate "
+                        "16.67%, tokenizer against usage +6.7%; finish_reason stop 5, length 1; 2 conversations, TTFT "
+                        "p50 by turn 1: 130.0 ms, 2: 120.0 ms, 3: 135.0 ms")
+    assert lines[10].startswith("harness error: event lateness p50 0.0")
+    assert lines[10].endswith(" ms (against the target's send times)")
+    assert lines[11] == ("feeds: 1, reconnects 0; time to reconnect p50 100.0 ms, p99 100.0 ms; gap across a "
                          "reconnect p50 250.0 ms, p99 250.0 ms; events missed across reconnects 1")
-    assert lines[11].startswith("note: 6 events (25.0%) arrived in the same read")
+    assert lines[12].startswith("note: 6 events (25.0%) arrived in the same read")
     other = format_summary({**summary, "embedded_target": False}).splitlines()  # any other service
-    assert other[8].startswith("delivery delay (network, proxies and harness): event lateness p50")
-    assert other[8].endswith("(against the service's send times)")
+    assert other[10].startswith("delivery delay (network, proxies and harness): event lateness p50")
+    assert other[10].endswith("(against the service's send times)")
 
 
-def test_the_console_table_shows_the_tables_console_metrics_in_order(summary):
-    rows = [line for line in format_summary(summary).splitlines() if line[:1].isalpha() and " ms " in line[:15]]
-    assert [row[:14].rstrip() for row in rows] == [f"{m.label} {m.unit}" for m in CONSOLE]
+def plain_sse(summary: dict) -> dict:
+    """The summary without its LLM numbers: a run of plain SSE streams."""
+    llm = {m.key for m in metrics.LLM_FIRST} | {"output_tokens", "output_tokens_per_s", "goodput", "slo_rate",
+                                                  "abandon_rate", "tokenizer_vs_usage", "tokens_from"}
+    return {k: v for k, v in summary.items() if k not in llm}
+
+
+def test_the_console_table_of_an_llm_run_leads_with_ttft_and_tpot_then_ttfe(summary):
+    rows = [line for line in format_summary(summary).splitlines() if line[:1].isalpha() and " ms " in line[:23]]
+    assert [row[:22].rstrip() for row in rows] == [f"{m.label} {m.unit}" for m in metrics.console_rows(True)]
+    assert [m.key for m in metrics.console_rows(True)][:3] == ["ttft_ms", "answer_ttft_ms", "tpot_ms"]
+
+
+def test_the_console_table_of_plain_sse_shows_the_tables_console_metrics_in_order_ttfe_first(summary):
+    lines = format_summary(plain_sse(summary)).splitlines()
+    assert lines[2] == f"{'':<14}" + "".join(f"{s:>9}" for s in ("p50", "p90", "p95", "p99", "max"))
+    rows = [line for line in lines if line[:1].isalpha() and " ms " in line[:15]]
+    assert [row[:14].rstrip() for row in rows] == [f"{m.label} {m.unit}" for m in CONSOLE if m not in metrics.LLM_FIRST]
+    assert rows[0].startswith("TTFE ms") and not [line for line in lines if line.startswith("output tokens")]
+
+
+def test_summary_md_of_an_llm_run_leads_with_ttft_and_its_tokens(summary):
+    md = summary_markdown(summary).splitlines()
+    table = [line for line in md if line.startswith("| ") and "(" in line]
+    assert [line.split(" | ")[0][2:] for line in table[:3]] == [m.heading for m in metrics.LLM_FIRST[:3]]
+    assert table[len(metrics.LLM_FIRST)].startswith(f"| {TTFE.heading} |")
+    assert md[md.index(table[-1]) + 2].startswith("Tokens: output tokens 15")
+    plain = [line for line in summary_markdown(plain_sse(summary)).splitlines() if line.startswith("| ")]
+    assert plain[1].startswith(f"| {TTFE.heading} |")  # under the header
 
 
 def test_the_web_ui_tab_labels_come_from_the_table():
@@ -218,7 +259,8 @@ def test_compare_judges_todays_metrics_in_the_tables_direction():
         ("cutoff_rate", None): True, ("streams_per_s", None): False, ("events_per_s", None): False,
         ("feed_gap_ms", "p99"): True, ("ttft_ms", "p50"): True, ("ttft_ms", "p95"): True, ("ttft_ms", "p99"): True,
         ("tpot_ms", "p50"): True, ("tpot_ms", "p99"): True, ("output_tokens_per_s", None): False,
-        ("goodput", None): False,
+        ("goodput", None): False, ("answer_ttft_ms", "p50"): True, ("answer_ttft_ms", "p99"): True,
+        ("max_stall_ms", "p99"): True, ("abandon_rate", None): True,
     }
 
 

@@ -236,8 +236,8 @@ def test_every_batch_written_survives_a_kill_and_a_half_written_one_costs_only_i
     run = load(tmp_path)
     assert list(run.streams["stream_id"]) == [1, 2, 3, 4, 5, 6]
     assert len(run.events) == 12
-    assert run.cut[0] == ("streams-2.arrows is a shard still open (the run is going on, or was killed while "
-                          "writing it): its 3 rows written so far are here")
+    assert run.cut[0] == ("streams-2.arrows is a shard still open (the run is going on, was killed, or its disk "
+                          "filled): its 3 rows written so far are here")
     with pytest.raises(ResultsError, match="cut off while writing it"):
         load(tmp_path, recover=False)
     events = tmp_path / "events-2.arrows"
@@ -272,7 +272,7 @@ def test_the_events_file_keeps_dictionaries_only_for_columns_whose_values_repeat
     dictionary = {meta.column(i).path_in_schema: any("DICTIONARY" in e for e in meta.column(i).encodings)
                   for i in range(meta.num_columns)}
     assert dictionary == {"stream_id": True, "seq": True, "t_ms": False, "gap_ms": False, "bytes": True,
-                          "lateness_ms": False, "output": False, "completion_tokens": False,
+                          "lateness_ms": False, "output": False, "answer": False, "completion_tokens": False,
                           "tokens": False}
 
 

@@ -253,3 +253,38 @@ def test_compare_of_runs_with_different_settings_warns_first(tmp_path, run):
                            "--out", str(tmp_path / "cmp")], capture_output=True, text=True, timeout=120)
     assert proc.stderr.startswith("sseload: warning: the runs differ in their settings (users"), proc.stderr
     assert "The runs differ in their settings" in (tmp_path / "cmp" / "compare.md").read_text().splitlines()[2]
+
+
+LLM_SCENARIO = {
+    "request": {"path": "/v1/chat/completions", "method": "POST", "headers": {"Content-Type": "application/json"}},
+    "body": {"json": {"model": "m", "stream": True, "messages": [{"role": "user", "content": "Say hello"}]},
+             "include_usage": True},
+    "stream": {"completion": "done"},
+    "load": {"users": 6, "spawn_rate": 3, "run_time": "3s"},
+    "target": {"ttfe_ms": "uniform:40:80", "gap_ms": "uniform:5:15", "events": 20},
+}
+
+
+def test_the_report_of_an_llm_run_shows_ttft_first_in_a_real_browser(tmp_path):
+    """Issue 30's done-when: opened in Chromium, an LLM run's report leads with TTFT (its table and
+    its charts), and TTFE, the role-only first chunk, comes lower down."""
+    from sseload.record.metrics import TTFE, TTFT
+    from tests.browser import browser_page
+
+    result = sseload_reported_run(tmp_path, scenario=LLM_SCENARIO)
+    assert result.code == 0, result.stderr[-2000:]
+    with browser_page() as page:
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto((result.run_dir / "report.html").as_uri())
+        headings = page.locator("h2").all_inner_texts()
+        assert headings.index("Latency") < headings.index("Summary") < headings.index("Charts")
+        first_row = page.locator("table").first.locator("tbody tr").first.inner_text()
+        assert first_row.split("\t")[0] == TTFT.heading, first_row
+        ttft = page.get_by_role("cell", name=TTFT.heading, exact=True).bounding_box()
+        ttfe = page.get_by_role("cell", name=TTFE.heading, exact=True).bounding_box()
+        assert ttft["y"] < ttfe["y"]  # on the page, TTFT is above TTFE
+        drawn = page.locator("figure.charts").evaluate_all("figures => figures.map(f => f.dataset.chart)")
+        assert drawn[0] == "ttft" and drawn.index("ttfe") > drawn.index("tokens_per_user_against_total"), drawn
+        assert page.locator("#chart-ttft-0 canvas").count() == 1 and not errors, errors
+        page.screenshot(path=str(tmp_path / "llm-report.png"))

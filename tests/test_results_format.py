@@ -29,7 +29,7 @@ SCHEMA_1_STREAMS = {
 }
 SCHEMA_1_EVENTS = {
     "stream_id": "int64", "seq": "int32", "t_ms": "double", "gap_ms": "double", "bytes": "int32",
-    "lateness_ms": "double", "output": "bool", "completion_tokens": "int32", "tokens": "int32",
+    "lateness_ms": "double", "output": "bool", "answer": "bool", "completion_tokens": "int32", "tokens": "int32",
 }
 
 

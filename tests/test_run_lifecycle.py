@@ -325,7 +325,7 @@ def test_a_stream_value_of_the_scenario_reaches_the_rules():
     rules = stream_rules(scenario, "http://h/v1/chat/completions")
     assert (rules.read_timeout_s, rules.completion, rules.send_time_key, rules.tls_resume, rules.max_redirects) == \
         (7.0, "done", "ts", False, 0)
-    assert (rules.limit_s, rules.deadline_s, rules.new_connection, rules.openai) == (9.0, 10.0, True, True)
+    assert (rules.limit_s, rules.deadline_s, rules.new_connection, rules.llm) == (9.0, 10.0, True, True)
 
 
 def test_the_gateway_limit_of_a_written_scenario_defaults_to_the_gateways():

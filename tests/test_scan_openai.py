@@ -1,7 +1,8 @@
 """The OpenAI chunk scan held to a JSON parser.
 
-sseload.protocol.openai reads each chunk without one (openai_facts, openai_notable), and so does
-its compiled twin (the event log's openai mode). Here both read generated chat.completion.chunk
+sseload.protocol.scan reads each chunk without one, by the OpenAI dialect's program
+(sseload.protocol.dialects.OPENAI), and so does its compiled twin (the event log's dialect mode).
+Here both read generated chat.completion.chunk
 and text_completion objects, serialised every way json.dumps can, with any text in the strings
 (quotes, backslashes, the scanned keys themselves, unicode), nested objects, finish reasons, usage
 and error objects; what they say must be what ``json.loads`` says.
@@ -19,8 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sseload.protocol.openai import OUTPUT_KINDS, openai_facts, openai_notable
-from sseload.protocol.sse import PyEventLog
+from sseload.protocol.dialects import OPENAI, OUTPUT_KINDS, program
+from sseload.protocol.scan import scan
+from sseload.protocol.sse import KIND_BITS, PyEventLog
 from tests.event_logs import BOTH, needs_c
 
 try:
@@ -29,6 +31,16 @@ except ImportError:
     CEventLog = None
 
 pytestmark = pytest.mark.unit
+PROGRAM = program(OPENAI)
+
+
+def openai_facts(data: str, kinds: int = 7) -> tuple[bool, int, int]:
+    facts = scan(data, PROGRAM)
+    return bool(facts.kinds & kinds), facts.output_tokens, facts.prompt_tokens
+
+
+def openai_notable(data: str) -> bool:
+    return scan(data, PROGRAM).act
 
 SCANNED = ("content", "text", "reasoning_content", "reasoning", "tool_calls", "finish_reason", "error", "object",
            "completion_tokens", "prompt_tokens")
@@ -134,13 +146,15 @@ def sse(data: str) -> bytes:
 @given(objs=st.lists(chunk, min_size=1, max_size=4), kinds=st.integers(1, 7), form=serialised)
 def test_the_event_log_records_per_chunk_what_json_loads_reads(cls, objs, kinds, form):
     datas = [json.dumps(obj, **form) for obj in objs]
-    log = cls(openai=True, keep_output=True, output_kinds=kinds)
+    log = cls(program=PROGRAM, keep_output=True, output_kinds=kinds)
     notable = log.feed(b"".join(sse(data) for data in datas), 1)
     facts = [truth(json.loads(data), kinds) for data in datas]
-    assert [v & 1 for v in _ints(log.llm())] == [int(out) for out, *_ in facts]
-    assert [(v >> 1) - 1 for v in _ints(log.llm())] == [completion for _, completion, _, _ in facts]
+    assert [v % KIND_BITS != 0 for v in _ints(log.llm())] == [out for out, *_ in facts]
+    assert [v // KIND_BITS - 1 for v in _ints(log.llm())] == [completion for _, completion, _, _ in facts]
     assert log.prompt_tokens == next((p for _, _, p, _ in reversed(facts) if p >= 0), -1)
-    assert [e.data for e in notable] == [data for data, f in zip(datas, facts, strict=True) if f[3]]
+    # the first event is always handed back (its id), and then those that end a choice or report an error
+    assert [e.data for e in notable] == [data for i, (data, f) in enumerate(zip(datas, facts, strict=True))
+                                         if f[3] or i == 0]
     assert log.outputs() == [data for data, f in zip(datas, facts, strict=True) if f[0]]
 
 
@@ -149,7 +163,7 @@ def test_the_event_log_records_per_chunk_what_json_loads_reads(cls, objs, kinds,
 @given(obj=chunk, kinds=st.integers(1, 7), form=serialised)
 def test_the_compiled_scan_is_the_definitions(obj, kinds, form):
     event = sse(json.dumps(obj, **form))
-    compiled, defined = CEventLog(openai=True, output_kinds=kinds), PyEventLog(openai=True, output_kinds=kinds)
+    compiled, defined = CEventLog(program=PROGRAM, output_kinds=kinds), PyEventLog(program=PROGRAM, output_kinds=kinds)
     assert (compiled.feed(event, 1), compiled.llm(), compiled.prompt_tokens) == \
         (defined.feed(event, 1), defined.llm(), defined.prompt_tokens)
 

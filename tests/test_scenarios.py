@@ -112,7 +112,7 @@ def test_sseload_run_on_a_bad_scenario_prints_one_sentence_and_exits_2(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "sseload", "run", str(path)], capture_output=True, text=True,
                           timeout=60, cwd=tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.strip().startswith("sseload:") and "users must be at least 1" in proc.stderr
+    assert proc.stderr.strip().startswith("sseload:") and "users = 0 must be at least 1" in proc.stderr
     assert "Traceback" not in proc.stderr
     missing = subprocess.run([sys.executable, "-m", "sseload", "run", "nope.toml"], capture_output=True,
                              text=True, timeout=60, cwd=tmp_path)

@@ -550,7 +550,8 @@ SERVERS_WITH_ARGS = [(servers.openai_mock_server, {}), (endless_head, {}), (huge
                      (garbage, {}), (close_on_accept, {}), (http2_only, {}), (tls_server, {}), (silent, {}),
                      (continue_then_sse, {}), (rst_after_quiet, {"quiet_s": 30}), (early_413, {}),
                      (status_server, {}), (keepalive_closer, {}), (buffering_proxy, {"gap_s": 0.01}),
-                     (reconnecting_feed, {}), (servers.paced_sse, {"first_delay_s": 0.01})]
+                     (reconnecting_feed, {}), (servers.paced_sse, {"first_delay_s": 0.01}),
+                     (servers.compression_bomb, {}), (servers.never_reads_body, {}), (servers.idle_408, {})]
 
 
 @pytest.mark.parametrize(("factory", "kw"), SERVERS_WITH_ARGS, ids=[f.__name__ for f, _ in SERVERS_WITH_ARGS])

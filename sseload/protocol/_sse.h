@@ -2,7 +2,7 @@
  *
  * One extension, one source per concept, each beside the Python module that defines it:
  *   framing.c       framing.py  an HTTP/1.1 body's framing taken off (BodyFraming)
- *   openai.c        openai.py   an OpenAI-style chunk scanned (openai_facts, openai_notable)
+ *   scan.c          scan.py     an LLM chunk scanned by a dialect's program (scan)
  *   sse.c           sse.py      the WHATWG parser recording into the log (SSEParser, PyEventLog.feed)
  *   _sse_module.c   sse.py      the EventLog type's Python face, and the capsule for sseload._reader
  *                               (sseload/_sse_api.h)
@@ -100,16 +100,45 @@ void sse_framing_init(Framing *f, int chunked, long long length);
 int sse_deframe(Framing *f, const char *s, Py_ssize_t n);
 void sse_framing_free(Framing *f);
 
-/* --- openai.c: openai.py's scan --- */
+/* --- scan.c: scan.py's scan --- */
 
-/* What counts as output ([stream] output): bits, as sseload.protocol.openai.OUTPUT_KINDS. */
+/* Output kinds, as bits: sseload.protocol.scan's ANSWER, REASONING, TOOL. */
 enum { OUTPUT_CONTENT = 1, OUTPUT_REASONING = 2, OUTPUT_TOOL_CALLS = 4 };
 #define OUTPUT_ALL (OUTPUT_CONTENT | OUTPUT_REASONING | OUTPUT_TOOL_CALLS)
+#define KIND_BITS 8   /* sse.py's KIND_BITS: llm() packs kinds + KIND_BITS * (output tokens + 1) */
+#define SCAN_MAX_RULES 48
+#define SCAN_MAX_VALUES 8
 
-/* openai_facts: 1 when the chunk carries output of `kinds`, else 0; its usage in the pointers (-1: absent). */
-int sse_openai_facts(const char *s, Py_ssize_t n, int kinds, int64_t *completion_tokens, int64_t *prompt_tokens);
-/* openai_notable: 1 when the response must act on the chunk (it ends a choice or reports an error). */
-int sse_openai_notable(const char *s, Py_ssize_t n);
+typedef struct {
+    const char *p;
+    Py_ssize_t len;
+} Str;
+
+typedef struct {
+    char op;          /* 'O' output, 'N' a usage number, 'A' act on the event */
+    int kind;         /* O: the output kind's bit */
+    char arg;         /* O: the shape (s, l, o); N: which number (c, p, r, k) */
+    int number;       /* N: its index in ScanFacts.numbers */
+    Str key, cond;    /* quoted keys; cond empty: none */
+    int negate;
+    int nvalues;
+    Str values[SCAN_MAX_VALUES];
+} ScanRule;
+
+typedef struct {
+    int nrules;
+    ScanRule rules[SCAN_MAX_RULES];
+} ScanProgram;
+
+typedef struct {
+    int kinds;
+    int64_t numbers[4];  /* output, prompt, reasoning, cached tokens; -1: absent */
+    int act;
+} ScanFacts;
+
+/* Read Program.blob() into prog (its strings point into blob): 0, or -1 with ValueError set. */
+int sse_scan_compile(ScanProgram *prog, const char *blob, Py_ssize_t len);
+void sse_scan(const ScanProgram *prog, const char *s, Py_ssize_t n, ScanFacts *f);
 
 /* --- the log (sse.c: the parser and what it records; _sse_module.c: the Python type) --- */
 
@@ -131,11 +160,15 @@ typedef struct {
     Buf sentinel;
     int has_sentinel;
     Ints t_ns, size, server_ns;
-    int openai;       /* OpenAI-style chunks: per event, whether it carries output and its usage */
-    Ints llm;         /* openai: per event, output (1 or 0) + 2 * (usage.completion_tokens + 1) */
-    int64_t prompt_tokens;  /* openai: the last usage.prompt_tokens seen, -1 before one */
-    int output_kinds; /* openai: which fields count as output (OUTPUT_* bits) */
-    int keep_output;  /* openai: keep the data of each chunk carrying output (a tokenizer, a conversation) */
+    int has_program;  /* an LLM API's chunks: per event, output kinds and usage, by the dialect's program */
+    PyObject *program_ref;  /* the compiled program's capsule, shared by the run's logs (_sse_module.c) */
+    const ScanProgram *program;
+    Buf done_event;   /* with a program: the typed event, besides error, returned to act on */
+    int has_done_event;
+    Ints llm;         /* per event, output kinds + KIND_BITS * (output tokens + 1) */
+    int64_t prompt_tokens, reasoning_tokens, cached_tokens;  /* the last seen of each, -1 before one */
+    int output_kinds; /* which kinds count as output (OUTPUT_* bits) */
+    int keep_output;  /* keep the data of each chunk carrying output (a tokenizer, a conversation) */
     Buf outputs;      /* keep_output: those chunks' data, one after another */
     Ints output_ends; /* keep_output: where each one ends in outputs */
     Framing framing;  /* the body's framing, taken off before parsing */

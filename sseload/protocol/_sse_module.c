@@ -59,9 +59,25 @@ static PyObject *EventLog_times(EventLog *self, PyObject *arg) {
                                      (self->t_ns.len - start) * (Py_ssize_t)sizeof(int64_t));
 }
 
-static PyObject *EventLog_llm(EventLog *self, PyObject *Py_UNUSED(ignored)) {
-    return PyBytes_FromStringAndSize(self->llm.p ? (const char *)self->llm.p : "",
-                                     self->llm.len * (Py_ssize_t)sizeof(int64_t));
+/* llm(start=0): with a program, per event from event `start` on, output kinds + KIND_BITS * (output
+ * tokens + 1), as int64 bytes (the live view counts an open stream's new tokens with it). */
+static PyObject *EventLog_llm(EventLog *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t start = 0;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "llm() takes at most one argument (start)");
+        return NULL;
+    }
+    if (nargs == 1) {
+        start = PyLong_AsSsize_t(args[0]);
+        if (start == -1 && PyErr_Occurred())
+            return NULL;
+        if (start < 0)
+            start = 0;
+    }
+    if (!self->llm.p || start >= self->llm.len)
+        return PyBytes_FromStringAndSize("", 0);
+    return PyBytes_FromStringAndSize((const char *)(self->llm.p + start),
+                                     (self->llm.len - start) * (Py_ssize_t)sizeof(int64_t));
 }
 
 static PyObject *EventLog_outputs(EventLog *self, PyObject *Py_UNUSED(ignored)) {
@@ -82,25 +98,87 @@ static PyObject *EventLog_outputs(EventLog *self, PyObject *Py_UNUSED(ignored)) 
     return list;
 }
 
+/* A program compiled once and shared by every log given the same Program (a run's): its rules
+ * point into the blob it keeps alive. */
+typedef struct {
+    ScanProgram prog;
+    PyObject *blob;
+} CompiledProgram;
+
+static void CompiledProgram_free(PyObject *capsule) {
+    CompiledProgram *c = PyCapsule_GetPointer(capsule, NULL);
+    Py_XDECREF(c->blob);
+    PyMem_Free(c);
+}
+
+static PyObject *cached_blob, *cached_program;  /* the last program compiled, by its blob */
+
+/* A new reference to the capsule of `program`'s compiled rules (sseload.protocol.scan.Program, whose
+ * blob attribute is the bytes; or those bytes), or NULL with an exception set. */
+static PyObject *compiled_program(PyObject *program) {
+    PyObject *blob = PyBytes_Check(program) ? Py_NewRef(program) : PyObject_GetAttrString(program, "blob");
+    if (!blob)
+        return NULL;
+    if (!PyBytes_Check(blob)) {
+        Py_DECREF(blob);
+        PyErr_SetString(PyExc_TypeError, "program.blob must be bytes (sseload.protocol.scan.Program)");
+        return NULL;
+    }
+    if (blob == cached_blob) {
+        Py_DECREF(blob);
+        return Py_NewRef(cached_program);
+    }
+    CompiledProgram *c = PyMem_Malloc(sizeof *c);
+    if (!c) {
+        Py_DECREF(blob);
+        return PyErr_NoMemory();
+    }
+    c->blob = blob;
+    PyObject *capsule = NULL;
+    if (sse_scan_compile(&c->prog, PyBytes_AS_STRING(blob), PyBytes_GET_SIZE(blob)) < 0
+        || !(capsule = PyCapsule_New(c, NULL, CompiledProgram_free))) {
+        Py_DECREF(blob);
+        PyMem_Free(c);
+        return NULL;
+    }
+    Py_XSETREF(cached_blob, Py_NewRef(blob));
+    Py_XSETREF(cached_program, Py_NewRef(capsule));
+    return capsule;
+}
+
 static int EventLog_init(EventLog *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"max_event_bytes", "truth_key", "sentinel", "chunked", "length", "openai",
-                             "keep_output", "output_kinds", NULL};
+    static char *kwlist[] = {"max_event_bytes", "truth_key", "sentinel", "chunked", "length", "program",
+                             "keep_output", "output_kinds", "done_event", NULL};
     Py_ssize_t max_event_bytes = 1 << 24;
     const char *key = NULL, *sentinel = NULL;
     Py_ssize_t key_len = 0, sentinel_len = 0;
     int chunked = 0;
     long long length = -1;
-    int openai = 0, keep_output = 0, output_kinds = OUTPUT_ALL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|nz#z#pLppi:EventLog", kwlist, &max_event_bytes, &key, &key_len,
-                                     &sentinel, &sentinel_len, &chunked, &length, &openai, &keep_output,
-                                     &output_kinds))
+    int keep_output = 0, output_kinds = OUTPUT_ALL;
+    PyObject *program = Py_None;
+    const char *done_event = NULL;
+    Py_ssize_t done_event_len = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|nz#z#pLOpiz#:EventLog", kwlist, &max_event_bytes, &key, &key_len,
+                                     &sentinel, &sentinel_len, &chunked, &length, &program, &keep_output,
+                                     &output_kinds, &done_event, &done_event_len))
+        return -1;
+    self->has_program = 0;
+    Py_CLEAR(self->program_ref);
+    self->program = NULL;
+    if (program != Py_None) {
+        if (!(self->program_ref = compiled_program(program)))
+            return -1;
+        self->program = &((CompiledProgram *)PyCapsule_GetPointer(self->program_ref, NULL))->prog;
+        self->has_program = 1;
+    }
+    self->has_done_event = done_event != NULL;
+    if (done_event && buf_set(&self->done_event, done_event, done_event_len) < 0)
         return -1;
     self->output_kinds = output_kinds;
-    self->openai = openai;
-    self->keep_output = openai && keep_output;
+    self->keep_output = self->has_program && keep_output;
     self->outputs.len = self->output_ends.len = 0;
     self->llm.len = 0;
-    self->prompt_tokens = -1;
+    self->prompt_tokens = self->reasoning_tokens = self->cached_tokens = -1;
     sse_framing_init(&self->framing, chunked, length);
     self->bytes_in = 0;
     self->last_t_ns = -1;
@@ -117,7 +195,7 @@ static int EventLog_init(EventLog *self, PyObject *args, PyObject *kwds) {
 
 static void EventLog_dealloc(EventLog *self) {
     Buf *bufs[] = {&self->pending, &self->scratch, &self->data, &self->event_type, &self->last_id, &self->first_id,
-                   &self->truth_key, &self->sentinel, &self->outputs};
+                   &self->truth_key, &self->sentinel, &self->outputs, &self->done_event};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         PyMem_Free(bufs[i]->p);
     PyMem_Free(self->t_ns.p);
@@ -125,6 +203,7 @@ static void EventLog_dealloc(EventLog *self) {
     PyMem_Free(self->server_ns.p);
     PyMem_Free(self->llm.p);
     PyMem_Free(self->output_ends.p);
+    Py_XDECREF(self->program_ref);
     sse_framing_free(&self->framing);
     Py_XDECREF(self->retry);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -142,6 +221,14 @@ static PyObject *EventLog_get_last_event_id(EventLog *self, void *Py_UNUSED(c)) 
 
 static PyObject *EventLog_get_prompt_tokens(EventLog *self, void *Py_UNUSED(c)) {
     return PyLong_FromLongLong(self->prompt_tokens);
+}
+
+static PyObject *EventLog_get_reasoning_tokens(EventLog *self, void *Py_UNUSED(c)) {
+    return PyLong_FromLongLong(self->reasoning_tokens);
+}
+
+static PyObject *EventLog_get_cached_tokens(EventLog *self, void *Py_UNUSED(c)) {
+    return PyLong_FromLongLong(self->cached_tokens);
 }
 
 static PyObject *EventLog_get_first_event_id(EventLog *self, void *Py_UNUSED(c)) {
@@ -177,8 +264,12 @@ static PyGetSetDef EventLog_getset[] = {
     {"last_t_ns", (getter)EventLog_get_last_t_ns, NULL, "Time of the last read fed, -1 before one.", NULL},
     {"first_t_ns", (getter)EventLog_get_first_t_ns, NULL, "Time of the first event, -1 before it.", NULL},
     {"last_event_id", (getter)EventLog_get_last_event_id, NULL, NULL, NULL},
-    {"prompt_tokens", (getter)EventLog_get_prompt_tokens, NULL, "openai: the last usage.prompt_tokens, -1 before one.",
+    {"prompt_tokens", (getter)EventLog_get_prompt_tokens, NULL, "The last prompt tokens a usage gave, -1 before one.",
      NULL},
+    {"reasoning_tokens", (getter)EventLog_get_reasoning_tokens, NULL,
+     "The last reasoning tokens a usage gave, -1 before one.", NULL},
+    {"cached_tokens", (getter)EventLog_get_cached_tokens, NULL,
+     "The last cached prompt tokens a usage gave, -1 before one.", NULL},
     {"first_event_id", (getter)EventLog_get_first_event_id, NULL,
      "The event id in effect at the first event (\"\" before it, or without ids).", NULL},
     {"retry", (getter)EventLog_get_retry, NULL, NULL, NULL},
@@ -192,8 +283,9 @@ static PyGetSetDef EventLog_getset[] = {
 static PyMethodDef EventLog_methods[] = {
     {"feed", (PyCFunction)(void (*)(void))EventLog_feed, METH_FASTCALL,
      "feed(chunk, t_ns) -> the typed and sentinel events it completed; all are recorded."},
-    {"llm", (PyCFunction)EventLog_llm, METH_NOARGS,
-     "llm() -> bytes: openai: per event, output (1/0) + 2 * (usage.completion_tokens + 1), as int64."},
+    {"llm", (PyCFunction)(void (*)(void))EventLog_llm, METH_FASTCALL,
+     "llm(start=0) -> bytes: with a program, per event from event start on, output kinds + 8 * (output tokens + 1), "
+     "as int64."},
     {"outputs", (PyCFunction)EventLog_outputs, METH_NOARGS,
      "outputs() -> list[str]: keep_output: the data of each chunk that carried output, in order."},
     {"times", (PyCFunction)EventLog_times, METH_O,

@@ -28,22 +28,27 @@ class Outcome(StrEnum):
     OK = ("ok", False, "#2ca02c", "completed by the scenario's completion rule")
     CUTOFF = ("cutoff", False, "#9467bd",
               "the gateway's limit ended it: a 504, or the stream cut (or ended early) at the limit")
-    TIMEOUT = ("timeout", True, "#8c564b",
-               "no bytes for read_timeout_s, or still open at the harness's deadline (limit + grace)")
-    RESET = ("reset", True, "#d62728", "the connection broke (RST, or closed before the response or body ended)")
+    TIMEOUT = ("timeout", True, "#8c564b", "no bytes for read_timeout_s (or none of the request taken for as long), "
+               "or still open at the harness's deadline (limit + grace)")
+    RESET = ("reset", True, "#d62728", "the connection broke (RST, or closed before the response or body ended, "
+             "a kept-alive one under a request that went out included)")
     INCOMPLETE = ("incomplete", True, "#bcbd22", "the response ended cleanly without the completion event")
     EVENT_ERROR = ("event_error", True, "#a6005a",
-                   "the service sent `event: error`, or (OpenAI-style streams) an error object in a chunk")
+                   "the service sent `event: error`, or (LLM streams) an error in a chunk, as its API words one")
     HTTP_ERROR = ("http_error", True, "#17becf", "any other non-200 answer (the error body's code is kept)")
     AUTH_ERROR = ("auth_error", True, "#000000", "401/403, or an APIG authentication error code")
     THROTTLED = ("throttled", True, "#ff7f0e", "429, or APIG.0308 (throttling threshold reached)")
     TOO_LARGE = ("too_large", True, "#7f7f7f", "the body is over the gateway limit: skipped, or answered 413")
     PROTOCOL_ERROR = ("protocol_error", True, "#1f77b4",
-                      "not text/event-stream, malformed HTTP or body framing, or an event over max_event_bytes")
+                      "not text/event-stream, malformed HTTP or body framing, an event over max_event_bytes, or a "
+                      "compressed body past max_decoded_bytes or max_decode_ratio (a decompression bomb)")
     CONNECT_ERROR = ("connect_error", True, "#8b0000",
                      "refused, TLS verification or handshake failed, connect timeout, any other error while connecting")
     RECONNECTED = ("reconnected", False, "#6baed6",
                    "reconnect mode: the connection ended (closed, cut or timed out) and the feed reconnected")
+    ABANDONED = ("abandoned", True, "#e377c2",
+                 "LLM streams with [load] patience_s: no output token came in time and the user gave up (the "
+                 "connection closed, as a browser's would)")
     CANCELLED = ("cancelled", False, "#c7c7c7", "the run stopped (or its user was stopped) while the stream was open")
     HARNESS_ERROR = ("harness_error", True, "#ffd700", "a bug in a locustfile or in sseload; the error says which")
 

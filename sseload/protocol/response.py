@@ -11,32 +11,26 @@ httptools (llhttp) reads the head. A framed SSE body after it (chunked, a Conten
 until the close) goes straight to the stream's event log, which takes the framing off itself:
 one call per read, from bytes to recorded events (``on_body_log`` lets the I/O shell have the
 native reader feed that log directly; see docs/measurement.md). A compressed body still goes
-through httptools, then zlib, then the log.
+through httptools, then the bounded inflater (sseload.protocol.decoding), then the log.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 
 import httptools
 
 from sseload.protocol import classify
+from sseload.protocol.decoding import inflater
+from sseload.protocol.dialects import read_event
 from sseload.protocol.framing import codings, framing_of
-from sseload.protocol.openai import chunk_ending
 from sseload.protocol.outcomes import Outcome
-from sseload.protocol.rules import MAX_HEAD_BYTES, StreamRules  # noqa: F401  (StreamRules: its old home)
+from sseload.protocol.rules import MAX_HEAD_BYTES, StreamRules, truth_key  # noqa: F401  (StreamRules: its old home)
 from sseload.protocol.sse_types import SSEProtocolError
 from sseload.protocol.state import Got, State, next_state
 
 DONE = "[DONE]"  # the data of the event that completes a stream (completion done or auto)
 ERROR_BODY_BYTES = 1024  # the start of an error answer kept for its text and error_code
-SEND_TIME_UNITS_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000}  # a send time's unit, in ns
-
-
-def truth_key(field: str) -> bytes:
-    """What precedes a send time in an event's data: the JSON field's name, quoted, and a colon."""
-    return f'"{field}":'.encode()
 
 
 class Response:
@@ -54,6 +48,7 @@ class Response:
         "charset_warning", "_gunzip", "_parser", "log", "_body", "_framing", "_head_tail", "state", "_keeps_alive",
         "error_body", "outcome", "error", "error_code", "t_headers_ns", "_sentinel", "_done_event", "_response_bytes",
         "_t_start", "_t_end", "first_bytes", "completed_ns", "_t_sent", "finish_reason", "http_version",
+        "response_id", "server_timings",
     )
 
     def __init__(self, rules: StreamRules, log_class, t_ns: int,
@@ -75,7 +70,7 @@ class Response:
         self.content_type = ""
         self.charset_warning = False
         self._gunzip = None
-        self._parser = None  # the log while httptools takes the body's framing off (and zlib its compression)
+        self._parser = None  # the log while httptools takes the body's framing off (and the inflater its compression)
         self.log = None  # the stream's events (an event log), once the head says it is an SSE body
         self._body = None  # the log while it takes the raw body, framing and all
         self._framing: tuple[bool, int] | None = None  # (chunked, length) for the log to take off
@@ -84,7 +79,9 @@ class Response:
         self.outcome: Outcome | None = None  # the first failure, where one came; else verdict() decides
         self.error = ""
         self.error_code = ""
-        self.finish_reason = ""  # OpenAI-style streams: the last finish_reason a chunk gave
+        self.finish_reason = ""  # an LLM API's stream: the last finish reason a chunk gave
+        self.response_id = ""  # an LLM API's stream: the service's id of the response (sseload.protocol.dialects)
+        self.server_timings = ""  # an LLM API's stream: the server's own timings of it, as JSON
         self.t_headers_ns = -1
         completion = rules.completion
         self._sentinel = DONE.encode() if completion in ("done", "auto") else None
@@ -107,6 +104,11 @@ class Response:
     def closed(self, t_ns: int) -> None:
         """The connection broke (a read error, e.g. RST) at ``t_ns``: the stream's end."""
         self._t_read = max(self._t_read, t_ns)
+
+    def abandoned(self, t_ns: int, patience_s: float) -> None:
+        """The user's patience ran out at ``t_ns`` before the first output token: it gives up."""
+        self._t_end = t_ns
+        self.fail(Outcome.ABANDONED, f"no output token within {patience_s:g} s ([load] patience_s): the user gave up")
 
     def timed_out(self, t_ns: int) -> None:
         """The read timeout fired at ``t_ns``: the stream waited until then."""
@@ -140,8 +142,6 @@ class Response:
             outcome, text = classify.classify_error(err, "read", self.rules, "")
             hint = classify.not_http_hint(self.first_bytes) if outcome is Outcome.PROTOCOL_ERROR else ""
             self.fail(outcome, f"{text}: {hint}" if hint else text)
-        except zlib.error as err:
-            self.fail(Outcome.PROTOCOL_ERROR, f"the compressed body does not decompress: {err}")
         return self.state.over
 
     def feed_eof(self, t_ns: int) -> None:
@@ -222,8 +222,8 @@ class Response:
     def _new_log(self, chunked: bool = False, length: int = -1):
         return self._log_class(self.rules.max_event_bytes,
                                truth_key(self.rules.send_time_key) if self.rules.truth else None,
-                               self._sentinel, chunked, length, self.rules.openai, self.rules.keep_output,
-                               self.rules.output_kinds)
+                               self._sentinel, chunked, length, self.rules.program, self.rules.keep_output,
+                               self.rules.output_kinds, self._done_event if self.rules.llm else None)
 
     def _broken(self, error: str) -> None:
         """The body broke the protocol (its framing, an event over the limit): no log takes more of it."""
@@ -234,22 +234,27 @@ class Response:
 
     def _act_on(self, notable: list) -> None:
         """The events the log returned: typed events, [DONE] where it completes the stream (the log's
-        sentinel), and in openai mode the chunks that end a choice or report an error. They count
-        only while the body is read for them: once the rule completed the stream, nothing does."""
+        sentinel), and for an LLM API's stream the events its dialect says to act on (a finish, an
+        error, the first). They count only while the body is read for them: once the rule completed
+        the stream, nothing does."""
         state = self.state
         if state is State.BODY or state is State.BODY_TO_CLOSE:
+            dialect = self.rules.dialect
             for ev in notable:
                 name = ev.event
-                if name == "message" and self.rules.openai and ev.data != DONE:
-                    finish, error, code = chunk_ending(ev.data)
-                    self.finish_reason = finish or self.finish_reason
-                    if error:
-                        self.fail(Outcome.EVENT_ERROR, f"error in a chunk: {error[:200]}", code)
-                elif name == "message" or name == self._done_event:
+                if (name == "message" and ev.data == DONE and self._sentinel is not None) or name == self._done_event:
                     self.completed_ns = self._t_read
                     self._step(Got.COMPLETION)
                     break
-                elif name == "error":
+                if dialect is not None:
+                    said = read_event(dialect, ev.data)
+                    self.finish_reason = said.finish or self.finish_reason
+                    self.response_id = self.response_id or said.response_id
+                    self.server_timings = said.timings or self.server_timings
+                    if said.error:
+                        self.fail(Outcome.EVENT_ERROR, f"error in a chunk: {said.error[:200]}", said.code)
+                        continue
+                if name == "error":
                     self.fail(Outcome.EVENT_ERROR, f"event: error: {ev.data[:200]}")
         body = self._body
         if body is not None and body.complete:
@@ -290,14 +295,11 @@ class Response:
             self.fail(Outcome.PROTOCOL_ERROR, f"Transfer-Encoding {', '.join(unknown)} is not one sseload decodes "
                       "(chunked only)")
             return
-        encoding = codings(headers.get("content-encoding", ""))
-        if encoding in (["gzip"], ["x-gzip"]):
-            self._gunzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif encoding == ["deflate"]:
-            self._gunzip = zlib.decompressobj()
-        elif encoding:
-            self.fail(Outcome.PROTOCOL_ERROR, f"Content-Encoding {', '.join(encoding)} is not one sseload decodes "
-                      "(gzip, deflate); the request's Accept-Encoding should not ask for it")
+        try:
+            self._gunzip = inflater(headers.get("content-encoding", ""), self.rules.max_decoded_bytes,
+                                    self.rules.max_decode_ratio)
+        except SSEProtocolError as unknown:
+            self.fail(Outcome.PROTOCOL_ERROR, str(unknown))
             return
         framing = framing_of(headers)
         self._step(Got.EVENT_STREAM_TO_CLOSE if framing == (False, -1) else Got.EVENT_STREAM)
@@ -316,15 +318,15 @@ class Response:
             if self.state is State.ERROR_BODY and len(self.error_body) < ERROR_BODY_BYTES:
                 self.error_body += body[: ERROR_BODY_BYTES - len(self.error_body)]  # for its text and code
             return
-        if self._gunzip is not None:
-            body = self._gunzip.decompress(body)
-        try:
-            notable = parser.feed(body, self._t_read)
+        try:  # a compressed body: inflated a bounded piece at a time (a bomb is refused, not unpacked)
+            for piece in (body,) if self._gunzip is None else self._gunzip.feed(body):
+                notable = parser.feed(piece, self._t_read)
+                if notable:
+                    self._act_on(notable)
+                if self.state.over:
+                    return
         except SSEProtocolError as err:
             self._broken(str(err))
-            return
-        if notable:
-            self._act_on(notable)
 
     def on_message_complete(self) -> None:
         self._step(Got.BODY_END)  # a 1xx head's end leaves HEAD as it is
@@ -395,4 +397,4 @@ class Response:
         self._on_body_log = None
 
 
-__all__ = ["Response", "StreamRules", "truth_key"]
+__all__ = ["Response", "StreamRules"]

@@ -1,9 +1,11 @@
-/* The compiled twin of sseload/protocol/openai.py's scan (openai_facts, openai_notable): an
- * OpenAI-style chunk read without a JSON parser. A key counts where it stands as a key ("key",
- * optional blanks and a colon), not escaped inside a string (no backslash before its opening quote). */
+/* The compiled twin of sseload/protocol/scan.py: an LLM chunk read by a dialect's scan program,
+ * without a JSON parser. A key counts where it stands as a key ("key", optional blanks and a
+ * colon), not escaped inside a string (no backslash before its opening quote). */
 #include "_sse.h"
 
 static Py_ssize_t find_from(const char *s, Py_ssize_t n, Py_ssize_t from, const char *needle, Py_ssize_t m) {
+    if (m <= 0)
+        return -1;
     for (Py_ssize_t i = from; i + m <= n; i++) {
         const char *hit = memchr(s + i, needle[0], n - m - i + 1);
         if (!hit)
@@ -21,32 +23,23 @@ static Py_ssize_t skip_blanks(const char *s, Py_ssize_t n, Py_ssize_t j) {
     return j;
 }
 
-/* The index of the value after each occurrence of `key` (quoted) as a key, from `*from`; -1 when
- * none (openai.py's _values). */
-static Py_ssize_t value_of(const char *s, Py_ssize_t n, const char *key, Py_ssize_t m, Py_ssize_t *from) {
+/* The index of the value after each occurrence of `key` as a key, from `*from`; -1 when none (scan.py's _values). */
+static Py_ssize_t value_of(const char *s, Py_ssize_t n, const Str *key, Py_ssize_t *from) {
     Py_ssize_t k;
-    while ((k = find_from(s, n, *from, key, m)) >= 0) {
-        *from = k + m;
+    while ((k = find_from(s, n, *from, key->p, key->len)) >= 0) {
+        *from = k + key->len;
         if (k > 0 && s[k - 1] == '\\')
             continue;
-        Py_ssize_t j = skip_blanks(s, n, k + m);
+        Py_ssize_t j = skip_blanks(s, n, k + key->len);
         if (j < n && s[j] == ':')
             return skip_blanks(s, n, j + 1);
     }
     return -1;
 }
 
-static int has_text(const char *s, Py_ssize_t n, const char *key, Py_ssize_t m) {
-    Py_ssize_t from = 0, j;
-    while ((j = value_of(s, n, key, m, &from)) >= 0)
-        if (j + 1 < n && s[j] == '"' && s[j + 1] != '"')
-            return 1;
-    return 0;
-}
-
-/* openai.py's _number: the first occurrence's digits, up to 18; else -1. */
-static int64_t number_of(const char *s, Py_ssize_t n, const char *key, Py_ssize_t m) {
-    Py_ssize_t from = 0, j = value_of(s, n, key, m, &from);
+/* scan.py's _number: the first occurrence's digits, up to 18; else -1. */
+static int64_t number_of(const char *s, Py_ssize_t n, const Str *key) {
+    Py_ssize_t from = 0, j = value_of(s, n, key, &from);
     if (j < 0 || j >= n || s[j] < '0' || s[j] > '9')
         return -1;
     int64_t v = 0;
@@ -58,17 +51,25 @@ static int64_t number_of(const char *s, Py_ssize_t n, const char *key, Py_ssize_
     return v;
 }
 
-static int carries_output(const char *s, Py_ssize_t n, int kinds) {
-    if ((kinds & OUTPUT_CONTENT) && (has_text(s, n, "\"content\"", 9) || has_text(s, n, "\"text\"", 6)))
-        return 1;
-    if ((kinds & OUTPUT_REASONING)
-        && (has_text(s, n, "\"reasoning_content\"", 19) || has_text(s, n, "\"reasoning\"", 11)))
-        return 1;
-    if (!(kinds & OUTPUT_TOOL_CALLS))
-        return 0;
+/* scan.py's _starts: a value of `key` starts with one of the rule's values. */
+static int starts(const char *s, Py_ssize_t n, const Str *key, const ScanRule *r) {
     Py_ssize_t from = 0, j;
-    while ((j = value_of(s, n, "\"tool_calls\"", 12, &from)) >= 0) {
-        if (j < n && s[j] == '[') {
+    while ((j = value_of(s, n, key, &from)) >= 0)
+        for (int v = 0; v < r->nvalues; v++)
+            if (j + r->values[v].len <= n && memcmp(s + j, r->values[v].p, r->values[v].len) == 0)
+                return 1;
+    return 0;
+}
+
+/* scan.py's _carries: a value of the key is a non-empty string, a non-empty list or an object. */
+static int carries(const char *s, Py_ssize_t n, const Str *key, char shape) {
+    Py_ssize_t from = 0, j;
+    while ((j = value_of(s, n, key, &from)) >= 0) {
+        if (shape == 's' && j + 1 < n && s[j] == '"' && s[j + 1] != '"')
+            return 1;
+        if (shape == 'o' && j < n && s[j] == '{')
+            return 1;
+        if (shape == 'l' && j < n && s[j] == '[') {
             Py_ssize_t e = skip_blanks(s, n, j + 1);
             if (e < n && s[e] != ']')
                 return 1;
@@ -77,24 +78,75 @@ static int carries_output(const char *s, Py_ssize_t n, int kinds) {
     return 0;
 }
 
-int sse_openai_facts(const char *s, Py_ssize_t n, int kinds, int64_t *completion_tokens, int64_t *prompt_tokens) {
-    *completion_tokens = number_of(s, n, "\"completion_tokens\"", 19);
-    *prompt_tokens = number_of(s, n, "\"prompt_tokens\"", 15);
-    return carries_output(s, n, kinds);
+void sse_scan(const ScanProgram *prog, const char *s, Py_ssize_t n, ScanFacts *f) {
+    f->kinds = 0;
+    f->act = 0;
+    for (int i = 0; i < 4; i++)
+        f->numbers[i] = -1;
+    for (int i = 0; i < prog->nrules; i++) {
+        const ScanRule *r = &prog->rules[i];
+        if (r->op == 'O') {
+            if ((f->kinds & r->kind) || (r->cond.len && starts(s, n, &r->cond, r) == r->negate))
+                continue;
+            if (carries(s, n, &r->key, r->arg))
+                f->kinds |= r->kind;
+        } else if (r->op == 'N') {
+            if (f->numbers[r->number] < 0)
+                f->numbers[r->number] = number_of(s, n, &r->key);
+        } else if (!f->act) {
+            f->act = starts(s, n, &r->key, r);
+        }
+    }
 }
 
-int sse_openai_notable(const char *s, Py_ssize_t n) {
-    Py_ssize_t from = 0, j;
-    while ((j = value_of(s, n, "\"finish_reason\"", 15, &from)) >= 0)
-        if (j < n && s[j] == '"')
-            return 1;
-    from = 0;
-    while ((j = value_of(s, n, "\"error\"", 7, &from)) >= 0)
-        if (j < n && (s[j] == '{' || s[j] == '"'))
-            return 1;
-    from = 0;
-    while ((j = value_of(s, n, "\"object\"", 8, &from)) >= 0)
-        if (j + 7 <= n && memcmp(s + j, "\"error\"", 7) == 0)
-            return 1;
+/* Program.blob() read back: per rule, its op, a field count and length-prefixed fields (kind, arg,
+ * key, cond, negate, values...). The fields point into `blob`, which the log keeps. */
+int sse_scan_compile(ScanProgram *prog, const char *blob, Py_ssize_t len) {
+    static const char numbers[] = "cprk";
+    Py_ssize_t i = 0;
+    prog->nrules = 0;
+    while (i < len) {
+        if (prog->nrules == SCAN_MAX_RULES || i + 2 > len)
+            goto bad;
+        ScanRule *r = &prog->rules[prog->nrules++];
+        memset(r, 0, sizeof *r);
+        r->op = blob[i];
+        int nfields = (unsigned char)blob[i + 1];
+        i += 2;
+        if (nfields < 5 || nfields - 5 > SCAN_MAX_VALUES)
+            goto bad;
+        Str f[5 + SCAN_MAX_VALUES];
+        for (int k = 0; k < nfields; k++) {
+            if (i >= len)
+                goto bad;
+            Py_ssize_t m = (unsigned char)blob[i];
+            if (i + 1 + m > len)
+                goto bad;
+            f[k].p = blob + i + 1;
+            f[k].len = m;
+            i += 1 + m;
+        }
+        if (f[0].len != 1 || (r->op != 'O' && r->op != 'N' && r->op != 'A'))
+            goto bad;
+        r->kind = (unsigned char)f[0].p[0];
+        r->arg = f[1].len ? f[1].p[0] : 0;
+        r->key = f[2];
+        r->cond = f[3];
+        r->negate = f[4].len == 1 && f[4].p[0] == '1';
+        r->nvalues = nfields - 5;
+        for (int v = 0; v < r->nvalues; v++)
+            r->values[v] = f[5 + v];
+        if (r->op == 'N') {
+            const char *at = r->arg ? memchr(numbers, r->arg, 4) : NULL;
+            if (!at)
+                goto bad;
+            r->number = (int)(at - numbers);
+        }
+        if (!r->key.len)
+            goto bad;
+    }
     return 0;
+bad:
+    PyErr_SetString(PyExc_ValueError, "not a scan program (sseload.protocol.scan.Program.blob)");
+    return -1;
 }

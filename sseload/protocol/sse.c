@@ -1,7 +1,7 @@
 /* The compiled twin of sseload/protocol/sse.py's event log (PyEventLog.feed): a read's events
  * parsed by the WHATWG rules (as SSEParser) and recorded, with no Python object per event. Only
  * the events the caller must act on (a typed event such as `done` or `error`, the data sentinel
- * such as `[DONE]`, and in openai mode the chunks openai_notable names) come back, as
+ * such as `[DONE]`, and with a program the chunks it says to act on) come back, as
  * sseload.protocol.sse_types.SSEEvent tuples. Given the body's framing, it is taken off first
  * (framing.c), so a read goes from the socket to events in this one call. */
 #include "_sse.h"
@@ -95,19 +95,24 @@ static int check_size(EventLog *self) {
     return -1;
 }
 
-/* openai: the chunk's facts recorded (as PyEventLog._openai_chunk); 1 when the response must act
- * on it, 0 if not, -1 on error. */
-static int openai_chunk(EventLog *self, const char *raw, Py_ssize_t n) {
-    int64_t completion, prompt;
-    int out = sse_openai_facts(raw, n, self->output_kinds, &completion, &prompt);
-    if (prompt >= 0)
-        self->prompt_tokens = prompt;
-    if (ints_push(&self->llm, out + 2 * (completion + 1)) < 0)
+/* With a program: the chunk's facts recorded (as PyEventLog._llm_chunk); 1 when the response must
+ * act on it, 0 if not, -1 on error. */
+static int llm_chunk(EventLog *self, const char *raw, Py_ssize_t n) {
+    ScanFacts f;
+    sse_scan(self->program, raw, n, &f);
+    int kinds = f.kinds & self->output_kinds;
+    if (f.numbers[1] >= 0)
+        self->prompt_tokens = f.numbers[1];
+    if (f.numbers[2] >= 0)
+        self->reasoning_tokens = f.numbers[2];
+    if (f.numbers[3] >= 0)
+        self->cached_tokens = f.numbers[3];
+    if (ints_push(&self->llm, kinds + KIND_BITS * (f.numbers[0] + 1)) < 0)
         return -1;
-    if (out && self->keep_output
+    if (kinds && self->keep_output
         && (buf_put(&self->outputs, raw, n) < 0 || ints_push(&self->output_ends, self->outputs.len) < 0))
         return -1;
-    return sse_openai_notable(raw, n);
+    return f.act;
 }
 
 static int dispatch(EventLog *self, int64_t t_ns, PyObject *notable) {
@@ -115,19 +120,28 @@ static int dispatch(EventLog *self, int64_t t_ns, PyObject *notable) {
     Py_ssize_t n = self->data.len - 1;  /* without the last "\n" */
     if (!utf8_valid((const unsigned char *)raw, n))
         self->malformed++;
-    if (self->t_ns.len == 0 && buf_set(&self->first_id, self->last_id.p ? self->last_id.p : "", self->last_id.len) < 0)
+    int first = self->t_ns.len == 0;
+    if (first && buf_set(&self->first_id, self->last_id.p ? self->last_id.p : "", self->last_id.len) < 0)
         return -1;
     if (ints_push(&self->t_ns, t_ns) < 0 || ints_push(&self->size, n) < 0
         || ints_push(&self->server_ns, truth_of(self, raw, n)) < 0)
         return -1;
-    int chunk_notable = self->openai ? openai_chunk(self, raw, n) : 0;
+    int chunk_notable = self->has_program ? llm_chunk(self, raw, n) : 0;
     if (chunk_notable < 0)
         return -1;
     const Buf *type = &self->event_type;
     int typed = type->len && !(type->len == 7 && memcmp(type->p, "message", 7) == 0);
     int sentinel = self->has_sentinel && n == self->sentinel.len
                    && memcmp(raw, self->sentinel.p, n) == 0;
-    if (typed || sentinel || chunk_notable) {
+    int act;
+    if (!self->has_program)
+        act = typed || sentinel;
+    else
+        act = chunk_notable || first || sentinel
+              || (typed && ((type->len == 5 && memcmp(type->p, "error", 5) == 0)
+                            || (self->has_done_event && type->len == self->done_event.len
+                                && memcmp(type->p, self->done_event.p, type->len) == 0)));
+    if (act) {
         PyObject *event = typed ? buf_decode(type) : PyUnicode_FromString("message");
         PyObject *text = PyUnicode_DecodeUTF8(raw, n, "replace");
         PyObject *id = buf_decode(&self->last_id);
@@ -317,7 +331,8 @@ PyObject *sse_feed_read(EventLog *self, const char *buf, Py_ssize_t len, int64_t
     if (!notable)
         return NULL;
     Py_ssize_t before = self->t_ns.len;
-    int64_t prompt_before = self->prompt_tokens;
+    int64_t prompt_before = self->prompt_tokens, reasoning_before = self->reasoning_tokens,
+            cached_before = self->cached_tokens;
     Py_ssize_t outputs_before = self->output_ends.len;
     int rc = 0;
     if (!len) {
@@ -331,9 +346,11 @@ PyObject *sse_feed_read(EventLog *self, const char *buf, Py_ssize_t len, int64_t
     }
     if (rc < 0) {  /* a read that raises records none of its events, nor what they said */
         self->t_ns.len = self->size.len = self->server_ns.len = before;
-        if (self->openai) {
+        if (self->has_program) {
             self->llm.len = before;
             self->prompt_tokens = prompt_before;
+            self->reasoning_tokens = reasoning_before;
+            self->cached_tokens = cached_before;
             self->output_ends.len = outputs_before;
             self->outputs.len = outputs_before ? (Py_ssize_t)self->output_ends.p[outputs_before - 1] : 0;
         }

@@ -10,7 +10,7 @@ the whole stream first, because line-end bytes can never be part of a UTF-8 sequ
 
 :class:`PyEventLog` is the per-event hot path, defined in Python: a body's framing taken off
 (sseload.protocol.framing), its events parsed, three numbers recorded per event and, for
-OpenAI-style chunks, their facts (sseload.protocol.openai). ``EventLog`` is its compiled twin
+an LLM API's chunks, their facts (a dialect's scan program: sseload.protocol.scan). ``EventLog`` is its compiled twin
 (sse.c and _sse_module.c beside it) where that was built; CONTRIBUTING.md says how the two are kept equal.
 """
 
@@ -20,13 +20,16 @@ import re
 from array import array
 
 from sseload.protocol.framing import BodyFraming
-from sseload.protocol.openai import ALL_OUTPUT, openai_facts, openai_notable
+from sseload.protocol.scan import ANSWER, REASONING, TOOL, Program, scan
 from sseload.protocol.sse_types import SSEEvent, SSEProtocolError
 
-__all__ = ["DEFAULT_MAX_EVENT_BYTES", "MAX_RETRY_DIGITS", "EventLog", "PyEventLog", "SSEEvent", "SSEParser",
-           "SSEProtocolError"]
+__all__ = ["ALL_OUTPUT", "DEFAULT_MAX_EVENT_BYTES", "KIND_BITS", "MAX_RETRY_DIGITS", "EventLog", "PyEventLog",
+           "SSEEvent", "SSEParser", "SSEProtocolError"]
 
 DEFAULT_MAX_EVENT_BYTES = 16 << 20  # of an event's data; memory per stream stays within it
+ALL_OUTPUT = ANSWER | REASONING | TOOL
+#: An LLM event's facts packed in one int64 (``llm()``): its output kinds' bits + this × (output tokens + 1).
+KIND_BITS = 8
 _BOM = b"\xef\xbb\xbf"
 #: Longer is no reconnection time (and past 4,300 digits int() refuses it): malformed.
 MAX_RETRY_DIGITS = 18
@@ -218,10 +221,11 @@ class PyEventLog:
     ``feed(chunk, t_ns)`` parses a read with :class:`SSEParser` and records, per completed
     event, the read's time, the size of its data and the number that follows ``truth_key`` in
     it (the service's send time: spaces or tabs, then ASCII digits that fit an int64; 0 when
-    absent). It returns only the events the caller must act on: typed events (any ``event:``
-    but ``message``), events whose data is ``sentinel`` and, with ``openai``, the chunks
-    :func:`~sseload.protocol.openai.openai_notable` names. As with ``SSEParser.feed``, a read
-    that raises :class:`SSEProtocolError` records none of its events.
+    absent). It returns only the events the caller must act on: events whose data is ``sentinel``,
+    typed events (any ``event:`` but ``message``) and, with a dialect's scan ``program``, instead
+    of every typed event only ``error`` and ``done_event``, plus the stream's first event and those
+    the program says to act on (sseload.protocol.scan). As with ``SSEParser.feed``, a read that
+    raises :class:`SSEProtocolError` records none of its events.
 
     Given ``chunked`` or a ``length``, ``feed`` takes the response body as it arrives and takes
     its framing off first (:class:`~sseload.protocol.framing.BodyFraming`); ``complete`` says
@@ -232,14 +236,14 @@ class PyEventLog:
     results at every split of the input.
     """
 
-    __slots__ = ("_framing", "_key", "_llm", "_openai", "_outputs", "_parser", "_sentinel", "bytes_in",
-                 "first_event_id", "keep_output", "last_t_ns", "output_kinds", "prompt_tokens", "server_ns", "size",
-                 "t_ns")
+    __slots__ = ("_done_event", "_framing", "_key", "_llm", "_outputs", "_parser", "_program", "_sentinel",
+                 "bytes_in", "cached_tokens", "first_event_id", "keep_output", "last_t_ns", "output_kinds",
+                 "prompt_tokens", "reasoning_tokens", "server_ns", "size", "t_ns")
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
                  truth_key: bytes | None = None, sentinel: bytes | None = None,
-                 chunked: bool = False, length: int = -1, openai: bool = False, keep_output: bool = False,
-                 output_kinds: int = ALL_OUTPUT) -> None:
+                 chunked: bool = False, length: int = -1, program: Program | None = None, keep_output: bool = False,
+                 output_kinds: int = ALL_OUTPUT, done_event: str | None = None) -> None:
         self._framing = BodyFraming(chunked, length) if chunked or length >= 0 else None
         self._parser = SSEParser(max_event_bytes)
         self._key = truth_key.decode("ascii") if truth_key else ""
@@ -250,11 +254,14 @@ class PyEventLog:
         self.bytes_in = 0  # every byte fed, framing and all
         self.last_t_ns = -1  # the time of the last read fed
         self.first_event_id = ""  # the event id in effect at the first event: where a feed resumed
-        self._openai = openai  # OpenAI-style chunks: per event, output and usage (openai_facts)
-        self._llm = array("q")  # output (1/0) + 2 * (completion_tokens + 1), per event
-        self.prompt_tokens = -1  # the last usage.prompt_tokens seen
-        self.keep_output = openai and keep_output  # keep the data of each chunk carrying output
-        self.output_kinds = output_kinds  # what counts as output (OUTPUT_KINDS' bits)
+        self._program = program  # an LLM API's chunks: per event, output kinds and usage (sseload.protocol.scan)
+        self._done_event = done_event  # with a program: the typed event, besides error, returned to act on
+        self._llm = array("q")  # output kinds + KIND_BITS * (output tokens + 1), per event
+        self.prompt_tokens = -1  # the last usage numbers seen of these
+        self.reasoning_tokens = -1
+        self.cached_tokens = -1
+        self.keep_output = program is not None and keep_output  # keep the data of each chunk carrying output
+        self.output_kinds = output_kinds  # what counts as output (ANSWER, REASONING, TOOL bits)
         self._outputs: list[str] = []
 
     def feed(self, chunk: bytes, t_ns: int) -> list[SSEEvent]:
@@ -268,9 +275,10 @@ class PyEventLog:
                 events += self._parser.feed(content)
         if not events:
             return events
-        key, sentinel = self._key, self._sentinel
+        key, sentinel, program = self._key, self._sentinel, self._program
         notable = []
-        if not self.t_ns:
+        first = not self.t_ns
+        if first:
             self.first_event_id = events[0].id
         self.t_ns.extend([t_ns] * len(events))
         size, server_ns = self.size.append, self.server_ns.append
@@ -292,20 +300,29 @@ class PyEventLog:
                     if truth > _INT64_MAX:
                         truth = 0
             server_ns(truth)
-            acted = self._openai and self._openai_chunk(ev.data)
-            if acted or ev.event != "message" or ev.data == sentinel:
+            if program is None:
+                if ev.event != "message" or ev.data == sentinel:
+                    notable.append(ev)
+            elif (self._llm_chunk(ev.data, program) or first or ev.data == sentinel
+                  or (ev.event != "message" and ev.event in ("error", self._done_event))):
                 notable.append(ev)
+            first = False
         return notable
 
-    def _openai_chunk(self, data: str) -> bool:
-        """Records an OpenAI-style chunk's facts; whether the response must act on it."""
-        out, completion, prompt = openai_facts(data, self.output_kinds)
-        self._llm.append(out + 2 * (completion + 1))
-        if prompt >= 0:
-            self.prompt_tokens = prompt
-        if out and self.keep_output:
+    def _llm_chunk(self, data: str, program: Program) -> bool:
+        """Records an LLM chunk's facts; whether the response must act on it."""
+        facts = scan(data, program)
+        kinds = facts.kinds & self.output_kinds
+        self._llm.append(kinds + KIND_BITS * (facts.output_tokens + 1))
+        if facts.prompt_tokens >= 0:
+            self.prompt_tokens = facts.prompt_tokens
+        if facts.reasoning_tokens >= 0:
+            self.reasoning_tokens = facts.reasoning_tokens
+        if facts.cached_tokens >= 0:
+            self.cached_tokens = facts.cached_tokens
+        if kinds and self.keep_output:
             self._outputs.append(data)
-        return openai_notable(data)
+        return facts.act
 
     def arrays(self) -> tuple[bytes, bytes, bytes]:
         """(t_ns, size, server_ns) of the recorded events, as native int64 bytes."""
@@ -315,9 +332,10 @@ class PyEventLog:
         """The event times from event ``start`` on, as native int64 bytes (sseload.views.live reads open streams)."""
         return self.t_ns[max(start, 0):].tobytes()
 
-    def llm(self) -> bytes:
-        """openai: per event, output (1 or 0) + 2 * (usage.completion_tokens + 1), native int64 bytes."""
-        return self._llm.tobytes()
+    def llm(self, start: int = 0) -> bytes:
+        """With a program: per event from event ``start`` on, output kinds + KIND_BITS * (output tokens + 1),
+        native int64 bytes (sseload.views.live counts an open stream's new tokens, as it reads its new times)."""
+        return self._llm[max(start, 0):].tobytes()
 
     def outputs(self) -> list[str]:
         """keep_output: the data of each chunk that carried output, in order."""

@@ -140,6 +140,9 @@ RUN_JSON_FIELDS: tuple[tuple[str, str], ...] = (
     ("auth_method", "how requests were authenticated (never the credentials)"),
     ("insecure_tls", "TLS certificates were not verified"),
     ("embedded_target", "`sseload run` started the reference target: lateness is then the harness's own error"),
+    ("dialect", "the LLM API the streams were read as ([llm.md](llm.md)): `name` (`openai`, `responses`, "
+                "`anthropic`, `tgi`, `triton`, `gemini`, `json`), `api`, and its `output`, `output_tokens` and "
+                "`finish` paths; null for plain SSE"),
     ("scenario", "the scenario as run (its body only with `[body] write = true`)"),
     ("users", "Locust's users (`-u`)"),
     ("spawn_rate", "Locust's spawn rate (`-r`)"),
@@ -165,6 +168,9 @@ RUN_JSON_FIELDS: tuple[tuple[str, str], ...] = (
                "CPU and its quota, reader and parser, `skewed` and `skew_reasons`"),
     ("worker_health", "with workers, each worker's `health`; else null"),
     ("tuning", "the [switches](measurement.md#switches) the run used"),
+    ("server_metrics", "with `[server_metrics]`: `url` (masked), `interval_ms`, `scrapes` kept, `failed_scrapes`, "
+                       "the first failure in words (`error`, null when none), `series` and `samples` in "
+                       "`server_metrics.parquet` ([server-metrics.md](server-metrics.md)); else null"),
 )
 
 

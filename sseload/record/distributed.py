@@ -78,6 +78,7 @@ class MasterCollector:
         self.seen_workers: set[str] = set()
         self.streams_by_worker: dict[str, int] = {}  # what arrived, whether or not a final report follows
         self.outcomes: dict[str, int] = {}  # of every stream written, the lost workers' included
+        self.on_disk_full = None  # told once when the sink finds the disk full (sseload.run.master)
 
     def on_batch(self, environment, msg, **_kw) -> None:
         if not self.gate.admit(BATCH, msg.node_id, msg.data):
@@ -86,6 +87,10 @@ class MasterCollector:
         data = msg.data
         streams = _table(data["streams"])
         self.sink.write_tables(streams, _table(data["events"]))
+        full = getattr(self.sink, "disk_full", None)
+        if full is not None and self.on_disk_full is not None:
+            tell, self.on_disk_full = self.on_disk_full, None
+            tell(full)
         node = msg.node_id
         self.streams_by_worker[node] = self.streams_by_worker.get(node, 0) + streams.num_rows
         for item in streams.column("outcome").value_counts().to_pylist():

@@ -80,6 +80,16 @@ TTFT = _latency(
     "completed the first chunk carrying output ([stream] output: content, reasoning or tool calls by default; "
     "role-only, empty and usage-only chunks never count)",
     threshold_stats=PERCENTILE_STATS, compared_stats=("p50", "p95", "p99"), console=True)
+ANSWER_TTFT = _latency(
+    "answer_ttft_ms", "TTFT to the answer",
+    "LLM streams: time to the first answer token, from when the request starts to go out to the read that completed "
+    "the first chunk carrying answer text, after any reasoning (thinking) or tool calls; equals TTFT without them",
+    threshold_stats=PERCENTILE_STATS, compared_stats=("p50", "p99"), console=True)
+TTST = _latency(
+    "ttst_ms", "TTST",
+    "LLM streams: time to second token, to the read that completed the chunk carrying the stream's second output "
+    "token (the first chunk's, when it carried two or more)",
+    threshold_stats=PERCENTILE_STATS)
 TPOT = _latency(
     "tpot_ms", "TPOT",
     "OpenAI-style streams: time per output token after the first, (duration - TTFT) / (output tokens - 1) "
@@ -94,6 +104,24 @@ ITL_PER_TOKEN = _latency(
     "itl_per_token_ms", "ITL per token",
     "OpenAI-style streams: each gap of ITL divided by the tokens its later chunk carried, one sample per token "
     "(chunks whose tokens are unknown, with only a final usage chunk and no tokenizer, are left out)",
+    threshold_stats=PERCENTILE_STATS)
+MAX_STALL = _latency(
+    "max_stall_ms", "largest stall",
+    "LLM streams: each stream's largest gap between two consecutive chunks carrying output: the longest its answer "
+    "froze (a stream that stops for 5 s fails its user whatever its average)",
+    threshold_stats=PERCENTILE_STATS, compared_stats=("p99",))
+TOKENS_PER_S = Metric(
+    "tokens_per_s", "output tokens/s per user", "tokens/s", "distribution",
+    "LLM streams: each ok stream's output tokens per second of its duration (what one user reads at)",
+    higher_is_worse=False, population="ok streams", stats=PERCENTILE_STATS, fmt=".0f")
+PREFILL_TOKENS_PER_S = Metric(
+    "prefill_tokens_per_s", "prefill throughput", "tokens/s", "distribution",
+    "LLM streams with usage: each stream's prompt tokens per second of its TTFT",
+    higher_is_worse=False, stats=PERCENTILE_STATS, fmt=".0f")
+TTFT_FROM_SCHEDULE = _latency(
+    "ttft_from_schedule_ms", "TTFT from scheduled start",
+    "open model, LLM streams: schedule lag plus TTFT, what a user arriving on schedule waited for the first token "
+    "(no coordinated omission)",
     threshold_stats=PERCENTILE_STATS)
 TTFB = _latency(
     "ttfb_ms", "TTFB",
@@ -175,12 +203,19 @@ OUTPUT_TOKENS_PER_S = _run("output_tokens_per_s", "output token throughput", "to
                            "OpenAI-style streams: output tokens per second of the run length",
                            higher_is_worse=False, threshold_stats=(None,), compared_stats=(None,), fmt=".0f")
 GOODPUT = _run("goodput", "goodput", "streams/s",
-               "OpenAI-style streams: ok streams meeting every [slo] objective (ttft_ms, tpot_ms, e2e_ms) "
-               "per second of the load window",
+               "LLM streams: ok streams meeting every [slo] objective (ttft_ms, answer_ttft_ms, tpot_ms, "
+               "max_stall_ms, e2e_ms) per second of the load window",
                higher_is_worse=False, threshold_stats=(None,), compared_stats=(None,), fmt=".2f")
 SLO_RATE = _run("slo_rate", "share meeting the SLOs", "",
                 "OpenAI-style streams: the share of streams that ended ok and met every [slo] objective",
                 higher_is_worse=False, threshold_stats=(None,), fmt=".2%", noise_floor=0.01)
+ABANDON_RATE = _run("abandon_rate", "abandon rate", "",
+                    "LLM streams with [load] patience_s: the share of streams whose user gave up before the first "
+                    "output token", threshold_stats=(None,), compared_stats=(None,), fmt=".2%", noise_floor=0.01)
+TOKENIZER_VS_USAGE = Metric(
+    "tokenizer_vs_usage", "tokenizer against usage", "", "scalar",
+    "LLM streams with both a [stream] tokenizer and the server's usage: the tokenizer's count over the usage's, "
+    "less one (0: they agree)", section="harness", fmt="+.1%")
 CONVERSATIONS = _run("conversations", "conversations", "",
                      "multi-turn ([body] multi_turn): conversations begun, each turn a stream sent after the answer "
                      "before it, with the history", higher_is_worse=False, fmt="d")
@@ -199,15 +234,32 @@ EVENTS_READ_TOGETHER = Metric(
 
 #: Every metric of the summary, in the order reports show them.
 METRICS: tuple[Metric, ...] = (
-    TTFE, TTFT, TPOT, ITL, ITL_PER_TOKEN, TTFB, GAP, MAX_GAP, DURATION, HEADROOM, SCHEDULE_LAG, TTFE_FROM_SCHEDULE,
-    RECONNECT, FEED_GAP, LATENESS, TTFE_ERROR, STREAMS, EVENTS, RUN_LENGTH, STREAMS_PER_S, EVENTS_PER_S, BYTES_PER_S,
-    ERROR_RATE, CUTOFF_RATE, OK_RATE, OUTPUT_TOKENS, OUTPUT_TOKENS_PER_S, GOODPUT, SLO_RATE, CONVERSATIONS, FEEDS,
-    RECONNECTS, MISSED_EVENTS, EVENTS_READ_TOGETHER,
+    TTFE, TTFT, ANSWER_TTFT, TTST, TPOT, ITL, ITL_PER_TOKEN, MAX_STALL, TOKENS_PER_S, PREFILL_TOKENS_PER_S,
+    TTFT_FROM_SCHEDULE, TTFB, GAP, MAX_GAP, DURATION, HEADROOM, SCHEDULE_LAG, TTFE_FROM_SCHEDULE, RECONNECT, FEED_GAP,
+    LATENESS, TTFE_ERROR, TOKENIZER_VS_USAGE, STREAMS, EVENTS, RUN_LENGTH, STREAMS_PER_S, EVENTS_PER_S, BYTES_PER_S,
+    ERROR_RATE, CUTOFF_RATE, OK_RATE, ABANDON_RATE, OUTPUT_TOKENS, OUTPUT_TOKENS_PER_S, GOODPUT, SLO_RATE,
+    CONVERSATIONS, FEEDS, RECONNECTS, MISSED_EVENTS, EVENTS_READ_TOGETHER,
 )
 BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}
 #: The rows of the percentile tables (summary.md, report.html); CONSOLE: the console's few.
 LATENCY: tuple[Metric, ...] = tuple(m for m in METRICS if m.section == "latency")
 CONSOLE: tuple[Metric, ...] = tuple(m for m in LATENCY if m.console)
+#: What an LLM engineer reads first: for a run of LLM streams, these lead every table and view.
+LLM_FIRST: tuple[Metric, ...] = (TTFT, ANSWER_TTFT, TTST, TPOT, ITL, ITL_PER_TOKEN, MAX_STALL, TOKENS_PER_S,
+                                 PREFILL_TOKENS_PER_S, TTFT_FROM_SCHEDULE)
+
+
+def latency_rows(llm: bool) -> tuple[Metric, ...]:
+    """The percentile tables' rows in the order a run's readers want them: for LLM streams the token
+    metrics first (TTFE, the first event of any kind, below them); else LATENCY's order."""
+    if not llm:
+        return LATENCY
+    return LLM_FIRST + tuple(m for m in LATENCY if m not in LLM_FIRST)
+
+
+def console_rows(llm: bool) -> tuple[Metric, ...]:
+    """The console's short table, in latency_rows' order."""
+    return tuple(m for m in latency_rows(llm) if m.console)
 
 #: Streams open at one moment (``sseload.views.results.active_streams_at``): a series over a run, not a summary number.
 ACTIVE_STREAMS = "active streams"
@@ -268,7 +320,9 @@ def _thresholds() -> dict[str, Threshold]:
 THRESHOLDS: dict[str, Threshold] = _thresholds()
 
 __all__ = [
-    "ACTIVE_STREAMS", "BY_KEY", "BYTES_PER_S", "CONSOLE", "CONVERSATIONS", "CUTOFF_RATE", "DURATION", "ERROR_RATE",
+    "ABANDON_RATE", "ACTIVE_STREAMS", "ANSWER_TTFT", "BY_KEY", "LLM_FIRST", "MAX_STALL", "PREFILL_TOKENS_PER_S",
+    "TOKENIZER_VS_USAGE", "TOKENS_PER_S", "TTFT_FROM_SCHEDULE", "TTST", "console_rows", "latency_rows",
+    "BYTES_PER_S", "CONSOLE", "CONVERSATIONS", "CUTOFF_RATE", "DURATION", "ERROR_RATE",
     "EVENTS", "EVENTS_PER_S", "EVENTS_READ_TOGETHER", "FEEDS", "FEED_GAP", "GAP", "GOODPUT", "HEADROOM", "ITL",
     "ITL_PER_TOKEN", "LATENCY",
     "LATENESS", "MAX_GAP", "METRICS", "MISSED_EVENTS", "OK_RATE", "OUTPUT_TOKENS", "OUTPUT_TOKENS_PER_S",

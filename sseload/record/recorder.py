@@ -10,6 +10,7 @@ replace the files (workers ship batches to the master instead).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -48,6 +49,11 @@ EVENTS_DICTIONARY_COLUMNS = ["stream_id", "seq", "bytes"]
 IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression=None)
 
 
+def is_disk_full(err: BaseException) -> bool:
+    """A write that found no room: the disk (or the user's quota) is full."""
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 class ParquetSink:
     """Writes batches to ``streams.parquet`` and ``events.parquet`` (then ``-2``, ``-3``, ... shards).
 
@@ -75,6 +81,10 @@ class ParquetSink:
         self._converting: list = []
         self.send_time_ns = send_time_ns  # the unit of the services' send times
         self._writers: dict[str, pa.ipc.RecordBatchStreamWriter] | None = None
+        self._files: dict[str, pa.NativeFile] = {}  # the open shard's files, under its writers
+        self._marks: dict[str, int] = {}  # where each file ended after its last whole batch
+        self.disk_full: OSError | None = None  # the write that found the disk full: nothing is written after it
+        self.streams_dropped = 0  # streams handed over once the disk was full: not in the files
         self._shard = 0
         self._row_groups = 0  # row groups the open shard will have as Parquet
         self._group_streams = self._group_events = 0  # the row group being filled
@@ -93,16 +103,44 @@ class ParquetSink:
         self._shard += 1
         self._row_groups = 0
         self._group_streams = self._group_events = 0
-        self._writers = {
-            stem: pa.ipc.new_stream(str(self._path(stem, OPEN_SHARD_SUFFIX)), schema, options=IPC_OPTIONS)
-            for stem, schema in (("streams", STREAMS_SCHEMA), ("events", EVENTS_SCHEMA))
-        }
+        self._marks = {}
+        self._files = {stem: pa.OSFile(str(self._path(stem, OPEN_SHARD_SUFFIX)), "wb")
+                       for stem in ("streams", "events")}
+        self._writers = {stem: pa.ipc.new_stream(self._files[stem], schema, options=IPC_OPTIONS)
+                         for stem, schema in (("streams", STREAMS_SCHEMA), ("events", EVENTS_SCHEMA))}
+        self._marks = {stem: file.tell() for stem, file in self._files.items()}
 
     def __call__(self, streams: list[StreamRecord], events: EventBuffer) -> None:
         streams_table, events_table = to_tables(streams, events, self.send_time_ns)
         self.write_tables(streams_table, events_table)
 
     def write_tables(self, streams_table: pa.Table, events_table: pa.Table) -> None:
+        """Append a batch to the open shard. Once a write finds the disk full (``disk_full``) nothing
+        more is written: later batches count in ``streams_dropped``."""
+        if self.disk_full is None:
+            try:
+                return self._write_tables(streams_table, events_table)
+            except OSError as err:
+                if not is_disk_full(err):
+                    raise
+                self._full(err)
+        self.streams_dropped += streams_table.num_rows
+
+    def _full(self, err: OSError) -> None:
+        """The disk filled: each open file is cut back to its last whole batch (both then hold the same
+        streams, each with its events; a shard that never took one is removed) and closed."""
+        self.disk_full = err
+        for stem, file in self._files.items():
+            path = self._path(stem, OPEN_SHARD_SUFFIX)
+            with contextlib.suppress(OSError):
+                file.close()
+                if stem in self._marks:
+                    os.truncate(path, self._marks[stem])
+                else:
+                    path.unlink()
+        self._files, self._marks, self._writers = {}, {}, None
+
+    def _write_tables(self, streams_table: pa.Table, events_table: pa.Table) -> None:
         if self._writers is None:
             self._open()
         elif self._row_groups >= self.ROW_GROUPS_PER_SHARD:
@@ -113,6 +151,7 @@ class ParquetSink:
         if events_table.num_rows:
             self._writers["events"].write_table(events_table)
             self.buffered_streams += buffered_streams(events_table)  # a batch holds whole streams
+        self._marks = {stem: file.tell() for stem, file in self._files.items()}
         self._shard_streams += streams_table.num_rows
         self.streams_written += streams_table.num_rows
         self.events_written += events_table.num_rows
@@ -123,6 +162,21 @@ class ParquetSink:
             self._group_streams = self._group_events = 0
 
     def close(self) -> None:
+        """Every batch on disk and the files closed; once the disk filled, the open shard stays as cut
+        (sseload.views.loading reads it) and each whole batch counts as on disk."""
+        try:
+            self._close()
+        except OSError as err:
+            if not is_disk_full(err):
+                raise
+            self._full(err)
+        if self.disk_full is not None:
+            self.streams_on_disk = self.streams_written
+
+    def _close(self) -> None:
+        if self.disk_full is not None:
+            self._wait_for_conversions()
+            return
         if self._writers is None:
             if self._shard == 0:  # nothing was ever written: still leave a valid, empty dataset
                 self._open()
@@ -139,8 +193,13 @@ class ParquetSink:
             done.get()  # (re-raises a conversion's error here, as an unthreaded one would)
 
     def _close_shard(self) -> None:
-        for writer in self._writers.values():
-            writer.close()
+        try:
+            for writer in self._writers.values():
+                writer.close()
+        finally:
+            for file in self._files.values():
+                file.close()
+            self._files, self._marks = {}, {}
         shard, streams = self._shard, self._shard_streams
         self._shard_streams = 0
         if not self.background:
@@ -164,17 +223,21 @@ class ParquetSink:
         partial = final.with_name(final.name + ".partial")
         group: list[pa.RecordBatch] = []
         rows = 0
-        with pa.ipc.open_stream(str(source)) as reader, \
-                pq.ParquetWriter(partial, schema, compression="zstd", **options) as writer:
-            for batch in reader:
-                group.append(batch)
-                rows += batch.num_rows
-                if rows >= rows_per_group:
+        try:
+            with pa.ipc.open_stream(str(source)) as reader, \
+                    pq.ParquetWriter(partial, schema, compression="zstd", **options) as writer:
+                for batch in reader:
+                    group.append(batch)
+                    rows += batch.num_rows
+                    if rows >= rows_per_group:
+                        writer.write_table(pa.Table.from_batches(group, schema))
+                        group, rows = [], 0
+                if group:
                     writer.write_table(pa.Table.from_batches(group, schema))
-                    group, rows = [], 0
-            if group:
-                writer.write_table(pa.Table.from_batches(group, schema))
-        os.replace(partial, final)
+            os.replace(partial, final)
+        except BaseException:  # (a full disk: the shard stays readable as it is, in its IPC stream)
+            partial.unlink(missing_ok=True)
+            raise
         source.unlink()
 
 
@@ -222,6 +285,8 @@ class Recorder:
         self.events_recorded = 0
         self.outcomes: dict[str, int] = {}
         self.write_error: BaseException | None = None
+        self.on_disk_full: Callable[[OSError], None] | None = None  # told once, in a greenlet (ParquetSink.disk_full)
+        self._disk_full_told = False
         from gevent.lock import RLock
 
         self._flushing = RLock()  # one flush at a time (see flush); close_sink holds it throughout
@@ -282,6 +347,15 @@ class Recorder:
                     self._pending = self._pool.spawn(self._write, streams, events)
                 else:  # the run's end (or unthreaded): write here, in order after the one awaited above
                     self._write(streams, events)
+            self._tell_disk_full()
+
+    def _tell_disk_full(self) -> None:
+        """``on_disk_full`` hears once that the disk filled, here in a greenlet (not the writer thread)."""
+        full = getattr(self.sink, "disk_full", None)
+        if full is not None and not self._disk_full_told:
+            self._disk_full_told = True
+            if self.on_disk_full is not None:
+                self.on_disk_full(full)
 
     def close_sink(self) -> None:
         """Write everything recorded and close the sink's files, with no write in flight.
@@ -294,6 +368,7 @@ class Recorder:
             close = getattr(self.sink, "close", None)
             if close is not None:
                 close()
+            self._tell_disk_full()
 
     def _write(self, streams: list[StreamRecord], events: EventBuffer) -> None:
         try:

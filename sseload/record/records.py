@@ -1,7 +1,7 @@
 """Stream records: raw facts from the hot path, turned into Parquet tables off it.
 
 The user appends one :class:`StreamRecord` per stream and flat arrays of event facts (read time
-in perf_counter ns, data bytes, server send time; OpenAI-style, the chunks' facts); every event
+in perf_counter ns, data bytes, server send time; LLM streams, the chunks' facts); every event
 of a stream is contiguous. :func:`to_tables` turns a batch into the ``streams`` and ``events``
 tables with numpy, so no per-event Python work happens after the read. Each column is declared
 once, here (sseload.record.columns says how; docs/results-format.md is made from it).
@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from sseload.protocol.outcomes import Outcome
+from sseload.protocol.scan import ANSWER
 from sseload.record.columns import (
     BOOL,
     FLOAT64,
@@ -50,6 +51,13 @@ def _tpot_ms(f: Facts) -> tuple[np.ndarray, np.ndarray]:
     return values, np.isnan(values)
 
 
+def _prefill_tokens_per_s(f: Facts) -> tuple[np.ndarray, np.ndarray]:
+    prompt, ttft_ns = f.ints("prompt_tokens"), f.ints("ttft_ns")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.where((prompt >= 0) & (ttft_ns > 0), prompt / (ttft_ns / 1e9), np.nan)
+    return values, np.isnan(values)
+
+
 def _tokens_per_s(f: Facts) -> tuple[np.ndarray, np.ndarray]:
     tokens, duration_ns = f.ints("output_tokens"), f.ints("duration_ns")
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -78,7 +86,8 @@ class StreamRecord(NamedTuple):
                                          "`scheduled_ns`, ÷ 1,000,000; `scheduled_ns` 0 → null", _schedule_lag_ms)]
     connect_ns: Annotated[int, ms("connect_ms", "from connect's start to TCP connected and the TLS handshake done "
                                   "(before t0); null when the connection was reused")]
-    upload_ns: Annotated[int, ms("upload_ms", "to the request's head and body handed to the kernel")]
+    upload_ns: Annotated[int, ms("upload_ms", "to the request's head and body handed to the kernel (a request the "
+                                 "server stopped reading: to the last byte it took)")]
     ttfb_ns: Annotated[int, ms("ttfb_ms", "to the read that completed the response head")]
     ttfe_ns: Annotated[int, ms("ttfe_ms", "to the read that completed the first event")]
     duration_ns: Annotated[int, ms("duration_ms", "to the stream's last read (the read that ended it)")]
@@ -97,8 +106,10 @@ class StreamRecord(NamedTuple):
     error_code: Annotated[str, column(STRING, "the gateway's `error_code` (e.g. `APIG.0308`), where there was one")]
     error: Annotated[str, column(STRING, "what happened, in words (secrets masked)")]
     reused: Annotated[bool, column(BOOL, "the stream ran on a kept-alive connection")]
-    retried: Annotated[bool, column(BOOL, "the request was sent again on a fresh connection: the server had closed "
-                                          "the idle kept-alive one before answering (once, never silently)")] = False
+    retried: Annotated[bool, column(BOOL, "a retry: the request went out before on a kept-alive connection that "
+                                          "the server closed before a byte of answer (that attempt is its user's "
+                                          "row before, a `reset`); sent again once, for an idempotent method "
+                                          "only")] = False
     redirects: Annotated[int, column(INT32, "redirects followed on the same host to reach the answer; the stream's "
                                             "times count from the first request")] = 0
     http_version: Annotated[str, column(STRING, "the response's HTTP version as its status line gave it: `1.1` or "
@@ -115,24 +126,51 @@ class StreamRecord(NamedTuple):
                                          unit="events", null="negative")] = -1
     feed_gap_ns: Annotated[int, ms("feed_gap_ms", "reconnect mode: from the previous connection's last event to this "
                                    "one's first: the stall the feed's user saw across the reconnect")] = -1
-    # OpenAI-style streams ([stream] format, sseload.record.tokens, docs/llm.md); defaults: not one
-    ttft_ns: Annotated[int, ms("ttft_ms", "OpenAI-style: time to first token, to the read that completed the first "
-                               "chunk carrying output"),
-                       derived("tpot_ms", FLOAT64, "ms", "OpenAI-style: time per output token after the first; null "
+    # LLM streams (an API's dialect: [stream] format, sseload.record.tokens, docs/llm.md); defaults: not one
+    ttft_ns: Annotated[int, ms("ttft_ms", "LLM: time to first token, to the read that completed the first chunk "
+                               "carrying output (answer, reasoning or tool calls, as [stream] output says)"),
+                       derived("tpot_ms", FLOAT64, "ms", "LLM: time per output token after the first; null "
                                "below two tokens", "(`duration_ns` - `ttft_ns`) ÷ (`output_tokens` - 1), in ms",
                                _tpot_ms)] = -1
-    output_tokens: Annotated[int, column(INT32, "OpenAI-style: output tokens, counted as `tokens_from` says",
+    answer_ttft_ns: Annotated[int, ms("answer_ttft_ms", "LLM: time to the first answer token: the first chunk "
+                                      "carrying answer text, after any reasoning or tool calls")] = -1
+    ttst_ns: Annotated[int, ms("ttst_ms", "LLM: time to second token, to the read that completed the chunk "
+                               "carrying the stream's second output token")] = -1
+    max_stall_ns: Annotated[int, ms("max_stall_ms", "LLM: the largest gap between two consecutive chunks carrying "
+                                    "output: the longest the answer froze")] = -1
+    output_tokens: Annotated[int, column(INT32, "LLM: output tokens, counted as `tokens_from` says",
                                          unit="tokens", null="negative"),
-                             derived("tokens_per_s", FLOAT64, "tokens/s", "OpenAI-style: output tokens per second of "
+                             derived("tokens_per_s", FLOAT64, "tokens/s", "LLM: output tokens per second of "
                                      "the stream's duration, llmperf's request output throughput",
                                      "`output_tokens` ÷ `duration_ns`, in s", _tokens_per_s)] = -1
-    prompt_tokens: Annotated[int, column(INT32, "OpenAI-style: the last `usage.prompt_tokens`; null without usage",
+    prompt_tokens: Annotated[int, column(INT32, "LLM: the prompt tokens the last usage gave; null without usage",
+                                         unit="tokens", null="negative"),
+                             derived("prefill_tokens_per_s", FLOAT64, "tokens/s", "LLM: prompt tokens per second "
+                                     "of the time to first token (prefill throughput)",
+                                     "`prompt_tokens` ÷ `ttft_ns`, in s", _prefill_tokens_per_s)] = -1
+    reasoning_tokens: Annotated[int, column(INT32, "LLM: the reasoning tokens the usage reported (part of "
+                                                   "`output_tokens`); null where it reported none",
+                                            unit="tokens", null="negative")] = -1
+    cached_tokens: Annotated[int, column(INT32, "LLM: prompt tokens the server's cache served, as its usage "
+                                                "reported; null where it reported none",
                                          unit="tokens", null="negative")] = -1
-    tokens_from: Annotated[str, column(STRING, "OpenAI-style: what counted `output_tokens`: `usage`, `tokenizer` or "
+    tokenizer_tokens: Annotated[int, column(INT32, "LLM with a [stream] tokenizer: its count of the output text, "
+                                                   "beside the usage's (`tokenizer_vs_usage` in the summary); null "
+                                                   "without one", unit="tokens", null="negative")] = -1
+    tokens_from: Annotated[str, column(STRING, "LLM: what counted `output_tokens`: `usage`, `tokenizer` or "
                                                "`chunks` ([llm.md](llm.md))", null="empty")] = ""
-    finish_reason: Annotated[str, column(STRING, "OpenAI-style: the last `finish_reason` a chunk gave (`stop`, "
-                                                 "`length` (max_tokens), `content_filter`, `tool_calls`); null "
-                                                 "when none", null="empty")] = ""
+    finish_reason: Annotated[str, column(STRING, "LLM: the last finish reason the stream gave, in its API's words "
+                                                 "(`stop`, `length`, `end_turn`, `max_tokens`, `STOP`, `completed`, "
+                                                 "...); null when none", null="empty")] = ""
+    response_id: Annotated[str, column(STRING, "LLM: the service's id of the response, from the stream (a chunk's "
+                                               "`id`, the message's or response's id): the key to the server's own "
+                                               "log; null when none", null="empty")] = ""
+    request_id: Annotated[str, column(STRING, "the request id the response head gave (`X-Request-Id`, "
+                                              "`Request-Id`, ...): the key to the gateway's or server's log; null "
+                                              "when none", null="empty")] = ""
+    server_timings: Annotated[str, column(STRING, "LLM: the server's own timings of the request as it reported "
+                                                  "them in the stream (llama.cpp's `timings`), as JSON; null when "
+                                                  "none", null="empty")] = ""
     # multi-turn conversations ([body] multi_turn); defaults: not one
     conversation_id: Annotated[int, column(INT64, "multi-turn: the `stream_id` of the conversation's first turn; "
                                                   "null otherwise", null="zero")] = 0
@@ -154,10 +192,12 @@ EVENT_COLUMNS = (
     Column("lateness_ms", FLOAT64, "ms", "arrival on the wall clock (`start_ns` + `t_ms`) minus the service's send "
            "time (`t_send_ns`); null when the event carried none", how="`start_ns` + `t_ms` - `server_ns` (in "
            "the scenario's send time unit); `server_ns` 0 → null"),
-    Column("output", BOOL, "", "OpenAI-style: the chunk carried output; null otherwise", how="`llm`"),
-    Column("completion_tokens", INT32, "tokens", "OpenAI-style: the chunk's `usage.completion_tokens`; null when "
-           "absent", how="`llm`; negative → null"),
-    Column("tokens", INT32, "tokens", "OpenAI-style: output tokens the chunk carried ([llm.md](llm.md)); null when "
+    Column("output", BOOL, "", "LLM: the chunk carried output; null for plain SSE", how="`llm`"),
+    Column("answer", BOOL, "", "LLM: the chunk carried answer text (not only reasoning or tool calls); null for "
+           "plain SSE", how="`llm`"),
+    Column("completion_tokens", INT32, "tokens", "LLM: the output tokens the chunk's usage reported (cumulative, "
+           "`usage.completion_tokens` and its kin); null when absent", how="`llm`; negative → null"),
+    Column("tokens", INT32, "tokens", "LLM: output tokens the chunk carried ([llm.md](llm.md)); null when "
            "unknown", how="`tokens`; negative → null"),
 )
 
@@ -177,14 +217,14 @@ class EventBuffer:
         self.t_ns = array("q")
         self.size = array("q")
         self.server_ns = array("q")
-        self.llm = array("q")  # OpenAI-style streams only (sseload.protocol.openai): else empty
-        self.tokens = array("q")  # OpenAI-style: the tokens each chunk carried, -1 unknown (sseload.record.tokens)
+        self.llm = array("q")  # LLM streams only (sseload.protocol.scan): else empty
+        self.tokens = array("q")  # LLM: the tokens each chunk carried, -1 unknown (sseload.record.tokens)
 
     def __len__(self) -> int:
         return len(self.t_ns)
 
     def extend(self, log, tokens: np.ndarray | None = None) -> None:
-        """Append one stream's events from its sseload.protocol.sse.EventLog (and, OpenAI-style, the tokens
+        """Append one stream's events from its sseload.protocol.sse.EventLog (and, LLM streams, the tokens
         each carried: sseload.record.tokens.StreamTokens.chunk_tokens)."""
         t_ns, size, server_ns = log.arrays()
         self.t_ns.frombytes(t_ns)
@@ -211,7 +251,7 @@ class EventBuffer:
         self.t_ns.extend(other.t_ns)
         self.size.extend(other.size)
         self.server_ns.extend(other.server_ns)
-        if len(other.llm) == len(other.tokens) == n:  # OpenAI-style (else none: no events, nothing to pad)
+        if len(other.llm) == len(other.tokens) == n:  # LLM (else none: no events, nothing to pad)
             self.llm.extend(other.llm)
             self.tokens.extend(other.tokens)
         elif len(other.llm) or len(self.llm):
@@ -257,13 +297,13 @@ def to_tables(streams: list[StreamRecord], events: EventBuffer,
 
 
 def _llm_columns(events: EventBuffer, total: int) -> dict[str, pa.Array]:
-    """The events' OpenAI-style columns: null for plain SSE (one scenario's streams are all one kind)."""
+    """The events' LLM columns: null for plain SSE (one scenario's streams are all one kind)."""
     if len(events.llm) != total or not total:
-        return {"output": pa.nulls(total, pa.bool_()), "completion_tokens": pa.nulls(total, pa.int32()),
-                "tokens": pa.nulls(total, pa.int32())}
-    output, usage = unpack(np.frombuffer(events.llm, dtype=np.int64))
+        return {"output": pa.nulls(total, pa.bool_()), "answer": pa.nulls(total, pa.bool_()),
+                "completion_tokens": pa.nulls(total, pa.int32()), "tokens": pa.nulls(total, pa.int32())}
+    kinds, usage = unpack(np.frombuffer(events.llm, dtype=np.int64))
     tokens = np.frombuffer(events.tokens, dtype=np.int64) if len(events.tokens) == total else np.full(total, -1)
-    return {"output": pa.array(output),
+    return {"output": pa.array(kinds != 0), "answer": pa.array((kinds & ANSWER) != 0),
             "completion_tokens": pa.array(usage.astype(np.int32), mask=usage < 0),
             "tokens": pa.array(tokens.astype(np.int32), mask=tokens < 0)}
 

@@ -239,6 +239,9 @@ def scenario_to_write(scenario: Mapping) -> dict:
     auth = out.get("auth") or {}
     if auth.get("iam_url"):
         auth["iam_url"] = mask_url(auth["iam_url"])
+    metrics = out.get("server_metrics") or {}
+    if metrics.get("url"):
+        metrics["url"] = mask_url(metrics["url"])
     body = out.get("body") or {}
     if not body.get("write"):
         for key in ("text", "json"):

@@ -11,6 +11,7 @@ import sys
 import sseload
 from sseload.record.columns import _INTRO, RUN_JSON_FIELDS, _table
 from sseload.record.records import EVENT_COLUMNS, STREAM_COLUMNS
+from sseload.record.server_metrics import SERVER_METRICS_COLUMNS
 
 
 def markdown() -> str:
@@ -20,6 +21,9 @@ def markdown() -> str:
              "## `events.parquet`", "",
              "One row per event, a stream's events together and in order of arrival. \"From\" names the",
              "event arrays of `sseload.record.records.EventBuffer`.", "", *_table(EVENT_COLUMNS), "",
+             "## `server_metrics.parquet`", "",
+             "With `[server_metrics]`: one row per sample of each scrape of the service's own Prometheus page",
+             "([server-metrics.md](server-metrics.md)).", "", *_table(SERVER_METRICS_COLUMNS), "",
              "## `run.json`", "", "One JSON object.", "", "| field | meaning |", "|---|---|",
              *(f"| `{name}` | {meaning} |" for name, meaning in RUN_JSON_FIELDS), ""]
     return "\n".join(lines)

@@ -1,11 +1,12 @@
 """A stream's token facts, from the chunks its event log recorded: what the record of an LLM stream holds.
 
-The event log's openai mode (sseload.protocol.openai.openai_facts defines it) keeps, per event,
-whether the chunk carried output and the ``usage.completion_tokens`` it reported, packed as
-``output + 2 * (completion_tokens + 1)``. From those and the events' read times come, per stream,
-what the token metrics of sseload.record.metrics need: time to first token, output tokens and
-where that count came from. The definitions and how they map to other tools' are written once,
-in sseload.record.metrics and docs/llm.md.
+The event log's dialect mode (sseload.protocol.scan defines it) keeps, per event, the output kinds
+the chunk carried (the answer, reasoning, tool calls: sseload.protocol.scan's bits) and the output
+tokens its usage reported, packed as ``kinds + KIND_BITS * (output_tokens + 1)``. From those and
+the events' read times come, per stream, what the token metrics of sseload.record.metrics need:
+time to first token and to the first answer token, time to second token, the largest stall,
+output tokens and where that count came from. The definitions and how they map to other tools'
+are written once, in sseload.record.metrics and docs/llm.md.
 """
 
 from __future__ import annotations
@@ -14,49 +15,57 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sseload.protocol.openai import chunk_output
+from sseload.protocol.dialects import OPENAI, Dialect, chunk_output
+from sseload.protocol.scan import ANSWER
+from sseload.protocol.sse import KIND_BITS
 
 #: Where a stream's output token count came from.
-FROM_USAGE = "usage"  # the server's usage.completion_tokens (include_usage, or per-chunk usage)
+FROM_USAGE = "usage"  # the server's usage (its output tokens: include_usage, per-chunk usage, a final count)
 FROM_TOKENIZER = "tokenizer"  # no usage: the output text counted by the scenario's tokenizer ([stream] tokenizer)
 FROM_CHUNKS = "chunks"  # neither: the chunks that carried output, one token each
 
 
 def unpack(llm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(output flags as bool, usage.completion_tokens with -1 where absent) of packed events."""
-    return (llm & 1).astype(bool), (llm >> 1) - 1
+    """(output kinds' bits, usage output tokens with -1 where absent) of packed events."""
+    return llm % KIND_BITS, llm // KIND_BITS - 1
 
 
 class StreamTokens(NamedTuple):
-    """One stream's token facts."""
+    """One stream's token facts (times from the stream's t0; -1: did not happen)."""
 
-    ttft_ns: int  # to the read that completed the first chunk carrying output; -1: none came
-    output_tokens: int  # -1: not an OpenAI-style stream (no event)
+    ttft_ns: int  # to the read that completed the first chunk carrying output
+    output_tokens: int  # -1: not an LLM stream (no event)
     tokens_from: str  # FROM_USAGE, FROM_TOKENIZER or FROM_CHUNKS; "" without events
     chunk_tokens: np.ndarray  # per event, the output tokens it carried; -1 where unknown
+    answer_ttft_ns: int = -1  # to the first chunk carrying answer (after reasoning or tool calls)
+    ttst_ns: int = -1  # to the chunk that carried the second output token
+    max_stall_ns: int = -1  # the largest gap between two consecutive output chunks' reads
+    tokenizer_tokens: int = -1  # the scenario's tokenizer's count of the output, where one was given
 
 
 def stream_tokens(llm: bytes, t_ns: bytes, t0_ns: int, outputs: list[str] | None = None,
-                  tokenizer=None) -> StreamTokens:
+                  tokenizer=None, dialect: Dialect = OPENAI, reasoning_tokens: int = -1) -> StreamTokens:
     """A stream's token facts from its events (packed ``llm``, read times ``t_ns``) and, with a
     tokenizer, the data of its chunks that carried output (the event log's ``outputs()``).
 
-    The total is the server's ``usage.completion_tokens`` where it sent one, else the tokenizer's
-    count of the output text, else the chunks that carried output. What each chunk carried: the
-    step of the cumulative usage where every output chunk reports one (per-chunk usage), else the
-    tokenizer's tokens that begin in the chunk's text, else one per chunk when chunks are the count;
-    unknown (-1) when only a final usage chunk gave the total. Chunks without output carry 0.
+    The total is the server's usage where it sent one (plus ``reasoning_tokens`` where the dialect
+    counts them apart, as Gemini does), else the tokenizer's count of the output text, else the
+    chunks that carried output. What each chunk carried: the step of the cumulative usage where
+    every output chunk reports one (per-chunk usage), else the tokenizer's tokens that begin in the
+    chunk's text, else one per chunk when chunks are the count; unknown (-1) when only a final usage
+    gave the total. Chunks without output carry 0. The second token: the chunk where the known
+    counts reach two, else the second output chunk.
     """
     packed = np.frombuffer(llm, dtype=np.int64)
     if packed.size == 0:
         return StreamTokens(-1, -1, "", np.zeros(0, np.int64))
-    output, usage = unpack(packed)
-    ttft_ns = -1
-    if output.any():
-        ttft_ns = int(np.frombuffer(t_ns, dtype=np.int64)[int(np.argmax(output))]) - t0_ns
-    counted = token_counts(tokenizer, outputs) if tokenizer is not None and outputs is not None else None
+    kinds, usage = unpack(packed)
+    output = kinds != 0
+    times = np.frombuffer(t_ns, dtype=np.int64)
+    at = np.flatnonzero(output)
+    counted = token_counts(tokenizer, outputs, dialect) if tokenizer is not None and outputs is not None else None
     chunk = np.zeros(packed.size, np.int64)
-    if output.any() and (usage[output] >= 0).all():
+    if at.size and (usage[output] >= 0).all():
         chunk = np.diff(np.maximum.accumulate(np.maximum(usage, 0)), prepend=0)
     elif counted is not None:
         chunk[output] = counted
@@ -64,11 +73,25 @@ def stream_tokens(llm: bytes, t_ns: bytes, t0_ns: int, outputs: list[str] | None
         chunk[output] = -1
     else:
         chunk[output] = 1
+    ttft = answer = second = stall = -1
+    if at.size:
+        ttft = int(times[at[0]]) - t0_ns
+        answers = np.flatnonzero(kinds & ANSWER)
+        answer = int(times[answers[0]]) - t0_ns if answers.size else -1
+        known = chunk[at]
+        if (known >= 0).all() and known.sum() >= 2:
+            second = int(times[at[int(np.argmax(np.cumsum(known) >= 2))]]) - t0_ns
+        elif at.size >= 2:
+            second = int(times[at[1]]) - t0_ns
+        stall = int(np.diff(times[at]).max()) if at.size >= 2 else -1
+    extra = dict(answer_ttft_ns=answer, ttst_ns=second, max_stall_ns=stall,
+                 tokenizer_tokens=int(counted.sum()) if counted is not None else -1)
     if (usage >= 0).any():
-        return StreamTokens(ttft_ns, int(usage.max()), FROM_USAGE, chunk)
+        total = int(usage.max()) + (reasoning_tokens if not dialect.reasoning_in_output and reasoning_tokens > 0 else 0)
+        return StreamTokens(ttft, total, FROM_USAGE, chunk, **extra)
     if counted is not None:
-        return StreamTokens(ttft_ns, int(counted.sum()), FROM_TOKENIZER, chunk)
-    return StreamTokens(ttft_ns, int(output.sum()), FROM_CHUNKS, chunk)
+        return StreamTokens(ttft, int(counted.sum()), FROM_TOKENIZER, chunk, **extra)
+    return StreamTokens(ttft, int(output.sum()), FROM_CHUNKS, chunk, **extra)
 
 
 def load_tokenizer(path: str):
@@ -85,10 +108,10 @@ def load_tokenizer(path: str):
             from None
 
 
-def token_counts(tokenizer, outputs: list[str]) -> np.ndarray:
+def token_counts(tokenizer, outputs: list[str], dialect: Dialect = OPENAI) -> np.ndarray:
     """Per chunk, the tokens of the stream's whole output text (the chunks' texts joined) that begin in
     that chunk's text: the whole text is tokenized once, as the server's tokenizer saw it."""
-    texts = [chunk_output(data)[1] for data in outputs]
+    texts = [chunk_output(dialect, data)[1] for data in outputs]
     if not texts:
         return np.zeros(0, np.int64)
     encoding = tokenizer.encode("".join(texts), add_special_tokens=False)

@@ -66,6 +66,8 @@ def _on_init(environment, **_kw) -> None:
         watch_for_orphaning(launch.orphan_grace_s if launch else None)
         scenario, host = select(getattr(opts, "scenario", None), environment.host, opts,
                                 embedded=bool(launch and launch.embedded_target))
+        if launch:
+            launch.apply(scenario)
         role = ROLES[_kind(environment.runner)](environment, scenario, host, launch)
     except (run_verdict.BadInput, ScenarioError, planfile.PlanFileError) as err:
         _fatal(str(err))

@@ -14,11 +14,13 @@ from pathlib import Path
 from sseload.record.distributed import BATCH, DONE, REPORT, MasterCollector
 from sseload.record.health import HealthMonitor, merge_summaries
 from sseload.record.recorder import ParquetSink
-from sseload.run import runinfo
+from sseload.run import room, runinfo
 from sseload.run.plan import target_url
 from sseload.run.planfile import PlanFile
 from sseload.run.process import load_running
 from sseload.run.roles import Role, WritesRun, run_key, utc_now
+from sseload.run.scraper import scraper_for
+from sseload.scenario.arrivals import TRACE_LEAD_S, TRACE_SHARE
 from sseload.scenario.model import Scenario
 
 log = logging.getLogger("sseload")
@@ -32,8 +34,10 @@ class MasterRole(Role, WritesRun):
         key = run_key("master")  # what a worker sends without its signature is refused (MessageGate)
         self.run_dir = self._open_run_dir()
         self.identity = self._identity(target_url(scenario, host), scenario.auth.method)
+        self.scraper = scraper_for(scenario.server_metrics)
         self.worker_active: dict[str, int] = {}  # each worker's open streams, as last reported
         self.collector = MasterCollector(ParquetSink(self.run_dir, background=True), key)
+        self.collector.on_disk_full = self._disk_full
         runner = environment.runner
         runner.register_message(BATCH, self.collector.on_batch)
         runner.register_message(DONE, self.collector.on_done)
@@ -78,17 +82,37 @@ class MasterRole(Role, WritesRun):
             return
         log.error("sseload: some workers did not report within the stop timeout")
 
+    def test_start(self) -> None:
+        super().test_start()
+        self._start_scraping()
+        if self.scenario.load.trace:
+            self._share_trace()
+
+    def _share_trace(self) -> None:
+        """[load] trace: each worker takes every n-th line, all from one origin a moment ahead, so the
+        trace's times hold across workers (sseload.scenario.arrivals.TraceArrivals). Sent before Locust's
+        spawn messages, which follow this hook on the same channel."""
+        runner = self.environment.runner
+        workers = sorted(c.id for c in runner.clients.ready + runner.clients.running + runner.clients.spawning)
+        origin_ns = time.time_ns() + int(TRACE_LEAD_S * 1e9)
+        for share, client_id in enumerate(workers):
+            runner.send_message(TRACE_SHARE, {"origin_ns": origin_ns, "share": share, "of": len(workers)}, client_id)
+
     def test_stop(self) -> None:
         super().test_stop()
         self.collector.close()
+        self._stop_scraping()
 
     def quitting(self) -> None:
         self._stop_running_users()
         self.ended_at = self.ended_at or utc_now()
         self._write_run()
+        room.release(self.run_dir)
         self._finish_plain_locust()
 
     def snapshot(self) -> Path:
+        if self.scraper is not None:
+            self.scraper.write(self.run_dir)
         if not load_running(self.environment):
             self._write_run()
             return self.run_dir
@@ -117,6 +141,21 @@ class MasterRole(Role, WritesRun):
         """run.json and health.parquet of the whole run: workers without a final report are lost."""
         self.collector.close()
         info = self._info()
+        if self.collector.sink.disk_full is not None:  # run.json goes in the room its reserve held back
+            room.release(self.run_dir)
         rows = [(i, *row) for i, r in enumerate(self.collector.reports.values()) for row in r.get("health_seconds", [])]
-        HealthMonitor.write_rows(rows, self.run_dir / "health.parquet")
+        try:
+            HealthMonitor.write_rows(rows, self.run_dir / "health.parquet")
+        except OSError as err:  # run.json matters more; a report of the run says health.parquet is missing
+            log.error("sseload: health.parquet could not be written in %s: %s", self.run_dir, err)
         runinfo.write(self.run_dir, info)
+
+    def _disk_full(self, err: OSError) -> None:
+        """The run's disk filled (a batch found it): said once, and the run stops there."""
+        text = room.disk_full_text(self.run_dir, err)
+        self.partial.add(runinfo.DISK_FULL, text)
+        log.error(text)
+        if load_running(self.environment):
+            import gevent
+
+            gevent.spawn(self.environment.runner.quit)

@@ -14,24 +14,26 @@ from dataclasses import fields
 from pathlib import Path
 
 from sseload.auth.schemes import Authenticator, from_scenario
-from sseload.protocol.openai import OUTPUT_KINDS
-from sseload.protocol.response import SEND_TIME_UNITS_NS, StreamRules
+from sseload.protocol.dialects import OUTPUT_KINDS
+from sseload.protocol.rules import SEND_TIME_UNITS_NS, StreamRules
 from sseload.record import redact
 from sseload.record.tokens import load_tokenizer
 from sseload.run.verdict import BadInput
 from sseload.scenario import bodies as body_mod
 from sseload.scenario.load import expand_env, request_headers
-from sseload.scenario.model import Scenario, ScenarioError, Stream, is_openai, request_url
+from sseload.scenario.model import Scenario, ScenarioError, Stream, check_url, dialect_of, request_url
+from sseload.scenario.trace import Trace
 from sseload.transport.client import Endpoint, PreparedRequest
 
 WORKER_BODY_STRIDE = 7919  # a prime: workers' starting places in a list of bodies, spread
 #: The rules derived from the scenario as a whole (the URL, the gateway, the body, files), by stream_rules.
-DERIVED = ("deadline_s", "limit_s", "openai", "keep_output", "output_kinds", "tokenizer", "new_connection")
+DERIVED = ("deadline_s", "limit_s", "dialect", "keep_output", "output_kinds", "tokenizer", "new_connection",
+           "patience_s")
 #: The rules a scenario's [stream] table gives under the same names: copied, never written out twice.
 SAME_NAMES = tuple(f.name for f in fields(StreamRules)
                    if f.name in Stream.__dataclass_fields__ and f.name not in DERIVED)
-#: The rules no scenario sets: the protocol's own limits.
-PROTOCOL_ONLY = ("max_head_bytes",)
+#: The rules no scenario sets: the protocol's own limits, and what the rules make of the rest (the dialect's program).
+PROTOCOL_ONLY = ("max_head_bytes", "program")
 
 
 def stream_rules(scenario: Scenario, url: str, tokenizer: object = None) -> StreamRules:
@@ -42,11 +44,12 @@ def stream_rules(scenario: Scenario, url: str, tokenizer: object = None) -> Stre
         **{name: getattr(st, name) for name in SAME_NAMES},
         deadline_s=scenario.gateway.limit_s + st.grace_s,
         limit_s=scenario.gateway.limit_s,
-        openai=is_openai(scenario, url),
+        dialect=dialect_of(scenario, url),
         keep_output=bool(st.tokenizer) or scenario.body.multi_turn,
         output_kinds=sum(OUTPUT_KINDS[kind] for kind in set(st.output)),
         tokenizer=tokenizer,
         new_connection=st.connection == "new",
+        patience_s=scenario.load.patience_s,
     )
 
 
@@ -78,6 +81,7 @@ class RunPlan:
             skip_over = scenario.gateway.max_body_bytes if scenario.body.over_limit == "skip" else None
             self.bodies = body_mod.bodies(scenario.body, base_dir, req.method, skip_over)
             self.conversations = body_mod.conversations(scenario.body, base_dir) if scenario.body.multi_turn else []
+            self.trace = Trace.load(scenario.load.trace, scenario.body, base_dir) if scenario.load.trace else None
         except ScenarioError as err:
             raise BadInput(str(err)) from None
         for secret in self.auth.secrets():
@@ -99,8 +103,10 @@ class RunPlan:
             return request_url(req, host)
         if req.url:
             url = expand_env(req.url, "[request] url")
+            check_url(url, "[request] url")  # a ${VAR}'s value, checked once it is known
             if scenario.auth.iam_url:
                 scenario.auth.iam_url = expand_env(scenario.auth.iam_url, "[auth] iam_url")
+                check_url(scenario.auth.iam_url, "[auth] iam_url")
             return url
         raise BadInput(
             "no target: give -H/--host (e.g. -H https://gateway.example.com) or set [request] url "
@@ -123,6 +129,10 @@ class RunPlan:
             self._next_body = worker * WORKER_BODY_STRIDE
         self._next_body += 1
         return self._next_body % n
+
+    def trace_request(self, line: int) -> PreparedRequest:
+        """[load] trace: the request of the trace's line ``line`` (in time order), its body built now."""
+        return self.request_for(self.trace.body(line))
 
     def request_for(self, body: bytes) -> PreparedRequest:
         """A request of the scenario's with this body (a conversation's turn, built when it is sent)."""

@@ -12,8 +12,10 @@ docs/workers.md ("The run-plan file"), held to this dataclass by tests/test_run_
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 #: The Locust option that names the file.
 OPTION = "--sseload-plan"
@@ -35,6 +37,8 @@ class PlanFile:
     run_s: float  # the run time in seconds: no arrival of the open model is scheduled after it
     progress: bool  # show the progress line while the load runs (the process that aggregates)
     orphan_grace_s: float  # once `sseload` is gone, the child stops in order within this, or is killed
+    # [load] values over the scenario's: a point of `sseload search` (its arrival and rate; sseload.run.search)
+    load: dict[str, Any] = field(default_factory=dict)
     version: int = VERSION
 
     @property
@@ -49,6 +53,10 @@ class PlanFile:
         tmp.replace(path)
         return path
 
+    def apply(self, scenario) -> None:
+        """The plan's [load] values over the scenario's, in the child as in `sseload run` itself."""
+        override_load(scenario, self.load)
+
     @classmethod
     def read(cls, path: str | Path) -> PlanFile:
         try:
@@ -61,3 +69,11 @@ class PlanFile:
             raise PlanFileError(f"{OPTION} {path}: not a run-plan file of this sseload (version {VERSION}, fields "
                                 f"{', '.join(sorted(names))}); start the run with `sseload run`")
         return cls(**raw)
+
+
+def override_load(scenario, values: Mapping[str, Any]) -> None:
+    """Set [load] ``values`` (already checked by whoever decided them) on ``scenario``."""
+    for key, value in values.items():
+        if not hasattr(scenario.load, key):
+            raise PlanFileError(f"{OPTION}: [load] has no {key!r}; the run-plan file is not this sseload's")
+        setattr(scenario.load, key, value)

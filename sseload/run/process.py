@@ -50,7 +50,8 @@ def memoise_default_args() -> None:
 
 def prepare_users(environment, wait_s: float) -> None:
     """What a process that runs users needs before load starts: the recorder's first-use costs
-    paid, the interpreter's switch interval short, and [load] wait_s as the users' default wait."""
+    paid, the interpreter's switch interval short, [load] wait_s as the users' default wait, and
+    users spawned in steps that let the event loop run (:func:`spawn_in_steps`)."""
     warm_up()
     # The writer thread must not hold the GIL for the default 5 ms while reads wait on it.
     sys.setswitchinterval(0.0005)
@@ -59,6 +60,46 @@ def prepare_users(environment, wait_s: float) -> None:
             from locust import constant
 
             user_class.wait_time = constant(wait_s)
+    if environment.runner is not None:
+        spawn_in_steps(environment.runner)
+
+
+#: Users a runner starts before it lets the event loop run again.
+SPAWN_STEP_USERS = 100
+
+
+def spawn_in_steps(runner) -> None:
+    """Locust's runner starts all the users of one spawn step in a loop that never yields: with a
+    spawn rate as high as the users (-u 1000000 -r 1000000) that is one loop of minutes, during
+    which no stream is read, no progress is true and no signal is handled, not even the SIGTERM a
+    child of ``sseload run`` gets when sseload dies; only the orphan watchdog's kill, after the stop
+    timeout and its grace, ended such a child. Here the runner starts them SPAWN_STEP_USERS at a
+    time and lets the event loop run in between, so a stop or a signal is handled within one step."""
+    spawn_users = runner.spawn_users
+    if getattr(spawn_users, "in_steps", False):
+        return
+    import gevent
+
+    def in_steps(user_classes_spawn_count: dict[str, int], wait: bool = False) -> list:
+        left = {name: count for name, count in user_classes_spawn_count.items() if count > 0}
+        new_users: list = []
+        while True:  # at least once, so Locust's own bookkeeping (its state) is as it would be
+            step, room = {}, SPAWN_STEP_USERS
+            for name in list(left):
+                step[name] = min(left[name], room)
+                room -= step[name]
+                left[name] -= step[name]
+                if not left[name]:
+                    del left[name]
+                if not room:
+                    break
+            new_users += spawn_users(step, wait=wait and not left)
+            if not left:
+                return new_users
+            gevent.sleep(0)
+
+    in_steps.in_steps = True
+    runner.spawn_users = in_steps
 
 
 def quiet_collector() -> None:

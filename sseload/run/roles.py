@@ -12,26 +12,28 @@ from __future__ import annotations
 
 import logging
 import platform
+import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sseload.protocol.outcomes import Outcome
+from sseload.protocol.dialects import facts as dialect_facts
 from sseload.record import redact
 from sseload.record.distributed import DONE, REPORT, WorkerSink
 from sseload.record.health import HealthMonitor
 from sseload.record.recorder import ParquetSink, Recorder
-from sseload.record.records import StreamRecord, tpot
+from sseload.record.records import StreamRecord
 from sseload.record.runkey import RunKey, RunKeyError
-from sseload.run import liveview, runinfo
+from sseload.run import liveview, room, runinfo
 from sseload.run import verdict as run_verdict
 from sseload.run.guard import EarlyStop
 from sseload.run.plan import RunPlan
 from sseload.run.planfile import PlanFile
 from sseload.run.process import load_running, memoise_default_args, prepare_users, quiet_collector
+from sseload.run.scraper import Scraper, scraper_for
 from sseload.run.verdict import BadInput
-from sseload.scenario.arrivals import Arrivals
-from sseload.scenario.model import Scenario
+from sseload.scenario.arrivals import TRACE_LEAD_S, TRACE_SHARE, Arrivals, TraceArrivals
+from sseload.scenario.model import Scenario, dialect_of
 from sseload.transport.tuning import Tuning
 from sseload.views.live import LiveStats
 
@@ -116,6 +118,8 @@ class RunsUsers(Role):
         self.streams_started = 0
         self.active_streams = 0
         self._arrivals: Arrivals | None = None
+        self._trace_arrivals: TraceArrivals | None = None
+        self.trace_share: dict | None = None  # a worker's share of a trace, as the master sent it
 
     def all_active(self) -> int:
         return self.active_streams
@@ -141,14 +145,21 @@ class RunsUsers(Role):
                                       float(run_s) if run_s else None)
         return self._arrivals
 
+    def trace_arrivals(self) -> TraceArrivals:
+        """[load] trace: this process's share of the trace's lines, on the run's one origin."""
+        if self._trace_arrivals is None:
+            # alone, the trace starts a moment after the load (its users spawned), as a master starts it for workers
+            load = self.scenario.load
+            share = self.trace_share or {"share": 0, "of": 1, "origin_ns": time.time_ns() + int(TRACE_LEAD_S * 1e9)}
+            opts = self.environment.parsed_options
+            run_s = getattr(opts, "run_time", None) or (self.launch.run_s if self.launch else None)
+            self._trace_arrivals = TraceArrivals(self.plan.trace.times_ms, load.speed, float(run_s) if run_s else None,
+                                                 share["share"], share["of"], share["origin_ns"])
+        return self._trace_arrivals
+
     def after_stream(self, record: StreamRecord, sent: bool = True) -> None:
-        """A stream ended and is recorded: an OpenAI-style stream's token facts go to the live view,
-        and the early-stop guard sees its outcome."""
-        if record.output_tokens >= 0:
-            ttft_ns = record.ttft_ns
-            tpot_ms = float(tpot(record.duration_ns, ttft_ns, record.output_tokens))
-            self.live.add_tokens(ttft_ns / 1e6 if ttft_ns >= 0 else None, record.output_tokens,
-                                 tpot_ms if record.outcome is Outcome.OK and tpot_ms == tpot_ms else None)
+        """A stream ended and is recorded (the live view has counted it, its tokens as they came):
+        the early-stop guard sees its outcome."""
         self.guard.after_stream(record, sent)
 
     def _stop_early(self, code: str, text: str) -> None:
@@ -171,6 +182,17 @@ class WritesRun:
     launch: PlanFile | None
     run_dir: Path  # set by each subclass's constructor, from _open_run_dir
     identity: runinfo.Identity
+    scraper: Scraper | None = None  # [server_metrics] (sseload.run.scraper): once per run, never in a worker
+
+    def _start_scraping(self) -> None:
+        if self.scraper is not None:
+            self.scraper.start()
+
+    def _stop_scraping(self) -> None:
+        """The load stopped: no more scrapes; server_metrics.parquet holds every one kept."""
+        if self.scraper is not None:
+            self.scraper.stop()
+            self.scraper.write(self.run_dir)
 
     @property
     def run_id(self) -> str:
@@ -181,11 +203,13 @@ class WritesRun:
         here under plain `locust -f`; both through sseload.run.runinfo, the one place that decides."""
         try:
             if self.launch is not None:
-                return runinfo.adopt_run_dir(Path(self.launch.results_dir), self.launch.run_id)
-            opts = self.environment.parsed_options
-            return runinfo.create_run_dir(Path(getattr(opts, "results_dir", None) or "results"),
-                                          getattr(opts, "run_id", None), self.scenario.name)
-        except runinfo.RunDirError as err:
+                path = runinfo.adopt_run_dir(Path(self.launch.results_dir), self.launch.run_id)
+            else:
+                opts = self.environment.parsed_options
+                path = runinfo.create_run_dir(Path(getattr(opts, "results_dir", None) or "results"),
+                                              getattr(opts, "run_id", None), self.scenario.name)
+            return room.hold(path)  # for run.json, should the disk fill during the run
+        except (runinfo.RunDirError, room.NoRoom) as err:
             raise BadInput(str(err)) from None
 
     def _identity(self, url: str, auth_method: str) -> runinfo.Identity:
@@ -197,7 +221,8 @@ class WritesRun:
             insecure_tls=bool(getattr(opts, "insecure", False)),
             embedded_target=bool(self.launch and self.launch.embedded_target),
             scenario=redact.scenario_to_write(asdict(self.scenario)), tuning=self.tuning.to_dict(),
-            locust_version=locust.__version__, machine=runinfo.this_machine(), python=platform.python_version())
+            locust_version=locust.__version__, machine=runinfo.this_machine(), python=platform.python_version(),
+            dialect=dialect_facts(dialect_of(self.scenario, url)))
 
     def _show_live(self) -> None:
         liveview.start(self.environment, self, bool(self.launch and self.launch.progress), self.snapshot)
@@ -206,8 +231,9 @@ class WritesRun:
         opts = self.environment.parsed_options
         load = {"users": getattr(opts, "num_users", None), "spawn_rate": getattr(opts, "spawn_rate", None),
                 "run_time": getattr(opts, "run_time", None)}
-        return runinfo.compose(self.identity, load, self.started_at, self.ended_at,
-                               self._tally(snapshot=bool(open_streams)), self.partial, open_streams)
+        tally = self._tally(snapshot=bool(open_streams))
+        tally.server_metrics = self.scraper.info() if self.scraper is not None else None
+        return runinfo.compose(self.identity, load, self.started_at, self.ended_at, tally, self.partial, open_streams)
 
     def _finish_plain_locust(self) -> None:
         """Plain `locust -f --headless` (not `sseload run`, which does this once Locust is gone): the
@@ -234,15 +260,22 @@ class LocalRole(RunsUsers, WritesRun):
         super().__init__(environment, scenario, host, launch)
         self.run_dir = self._open_run_dir()
         self.recorder = Recorder(ParquetSink(self.run_dir, self.plan.send_time_ns))
+        self.recorder.on_disk_full = self._disk_full
         self.identity = self._identity(self.plan.url, self.plan.auth.method)
+        self.scraper = scraper_for(scenario.server_metrics)
         self._show_live()
         prepare_users(environment, scenario.load.wait_s)
+
+    def test_start(self) -> None:
+        super().test_start()
+        self._start_scraping()
 
     def test_stop(self) -> None:
         """Users have stopped: close the files so the run can be read (and reported)."""
         super().test_stop()
         self.ended_at = utc_now()
         self.recorder.close_sink()
+        self._stop_scraping()
 
     def quitting(self) -> None:
         self._stop_running_users()
@@ -250,6 +283,7 @@ class LocalRole(RunsUsers, WritesRun):
         self.health.stop()
         self.recorder.close()
         info = self._write_run()
+        room.release(self.run_dir)
         log.info("sseload: %d streams, %d events recorded in %s", info["streams_recorded"],
                  info["events_recorded"], self.run_dir)
         self._finish_plain_locust()
@@ -258,6 +292,8 @@ class LocalRole(RunsUsers, WritesRun):
         """The run's files as they are now (the web UI's report link). While the load runs this is a
         snapshot: its open streams are not in it, and run.json says so."""
         self.recorder.close_sink()
+        if self.scraper is not None:
+            self.scraper.write(self.run_dir)
         if not load_running(self.environment):  # a stopped run keeps when its load ended
             self._write_run()
             return self.run_dir
@@ -274,11 +310,25 @@ class LocalRole(RunsUsers, WritesRun):
             write_error=None if rec.write_error is None else str(rec.write_error))
 
     def _write_run(self) -> dict:
-        """health.parquet and run.json."""
-        self.health.write(self.run_dir / "health.parquet")
+        """health.parquet and run.json (once the disk is full, in the room its reserve held back)."""
+        if self.recorder.sink.disk_full is not None:
+            room.release(self.run_dir)
+        try:
+            self.health.write(self.run_dir / "health.parquet")
+        except OSError as err:  # run.json matters more; a report of the run says health.parquet is missing
+            log.error("sseload: health.parquet could not be written in %s: %s", self.run_dir, err)
         info = self._info()
         runinfo.write(self.run_dir, info)
         return info
+
+    def _disk_full(self, err: OSError) -> None:
+        """The recorder found the run's disk full: said once, and the run stops there."""
+        text = room.disk_full_text(self.run_dir, err)
+        if load_running(self.environment):
+            self._stop_early(runinfo.DISK_FULL, text)
+        else:  # (filled by the last writes, once the load stopped)
+            self.partial.add(runinfo.DISK_FULL, text)
+            log.error(text)
 
 
 class WorkerRole(RunsUsers):
@@ -295,8 +345,22 @@ class WorkerRole(RunsUsers):
         def on_report(client_id, data, **_kw):  # what it counted live since the last report (sseload.views.live)
             data["sseload"] = self.key.sign(REPORT, client_id, self.live.take_report(self.active_streams))
 
+        if scenario.load.trace:  # the master says which lines are this worker's, and when the trace starts
+            environment.runner.register_message(TRACE_SHARE, self._on_trace_share)
         memoise_default_args()
         prepare_users(environment, scenario.load.wait_s)
+
+    def _on_trace_share(self, environment, msg, **_kw) -> None:
+        self.trace_share = dict(msg.data)
+        self._trace_arrivals = None  # a new run of the trace (the web UI started it again)
+
+    def trace_arrivals(self) -> TraceArrivals:
+        if self.trace_share is None:  # no share from the master: sending every line would double the trace
+            if self._trace_arrivals is None:
+                log.error("sseload worker: the master sent no share of the trace; this worker sends none of it")
+                self._trace_arrivals = TraceArrivals([], 1.0)
+            return self._trace_arrivals
+        return super().trace_arrivals()
 
     def test_stop(self) -> None:
         """Users have stopped: ship the last batch and the totals (before `client_stopped`)."""

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import sseload
 from sseload.record import redact
+from sseload.run import room
 
 RUN_JSON = "run.json"
 
@@ -40,6 +41,7 @@ NOT_RECORDED = "not_recorded"  # streams started but not recorded
 WRITE_ERROR = "write_error"
 NOT_WRITTEN = "not_written"  # recorded but not in the files
 RUNNING = "running"  # a snapshot taken while the load ran (the web UI's report link): streams were open
+DISK_FULL = "disk_full"  # the disk of the run's folder filled: the run stopped there (sseload.run.room)
 #: The write test each new run folder passes before any load: a run that cannot be written never starts.
 PROBE_BYTES = 65536
 
@@ -263,6 +265,7 @@ class Identity:
     locust_version: str
     machine: dict  # this_machine()
     python: str
+    dialect: dict | None = None  # the LLM API the streams were read as (name, api, paths); None: plain SSE
 
 
 def this_machine() -> dict:
@@ -288,6 +291,7 @@ class Tally:
     refused_messages: int = 0  # not signed with the run key (sseload.record.runkey.MessageGate)
     refused_reason: str = ""
     worker_reasons: list[dict] = field(default_factory=list)  # the partial reasons each worker reported
+    server_metrics: dict | None = None  # [server_metrics]: the scraper's account (sseload.run.scraper)
 
 
 def compose(identity: Identity, load: dict, started_at: datetime | None, ended_at: datetime | None,
@@ -327,6 +331,7 @@ def compose(identity: Identity, load: dict, started_at: datetime | None, ended_a
         "auth_method": identity.auth_method,
         "insecure_tls": identity.insecure_tls,
         "embedded_target": identity.embedded_target,
+        "dialect": identity.dialect,
         "scenario": identity.scenario,
         "users": load.get("users"),
         "spawn_rate": load.get("spawn_rate"),
@@ -346,17 +351,18 @@ def compose(identity: Identity, load: dict, started_at: datetime | None, ended_a
         "health": tally.health,
         "worker_health": tally.worker_health,
         "tuning": identity.tuning,
+        "server_metrics": tally.server_metrics,
     }
 
 
 # --- writing it ---
 
 def write(run_dir: Path, info: dict) -> Path:
-    """Write run.json atomically (a reader sees the old file or the new one, never half)."""
+    """Write run.json atomically (a reader sees the old file or the new one, never half), as strict
+    JSON: a number that is not finite (NaN, an infinity) is written null."""
     path = Path(run_dir) / RUN_JSON
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(redact.mask(info), indent=2, default=str))  # no known secret, wherever it came from
-    tmp.replace(path)
+    text = json.dumps(redact.mask(info), default=str)  # no known secret, wherever it came from
+    room.replace_whole(path, json.dumps(json.loads(text, parse_constant=lambda _: None), indent=2, allow_nan=False))
     return path
 
 

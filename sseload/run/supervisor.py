@@ -20,24 +20,29 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sseload.record import redact
 from sseload.record.runkey import RUN_KEY_ENV
 from sseload.run import runinfo
 from sseload.run import verdict as run_verdict
 from sseload.run.planfile import OPTION as PLAN_OPTION
-from sseload.run.planfile import PlanFile
+from sseload.run.planfile import PlanFile, override_load
 from sseload.run.verdict import BadInput
+from sseload.scenario import memory
 from sseload.scenario.flags import request_flags_argv
-from sseload.scenario.load import env_vars_used, request_headers, resolve, select
-from sseload.scenario.model import Scenario, ScenarioError, from_env, parse_seconds
+from sseload.scenario.load import check_flag, env_vars_used, request_headers, resolve, select
+from sseload.scenario.model import Load, Scenario, ScenarioError, from_env, parse_seconds
+from sseload.scenario.ranges import number_range
 
 RUN_FOLDER = Path(__file__).parent
 LOCUSTFILE = RUN_FOLDER / "locustfile.py"
 SHAPE_LOCUSTFILE = RUN_FOLDER / "locustfile_shape.py"
 WORKERS_PER_CORE = 4  # more than this and the workers measure each other's scheduling, not the service
+WORKERS = number_range(0, WORKERS_PER_CORE * (os.cpu_count() or 1),
+                       why=f"0: no workers; {WORKERS_PER_CORE} for each of this machine's {os.cpu_count() or 1} cores")
 #: A Locust child whose sseload died has the stop timeout plus this to stop in order, then is killed.
 ORPHAN_GRACE_S = 30
 #: Locust's start-up (imports, workers connecting) before its run time counts.
@@ -166,28 +171,16 @@ def run_settings(args: argparse.Namespace, scenario: Scenario) -> RunSettings:
     A flag overrides the scenario, so the effective value is checked and the message names where it
     came from. Once all passed, the run's folder is created (exclusively: see runinfo.create_run_dir)."""
     load = scenario.load
-    where = f"{scenario.source or scenario.name}: [load]"
-    users = args.users if args.users is not None else load.users
-    if users < 1:
-        source = "-u/--users" if args.users is not None else f"{where} users"
-        raise BadInput(f"{source} is {users}; give at least 1 user, e.g. -u 10")
-    spawn_rate = args.spawn_rate if args.spawn_rate is not None else load.spawn_rate
-    if not spawn_rate > 0 or math.isinf(spawn_rate):  # `not >` also refuses NaN
-        source = "-r/--spawn-rate" if args.spawn_rate is not None else f"{where} spawn_rate"
-        raise BadInput(f"{source} is {spawn_rate:g}; give a positive number of users started per second, e.g. -r 10")
-    run_time = args.run_time if args.run_time is not None else load.run_time
-    source = "-t/--run-time" if args.run_time is not None else f"{where} run_time"
-    try:
-        run_s = parse_seconds(run_time)
-    except ValueError:
-        raise BadInput(f"{source} = {run_time!r} is not a time span; write e.g. 30s, 5m or 1h30m") from None
-    if run_s <= 0:
-        raise BadInput(f"{source} must be more than 0 s, e.g. 30s or 5m")
-    cores = os.cpu_count() or 1
-    most = WORKERS_PER_CORE * cores
-    if not 0 <= args.workers <= most:
-        raise BadInput(f"--workers is {args.workers}; give 0 (no workers) to at most {most} on this machine's "
-                       f"{cores} cores (each worker needs a core to measure well)")
+    users = _over(args.users, "users", "-u/--users", "-u 10", load)
+    spawn_rate = _over(args.spawn_rate, "spawn_rate", "-r/--spawn-rate", "-r 10", load)
+    run_time = _over(args.run_time, "run_time", "-t/--run-time", "-t 30s", load)
+    peak = users if load.shape == "constant" else memory.peak_users(load)  # a shape's users are the scenario's
+    said = (f"-u/--users is {users}" if args.users is not None and load.shape == "constant"
+            else f"{scenario.source or scenario.name}: [load] asks for {peak:,} users at once")
+    crowded = memory.too_many(peak, said, memory.available_bytes())
+    if crowded:
+        raise BadInput(crowded)
+    check_flag(args.workers, WORKERS, "--workers", "--workers 2")
     results_dir = Path(args.results_dir)
     # Last, once every other value passed: the run's folder, created exclusively (sseload.run.runinfo);
     # its Locust children adopt it (the run-plan file names it) and never create it again.
@@ -196,6 +189,13 @@ def run_settings(args: argparse.Namespace, scenario: Scenario) -> RunSettings:
     except runinfo.RunDirError as err:
         raise BadInput(str(err)) from None
     return RunSettings(users, spawn_rate, run_time, args.workers, run_dir.name, results_dir)
+
+
+def _over(value, key: str, flag: str, example: str, load: Load):
+    """A flag's value over [load] ``key``'s, held to that key's range; the scenario's own was checked
+    where it was loaded."""
+    return getattr(load, key) if value is None else check_flag(value, Load.__dataclass_fields__[key].metadata,
+                                                                 flag, example)
 
 
 def _remember_secrets(scenario: Scenario, host: str | None) -> None:
@@ -221,8 +221,10 @@ def _run_env(scenario: Scenario) -> dict[str, str]:
 
 # --- the run ---
 
-def run(args: argparse.Namespace) -> int:
-    """``sseload run``; its exit code (sseload.run.verdict)."""
+def run(args: argparse.Namespace, *, load: Mapping[str, Any] | None = None, progress: bool = True) -> int:
+    """``sseload run``; its exit code (sseload.run.verdict). A point of ``sseload search``
+    (sseload.run.search) is a run too: ``load`` holds its [load] values over the scenario's (for the
+    Locust children, in the run-plan file), ``progress`` whether the progress line shows."""
     if args.prometheus:
         from sseload.views.prometheus import parse_address
 
@@ -232,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
             raise BadInput(str(err)) from None
     scenario_path = str(resolve(args.scenario)) if args.scenario else None  # a ready scenario's name: its file
     scenario, _ = select(scenario_path, args.host, args)
+    override_load(scenario, load or {})
     embedded = not args.host and not scenario.request.url
     target_settings = target_config(scenario) if embedded else None
     _remember_secrets(scenario, args.host)
@@ -251,8 +254,8 @@ def run(args: argparse.Namespace) -> int:
         if scenario.stream.reconnect:  # a feed never ends by itself: its open connection is cancelled at the stop
             stop_timeout = 0
         plan = PlanFile(results_dir=str(settings.results_dir), run_id=settings.run_id, embedded_target=embedded,
-                        run_s=parse_seconds(run_time), progress=True,
-                        orphan_grace_s=stop_timeout + ORPHAN_GRACE_S).write(Path(tmp))
+                        run_s=parse_seconds(run_time), progress=progress,
+                        orphan_grace_s=stop_timeout + ORPHAN_GRACE_S, load=dict(load or {})).write(Path(tmp))
         shaped = scenario.load.shape != "constant"
         common = [sys.executable, "-m", "locust", "-f", str(SHAPE_LOCUSTFILE if shaped else LOCUSTFILE),
                   PLAN_OPTION, str(plan), "--loglevel", args.loglevel]

@@ -24,20 +24,35 @@ from locust import User, task
 from locust.exception import StopUser
 from locust.user.users import LOCUST_STATE_STOPPING
 
+from sseload.protocol.dialects import OPENAI, answer_text
 from sseload.protocol.feed import Feed
-from sseload.protocol.openai import answer_text
 from sseload.protocol.outcomes import SUCCEEDED, Outcome
 from sseload.record.metrics import TTFE
 from sseload.record.records import EventBuffer, StreamRecord
 from sseload.run import hooks
 from sseload.transport.client import PreparedRequest, SSEConnection
+from sseload.views.live import TokenFacts
 
 _user_ids = itertools.count(1)
+_GOLDEN = 0.6180339887498949
+
+
+def patience_s(patience: float, share: float, user_id: int) -> float:
+    """How long this user waits for a first output token ([load] patience_s; 0: for ever): the
+    users are impatient in ``share``, spread evenly over their numbers (a low-discrepancy sequence)."""
+    return patience if patience > 0 and (user_id * _GOLDEN) % 1.0 < share else 0.0
 _harness_error_logged = False
 log = logging.getLogger("sseload")
 LOCUST_ENTRY = f"stream ({TTFE.label})"  # the one entry per stream in Locust's statistics
 FAST_FAILURE_NS = 100_000_000  # a failed stream this short would spin its user: back off
 MAX_BACKOFF_S = 2.0
+
+
+def sleep_until(wall_ns: int) -> None:
+    """Until the wall clock reads ``wall_ns``, never before: the event loop's timers count from the
+    time its iteration began, so one sleep can wake as early as the greenlet had run by then."""
+    while (left_ns := wall_ns - time.time_ns()) > 0:
+        gevent.sleep(left_ns / 1e9)
 
 
 class StreamFailure(Exception):
@@ -56,6 +71,8 @@ class SSEUser(User):
         self.user_id = next(_user_ids)
         self.conn = SSEConnection(self.ctx.endpoint, self.ctx.rules, self.ctx.auth, self.ctx.tls,
                                   worker=worker, user=self.user_id, tuning=self.process.tuning)
+        self.conn.patience_s = patience_s(self.ctx.rules.patience_s, self.ctx.scenario.load.patience_share,
+                                          self.user_id)
         self._events = EventBuffer()
         self._fast_failures = 0
 
@@ -67,6 +84,15 @@ class SSEUser(User):
         load = self.ctx.scenario.load
         scenario = self.ctx.scenario
         run = self.feed if scenario.stream.reconnect else self.conversation if scenario.body.multi_turn else self.stream
+        if load.trace:  # a trace's line at its time (sseload.scenario.arrivals.TraceArrivals), its own request
+            taken = self.process.trace_arrivals().take()
+            if taken is None:  # this process's share is sent, or the run time is over
+                raise StopUser()
+            scheduled, line = taken
+            request = self.ctx.trace_request(line)
+            sleep_until(scheduled)
+            self.stream(request, scheduled_ns=scheduled)
+            return
         if load.arrival == "closed":
             run()
             return
@@ -76,9 +102,7 @@ class SSEUser(User):
         scheduled = self.process.arrivals().take()
         if scheduled is None:  # the run time is over: no arrival is scheduled after it, so this user is done
             raise StopUser()
-        now = time.time_ns()
-        if scheduled > now:
-            gevent.sleep((scheduled - now) / 1e9)
+        sleep_until(scheduled)
         run(scheduled_ns=scheduled)
 
     def feed(self, scheduled_ns: int = 0) -> None:
@@ -114,7 +138,8 @@ class SSEUser(User):
             if record.outcome is not Outcome.OK or self._state == LOCUST_STATE_STOPPING:
                 return
             history += [{"role": "user", "content": conv.turns[turn]},
-                        {"role": "assistant", "content": answer_text(self.conn.outputs)}]
+                        {"role": "assistant",
+                         "content": answer_text(self.ctx.rules.dialect or OPENAI, self.conn.outputs)}]
             scheduled_ns = 0
 
     def stream(self, request: PreparedRequest | None = None, scheduled_ns: int = 0,
@@ -137,6 +162,12 @@ class SSEUser(User):
                 record = self._harness_error(request, err, scheduled_ns)
             finally:
                 process.active_streams -= 1
+            for attempt in self.conn.take_attempts():  # requests lost with a kept-alive connection: rows too
+                process.streams_started += 1
+                process.live.add_stream(attempt.outcome, None, np.empty(0, np.int64))
+                process.recorder.add(attempt, EventBuffer())
+                self._report(attempt)
+                process.after_stream(attempt)
             if self.conn.unsent:  # the stop came while connecting: nothing was sent, so no stream ran
                 process.streams_started -= 1
                 process.live.forget(self.conn)
@@ -149,7 +180,8 @@ class SSEUser(User):
             record = record._replace(conversation_id=turn[0] or record.stream_id, turn=turn[1])
         ttfe = record.ttfe_ns
         t = np.frombuffer(self._events.t_ns, dtype=np.int64)
-        process.live.add_stream(record.outcome, ttfe / 1e6 if ttfe >= 0 else None, t, key=self.conn)
+        process.live.add_stream(record.outcome, ttfe / 1e6 if ttfe >= 0 else None, t, key=self.conn,
+                                tokens=TokenFacts.of(record))
         del t  # the view: the recorder empties t_ns next, which an exported buffer forbids
         process.recorder.add(record, self._events)
         self._report(record)

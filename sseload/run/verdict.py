@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sseload.protocol.outcomes import SUCCEEDED
+from sseload.record.metrics import SCHEDULE_LAG
 from sseload.run import runinfo
 from sseload.views.thresholds import Verdict, evaluate, table, write_junit
 
@@ -33,8 +34,17 @@ EXIT_CODES = (
     (str(NOTHING_RECORDED), "the run recorded nothing (Locust or the target failed)"),
     (f"{SIGNALLED}+N", "stopped by signal N (130: Ctrl-C); the results written so far are kept"),
 )
-#: The partial reasons of a run that stopped itself: its first streams said the setup is broken.
-STOPPED_EARLY = (runinfo.AUTH_STOP, runinfo.FAILURE_STORM)
+#: The codes as ``sseload search --help`` lists them (sseload.run.search; the same numbers as a run's).
+SEARCH_EXIT_CODES = (
+    (str(PASSED), "the capacity found is at least [search] require"),
+    (str(FAILED), "the capacity found is below require, or not even [search] min held"),
+    (str(BAD_INPUT), "bad input: scenario, [search] table, flags or environment, or a first point so broken it "
+                     "stopped early"),
+    (str(NOTHING_RECORDED), "a point recorded nothing (Locust or the target failed); the search stops there"),
+    (f"{SIGNALLED}+N", "stopped by signal N (130: Ctrl-C); search.json keeps the points so far"),
+)
+#: The partial reasons of a run that stopped itself: its first streams said the setup is broken, or its disk filled.
+STOPPED_EARLY = (runinfo.AUTH_STOP, runinfo.FAILURE_STORM, runinfo.DISK_FULL)
 
 
 class BadInput(Exception):
@@ -44,6 +54,14 @@ class BadInput(Exception):
 def signal_code(name: str) -> int:
     """The exit code of a run stopped by signal ``name`` (``SIGINT``: 130)."""
     return SIGNALLED + signal.Signals[name].value
+
+
+def search_code(capacity: float | None, require: float) -> int:
+    """The exit code of a search that ran to its end (``sseload search``): whether the capacity it
+    found, the highest load that held (None: not even the least), reaches ``require``."""
+    if capacity is None or capacity < require:
+        return FAILED
+    return PASSED
 
 
 @dataclass
@@ -107,6 +125,15 @@ def judge(summary: Mapping, info: Mapping, limits: Mapping[str, float]) -> RunVe
     if summary.get("partial") and not stops:
         warnings.append(f"partial run: {summary.get('partial_reason')}")
     warnings += summary.get("missing") or []
+    trace = summary.get("trace") or {}
+    if trace and not trace["kept"]:
+        warnings.append(f"the trace was not kept: {trace['late_streams']} of {trace['streams']} requests started more "
+                        f"than {trace['late_ms']:g} ms after their time ({SCHEDULE_LAG.label} p99 "
+                        f"{trace['schedule_lag_p99_ms']:.1f} ms); add users or workers")
+    scraped = info.get("server_metrics") or {}
+    if scraped.get("error"):  # never a failure: the service's own metrics only explain the run's numbers
+        warnings.append(f"server metrics at {scraped.get('url')}: {scraped['error']} ({scraped.get('failed_scrapes')} "
+                        f"scrapes failed, {scraped.get('scrapes')} kept)")
     return RunVerdict(verdicts, failures, warnings, stopped_early=bool(stops), interrupted_by=interrupted,
                       recorded=bool(summary["streams"]))
 

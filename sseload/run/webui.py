@@ -1,5 +1,5 @@
 """The "SSE streams" tab in Locust's web UI: live TTFE and gap percentiles, active streams,
-events/s, outcomes and cutoffs (for OpenAI-style streams also TTFT and output tokens/s), live
+events/s, outcomes and cutoffs (LLM streams: TTFT, output tokens/s and TPOT first), live
 time-series charts, and a link to the run's report.
 
 The numbers are :class:`sseload.views.live.LiveStats`'s. Built on Locust's own extension points:
@@ -26,6 +26,7 @@ from sseload.record.metrics import (
     GAP,
     MARK_COLOURS,
     OUTPUT_TOKENS_PER_S,
+    TPOT,
     TTFE,
     TTFT,
     Metric,
@@ -75,19 +76,22 @@ def _latency_row(metric: Metric, h: LogHistogram, span: str, ps=(50, 95, 99)) ->
 
 
 def rows(live: LiveStats, active: int, whole_run: bool) -> list[dict]:
-    """The tab's table: the last WINDOW_S while the load runs, the whole run once it stopped."""
+    """The tab's table: the last WINDOW_S while the load runs, the whole run once it stopped; LLM
+    streams' TTFT, output tokens/s (as their chunks came) and TPOT lead."""
     live.count_open()  # what the open streams got since the last tick: the numbers are the moment's
     if whole_run:
         counts, seconds, span = live.run, max(live.elapsed_s(), 1e-9), "whole run"
     else:
         counts, seconds = live.window()
         span = f"last {WINDOW_S:g} s"
-    out = [(ACTIVE_STREAMS, str(active)), _latency_row(TTFE, counts.hist[TTFE.key], span)]
-    if live.run.token_streams:
+    out = [(ACTIVE_STREAMS, str(active))]
+    if live.llm:
         out += [_latency_row(TTFT, counts.hist[TTFT.key], span),
                 (f"{OUTPUT_TOKENS_PER_S.label} ({OUTPUT_TOKENS_PER_S.unit}, {span})",
-                 OUTPUT_TOKENS_PER_S.format(counts.tokens / seconds))]
+                 OUTPUT_TOKENS_PER_S.format(counts.tokens / seconds)),
+                _latency_row(TPOT, counts.hist[TPOT.key], span)]
     out += [
+        _latency_row(TTFE, counts.hist[TTFE.key], span),
         _latency_row(GAP, counts.hist[GAP.key], span, (50, 99, 100)),
         (f"{EVENTS_PER_S.unit} ({span})", EVENTS_PER_S.format(counts.events / seconds)),
         (FINISHED, str(live.streams_finished)),
@@ -100,11 +104,17 @@ def rows(live: LiveStats, active: int, whole_run: bool) -> list[dict]:
 
 def chart_specs() -> list[dict]:
     """The tab's live charts (static/tab.js draws them from sseload.views.live's history points):
-    titles and units from the metric table, outcome colours from the outcome table."""
+    titles and units from the metric table, outcome colours from the outcome table. The token
+    charts come first, shown once the run has LLM streams."""
     def pct(metric: Metric, ps: tuple) -> list:
         return [[f"{metric.key}_p{p}", f"p{p}", MARK_COLOURS[f"p{p}"]] for p in ps]
 
     return [
+        {"id": TTFT.key, "title": f"{TTFT.label} percentiles ({TTFT.unit})", "unit": TTFT.unit, "tokens": True,
+         "series": pct(TTFT, (50, 95, 99))},
+        {"id": "tokens", "title": OUTPUT_TOKENS_PER_S.label.capitalize() + f" ({OUTPUT_TOKENS_PER_S.unit})",
+         "unit": OUTPUT_TOKENS_PER_S.unit, "tokens": True,
+         "series": [["tokens_per_s", OUTPUT_TOKENS_PER_S.unit, "#1f77b4"]]},
         {"id": TTFE.key, "title": f"{TTFE.label} percentiles ({TTFE.unit})", "unit": TTFE.unit,
          "series": pct(TTFE, (50, 95, 99))},
         {"id": GAP.key, "title": f"{GAP.label.capitalize()} between events, percentiles ({GAP.unit})", "unit": GAP.unit,
@@ -116,11 +126,6 @@ def chart_specs() -> list[dict]:
          "series": [["active", ACTIVE_STREAMS, "#17becf"]]},
         {"id": "outcomes", "title": "Stream outcomes (streams/s, by end)", "unit": "streams/s", "outcomes": True,
          "colours": {o.value: o.color for o in Outcome}},
-        {"id": TTFT.key, "title": f"{TTFT.label} percentiles ({TTFT.unit})", "unit": TTFT.unit, "tokens": True,
-         "series": pct(TTFT, (50, 95, 99))},
-        {"id": "tokens", "title": OUTPUT_TOKENS_PER_S.label.capitalize() + f" ({OUTPUT_TOKENS_PER_S.unit})",
-         "unit": OUTPUT_TOKENS_PER_S.unit, "tokens": True,
-         "series": [["tokens_per_s", OUTPUT_TOKENS_PER_S.unit, "#1f77b4"]]},
     ]
 
 
@@ -169,7 +174,7 @@ def install(web_ui, live: LiveStats, active: Callable[[], int], running: Callabl
     def sseload_live():
         """The tab's charts: the run's history (a point every TICK_S) and whether it still runs."""
         return jsonify({"history": live.history, "running": running(), "charts": chart_specs(),
-                        "report": REPORT_HREF, "tokens": bool(live.run.token_streams)})
+                        "report": REPORT_HREF, "tokens": live.llm})
 
     @web_ui.app.route("/sseload/metrics")
     def sseload_metrics():

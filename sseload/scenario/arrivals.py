@@ -51,4 +51,54 @@ class Arrivals:
         return scheduled
 
 
-__all__ = ["Arrivals"]
+#: The master's message to each worker of a trace replay: its share of the lines and the trace's origin.
+TRACE_SHARE = "sseload_trace_share"
+#: A trace starts this long after the load does: the users are spawned, and with workers every worker
+#: has its share, by then.
+TRACE_LEAD_S = 0.5
+
+
+class TraceArrivals:
+    """A trace's schedule in this process: line ``i`` of the trace (in time order) at ``origin_ns +
+    times_ms[i] / speed``, for the lines of this process's share (every ``of``-th from ``share``).
+
+    One origin for every process: with workers the master's, sent with each worker's share, so the
+    times hold across them; alone, a moment after the load's start (:data:`TRACE_LEAD_S`); else the
+    first ``take``. Lines are taken in order by
+    whichever user is free, as the open model's arrivals are (:class:`Arrivals`); a line that starts
+    late because every user was busy is recorded as schedule lag, never moved. No line is scheduled
+    after the run time."""
+
+    def __init__(self, times_ms, speed: float = 1.0, run_s: float | None = None, share: int = 0, of: int = 1,
+                 origin_ns: int | None = None) -> None:
+        import numpy as np
+
+        if speed <= 0 or not 0 <= share < of:
+            raise ValueError(f"a trace needs speed > 0 and 0 <= share < of, not {speed!r}, {share!r}, {of!r}")
+        self.lines = np.arange(share, len(times_ms), of)
+        self._offsets_ns = (np.asarray(times_ms, dtype=np.float64)[self.lines] * 1e6 / speed).astype(np.int64)
+        self.run_s = run_s
+        self.origin_ns = origin_ns
+        self._next = 0
+        self.taken = 0
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def take(self, now_ns: int | None = None) -> tuple[int, int] | None:
+        """(the next line's scheduled start, wall clock ns; its index in the trace), or None when the
+        share is sent or the run time is over."""
+        if self.origin_ns is None:
+            self.origin_ns = time.time_ns() if now_ns is None else now_ns
+        k = self._next
+        if k >= len(self.lines):
+            return None
+        offset = int(self._offsets_ns[k])
+        if self.run_s and offset >= self.run_s * 1e9:
+            return None
+        self._next += 1
+        self.taken += 1
+        return self.origin_ns + offset, int(self.lines[k])
+
+
+__all__ = ["TRACE_LEAD_S", "TRACE_SHARE", "Arrivals", "TraceArrivals"]

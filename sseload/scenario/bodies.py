@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from sseload.scenario import files
 from sseload.scenario.dist import Dist, DistError
 from sseload.scenario.model import BODYLESS_METHODS, Body, ScenarioError
 
@@ -57,8 +58,14 @@ def _messages_of(record, where: str) -> dict:
 
 def _with_max_tokens(obj: dict, spec: Body, rng: random.Random) -> dict:
     if spec.max_tokens:
-        obj["max_tokens"] = max(1, round(_dist(spec.max_tokens, "[body] max_tokens").sample(rng)))
+        obj["max_tokens"] = _drawn(_dist(spec.max_tokens, "[body] max_tokens"), rng, "max_tokens")
     return obj
+
+
+def _drawn(dist: Dist, rng: random.Random, key: str) -> int:
+    """A whole number drawn from ``dist``, within [body] ``key``'s range (a lognormal's tail reaches past any)."""
+    low, high = Body.__dataclass_fields__[key].metadata["range"]
+    return min(high, max(low, round(dist.sample(rng))))
 
 
 def _dist(text: str, what: str) -> Dist:
@@ -71,18 +78,14 @@ def _dist(text: str, what: str) -> Dist:
 def _dataset_lines(spec: Body, base_dir: Path | None) -> tuple[str, list]:
     """(the dataset's file name, its lines as JSON values)."""
     path = _resolve(spec.dataset, base_dir)
-    try:
-        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    except (OSError, UnicodeDecodeError) as err:
-        raise ScenarioError(f"[body] dataset {str(path)!r} cannot be read: {err}") from None
-    if not lines:
-        raise ScenarioError(f"[body] dataset {str(path)!r} has no lines")
     records = []
-    for n, line in enumerate(lines, 1):
+    for n, line in files.lines(path, "[body] dataset", files.MOST_HELD_BYTES, "held in memory by every process"):
         try:
             records.append(json.loads(line))
         except ValueError:
             raise ScenarioError(f"[body] dataset {path.name} line {n} is not JSON") from None
+    if not records:
+        raise ScenarioError(f"[body] dataset {str(path)!r} has no lines")
     return path.name, records
 
 
@@ -178,7 +181,7 @@ def synthetic_bodies(spec: Body) -> list[bytes]:
     shared = " ".join(WORDS[k % len(WORDS)] for k in range(spec.shared_prefix_words))
     out = []
     for k in range(spec.prompts):
-        words = max(1, round(length.sample(rng)))
+        words = _drawn(length, rng, "input_words")
         text = " ".join(rng.choice(WORDS) for _ in range(words))
         content = " ".join(part for part in (shared, f"#{k}", text) if part)
         obj = _with_max_tokens({**template, "messages": [{"role": "user", "content": content}]}, spec, rng)
@@ -221,14 +224,8 @@ def _bodies(spec: Body, base_dir: Path | None, method: str, skip_over: int | Non
         return [json.dumps(spec.json, separators=(",", ":")).encode()]
     if spec.text is not None:  # "" too: an empty body, as asked (--body '')
         return [spec.text.encode()]
-    if spec.file:
-        path = Path(spec.file)
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
-        try:
-            return [path.read_bytes()]
-        except OSError as err:
-            raise ScenarioError(f"[body] file {str(path)!r} cannot be read: {err.strerror}") from None
+    if spec.file:  # over the gateway's limit and skipped: its size alone, the file never read
+        return [files.body_file(_resolve(spec.file, base_dir), skip_over)]
     def make(n: int) -> bytes | int:
         return n if skip_over is not None and n > skip_over else generated(n, spec.kind)
 

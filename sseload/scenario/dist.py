@@ -10,6 +10,8 @@ import math
 import random
 from dataclasses import dataclass
 
+MAX_SIGMA = 10.0  # a lognormal's largest sigma: past it one draw in a few overflows any range
+
 
 class DistError(ValueError):
     """Text that is not a distribution; the message names where it came from and the forms allowed."""
@@ -26,20 +28,31 @@ class Dist:
     @classmethod
     def parse(cls, spec: str | int | float, what: str = "delay") -> Dist:
         """``200``, ``"uniform:100:300"``, ``"lognormal:200:0.5"``; ``what`` names the setting in the error."""
-        if isinstance(spec, (int, float)):
-            return cls("fixed", float(spec))
+        dist = None
+        if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+            dist = cls("fixed", float(spec))
         parts = str(spec).split(":")
         try:
-            if len(parts) == 1:
-                return cls("fixed", float(parts[0]))
-            if parts[0] in ("uniform", "lognormal") and len(parts) == 3:
-                return cls(parts[0], float(parts[1]), float(parts[2]))
+            if dist is None and len(parts) == 1:
+                dist = cls("fixed", float(parts[0]))
+            elif dist is None and parts[0] in ("uniform", "lognormal") and len(parts) == 3:
+                dist = cls(parts[0], float(parts[1]), float(parts[2]))
         except ValueError:
             pass
-        raise DistError(
-            f"{what} {spec!r} is not a delay: write milliseconds (200), "
-            "'uniform:LOW:HIGH' or 'lognormal:MEDIAN:SIGMA'"
-        )
+        if dist is None:
+            raise DistError(f"{what} {spec!r} is not a delay: write milliseconds (200), "
+                            "'uniform:LOW:HIGH' or 'lognormal:MEDIAN:SIGMA'")
+        if not (math.isfinite(dist.a) and math.isfinite(dist.b)):
+            raise DistError(f"{what} {spec!r} holds a number that is not finite (NaN or an infinity); give finite "
+                            "numbers, e.g. 200, 'uniform:100:300' or 'lognormal:200:0.5'")
+        if dist.kind == "lognormal" and not 0 <= dist.b <= MAX_SIGMA:
+            raise DistError(f"{what} {spec!r}: a lognormal's sigma must be at least 0 and at most {MAX_SIGMA:g}, "
+                            "e.g. 'lognormal:200:0.5'")
+        return dist
+
+    def bounds(self) -> tuple[float, ...]:
+        """The numbers a range holds it to: the value, the uniform's two ends, or the lognormal's median."""
+        return (self.a, self.b) if self.kind == "uniform" else (self.a,)
 
     def sample(self, rng: random.Random) -> float:
         if self.kind == "fixed":

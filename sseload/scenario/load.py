@@ -1,7 +1,8 @@
 """Reading a scenario: the file (or a ready scenario by name), its types and values checked, and
 the one choice of a run's scenario that ``sseload run`` and ``locust -f`` share (:func:`select`).
 
-Every table and key is checked on load; an error names the file, the field and the fix. With no
+Every table and key is checked on load, each number against the range declared beside it
+(sseload.scenario.ranges); an error names the file, the field and the fix. With no
 file at all, :func:`default_scenario` is the embedded default: the reference target on a free
 loopback port. The ``[target]`` table is the reference target's, checked where ``sseload run``
 starts it (sseload.run.supervisor), not here: a scenario says nothing the harness needs of it.
@@ -15,11 +16,14 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sseload.record.metrics import THRESHOLDS  # the names a [thresholds] table may use
+from sseload.scenario import files
 from sseload.scenario import flags as request_flags
+from sseload.scenario.dist import Dist, DistError
 from sseload.scenario.model import (
     MAX_SENT_BODY_BYTES,
     TABLES,
@@ -30,9 +34,11 @@ from sseload.scenario.model import (
     allowed,
     check_header,
     check_method,
+    check_url,
     from_env,
     parse_seconds,
 )
+from sseload.scenario.ranges import out_of_range, range_text, threshold_range
 
 
 def default_scenario() -> Scenario:
@@ -46,9 +52,8 @@ def for_host(host: str) -> Scenario:
     """The scenario of ``sseload run -H URL`` with no scenario file: a stream to a service nobody
     described. A clean end of the response (or ``data: [DONE]``) is ``ok``; the URL's path is the
     request's; GET unless a body is given (see sseload.scenario.flags.apply_request_flags)."""
+    check_url(host, "-H/--host")
     parts = urlsplit(host)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ScenarioError(f"-H/--host {host!r} is not an http:// or https:// URL with a host")
     hostport = parts.hostname + (f":{parts.port}" if parts.port else "")  # never the URL's credentials
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", hostport).strip("-.") or "host"
     scenario = Scenario(name=name, source="")
@@ -66,7 +71,10 @@ def select(path: str | Path | None, host: str | None, flags: Any = None,
     ``locust -f``: the file (or ready scenario) given; else, with -H naming a service (not the
     reference target ``sseload run`` started, ``embedded``), a stream to it judged by its clean
     end; else the embedded default. Then the request flags (sseload.scenario.flags); a --path
-    flag takes -H's own path and query off the host, so the flag's path is the one requested."""
+    flag takes -H's own path and query off the host, so the flag's path is the one requested. The
+    host's URL, and every file the result names (sseload.scenario.files), are checked here, once."""
+    if host:
+        check_url(host, "-H/--host")
     if path:
         scenario = load(path)
     elif host and not embedded:
@@ -78,6 +86,7 @@ def select(path: str | Path | None, host: str | None, flags: Any = None,
         if host and getattr(flags, "path", None) is not None:
             parts = urlsplit(host)
             host = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+    files.check_named(scenario)
     return scenario, host
 
 
@@ -108,14 +117,11 @@ def resolve(name_or_path: str | Path) -> Path:
 
 def load(path: str | Path) -> Scenario:
     path = resolve(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         names = ", ".join(p.stem for p in ready())
         raise ScenarioError(f"{path}: no such scenario file, nor a ready scenario of that name ({names}; "
-                            "`sseload scenarios` describes them)") from None
-    except OSError as err:
-        raise ScenarioError(f"{path}: cannot read the scenario: {err.strerror}") from None
+                            "`sseload scenarios` describes them)")
+    text = files.read_text(path, "the scenario", files.MOST_SCENARIO_BYTES, "a TOML file")
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -123,7 +129,7 @@ def load(path: str | Path) -> Scenario:
     return from_dict(raw, str(path))
 
 
-def _typed(where: str, key: str, value: Any, default: Any) -> Any:
+def _typed(where: str, key: str, value: Any, default: Any, meta: Mapping = MappingProxyType({})) -> Any:
     expected = type(default)
     if isinstance(default, bool):
         ok = isinstance(value, bool)
@@ -141,7 +147,9 @@ def _typed(where: str, key: str, value: Any, default: Any) -> Any:
                 dict: "a table"}.get(expected, f"a {expected.__name__}")
         example = ("true" if default else "false") if isinstance(default, bool) else repr(default)
         empty = isinstance(default, (str, list, dict)) and not default  # "like ''" shows nothing
-        raise ScenarioError(f"{where}: {key} = {value!r} should be {kind}" + ("" if empty else f" (like {example})"))
+        bounds = f", {range_text(meta)}" if "range" in meta else ""
+        raise ScenarioError(f"{where}: {key} = {value!r} should be {kind}" + ("" if empty else f" (like {example})")
+                            + bounds)
     return value
 
 
@@ -166,15 +174,17 @@ def from_dict(raw: dict[str, Any], source: str = "<scenario>") -> Scenario:
             if not hasattr(obj, key):
                 known = ", ".join(k for k in vars(obj))
                 raise ScenarioError(f"{source}: [{table}] has no key {key!r}; known keys: {known}")
-            setattr(obj, key, _typed(f"{source}: [{table}]", key, value, getattr(obj, key)))
+            meta = obj.__dataclass_fields__[key].metadata
+            setattr(obj, key, _typed(f"{source}: [{table}]", key, value, getattr(obj, key), meta))
     thresholds = raw.get("thresholds", {})
     for key, value in thresholds.items():
         if key not in THRESHOLDS:
             raise ScenarioError(
                 f"{source}: [thresholds] has no {key!r}; known thresholds: {', '.join(sorted(THRESHOLDS))}"
             )
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise ScenarioError(f"{source}: [thresholds] {key} = {value!r} must be a number")
+        missed = range_missed(value, threshold_range(key))
+        if missed:
+            raise ScenarioError(f"{source}: [thresholds] {key} = {value!r} {missed}")
     scenario.thresholds = {k: float(v) for k, v in thresholds.items()}
     target = raw.get("target", {})
     if not isinstance(target, dict):
@@ -201,9 +211,72 @@ def _check_choices(where: str, s: Scenario) -> None:
                 raise ScenarioError(f"{where}: [{table}] {f.name} = {value!r}; {advice(meta)}")
 
 
+def range_missed(value: Any, meta: Mapping) -> str | None:
+    """What ``value`` misses of a range (sseload.scenario.ranges.number_range), in words, or None: a time
+    span is counted in seconds; NaN, the infinities and what is not a number never pass."""
+    if meta["form"] == "span":
+        try:
+            value = parse_seconds(value)
+        except ValueError:
+            return f"is not a time span; write e.g. 30s, 5m or 1h30m: {range_text(meta)}"
+    elif meta["form"].startswith("dist"):
+        if value == "" and meta["form"] == "dist or empty":
+            return None
+        try:
+            dist = Dist.parse(value, "")
+        except DistError:
+            return ("is not a number or a distribution; write e.g. 100, 'uniform:50:150' or 'lognormal:100:0.5': "
+                    + range_text(meta))
+        missed = [out_of_range(bound, meta) for bound in dist.bounds()]
+        return next((m.replace("must be", "must have its numbers") for m in missed if m), None)
+    elif not isinstance(value, (int, float)) or isinstance(value, bool):
+        return f"should be a number {range_text(meta)}"
+    return out_of_range(value, meta)
+
+
+def check_flag(value: Any, meta: Mapping, flag: str, example: str) -> Any:
+    """A command-line flag's value, held to ``meta``'s range (a flag over a scenario key: the key's)."""
+    missed = range_missed(value, meta)
+    if missed:
+        raise ScenarioError(f"{flag} is {value!r}: it {missed}" + ("" if "e.g." in missed else f"; e.g. {example}"))
+    return value
+
+
+def _check_ranges(where: str, s: Scenario) -> None:
+    """Every number declared with its range (sseload.scenario.ranges.bounded) is in it; a list's, each one."""
+    for table, cls in TABLES.items():
+        for f in fields(cls):
+            if "range" not in f.metadata:
+                continue
+            value = getattr(getattr(s, table), f.name)
+            for number in value if isinstance(value, list) else [value]:
+                missed = range_missed(number, f.metadata)
+                if f.type == "list[int]" and not missed and not isinstance(number, int):
+                    missed = f"should be a whole number {range_text(f.metadata)}"
+                if missed:
+                    said = f"holds {number!r}, which" if isinstance(value, list) else f"= {number!r}"
+                    raise ScenarioError(f"{where}: [{table}] {f.name} {said} {missed}")
+
+
+def _check_search(where: str, s: Scenario) -> None:
+    """[search]: a range to search, in whole users for the closed model."""
+    search = s.search
+    if search.min > search.max:
+        raise ScenarioError(f"{where}: [search] min = {search.min:g} is more than max = {search.max:g}; "
+                            "give min <= max")
+    if search.over == "users" and not all(float(v).is_integer() for v in (search.min, search.max)):
+        raise ScenarioError(f"{where}: [search] over = \"users\" takes whole numbers of users for min and max "
+                            f"(not {search.min:g} and {search.max:g})")
+    if search.budget_s < search.point_s:
+        raise ScenarioError(f"{where}: [search] budget_s = {search.budget_s:g} is shorter than one point "
+                            f"(point_s = {search.point_s:g}); give a budget of several points")
+
+
 def validate(s: Scenario) -> None:
     where = s.source or s.name
     _check_choices(where, s)
+    _check_ranges(where, s)
+    _check_search(where, s)
     given = [name for name, on in (("json", s.body.json is not None), ("text", s.body.text is not None),
                                    ("file", bool(s.body.file)), ("size_bytes", s.body.size_bytes > 0),
                                    ("sizes", bool(s.body.sizes))) if on]
@@ -212,13 +285,9 @@ def validate(s: Scenario) -> None:
         given += ["dataset"] * bool(s.body.dataset) + ["prompts"] * bool(s.body.prompts)
     if len(given) > 1:
         raise ScenarioError(f"{where}: [body] sets {' and '.join(given)}; choose one way to make the body")
-    if s.body.prompts < 0 or s.body.shared_prefix_words < 0:
-        raise ScenarioError(f"{where}: [body] prompts and shared_prefix_words must be 0 or more")
     if s.body.json is not None and (s.body.dataset or s.body.prompts) and not isinstance(s.body.json, dict):
         raise ScenarioError(f"{where}: [body] json is the prompts' template here: give a table "
                             "(like {{model = \"m\", stream = true}})")
-    if any(not isinstance(n, int) or n < 0 for n in s.body.sizes):
-        raise ScenarioError(f"{where}: [body] sizes must be non-negative whole numbers of bytes")
     sent = [n for n in (s.body.size_bytes, *s.body.sizes)
             if n > MAX_SENT_BODY_BYTES and (s.body.over_limit == "send" or n <= s.gateway.max_body_bytes)]
     if sent:
@@ -230,43 +299,52 @@ def validate(s: Scenario) -> None:
         check_header(name, value, f"{where}: [request] headers")
     if s.request.url and not s.request.url.startswith(("http://", "https://", "${")):
         raise ScenarioError(f"{where}: [request] url = {s.request.url!r} must start with http:// or https://")
-    if s.gateway.limit_s <= 0:
-        raise ScenarioError(f"{where}: [gateway] limit_s must be positive")
-    if s.load.users < 1:
-        raise ScenarioError(f"{where}: [load] users must be at least 1")
+    for key, url in (("[request] url", s.request.url), ("[auth] iam_url", s.auth.iam_url)):
+        if url and "${" not in url:  # a ${VAR}'s value is checked where it is read (sseload.run.plan)
+            check_url(url, f"{where}: {key}")
     if s.load.arrival != "closed" and s.load.rate_per_s <= 0:
         raise ScenarioError(
             f"{where}: [load] arrival = {s.load.arrival!r} needs rate_per_s > 0 (streams started per second); "
             "users is then the most streams open at once"
         )
-    try:
-        parse_seconds(s.load.run_time)
-    except ValueError:
-        raise ScenarioError(f"{where}: [load] run_time = {s.load.run_time!r}; write e.g. 30s, 5m or 1h30m") from None
-    if s.load.stop_after_failures < 0:
-        raise ScenarioError(f"{where}: [load] stop_after_failures must be 0 (never stop) or more")
-    if s.load.failure_backoff_s < 0:
-        raise ScenarioError(f"{where}: [load] failure_backoff_s must be 0 (never wait) or more")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", s.stream.send_time_key):
         raise ScenarioError(f"{where}: [stream] send_time_key = {s.stream.send_time_key!r}; give a JSON field name "
                             "such as t_send_ns")
-    if s.stream.max_redirects < 0:
-        raise ScenarioError(f"{where}: [stream] max_redirects must be 0 (follow none) or more")
-    for key, value in vars(s.slo).items():
-        if value < 0:
-            raise ScenarioError(f"{where}: [slo] {key} must be 0 (none) or more")
     if s.body.multi_turn and not s.body.dataset:
         raise ScenarioError(f"{where}: [body] multi_turn needs a dataset of conversations ([body] dataset)")
     if s.body.multi_turn and s.stream.reconnect:
         raise ScenarioError(f"{where}: [body] multi_turn and [stream] reconnect: a conversation's turns are "
                             "separate requests, a feed one long stream; choose one")
-    if s.stream.reconnect_ms < 0:
-        raise ScenarioError(f"{where}: [stream] reconnect_ms must be 0 or more (milliseconds before reconnecting)")
-    if s.stream.max_event_bytes < 1:
-        raise ScenarioError(f"{where}: [stream] max_event_bytes must be positive")
     if s.body.text is not None and not isinstance(s.body.text, str):
         raise ScenarioError(f"{where}: [body] text = {s.body.text!r} should be a string (sent as it is, UTF-8; "
                             "'' sends an empty body)")
+    _check_trace(where, s)
+    if s.server_metrics.url and not s.server_metrics.url.startswith(("http://", "https://", "${")):
+        raise ScenarioError(f"{where}: [server_metrics] url = {s.server_metrics.url!r} must start with http:// or "
+                            "https:// (the service's Prometheus page, e.g. http://127.0.0.1:8000/metrics)")
+
+
+def _check_trace(where: str, s: Scenario) -> None:
+    """[load] trace: the requests and their times come from the trace (sseload.scenario.trace), so
+    what would also say them is refused, naming both."""
+    if not s.load.trace:
+        return
+    if s.load.arrival != "closed":
+        raise ScenarioError(f"{where}: [load] trace and arrival = {s.load.arrival!r}: a trace gives every start "
+                            "time itself; leave arrival and rate_per_s out (speed scales the trace's times)")
+    others = [name for name, on in (("dataset", bool(s.body.dataset)), ("prompts", s.body.prompts > 0),
+                                    ("text", s.body.text is not None), ("file", bool(s.body.file)),
+                                    ("size_bytes", s.body.size_bytes > 0), ("sizes", bool(s.body.sizes)),
+                                    ("multi_turn", s.body.multi_turn)) if on]
+    if others:
+        raise ScenarioError(f"{where}: [load] trace and [body] {', '.join(others)}: a trace gives each request's "
+                            "body (its prompt, messages or lengths); keep [body] json as the template only")
+    if s.stream.reconnect:
+        raise ScenarioError(f"{where}: [load] trace and [stream] reconnect: a trace's lines are requests, a feed "
+                            "one long stream; choose one")
+    if s.load.shape != "constant":
+        raise ScenarioError(f"{where}: [load] trace and shape = {s.load.shape!r}: the trace is the load's shape; "
+                            "leave shape out")
 
 
 # --- values from the environment ---

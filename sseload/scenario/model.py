@@ -1,8 +1,9 @@
 """A scenario as data: what to send, how to authenticate, how to judge a stream, how much load.
 
 Each table of a scenario file is one dataclass here, with its defaults and, beside a field that
-takes one of a few values, those values (``choices`` in the field's metadata), which
-sseload.scenario.load's ``validate`` enforces and words. Reading a file, checking it and picking
+takes one of a few values, those values (``choices`` in the field's metadata), and beside a number
+its range (sseload.scenario.ranges.bounded), which sseload.scenario.load's ``validate`` enforces and
+words. Reading a file, checking it and picking
 a run's scenario are sseload.scenario.load's; the request flags, sseload.scenario.flags'.
 Nothing here imports Locust, gevent or the reference target.
 """
@@ -16,9 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from sseload.protocol.decoding import DEFAULT_MAX_DECODE_RATIO, DEFAULT_MAX_DECODED_BYTES
+from sseload.protocol.dialects import BUILT_IN, OUTPUT_KINDS, Dialect, declared, for_url
 from sseload.protocol.gateway import DEFAULT_LIMIT_S, DEFAULT_MAX_BODY_BYTES
-from sseload.protocol.openai import OUTPUT_KINDS
 from sseload.protocol.sse import DEFAULT_MAX_EVENT_BYTES
+from sseload.scenario.ranges import DAY_S, HOUR_S, MAX_BODY_SIZE_BYTES, MAX_RUN_S, MAX_USERS, bounded
 
 log = logging.getLogger("sseload")
 DEFAULT_PATH = "/v1/infers/00000000-0000-4000-8000-000000000000/v1/stream"
@@ -99,7 +102,7 @@ class Auth:
     iam_domain_env: str = "SSELOAD_IAM_DOMAIN"
     project: str = "cn-southwest-2"
     unsigned_payload: bool = False
-    stop_after_failures: int = 5  # stop the run when this many streams failed auth and none passed
+    stop_after_failures: int = bounded(5, 0, 1_000_000, why="0: never")  # streams failed auth and none passed
 
 
 @dataclass
@@ -107,18 +110,19 @@ class Body:
     json: Any = None  # inline JSON value
     text: str | None = None  # a body sent as is (UTF-8); "" is an empty body (None: not given)
     file: str = ""  # a file sent as is
-    size_bytes: int = 0  # generate a body of this size
-    sizes: list[int] = field(default_factory=list)  # sweep: users take these in turn
+    size_bytes: int = bounded(0, 0, MAX_BODY_SIZE_BYTES, why="0: none")  # generate a body of this size
+    sizes: list[int] = bounded([], 0, MAX_BODY_SIZE_BYTES, why="each size")  # sweep: users take these in turn
     kind: str = one_of("json", ("json", "binary"))  # generated bodies
     over_limit: str = one_of("skip", ("skip", "send"))  # bodies over gateway.max_body_bytes: not sent, or sent
     # prompt workloads (LLM services): a body per prompt, [body] json as the template
     dataset: str = ""  # JSON lines: a prompt string, {"messages": [...]}, {"prompt": ...}, or a ShareGPT record
     order: str = one_of("sequential", ("sequential", "shuffle", "random"))  # dataset: shuffle once by seed; random
-    seed: int = 0
-    prompts: int = 0  # synthetic: this many prompts, each with a prefix of its own (no shared cache)
-    input_words: str = "100"  # synthetic prompt length in words: 100, "uniform:50:150", "lognormal:100:0.5"
-    max_tokens: str = ""  # each body's max_tokens: a number or a distribution as input_words; "" keeps the template's
-    shared_prefix_words: int = 0  # synthetic: words every prompt starts with (to test a prefix cache)
+    seed: int = bounded(0, 0, 2**32 - 1)
+    prompts: int = bounded(0, 0, 1_000_000, why="0: none")  # synthetic: each with a prefix of its own (no shared cache)
+    input_words: str = bounded("100", 1, 1_000_000, form="dist")  # synthetic prompt words: 100, "uniform:50:150"
+    # each body's max_tokens: a number or a distribution as input_words; "" keeps the template's
+    max_tokens: str = bounded("", 1, 1_000_000, form="dist or empty")
+    shared_prefix_words: int = bounded(0, 0, 1_000_000)  # synthetic: words every prompt starts with (a prefix cache)
     include_usage: bool = False  # JSON bodies ask for the usage chunk (stream_options.include_usage): exact tokens
     multi_turn: bool = False  # dataset: each line a conversation, its turns sent in order with the answers so far
     write: bool = False  # write the body's text and JSON into run.json (off: a body may carry secrets)
@@ -128,20 +132,28 @@ class Body:
 class Stream:
     completion: str = one_of("close", ("close", "auto", "done", "event:" + ANY_NAME),
                              glosses={"auto": "a clean end or data: [DONE]", "done": "data: [DONE]"})
-    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 30.0
-    grace_s: float = 5.0  # the harness's own deadline is gateway.limit_s + grace_s
+    max_event_bytes: int = bounded(DEFAULT_MAX_EVENT_BYTES, 1, 1 << 30)
+    # a compressed body (gzip, deflate): the most content per stream, and per compressed byte past the
+    # first MiB (sseload.protocol.decoding); more is a protocol_error
+    max_decoded_bytes: int = bounded(DEFAULT_MAX_DECODED_BYTES, 1, why="bytes of a compressed body's content")
+    max_decode_ratio: float = bounded(DEFAULT_MAX_DECODE_RATIO, 1, why="content bytes per compressed byte")
+    connect_timeout_s: float = bounded(10.0, 0, HOUR_S, above=True)
+    read_timeout_s: float = bounded(30.0, 0, DAY_S, above=True)
+    grace_s: float = bounded(5.0, 0, DAY_S)  # the harness's own deadline is gateway.limit_s + grace_s
     truth: bool = True  # read each event's send time (send_time_key) to measure delivery delay
     send_time_key: str = "t_send_ns"  # the JSON field in an event's data carrying its send time (wall clock)
     send_time_unit: str = one_of("ns", ("ns", "us", "ms"), quoted=False)  # a whole number since the Unix epoch
-    max_redirects: int = 3  # redirects on the same host followed to reach the stream (0: none)
+    max_redirects: int = bounded(3, 0, 100, why="0: follow none")  # redirects on the same host to reach the stream
     reconnect: bool = False  # a long-lived feed: reconnect as EventSource does (retry:, Last-Event-ID)
-    format: str = one_of("auto", ("auto", "sse", "openai"),  # openai: token metrics of chat/completions chunks
-                         glosses={"auto": "openai for a path ending in /completions"})
-    reconnect_ms: float = 3000.0  # the wait before reconnecting until the server sends a retry: field
-    tokenizer: str = ""  # openai: a local tokenizer.json counting output tokens when the server sends no usage
-    output: list[str] = one_of(list(OUTPUT_KINDS), tuple(OUTPUT_KINDS),  # openai: a chunk's output
+    format: str = one_of("auto", ("auto", "sse", *BUILT_IN, "json"),  # an LLM API's chunks: token metrics (llm.md)
+                         glosses={"auto": "by the request path (docs/llm.md)", "sse": "plain events, no tokens",
+                                  "json": "the paths of [stream.dialect]"})
+    # a custom API's chunks, as JSON paths (sseload.protocol.dialects.declared): output, reasoning,
+    # output_tokens, prompt_tokens, reasoning_tokens, finish, error, id
+    dialect: dict[str, str] = field(default_factory=dict)
+    reconnect_ms: float = bounded(3000.0, 0, DAY_S * 1000)  # the wait before reconnecting until the server sends retry:
+    tokenizer: str = ""  # LLM: a local tokenizer.json counting output tokens when the server sends no usage
+    output: list[str] = one_of(list(OUTPUT_KINDS), tuple(OUTPUT_KINDS),  # LLM: a chunk's output
                                purpose="what counts as a chunk's output (TTFT, ITL)")
     tls_verify: bool = True
     ca_bundle: str = ""
@@ -155,34 +167,71 @@ class Stream:
 class Slo:
     """Service-level objectives of an LLM stream (0: none); a stream meeting all of them counts in goodput."""
 
-    ttft_ms: float = 0.0
-    tpot_ms: float = 0.0
-    e2e_ms: float = 0.0
+    ttft_ms: float = bounded(0.0, 0, why="0: none")
+    tpot_ms: float = bounded(0.0, 0, why="0: none")
+    e2e_ms: float = bounded(0.0, 0, why="0: none")
+    answer_ttft_ms: float = bounded(0.0, 0, why="0: none")  # to the first answer token, after any reasoning
+    max_stall_ms: float = bounded(0.0, 0, why="0: none")  # the largest gap between a stream's output chunks
 
 
 @dataclass
 class Gateway:
-    limit_s: float = DEFAULT_LIMIT_S
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    limit_s: float = bounded(DEFAULT_LIMIT_S, 0, DAY_S, above=True)
+    max_body_bytes: int = bounded(DEFAULT_MAX_BODY_BYTES, 0, MAX_BODY_SIZE_BYTES)
 
 
 @dataclass
 class Load:
-    users: int = 10
-    spawn_rate: float = 10.0
-    run_time: str = "10s"
-    wait_s: float = 0.0  # pause between a user's streams (closed model)
+    users: int = bounded(10, 1, MAX_USERS)
+    spawn_rate: float = bounded(10.0, 0, MAX_USERS, above=True, why="users started per second")
+    run_time: str = bounded("10s", 0, MAX_RUN_S, above=True, form="span")
+    wait_s: float = bounded(0.0, 0, DAY_S)  # pause between a user's streams (closed model)
     shape: str = one_of("constant", LOAD_SHAPES, quoted=False)  # see users_at
-    start_users: int = 1
-    step_users: int = 10
-    step_s: float = 30.0
-    spike_users: int = 0
-    spike_at_s: float = 0.0
-    spike_s: float = 0.0
+    start_users: int = bounded(1, 0, MAX_USERS)
+    step_users: int = bounded(10, 0, MAX_USERS)
+    step_s: float = bounded(30.0, 0, MAX_RUN_S, above=True)
+    spike_users: int = bounded(0, 0, MAX_USERS)
+    spike_at_s: float = bounded(0.0, 0, MAX_RUN_S)
+    spike_s: float = bounded(0.0, 0, MAX_RUN_S)
     arrival: str = one_of("closed", ("closed", "constant", "poisson"), quoted=False)  # open model: rate_per_s
-    rate_per_s: float = 0.0
-    stop_after_failures: int = 20  # stop when this many first streams all failed the same way (0: never)
-    failure_backoff_s: float = 0.1  # a user whose streams fail fast waits this, doubling to 2 s (0: never)
+    rate_per_s: float = bounded(0.0, 0, MAX_USERS, why="0: the closed model")
+    stop_after_failures: int = bounded(20, 0, 1_000_000, why="0: never")  # first streams all failed the same way
+    failure_backoff_s: float = bounded(0.1, 0, HOUR_S, why="0: never wait")  # a fast failure's wait, doubling to 2 s
+    # LLM streams: abandon a stream whose first output has not come in patience_s (0: never), as a
+    # user would; patience_share of the users are that impatient (the others wait)
+    patience_s: float = bounded(0.0, 0, why="0: never")
+    patience_share: float = bounded(1.0, 0, 1, why="the share of users who give up")
+    # trace replay (sseload.scenario.trace, docs/traces.md): a JSONL file, one request per line at its time
+    trace: str = ""
+    speed: float = bounded(1.0, 0, above=True, why="trace: 2 replays it twice as fast")
+
+
+SEARCH_OVER = ("users", "rate")
+
+
+@dataclass
+class Search:
+    """``sseload search``: the highest load that holds, found by a bounded search (sseload.run.search;
+    docs/search.md). ``min``, ``max`` and ``require`` are users (whole numbers) or streams/s, as ``over`` says."""
+
+    over: str = one_of("users", SEARCH_OVER, glosses={"users": "closed model", "rate": "streams/s, open model"})
+    min: float = bounded(1.0, 0, MAX_USERS, above=True)
+    max: float = bounded(64.0, 0, MAX_USERS, above=True)
+    share: float = bounded(0.95, 0, 1, above=True)  # a point holds when this share of its streams meets [slo]
+    point_s: float = bounded(30.0, 1, DAY_S)  # each point's least length
+    budget_s: float = bounded(600.0, 1, MAX_RUN_S)  # the whole search
+    require: float = bounded(0.0, 0, MAX_USERS, why="0: no gate")  # exit 1 when the capacity found is below this
+    # rate: a bracket whose width is at most this share of its low end is narrow enough
+    resolution: float = bounded(0.05, 0, 1, above=True)
+
+
+@dataclass
+class ServerMetrics:
+    """The service's own Prometheus metrics, scraped during the run (docs/server-metrics.md)."""
+
+    url: str = ""  # http://host:port/metrics; empty: none scraped
+    interval_ms: float = bounded(1000.0, 100, why="milliseconds between scrapes")
+    series: list[str] = field(default_factory=list)  # metric names the report charts beside the usual ones
 
 
 @dataclass
@@ -196,6 +245,8 @@ class Scenario:
     gateway: Gateway = field(default_factory=Gateway)
     load: Load = field(default_factory=Load)
     slo: Slo = field(default_factory=Slo)
+    search: Search = field(default_factory=Search)
+    server_metrics: ServerMetrics = field(default_factory=ServerMetrics)
     thresholds: dict[str, float] = field(default_factory=dict)
     # the embedded target's settings, checked where `sseload run` starts it (sseload.run.supervisor)
     target: dict[str, Any] = field(default_factory=dict)
@@ -204,7 +255,8 @@ class Scenario:
 
 #: The tables of a scenario file, by name.
 TABLES = {"request": Request, "auth": Auth, "body": Body, "stream": Stream, "gateway": Gateway, "load": Load,
-          "slo": Slo}
+          "slo": Slo, "search": Search,
+          "server_metrics": ServerMetrics}
 
 
 def limit_s_of(written: Mapping) -> float:
@@ -242,12 +294,37 @@ def parse_seconds(text: str) -> float:
     return float(h * 3600 + m * 60 + sec)
 
 
-def is_openai(s: Scenario, url: str) -> bool:
-    """OpenAI-style chunks (token metrics): said so, or by default a path ending in /completions
-    (chat or completions)."""
-    if s.stream.format != "auto":
-        return s.stream.format == "openai"
-    return urlsplit(url).path.rstrip("/").endswith("/completions")
+def dialect_of(s: Scenario, url: str) -> Dialect | None:
+    """The LLM API whose chunks the streams are read as (token metrics), or None for plain SSE:
+    [stream] format says so; ``auto`` (the default) chooses by the request path, or takes
+    [stream.dialect] where one is declared. Raises ScenarioError for a declared dialect that cannot be used."""
+    fmt = s.stream.format
+    if fmt == "sse":
+        return None
+    if fmt == "json" or (fmt == "auto" and s.stream.dialect):
+        try:
+            return declared(s.stream.dialect)
+        except ValueError as err:
+            raise ScenarioError(f"{s.source or 'the scenario'}: {err}") from None
+    if fmt in BUILT_IN:
+        return BUILT_IN[fmt]
+    return for_url(url)
+
+
+def check_url(url: str, where: str) -> None:
+    """A URL a stream (or a token fetch) can be sent to: http or https, a host, and a port from 1 to 65535
+    where one is given. The message names the host and port, never the URL's user:password@."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ScenarioError(f"{where} is not an http:// or https:// URL with a host (e.g. https://gateway.example.com)")
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or past 65535
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        given = parts.netloc.rpartition("@")[2]
+        raise ScenarioError(f"{where}: {given!r} has no port sseload can connect to; give a port from 1 to 65535 "
+                            f"(e.g. {parts.scheme}://{given.rpartition(':')[0]}:8080), or none for the scheme's own")
 
 
 def request_url(request: Request, host: str) -> str:

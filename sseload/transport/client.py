@@ -28,12 +28,14 @@ from sseload.auth.schemes import Authenticator
 from sseload.protocol.classify import REDIRECTS, DeadlineExceeded
 from sseload.protocol.outcomes import Outcome
 from sseload.protocol.response import Response, StreamRules
-from sseload.protocol.sse import EventLog, PyEventLog, SSEProtocolError
+from sseload.protocol.sse import ALL_OUTPUT, EventLog, PyEventLog, SSEProtocolError
 from sseload.record import redact
 from sseload.record.records import EventBuffer, StreamRecord
 from sseload.record.tokens import stream_tokens
+from sseload.transport.attempts import lost_text, may_send_again
 from sseload.transport.reactor import RECV_BYTES, reactor
 from sseload.transport.request import Endpoint, HeadError, PreparedRequest, request_head  # noqa: F401  (HeadError: for callers)
+from sseload.transport.sending import Upload, UploadStalled, closed_while_idle
 from sseload.transport.tls import TLS
 from sseload.transport.tuning import Tuning
 
@@ -73,12 +75,16 @@ class SSEConnection:
         self._tls: TLS | None = None
         self.interrupted: BaseException | None = None
         self.unsent = False  # the last stream was stopped before its request went out
+        self.attempts: list[StreamRecord] = []  # requests lost with a kept-alive connection: rows (take_attempts)
+        self.upload = Upload()  # what the kernel took of the request going out
         self.read_timeout_ns = int(rules.read_timeout_s * 1e9)
         self._done = Event()
         self._resp: Response | None = None  # the stream's response, while one runs
         self._fd = -1
         self._read_error: BaseException | None = None
         self._drain_timer = None  # bounds reading a completed stream's body end (_drain_briefly)
+        self.patience_s = rules.patience_s  # how long its user waits for a first output token (0: for ever)
+        self._patience_timer = None
         self.log_ids: tuple[str, str, int | None] | None = None  # the last stream's (first id, last id, retry)
         self.outputs: list[str] = []  # keep_output: the data of the last stream's chunks carrying output
         self._tls_session: ssl.SSLSession | None = None  # the last TLS connection's, for resumption
@@ -123,17 +129,13 @@ class SSEConnection:
     def _send(self, data: bytes) -> None:
         if self._tls is not None:
             data = self._tls.encrypt(data)
-        # A request nearly always fits the socket's buffer: one send() on the non-blocking socket
-        # under gevent's. gevent's sendall asks the kernel for SO_SNDBUF on every call and runs
-        # four Python frames around the send (py-spy: about a tenth of a stream's own samples).
-        sent = 0
-        if self._send_now is not None:
-            try:  # noqa: SIM105 (per stream: a try costs nothing, a context manager does)
-                sent = self._send_now(data)
-            except BlockingIOError:
-                pass
-        if sent < len(data):  # the rest waits for room, cooperatively
-            self.sock.sendall(memoryview(data)[sent:])
+        self.upload.send(self._send_now, self.sock, data, self.rules.read_timeout_s, perf_ns)
+
+    def take_attempts(self) -> list[StreamRecord]:
+        """The rows of requests the last stream lost with a kept-alive connection before the one it
+        returned (sseload.transport.attempts): the caller records them, first."""
+        attempts, self.attempts = self.attempts, []
+        return attempts
 
     # --- one stream ---
     def stream(self, req: PreparedRequest, events: EventBuffer, scheduled_ns: int = 0,
@@ -148,7 +150,11 @@ class SSEConnection:
         self.interrupted = None
         self.unsent = False
         connect_ns = upload_ns = -1
+        self.upload.start()
         reused = self.sock is not None
+        if reused and closed_while_idle(self.sock, self._tls is not None):  # it goes on a fresh one
+            self.close()
+            reused = False
 
         sign_start = perf_ns()
         try:
@@ -199,19 +205,29 @@ class SSEConnection:
             resp.fail(Outcome.CANCELLED, f"the run stopped while the stream was open ({phase})")
         except Exception as err:
             # A server may answer before it took the whole request (413 while the body goes up) and
-            # close: its answer is the stream's outcome, not the broken send.
-            if not (phase == "send" and isinstance(err, OSError) and self._read_early_answer(resp)):
+            # close, or stop reading: its answer is the stream's outcome, not the broken send.
+            stalled = isinstance(err, UploadStalled)
+            if stalled:  # the stream lasted until now; its upload, to the last byte the server took
+                upload_ns = self.upload.last_ns - t0 if self.upload.sent else 0
+                resp.closed(perf_ns())
+            if phase == "send" and isinstance(err, OSError) and self._read_early_answer(resp, 0.05 if stalled else 1.0):
+                pass
+            elif stalled:
+                resp.fail(Outcome.TIMEOUT, self.upload.stalled_text(upload_ns, rules.read_timeout_s))
+            else:
                 ep = self.endpoint
                 resp.fail_on(err, phase, ep.host if isinstance(err, ssl.SSLCertVerificationError) else ep.host_header)
         dropped_idle = resp.outcome is Outcome.RESET or (resp.outcome is None and not resp.status)
-        if reused and not retried and resp.bytes_received() == 0 and phase in ("send", "read") and dropped_idle \
-                and self.interrupted is None:
-            # The server had closed the idle keep-alive connection (RFC 9112 section 9.3.1 lets a
-            # client retry then): once, on a fresh connection, and the record says so.
+        lost = reused and resp.bytes_received() == 0 and phase in ("send", "read") and dropped_idle \
+            and self.interrupted is None  # the server closed the kept-alive connection under the request
+        if lost and not self.upload.sent:  # none of it went out (the send failed at once): no request was made
             self.close()
             self._resp = None
             resp.release()
-            return self.stream(req, events, scheduled_ns, retried=True, redirects=redirects, first=first)
+            return self.stream(req, events, scheduled_ns, retried=retried, redirects=redirects, first=first)
+        again = lost and not retried and may_send_again(req.method)
+        if lost:  # the server got it: a row of its own (sseload.transport.attempts)
+            resp.outcome, resp.error, resp.error_code = Outcome.RESET, lost_text(req.method, again), ""
         if resp.outcome is None and resp.status in REDIRECTS and redirects < rules.max_redirects:
             target = self._redirected(req, resp)
             if target is not None:  # follow it; the stream's times still count from the first request
@@ -223,9 +239,13 @@ class SSEConnection:
                                    first=first or (t0, start_ns))
         if first is not None:
             t0, start_ns = first
-        return self._record(req, resp, events, t0, start_ns=start_ns, scheduled_ns=scheduled_ns, connect_ns=connect_ns,
-                            upload_ns=upload_ns, sign_ns=sign_ns, auth_fetch_ns=int(fetch_s * 1e9), reused=reused,
-                            retried=retried, redirects=redirects)
+        record = self._record(req, resp, events, t0, start_ns=start_ns, scheduled_ns=scheduled_ns,
+                              connect_ns=connect_ns, upload_ns=upload_ns, sign_ns=sign_ns,
+                              auth_fetch_ns=int(fetch_s * 1e9), reused=reused, retried=retried, redirects=redirects)
+        if not again:
+            return record
+        self.attempts.append(record)  # (its connection is closed: the retry goes out on a fresh one)
+        return self.stream(req, events, scheduled_ns, retried=True, redirects=redirects)
 
     def skipped(self, req: PreparedRequest, outcome: Outcome, error: str, scheduled_ns: int = 0) -> StreamRecord:
         """The record of a stream decided before sending (a body over the limit, no credentials)."""
@@ -248,6 +268,10 @@ class SSEConnection:
         done.clear()
         io = reactor(self.tuning)
         io.add(self, fd, self._resp.started_ns())
+        if self.patience_s > 0:
+            left_s = self.patience_s - (perf_ns() - self._resp.started_ns()) / 1e9
+            self._patience_timer = timer = get_hub().loop.timer(max(left_s, 0.0))
+            timer.start(self._impatient)
         try:
             done.wait()
         finally:
@@ -292,9 +316,10 @@ class SSEConnection:
             if self.sock is not None:
                 self.sock.settimeout(self.rules.read_timeout_s)
 
-    def _read_early_answer(self, resp: Response) -> bool:
-        """After a failed send: read what the server answered before it closed; True if it did."""
-        self._read_direct(resp, 1.0, 1 << 20, resp.over)
+    def _read_early_answer(self, resp: Response, wait_s: float = 1.0) -> bool:
+        """After a failed send: read what the server answered before it closed (or stopped reading);
+        True if it did."""
+        self._read_direct(resp, wait_s, 1 << 20, resp.over)
         return resp.status != 0
 
     def _route_body(self, log) -> None:
@@ -366,11 +391,30 @@ class SSEConnection:
         self._resp.timed_out(perf_ns())
         self._end_read()
 
+    def _impatient(self) -> None:
+        """The user's patience ran out: unless an output token came, it gives up (the connection closes)."""
+        resp = self._resp
+        log = resp.log if resp is not None else None
+        if resp is None or resp.over() or (log is not None and any(v & ALL_OUTPUT for v in
+                                                                   memoryview(log.llm()).cast("q"))):
+            return
+        now = perf_ns()
+        left_s = self.patience_s - (now - resp.started_ns()) / 1e9
+        if left_s > 0:  # the loop's timers run on its cached time, which may lag: never give up early
+            self._patience_timer.close()
+            self._patience_timer = timer = get_hub().loop.timer(left_s)
+            timer.start(self._impatient)
+            return
+        resp.abandoned(now, self.patience_s)
+        self._end_read()
+
     def _end_read(self) -> None:
-        if self._drain_timer is not None:
-            self._drain_timer.stop()
-            self._drain_timer.close()
-            self._drain_timer = None
+        for name in ("_drain_timer", "_patience_timer"):
+            timer = getattr(self, name)
+            if timer is not None:
+                timer.stop()
+                timer.close()
+                setattr(self, name, None)
         reactor(self.tuning).remove(self._fd)
         self._done.set()
 
@@ -393,12 +437,12 @@ class SSEConnection:
         first_event_ns = -1
         # what a feed (reconnect mode, sseload.protocol.feed) carries to its next connection
         self.log_ids = (log.first_event_id, log.last_event_id, log.retry) if log is not None else None
-        tokens, prompt_tokens, rules = None, -1, self.rules
+        tokens, rules = None, self.rules
         self.outputs = log.outputs() if log is not None and rules.keep_output else []  # a conversation's answer
         if log is not None:
-            if rules.openai:
-                tokens = stream_tokens(log.llm(), log.arrays()[0], t0, self.outputs, rules.tokenizer)
-                prompt_tokens = log.prompt_tokens
+            if rules.dialect is not None:
+                tokens = stream_tokens(log.llm(), log.arrays()[0], t0, self.outputs, rules.tokenizer, rules.dialect,
+                                       log.reasoning_tokens)
             events.extend(log, tokens.chunk_tokens if tokens else None)
             n_events, malformed, first_event_ns = len(log), log.malformed, log.first_t_ns
         t_headers = resp.t_headers_ns
@@ -410,13 +454,32 @@ class SSEConnection:
             charset_warning=resp.charset_warning, body_bytes=len(req.body), response_bytes=resp.bytes_received(),
             events=n_events, malformed_events=malformed, outcome=outcome, error_code=_from_server(code, self.auth),
             error=_from_server(error, self.auth, True), http_version=resp.http_version,
-            **({"ttft_ns": tokens.ttft_ns, "output_tokens": tokens.output_tokens, "prompt_tokens": prompt_tokens,
-                "tokens_from": tokens.tokens_from, "finish_reason": _from_server(resp.finish_reason, self.auth)}
-               if tokens else {}),
+            request_id=_from_server(_request_id(resp.headers), self.auth),
+            **(self._llm_facts(resp, log, tokens) if tokens else {}),
         )
+
+    def _llm_facts(self, resp: Response, log, tokens) -> dict:
+        """An LLM stream's record fields, by StreamRecord's names."""
+        return {"ttft_ns": tokens.ttft_ns, "answer_ttft_ns": tokens.answer_ttft_ns, "ttst_ns": tokens.ttst_ns,
+                "max_stall_ns": tokens.max_stall_ns, "output_tokens": tokens.output_tokens,
+                "prompt_tokens": log.prompt_tokens, "reasoning_tokens": log.reasoning_tokens,
+                "cached_tokens": log.cached_tokens, "tokenizer_tokens": tokens.tokenizer_tokens,
+                "tokens_from": tokens.tokens_from,
+                "finish_reason": _from_server(resp.finish_reason, self.auth),
+                "response_id": _from_server(resp.response_id, self.auth),
+                "server_timings": _from_server(resp.server_timings, self.auth)}
 
 
 SERVER_TEXT_CHARS = 2000  # the most of one text from the server a record keeps (its length said beyond)
+#: Response headers that carry the request's id in the server's or gateway's log, in the order looked for.
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-trace-id", "x-correlation-id")
+
+
+def _request_id(headers: dict[str, str]) -> str:
+    for name in REQUEST_ID_HEADERS:
+        if name in headers:
+            return headers[name][:200]
+    return ""
 
 
 def _from_server(text: str, auth: Authenticator, cut: bool = False) -> str:

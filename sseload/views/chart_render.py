@@ -28,7 +28,8 @@ class Series:
     name: str
     x: np.ndarray
     y: np.ndarray
-    kind: str = "line"  # "line", "step", "points" (markers, a line only between neighbours), "hist", "area"
+    kind: str = "line"  # "line", "step", "points" (markers, a line only between neighbours), "scatter"
+    # (markers alone), "hist", "area"
     color: str = LINE
     right: bool = False  # on the panel's right-hand axis
     width: float | np.ndarray | None = None  # "hist": its bins' widths (x holds their left edges)
@@ -83,6 +84,8 @@ def png(chart: Chart, path: Path) -> Path:
                 target.plot(s.x, s.y, color=s.color, label=s.name, drawstyle="steps-post")
             elif s.kind == "points":
                 target.plot(s.x, s.y, color=s.color, label=s.name, marker="o")
+            elif s.kind == "scatter":
+                target.plot(s.x, s.y, color=s.color, label=s.name, marker="o", linestyle="none")
             elif s.kind == "hist":
                 target.bar(s.x, s.y, width=s.width, align="edge", color=s.color, alpha=0.8, label=s.name)
             if s.right and s.kind == "step":
@@ -126,7 +129,8 @@ def echarts_options(chart: Chart) -> list[dict]:
     for panel in chart.panels:
         series = []
         for s in panel.series:
-            item = {"name": s.name, "type": "line", "color": s.color, "showSymbol": s.kind == "points",
+            item = {"name": s.name, "type": "scatter" if s.kind == "scatter" else "line", "color": s.color,
+                    "showSymbol": s.kind in ("points", "scatter"),
                     "connectNulls": False, "yAxisIndex": 1 if s.right else 0}
             if s.kind == "hist":  # a histogram as a filled step line over its bins' edges
                 edges = np.append(s.x, s.x[-1] + (s.width[-1] if np.ndim(s.width) else s.width)) if len(s.x) else s.x

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from sseload.record import redact
 from sseload.record.metrics import (
-    CONSOLE,
+    ABANDON_RATE,
     CONVERSATIONS,
     EVENTS_PER_S,
     FEED_GAP,
@@ -24,11 +24,16 @@ from sseload.record.metrics import (
     PERCENTILE_STATS,
     RECONNECT,
     RECONNECTS,
+    SCHEDULE_LAG,
     SLO_RATE,
     STREAMS,
     STREAMS_PER_S,
+    TOKENIZER_VS_USAGE,
+    TOKENS_PER_S,
+    TTFE,
     TTFT,
     Metric,
+    console_rows,
     distribution_rows,
 )
 
@@ -102,11 +107,23 @@ def feed_line(s: Mapping) -> str:
     return line + f"; {MISSED_EVENTS.label} {s.get('missed_events', 0)}"
 
 
+def is_llm(s: Mapping) -> bool:
+    """A summary of LLM streams (sseload.views.summary.has_tokens): its views lead with TTFT, TPOT and tokens/s."""
+    return OUTPUT_TOKENS.key in s
+
+
 def token_line(s: Mapping) -> str:
-    """OpenAI-style streams: the output tokens (and where their count came from), throughput, goodput."""
+    """LLM streams: the output tokens (and where their count came from), throughput in all and per user,
+    goodput; streams abandoned, and the tokenizer against the usage, where there were any."""
     sources = ", ".join(f"{k}: {v} streams" for k, v in sorted((s.get("tokens_from") or {}).items()))
+    per_user = (s.get(TOKENS_PER_S.key) or {}).get("p50")
     line = (f"{OUTPUT_TOKENS.label} {s['output_tokens']}" + (f" (from {sources})" if sources else "")
-            + ", " + ", ".join(f"{m.label} {m.quantity(m.value(s))}" for m in (OUTPUT_TOKENS_PER_S, GOODPUT, SLO_RATE)))
+            + f", {OUTPUT_TOKENS_PER_S.label} {OUTPUT_TOKENS_PER_S.quantity(s.get(OUTPUT_TOKENS_PER_S.key))}"
+            + (f", {TOKENS_PER_S.label} p50 {TOKENS_PER_S.quantity(per_user)}" if per_user is not None else "")
+            + ", " + ", ".join(f"{m.label} {m.quantity(m.value(s))}" for m in (GOODPUT, SLO_RATE)))
+    for metric in (ABANDON_RATE, TOKENIZER_VS_USAGE):
+        if metric.key in s:
+            line += f", {metric.label} {metric.quantity(metric.value(s))}"
     finished = s.get("finish_reasons") or {}
     if set(finished) - {"stop"}:  # streams cut by max_tokens or a content filter change what tokens/s means
         line += "; finish_reason " + ", ".join(f"{k} {v}" for k, v in sorted(finished.items(), key=lambda kv: -kv[1]))
@@ -120,23 +137,28 @@ def token_line(s: Mapping) -> str:
 def format_summary(s: Mapping) -> str:
     """The lines `sseload run` prints when a run ends (the README shows an example)."""
     outcomes = ", ".join(f"{k} {v}" for k, v in s["outcomes"].items())
+    llm = is_llm(s)
+    table = list(distribution_rows(s, console_rows(llm), unmeasured=True))
+    width = max([LABEL_WIDTH - 1] + [len(f"{m.label} {m.unit}") for m, _ in table]) + 1
     lines = [
         f"run {s['run_id']}: {s['streams']} {STREAMS.label} in {s['duration_s']:.1f} s "
         f"({STREAMS_PER_S.quantity(s['streams_per_s'])}, {EVENTS_PER_S.quantity(s['events_per_s'])})",
         f"outcomes: {outcomes}",
-        f"{'':<{LABEL_WIDTH}}" + "".join(f"{stat:>{STAT_WIDTH}}" for stat in PERCENTILE_STATS),
+        f"{'':<{width}}" + "".join(f"{stat:>{STAT_WIDTH}}" for stat in PERCENTILE_STATS),
     ]
-    for metric, p in distribution_rows(s, CONSOLE, unmeasured=True):
-        lines.append(f"{metric.label + ' ' + metric.unit:<{LABEL_WIDTH}}"
+    for metric, p in table:
+        lines.append(f"{metric.label + ' ' + metric.unit:<{width}}"
                      + "".join(f"{metric.format(p.get(stat)):>{STAT_WIDTH}}" for stat in PERCENTILE_STATS))
+    if llm:  # the tokens and their rates, right under the token latencies
+        lines.append(token_line(s))
     late = stats_text(s, LATENESS)
     if late:
         lines.append(f"{delay_heading(s)}: {late} (against the {'target' if s.get('embedded_target') else 'service'}"
                      "'s send times)")
-    if "output_tokens" in s:
-        lines.append(token_line(s))
     if s.get("feeds"):
         lines.append(feed_line(s))
+    if s.get("trace"):
+        lines.append(trace_line(s))
     buffered = s.get("buffered_streams") or 0
     if buffered:
         lines.append(f"note: {buffered} of {s['streams']} streams arrived all at once (every event in one read): a "
@@ -162,13 +184,24 @@ def format_summary(s: Mapping) -> str:
     return redact.terminal("\n".join(lines))  # a server's text steers no terminal (sseload.record.redact)
 
 
-__all__ = ["cpu_usage", "feed_line", "format_summary", "read_timing", "stats_text", "token_line"]
+def trace_line(s: Mapping) -> str:
+    """A trace replay's sentence (console, summary.md): how late its requests started, and whether it was kept."""
+    t = s["trace"]
+    kept = "kept" if t["kept"] else "NOT KEPT (add users or workers; the late starts are recorded, not moved)"
+    return (f"trace {t['file']}: {t['streams']} requests, {SCHEDULE_LAG.label} p99 "
+            f"{t['schedule_lag_p99_ms']:.2f} {SCHEDULE_LAG.unit}, "
+            f"{t['late_streams']} started over {t['late_ms']:g} ms late: {kept}")
+
+
+__all__ = ["cpu_usage", "feed_line", "format_summary", "is_llm", "read_timing", "stats_text", "token_line",
+           "trace_line"]
 
 
 class Progress:
-    """The line `sseload run` shows while the load runs: elapsed of total, streams, events/s,
-    TTFE p50 and errors, from the live numbers (sseload.views.live). On a terminal one line rewritten
-    in place; elsewhere (CI logs) a plain line every PLAIN_EVERY_S."""
+    """The line `sseload run` shows while the load runs: elapsed of total, streams, events/s, TTFE
+    p50 (LLM streams: TTFT p50 and p99, output tokens/s) and errors, from the live numbers
+    (sseload.views.live). On a terminal one line rewritten in place; elsewhere (CI logs) a plain
+    line every PLAIN_EVERY_S."""
 
     PLAIN_EVERY_S = 10.0
 
@@ -186,19 +219,25 @@ class Progress:
 
     @staticmethod
     def line(live, active: int, total_s: float | None) -> str:
+        """LLM streams (the live numbers saw a token): TTFT p50 and p99 and output tokens/s where
+        other runs show TTFE p50."""
         from sseload.protocol.outcomes import ERROR_OUTCOMES
-        from sseload.record.metrics import TTFE
 
         elapsed = live.elapsed_s()
         window, seconds = live.window()
         finished = live.streams_finished
         errors = sum(n for o, n in live.run.outcomes.items() if o in ERROR_OUTCOMES)
         share = f" ({errors / finished:.1%})" if finished else ""
-        ttfe = window.hist[TTFE.key].percentile(50)
+        if live.llm:
+            ttft = window.hist[TTFT.key]
+            latency = (f"{TTFT.label} p50 {TTFT.quantity(ttft.percentile(50))}, "
+                       f"p99 {TTFT.quantity(ttft.percentile(99))} | {window.tokens / seconds:,.0f} "
+                       f"{OUTPUT_TOKENS_PER_S.unit}")
+        else:
+            latency = f"{TTFE.label} p50 {TTFE.quantity(window.hist[TTFE.key].percentile(50))}"
         of = f" of {total_s:.0f} s" if total_s else ""
         return (f"sseload: {elapsed:.0f} s{of} | {finished} {STREAMS.label} ended, {active} open | "
-                f"{window.events / seconds:,.0f} {EVENTS_PER_S.unit} | {TTFE.label} p50 "
-                f"{TTFE.quantity(ttfe)} | errors {errors}{share}")
+                f"{window.events / seconds:,.0f} {EVENTS_PER_S.unit} | {latency} | errors {errors}{share}")
 
     def show(self, live, active: int, total_s: float | None) -> None:
         text = self.line(live, active, total_s)

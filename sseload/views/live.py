@@ -2,127 +2,69 @@
 line and the Prometheus endpoint show. The report's numbers come from the recorded files
 (sseload.views.results); these are for watching, bounded in memory whatever the load.
 
-Latencies go into log-bucketed histograms (:class:`LogHistogram`, 0.58% relative error at most):
-a whole run's percentiles in 13 KB, summed exactly across ticks, windows and workers. Events,
-first events and gaps count as they arrive: each :meth:`LiveStats.tick` reads what the open
-streams' event logs got since the last one, so a 40 s stream shows from its first event on, not
-at its end. A worker sends the master what it counted since its last report
-(:meth:`LiveStats.take_report`, Locust's ``report_to_master``); the master adds it
-(:meth:`LiveStats.merge_report`).
+Latencies go into log-bucketed histograms (:class:`~sseload.views.histogram.LogHistogram`, 0.58%
+relative error at most): a whole run's percentiles in 13 KB, summed exactly across ticks, windows
+and workers. Events, first events and gaps count as they arrive: each :meth:`LiveStats.tick` reads
+what the open streams' event logs got since the last one, so a 40 s stream shows from its first
+event on, not at its end. LLM streams' output tokens and TTFT count the same way, as their chunks
+arrive, and a stream's end adds only what its chunks did not say (a usage that came last). A
+worker sends the master what it counted since its last report (:meth:`LiveStats.take_report`,
+Locust's ``report_to_master``); the master adds it (:meth:`LiveStats.merge_report`).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter, deque
+from typing import NamedTuple
 
 import numpy as np
 
 from sseload.protocol.outcomes import Outcome
+from sseload.protocol.sse import KIND_BITS
 from sseload.record.metrics import GAP, TPOT, TTFE, TTFT
+from sseload.record.records import tpot
+from sseload.views.histogram import LogHistogram
 
 WINDOW_S = 10.0  # the "last N s" of the tab's rows
 TICK_S = 2.0  # how often the open streams are read and the history gets a point
 MAX_HISTORY = 3_600  # points: 2 h at 2 s; then every other one goes and the step doubles
 
 
-class LogHistogram:
-    """Counts of values (ms) in log-spaced bins: BINS_PER_DECADE per decade from LOW_MS to HIGH_MS,
-    with everything below in the first bin and above in the last. A percentile is its bin's
-    geometric middle: within half a bin (0.58%) of the true one. The exact min and max are kept."""
-
-    BINS_PER_DECADE = 200
-    LOW_MS = 1e-3
-    HIGH_MS = 1e6  # 1,000 s: past the gateway's 40 s and any feed's gap
-    N = int(round(math.log10(HIGH_MS / LOW_MS) * BINS_PER_DECADE))
-    #: Bin i holds values in [EDGES[i], EDGES[i + 1]).
-    EDGES = LOW_MS * 10.0 ** (np.arange(N + 1) / BINS_PER_DECADE)
-    MIDDLES = np.sqrt(EDGES[:-1] * EDGES[1:])
-    _UPPER = np.append(EDGES[:-1], np.inf)  # the last bin also holds everything above HIGH_MS
-
-    __slots__ = ("counts", "total", "sum", "min", "max")
-
-    def __init__(self) -> None:
-        self.counts = np.zeros(self.N, dtype=np.int64)
-        self.total = 0
-        self.sum = 0.0
-        self.min = math.inf
-        self.max = -math.inf
-
-    @classmethod
-    def index(cls, values: np.ndarray) -> np.ndarray:
-        """Each value's bin (values are finite: gaps, latencies)."""
-        i = np.log10(np.maximum(values, cls.LOW_MS))
-        i -= np.log10(cls.LOW_MS)
-        i *= cls.BINS_PER_DECADE
-        return np.clip(i, 0, cls.N - 1).astype(np.intp)
-
-    def add(self, values: np.ndarray | list[float]) -> None:
-        values = np.asarray(values, dtype=np.float64)
-        if not values.size:
-            return
-        self.counts += np.bincount(self.index(values), minlength=self.N)
-        self.total += values.size
-        self.sum += float(values.sum())
-        self.min = min(self.min, float(values.min()))
-        self.max = max(self.max, float(values.max()))
-
-    def merge(self, other: LogHistogram) -> None:
-        self.counts += other.counts
-        self.total += other.total
-        self.sum += other.sum
-        self.min = min(self.min, other.min)
-        self.max = max(self.max, other.max)
-
-    def percentile(self, p: float) -> float | None:
-        """The p-th percentile (0-100); p 0 and 100 are the exact min and max. None without values."""
-        if not self.total:
-            return None
-        if p >= 100:
-            return self.max
-        if p <= 0:
-            return self.min
-        rank = max(1, math.ceil(p / 100 * self.total))
-        i = int(np.searchsorted(np.cumsum(self.counts), rank))
-        return float(min(max(self.MIDDLES[i], self.min), self.max))
-
-    def count_at_most(self, limits_ms: list[float]) -> list[int]:
-        """Values in bins wholly at or below each limit (Prometheus's cumulative ``le`` buckets)."""
-        cum = np.concatenate([[0], np.cumsum(self.counts)])
-        return [int(cum[np.searchsorted(self._UPPER, limit, side="right") - 1]) for limit in limits_ms]
-
-    def to_wire(self) -> list:
-        """[bins, counts, total, sum, min, max] in plain lists (msgpack): only the bins used."""
-        used = np.flatnonzero(self.counts)
-        return [used.tolist(), self.counts[used].tolist(), self.total, self.sum,
-                self.min if self.total else None, self.max if self.total else None]
-
-    @classmethod
-    def from_wire(cls, wire: list) -> LogHistogram:
-        h = cls()
-        bins, counts, h.total, h.sum, low, high = wire
-        if bins:
-            np.add.at(h.counts, np.asarray(bins, dtype=np.intp), np.asarray(counts, dtype=np.int64))
-        h.min = math.inf if low is None else low
-        h.max = -math.inf if high is None else high
-        return h
-
-
-#: The latency histograms LiveStats keeps: TTFE per stream, gaps per event; TTFT per OpenAI-style
-#: stream and TPOT per ok one.
+#: The latency histograms LiveStats keeps: TTFE per stream, gaps per event; TTFT per LLM stream
+#: and TPOT per ok one.
 LATENCIES = (TTFE.key, GAP.key, TTFT.key, TPOT.key)
 
 
-class _Counts:
-    """What arrived in one span of time: latencies, events, outcomes, output tokens."""
+class TokenFacts(NamedTuple):
+    """An LLM stream's token facts as its record has them at its end (:meth:`LiveStats.add_stream`)."""
 
-    __slots__ = ("hist", "events", "outcomes", "tokens", "token_streams", "first_events")
+    output_tokens: int
+    ttft_ms: float | None
+    tpot_ms: float | None  # ok streams of two tokens or more
+
+    @classmethod
+    def of(cls, record) -> TokenFacts | None:
+        """A StreamRecord's (sseload.record.records); None for a stream that is not an LLM stream."""
+        if record.output_tokens < 0:
+            return None
+        ttft_ns = record.ttft_ns
+        tpot_ms = float(tpot(record.duration_ns, ttft_ns, record.output_tokens))
+        return cls(record.output_tokens, ttft_ns / 1e6 if ttft_ns >= 0 else None,
+                   tpot_ms if record.outcome is Outcome.OK and tpot_ms == tpot_ms else None)
+
+
+class _Counts:
+    """What arrived in one span of time: latencies, events, outcomes, output tokens (as their chunks
+    came), LLM streams ended and those whose first token came."""
+
+    __slots__ = ("hist", "events", "outcomes", "tokens", "token_streams", "first_events", "first_tokens")
 
     def __init__(self) -> None:
         self.hist = {name: LogHistogram() for name in LATENCIES}
         self.events = 0
         self.first_events = 0
+        self.first_tokens = 0
         self.outcomes: Counter[str] = Counter()
         self.tokens = 0
         self.token_streams = 0
@@ -132,20 +74,21 @@ class _Counts:
             self.hist[name].merge(other.hist[name])
         self.events += other.events
         self.first_events += other.first_events
+        self.first_tokens += other.first_tokens
         self.outcomes.update(other.outcomes)
         self.tokens += other.tokens
         self.token_streams += other.token_streams
 
     def to_wire(self) -> dict:
         return {"hist": {k: h.to_wire() for k, h in self.hist.items()}, "events": self.events,
-                "first_events": self.first_events, "outcomes": dict(self.outcomes),
-                "tokens": self.tokens, "token_streams": self.token_streams}
+                "first_events": self.first_events, "first_tokens": self.first_tokens,
+                "outcomes": dict(self.outcomes), "tokens": self.tokens, "token_streams": self.token_streams}
 
     @classmethod
     def from_wire(cls, wire: dict) -> _Counts:
         c = cls()
         c.hist = {k: LogHistogram.from_wire(wire["hist"][k]) for k in LATENCIES}
-        c.events, c.first_events = wire["events"], wire["first_events"]
+        c.events, c.first_events, c.first_tokens = wire["events"], wire["first_events"], wire["first_tokens"]
         c.outcomes = Counter(wire["outcomes"])
         c.tokens, c.token_streams = wire["tokens"], wire["token_streams"]
         return c
@@ -154,26 +97,29 @@ class _Counts:
 class _Open:
     """What :meth:`LiveStats.tick` has counted of one open stream."""
 
-    __slots__ = ("log", "seen", "last_t_ns", "first")
+    __slots__ = ("log", "seen", "last_t_ns", "first", "first_token", "tokens")
 
     def __init__(self) -> None:
         self.log = None  # the log counted (a redirect's or a retry's answer has its own)
         self.seen = 0  # events counted
         self.last_t_ns = -1  # the last counted event's time
         self.first = False  # its first event counted (TTFE)
+        self.first_token = False  # LLM: its first chunk carrying output counted (TTFT)
+        self.tokens = 0  # LLM: output tokens its chunks carried, as counted
 
 
 class _Pending:
     """What arrived since the last fold, as it came: a stream's end costs appends, not histogram
     work (per stream it cost far more than in bulk: bench/RESULTS.md)."""
 
-    __slots__ = ("arrays", "values", "events", "first_events", "outcomes", "tokens", "token_streams")
+    __slots__ = ("arrays", "values", "events", "first_events", "first_tokens", "outcomes", "tokens", "token_streams")
 
     def __init__(self) -> None:
         self.arrays: list[np.ndarray] = []  # gaps, ms
         self.values: dict[str, list[float]] = {TTFE.key: [], TTFT.key: [], TPOT.key: []}
         self.events = 0
         self.first_events = 0
+        self.first_tokens = 0
         self.outcomes: Counter[str] = Counter()
         self.tokens = 0
         self.token_streams = 0
@@ -185,7 +131,8 @@ class _Pending:
         for key, values in self.values.items():
             if values:
                 c.hist[key].add(np.fromiter(values, np.float64, len(values)))
-        c.events, c.first_events, c.outcomes = self.events, self.first_events, self.outcomes
+        c.events, c.first_events, c.first_tokens, c.outcomes = (self.events, self.first_events, self.first_tokens,
+                                                                self.outcomes)
         c.tokens, c.token_streams = self.tokens, self.token_streams
         return c
 
@@ -228,7 +175,7 @@ class LiveStats:
     def fold(self) -> None:
         """What waits in the pending batch goes into the run's, the tick's and the outbox's counts."""
         p = self._pending
-        if not (p.events or p.outcomes or p.token_streams):
+        if not (p.events or p.outcomes or p.token_streams or p.tokens):
             return
         self._pending = _Pending()
         delta = p.counts()
@@ -246,9 +193,11 @@ class LiveStats:
         """A stream that never ran (stopped while connecting): nothing of it is counted."""
         self._open.pop(key, None)
 
-    def add_stream(self, outcome: str, ttfe_ms: float | None, t_ns: np.ndarray, key=None) -> None:
+    def add_stream(self, outcome: str, ttfe_ms: float | None, t_ns: np.ndarray, key=None,
+                   tokens: TokenFacts | None = None) -> None:
         """A stream ended: its outcome, and whatever :meth:`tick` had not yet counted of its events
-        (``t_ns``, the stream's event times, int64 ns) and TTFE."""
+        (``t_ns``, the stream's event times, int64 ns), TTFE and, of an LLM stream, ``tokens``: TTFT,
+        TPOT and the output tokens its chunks had not said (a usage at the end corrects the count)."""
         state = self._open.pop(key, None) or _Open()
         p = self._pending
         p.outcomes[outcome] += 1
@@ -259,6 +208,18 @@ class LiveStats:
         if ttfe_ms is not None and not state.first:
             p.first_events += 1
             p.values[TTFE.key].append(ttfe_ms)
+        if tokens is not None:
+            self._stream_tokens(state, tokens)
+
+    def _stream_tokens(self, state: _Open, facts: TokenFacts) -> None:
+        p = self._pending
+        p.token_streams += 1
+        p.tokens += max(facts.output_tokens - state.tokens, 0)
+        if facts.ttft_ms is not None and not state.first_token:
+            p.first_tokens += 1
+            p.values[TTFT.key].append(facts.ttft_ms)
+        if facts.tpot_ms is not None:
+            p.values[TPOT.key].append(facts.tpot_ms)
 
     def _gaps(self, prev_t_ns: int, new: np.ndarray) -> None:
         """The gaps (ms) before each of ``new``'s events: from ``prev_t_ns`` (-1: none) and between them."""
@@ -274,14 +235,8 @@ class LiveStats:
         self._pending.arrays.append(gaps)
 
     def add_tokens(self, ttft_ms: float | None, output_tokens: int, tpot_ms: float | None = None) -> None:
-        """An OpenAI-style stream's token facts (its record's TTFT, output tokens and, for an ok stream, TPOT)."""
-        p = self._pending
-        p.token_streams += 1
-        p.tokens += output_tokens
-        if ttft_ms is not None:
-            p.values[TTFT.key].append(ttft_ms)
-        if tpot_ms is not None:
-            p.values[TPOT.key].append(tpot_ms)
+        """An LLM stream's token facts, for a stream that was never open here (its tokens all at once)."""
+        self._stream_tokens(_Open(), TokenFacts(output_tokens, ttft_ms, tpot_ms))
 
     def count_open(self) -> None:
         """Count the events, first events and gaps the open streams got since the last call."""
@@ -305,9 +260,38 @@ class LiveStats:
                 p.first_events += 1
                 p.values[TTFE.key].append((int(new[0]) - t_start_ns) / 1e6)
                 state.first = True
+            self._chunk_tokens(state, log.llm(state.seen), new, t_start_ns)
             state.seen += new.size
             state.last_t_ns = int(new[-1])
         self.fold()
+
+    def _chunk_tokens(self, state: _Open, packed: bytes, new: np.ndarray, t_start_ns: int) -> None:
+        """An open LLM stream's new chunks (``packed``, the event log's ``llm`` from the same event as
+        ``new``'s times): its output tokens so far (a usage's count, one a chunk carrying output
+        after it or without one) and, at its first chunk carrying output, TTFT."""
+        if not packed:  # not an LLM stream
+            return
+        llm = np.frombuffer(packed, dtype=np.int64)[:new.size]
+        output = (llm % KIND_BITS) != 0
+        usage = llm // KIND_BITS - 1  # a usage's output tokens so far (cumulative), -1 where none came
+        known = np.flatnonzero(usage >= 0)
+        if known.size:  # the last usage, and one token for each output chunk after it
+            total = int(usage[known[-1]]) + int(output[known[-1] + 1:].sum())
+        else:
+            total = state.tokens + int(output.sum())
+        if total > state.tokens:
+            self._pending.tokens += total - state.tokens
+            state.tokens = total
+        if output.any() and not state.first_token:
+            state.first_token = True
+            self._pending.first_tokens += 1
+            self._pending.values[TTFT.key].append((int(new[np.argmax(output)]) - t_start_ns) / 1e6)
+
+    @property
+    def llm(self) -> bool:
+        """LLM streams: one ended, or a first token came."""
+        run = self.run
+        return bool(run.token_streams or run.first_tokens)
 
     # --- time ---
     def tick(self, active: int) -> None:
@@ -359,7 +343,7 @@ class LiveStats:
             for p in ps:
                 v = w.hist[name].percentile(p)
                 point[f"{name}_p{p}"] = None if v is None else round(v, 3)
-        if self.run.token_streams:
+        if self.llm:
             point["tokens_per_s"] = round(last.tokens / tick_s, 1)
         return point
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import sseload
+from sseload.record import server_metrics
 from sseload.record.records import EVENTS_SCHEMA, OPEN_SHARD_SUFFIX, STREAMS_SCHEMA
 from sseload.scenario.model import limit_s_of
 
@@ -33,6 +34,7 @@ class Run:
     events: pd.DataFrame | None = None
     health: pd.DataFrame = field(default_factory=pd.DataFrame)
     cut: list[str] = field(default_factory=list)  # shards cut off mid-write, skipped: what they lost
+    server_metrics: pd.DataFrame | None = None  # the service's own metrics as scraped (sseload.record.server_metrics)
 
     @property
     def limit_s(self) -> float:
@@ -65,7 +67,7 @@ def _read(run_dir: Path, stem: str, columns: list[str] | None = None,
                     "read the run with recover=True (the default) to get its rows written before the cut"
                 )
             table, whole = _read_cut(path, columns)
-            cut.append(f"{path.name} is a shard still open (the run is going on, or was killed while writing it): "
+            cut.append(f"{path.name} is a shard still open (the run is going on, was killed, or its disk filled): "
                        f"its {table.num_rows:,} rows written so far are here"
                        + ("" if whole else "; a batch half written after them is not"))
             frames.append(table.to_pandas())
@@ -127,7 +129,8 @@ def load(run_dir: str | Path, events: bool = True, event_columns: list[str] | No
         raise ResultsError(f"{run_dir} has no streams.parquet: no stream was recorded")
     ev = _read(run_dir, "events", event_columns, cut=cut) if events else None
     health = _read(run_dir, "health", cut=cut)
-    return Run(run_dir, info, streams, ev, health if health is not None else pd.DataFrame(), cut or [])
+    return Run(run_dir, info, streams, ev, health if health is not None else pd.DataFrame(), cut or [],
+               server_metrics.read(run_dir))
 
 
 def missing_files(run: Run) -> list[str]:

@@ -14,29 +14,52 @@ from pathlib import Path
 
 from sseload.protocol.outcomes import ERROR_OUTCOMES
 from sseload.record.metrics import (
+    ABANDON_RATE,
     BYTES_PER_S,
     CUTOFF_RATE,
     ERROR_RATE,
     EVENTS,
     EVENTS_PER_S,
     EVENTS_READ_TOGETHER,
+    GOODPUT,
     LATENESS,
     METRICS,
     OK_RATE,
+    OUTPUT_TOKENS,
+    OUTPUT_TOKENS_PER_S,
     PERCENTILE_STATS,
     RUN_LENGTH,
+    SLO_RATE,
     STREAMS,
     STREAMS_PER_S,
     TTFE_ERROR,
     Metric,
     distribution_rows,
+    latency_rows,
 )
 from sseload.record.redact import markdown as md
-from sseload.views import charts, results
-from sseload.views.console import delay_heading, feed_line, format_summary, read_timing, stats_text, token_line
+from sseload.views import charts, results, server_charts
+from sseload.views.console import (
+    delay_heading,
+    feed_line,
+    format_summary,
+    is_llm,
+    read_timing,
+    stats_text,
+    token_line,
+    trace_line,
+)
 
 #: The run's scalars, in the order report.html's summary table shows them.
 RUN_METRICS = tuple(m for m in METRICS if m.section == "run")
+#: An LLM run's summary table leads with its tokens.
+LLM_RUN_FIRST = (OUTPUT_TOKENS_PER_S, OUTPUT_TOKENS, GOODPUT, SLO_RATE, ABANDON_RATE)
+
+
+def run_rows(summary: dict) -> list[Metric]:
+    """The scalars the summary holds, in the order report.html's summary table shows them."""
+    first = LLM_RUN_FIRST if is_llm(summary) else ()
+    return [m for m in (*first, *(m for m in RUN_METRICS if m not in first)) if m.key in summary]
 
 
 def _num(v, digits: int = 1) -> str:
@@ -69,8 +92,10 @@ def summary_markdown(summary: dict) -> str:
         "| metric | " + " | ".join(PERCENTILE_STATS) + " |",
         "|---|" + "---:|" * len(PERCENTILE_STATS),
     ]
-    for metric, p in distribution_rows(summary):
+    for metric, p in distribution_rows(summary, latency_rows(is_llm(summary))):
         lines.append(f"| {metric.heading} | " + " | ".join(metric.format(p.get(k)) for k in PERCENTILE_STATS) + " |")
+    if is_llm(summary):  # the tokens, right under the token latencies
+        lines += ["", "Tokens: " + md(token_line(summary)) + "."]
     for missing in summary.get("missing") or []:
         lines += ["", f"**{missing}**"]
     lines += ["", "| outcome | streams |", "|---|---:|"]
@@ -80,10 +105,10 @@ def summary_markdown(summary: dict) -> str:
         against = "the target's" if summary.get("embedded_target") else "the service's"
         heading = delay_heading(summary).capitalize()
         lines += ["", f"{heading} against {against} send times: " + "; ".join(harness) + "."]
-    if "output_tokens" in summary:
-        lines += ["", "Tokens: " + md(token_line(summary)) + "."]
     if summary.get("feeds"):
         lines += ["", feed_line(summary) + "."]
+    if summary.get("trace"):
+        lines += ["", md(trace_line(summary)) + "."]
     if summary.get("buffered_streams"):
         lines += ["", f"**{summary['buffered_streams']} of {summary['streams']} streams arrived all at once** (every "
                       "event in one read): a buffering proxy or a server writing them together."]
@@ -177,18 +202,19 @@ def report_html(run: results.Run, summary: dict, made: list[charts.Chart], image
         parts.append(f"<p class='warn' id='partial'>Partial run: {html.escape(str(summary.get('partial_reason')))}</p>")
     for missing in summary.get("missing") or []:
         parts.append(f"<p class='warn missing'>{html.escape(missing)}</p>")
-    parts.append("<h2>Summary</h2>")
-    shown = [m for m in RUN_METRICS if m.key in summary]
-    bad = {i + 2 for i, m in enumerate(shown) if m in (ERROR_RATE, CUTOFF_RATE) and m.value(summary)}
-    parts.append(_table(["", "value"], [
+    shown = run_rows(summary)
+    bad = {i + 2 for i, m in enumerate(shown) if m in (ERROR_RATE, CUTOFF_RATE, ABANDON_RATE) and m.value(summary)}
+    overview = "<h2>Summary</h2>" + _table(["", "value"], [
         ["target", str(info.get("target_url", "-"))],
         ["auth method", str(info.get("auth_method", "-"))],
         *([m.heading, m.format(m.value(summary))] for m in shown),
-    ], flagged=bad))
-    parts.append("<h2>Latency</h2>")
-    parts.append(_table(["metric", *PERCENTILE_STATS, "streams/events"],
-                        [[m.heading, *(m.format(p.get(k)) for k in PERCENTILE_STATS), str(p.get("count"))]
-                         for m, p in distribution_rows(summary)]))
+    ], flagged=bad)
+    llm = is_llm(summary)
+    latency = "<h2 id='latency'>Latency</h2>" + _table(
+        ["metric", *PERCENTILE_STATS, "streams/events"],
+        [[m.heading, *(m.format(p.get(k)) for k in PERCENTILE_STATS), str(p.get("count"))]
+         for m, p in distribution_rows(summary, latency_rows(llm))])
+    parts += [latency, overview] if llm else [overview, latency]  # LLM runs: TTFT, TPOT, ITL, tokens/s first
     parts.append("<h2>Outcomes</h2>")
     total = max(summary["streams"], 1)
     outcomes = list(summary["outcomes"].items())
@@ -233,6 +259,17 @@ def report_html(run: results.Run, summary: dict, made: list[charts.Chart], image
 
 
 def write_all(run: results.Run, summary: dict | None = None, verdict=None) -> list[Path]:
+    """The report, the summaries and the charts in the run's folder; a folder that cannot take them
+    (its disk is full) is ResultsError, in a sentence that says what to do."""
+    try:
+        return _write_all(run, summary, verdict)
+    except OSError as err:
+        raise results.ResultsError(f"the report could not be written in {run.run_dir} ({err.strerror or err}): "
+                                   "free some space there, or copy the run's folder elsewhere and run "
+                                   "`sseload report` on the copy") from None
+
+
+def _write_all(run: results.Run, summary: dict | None = None, verdict=None) -> list[Path]:
     summary = summary or results.summarise(run)
     if verdict is None:  # the run's verdict, as sseload.run.verdict decides it for every command
         from sseload.run.verdict import judge, limits_of
@@ -240,12 +277,13 @@ def write_all(run: results.Run, summary: dict | None = None, verdict=None) -> li
         verdict = judge(summary, run.info, limits_of(run.info))
     summary = {**summary, "verdict": verdict.to_dict()}
     out = run.run_dir
-    made = charts.charts_of(run)
+    made = charts.charts_of(run) + server_charts.charts_of(run)  # the service's own metrics (docs/server-metrics.md)
     images = charts.draw_all(run, out / "charts", made)
     paths = [out / "report.html", out / "summary.md", out / "summary.json"]
     _write_whole(paths[0], report_html(run, summary, made, images))
     _write_whole(paths[1], summary_markdown(summary))
-    _write_whole(paths[2], json.dumps(summary, indent=2, default=str))
+    _write_whole(paths[2], json.dumps(json.loads(json.dumps(summary, default=str), parse_constant=lambda _: None),
+                                      indent=2, allow_nan=False))  # strict JSON: NaN and infinities null
     return paths
 
 
@@ -273,7 +311,10 @@ def finish(run_dir: Path, scenario=None, write_report: bool = True) -> int:
         print(f"sseload: no stream was recorded in {run_dir}; see the messages above", file=sys.stderr)
         return verdict.exit_code
     if write_report:
-        write_all(run, summary, verdict)
+        try:
+            write_all(run, summary, verdict)
+        except results.ResultsError as err:  # the run's own files are kept: its verdict stands
+            print(f"sseload: {err}", file=sys.stderr)
     run_verdict.say(verdict, Path(run_dir) / "thresholds.xml", summary["run_id"])
     print(run_dir)
     sys.stdout.flush()

@@ -175,7 +175,12 @@ SAMPLED = {
     "ttfe_ms": ("streams", "ttfe_ms", False),
     "duration_ms": ("streams", "duration_ms", True),
     "ttft_ms": ("streams", "ttft_ms", False),
+    "answer_ttft_ms": ("streams", "answer_ttft_ms", False),
+    "ttst_ms": ("streams", "ttst_ms", False),
     "tpot_ms": ("streams", "tpot_ms", True),
+    "max_stall_ms": ("streams", "max_stall_ms", False),
+    "tokens_per_s": ("streams", "tokens_per_s", True),
+    "prefill_tokens_per_s": ("streams", "prefill_tokens_per_s", False),
     "feed_gap_ms": ("streams", "feed_gap_ms", False),
     "gap_ms": ("events", "gap_ms", False),
 }
@@ -243,6 +248,9 @@ def summarise(run: Run) -> dict:
         # open model: latency from when the stream should have started, not when it did
         summary["schedule_lag_ms"] = percentiles(s["schedule_lag_ms"])
         summary["ttfe_from_schedule_ms"] = percentiles(s["schedule_lag_ms"] + s["ttfe_ms"])
+    trace = ((run.info.get("scenario") or {}).get("load") or {}).get("trace")
+    if trace and "schedule_lag_ms" in summary:  # a trace replay: whether the harness kept its times
+        summary["trace"] = trace_summary(trace, s["schedule_lag_ms"])
     if has_tokens(s):
         summary.update(token_summary(run, load_window_s(seconds, _seconds_of(run.info.get("run_time"))), seconds))
     if "feed_id" in s and s["feed_id"].notna().any():  # reconnect mode (sseload.protocol.feed)
@@ -266,10 +274,32 @@ def summarise(run: Run) -> dict:
     return summary
 
 
+#: A trace is kept when its streams started within this of their times, at p99 (docs/traces.md).
+TRACE_KEPT_P99_MS = 10.0
+
+
+def trace_summary(trace: str, schedule_lag_ms: pd.Series) -> dict:
+    """How well the trace's times were kept: its streams, the late ones (schedule lag over
+    TRACE_KEPT_P99_MS) and whether the p99 was within it; a trace not kept is flagged, never stretched."""
+    lag = schedule_lag_ms.dropna()
+    p = percentiles(lag)
+    return {"file": trace.replace("\\", "/").rsplit("/", 1)[-1], "streams": int(lag.size),
+            "late_streams": int((lag > TRACE_KEPT_P99_MS).sum()),
+            "late_ms": TRACE_KEPT_P99_MS, "kept": bool(p.get("p99") is not None and p["p99"] <= TRACE_KEPT_P99_MS),
+            "schedule_lag_p99_ms": p.get("p99")}
+
+
+#: Each [slo] objective and the streams' column it limits (a stream above any limit misses the SLO).
+SLO_COLUMNS = {"ttft_ms": "ttft_ms", "answer_ttft_ms": "answer_ttft_ms", "tpot_ms": "tpot_ms",
+               "max_stall_ms": "max_stall_ms", "e2e_ms": "duration_ms"}
+
+
 def meets_slo(streams: pd.DataFrame, slo: dict) -> pd.Series:
-    """Streams that ended ok and met every objective of ``slo`` (ttft_ms, tpot_ms, e2e_ms; 0: none)."""
+    """Streams that ended ok and met every objective of ``slo`` (0: none): SLO_COLUMNS' keys."""
     met = streams["outcome"] == Outcome.OK
-    for key, column in (("ttft_ms", "ttft_ms"), ("tpot_ms", "tpot_ms"), ("e2e_ms", "duration_ms")):
+    for key, column in SLO_COLUMNS.items():
+        if column not in streams:
+            continue
         limit = float(slo.get(key) or 0)
         if limit > 0:
             met &= streams[column].le(limit)  # NaN (not measured) never meets
@@ -298,9 +328,19 @@ def token_summary(run: Run, load_s: float, seconds: float) -> dict:
     s = run.streams
     tokens = int(s["output_tokens"].fillna(0).sum())
     met = int(meets_slo(s, run.info.get("scenario", {}).get("slo", {})).sum())
-    out = {
-        "ttft_ms": sampled(run, "ttft_ms"),
-        "tpot_ms": sampled(run, "tpot_ms"),
+    out = {key: sampled(run, key) for key in ("ttft_ms", "answer_ttft_ms", "ttst_ms", "tpot_ms", "max_stall_ms",
+                                               "tokens_per_s", "prefill_tokens_per_s") if key in s}
+    if "schedule_lag_ms" in s and s["schedule_lag_ms"].notna().any():  # open model: TTFT a user on schedule saw
+        out["ttft_from_schedule_ms"] = percentiles(s["schedule_lag_ms"] + s["ttft_ms"])
+    abandoned = int((s["outcome"] == Outcome.ABANDONED).sum())
+    if abandoned:
+        out["abandon_rate"] = abandoned / len(s)
+    if "tokenizer_tokens" in s:
+        both = s["tokenizer_tokens"].notna() & s["tokens_from"].eq("usage")
+        if both.any():  # the scenario's tokenizer against the server's usage: how far they disagree
+            out["tokenizer_vs_usage"] = float(s.loc[both, "tokenizer_tokens"].sum() /
+                                              max(s.loc[both, "output_tokens"].sum(), 1) - 1)
+    out |= {
         "output_tokens": tokens,
         "output_tokens_per_s": tokens / seconds if seconds else 0.0,
         "goodput": met / load_s if load_s else 0.0,
