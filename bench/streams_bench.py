@@ -84,11 +84,11 @@ def throwaway_ca(tmp: Path) -> tuple[list[str], Path]:
 
 
 def start_target(tmp: Path, cpu: int | None, workload: dict, tls_flags: list[str],
-                 kind: str = "sseload") -> tuple[subprocess.Popen, str]:
+                 kind: str = "sseload", openai: bool = False) -> tuple[subprocess.Popen, str]:
     port_file = tmp / "port"
     if kind == "c":
         try:
-            program = [str(fixed_target.binary())]
+            program = [str(fixed_target.binary()), *(["--openai"] if openai else [])]
         except fixed_target.BuildError as err:
             sys.exit(f"--target c: {err}")
     else:
@@ -120,7 +120,7 @@ def run_one(client: str, users: int, seconds: float, ramp_s: float, cpus: tuple,
     with tempfile.TemporaryDirectory(prefix="sseload-bench-") as tmp_name:
         tmp = Path(tmp_name)
         tls_flags, ca_file = throwaway_ca(tmp) if tls else ([], None)
-        target, url = start_target(tmp, cpus[1], workload, tls_flags, target_kind)
+        target, url = start_target(tmp, cpus[1], workload, tls_flags, target_kind, openai)
         env = dict(os.environ)
         if client == "sseload":
             locustfile = SSELOAD
@@ -239,15 +239,14 @@ def main() -> None:
     ap.add_argument("--target", choices=["sseload", "c"], default="sseload",
                     help="the reference target (sseload serve), or bench/fixed_target.c (fast enough for TLS)")
     ap.add_argument("--openai", action="store_true",
-                    help="also run sseload on the target's LLM-style chat stream (openai mode: token metrics)")
+                    help="also run sseload on the target's LLM-style chat stream (openai mode: token metrics; "
+                         "the C target's --openai chunks on the same schedule)")
     ap.add_argument("--csv", help="also write the table here")
     ap.add_argument("--keep", type=Path, help="copy each sseload run's results into this directory")
     args = ap.parse_args()
     schemes = args.schemes or (["https"] if args.tls else ["http"])
     if "https" in schemes and not set(args.clients) <= {"sseload", "raw", "floor"}:
         ap.error("https measures sseload, raw and floor only (the naive users have no CA setting here)")
-    if args.target == "c" and args.openai:
-        ap.error("--openai needs the reference target (the C target serves the plain workload only)")
     cpus = (None, None) if args.no_pin else (0, 1)
     rows = []
     cols = ["client", "scheme", "users", "streams_s", "events_s", "cpu_pct", "us_per_event", "us_per_stream",

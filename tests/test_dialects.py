@@ -272,3 +272,15 @@ def test_the_servers_own_timings_and_cached_tokens_are_kept_beside_the_clients()
     assert resp.verdict(1)[0] is Outcome.OK and resp.response_id == "c1"
     assert json.loads(resp.server_timings) == chunks[1]["timings"]
     assert resp.log.cached_tokens == 8 and resp.log.prompt_tokens == 9
+
+
+@pytest.mark.parametrize("name", ["anthropic", "responses"])
+def test_an_error_the_service_streams_is_an_event_error_over_the_wire(tmp_path, start_server, name):
+    srv = start_server(llm_servers.llm_api_server, name, answer=2, prefill_s=0.01, gap_s=0.002,
+                       error="the model is overloaded")
+    result = sseload_run(tmp_path, "-H", srv.url, "--body", json.dumps(BODIES[name]), "-u", "1", "-t", "1s",
+                         run_id=f"{name}-error")
+    done = result.streams[result.streams["outcome"] != "cancelled"]
+    assert len(done) >= 2 and (done["outcome"] == "event_error").all(), done[["outcome", "error"]]
+    assert done["error"].str.contains("the model is overloaded").all()
+    assert set(done["error_code"]) == {"overloaded_error" if name == "anthropic" else "server_error"}

@@ -39,7 +39,7 @@ def search(tmp_path: Path, srv, search_table: dict, slo_ms: float, *args: str, e
 
 def test_the_closed_model_finds_the_services_slots_within_its_interval_and_budget(tmp_path, start_server):
     srv = start_server(servers.slots_server, slots=SLOTS, chunks=CHUNKS, gap_s=GAP_S, max_life_s=BUDGET_S + 60)
-    proc, found = search(tmp_path, srv, {"over": "users", "min": 1, "max": 16, "require": SLOTS}, slo_ms=20)
+    proc, found = search(tmp_path, srv, {"over": "users", "min": 1, "max": 8, "require": SLOTS}, slo_ms=20)
     assert proc.returncode == verdict.PASSED, proc.stdout + proc.stderr[-3000:]
     assert found["capacity"] == SLOTS and found["stopped"] == "resolution"
     low, high = found["interval"]
@@ -56,7 +56,7 @@ def test_the_closed_model_finds_the_services_slots_within_its_interval_and_budge
 
 def test_the_open_model_finds_the_rate_the_slots_serve(tmp_path, start_server):
     srv = start_server(servers.slots_server, slots=SLOTS, chunks=CHUNKS, gap_s=GAP_S, max_life_s=BUDGET_S + 60)
-    proc, found = search(tmp_path, srv, {"over": "rate", "min": 4, "max": 64, "resolution": 0.1}, 20, "-u", "48")
+    proc, found = search(tmp_path, srv, {"over": "rate", "min": 8, "max": 64, "resolution": 0.2}, 20, "-u", "48")
     assert proc.returncode == verdict.PASSED, proc.stdout + proc.stderr[-3000:]
     served = SLOTS / statistics.mean(t["held_s"] for t in srv.truth)  # Little's law: slots over the time each is held
     low, high = found["interval"]
@@ -77,7 +77,7 @@ def test_a_looser_slo_finds_more_users_with_workers_and_auth_and_require_fails_t
     without stopping the search. Run with two workers and token auth: every point is a normal run."""
     srv = start_server(servers.slots_server, slots=SLOTS, chunks=CHUNKS, gap_s=GAP_S, queue=SLOTS,
                        max_life_s=BUDGET_S + 60)
-    proc, found = search(tmp_path, srv, {"over": "users", "min": 4, "max": 32, "require": 100}, 250,
+    proc, found = search(tmp_path, srv, {"over": "users", "min": 4, "max": 12, "require": 100}, 250,
                          "--workers", "2", env={"SSELOAD_TOKEN": "t0ken-of-the-search"},
                          scenario={"auth": {"method": "token"}})
     assert proc.returncode == verdict.FAILED, proc.stdout + proc.stderr[-3000:]
