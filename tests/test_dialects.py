@@ -47,17 +47,13 @@ class _Capture:
 
 def events_of(dialect: str, reasoning: int = 2, answer: int = 3, error: str = ""):
     """(the stream's bytes, per event: (kind sent, its data)) as the dialect's server sends them."""
-    conn, log = _Capture(), {}
-    s = llm_servers._Stream(dialect, conn, log)
-    kinds: list[int] = []
-    sent_output = s.sent_output
-    s.sent_output = lambda is_answer: (kinds.append(len(conn.sent)), kinds.append(ANSWER if is_answer else REASONING),
-                                       sent_output(is_answer))
+    conn = _Capture()
+    s = llm_servers._Stream(dialect, conn, {})
+    output_at: dict[int, int] = {}  # the index of each event carrying output: its kind
+    s.sent_output = lambda is_answer: output_at.setdefault(len(conn.sent), ANSWER if is_answer else REASONING)
     llm_servers._stream(dialect, s, reasoning, answer, 0, "stop", error)
-    output_at = dict(zip(kinds[::2], kinds[1::2], strict=True))
-    body = b"".join(conn.sent)
     datas = [chunk.decode().split("data:", 1)[1].strip() for chunk in conn.sent]
-    return body, [(output_at.get(i, 0), data) for i, data in enumerate(datas)]
+    return b"".join(conn.sent), [(output_at.get(i, 0), data) for i, data in enumerate(datas)]
 
 
 @pytest.mark.unit
@@ -121,8 +117,7 @@ def test_the_event_log_records_each_dialects_kinds_usage_and_hands_back_the_firs
 def _response(name: str, body: bytes, **rules) -> Response:
     resp = Response(StreamRules(completion="auto", dialect=BUILT_IN[name], **rules), PyEventLog, 0)
     head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
-    chunked = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in [body]) + b"0\r\n\r\n"
-    resp.feed(1, head + chunked)
+    resp.feed(1, head + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
     return resp
 
 

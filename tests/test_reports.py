@@ -255,23 +255,19 @@ def test_compare_of_runs_with_different_settings_warns_first(tmp_path, run):
     assert "The runs differ in their settings" in (tmp_path / "cmp" / "compare.md").read_text().splitlines()[2]
 
 
-LLM_SCENARIO = {
-    "request": {"path": "/v1/chat/completions", "method": "POST", "headers": {"Content-Type": "application/json"}},
-    "body": {"json": {"model": "m", "stream": True, "messages": [{"role": "user", "content": "Say hello"}]},
-             "include_usage": True},
-    "stream": {"completion": "done"},
-    "load": {"users": 6, "spawn_rate": 3, "run_time": "3s"},
-    "target": {"ttfe_ms": "uniform:40:80", "gap_ms": "uniform:5:15", "events": 20},
-}
-
-
-def test_the_report_of_an_llm_run_shows_ttft_first_in_a_real_browser(tmp_path):
-    """Issue 30's done-when: opened in Chromium, an LLM run's report leads with TTFT (its table and
-    its charts), and TTFE, the role-only first chunk, comes lower down."""
+def test_the_report_of_an_llm_run_shows_ttft_first_in_a_real_browser(tmp_path, start_server):
+    """Issue 30's done-when: opened in Chromium, an LLM run's report (against an independent OpenAI-style
+    server: tests/llm_servers.py) leads with TTFT (its table and its charts), and TTFE, the role-only
+    first chunk, comes lower down."""
     from sseload.record.metrics import TTFE, TTFT
+    from tests import llm_servers
     from tests.browser import browser_page
 
-    result = sseload_reported_run(tmp_path, scenario=LLM_SCENARIO)
+    srv = start_server(llm_servers.llm_api_server, "openai", answer=20, reasoning=2, prefill_s=0.05, gap_s=0.01)
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "Say hello"}],
+            "stream_options": {"include_usage": True}}
+    result = sseload_reported_run(tmp_path, "-H", srv.url, "--body", json.dumps(body), "-u", "6", "-r", "3",
+                                  "-t", "3s")
     assert result.code == 0, result.stderr[-2000:]
     with browser_page() as page:
         errors: list[str] = []

@@ -160,9 +160,8 @@ typedef struct {
     Buf sentinel;
     int has_sentinel;
     Ints t_ns, size, server_ns;
-    int has_program;  /* an LLM API's chunks: per event, output kinds and usage, by the dialect's program */
     PyObject *program_ref;  /* the compiled program's capsule, shared by the run's logs (_sse_module.c) */
-    const ScanProgram *program;
+    const ScanProgram *program;  /* NULL: plain SSE; else an LLM API's chunks, read by the dialect's program */
     Buf done_event;   /* with a program: the typed event, besides error, returned to act on */
     int has_done_event;
     Ints llm;         /* per event, output kinds + KIND_BITS * (output tokens + 1) */

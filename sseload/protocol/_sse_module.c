@@ -162,20 +162,18 @@ static int EventLog_init(EventLog *self, PyObject *args, PyObject *kwds) {
                                      &sentinel, &sentinel_len, &chunked, &length, &program, &keep_output,
                                      &output_kinds, &done_event, &done_event_len))
         return -1;
-    self->has_program = 0;
     Py_CLEAR(self->program_ref);
     self->program = NULL;
     if (program != Py_None) {
         if (!(self->program_ref = compiled_program(program)))
             return -1;
         self->program = &((CompiledProgram *)PyCapsule_GetPointer(self->program_ref, NULL))->prog;
-        self->has_program = 1;
     }
     self->has_done_event = done_event != NULL;
     if (done_event && buf_set(&self->done_event, done_event, done_event_len) < 0)
         return -1;
     self->output_kinds = output_kinds;
-    self->keep_output = self->has_program && keep_output;
+    self->keep_output = self->program != NULL && keep_output;
     self->outputs.len = self->output_ends.len = 0;
     self->llm.len = 0;
     self->prompt_tokens = self->reasoning_tokens = self->cached_tokens = -1;

@@ -126,7 +126,7 @@ static int dispatch(EventLog *self, int64_t t_ns, PyObject *notable) {
     if (ints_push(&self->t_ns, t_ns) < 0 || ints_push(&self->size, n) < 0
         || ints_push(&self->server_ns, truth_of(self, raw, n)) < 0)
         return -1;
-    int chunk_notable = self->has_program ? llm_chunk(self, raw, n) : 0;
+    int chunk_notable = self->program ? llm_chunk(self, raw, n) : 0;
     if (chunk_notable < 0)
         return -1;
     const Buf *type = &self->event_type;
@@ -134,7 +134,7 @@ static int dispatch(EventLog *self, int64_t t_ns, PyObject *notable) {
     int sentinel = self->has_sentinel && n == self->sentinel.len
                    && memcmp(raw, self->sentinel.p, n) == 0;
     int act;
-    if (!self->has_program)
+    if (!self->program)
         act = typed || sentinel;
     else
         act = chunk_notable || first || sentinel
@@ -346,7 +346,7 @@ PyObject *sse_feed_read(EventLog *self, const char *buf, Py_ssize_t len, int64_t
     }
     if (rc < 0) {  /* a read that raises records none of its events, nor what they said */
         self->t_ns.len = self->size.len = self->server_ns.len = before;
-        if (self->has_program) {
+        if (self->program) {
             self->llm.len = before;
             self->prompt_tokens = prompt_before;
             self->reasoning_tokens = reasoning_before;

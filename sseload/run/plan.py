@@ -38,7 +38,7 @@ PROTOCOL_ONLY = ("max_head_bytes", "program")
 
 def stream_rules(scenario: Scenario, url: str, tokenizer: object = None) -> StreamRules:
     """How this scenario's streams are judged: [stream]'s fields of the same name, and the rest
-    derived here (the deadline from the gateway's limit and the grace, OpenAI chunks from the URL)."""
+    derived here (the deadline from the gateway's limit and the grace, the LLM dialect from the URL)."""
     st = scenario.stream
     return StreamRules(
         **{name: getattr(st, name) for name in SAME_NAMES},
