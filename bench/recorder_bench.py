@@ -5,7 +5,7 @@
 
 Builds one-second batches like those of issue 7's workload at 2,000 streams (50 events per
 stream, 20 ms apart, each some ms late as a busy target sends them, lateness of a few µs) and
-writes them through `sseload.record.recorder.ParquetSink` (`to_tables` plus the Parquet writer), once
+writes them through `sseload.record.sink.ParquetSink` (`to_tables` plus the Parquet writer), once
 with the events file's dictionary encoding as shipped (`EVENTS_DICTIONARY_COLUMNS`) and once with
 Parquet's default (a dictionary for every column). Prints CPU ns per event and bytes per event
 on disk, best of three for each.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sseload.record import recorder
+from sseload.record import sink as recorder
 from sseload.record.records import EventBuffer, StreamRecord
 
 PER_STREAM = 50

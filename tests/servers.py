@@ -791,3 +791,34 @@ def idle_408(events: int = 3, idle_s: float = 0.1, **kw) -> ScriptedServer:
     goodbye = response_head(408, {"Content-Type": "text/plain"}, keep_alive=False, content_length=9) + b"timed out"
     kw.setdefault("name", "idle-408")
     return keepalive_closer(events, idle_s, goodbye=goodbye, **kw)
+
+
+def tiny_event_flood(events_per_s: int = 1_000_000, seconds: float = 6.0, *, floods: int = 1,
+                     **kw) -> ScriptedServer:
+    """The first ``floods`` requests get a flood of the smallest events (``data:x``, 8 bytes on the
+    wire) at ``events_per_s`` for ``seconds``, 10 ms of them per write, in one response with a
+    ``Content-Length``; every later request gets three events. ``server.sent`` lists the events each
+    response carried, in order of the requests."""
+    srv: ScriptedServer
+    line = b"data:x\n\n"
+    per_write = max(1, events_per_s // 100)
+    writes = max(1, int(seconds * 100))
+
+    def respond(conn: Conn, req: Request) -> bool:
+        with srv._lock:
+            flood = len(srv.sent) < floods
+            srv.sent.append(per_write * writes if flood else 3)
+        if not flood:
+            conn.send_response(200, line * 3, SSE_HEADERS)
+            return True
+        conn.send(response_head(200, SSE_HEADERS, content_length=len(line) * per_write * writes))
+        piece, start = line * per_write, time.monotonic()
+        for k in range(writes):
+            conn.wait(start + k / 100 - time.monotonic())
+            conn.send(piece)
+        return True
+
+    kw.setdefault("max_life_s", max(60.0, seconds * floods + 30))
+    srv = ScriptedServer(lambda c: serve_keepalive(c, respond), name="tiny-event-flood", **kw)
+    srv.sent = []
+    return srv

@@ -9,6 +9,8 @@ import gzip
 import socket
 import zlib
 
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from sseload.protocol.decoding import PIECE_BYTES, RATIO_FLOOR_BYTES, Inflater
@@ -25,6 +27,11 @@ from tests.conftest import side_by_side, sseload_run
 #: each stream records before its refusal, written a second's batch at a time); without a limit the
 #: gzip bomb took 5.7 GB and a MemoryError.
 PEAK_RSS_BOUND_MIB = 512
+#: The same for one stream of six million tiny events at a million a second, where the recorder takes
+#: the open stream's events at each flush: measured 450-470 MiB (a second's batch of a million events,
+#: then the shard's conversion to Parquet); holding every event until the stream ended it was 808, and
+#: grew with the stream.
+FLOOD_RSS_BOUND_MIB = 600
 LINE = b"data: x\n\n"
 DEFAULT_RULES = StreamRules()
 EVENTS = b"".join(servers.sse_event(k) for k in range(50))
@@ -154,3 +161,24 @@ def test_a_server_that_never_reads_the_body_is_named_with_the_upload_time_within
     assert (streams["duration_ms"] >= 1000).all()  # it waited read_timeout_s for the upload to move
     assert len(srv.heads) == len(streams)  # every request the server got is a row
     assert run.peak_rss_mib < PEAK_RSS_BOUND_MIB, run.peak_rss_mib
+
+
+def test_a_flood_of_tiny_events_on_one_long_stream_is_recorded_whole_within_the_memory_bound(tmp_path, start_server):
+    """Six million 8-byte events in 6 s on one stream: the recorder takes an open stream's events at
+    each flush (sseload.record.recorder.SPILL_EVENTS), so memory follows the read rate, not the
+    stream's length; every event is a row, in order, with its gap."""
+    srv = start_server(servers.tiny_event_flood, 1_000_000, 6.0)
+    run = sseload_run(tmp_path, "-H", srv.url, "-u", "1", "-t", "8s", peak_rss=True, timeout=120)
+    assert run.code == 0, run.stderr[-2000:]
+    streams = run.streams
+    flood = streams[streams["events"] > 3]
+    assert len(flood) == 1 and flood["outcome"].tolist() == ["ok"], streams["events"].tolist()[:5]
+    assert int(flood["events"].iloc[0]) == srv.sent[0] == 6_000_000
+    assert streams["events"].tolist() == srv.sent[:len(streams)]  # every response, whole
+    events = pq.read_table(run.run_dir / "events.parquet", columns=["stream_id", "seq", "gap_ms"],
+                           filters=[("stream_id", "=", int(flood["stream_id"].iloc[0]))])
+    seq, gap = events.column("seq").to_numpy(), events.column("gap_ms").to_numpy(zero_copy_only=False)
+    assert (seq == np.arange(6_000_000)).all()  # in order, none lost or doubled where parts meet
+    assert np.isnan(gap[0]) and not np.isnan(gap[1:]).any() and (gap[1:] >= 0).all()
+    assert run.info["events_recorded"] == int(streams["events"].sum())
+    assert run.peak_rss_mib < FLOOD_RSS_BOUND_MIB, run.peak_rss_mib

@@ -15,8 +15,8 @@ import pytest
 
 import sseload
 from sseload.protocol.outcomes import Outcome
-from sseload.record.recorder import ParquetSink
 from sseload.record.records import EventBuffer
+from sseload.record.sink import ParquetSink
 from sseload.run import room, runinfo
 from tests import servers
 from tests.conftest import connection_record, sseload_run, stopped_early, times_ns

@@ -285,3 +285,27 @@ def test_without_samples_the_percentiles_are_dashes(clock):
     values = shown(LiveStats())
     assert values["gap p50 / p99 / max (ms, last 10 s)"] == "- / - / -"
     assert values["TTFE p50 / p95 / p99 (ms, last 10 s)"] == "- / - / -"
+
+
+@pytest.mark.parametrize("log_class", list(event_logs()))
+def test_a_stream_whose_events_the_recorder_took_while_open_is_counted_once_with_its_first_event(clock, log_class):
+    """The recorder spills a long stream's events at its flushes, maybe before the live view first looked:
+    every event still counts once, TTFE is its first event's, and no gap spans events it never saw."""
+    live = LiveStats()
+    s = OpenStream(log_class, t_start_ns=0)
+    live.stream_opened(s)
+    for k in range(4):  # 100, 110, 120, 130 ms: taken before the first tick
+        s.event_at(int((100 + 10 * k) * 1e6))
+    s.log.spill()
+    s.event_at(int(200e6))  # then one more, seen
+    live.count_open()
+    assert live.run.events == 5 and live.run.first_events == 1
+    assert near(shown(live)["TTFE p50 / p95 / p99 (ms, last 10 s)"], [100.0, 100.0, 100.0])
+    assert live.run.hist[GAP.key].total == 0  # 130 -> 200 ms is a gap it could not see
+    for t in (220, 240, 260):
+        s.event_at(int(t * 1e6))
+    s.log.spill()  # taken again, unseen, then the stream ends with one more held
+    s.event_at(int(280e6))
+    live.add_stream("ok", 100.0, s.times(), key=s, first=len(s.log) - s.log.held)
+    assert live.run.events == 9 and live.run.first_events == 1
+    assert live.run.hist[GAP.key].total == 0  # (280 ms's gap spans the unseen ones)

@@ -83,7 +83,8 @@ def test_empty_batch_gives_empty_tables_with_the_schema():
 
 # --- the recorder never loses a batch ---
 
-from sseload.record.recorder import ParquetSink, Recorder  # noqa: E402
+from sseload.record.recorder import Recorder  # noqa: E402
+from sseload.record.sink import ParquetSink  # noqa: E402
 
 
 def test_recorder_pads_event_arrays_that_fell_out_of_step(tmp_path):
@@ -285,3 +286,80 @@ def test_a_buffered_stream_is_one_of_three_or_more_events_all_in_one_read():
                        "t_ms": [5.0, 5.0, 5.0, 7.0, 7.0, 1.0, 1.0, 2.0, 9.0, 9.0, 9.0]})
     assert buffered_streams(events) == 2  # 1 and 4; 2 has too few events to tell; 3 moved
     assert buffered_streams(events.slice(0, 0)) == 0
+
+
+class OpenPlainStream:
+    """A connection as the recorder asks it for an open stream's events (SSEConnection.open_plain_stream)."""
+
+    def __init__(self, log, stream_id: int, t0_perf_ns: int, start_ns: int) -> None:
+        self.log, self.facts = log, (stream_id, t0_perf_ns, start_ns)
+
+    def open_plain_stream(self):
+        return (self.log, *self.facts)
+
+
+@pytest.mark.parametrize("log_class", ["python", "compiled"])
+def test_a_long_stream_spilled_at_flushes_is_written_as_the_same_rows_as_a_stream_kept_whole(tmp_path, log_class):
+    """Its parts go out with the batches of other streams, apart; read back by stream, the rows (seq, times,
+    gaps across the parts' seams, lateness) are those of the stream written whole, and its count is all."""
+    import pyarrow.parquet as pq
+
+    from sseload.protocol.sse import EventLog, PyEventLog
+    from sseload.record import recorder as recorder_module
+    from sseload.record.recorder import Recorder
+    from sseload.record.sink import ParquetSink
+
+    cls = PyEventLog if log_class == "python" else EventLog
+    if log_class == "compiled" and cls is PyEventLog:
+        pytest.skip("sseload._sse is not built")
+    spill_at = recorder_module.SPILL_EVENTS
+    t0, start = 5_000_000, 20_000_000_000
+
+    def feed(log, k: int) -> None:  # read k: 1,000 events at (k + 1) ms, each sent 0.5 ms before
+        sent = start + (k + 1) * 1_000_000 - 500_000
+        log.feed(b"".join(b"data: t_send_ns=%d\n\n" % sent for _ in range(1000)), t0 + (k + 1) * 1_000_000)
+
+    def recorded(run_dir, spill: bool):
+        log = cls(truth_key=b"t_send_ns=")
+        run_dir.mkdir()
+        rec = Recorder(ParquetSink(run_dir), threaded=False)
+        conn = OpenPlainStream(log, 7, t0, start)
+        if spill:
+            rec.stream_opened(conn)
+        other = 100
+        for k in range(3 * spill_at // 1000 + 2):
+            feed(log, k)
+            rec.add(raw(stream_id=(other := other + 1), t0_perf_ns=0, events=0), EventBuffer())  # others end
+            if k % 5 == 4:
+                rec.flush(wait=True)
+        held = EventBuffer()
+        held.extend(log)
+        rec.add(raw(stream_id=7, t0_perf_ns=t0, start_ns=start, events=len(log)), held, key=conn)
+        rec.close()
+        assert rec.events_recorded == len(log)
+        return log, rec, pq.read_table(run_dir / "events.parquet")
+
+    whole_log, _, whole = recorded(tmp_path / "whole", spill=False)
+    log, rec, parts = recorded(tmp_path / "spilled", spill=True)
+    assert log.spilled > 0 and rec.events_spilled == log.spilled and whole_log.spilled == 0
+    assert parts.num_rows == whole.num_rows == len(log)
+    mine = parts.filter(parts.column("stream_id").to_numpy() == 7)
+    assert mine.to_pylist() == whole.to_pylist()
+    assert mine.column("seq").to_pylist() == list(range(len(log)))
+    assert mine.column("lateness_ms").to_pylist() == [0.5] * len(log)
+
+
+def test_a_stream_whose_events_came_in_parts_is_no_buffered_stream_in_the_batch_of_its_last():
+    from sseload.record.records import buffered_streams
+
+    ev = EventBuffer()
+    ev.t_ns.extend([9] * 6)
+    ev.size.extend([1] * 6)
+    ev.server_ns.extend([0] * 6)
+    ev.parts.extend((1, 0, 0, 0, -1, 3))  # stream 1: all three of its events, in one read
+    ev.parts.extend((2, 0, 0, 500, 8, 3))  # stream 2: its last three of 503, the rest written before
+    streams, events = to_tables([raw(stream_id=1, t0_perf_ns=0, events=3), raw(stream_id=2, t0_perf_ns=0,
+                                                                                events=503)], ev)
+    assert buffered_streams(events) == 2 and buffered_streams(events, streams) == 1
+    assert events.column("seq").to_pylist() == [0, 1, 2, 500, 501, 502]
+    assert events.column("gap_ms").to_pylist() == [None, 0.0, 0.0, 1e-6, 0.0, 0.0]

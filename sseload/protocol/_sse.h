@@ -159,7 +159,9 @@ typedef struct {
     Buf truth_key;    /* empty: no send times */
     Buf sentinel;
     int has_sentinel;
-    Ints t_ns, size, server_ns;
+    Ints t_ns, size, server_ns;  /* the events held: those not yet spilled */
+    Py_ssize_t spilled;  /* events taken off by spill() (the recorder's), before those held */
+    int64_t spilled_first_t, spilled_last_t;  /* the times of the first and last of them */
     PyObject *program_ref;  /* the compiled program's capsule, shared by the run's logs (_sse_module.c) */
     const ScanProgram *program;  /* NULL: plain SSE; else an LLM API's chunks, read by the dialect's program */
     Buf done_event;   /* with a program: the typed event, besides error, returned to act on */

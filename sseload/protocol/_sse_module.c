@@ -45,14 +45,47 @@ static PyObject *EventLog_arrays(EventLog *self, PyObject *Py_UNUSED(ignored)) {
                          (const char *)self->server_ns.p, n);
 }
 
-/* times(start): the event times from event `start` on, as int64 bytes (the live view reads an
- * open stream's new events with it: sseload.views.live). */
-static PyObject *EventLog_times(EventLog *self, PyObject *arg) {
-    Py_ssize_t start = PyLong_AsSsize_t(arg);
-    if (start == -1 && PyErr_Occurred())
+/* spill(): (t_ns, size, server_ns) of the events held, as arrays() gives them, and none held after:
+ * the recorder takes a long stream's events while it is open (sseload.record.recorder). Only a plain
+ * log: an LLM stream's token facts need its chunks to its end. */
+static PyObject *EventLog_spill(EventLog *self, PyObject *Py_UNUSED(ignored)) {
+    if (self->program) {
+        PyErr_SetString(PyExc_ValueError, "an LLM stream's events are kept to its end: only a plain log spills");
         return NULL;
-    if (start < 0)
-        start = 0;
+    }
+    PyObject *taken = EventLog_arrays(self, NULL);
+    if (!taken || !self->t_ns.len)
+        return taken;
+    if (!self->spilled)
+        self->spilled_first_t = self->t_ns.p[0];
+    self->spilled_last_t = self->t_ns.p[self->t_ns.len - 1];
+    self->spilled += self->t_ns.len;
+    Ints *held[] = {&self->t_ns, &self->size, &self->server_ns};
+    for (size_t i = 0; i < 3; i++) {  /* given back: a stream's memory is what it holds now */
+        PyMem_Free(held[i]->p);
+        held[i]->p = NULL;
+        held[i]->len = held[i]->cap = 0;
+    }
+    return taken;
+}
+
+/* The index among the events held of the stream's event `start` (events spilled come first). */
+static int held_index(EventLog *self, PyObject *arg, Py_ssize_t *start) {
+    *start = PyLong_AsSsize_t(arg);
+    if (*start == -1 && PyErr_Occurred())
+        return -1;
+    *start -= self->spilled;
+    if (*start < 0)
+        *start = 0;
+    return 0;
+}
+
+/* times(start): the event times from event `start` on, as int64 bytes (the live view reads an
+ * open stream's new events with it: sseload.views.live); of those spilled, none. */
+static PyObject *EventLog_times(EventLog *self, PyObject *arg) {
+    Py_ssize_t start;
+    if (held_index(self, arg, &start) < 0)
+        return NULL;
     if (start >= self->t_ns.len)
         return PyBytes_FromStringAndSize("", 0);
     return PyBytes_FromStringAndSize((const char *)(self->t_ns.p + start),
@@ -67,13 +100,8 @@ static PyObject *EventLog_llm(EventLog *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_TypeError, "llm() takes at most one argument (start)");
         return NULL;
     }
-    if (nargs == 1) {
-        start = PyLong_AsSsize_t(args[0]);
-        if (start == -1 && PyErr_Occurred())
-            return NULL;
-        if (start < 0)
-            start = 0;
-    }
+    if (nargs == 1 && held_index(self, args[0], &start) < 0)
+        return NULL;
     if (!self->llm.p || start >= self->llm.len)
         return PyBytes_FromStringAndSize("", 0);
     return PyBytes_FromStringAndSize((const char *)(self->llm.p + start),
@@ -180,6 +208,7 @@ static int EventLog_init(EventLog *self, PyObject *args, PyObject *kwds) {
     sse_framing_init(&self->framing, chunked, length);
     self->bytes_in = 0;
     self->last_t_ns = -1;
+    self->t_ns.len = self->size.len = self->server_ns.len = self->spilled = 0;
     self->max_event_bytes = max_event_bytes;
     self->bom_pending = 1;
     Py_XSETREF(self->retry, Py_NewRef(Py_None));
@@ -207,10 +236,23 @@ static void EventLog_dealloc(EventLog *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static Py_ssize_t EventLog_len(EventLog *self) { return self->t_ns.len; }
+static Py_ssize_t EventLog_len(EventLog *self) { return self->spilled + self->t_ns.len; }
 
 static PyObject *EventLog_get_first_t_ns(EventLog *self, void *Py_UNUSED(c)) {
-    return PyLong_FromLongLong(self->t_ns.len ? self->t_ns.p[0] : -1);
+    return PyLong_FromLongLong(self->spilled ? self->spilled_first_t : self->t_ns.len ? self->t_ns.p[0] : -1);
+}
+
+static PyObject *EventLog_get_last_event_t_ns(EventLog *self, void *Py_UNUSED(c)) {
+    Py_ssize_t n = self->t_ns.len;
+    return PyLong_FromLongLong(n ? self->t_ns.p[n - 1] : self->spilled ? self->spilled_last_t : -1);
+}
+
+static PyObject *EventLog_get_held(EventLog *self, void *Py_UNUSED(c)) {
+    return PyLong_FromSsize_t(self->t_ns.len);
+}
+
+static PyObject *EventLog_get_spilled(EventLog *self, void *Py_UNUSED(c)) {
+    return PyLong_FromSsize_t(self->spilled);
 }
 
 static PyObject *EventLog_get_last_event_id(EventLog *self, void *Py_UNUSED(c)) {
@@ -261,6 +303,9 @@ static PyGetSetDef EventLog_getset[] = {
     {"bytes_in", (getter)EventLog_get_bytes_in, NULL, "Bytes fed so far, framing and all.", NULL},
     {"last_t_ns", (getter)EventLog_get_last_t_ns, NULL, "Time of the last read fed, -1 before one.", NULL},
     {"first_t_ns", (getter)EventLog_get_first_t_ns, NULL, "Time of the first event, -1 before it.", NULL},
+    {"last_event_t_ns", (getter)EventLog_get_last_event_t_ns, NULL, "Time of the last event, -1 before one.", NULL},
+    {"held", (getter)EventLog_get_held, NULL, "Events held in memory (not spilled).", NULL},
+    {"spilled", (getter)EventLog_get_spilled, NULL, "Events spill() took off, before those held.", NULL},
     {"last_event_id", (getter)EventLog_get_last_event_id, NULL, NULL, NULL},
     {"prompt_tokens", (getter)EventLog_get_prompt_tokens, NULL, "The last prompt tokens a usage gave, -1 before one.",
      NULL},
@@ -289,7 +334,9 @@ static PyMethodDef EventLog_methods[] = {
     {"times", (PyCFunction)EventLog_times, METH_O,
      "times(start) -> bytes: the event times from event start on, as int64."},
     {"arrays", (PyCFunction)EventLog_arrays, METH_NOARGS,
-     "(t_ns, size, server_ns) of the recorded events, as native int64 bytes."},
+     "(t_ns, size, server_ns) of the events held, as native int64 bytes."},
+    {"spill", (PyCFunction)EventLog_spill, METH_NOARGS,
+     "spill() -> arrays() of the events held, which are then no longer held (a plain log only)."},
     {NULL},
 };
 

@@ -47,7 +47,8 @@ class Feed:
     def record(self, rec: StreamRecord, ids: tuple[str, str, int | None] | None, event_t_ns,
                stopping: bool) -> StreamRecord:
         """The connection's record as the feed's; ``ids``: its log's (first event id, last event id,
-        retry), None when nothing was read; ``event_t_ns``: its events' times (perf clock);
+        retry), None when nothing was read; ``event_t_ns``: its first and last events' times (perf
+        clock; or all of them), empty without events;
         ``stopping``: the run is stopping (the feed then ends whatever ended the connection)."""
         first_id, last_id, retry = ids or ("", "", None)
         if retry is not None:

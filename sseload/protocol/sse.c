@@ -120,7 +120,7 @@ static int dispatch(EventLog *self, int64_t t_ns, PyObject *notable) {
     Py_ssize_t n = self->data.len - 1;  /* without the last "\n" */
     if (!utf8_valid((const unsigned char *)raw, n))
         self->malformed++;
-    int first = self->t_ns.len == 0;
+    int first = self->t_ns.len == 0 && self->spilled == 0;
     if (first && buf_set(&self->first_id, self->last_id.p ? self->last_id.p : "", self->last_id.len) < 0)
         return -1;
     if (ints_push(&self->t_ns, t_ns) < 0 || ints_push(&self->size, n) < 0
@@ -354,7 +354,7 @@ PyObject *sse_feed_read(EventLog *self, const char *buf, Py_ssize_t len, int64_t
             self->output_ends.len = outputs_before;
             self->outputs.len = outputs_before ? (Py_ssize_t)self->output_ends.p[outputs_before - 1] : 0;
         }
-        if (before == 0)
+        if (before == 0 && self->spilled == 0)
             self->first_id.len = 0;
         Py_DECREF(notable);
         return NULL;

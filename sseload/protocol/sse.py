@@ -237,8 +237,9 @@ class PyEventLog:
     """
 
     __slots__ = ("_done_event", "_framing", "_key", "_llm", "_outputs", "_parser", "_program", "_sentinel",
-                 "bytes_in", "cached_tokens", "first_event_id", "keep_output", "last_t_ns", "output_kinds",
-                 "prompt_tokens", "reasoning_tokens", "server_ns", "size", "t_ns")
+                 "_spilled_first_t", "_spilled_last_t", "bytes_in", "cached_tokens", "first_event_id", "keep_output",
+                 "last_t_ns", "output_kinds", "prompt_tokens", "reasoning_tokens", "server_ns", "size", "spilled",
+                 "t_ns")
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
                  truth_key: bytes | None = None, sentinel: bytes | None = None,
@@ -248,9 +249,11 @@ class PyEventLog:
         self._parser = SSEParser(max_event_bytes)
         self._key = truth_key.decode("ascii") if truth_key else ""
         self._sentinel = sentinel.decode("utf-8") if sentinel is not None else None
-        self.t_ns = array("q")
+        self.t_ns = array("q")  # the events held: those not yet spilled
         self.size = array("q")
         self.server_ns = array("q")
+        self.spilled = 0  # events taken off by spill() (the recorder's), before those held
+        self._spilled_first_t = self._spilled_last_t = -1
         self.bytes_in = 0  # every byte fed, framing and all
         self.last_t_ns = -1  # the time of the last read fed
         self.first_event_id = ""  # the event id in effect at the first event: where a feed resumed
@@ -277,7 +280,7 @@ class PyEventLog:
             return events
         key, sentinel, program = self._key, self._sentinel, self._program
         notable = []
-        first = not self.t_ns
+        first = not self.t_ns and not self.spilled
         if first:
             self.first_event_id = events[0].id
         self.t_ns.extend([t_ns] * len(events))
@@ -325,24 +328,39 @@ class PyEventLog:
         return facts.act
 
     def arrays(self) -> tuple[bytes, bytes, bytes]:
-        """(t_ns, size, server_ns) of the recorded events, as native int64 bytes."""
+        """(t_ns, size, server_ns) of the events held, as native int64 bytes."""
         return self.t_ns.tobytes(), self.size.tobytes(), self.server_ns.tobytes()
 
+    def spill(self) -> tuple[bytes, bytes, bytes]:
+        """``arrays()`` of the events held, then held no more: the recorder takes a long stream's events
+        while it is open. ``len``, ``times`` and ``first_t_ns`` still count them. A plain log only: an LLM
+        stream's token facts need all its chunks."""
+        if self._program is not None:
+            raise ValueError("an LLM stream's events are kept to its end: only a plain log spills")
+        taken = self.arrays()
+        if self.t_ns:
+            self._spilled_first_t = self._spilled_first_t if self.spilled else self.t_ns[0]
+            self._spilled_last_t, self.spilled = self.t_ns[-1], self.spilled + len(self.t_ns)
+            self.t_ns, self.size, self.server_ns = array("q"), array("q"), array("q")
+        return taken
+
+    held = property(lambda self: len(self.t_ns), doc="Events held in memory (not spilled).")
+
     def times(self, start: int) -> bytes:
-        """The event times from event ``start`` on, as native int64 bytes (sseload.views.live reads open streams)."""
-        return self.t_ns[max(start, 0):].tobytes()
+        """The times of the events held from event ``start`` on, native int64 bytes (sseload.views.live)."""
+        return self.t_ns[max(start - self.spilled, 0):].tobytes()
 
     def llm(self, start: int = 0) -> bytes:
         """With a program: per event from event ``start`` on, output kinds + KIND_BITS * (output tokens + 1),
         native int64 bytes (sseload.views.live counts an open stream's new tokens, as it reads its new times)."""
-        return self._llm[max(start, 0):].tobytes()
+        return self._llm[max(start - self.spilled, 0):].tobytes()
 
     def outputs(self) -> list[str]:
         """keep_output: the data of each chunk that carried output, in order."""
         return list(self._outputs)
 
     def __len__(self) -> int:
-        return len(self.t_ns)
+        return self.spilled + len(self.t_ns)
 
     @property
     def complete(self) -> bool:
@@ -352,7 +370,12 @@ class PyEventLog:
     @property
     def first_t_ns(self) -> int:
         """Time of the first event, -1 before it."""
-        return self.t_ns[0] if self.t_ns else -1
+        return self._spilled_first_t if self.spilled else self.t_ns[0] if self.t_ns else -1
+
+    @property
+    def last_event_t_ns(self) -> int:
+        """Time of the last event, -1 before one."""
+        return self.t_ns[-1] if self.t_ns else self._spilled_last_t
 
     @property
     def last_event_id(self) -> str:

@@ -204,14 +204,25 @@ EVENT_COLUMNS = (
 STREAMS_SCHEMA = schema_of(STREAM_COLUMNS)
 EVENTS_SCHEMA = schema_of(EVENT_COLUMNS)
 
-#: The open shard of a table, an Arrow IPC stream until it becomes Parquet (sseload.record.recorder.ParquetSink).
+#: The open shard of a table, an Arrow IPC stream until it becomes Parquet (sseload.record.sink.ParquetSink).
 OPEN_SHARD_SUFFIX = ".arrows"
 
 
-class EventBuffer:
-    """Flat arrays of event facts; a stream's events are appended together at its end."""
+#: The facts of one part of a stream's events in an EventBuffer, in ``EventBuffer.parts``: its stream's
+#: ``stream_id``, ``t0_perf_ns`` and ``start_ns``, the ``seq`` of its first event, the read time of the
+#: stream's event before it (-1: none, it begins the stream) and its number of events.
+PART_FACTS = 6
 
-    __slots__ = ("t_ns", "size", "server_ns", "llm", "tokens")
+
+class EventBuffer:
+    """Flat arrays of event facts, in parts: a part is some of one stream's events, in order.
+
+    A stream's events are one part, appended at its end; a long stream's come in several, the
+    recorder taking what it holds while it is open (``spill``), the rest at its end. ``parts`` holds
+    PART_FACTS per part; a buffer filled without them (tests, tools) holds whole streams in the
+    order of the records given with it (to_tables)."""
+
+    __slots__ = ("llm", "parts", "server_ns", "size", "t_ns", "tokens")
 
     def __init__(self) -> None:
         self.t_ns = array("q")
@@ -219,13 +230,14 @@ class EventBuffer:
         self.server_ns = array("q")
         self.llm = array("q")  # LLM streams only (sseload.protocol.scan): else empty
         self.tokens = array("q")  # LLM: the tokens each chunk carried, -1 unknown (sseload.record.tokens)
+        self.parts = array("q")  # PART_FACTS per part; empty: whole streams, as the records say
 
     def __len__(self) -> int:
         return len(self.t_ns)
 
     def extend(self, log, tokens: np.ndarray | None = None) -> None:
-        """Append one stream's events from its sseload.protocol.sse.EventLog (and, LLM streams, the tokens
-        each carried: sseload.record.tokens.StreamTokens.chunk_tokens)."""
+        """Append one stream's events held by its sseload.protocol.sse.EventLog (and, LLM streams, the
+        tokens each carried: sseload.record.tokens.StreamTokens.chunk_tokens)."""
         t_ns, size, server_ns = log.arrays()
         self.t_ns.frombytes(t_ns)
         self.size.frombytes(size)
@@ -236,8 +248,21 @@ class EventBuffer:
         if tokens is not None:
             self.tokens.frombytes(tokens.astype(np.int64).tobytes())
 
-    def take(self, other: "EventBuffer") -> str:
-        """Move one stream's events from ``other`` (a user's own buffer, left empty) to the end of these.
+    def add_part(self, arrays: tuple[bytes, bytes, bytes], stream_id: int, t0_perf_ns: int, start_ns: int,
+                 seq: int, prev_t_ns: int) -> None:
+        """Append part of an open plain stream's events: its log's ``spill()`` (``arrays``), from event
+        ``seq`` on, the event before it read at ``prev_t_ns``."""
+        t_ns, size, server_ns = arrays
+        n = len(t_ns) // 8
+        self.t_ns.frombytes(t_ns)
+        self.size.frombytes(size)
+        self.server_ns.frombytes(server_ns)
+        self.parts.extend((stream_id, t0_perf_ns, start_ns, seq, prev_t_ns, n))
+
+    def take(self, other: "EventBuffer", stream_id: int, t0_perf_ns: int, start_ns: int, seq: int = 0,
+             prev_t_ns: int = -1) -> str:
+        """Move one stream's events from ``other`` (a user's own buffer, left empty) to the end of these,
+        as a part (``seq``, ``prev_t_ns``: where the events spilled before left off).
 
         One bad stream never sinks a batch: arrays out of step are padded or dropped, and what was
         mended is returned in words ("" when nothing was)."""
@@ -256,8 +281,20 @@ class EventBuffer:
             self.tokens.extend(other.tokens)
         elif len(other.llm) or len(self.llm):
             mended.append("token facts out of step with its events; dropped")
-        del other.t_ns[:], other.size[:], other.server_ns[:], other.llm[:], other.tokens[:]
+        self.parts.extend((stream_id, t0_perf_ns, start_ns, seq, prev_t_ns, n))
+        del other.t_ns[:], other.size[:], other.server_ns[:], other.llm[:], other.tokens[:], other.parts[:]
         return "; ".join(mended)
+
+
+def _parts(facts: Facts, events: EventBuffer) -> tuple[np.ndarray, ...]:
+    """Each part's (stream_id, t0_perf_ns, start_ns, first seq, previous read time, events): the buffer's
+    parts, or without them each stream whole, as its record counts its events."""
+    if len(events.parts):
+        p = np.frombuffer(events.parts, dtype=np.int64).reshape(-1, PART_FACTS)
+        return tuple(p[:, k] for k in range(PART_FACTS))
+    counts = facts.ints("events")
+    zeros = np.zeros(counts.size, np.int64)
+    return facts.ints("stream_id"), facts.ints("t0_perf_ns"), facts.ints("start_ns"), zeros, zeros - 1, counts
 
 
 def to_tables(streams: list[StreamRecord], events: EventBuffer,
@@ -266,7 +303,7 @@ def to_tables(streams: list[StreamRecord], events: EventBuffer,
     facts = Facts(StreamRecord._fields, streams)
     stream_table = pa.Table.from_arrays([c.array(facts) for c in STREAM_COLUMNS], schema=STREAMS_SCHEMA)
 
-    counts = facts.ints("events")
+    stream_id, t0, start_ns, seq0, prev_t, counts = _parts(facts, events)
     total = int(counts.sum())
     if total != len(events):
         raise ValueError(f"batch has {len(events)} events but its streams count {total}")
@@ -275,16 +312,19 @@ def to_tables(streams: list[StreamRecord], events: EventBuffer,
     server = np.frombuffer(events.server_ns, dtype=np.int64) if total else np.zeros(0, np.int64)
     if send_time_ns != 1:
         server = server * send_time_ns
-    first = np.cumsum(counts) - counts  # index of each stream's first event
-    seq = np.arange(total, dtype=np.int64) - np.repeat(first, counts)
-    t_rel = t_abs - np.repeat(facts.ints("t0_perf_ns"), counts)
+    first = np.cumsum(counts) - counts  # index of each part's first event
+    in_part = np.arange(total, dtype=np.int64) - np.repeat(first, counts)
+    seq = in_part + np.repeat(seq0, counts)
+    t_rel = t_abs - np.repeat(t0, counts)
     gap = np.empty(total, dtype=np.float64)
     if total:
-        gap[1:] = np.diff(t_rel) / 1e6
-        gap[0] = np.nan
-    wall = np.repeat(facts.ints("start_ns"), counts) + t_rel
+        gap[1:] = np.diff(t_abs) / 1e6
+        heads = first[counts > 0]  # a part's first event: its gap is from the part before (none: the stream's first)
+        before = prev_t[counts > 0]
+        gap[heads] = np.where(before >= 0, (t_abs[heads] - before) / 1e6, np.nan)
+    wall = np.repeat(start_ns, counts) + t_rel
     columns = {
-        "stream_id": pa.array(np.repeat(facts.ints("stream_id"), counts)),
+        "stream_id": pa.array(np.repeat(stream_id, counts)),
         "seq": pa.array(seq.astype(np.int32)),
         "t_ms": pa.array(t_rel / 1e6),
         "gap_ms": pa.array(gap, mask=seq == 0),
@@ -312,15 +352,25 @@ def _llm_columns(events: EventBuffer, total: int) -> dict[str, pa.Array]:
 BUFFERED_MIN_EVENTS = 3
 
 
-def buffered_streams(events: pa.Table) -> int:
+def buffered_streams(events: pa.Table, streams: pa.Table | None = None) -> int:
     """Streams whose every event arrived in one read (all at one ``t_ms``, every gap 0): a buffering
     proxy or server held them and let them go together, so their gaps and TTFE describe the buffer,
-    not the service. ``events`` holds whole streams, each stream's events together and in order of
-    arrival (``stream_id``, ``t_ms``), as every batch and a whole run's events are."""
+    not the service. ``events`` holds each stream's events together and in order of arrival
+    (``stream_id``, ``t_ms``), as every batch does. With ``streams`` (the batch's records), only the
+    streams whose every event is in ``events`` count: a long stream's events spilled in earlier
+    batches (sseload.record.recorder) make it no buffered stream."""
     if events.num_rows == 0:
         return 0
     sid = events.column("stream_id").to_numpy()
     t = events.column("t_ms").to_numpy()
     starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
     ends = np.r_[starts[1:], sid.size] - 1
-    return int(((ends - starts + 1 >= BUFFERED_MIN_EVENTS) & (t[starts] == t[ends])).sum())
+    held = ends - starts + 1
+    buffered = (held >= BUFFERED_MIN_EVENTS) & (t[starts] == t[ends])
+    if streams is not None:
+        ids, counts = streams.column("stream_id").to_numpy(), streams.column("events").to_numpy()
+        order = np.argsort(ids)
+        at = np.minimum(np.searchsorted(ids[order], sid[starts]), max(ids.size - 1, 0))
+        whole = (ids[order][at] == sid[starts]) & (counts[order][at] == held) if ids.size else False
+        buffered &= whole
+    return int(buffered.sum())

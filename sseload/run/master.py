@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sseload.record.distributed import BATCH, DONE, REPORT, MasterCollector
 from sseload.record.health import HealthMonitor, merge_summaries
-from sseload.record.recorder import ParquetSink
+from sseload.record.sink import ParquetSink
 from sseload.run import room, runinfo
 from sseload.run.plan import target_url
 from sseload.run.planfile import PlanFile

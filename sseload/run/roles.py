@@ -21,9 +21,10 @@ from sseload.protocol.dialects import facts as dialect_facts
 from sseload.record import redact
 from sseload.record.distributed import DONE, REPORT, WorkerSink
 from sseload.record.health import HealthMonitor
-from sseload.record.recorder import ParquetSink, Recorder
+from sseload.record.recorder import Recorder
 from sseload.record.records import StreamRecord
 from sseload.record.runkey import RunKey, RunKeyError
+from sseload.record.sink import ParquetSink
 from sseload.run import liveview, room, runinfo
 from sseload.run import verdict as run_verdict
 from sseload.run.guard import EarlyStop

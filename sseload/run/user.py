@@ -156,6 +156,7 @@ class SSEUser(User):
         else:
             process.active_streams += 1
             process.live.stream_opened(self.conn)
+            process.recorder.stream_opened(self.conn)
             try:
                 record = self.conn.stream(request, self._events, scheduled_ns)
             except Exception as err:  # a bug (conn.stream records every ending): still one record per stream
@@ -171,19 +172,20 @@ class SSEUser(User):
             if self.conn.unsent:  # the stop came while connecting: nothing was sent, so no stream ran
                 process.streams_started -= 1
                 process.live.forget(self.conn)
+                process.recorder.forget(self.conn)
                 self._events = EventBuffer()
                 raise self.conn.interrupted
             if feed is not None:
-                record = feed.record(record, self.conn.log_ids, self._events.t_ns,
+                record = feed.record(record, self.conn.log_ids, self.conn.event_span,
                                      stopping=self.conn.interrupted is not None)
         if turn is not None:  # (the conversation's first stream_id, 0 on its first turn; this turn's number)
             record = record._replace(conversation_id=turn[0] or record.stream_id, turn=turn[1])
         ttfe = record.ttfe_ns
-        t = np.frombuffer(self._events.t_ns, dtype=np.int64)
+        t = np.frombuffer(self._events.t_ns, dtype=np.int64)  # (those not spilled: the last of its events)
         process.live.add_stream(record.outcome, ttfe / 1e6 if ttfe >= 0 else None, t, key=self.conn,
-                                tokens=TokenFacts.of(record))
+                                tokens=TokenFacts.of(record), first=record.events - t.size)
         del t  # the view: the recorder empties t_ns next, which an exported buffer forbids
-        process.recorder.add(record, self._events)
+        process.recorder.add(record, self._events, key=self.conn)
         self._report(record)
         self._back_off(record)
         process.after_stream(record, sent=not skipped)

@@ -86,6 +86,8 @@ class SSEConnection:
         self.patience_s = rules.patience_s  # how long its user waits for a first output token (0: for ever)
         self._patience_timer = None
         self.log_ids: tuple[str, str, int | None] | None = None  # the last stream's (first id, last id, retry)
+        self.event_span: tuple[int, ...] = ()  # the last stream's first and last events' read times, if any
+        self._stream_facts: tuple[int, int, int] | None = None  # the open stream's (stream_id, t0, start_ns)
         self.outputs: list[str] = []  # keep_output: the data of the last stream's chunks carrying output
         self._tls_session: ssl.SSLSession | None = None  # the last TLS connection's, for resumption
 
@@ -95,6 +97,15 @@ class SSEConnection:
         if resp is None or resp.log is None:
             return None
         return resp.log, resp.started_ns()
+
+    def open_plain_stream(self):
+        """(event log, stream_id, t0_perf_ns, start_ns) of the plain SSE stream open now, whose events the
+        recorder may take while it is open (its record will have these facts); None otherwise (an LLM
+        stream's token facts need its chunks to its end)."""
+        resp, facts = self._resp, self._stream_facts
+        if resp is None or resp.log is None or facts is None or self.rules.dialect is not None:
+            return None
+        return (resp.log, *facts)
 
     def close(self) -> None:
         if self._tls is not None:  # keep its session (TLS 1.3: from the tickets read since the handshake)
@@ -172,6 +183,7 @@ class SSEConnection:
             return self.skipped(req, Outcome.HARNESS_ERROR, f"not sent: {err}", scheduled_ns)
 
         deadline = _Deadline(rules.deadline_s)
+        stream_id = (self.worker << 40) | next(_stream_ids)  # known from the start: its events may be spilled
         t0 = perf_ns()
         start_ns = time.time_ns()
         self._resp = resp = Response(rules, self._log_class, t0, self._route_body)
@@ -198,6 +210,7 @@ class SSEConnection:
                 upload_ns = perf_ns() - t0
                 phase = "read"
                 resp.at(perf_ns())
+                self._stream_facts = (stream_id, *(first or (t0, start_ns)))
                 self._read_in_reactor()
         except GreenletExit as exc:  # Locust stops the user: record, then let it stop
             self.interrupted = exc
@@ -217,6 +230,7 @@ class SSEConnection:
             else:
                 ep = self.endpoint
                 resp.fail_on(err, phase, ep.host if isinstance(err, ssl.SSLCertVerificationError) else ep.host_header)
+        self._stream_facts = None
         dropped_idle = resp.outcome is Outcome.RESET or (resp.outcome is None and not resp.status)
         lost = reused and resp.bytes_received() == 0 and phase in ("send", "read") and dropped_idle \
             and self.interrupted is None  # the server closed the kept-alive connection under the request
@@ -239,7 +253,7 @@ class SSEConnection:
                                    first=first or (t0, start_ns))
         if first is not None:
             t0, start_ns = first
-        record = self._record(req, resp, events, t0, start_ns=start_ns, scheduled_ns=scheduled_ns,
+        record = self._record(req, resp, events, t0, stream_id=stream_id, start_ns=start_ns, scheduled_ns=scheduled_ns,
                               connect_ns=connect_ns, upload_ns=upload_ns, sign_ns=sign_ns,
                               auth_fetch_ns=int(fetch_s * 1e9), reused=reused, retried=retried, redirects=redirects)
         if not again:
@@ -251,6 +265,7 @@ class SSEConnection:
         """The record of a stream decided before sending (a body over the limit, no credentials)."""
         self.interrupted = None
         self.log_ids = None
+        self.event_span = ()
         self.outputs = []
         return StreamRecord(
             stream_id=(self.worker << 40) | next(_stream_ids), worker=self.worker, user=self.user,
@@ -424,7 +439,7 @@ class SSEConnection:
     def _record(self, req: PreparedRequest, resp: Response, events: EventBuffer, t0: int,
                 **sent: int | bool) -> StreamRecord:
         """The stream's record, from its response; ``sent``: its facts known before the response came
-        (start_ns, scheduled_ns, connect_ns, upload_ns, sign_ns, auth_fetch_ns, reused, retried,
+        (stream_id, start_ns, scheduled_ns, connect_ns, upload_ns, sign_ns, auth_fetch_ns, reused, retried,
         redirects), by StreamRecord's names."""
         duration_ns = resp.end_ns() - t0
         outcome, error, code = resp.verdict(duration_ns)
@@ -437,6 +452,7 @@ class SSEConnection:
         first_event_ns = -1
         # what a feed (reconnect mode, sseload.protocol.feed) carries to its next connection
         self.log_ids = (log.first_event_id, log.last_event_id, log.retry) if log is not None else None
+        self.event_span = (log.first_t_ns, log.last_event_t_ns) if log is not None and len(log) else ()
         tokens, rules = None, self.rules
         self.outputs = log.outputs() if log is not None and rules.keep_output else []  # a conversation's answer
         if log is not None:
@@ -447,8 +463,8 @@ class SSEConnection:
             n_events, malformed, first_event_ns = len(log), log.malformed, log.first_t_ns
         t_headers = resp.t_headers_ns
         return StreamRecord(
-            stream_id=(self.worker << 40) | next(_stream_ids), worker=self.worker, user=self.user, t0_perf_ns=t0,
-            **sent, ttfb_ns=(t_headers - t0) if t_headers >= 0 else -1,
+            worker=self.worker, user=self.user, t0_perf_ns=t0, **sent,
+            ttfb_ns=(t_headers - t0) if t_headers >= 0 else -1,
             ttfe_ns=(first_event_ns - t0) if first_event_ns >= 0 else -1,
             duration_ns=duration_ns, status=resp.status, content_type=_from_server(resp.content_type, self.auth),
             charset_warning=resp.charset_warning, body_bytes=len(req.body), response_bytes=resp.bytes_received(),

@@ -194,17 +194,20 @@ class LiveStats:
         self._open.pop(key, None)
 
     def add_stream(self, outcome: str, ttfe_ms: float | None, t_ns: np.ndarray, key=None,
-                   tokens: TokenFacts | None = None) -> None:
+                   tokens: TokenFacts | None = None, first: int = 0) -> None:
         """A stream ended: its outcome, and whatever :meth:`tick` had not yet counted of its events
-        (``t_ns``, the stream's event times, int64 ns), TTFE and, of an LLM stream, ``tokens``: TTFT,
-        TPOT and the output tokens its chunks had not said (a usage at the end corrects the count)."""
+        (``t_ns``, the stream's event times, int64 ns, from its event ``first`` on: those before went
+        to the recorder while it was open), TTFE and, of an LLM stream, ``tokens``: TTFT, TPOT and the
+        output tokens its chunks had not said (a usage at the end corrects the count)."""
         state = self._open.pop(key, None) or _Open()
         p = self._pending
         p.outcomes[outcome] += 1
-        new = t_ns[state.seen:]
-        if new.size:
-            p.events += new.size
-            self._gaps(state.last_t_ns, new)
+        unseen = first + t_ns.size - state.seen
+        if unseen > 0:
+            p.events += unseen
+            new = t_ns[max(state.seen - first, 0):]
+            if new.size:  # the gap from the event before, where it was seen
+                self._gaps(state.last_t_ns if state.seen >= first else -1, new)
         if ttfe_ms is not None and not state.first:
             p.first_events += 1
             p.values[TTFE.key].append(ttfe_ms)
@@ -251,17 +254,19 @@ class LiveStats:
             n = len(log)
             if n <= state.seen:
                 continue
-            new = np.frombuffer(log.times(state.seen), dtype=np.int64)
+            seen, state.seen = state.seen, n
+            new = np.frombuffer(log.times(seen), dtype=np.int64)  # (none the recorder spilled since)
+            p.events += n - seen
+            if new.size < n - seen:  # some went to the recorder unseen: no gap across them
+                state.last_t_ns = -1
             if not new.size:
                 continue
-            p.events += new.size
             self._gaps(state.last_t_ns, new)
-            if not state.first:
+            if not state.first:  # (its first event's time: kept by the log once spilled)
                 p.first_events += 1
-                p.values[TTFE.key].append((int(new[0]) - t_start_ns) / 1e6)
+                p.values[TTFE.key].append((log.first_t_ns - t_start_ns) / 1e6)
                 state.first = True
-            self._chunk_tokens(state, log.llm(state.seen), new, t_start_ns)
-            state.seen += new.size
+            self._chunk_tokens(state, log.llm(seen), new, t_start_ns)
             state.last_t_ns = int(new[-1])
         self.fold()
 
