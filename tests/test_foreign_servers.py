@@ -350,6 +350,22 @@ def test_a_redirect_on_the_same_host_is_followed_and_recorded(start_server):
     assert (record.outcome, record.status, record.events, record.redirects) == (Outcome.OK, 200, 3, 1)
     assert [r.target for r in srv.received] == ["/old", "/new"]
     assert record.ttfe_ns > 0 and record.duration_ns >= record.ttfe_ns  # from the first request
+    (moved,) = conn.take_attempts()  # the 302 is a row of its own: rows are the requests the server saw
+    assert (moved.outcome, moved.status, moved.redirects, moved.events) == (Outcome.REDIRECTED, 302, 0, 0)
+    assert moved.error == f"redirected to {srv.base_url}/new" and moved.stream_id != record.stream_id
+    assert moved.t0_perf_ns == record.t0_perf_ns and moved.reused is False and record.reused is True
+    assert 0 < moved.duration_ns <= record.ttfe_ns  # the redirect came before the stream it led to
+
+
+def test_every_request_of_a_run_that_follows_redirects_is_a_row(tmp_path, start_server):
+    srv = start_server(redirecting_server, "/new")
+    run = sseload_run(tmp_path, "-H", srv.base_url + "/old", "-u", "2", "-t", "2s", timeout=60)
+    assert run.code == 0, run.stderr[-2000:]
+    streams = run.streams
+    outcomes = streams["outcome"].value_counts().to_dict()
+    assert len(streams) == len(srv.received) and outcomes["redirected"] == outcomes["ok"] >= 2 * 2, outcomes
+    assert set(streams.loc[streams["outcome"] == "redirected", "status"]) == {302}
+    assert run.info["streams_recorded"] == len(streams)
 
 
 def test_a_redirect_elsewhere_is_not_followed_and_names_the_location(start_server):

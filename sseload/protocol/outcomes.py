@@ -46,6 +46,8 @@ class Outcome(StrEnum):
                      "refused, TLS verification or handshake failed, connect timeout, any other error while connecting")
     RECONNECTED = ("reconnected", False, "#6baed6",
                    "reconnect mode: the connection ended (closed, cut or timed out) and the feed reconnected")
+    REDIRECTED = ("redirected", False, "#9edae5",
+                  "a redirect on the same host that the harness followed: the request it led to is the next row")
     ABANDONED = ("abandoned", True, "#e377c2",
                  "LLM streams with [load] patience_s: no output token came in time and the user gave up (the "
                  "connection closed, as a browser's would)")
@@ -56,13 +58,14 @@ class Outcome(StrEnum):
 #: Outcomes counted in error_rate.
 ERROR_OUTCOMES = frozenset(o for o in Outcome if o.error)
 
-#: Outcomes of a stream that did what its user wanted: completed, or (reconnect mode) a feed's
-#: connection that ended and reconnected. A run with none fails; Locust counts the rest as failures.
-SUCCEEDED = frozenset({Outcome.OK, Outcome.RECONNECTED})
+#: Outcomes of a stream that did what its user wanted: completed, (reconnect mode) a feed's
+#: connection that ended and reconnected, or a redirect followed. A run with none fails; Locust
+#: counts the rest as failures.
+SUCCEEDED = frozenset({Outcome.OK, Outcome.RECONNECTED, Outcome.REDIRECTED})
 
 #: Outcomes that prove the credentials were accepted (the auth stop then never triggers).
 AUTHENTICATED = frozenset({Outcome.OK, Outcome.INCOMPLETE, Outcome.CUTOFF, Outcome.EVENT_ERROR,
-                           Outcome.TIMEOUT, Outcome.RECONNECTED})
+                           Outcome.TIMEOUT, Outcome.RECONNECTED, Outcome.REDIRECTED})
 
 
 #: Reconnect mode ([stream] reconnect): the endings after which a feed reconnects, as a browser's

@@ -360,9 +360,9 @@ class Response:
         return self.state is State.DRAINING
 
     def keep_alive(self, outcome: Outcome) -> bool:
-        """Whether the connection may carry the user's next stream: the stream is ok and its response
-        ended by its framing on a connection the head keeps alive."""
-        return outcome is Outcome.OK and self.state is State.DONE
+        """Whether the connection may carry the user's next stream: the stream is ok (or a redirect
+        followed) and its response ended by its framing on a connection the head keeps alive."""
+        return (outcome is Outcome.OK or outcome is Outcome.REDIRECTED) and self.state is State.DONE
 
     def bytes_received(self) -> int:
         """Response bytes so far: the head and any body httptools took, plus what the log took raw."""

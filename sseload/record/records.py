@@ -110,8 +110,9 @@ class StreamRecord(NamedTuple):
                                           "the server closed before a byte of answer (that attempt is its user's "
                                           "row before, a `reset`); sent again once, for an idempotent method "
                                           "only")] = False
-    redirects: Annotated[int, column(INT32, "redirects followed on the same host to reach the answer; the stream's "
-                                            "times count from the first request")] = 0
+    redirects: Annotated[int, column(INT32, "redirects followed on the same host to reach the answer (each one a "
+                                            "row before, `redirected`); the stream's times count from the first "
+                                            "request")] = 0
     http_version: Annotated[str, column(STRING, "the response's HTTP version as its status line gave it: `1.1` or "
                                                 "`1.0`; null when no response head came", null="empty")] = ""
     # reconnect mode ([stream] reconnect): one feed, many connections; defaults: not a feed

@@ -244,11 +244,12 @@ class SSEConnection:
             resp.outcome, resp.error, resp.error_code = Outcome.RESET, lost_text(req.method, again), ""
         if resp.outcome is None and resp.status in REDIRECTS and redirects < rules.max_redirects:
             target = self._redirected(req, resp)
-            if target is not None:  # follow it; the stream's times still count from the first request
-                if not resp.keep_alive(Outcome.OK) or rules.new_connection:
-                    self.close()
-                self._resp = None
-                resp.release()
+            if target is not None:  # a row of its own; the stream it leads to counts from the first request
+                resp.outcome, resp.error = Outcome.REDIRECTED, f"redirected to {target.url}"
+                self.attempts.append(self._record(
+                    req, resp, events, t0, stream_id=stream_id, start_ns=start_ns, scheduled_ns=scheduled_ns,
+                    connect_ns=connect_ns, upload_ns=upload_ns, sign_ns=sign_ns, auth_fetch_ns=int(fetch_s * 1e9),
+                    reused=reused, retried=retried, redirects=redirects))
                 return self.stream(target, events, scheduled_ns, redirects=redirects + 1,
                                    first=first or (t0, start_ns))
         if first is not None:
