@@ -183,13 +183,16 @@ def test_openai_mode_hands_back_the_chunks_that_end_a_choice_or_report_an_error(
 # --- spilling: the recorder takes a long stream's events while it is open ---
 
 @pytest.mark.parametrize("cls", BOTH)
+@pytest.mark.parametrize("dialect", [None, OPENAI], ids=["plain", "openai"])
 @settings(max_examples=60, deadline=None)
 @given(reads=st.lists(st.integers(0, 5), min_size=1, max_size=30), spills=st.sets(st.integers(0, 30)))
-def test_events_spilled_and_held_are_the_events_of_a_log_that_never_spilled(cls, reads, spills):
-    whole, spilling = cls(truth_key=KEY), cls(truth_key=KEY)
-    taken: list[tuple[bytes, bytes, bytes]] = []
+def test_events_spilled_and_held_are_the_events_of_a_log_that_never_spilled(cls, dialect, reads, spills):
+    kw = {"truth_key": KEY, "program": program(dialect) if dialect else None}
+    whole, spilling = cls(**kw), cls(**kw)
+    taken: list[tuple[bytes, ...]] = []
     for t, events in enumerate(reads, start=1):
-        chunk = b"".join(b'id: %d\ndata: {"t_send_ns":%d}\n\n' % (t, t * 10 + k) for k in range(events))
+        chunk = b"".join(b'id: %d\ndata: {"t_send_ns":%d,"choices":[{"delta":{"content":"w"}}],"usage":'
+                         b'{"completion_tokens":%d}}\n\n' % (t, t * 10 + k, t * 10 + k) for k in range(events))
         assert whole.feed(chunk, t) == spilling.feed(chunk, t)  # (the first event is acted on once)
         if t in spills:
             taken.append(spilling.spill())
@@ -199,9 +202,11 @@ def test_events_spilled_and_held_are_the_events_of_a_log_that_never_spilled(cls,
         assert spilling.first_event_id == whole.first_event_id
         for start in (0, spilling.spilled - 1, spilling.spilled, n - 1):  # times(k): those held from event k
             assert ints(spilling.times(start)) == ints(whole.times(max(start, spilling.spilled)))
-    taken.append(spilling.arrays())
-    for k in range(3):
-        assert ints(b"".join(part[k] for part in taken)) == ints(whole.arrays()[k])
+            assert ints(spilling.llm(start)) == ints(whole.llm(max(start, spilling.spilled)))
+    taken.append((*spilling.arrays(), spilling.llm()))
+    for k in range(4):
+        assert ints(b"".join(part[k] for part in taken)) == ints((*whole.arrays(), whole.llm())[k])
+    assert spilling.prompt_tokens == whole.prompt_tokens
 
 
 @pytest.mark.parametrize("cls", BOTH)
@@ -210,19 +215,10 @@ def test_a_log_that_spilled_everything_holds_nothing_and_keeps_its_first_and_las
     assert (log.first_t_ns, log.last_event_t_ns, log.held, log.spilled) == (-1, -1, 0, 0)
     log.feed(b"data: a\n\ndata: b\n\n", 5)
     log.feed(b"data: c\n\n", 9)
-    t_ns, size, _ = log.spill()
-    assert (ints(t_ns), ints(size)) == ([5, 5, 9], [1, 1, 1])
-    assert log.spill() == (b"", b"", b"")  # nothing held: nothing taken, nothing changed
+    t_ns, size, _, llm = log.spill()
+    assert (ints(t_ns), ints(size), llm) == ([5, 5, 9], [1, 1, 1], b"")
+    assert log.spill() == (b"", b"", b"", b"")  # nothing held: nothing taken, nothing changed
     assert (len(log), log.held, log.spilled, log.first_t_ns, log.last_event_t_ns) == (3, 0, 3, 5, 9)
     assert log.arrays() == (b"", b"", b"") and log.times(0) == b""
     log.feed(b"data: d\n\n", 12)
     assert (len(log), ints(log.times(0)), log.first_t_ns, log.last_event_t_ns) == (4, [12], 5, 12)
-
-
-@pytest.mark.parametrize("cls", BOTH)
-def test_an_llm_stream_never_spills_its_token_facts_need_all_its_chunks(cls):
-    log = cls(program=program(OPENAI))
-    log.feed(b'data: {"choices":[{"delta":{"content":"hi"}}]}\n\n', 1)
-    with pytest.raises(ValueError, match="only a plain log spills"):
-        log.spill()
-    assert len(log) == log.held == 1

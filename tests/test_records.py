@@ -289,13 +289,13 @@ def test_a_buffered_stream_is_one_of_three_or_more_events_all_in_one_read():
 
 
 class OpenPlainStream:
-    """A connection as the recorder asks it for an open stream's events (SSEConnection.open_plain_stream)."""
+    """A connection as the recorder asks it for an open plain stream's events (SSEConnection.spill_events)."""
 
     def __init__(self, log, stream_id: int, t0_perf_ns: int, start_ns: int) -> None:
         self.log, self.facts = log, (stream_id, t0_perf_ns, start_ns)
 
-    def open_plain_stream(self):
-        return (self.log, *self.facts)
+    def spill_events(self, more_than: int):
+        return (self.log.spill(), None, *self.facts) if self.log.held > more_than else None
 
 
 @pytest.mark.parametrize("log_class", ["python", "compiled"])

@@ -45,23 +45,22 @@ static PyObject *EventLog_arrays(EventLog *self, PyObject *Py_UNUSED(ignored)) {
                          (const char *)self->server_ns.p, n);
 }
 
-/* spill(): (t_ns, size, server_ns) of the events held, as arrays() gives them, and none held after:
- * the recorder takes a long stream's events while it is open (sseload.record.recorder). Only a plain
- * log: an LLM stream's token facts need its chunks to its end. */
+/* spill(): (t_ns, size, server_ns, llm) of the events held, as arrays() and llm() give them, and none
+ * held after: the recorder takes a long stream's events while it is open (sseload.record.recorder). */
 static PyObject *EventLog_spill(EventLog *self, PyObject *Py_UNUSED(ignored)) {
-    if (self->program) {
-        PyErr_SetString(PyExc_ValueError, "an LLM stream's events are kept to its end: only a plain log spills");
-        return NULL;
-    }
-    PyObject *taken = EventLog_arrays(self, NULL);
+    Py_ssize_t n = self->t_ns.len * (Py_ssize_t)sizeof(int64_t);
+    Py_ssize_t n_llm = self->llm.len * (Py_ssize_t)sizeof(int64_t);
+    PyObject *taken = Py_BuildValue("(y#y#y#y#)", n ? (const char *)self->t_ns.p : "", n,
+                                    n ? (const char *)self->size.p : "", n, n ? (const char *)self->server_ns.p : "", n,
+                                    n_llm ? (const char *)self->llm.p : "", n_llm);
     if (!taken || !self->t_ns.len)
         return taken;
     if (!self->spilled)
         self->spilled_first_t = self->t_ns.p[0];
     self->spilled_last_t = self->t_ns.p[self->t_ns.len - 1];
     self->spilled += self->t_ns.len;
-    Ints *held[] = {&self->t_ns, &self->size, &self->server_ns};
-    for (size_t i = 0; i < 3; i++) {  /* given back: a stream's memory is what it holds now */
+    Ints *held[] = {&self->t_ns, &self->size, &self->server_ns, &self->llm};
+    for (size_t i = 0; i < 4; i++) {  /* given back: a stream's memory is what it holds now */
         PyMem_Free(held[i]->p);
         held[i]->p = NULL;
         held[i]->len = held[i]->cap = 0;
@@ -336,7 +335,7 @@ static PyMethodDef EventLog_methods[] = {
     {"arrays", (PyCFunction)EventLog_arrays, METH_NOARGS,
      "(t_ns, size, server_ns) of the events held, as native int64 bytes."},
     {"spill", (PyCFunction)EventLog_spill, METH_NOARGS,
-     "spill() -> arrays() of the events held, which are then no longer held (a plain log only)."},
+     "spill() -> (*arrays(), llm()) of the events held, which are then no longer held."},
     {NULL},
 };
 

@@ -331,17 +331,14 @@ class PyEventLog:
         """(t_ns, size, server_ns) of the events held, as native int64 bytes."""
         return self.t_ns.tobytes(), self.size.tobytes(), self.server_ns.tobytes()
 
-    def spill(self) -> tuple[bytes, bytes, bytes]:
-        """``arrays()`` of the events held, then held no more: the recorder takes a long stream's events
-        while it is open. ``len``, ``times`` and ``first_t_ns`` still count them. A plain log only: an LLM
-        stream's token facts need all its chunks."""
-        if self._program is not None:
-            raise ValueError("an LLM stream's events are kept to its end: only a plain log spills")
-        taken = self.arrays()
+    def spill(self) -> tuple[bytes, bytes, bytes, bytes]:
+        """``(*arrays(), llm())`` of the events held, then held no more: the recorder takes a long stream's
+        events while it is open. ``len``, ``times``, ``llm`` and ``first_t_ns`` still count them."""
+        taken = (*self.arrays(), self._llm.tobytes())
         if self.t_ns:
             self._spilled_first_t = self._spilled_first_t if self.spilled else self.t_ns[0]
             self._spilled_last_t, self.spilled = self.t_ns[-1], self.spilled + len(self.t_ns)
-            self.t_ns, self.size, self.server_ns = array("q"), array("q"), array("q")
+            self.t_ns, self.size, self.server_ns, self._llm = array("q"), array("q"), array("q"), array("q")
         return taken
 
     held = property(lambda self: len(self.t_ns), doc="Events held in memory (not spilled).")

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 
@@ -40,9 +41,9 @@ def warm_up() -> None:
 
 
 WRITER_NICE = 19
-#: A plain stream open at a flush holding more events than this has them taken to the recorder then
-#: (``EventLog.spill``): an open stream holds at most this many events (24 bytes each) plus what it
-#: got since the last flush, however long it runs (a feed of hours, a flood of tiny events).
+#: A stream open at a flush holding more events than this has them taken to the recorder then
+#: (``EventLog.spill``): an open stream holds at most this many events (24 bytes each, 32 for an LLM
+#: chunk) plus what it got since the last flush, however long it runs (a feed of hours, a flood).
 SPILL_EVENTS = 4096
 
 
@@ -83,7 +84,7 @@ class Recorder:
         self._flushing = RLock()  # one flush at a time (see flush); close_sink holds it throughout
 
     def stream_opened(self, key) -> None:
-        """A stream starts on ``key``, a connection whose ``open_plain_stream()`` the flush asks for events to spill."""
+        """A stream starts on ``key``, a connection whose ``spill_events()`` the flush calls."""
         self._open[key] = True
 
     def forget(self, key) -> None:
@@ -92,18 +93,17 @@ class Recorder:
         self._spilled.pop(key, None)
 
     def spill(self) -> None:
-        """Take the events of every open plain stream holding more than SPILL_EVENTS into the batch
-        (its log keeps counting them), so a stream's memory stays bounded however long it runs."""
+        """Take the events of every open stream holding more than SPILL_EVENTS into the batch (its log
+        keeps counting them), so a stream's memory stays bounded however long it runs."""
         for key in self._open:
-            opened = key.open_plain_stream()
-            if opened is None or opened[0].held <= SPILL_EVENTS:
+            taken = key.spill_events(SPILL_EVENTS)
+            if taken is None:
                 continue
-            stream_log, stream_id, t0_perf_ns, start_ns = opened
+            arrays, tokens, stream_id, t0_perf_ns, start_ns = taken
             _, seq, prev_t_ns = self._spilled.get(key) or (stream_id, 0, -1)
-            arrays = stream_log.spill()
             n = len(arrays[0]) // 8
-            self._events.add_part(arrays, stream_id, t0_perf_ns, start_ns, seq, prev_t_ns)
-            self._spilled[key] = (stream_id, seq + n, stream_log.last_event_t_ns)
+            self._events.add_part(arrays, tokens, stream_id, t0_perf_ns, start_ns, seq, prev_t_ns)
+            self._spilled[key] = (stream_id, seq + n, int.from_bytes(arrays[0][-8:], sys.byteorder, signed=True))
             self.events_spilled += n
             self.events_recorded += n
 

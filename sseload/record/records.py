@@ -219,7 +219,7 @@ class EventBuffer:
     """Flat arrays of event facts, in parts: a part is some of one stream's events, in order.
 
     A stream's events are one part, appended at its end; a long stream's come in several, the
-    recorder taking what it holds while it is open (``spill``), the rest at its end. ``parts`` holds
+    recorder taking what it holds while it is open (``add_part``), the rest at its end. ``parts`` holds
     PART_FACTS per part; a buffer filled without them (tests, tools) holds whole streams in the
     order of the records given with it (to_tables)."""
 
@@ -249,15 +249,18 @@ class EventBuffer:
         if tokens is not None:
             self.tokens.frombytes(tokens.astype(np.int64).tobytes())
 
-    def add_part(self, arrays: tuple[bytes, bytes, bytes], stream_id: int, t0_perf_ns: int, start_ns: int,
-                 seq: int, prev_t_ns: int) -> None:
-        """Append part of an open plain stream's events: its log's ``spill()`` (``arrays``), from event
-        ``seq`` on, the event before it read at ``prev_t_ns``."""
-        t_ns, size, server_ns = arrays
+    def add_part(self, arrays: tuple[bytes, bytes, bytes, bytes], tokens: np.ndarray | None, stream_id: int,
+                 t0_perf_ns: int, start_ns: int, seq: int, prev_t_ns: int) -> None:
+        """Append part of an open stream's events: its log's ``spill()`` (``arrays``; an LLM stream's with
+        the tokens each chunk carried), from event ``seq`` on, the event before it read at ``prev_t_ns``."""
+        t_ns, size, server_ns, llm = arrays
         n = len(t_ns) // 8
         self.t_ns.frombytes(t_ns)
         self.size.frombytes(size)
         self.server_ns.frombytes(server_ns)
+        if llm:
+            self.llm.frombytes(llm)
+            self.tokens.frombytes((tokens if tokens is not None else np.full(n, -1)).astype(np.int64).tobytes())
         self.parts.extend((stream_id, t0_perf_ns, start_ns, seq, prev_t_ns, n))
 
     def take(self, other: "EventBuffer", stream_id: int, t0_perf_ns: int, start_ns: int, seq: int = 0,

@@ -94,6 +94,92 @@ def stream_tokens(llm: bytes, t_ns: bytes, t0_ns: int, outputs: list[str] | None
     return StreamTokens(ttft, int(output.sum()), FROM_CHUNKS, chunk, **extra)
 
 
+class TokenTally:
+    """A long LLM stream's token facts, its chunks taken part by part while it is open (the recorder
+    spills them: sseload.record.recorder), the stream's last part given to :meth:`stream`.
+
+    What each chunk carried is decided per part: the step of the cumulative usage where every output
+    chunk of the part reports one (a part of none: where any chunk does), else one per output chunk
+    while no usage has come (the chunks are the count), else unknown (-1; a tokenizer's counts need the
+    whole text: its last part only). The stream's facts (TTFT, second token, stall, its count) are
+    :func:`stream_tokens`' over all its chunks."""
+
+    __slots__ = ("answer_ns", "any_usage", "counted_second_ns", "cumulative", "known", "last_output_ns", "outputs",
+                 "parts", "second_output_ns", "stall_ns", "ttft_ns", "usage_max")
+
+    def __init__(self) -> None:
+        self.parts = self.outputs = 0  # parts taken; chunks carrying output so far
+        self.ttft_ns = self.answer_ns = self.last_output_ns = self.stall_ns = -1
+        self.second_output_ns = self.counted_second_ns = -1  # the second output chunk; where known counts reach 2
+        self.usage_max = self.cumulative = 0  # the largest usage; the tokens the chunks are known to carry
+        self.any_usage = False
+        self.known = True  # every output chunk's tokens known so far
+
+    def part(self, llm: bytes, t_ns: bytes, tokenizer: bool = False) -> np.ndarray:
+        """Take a part's chunks (packed ``llm``, read times ``t_ns``, perf ns); what each carried."""
+        self.parts += 1
+        kinds, usage = unpack(np.frombuffer(llm, dtype=np.int64))
+        times = np.frombuffer(t_ns, dtype=np.int64)
+        output = kinds != 0
+        at = np.flatnonzero(output)
+        chunk = np.zeros(kinds.size, np.int64)
+        if (usage[output] >= 0).all() and (at.size or (usage >= 0).any()) and not tokenizer:
+            running = np.maximum.accumulate(np.r_[self.usage_max, np.maximum(usage, 0)])
+            chunk = np.diff(running)
+        elif not tokenizer and not self.any_usage and not (usage >= 0).any():
+            chunk[output] = 1
+        else:
+            chunk[output] = -1
+        if (usage >= 0).any():
+            self.any_usage = True
+            self.usage_max = max(self.usage_max, int(usage.max()))
+        self._outputs(kinds, times[at], chunk[at])
+        return chunk
+
+    def _outputs(self, kinds: np.ndarray, times: np.ndarray, carried: np.ndarray) -> None:
+        if not times.size:
+            return
+        if self.ttft_ns < 0:
+            self.ttft_ns = int(times[0])
+        if self.answer_ns < 0 and (answers := np.flatnonzero(kinds[kinds != 0] & ANSWER)).size:
+            self.answer_ns = int(times[answers[0]])
+        if self.outputs < 2 <= self.outputs + times.size:
+            self.second_output_ns = int(times[1 - self.outputs])
+        self.known &= bool((carried >= 0).all())
+        if self.known and self.counted_second_ns < 0 and self.cumulative + carried.sum() >= 2:
+            self.counted_second_ns = int(times[int(np.argmax(self.cumulative + np.cumsum(carried) >= 2))])
+        self.cumulative += int(carried[carried > 0].sum())
+        gaps = np.diff(np.r_[self.last_output_ns, times]) if self.last_output_ns >= 0 else np.diff(times)
+        if gaps.size:
+            self.stall_ns = max(self.stall_ns, int(gaps.max()))
+        self.last_output_ns = int(times[-1])
+        self.outputs += times.size
+
+    def stream(self, llm: bytes, t_ns: bytes, t0_ns: int, outputs: list[str] | None = None, tokenizer=None,
+               dialect: Dialect = OPENAI, reasoning_tokens: int = -1) -> StreamTokens:
+        """The stream's facts, its last part (the chunks still held) taken."""
+        counted = token_counts(tokenizer, outputs, dialect) if tokenizer is not None and outputs is not None else None
+        chunk = self.part(llm, t_ns, tokenizer=counted is not None)
+        if counted is not None:  # the whole text's counts: the last part's chunks are its last
+            output = np.flatnonzero(unpack(np.frombuffer(llm, dtype=np.int64))[0] != 0)
+            chunk[output] = counted[counted.size - output.size:] if output.size <= counted.size else -1
+
+        def since(t: int) -> int:
+            return t - t0_ns if t >= 0 else -1
+
+        second = self.counted_second_ns if self.known and self.counted_second_ns >= 0 else self.second_output_ns
+        extra = dict(answer_ttft_ns=since(self.answer_ns), ttst_ns=since(second), max_stall_ns=self.stall_ns,
+                     tokenizer_tokens=int(counted.sum()) if counted is not None else -1)
+        ttft = since(self.ttft_ns)
+        if self.any_usage:
+            total = self.usage_max + (reasoning_tokens if not dialect.reasoning_in_output and reasoning_tokens > 0
+                                      else 0)
+            return StreamTokens(ttft, total, FROM_USAGE, chunk, **extra)
+        if counted is not None:
+            return StreamTokens(ttft, int(counted.sum()), FROM_TOKENIZER, chunk, **extra)
+        return StreamTokens(ttft, self.outputs, FROM_CHUNKS, chunk, **extra)
+
+
 def load_tokenizer(path: str):
     """A Hugging Face ``tokenizer.json`` read from disk (nothing is downloaded); raises ValueError
     saying what to do when it cannot be used."""
@@ -120,5 +206,5 @@ def token_counts(tokenizer, outputs: list[str], dialect: Dialect = OPENAI) -> np
     return np.bincount(np.searchsorted(ends, starts, side="right"), minlength=len(texts))[:len(texts)]
 
 
-__all__ = ["FROM_CHUNKS", "FROM_TOKENIZER", "FROM_USAGE", "StreamTokens", "load_tokenizer", "stream_tokens",
-           "token_counts", "unpack"]
+__all__ = ["FROM_CHUNKS", "FROM_TOKENIZER", "FROM_USAGE", "StreamTokens", "TokenTally", "load_tokenizer",
+           "stream_tokens", "token_counts", "unpack"]

@@ -31,7 +31,7 @@ from sseload.protocol.response import Response, StreamRules
 from sseload.protocol.sse import ALL_OUTPUT, EventLog, PyEventLog, SSEProtocolError
 from sseload.record import redact
 from sseload.record.records import EventBuffer, StreamRecord
-from sseload.record.tokens import stream_tokens
+from sseload.record.tokens import TokenTally, stream_tokens
 from sseload.transport.attempts import lost_text, may_send_again
 from sseload.transport.reactor import RECV_BYTES, reactor
 from sseload.transport.request import Endpoint, HeadError, PreparedRequest, request_head  # noqa: F401  (HeadError: for callers)
@@ -88,6 +88,7 @@ class SSEConnection:
         self.log_ids: tuple[str, str, int | None] | None = None  # the last stream's (first id, last id, retry)
         self.event_span: tuple[int, ...] = ()  # the last stream's first and last events' read times, if any
         self._stream_facts: tuple[int, int, int] | None = None  # the open stream's (stream_id, t0, start_ns)
+        self._tally: TokenTally | None = None  # an LLM stream's token facts of the chunks spilled (spill_events)
         self.outputs: list[str] = []  # keep_output: the data of the last stream's chunks carrying output
         self._tls_session: ssl.SSLSession | None = None  # the last TLS connection's, for resumption
 
@@ -98,14 +99,19 @@ class SSEConnection:
             return None
         return resp.log, resp.started_ns()
 
-    def open_plain_stream(self):
-        """(event log, stream_id, t0_perf_ns, start_ns) of the plain SSE stream open now, whose events the
-        recorder may take while it is open (its record will have these facts); None otherwise (an LLM
-        stream's token facts need its chunks to its end)."""
+    def spill_events(self, more_than: int):
+        """The events the stream open now holds, taken from its log when they are more than ``more_than``
+        (the recorder's, at a flush): ((t_ns, size, server_ns, llm), the tokens each chunk carried (LLM
+        streams, else None), stream_id, t0_perf_ns, start_ns), the facts its record will have; else None."""
         resp, facts = self._resp, self._stream_facts
-        if resp is None or resp.log is None or facts is None or self.rules.dialect is not None:
+        if resp is None or resp.log is None or facts is None or resp.log.held <= more_than:
             return None
-        return (resp.log, *facts)
+        arrays = resp.log.spill()
+        tokens = None
+        if self.rules.dialect is not None:  # its token facts, so far (sseload.record.tokens.TokenTally)
+            self._tally = self._tally or TokenTally()
+            tokens = self._tally.part(arrays[3], arrays[0], tokenizer=self.rules.tokenizer is not None)
+        return arrays, tokens, *facts
 
     def close(self) -> None:
         if self._tls is not None:  # keep its session (TLS 1.3: from the tickets read since the handshake)
@@ -210,7 +216,7 @@ class SSEConnection:
                 upload_ns = perf_ns() - t0
                 phase = "read"
                 resp.at(perf_ns())
-                self._stream_facts = (stream_id, *(first or (t0, start_ns)))
+                self._stream_facts, self._tally = (stream_id, *(first or (t0, start_ns))), None
                 self._read_in_reactor()
         except GreenletExit as exc:  # Locust stops the user: record, then let it stop
             self.interrupted = exc
@@ -457,9 +463,10 @@ class SSEConnection:
         tokens, rules = None, self.rules
         self.outputs = log.outputs() if log is not None and rules.keep_output else []  # a conversation's answer
         if log is not None:
-            if rules.dialect is not None:
-                tokens = stream_tokens(log.llm(), log.arrays()[0], t0, self.outputs, rules.tokenizer, rules.dialect,
-                                       log.reasoning_tokens)
+            if rules.dialect is not None:  # (of a stream whose chunks were spilled: its tally's, this last part taken)
+                tally, self._tally = self._tally, None
+                tokens = (tally.stream if tally is not None else stream_tokens)(
+                    log.llm(), log.arrays()[0], t0, self.outputs, rules.tokenizer, rules.dialect, log.reasoning_tokens)
             events.extend(log, tokens.chunk_tokens if tokens else None)
             n_events, malformed, first_event_ns = len(log), log.malformed, log.first_t_ns
         t_headers = resp.t_headers_ns
