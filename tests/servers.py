@@ -382,10 +382,15 @@ def http2_only(*, goaway: bool = False, **kw) -> ScriptedServer:
 
 
 def tls_server(events: int = 3, gap_s: float = 0.0, *, plain_reply: str = "alert", stamp: bool = False,
-               close_each: bool = False, **kw) -> ScriptedServer:
+               close_each: bool = False, close_idle_s: float | None = None, close_notify: bool = False,
+               **kw) -> ScriptedServer:
     """SSE over HTTPS (chunked, keep-alive; ``close_each``: the connection closed after each response)
     with a certificate for 127.0.0.1/localhost from a trustme CA. ``server.tls_resumed`` says, for each
-    handshake, whether it resumed an earlier session.
+    handshake, whether it resumed an earlier session. ``close_idle_s``: a connection idle that long
+    after a response is closed cleanly, as servers time idle ones out: TLS's close_notify, then (its
+    answer not awaited long) the FIN; a request that comes meanwhile is kept in ``server.unanswered``,
+    never answered. ``close_notify``: with ``close_each``, each close is a clean one, TLS's close_notify
+    sent right after the response's last bytes.
 
     ``server.ca`` is the ``trustme.CA``, ``server.ca_file`` its PEM (removed at stop), ``server.ssl_context()``
     a client context trusting it. Plain (non-TLS) bytes reaching the port are read and kept in
@@ -405,7 +410,26 @@ def tls_server(events: int = 3, gap_s: float = 0.0, *, plain_reply: str = "alert
 
     def respond(conn: Conn, req: Request) -> bool:
         send_sse(conn, events, gap_s, stamp=stamp, keep_alive=not close_each)
-        return not close_each
+        if close_each and close_notify:
+            conn.sock.settimeout(0.2)
+            with contextlib.suppress(OSError, ssl.SSLError):
+                conn.sock.unwrap()
+        if close_idle_s is None or close_each:
+            return not close_each
+        ready, _, _ = select.select([conn.sock], [], [], close_idle_s)
+        if ready or conn.sock.pending():  # the next request, in time
+            return True
+        conn.sock.settimeout(0.2)
+        with contextlib.suppress(OSError, ssl.SSLError):
+            raw = conn.sock.unwrap()  # close_notify (and a short wait for the client's)
+            late = b""
+            with contextlib.suppress(OSError):
+                while data := raw.recv(65536):  # a request sent after it: never answered
+                    late += data
+            if late:
+                with srv._lock:
+                    srv.unanswered.append(late)
+        return False
 
     def plaintext(conn: Conn) -> None:
         got = conn.drain(0.5, until=b"\r\n\r\n")
@@ -416,7 +440,7 @@ def tls_server(events: int = 3, gap_s: float = 0.0, *, plain_reply: str = "alert
         conn.drain(0.02)
 
     srv = ScriptedServer(lambda c: serve_keepalive(c, respond), name="tls", tls=ctx, on_plaintext=plaintext, **kw)
-    srv.ca, srv.ca_file, srv.plain_requests = ca, ca_file, []
+    srv.ca, srv.ca_file, srv.plain_requests, srv.unanswered = ca, ca_file, [], []
 
     def client_context() -> ssl.SSLContext:
         client = ssl.create_default_context()

@@ -95,6 +95,46 @@ def test_a_connection_the_server_timed_out_with_a_408_nobody_asked_for_carries_n
     assert len(srv.received) == 2 and not srv.unanswered
 
 
+@pytest.mark.parametrize("tls_version", ["TLSv1_2", "TLSv1_3"])
+def test_a_tls_connection_the_server_closed_cleanly_while_idle_carries_no_request(start_server, tls_version):
+    """TLS 1.3 sends its close_notify as application data, as it sends session tickets: the look at the
+    socket cannot tell them apart, so the records waiting are taken through TLS before a request goes."""
+    import ssl
+
+    srv = start_server(servers.tls_server, 2, close_idle_s=0.2)
+    tls = srv.ssl_context()
+    tls.maximum_version = tls.minimum_version = getattr(ssl.TLSVersion, tls_version)
+    conn = SSEConnection(Endpoint.resolve(srv.url), StreamRules(deadline_s=20, read_timeout_s=5), Authenticator(),
+                         tls)
+    first = stream(conn, srv.url, "POST")
+    time.sleep(0.6)  # the server's close_notify, then its FIN after waiting 0.2 s for ours
+    second = stream(conn, srv.url, "POST")
+    third = stream(conn, srv.url, "POST")  # at once: on the kept-alive connection, a ticket or two on it
+    conn.close()
+    assert conn.take_attempts() == []
+    assert [r.outcome for r in (first, second, third)] == [Outcome.OK] * 3
+    assert not second.reused and third.reused  # a fresh connection after the close, then kept alive
+    assert len(srv.received) == 3 and not srv.unanswered
+
+
+def test_a_close_notify_right_after_a_response_ends_it_and_the_connection(start_server):
+    """ssl reads a close_notify as b"", which is no data: taken for a read of nothing it spun the
+    decrypting loop for ever."""
+    import faulthandler
+
+    srv = start_server(servers.tls_server, 3, close_each=True, close_notify=True)
+    conn = SSEConnection(Endpoint.resolve(srv.url), StreamRules(deadline_s=5, read_timeout_s=2), Authenticator(),
+                         srv.ssl_context())
+    faulthandler.dump_traceback_later(60, exit=True)  # a spin holds the hub: no timeout of gevent's can end it
+    try:
+        records = [stream(conn, srv.url, "GET") for _ in range(3)]
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    conn.close()
+    assert [(r.outcome, r.events, r.reused) for r in records] == [(Outcome.OK, 3, False)] * 3
+    assert len(srv.received) == 3
+
+
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_the_streams_recorded_are_the_requests_the_server_saw(tmp_path, start_server, method):
     srv = start_server(servers.keepalive_closer, events=3, idle_close_s=0.3)

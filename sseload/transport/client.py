@@ -169,7 +169,9 @@ class SSEConnection:
         connect_ns = upload_ns = -1
         self.upload.start()
         reused = self.sock is not None
-        if reused and closed_while_idle(self.sock, self._tls is not None):  # it goes on a fresh one
+        tls = self._tls
+        if reused and (closed_while_idle(self.sock, tls is not None)
+                       or (tls is not None and tls.closed_while_idle())):  # it goes on a fresh one
             self.close()
             reused = False
 

@@ -47,16 +47,43 @@ class TLS:
         self.obj.write(data)
         return self.outgoing.read()
 
+    def closed_while_idle(self) -> bool:
+        """A kept-alive connection between streams: the records waiting on it, taken through TLS without
+        waiting. A session ticket is nothing; a close_notify (TLS 1.3 hides it as application data, so a
+        look at the socket cannot tell it from a ticket), an alert, bytes nobody asked for or the FIN are
+        the close: no request may go on it."""
+        raw = getattr(self.sock, "_sock", self.sock)  # gevent's socket is over a non-blocking one
+        timeout = raw.gettimeout()
+        try:
+            raw.settimeout(0)
+            while data := raw.recv(RECV_BYTES):
+                self.incoming.write(data)
+            return True  # the FIN
+        except BlockingIOError:
+            pass
+        except OSError:
+            return True
+        finally:
+            raw.settimeout(timeout)
+        try:
+            self.obj.read(RECV_BYTES)  # b"": a close_notify; bytes: data nobody asked for
+        except ssl.SSLWantReadError:
+            return False  # tickets, or nothing
+        except ssl.SSLError:  # an alert
+            return True
+        return True
+
     def decrypt(self, data: bytes) -> list[bytes]:
         self.incoming.write(data)
         out = []
         while True:
             try:
-                out.append(self.obj.read(RECV_BYTES))
-            except ssl.SSLWantReadError:
+                got = self.obj.read(RECV_BYTES)
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
                 break
-            except ssl.SSLZeroReturnError:  # close_notify: the response ends with the connection
+            if not got:  # close_notify (ssl reads it as b""): the response ends with the connection
                 break
+            out.append(got)
         if self.outgoing.pending:  # e.g. a TLS 1.2 renegotiation's hello; tiny, and we are in the hub:
             # send without waiting (the kernel buffer is all but empty)
             with contextlib.suppress(BlockingIOError):
