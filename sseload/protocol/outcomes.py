@@ -46,7 +46,7 @@ class Outcome(StrEnum):
                      "refused, TLS verification or handshake failed, connect timeout, any other error while connecting")
     RECONNECTED = ("reconnected", False, "#6baed6",
                    "reconnect mode: the connection ended (closed, cut or timed out) and the feed reconnected")
-    REDIRECTED = ("redirected", False, "#9edae5",
+    REDIRECTED = ("redirected", False, "#393b79",
                   "a redirect on the same host that the harness followed: the request it led to is the next row")
     ABANDONED = ("abandoned", True, "#e377c2",
                  "LLM streams with [load] patience_s: no output token came in time and the user gave up (the "
