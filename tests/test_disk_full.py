@@ -1,14 +1,20 @@
 """A disk that fills mid-run (issue 32): it is found, said once with the path, and the run stops
 as partial with run.json written (from the room the run's folder held back); every stream written
-before stays readable, and `sseload report` says what to do instead of a traceback. On a small
-tmpfs, which needs root: the tests are skipped without it."""
+before stays readable, and `sseload report` says what to do instead of a traceback. With workers the
+master, which writes the files, stops the same way and counts the streams that reached it after the
+disk filled. Every file written once the run is over (the report, the summaries, thresholds.xml,
+Locust's CSVs) is whole or absent, and one the disk could not take is said in a sentence naming it
+(exit code 2). On a small tmpfs, which needs root: the tests are skipped without it."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 
 import pyarrow as pa
 import pytest
@@ -17,9 +23,10 @@ import sseload
 from sseload.protocol.outcomes import Outcome
 from sseload.record.records import EventBuffer
 from sseload.record.sink import ParquetSink
-from sseload.run import room, runinfo
+from sseload.run import room, runinfo, verdict
+from sseload.views.thresholds import Verdict
 from tests import servers
-from tests.conftest import connection_record, sseload_run, stopped_early, times_ns
+from tests.conftest import connection_record, sseload_reported_run, sseload_run, stopped_early, times_ns
 
 DISK_BYTES = 2 << 20
 PEAK_RSS_BOUND_MIB = 400  # the Locust process's peak RSS: an ordinary short run peaks near 190 MiB
@@ -145,3 +152,148 @@ def test_an_arrow_stream_cut_back_to_a_whole_batch_reads_to_its_end(tmp_path):
     os.truncate(path, mark)
     with pa.ipc.open_stream(str(path)) as reader:
         assert reader.read_all().column("a").to_pylist() == [1, 2]
+
+
+# --- with workers: the master writes the files ---
+
+@pytest.mark.root
+def test_a_disk_that_fills_mid_run_with_workers_stops_it_as_partial_and_counts_the_streams_that_came_after(
+        small_disk, start_server):
+    srv = start_server(servers.paced_sse, events=100, gap_s=0.002)
+    run = sseload_run(small_disk, "-H", srv.url, "-u", "10", "-t", "60s", "--workers", "2", timeout=180)
+    assert run.code == 2, run.stderr[-3000:]  # the run stopped itself (`sseload run --help`: exit codes)
+    assert "Traceback" not in run.stderr
+    said = [line for line in run.stderr.splitlines() if "/ERROR/" in line]
+    assert len(said) == 1 and f"the disk holding {run.run_dir} is full (No space left on device)" in said[0], said
+    info = run.info
+    assert stopped_early(info, 60) and info["workers"] == 2 and not info["lost_workers"]
+    reasons = {r["code"]: r["text"] for r in info["partial_reasons"]}
+    assert info["partial"] and next(iter(reasons)) == runinfo.DISK_FULL and str(run.run_dir) in \
+        reasons[runinfo.DISK_FULL]
+    kept = sseload.load(run.run_dir)  # what was written before the disk filled: whole streams, whole events
+    assert len(kept.streams) > 0 and kept.streams["events"].sum() == len(kept.events)
+    assert set(kept.events["stream_id"]) <= set(kept.streams["stream_id"])
+    # the streams that reached the master after the disk filled (the workers' open streams finished at
+    # the stop, their batches in flight): recorded, counted apart, said; not "started but not recorded"
+    dropped = info["streams_recorded"] - len(kept.streams)
+    assert dropped > 0 and info["streams_started"] == info["streams_recorded"], info
+    assert runinfo.NOT_RECORDED not in reasons
+    assert reasons[runinfo.NOT_WRITTEN] == (f"{dropped} streams recorded after its disk filled but not written to "
+                                            "the run's folder")
+    assert "PARTIAL RUN: " in run.stdout and reasons[runinfo.NOT_WRITTEN] in run.stdout  # the console says it too
+
+
+# --- the files written once the run is over: whole or absent, and said ---
+
+def whole_or_absent(run_dir) -> list[str]:
+    """The names in the run's folder, once every file written after the run that is there was found
+    whole (none is left half written, nor its temporary file)."""
+    there = sorted(p.name for p in run_dir.iterdir())
+    assert not [n for n in there if n.endswith((".tmp", ".partial"))], there
+    if "thresholds.xml" in there:
+        ET.parse(run_dir / "thresholds.xml")
+    for name in ("summary.json", "locust.json"):
+        if name in there:
+            json.loads((run_dir / name).read_text())
+    if "report.html" in there:
+        assert (run_dir / "report.html").read_text().rstrip().endswith("</html>")
+    return there
+
+
+@pytest.mark.root
+def test_a_run_whose_disk_fills_writes_each_file_after_it_whole_or_not_at_all_and_says_which(small_disk,
+                                                                                                start_server):
+    srv = start_server(servers.paced_sse, events=100, gap_s=0.002)
+    run = sseload_reported_run(small_disk, "-H", srv.url, "-u", "10", "-t", "60s",
+                               scenario={"thresholds": {"min_streams": 1}}, timeout=180)
+    assert run.code == 2 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    there = whole_or_absent(run.run_dir)
+    for name in ("thresholds.xml", "locust_stats.csv", "locust.json"):  # said where missing, by its path
+        assert name in there or f"{run.run_dir / name} could not be written: the disk holding it is full" in \
+            run.stderr, (name, there, run.stderr[-3000:])
+    if "report.html" not in there:
+        assert f"the report could not be written in {run.run_dir}: the disk holding it is full" in run.stderr
+
+
+@pytest.mark.root
+def test_sseload_check_on_a_full_disk_says_thresholds_xml_could_not_be_written_and_exits_2(small_disk,
+                                                                                          start_server):
+    srv = start_server(servers.paced_sse, events=3, gap_s=0.1)  # a few streams: room to spare on the disk
+    run = sseload_run(small_disk, "-H", srv.url, "-u", "2", "-t", "2s", scenario={"thresholds": {"min_streams": 1}},
+                      timeout=120)
+    assert run.code == 0, run.stderr[-2000:]
+    (run.run_dir / "thresholds.xml").unlink()
+    fill(small_disk)
+    check = subprocess.run([sys.executable, "-m", "sseload", "check", str(run.run_dir)], capture_output=True,
+                           text=True, timeout=120)
+    assert check.returncode == verdict.BAD_INPUT == 2, check.stderr
+    assert check.stderr == (f"sseload: {run.run_dir / 'thresholds.xml'} could not be written: the disk holding it is "
+                            "full (No space left on device); free some space there\n")
+    assert "PASS" in check.stdout  # the thresholds' table: the run itself passed
+    assert "thresholds.xml" not in whole_or_absent(run.run_dir)
+
+
+@pytest.mark.root
+def test_the_end_of_a_run_on_a_full_disk_says_each_file_it_could_not_write_and_exits_2(small_disk, start_server,
+                                                                                       capsys):
+    """The end every run shares (sseload.views.report.finish: `sseload run`'s, plain Locust's) where the
+    disk filled after the load: the report and thresholds.xml each said in a sentence, nothing half written."""
+    from sseload.views import report
+
+    srv = start_server(servers.paced_sse, events=3, gap_s=0.1)
+    run = sseload_run(small_disk, "-H", srv.url, "-u", "2", "-t", "2s", scenario={"thresholds": {"min_streams": 1}},
+                      timeout=120)
+    assert run.code == 0, run.stderr[-2000:]
+    (run.run_dir / "thresholds.xml").unlink()
+    fill(small_disk)
+    capsys.readouterr()
+    assert report.finish(run.run_dir) == verdict.BAD_INPUT
+    said = capsys.readouterr().err.splitlines()
+    assert len(said) == 2 and re.fullmatch(re.escape(
+        f"sseload: the report could not be written in {run.run_dir}: the disk holding it is full (No space left on "
+        "device, at charts/") + r"\w+\.png" + re.escape("); free some space there, or copy the run's folder "
+                                                         "elsewhere and run `sseload report` on the copy"), said[0])
+    assert said[1] == (f"sseload: {run.run_dir / 'thresholds.xml'} could not be written: the disk holding it is full "
+                       "(No space left on device); free some space there")
+    there = whole_or_absent(run.run_dir)
+    assert "thresholds.xml" not in there and "report.html" not in there
+
+
+@pytest.mark.root
+def test_a_junit_file_the_disk_cannot_take_is_said_and_leaves_neither_half_nor_temp(small_disk, capsys):
+    fill(small_disk)
+    judged = verdict.RunVerdict([Verdict("min_streams", 1, 5, True, ">=")])
+    assert judged.exit_code == verdict.PASSED
+    verdict.say(judged, small_disk / "thresholds.xml", "r")
+    err = capsys.readouterr().err
+    assert judged.exit_code == verdict.BAD_INPUT and err.count("\n") == 1
+    assert err.startswith(f"sseload: {small_disk / 'thresholds.xml'} could not be written: the disk holding it is full")
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+
+
+@pytest.mark.root
+def test_locusts_files_the_disk_cannot_take_are_said_once_and_leave_nothing_half_written(tmp_path, small_disk):
+    made = tmp_path / "locust"  # where Locust wrote them during the run: another disk
+    made.mkdir()
+    for name in ("locust.json", "locust_stats.csv", "locust_stats_history.csv"):
+        (made / name).write_bytes(b"x" * 600_000)
+    run_dir = small_disk / "run"
+    run_dir.mkdir()
+    (small_disk / "filler").write_bytes(b"\xff" * (1 << 20))  # room for one of them, not all
+    said = room.move_in(sorted(made.iterdir()), run_dir)
+    kept = sorted(p.name for p in run_dir.iterdir())
+    assert kept == ["locust.json"] and (run_dir / "locust.json").stat().st_size == 600_000
+    assert said == [f"{run_dir / 'locust_stats.csv'} could not be written: the disk holding it is full (No space left "
+                    "on device); free some space there; nor were locust_stats_history.csv"]
+
+
+@pytest.mark.unit
+def test_a_file_written_whole_replaces_the_old_at_once_and_a_failed_write_leaves_the_old_and_no_temp(tmp_path):
+    path = tmp_path / "summary.json"
+    room.write_whole(path, "old")
+    with pytest.raises(RuntimeError), room.whole(path) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("the write failed halfway")
+    assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+    room.write_whole(path, "new")
+    assert path.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]

@@ -1,9 +1,11 @@
 """Every number a user gives is checked once, against the range declared beside its key, and a value
 out of range is exit 2 with one sentence naming the key and its range, never a traceback.
 
-The tables below are built from the model itself (sseload.scenario.model's dataclasses, the CLI's
-parser), so a key or flag added later is fed NaN, the infinities, -1, 0 and a huge value too. A
-value its range allows (0 where 0 means "none") must pass; every other must be refused.
+The tables below are built from the model itself (sseload.scenario.model's dataclasses, the
+reference target's settings, sseload.target.config, which a scenario's [target] table sets, and the
+parsers of the CLI and of `sseload serve`), so a key or flag added later is fed NaN, the infinities,
+-1, 0 and a huge value too. A value its range allows (0 where 0 means "none") must pass; every other
+must be refused.
 """
 
 from __future__ import annotations
@@ -25,22 +27,29 @@ import pytest
 from sseload import cli
 from sseload.record.metrics import THRESHOLDS
 from sseload.run import runinfo
+from sseload.run.supervisor import target_config
+from sseload.run.verdict import BadInput
 from sseload.scenario import memory
 from sseload.scenario.load import from_dict
-from sseload.scenario.model import TABLES, ScenarioError
+from sseload.scenario.model import TABLES, Gateway, ScenarioError
 from sseload.scenario.ranges import number_text, range_text, threshold_range
+from sseload.target import __main__ as serve
+from sseload.target.config import TargetConfig
 from tests.conftest import ROOT, sseload_run
 
-NUMERIC_TYPES = ("int", "float", "list[int]")
+#: The types of a number (a fault's rate: each value of the [target] faults table; a delay: a Dist).
+NUMERIC_TYPES = ("int", "float", "list[int]", "int | None", "dict[str, float]", "Dist")
+WHOLE_TYPES = ("int", "list[int]", "int | None")
+TARGET_KEYS = TargetConfig.__dataclass_fields__
 HUGE_INT, HUGE_FLOAT = 2**62, 1e18  # past every range, within TOML's integers
 NAN, INF = float("nan"), float("inf")
 
 
 def numbers_of_the_model() -> list[tuple[str, str, str, dict]]:
-    """(table, key, type, range metadata) of every number a scenario table takes: its numeric
-    fields, and the text fields declared with a range (time spans, distributions)."""
-    return [(table, f.name, f.type, f.metadata) for table, cls in TABLES.items() for f in fields(cls)
-            if f.type in NUMERIC_TYPES or "range" in f.metadata]
+    """(table, key, type, range metadata) of every number a scenario table takes, [target]'s too: its
+    numeric fields, and the text fields declared with a range (time spans, distributions)."""
+    return [(table, f.name, f.type, f.metadata) for table, cls in {**TABLES, "target": TargetConfig}.items()
+            for f in fields(cls) if f.type in NUMERIC_TYPES or "range" in f.metadata]
 
 
 def inside(number, meta) -> bool:
@@ -55,12 +64,17 @@ def fed(kind: str, meta: dict) -> list[tuple[object, bool]]:
     """The values fed to a key of this type, each with whether its range allows it."""
     if meta.get("form") == "span":
         return [(text, False) for text in ("nan", "inf", "-1", "0", "0s", f"{HUGE_INT}s")]
-    if meta.get("form", "").startswith("dist"):
-        return [(text, False) for text in ("nan", "inf", "uniform:1:inf", "-1", "0", "1e18", "lognormal:100:1e9")]
-    whole = kind in ("int", "list[int]")
+    if meta.get("form", "").startswith("dist"):  # of these, only a plain number its range holds is allowed
+        return [(text, text in ("-1", "0", "1e18") and inside(float(text), meta))
+                for text in ("nan", "inf", "uniform:1:inf", "-1", "0", "1e18", "lognormal:100:1e9")]
+    whole = kind in WHOLE_TYPES
     values = [NAN, INF, -INF, -1 if whole else -1.0, 0 if whole else 0.0, HUGE_INT if whole else HUGE_FLOAT]
     out = [(v, inside(v, meta) and (not whole or isinstance(v, int))) for v in values]
-    return [([v], ok) for v, ok in out] if kind == "list[int]" else out
+    if kind == "list[int]":
+        return [([v], ok) for v, ok in out]
+    if kind.startswith("dict"):  # a table of numbers: a fault's rate
+        return [({"reset": v}, ok) for v, ok in out]
+    return out
 
 
 CASES = [pytest.param(table, key, value, ok, meta, id=f"{table}.{key}={value!r}")
@@ -80,14 +94,19 @@ def test_every_number_of_the_model_declares_its_range():
 @pytest.mark.parametrize("table, key, value, ok, meta", CASES)
 def test_each_number_is_refused_out_of_its_range_with_a_sentence_naming_key_and_range(table, key, value, ok, meta):
     raw = {table: {key: value}}
+
+    def check():  # [target] is checked where the target is started (sseload run without a host)
+        scenario = from_dict(raw, "numbers.toml")
+        return target_config(scenario) if table == "target" else scenario
+
     if not ok:
-        with pytest.raises(ScenarioError) as err:
-            from_dict(raw, "numbers.toml")
+        with pytest.raises((ScenarioError, BadInput)) as err:
+            check()
         said = str(err.value)
         assert said.startswith("numbers.toml: ") and "\n" not in said
         assert f"[{table}]" in said and key in said and range_text(meta) in said, said
     else:
-        from_dict(raw, "numbers.toml")  # 0 (or -1) where the range says it means something: allowed
+        check()  # 0 (or -1) where the range says it means something: allowed
 
 
 @pytest.mark.unit
@@ -116,6 +135,13 @@ def numeric_flags() -> dict[str, set[str]]:
 @pytest.mark.unit
 def test_every_numeric_flag_declares_its_range():
     assert set(numeric_flags()) <= set(cli.FLAG_RANGES), "declare each numeric flag's range in cli.FLAG_RANGES"
+
+
+@pytest.mark.unit
+def test_the_targets_gateway_keys_take_the_ranges_of_gateways():
+    """[gateway]'s limit_s and max_body_bytes are the target's unless [target] sets them: one range each."""
+    for key in ("limit_s", "max_body_bytes"):
+        assert TARGET_KEYS[key].metadata == Gateway.__dataclass_fields__[key].metadata
 
 
 class Started(AssertionError):
@@ -182,6 +208,76 @@ def test_each_numeric_flag_is_refused_out_of_its_range_with_a_sentence(capsys, t
         assert f" is {number!r}: it " in err and (range_text(meta) in err or "is not a time span" in err), err
     else:  # compare: the tolerance passed, the folders it names are no runs
         assert "is not a run directory" in err
+
+
+# --- `sseload serve`: each flag that sets a [target] key takes its range ---
+
+def serve_numeric_flags() -> dict[str, type]:
+    """dest -> how `sseload serve` reads it, for each flag taking a number (int, float) or a delay (text
+    a key declares a distribution's range for)."""
+    return {a.dest: a.type or str for a in serve.build_parser()._actions
+            if a.type in (int, float) or (a.dest in TARGET_KEYS and TARGET_KEYS[a.dest].metadata.get("form"))}
+
+
+@pytest.mark.unit
+def test_every_numeric_serve_flag_sets_a_key_that_declares_its_range():
+    flags = serve_numeric_flags()
+    assert flags and set(flags) <= set(serve.KEY_FLAGS), "a numeric flag of sseload serve sets a [target] key"
+    assert all("range" in TARGET_KEYS[dest].metadata for dest in flags)
+
+
+@pytest.fixture
+def no_target(monkeypatch):
+    """`sseload serve` stops where it would start listening."""
+    def tripwire():
+        raise Started()
+
+    monkeypatch.setattr(serve, "_raise_fd_limit", tripwire)
+
+
+SERVE_CASES = [pytest.param(dest, value, id=f"serve-{dest}={value}") for dest in sorted(serve_numeric_flags())
+               for value in (*FLAG_VALUES, "uniform:1:inf", "1e18")]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("dest, value", SERVE_CASES)
+def test_each_numeric_serve_flag_is_refused_out_of_its_keys_range_with_a_sentence(capsys, no_target, dest, value):
+    meta, parse = TARGET_KEYS[dest].metadata, serve_numeric_flags()[dest]
+    flag = serve.flag_of(dest)
+    try:
+        number = parse(value)
+    except ValueError:  # not an int (or float): argparse refuses it first, exit 2 and its own sentence
+        with pytest.raises(SystemExit) as exit_:
+            serve.main([f"{flag}={value}"])
+        assert exit_.value.code == 2 and f"invalid {parse.__name__} value: '{value}'" in capsys.readouterr().err
+        return
+    if parse is str:  # a delay: of these, only a plain number its range holds
+        ok = value in ("-1", "0", "1e18") and inside(float(value), meta)
+    else:
+        ok = inside(number, meta) and (parse is float or isinstance(number, int))
+    try:
+        code = serve.main([f"{flag}={value}"])
+    except Started:
+        assert ok, f"{flag}={value} was let through"
+        return
+    err = capsys.readouterr().err
+    assert not ok and code == 2, (code, err)
+    assert err.startswith(f"sseload serve: {flag} is {number!r}: it ") and err.count("\n") == 1, err
+    assert range_text(meta) in err and "Traceback" not in err, err
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("rate", FLAG_VALUES)
+def test_a_fault_rate_flag_is_refused_out_of_the_rates_range_with_a_sentence(capsys, no_target, rate):
+    meta = TARGET_KEYS["faults"].metadata
+    try:
+        code = serve.main(["--fault", f"reset={rate}"])
+    except Started:
+        assert inside(float(rate), meta)
+        return
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"sseload serve: --fault reset is {float(rate)!r}: it ") and \
+        range_text(meta) in err and err.count("\n") == 1, err
 
 
 @pytest.mark.unit
@@ -259,6 +355,8 @@ def test_a_shapes_peak_is_what_must_fit():
     ((), {"stream": {"connect_timeout_s": 0.0}}, "[stream] connect_timeout_s = 0.0 must be more than 0"),
     ((), {"stream": {"grace_s": -100.0}}, "[stream] grace_s = -100.0 must be at least 0"),
     ((), {"thresholds": {"ttfe_p95_ms": NAN}}, "[thresholds] ttfe_p95_ms = nan must be at least 0"),
+    ((), {"target": {"events": -1}}, "[target] events = -1 must be at least 0 and at most 1,000,000"),
+    ((), {"target": {"stall_s": INF}}, "[target] stall_s = inf must be at least 0"),
     (("-H", "http://127.0.0.1:65536/"), None, "-H/--host: '127.0.0.1:65536' has no port"),
     (("-u", "-1"), None, "-u/--users is -1: it must be at least 1"),
     (("-r", "nan"), None, "-r/--spawn-rate is nan: it must be more than 0"),

@@ -108,6 +108,16 @@ def test_a_run_that_recorded_nothing_exits_3_before_anything_else():
     assert judged.exit_code == verdict.NOTHING_RECORDED == 3
 
 
+def test_a_junit_file_that_cannot_be_written_is_said_in_a_sentence_and_exits_2(tmp_path, capsys):
+    from sseload.views.thresholds import Verdict
+
+    judged = verdict.RunVerdict([Verdict("min_streams", 1, 5, True, ">=")])
+    verdict.say(judged, tmp_path / "missing" / "thresholds.xml", "r")  # `sseload check --junit` elsewhere
+    assert capsys.readouterr().err == (f"sseload: {tmp_path / 'missing' / 'thresholds.xml'} could not be written "
+                                       "(No such file or directory)\n")
+    assert judged.passed and judged.exit_code == verdict.BAD_INPUT == 2
+
+
 @pytest.mark.parametrize("left", ["run.json", "locust_stats.csv"])
 def test_a_run_folder_without_streams_recorded_nothing(tmp_path, left):
     (tmp_path / left).write_text("{}")
@@ -344,7 +354,7 @@ def test_a_bad_target_table_loads_and_is_refused_by_sseload_run_before_anything_
     assert not (tmp_path / "results").exists()
     path.write_text("[target]\nttfe_ms = 'soonish'\n")
     assert cli.main(["run", str(path), "--results-dir", str(tmp_path / "results")]) == 2
-    assert "is not a delay" in capsys.readouterr().err
+    assert "[target] ttfe_ms = 'soonish' is not a number or a distribution" in capsys.readouterr().err
 
 
 def imports_of(path: Path) -> set[str]:

@@ -77,6 +77,7 @@ class MasterCollector:
         self.reports: dict[str, dict] = {}  # worker node id -> its final report
         self.seen_workers: set[str] = set()
         self.streams_by_worker: dict[str, int] = {}  # what arrived, whether or not a final report follows
+        self.events_received = 0  # of every batch admitted: written, or (once the disk is full) dropped
         self.outcomes: dict[str, int] = {}  # of every stream written, the lost workers' included
         self.on_disk_full = None  # told once when the sink finds the disk full (sseload.run.master)
 
@@ -85,14 +86,15 @@ class MasterCollector:
             return
         self.seen_workers.add(msg.node_id)
         data = msg.data
-        streams = _table(data["streams"])
-        self.sink.write_tables(streams, _table(data["events"]))
+        streams, events = _table(data["streams"]), _table(data["events"])
+        self.sink.write_tables(streams, events)  # (once the disk is full: counted in the sink's streams_dropped)
         full = getattr(self.sink, "disk_full", None)
         if full is not None and self.on_disk_full is not None:
             tell, self.on_disk_full = self.on_disk_full, None
             tell(full)
         node = msg.node_id
         self.streams_by_worker[node] = self.streams_by_worker.get(node, 0) + streams.num_rows
+        self.events_received += events.num_rows
         for item in streams.column("outcome").value_counts().to_pylist():
             self.outcomes[item["values"]] = self.outcomes.get(item["values"], 0) + item["counts"]
 
@@ -111,6 +113,11 @@ class MasterCollector:
         known = set(self.seen_workers)
         known.update(getattr(runner, "worker_indexes", {}).keys())
         return sorted(known - set(self.reports))
+
+    @property
+    def streams_received(self) -> int:
+        """Every stream the workers recorded and sent: in the files, or dropped once the disk was full."""
+        return sum(self.streams_by_worker.values())
 
     def streams_started(self, lost: list[str]) -> int:
         """Streams the workers started: as each reported, and for a lost worker what arrived of it

@@ -136,13 +136,10 @@ class ServerSamples:
         columns.append(pa.array(np.frombuffer(self._value, dtype=np.float64) if len(self._value) else [], FLOAT64))
         return pa.Table.from_arrays(columns, schema=SERVER_METRICS_SCHEMA)
 
-    def write(self, run_dir: Path) -> Path:
-        """``server_metrics.parquet`` in ``run_dir``, replaced whole."""
-        path = Path(run_dir) / FILE_NAME
-        tmp = path.with_name(f".{path.name}.tmp")
-        pq.write_table(self.table(), tmp, use_dictionary=["name", "labels", "type"])
-        tmp.replace(path)
-        return path
+    def write_to(self, path: Path) -> None:
+        """The samples as ``server_metrics.parquet`` at ``path`` (the run's writer makes it whole:
+        sseload.run.roles)."""
+        pq.write_table(self.table(), path, use_dictionary=["name", "labels", "type"])
 
 
 def read(run_dir: Path):

@@ -14,7 +14,8 @@ from locust import LoadTestShape
 
 from sseload.run.hooks import role_of
 from sseload.run.user import SSEUser
-from sseload.scenario.model import parse_seconds, users_at
+from sseload.scenario.model import users_at
+from sseload.scenario.ranges import parse_seconds
 
 
 class ScenarioUser(SSEUser):

@@ -101,7 +101,7 @@ class MasterRole(Role, WritesRun):
     def test_stop(self) -> None:
         super().test_stop()
         self.collector.close()
-        self._stop_scraping()
+        self._write_scrapes(stop=True)
 
     def quitting(self) -> None:
         self._stop_running_users()
@@ -111,8 +111,7 @@ class MasterRole(Role, WritesRun):
         self._finish_plain_locust()
 
     def snapshot(self) -> Path:
-        if self.scraper is not None:
-            self.scraper.write(self.run_dir)
+        self._write_scrapes()
         if not load_running(self.environment):
             self._write_run()
             return self.run_dir
@@ -123,14 +122,19 @@ class MasterRole(Role, WritesRun):
 
     def _tally(self, snapshot: bool = False) -> runinfo.Tally:
         """What the master recorded, the lost workers' streams included; while the load runs (a
-        snapshot) no worker has sent its final report yet: none is lost, and what arrived is what started."""
+        snapshot) no worker has sent its final report yet: none is lost, and what arrived is what started.
+        A stream that arrived is recorded, whether or not it is in the files: those that arrived once
+        the disk was full are counted apart (``streams_on_disk``; run.json's not_written), not as
+        streams never recorded."""
         collector, sink = self.collector, self.collector.sink
         lost = [] if snapshot else collector.lost_workers(self.environment)
         reports = list(collector.reports.values())
         health = [r["health"] for r in reports]
+        received = collector.streams_received
         return runinfo.Tally(
-            streams_started=sink.streams_written if snapshot else collector.streams_started(lost),
-            streams_recorded=sink.streams_written, events_recorded=sink.events_written,
+            streams_started=received if snapshot else collector.streams_started(lost),
+            streams_recorded=received, events_recorded=collector.events_received,
+            streams_on_disk=None if snapshot else sink.streams_on_disk,
             outcomes=dict(sorted(collector.outcomes.items())), buffered_streams=sink.buffered_streams,
             health=merge_summaries(health), workers=len(reports) + len(lost), worker_health=health,
             lost_workers=lost, refused_messages=collector.gate.refused_messages,
@@ -140,15 +144,11 @@ class MasterRole(Role, WritesRun):
     def _write_run(self) -> None:
         """run.json and health.parquet of the whole run: workers without a final report are lost."""
         self.collector.close()
-        info = self._info()
         if self.collector.sink.disk_full is not None:  # run.json goes in the room its reserve held back
             room.release(self.run_dir)
         rows = [(i, *row) for i, r in enumerate(self.collector.reports.values()) for row in r.get("health_seconds", [])]
-        try:
-            HealthMonitor.write_rows(rows, self.run_dir / "health.parquet")
-        except OSError as err:  # run.json matters more; a report of the run says health.parquet is missing
-            log.error("sseload: health.parquet could not be written in %s: %s", self.run_dir, err)
-        runinfo.write(self.run_dir, info)
+        self._written(self.run_dir / "health.parquet", lambda path: HealthMonitor.write_rows(rows, path))
+        runinfo.write(self.run_dir, self._info())  # (after health.parquet: its disk may have filled there)
 
     def _disk_full(self, err: OSError) -> None:
         """The run's disk filled (a batch found it): said once, and the run stops there."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from sseload.record.health import HealthMonitor
 from sseload.record.recorder import Recorder
 from sseload.record.records import StreamRecord
 from sseload.record.runkey import RunKey, RunKeyError
+from sseload.record.server_metrics import FILE_NAME as SERVER_METRICS_FILE
 from sseload.record.sink import ParquetSink
 from sseload.run import liveview, room, runinfo
 from sseload.run import verdict as run_verdict
@@ -189,11 +191,19 @@ class WritesRun:
         if self.scraper is not None:
             self.scraper.start()
 
-    def _stop_scraping(self) -> None:
-        """The load stopped: no more scrapes; server_metrics.parquet holds every one kept."""
+    def _write_scrapes(self, stop: bool = False) -> None:
+        """server_metrics.parquet, every scrape kept so far in it; ``stop``: the load stopped, no more scrapes."""
         if self.scraper is not None:
-            self.scraper.stop()
-            self.scraper.write(self.run_dir)
+            if stop:
+                self.scraper.stop()
+            if self.scraper.scrapes:  # (none kept: no file)
+                self._written(self.run_dir / SERVER_METRICS_FILE, self.scraper.samples.write_to)
+
+    def _written(self, path: Path, write: Callable[[Path], None]) -> None:
+        """A file beside the streams, whole (sseload.run.room); a full disk's is disk_full (exit 2), said once."""
+        said = room.written(path, write, lambda text: self.partial.add(runinfo.DISK_FULL, text))
+        if said:
+            log.error("sseload: %s", said)
 
     @property
     def run_id(self) -> str:
@@ -276,7 +286,7 @@ class LocalRole(RunsUsers, WritesRun):
         super().test_stop()
         self.ended_at = utc_now()
         self.recorder.close_sink()
-        self._stop_scraping()
+        self._write_scrapes(stop=True)
 
     def quitting(self) -> None:
         self._stop_running_users()
@@ -293,12 +303,11 @@ class LocalRole(RunsUsers, WritesRun):
         """The run's files as they are now (the web UI's report link). While the load runs this is a
         snapshot: its open streams are not in it, and run.json says so."""
         self.recorder.close_sink()
-        if self.scraper is not None:
-            self.scraper.write(self.run_dir)
+        self._write_scrapes()
         if not load_running(self.environment):  # a stopped run keeps when its load ended
             self._write_run()
             return self.run_dir
-        self.health.write(self.run_dir / "health.parquet")
+        self._written(self.run_dir / "health.parquet", self.health.write)
         runinfo.write(self.run_dir, self._info(open_streams=f"{self.active_streams} streams were still open"))
         return self.run_dir
 
@@ -314,10 +323,7 @@ class LocalRole(RunsUsers, WritesRun):
         """health.parquet and run.json (once the disk is full, in the room its reserve held back)."""
         if self.recorder.sink.disk_full is not None:
             room.release(self.run_dir)
-        try:
-            self.health.write(self.run_dir / "health.parquet")
-        except OSError as err:  # run.json matters more; a report of the run says health.parquet is missing
-            log.error("sseload: health.parquet could not be written in %s: %s", self.run_dir, err)
+        self._written(self.run_dir / "health.parquet", self.health.write)
         info = self._info()
         runinfo.write(self.run_dir, info)
         return info

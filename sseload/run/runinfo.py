@@ -41,7 +41,7 @@ NOT_RECORDED = "not_recorded"  # streams started but not recorded
 WRITE_ERROR = "write_error"
 NOT_WRITTEN = "not_written"  # recorded but not in the files
 RUNNING = "running"  # a snapshot taken while the load ran (the web UI's report link): streams were open
-DISK_FULL = "disk_full"  # the disk of the run's folder filled: the run stopped there (sseload.run.room)
+DISK_FULL = "disk_full"  # the run's disk filled: the run stopped there, or a file was not written (sseload.run.room)
 #: The write test each new run folder passes before any load: a run that cannot be written never starts.
 PROBE_BYTES = 65536
 
@@ -56,7 +56,7 @@ RUN_ID_MAX_CHARS = 128
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # used with fullmatch: no "$" that lets a final "\n" by
 _NAME_MAX_CHARS = 64  # the scenario's part of a default id (room for the time and a -N suffix)
 _SAME_SECOND_TRIES = 1000
-#: What `sseload run` (the supervisor) lets Locust write in a run's folder before its child adopts it.
+#: Locust's own files, which `sseload run` (the supervisor) moves into a run's folder once Locust is gone.
 SUPERVISOR_FILES = ("locust",)
 
 
@@ -318,8 +318,9 @@ def compose(identity: Identity, load: dict, started_at: datetime | None, ended_a
             reasons.add(NOT_RECORDED, f"{tally.streams_started - tally.streams_recorded} streams started but not "
                                       "recorded")
         if tally.streams_on_disk is not None and tally.streams_on_disk < tally.streams_recorded:
-            reasons.add(NOT_WRITTEN, f"{tally.streams_recorded - tally.streams_on_disk} streams recorded but not "
-                                     "written to the run's folder")
+            after = " after its disk filled" if reasons.has(DISK_FULL) else ""
+            reasons.add(NOT_WRITTEN, f"{tally.streams_recorded - tally.streams_on_disk} streams recorded{after} but "
+                                     "not written to the run's folder")
     return {
         "schema_version": sseload.SCHEMA_VERSION,
         "run_id": identity.run_id,

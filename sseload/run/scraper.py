@@ -19,7 +19,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
 
 import sseload
 from sseload.record import redact
@@ -100,11 +99,6 @@ class Scraper:
         return {"url": self.shown_url, "interval_ms": self.interval_s * 1e3, "scrapes": self.scrapes,
                 "failed_scrapes": self.failed, "error": self.error or None, "series": self.samples.series,
                 "samples": len(self.samples)}
-
-    def write(self, run_dir: Path) -> None:
-        """server_metrics.parquet, when any scrape was kept."""
-        if self.scrapes:
-            self.samples.write(run_dir)
 
 
 def fetch_page(url: str, timeout_s: float) -> str:

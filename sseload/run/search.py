@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sseload.record.metrics import BY_KEY, THRESHOLDS
-from sseload.run import runinfo, supervisor
+from sseload.run import room, runinfo, supervisor
 from sseload.run import verdict as run_verdict
 from sseload.run.verdict import BadInput
 from sseload.scenario.load import resolve, select
@@ -160,8 +160,12 @@ class Search:
         with contextlib.redirect_stdout(console), contextlib.redirect_stderr(console):
             code = supervisor.run(args, load=values, progress=sys.stderr.isatty())
         run_dir = self.folder / args.run_id
-        with contextlib.suppress(OSError):
-            (run_dir / "console.txt").write_text(console.getvalue())
+        try:  # whole, never half of one (no folder: the point was refused before it made one)
+            room.write_whole(run_dir / "console.txt", console.getvalue())
+        except room.DiskFull as err:  # said; the point's own files stand
+            print(f"sseload: {err}", file=sys.stderr)
+        except OSError:
+            pass
         if code >= run_verdict.SIGNALLED:
             raise Stopped(code, f"point {args.run_id} was stopped by a signal")
         if code == run_verdict.NOTHING_RECORDED:

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from sseload.record import redact
 from sseload.record.runkey import RUN_KEY_ENV
-from sseload.run import runinfo
+from sseload.run import room, runinfo
 from sseload.run import verdict as run_verdict
 from sseload.run.planfile import OPTION as PLAN_OPTION
 from sseload.run.planfile import PlanFile, override_load
@@ -34,8 +34,8 @@ from sseload.run.verdict import BadInput
 from sseload.scenario import memory
 from sseload.scenario.flags import request_flags_argv
 from sseload.scenario.load import check_flag, env_vars_used, request_headers, resolve, select
-from sseload.scenario.model import Load, Scenario, ScenarioError, from_env, parse_seconds
-from sseload.scenario.ranges import number_range
+from sseload.scenario.model import Load, Scenario, ScenarioError, from_env
+from sseload.scenario.ranges import number_range, parse_seconds
 
 RUN_FOLDER = Path(__file__).parent
 LOCUSTFILE = RUN_FOLDER / "locustfile.py"
@@ -266,9 +266,11 @@ def run(args: argparse.Namespace, *, load: Mapping[str, Any] | None = None, prog
         if args.insecure:
             common.append("--insecure")
         common += request_flags_argv(args)
-        # One summary at the end, sseload's: Locust's own tables go to locust.json (and the CSVs) instead.
+        # One summary at the end, sseload's: Locust's own tables go to locust.json (and the CSVs) instead,
+        # written here (Locust's own writes end in a traceback on a full disk), moved into the run's folder after
+        locust_files = Path(tmp) / "locust"
         cmd = common + ["--headless", "-t", str(run_time), "--stop-timeout", str(stop_timeout), "--only-summary",
-                        "--json-file", str(run_dir / "locust"), "--csv", str(run_dir / "locust")]
+                        "--json-file", str(locust_files / "locust"), "--csv", str(locust_files / "locust")]
         if args.prometheus:  # (only the process that aggregates takes it)
             cmd += ["--sseload-prometheus", args.prometheus]
         if not shaped:  # a shape sets the user count itself, from the scenario
@@ -297,24 +299,29 @@ def run(args: argparse.Namespace, *, load: Mapping[str, Any] | None = None, prog
             stop_all(workers, grace_s=2)
             if target is not None:
                 target.stop()
-    return _end(run_dir, scenario, code, signals, write_report=not args.no_report)
+        unwritten = room.move_in(sorted(locust_files.glob("locust*")), run_dir)
+    return _end(run_dir, scenario, code, signals, write_report=not args.no_report, unwritten=unwritten)
 
 
-def _end(run_dir: Path, scenario: Scenario, code: int, signals: _Forwarder, write_report: bool) -> int:
-    """Once Locust is gone: the run ends as every run does (sseload.views.report.finish)."""
+def _end(run_dir: Path, scenario: Scenario, code: int, signals: _Forwarder, write_report: bool,
+         unwritten: list[str]) -> int:
+    """Once Locust is gone: the run ends as every run does (sseload.views.report.finish); ``unwritten``
+    says Locust's files its folder could not take (sseload.run.room.move_in), which the verdict counts."""
     from sseload.views.report import finish
 
     if signals.abandoned:  # the children were killed; say what is there, exit as for the signal
         try:
-            finish(run_dir, scenario, write_report=False)
+            finish(run_dir, scenario, write_report=False, unwritten=unwritten)
         except Exception as err:  # whatever the cut files say, the exit code is the signal's
             print(f"sseload: the abandoned run cannot be read: {err}", file=sys.stderr)
         return run_verdict.signal_code(signals.interrupted)
     if code == run_verdict.BAD_INPUT and runinfo.read(run_dir) is None:
+        for text in unwritten:
+            print(f"sseload: {text}", file=sys.stderr)
         return run_verdict.BAD_INPUT  # the locustfile already said what is wrong
     if signals.interrupted:  # names the signal; explains Locust's generic "stopped by a signal"
         runinfo.mark_interrupted(run_dir, signals.interrupted)
-    return finish(run_dir, scenario, write_report=write_report)
+    return finish(run_dir, scenario, write_report=write_report, unwritten=unwritten)
 
 
 class _Forwarder:

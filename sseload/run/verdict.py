@@ -18,6 +18,7 @@ from pathlib import Path
 from sseload.protocol.outcomes import SUCCEEDED
 from sseload.record.metrics import SCHEDULE_LAG
 from sseload.run import runinfo
+from sseload.run.room import DiskFull
 from sseload.views.thresholds import Verdict, evaluate, table, write_junit
 
 PASSED = 0
@@ -30,7 +31,8 @@ SIGNALLED = 128  # plus the signal's number: stopped by it (130: Ctrl-C)
 EXIT_CODES = (
     (str(PASSED), "the run passed"),
     (str(FAILED), "a threshold failed, no stream succeeded, or a worker was lost"),
-    (str(BAD_INPUT), "bad input: scenario, flags or environment, or a setup so broken the run stopped early"),
+    (str(BAD_INPUT), "bad input: scenario, flags or environment (a full disk too), or a setup so broken the run "
+                     "stopped early"),
     (str(NOTHING_RECORDED), "the run recorded nothing (Locust or the target failed)"),
     (f"{SIGNALLED}+N", "stopped by signal N (130: Ctrl-C); the results written so far are kept"),
 )
@@ -74,6 +76,9 @@ class RunVerdict:
     stopped_early: bool = False  # the run stopped itself: its first streams said the setup is broken
     interrupted_by: str | None = None  # the signal `sseload run` forwarded to stop it (SIGINT), if one did
     recorded: bool = True  # a stream was recorded at all
+    # files of the run that could not be written once it was over (thresholds.xml, Locust's CSVs; the
+    # report where its disk is full), each said in one sentence (sseload.run.room): the environment's
+    unwritten: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -81,12 +86,13 @@ class RunVerdict:
 
     @property
     def exit_code(self) -> int:
-        """Nothing recorded (3) before a signal (128+N) before stopping early (2) before any failure (1)."""
+        """Nothing recorded (3) before a signal (128+N) before stopping early or a full disk (2) before
+        any failure (1)."""
         if not self.recorded:
             return NOTHING_RECORDED
         if self.interrupted_by:
             return signal_code(self.interrupted_by)
-        if self.stopped_early:
+        if self.stopped_early or self.unwritten:
             return BAD_INPUT
         return FAILED if self.failures else PASSED
 
@@ -169,10 +175,17 @@ def of_run(run_dir: Path, scenario=None):
 def say(verdict: RunVerdict, junit: Path, suite: str) -> None:
     """How every verdict ends on the console, `sseload run`'s and `sseload check`'s alike: the
     thresholds' table (and ``junit``, thresholds.xml) when the run has thresholds, then each other
-    reason it fails, one sentence each."""
+    reason it fails, one sentence each, then each file of the run that could not be written
+    (``unwritten``, thresholds.xml among them: exit code 2)."""
     if verdict.thresholds:
-        write_junit(verdict.thresholds, junit, suite)
+        try:
+            write_junit(verdict.thresholds, junit, suite)
+        except OSError as err:  # a full disk, or (sseload check --junit) a folder that is not there
+            verdict.unwritten.append(str(err) if isinstance(err, DiskFull) else
+                                     f"{junit} could not be written ({err.strerror or err})")
         print(table(verdict.thresholds))
     for failure in verdict.failures:
         if not failure.startswith("threshold "):  # the table shows those
             print(f"sseload: {failure}: the run fails", file=sys.stderr)
+    for text in verdict.unwritten:
+        print(f"sseload: {text}", file=sys.stderr)

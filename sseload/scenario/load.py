@@ -23,7 +23,6 @@ from urllib.parse import urlsplit, urlunsplit
 from sseload.record.metrics import THRESHOLDS  # the names a [thresholds] table may use
 from sseload.scenario import files
 from sseload.scenario import flags as request_flags
-from sseload.scenario.dist import Dist, DistError
 from sseload.scenario.model import (
     MAX_SENT_BODY_BYTES,
     TABLES,
@@ -36,9 +35,8 @@ from sseload.scenario.model import (
     check_method,
     check_url,
     from_env,
-    parse_seconds,
 )
-from sseload.scenario.ranges import out_of_range, range_text, threshold_range
+from sseload.scenario.ranges import range_missed, range_text, threshold_range
 
 
 def default_scenario() -> Scenario:
@@ -211,29 +209,6 @@ def _check_choices(where: str, s: Scenario) -> None:
                 raise ScenarioError(f"{where}: [{table}] {f.name} = {value!r}; {advice(meta)}")
 
 
-def range_missed(value: Any, meta: Mapping) -> str | None:
-    """What ``value`` misses of a range (sseload.scenario.ranges.number_range), in words, or None: a time
-    span is counted in seconds; NaN, the infinities and what is not a number never pass."""
-    if meta["form"] == "span":
-        try:
-            value = parse_seconds(value)
-        except ValueError:
-            return f"is not a time span; write e.g. 30s, 5m or 1h30m: {range_text(meta)}"
-    elif meta["form"].startswith("dist"):
-        if value == "" and meta["form"] == "dist or empty":
-            return None
-        try:
-            dist = Dist.parse(value, "")
-        except DistError:
-            return ("is not a number or a distribution; write e.g. 100, 'uniform:50:150' or 'lognormal:100:0.5': "
-                    + range_text(meta))
-        missed = [out_of_range(bound, meta) for bound in dist.bounds()]
-        return next((m.replace("must be", "must have its numbers") for m in missed if m), None)
-    elif not isinstance(value, (int, float)) or isinstance(value, bool):
-        return f"should be a number {range_text(meta)}"
-    return out_of_range(value, meta)
-
-
 def check_flag(value: Any, meta: Mapping, flag: str, example: str) -> Any:
     """A command-line flag's value, held to ``meta``'s range (a flag over a scenario key: the key's)."""
     missed = range_missed(value, meta)
@@ -250,9 +225,7 @@ def _check_ranges(where: str, s: Scenario) -> None:
                 continue
             value = getattr(getattr(s, table), f.name)
             for number in value if isinstance(value, list) else [value]:
-                missed = range_missed(number, f.metadata)
-                if f.type == "list[int]" and not missed and not isinstance(number, int):
-                    missed = f"should be a whole number {range_text(f.metadata)}"
+                missed = range_missed(number, f.metadata, whole=f.type == "list[int]")
                 if missed:
                     said = f"holds {number!r}, which" if isinstance(value, list) else f"= {number!r}"
                     raise ScenarioError(f"{where}: [{table}] {f.name} {said} {missed}")

@@ -279,21 +279,6 @@ def users_at(load: Load, t_s: float, run_s: float) -> int:
     return load.users  # constant, soak
 
 
-_TIMESPAN = re.compile(r"^(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?$")
-
-
-def parse_seconds(text: str) -> float:
-    """Locust's time spans: ``90``, ``90s``, ``5m``, ``1h30m``."""
-    text = str(text).strip()
-    if text.isdigit():
-        return float(text)
-    match = _TIMESPAN.match(text)
-    if not text or match is None or not any(match.groups()):
-        raise ValueError(f"not a time span: {text!r}")
-    h, m, sec = (int(g or 0) for g in match.groups())
-    return float(h * 3600 + m * 60 + sec)
-
-
 def dialect_of(s: Scenario, url: str) -> Dialect | None:
     """The LLM API whose chunks the streams are read as (token metrics), or None for plain SSE:
     [stream] format says so; ``auto`` (the default) chooses by the request path, or takes

@@ -1,19 +1,23 @@
 """The range of every number a scenario takes, declared once beside its field (:func:`bounded`).
 
-A range is data: the scenario's check (sseload.scenario.load's ``validate``) and the sentence a
-value out of it gets read it here (:func:`range_text`), the flags that override a key take the
-key's (sseload.run.supervisor), and tests/test_numbers.py feeds every declared number NaN, the
-infinities, -1, 0 and a huge value and holds docs/scenarios.md to the same words. A number that
-is not finite is never in range: it would pass every comparison the run makes and fail where it
-is used, far from the file that said it.
+A range is data: the scenario's check (sseload.scenario.load's ``validate``), the reference
+target's (sseload.target.config) and the sentence a value out of it gets read it here
+(:func:`range_missed`, :func:`range_text`), the flags that override a key take the key's
+(sseload.run.supervisor, ``sseload serve``), and tests/test_numbers.py feeds every declared number
+NaN, the infinities, -1, 0 and a huge value and holds docs/scenarios.md to the same words. A
+number that is not finite is never in range: it would pass every comparison the run makes and fail
+where it is used, far from the file that said it.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import field
 from typing import Any
+
+from sseload.scenario.dist import Dist, DistError
 
 #: The most any number of a scenario may be where its range names no other: nothing means anything
 #: past it, and timers and sizes would overflow.
@@ -41,10 +45,11 @@ def number_range(low: float | None = None, high: float | None = None, *, above: 
 
 def bounded(default: Any, low: float | None = None, high: float | None = None, *, above: bool = False,
             why: str = "", form: str = "") -> Any:
-    """A dataclass field declared with its :func:`number_range` (for a list: each of its numbers)."""
+    """A dataclass field declared with its :func:`number_range` (for a list: each of its numbers; for a
+    table: each of its values)."""
     meta = number_range(low, high, above=above, why=why, form=form)
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -72,6 +77,47 @@ def out_of_range(value: float, meta: Mapping) -> str | None:
     inside = (math.isfinite(number) and number <= high
               and (low is None or (number > low if meta["above"] else number >= low)))
     return None if inside else f"must be {range_text(meta)}"
+
+
+_TIMESPAN = re.compile(r"^(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?$")
+
+
+def parse_seconds(text: str) -> float:
+    """Locust's time spans: ``90``, ``90s``, ``5m``, ``1h30m``."""
+    text = str(text).strip()
+    if text.isdigit():
+        return float(text)
+    match = _TIMESPAN.match(text)
+    if not text or match is None or not any(match.groups()):
+        raise ValueError(f"not a time span: {text!r}")
+    h, m, sec = (int(g or 0) for g in match.groups())
+    return float(h * 3600 + m * 60 + sec)
+
+
+def range_missed(value: Any, meta: Mapping, whole: bool = False) -> str | None:
+    """What ``value`` misses of a range (:func:`number_range`), in words, or None: a time span is
+    counted in seconds, a distribution by its bounds; ``whole``: only a whole number passes. NaN, the
+    infinities and what is not a number never pass."""
+    if meta["form"] == "span":
+        try:
+            value = parse_seconds(value)
+        except ValueError:
+            return f"is not a time span; write e.g. 30s, 5m or 1h30m: {range_text(meta)}"
+    elif meta["form"].startswith("dist"):
+        if value == "" and meta["form"] == "dist or empty":
+            return None
+        try:
+            dist = value if isinstance(value, Dist) else Dist.parse(value, "")
+        except DistError:
+            return ("is not a number or a distribution; write e.g. 100, 'uniform:50:150' or 'lognormal:100:0.5': "
+                    + range_text(meta))
+        missed = [out_of_range(bound, meta) for bound in dist.bounds()]
+        return next((m.replace("must be", "must have its numbers") for m in missed if m), None)
+    elif not isinstance(value, (int, float)) or isinstance(value, bool):
+        return f"should be a number {range_text(meta)}"
+    elif whole and not isinstance(value, int):
+        return f"should be a whole number {range_text(meta)}"
+    return out_of_range(value, meta)
 
 
 #: What a [thresholds] value may be: a share of streams (``error_rate_max``) from 0 to 1, any other

@@ -12,6 +12,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+from sseload.scenario.load import check_flag
 from sseload.target.config import FAULTS, ConfigError, Dist, TargetConfig
 
 #: Credentials come from the environment, never from flags (which `ps` shows to everyone).
@@ -73,20 +74,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: The flags that set a key of the target's settings (``--stall-s`` sets ``stall_s``); a number takes
+#: its key's range (sseload.target.config), checked here so the message names the flag.
+KEY_FLAGS = ("host", "port", "ttfe_ms", "gap_ms", "events", "tokens_per_chunk", "prefill_ms_per_word",
+             "payload_bytes", "limit_s", "max_body_bytes", "cutoff", "stall_s", "slow_headers_s", "seed")
+
+
+def flag_of(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def example_of(key: str) -> str:
+    """The flag given its default, as the example of a message: ``--limit-s 40``."""
+    default = TargetConfig.__dataclass_fields__[key].default
+    return f"{flag_of(key)} {1 if default is None else f'{default:g}' if isinstance(default, float) else default}"
+
+
 def config_from_args(args: argparse.Namespace) -> TargetConfig:
     raw: dict = {}
     if args.config:
         text = args.config.read_text()
         raw = json.loads(text) if args.config.suffix == ".json" else tomllib.loads(text)
-    for name in ("host", "port", "events", "payload_bytes", "limit_s", "max_body_bytes", "cutoff",
-                 "stall_s", "slow_headers_s", "seed", "prefill_ms_per_word"):
+    for name in KEY_FLAGS:
         value = getattr(args, name)
-        if value is not None:
-            raw[name] = value
-    for name in ("ttfe_ms", "gap_ms", "tokens_per_chunk"):
-        value = getattr(args, name)
-        if value is not None:
-            raw[name] = Dist.parse(value, f"--{name.replace('_', '-')}")
+        if value is None:
+            continue
+        meta = TargetConfig.__dataclass_fields__[name].metadata
+        if "range" in meta:
+            check_flag(value, meta, flag_of(name), example_of(name))
+        raw[name] = Dist.parse(value, flag_of(name)) if meta.get("form") == "dist" else value
     faults = dict(raw.get("faults", {}))
     for item in args.fault:
         name, sep, rate = item.partition("=")
@@ -94,6 +110,8 @@ def config_from_args(args: argparse.Namespace) -> TargetConfig:
             faults[name] = float(rate) if sep else 1.0
         except ValueError:
             raise ConfigError(f"--fault {item!r}: write NAME=RATE, e.g. reset=0.1") from None
+        check_flag(faults[name], TargetConfig.__dataclass_fields__["faults"].metadata, f"--fault {name}",
+                   "--fault reset=0.1")
     if faults:
         raw["faults"] = faults
     raw.update(credentials_from_env())

@@ -5,7 +5,6 @@ sseload.views.charts builds the charts of a run from these."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sseload.record.metrics import MARK_COLOURS  # noqa: E402
+from sseload.run.room import whole  # noqa: E402
 
 MARKS = tuple(MARK_COLOURS.items())  # (stat, colour) of the percentiles marked
 LINE = "#1f77b4"
@@ -103,12 +103,10 @@ def png(chart: Chart, path: Path) -> Path:
         if len(panel.series) > 1 or panel.marks:
             ax.legend(loc="best", fontsize=8, ncol=4 if stacked else 1)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # replaced at once: a reader never sees half
-    try:
-        fig.savefig(tmp, dpi=100, format="png")
-        os.replace(tmp, path)
+    try:  # replaced at once: a reader never sees half (a full disk: sseload.run.room.DiskFull, naming it)
+        with whole(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
     finally:
-        tmp.unlink(missing_ok=True)
         plt.close(fig)
     return path
 

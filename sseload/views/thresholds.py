@@ -12,6 +12,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 from sseload.record.metrics import THRESHOLDS
+from sseload.run.room import write_whole
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ def table(verdicts: list[Verdict]) -> str:
 
 
 def write_junit(verdicts: list[Verdict], path: Path, suite: str) -> None:
+    """thresholds.xml, replaced whole (a CI step never reads half of one); a full disk is
+    sseload.run.room.DiskFull, in a sentence naming ``path``."""
     failures = sum(not v.passed for v in verdicts)
     cases = []
     for v in verdicts:
@@ -59,4 +62,4 @@ def write_junit(verdicts: list[Verdict], path: Path, suite: str) -> None:
         f'<testsuite name={quoteattr("sseload thresholds: " + suite)} tests="{len(verdicts)}" '
         f'failures="{failures}" errors="0">\n' + "\n".join(cases) + "\n</testsuite>\n"
     )
-    path.write_text(xml)
+    write_whole(path, xml)
