@@ -1,6 +1,8 @@
 """The pieces the report's charts are built of (sseload.views.charts, sseload.views.llm_charts): a
 distribution's histogram and CDF, percentiles over time and in ranges of a count, and the run's
-times in seconds since its first stream started."""
+times in seconds since its first stream started. A piece takes either the samples themselves
+(the streams') or what was kept of them where they are too many to keep (the events': a
+sseload.views.distribution.Distribution, a sseload.views.histogram.LogHistograms)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import pandas as pd
 from sseload.record.metrics import ACTIVE_STREAMS, Metric
 from sseload.views import results
 from sseload.views.chart_render import LINE, MARKS, Chart, Mark, Panel, Series
+from sseload.views.distribution import Distribution
+from sseload.views.histogram import LogHistograms
 
 TIME_S = "time since start (s)"
 
@@ -19,27 +23,33 @@ def title_of(label: str) -> str:
 
 
 def pct_marks(values: np.ndarray, metric: Metric) -> list[Mark]:
-    pct = results.percentiles(values)
+    return marks_at(results.percentiles(values), metric)
+
+
+def marks_at(pct: dict, metric: Metric) -> list[Mark]:
+    """Marks at the percentiles MARKS names, of a percentiles dict (sseload.views.distribution.percentiles)."""
     return [Mark(pct[key], f"{key} {metric.quantity(pct[key])}", mark) for key, mark in MARKS]
 
 
 def distribution(values: np.ndarray, metric: Metric, name: str, title: str | None = None,
-                  counted: str = "streams") -> Chart | None:
+                 counted: str = "streams") -> Chart | None:
     """A histogram and a CDF of one metric's samples, both marked at p50, p95 and p99."""
-    values = values[~np.isnan(values)] if values.size else values
-    if values.size == 0:
+    return distribution_of(Distribution.of(values), metric, name, title, counted)
+
+
+def distribution_of(drawn: Distribution, metric: Metric, name: str, title: str | None = None,
+                    counted: str = "streams") -> Chart | None:
+    """:func:`distribution`'s chart of a sample already reduced to what it draws; None when it is empty."""
+    if not drawn.stats["count"]:
         return None
     title = title or metric.label
-    counts, edges = np.histogram(values, bins=min(100, max(10, values.size // 20)))
-    xs = np.sort(values)
-    step = max(1, xs.size // 2000)  # a CDF of at most ~2,000 points draws the same
-    cdf_x, cdf_y = xs[::step], (np.arange(1, xs.size + 1) / xs.size)[::step]
-    marks = pct_marks(values, metric)
+    marks = marks_at(drawn.stats, metric)
     return Chart(name, [
         Panel(f"{title}: histogram", metric.heading, counted,
-              [Series(counted, edges[:-1], counts.astype(float), "hist", width=np.diff(edges))], marks),
+              [Series(counted, drawn.edges[:-1], drawn.counts.astype(float), "hist", width=np.diff(drawn.edges))],
+              marks),
         Panel(f"{title}: CDF", metric.heading, f"fraction of {counted}",
-              [Series("CDF", cdf_x, cdf_y)], list(marks)),
+              [Series("CDF", drawn.cdf_x, drawn.cdf_y)], list(marks)),
     ])
 
 
@@ -65,19 +75,38 @@ def over_time(run: results.Run, metric: Metric, name: str, bucket_s: float = 1.0
 CONCURRENCY_BINS = 20
 
 
+def _range_edges(low: int, high: int, bins: int) -> np.ndarray:
+    """Edges of about ``bins`` equal-width ranges of the whole numbers from ``low`` to ``high``."""
+    return np.unique(np.linspace(low, high + 1, bins + 1).round())
+
+
 def quantiles_in_ranges(x: np.ndarray, y: np.ndarray, bins: int = CONCURRENCY_BINS,
                         qs=(0.5, 0.95, 0.99)) -> tuple[np.ndarray, pd.DataFrame]:
     """Percentiles of ``y`` in equal-width ranges of the whole numbers ``x`` (streams open, prompt
     tokens): each range's middle, and its quantiles (NaN where it has no sample: a gap in a line)."""
-    edges = np.unique(np.linspace(x.min(), x.max() + 1, bins + 1).round())
+    edges = _range_edges(x.min(), x.max(), bins)
     level = pd.cut(x, bins=edges, right=False)
     q = pd.DataFrame({"level": level, "y": y}).groupby("level", observed=False)["y"].quantile(list(qs)).unstack()
     return np.array([iv.mid for iv in q.index]), q
 
 
+def histograms_in_ranges(hist: LogHistograms, bins: int = CONCURRENCY_BINS,
+                         qs=(0.5, 0.95, 0.99)) -> tuple[np.ndarray, pd.DataFrame]:
+    """:func:`quantiles_in_ranges` of values kept as a log histogram per whole number (within 1.2%)."""
+    keys = hist.keys()
+    edges = _range_edges(keys.min(), keys.max(), bins)
+    ranges = pd.IntervalIndex.from_breaks(edges, closed="left")
+    groups = [keys[(keys >= r.left) & (keys < r.right)] for r in ranges]
+    return np.asarray(ranges.mid), pd.DataFrame(hist.quantiles(qs, groups), index=ranges, columns=list(qs))
+
+
 def by_concurrency(metric: Metric, x: np.ndarray, y: np.ndarray, title: str) -> Panel:
     """A panel of ``metric``'s p50, p95 and p99 against the streams open (``x``) as each sample was taken."""
-    mid, q = quantiles_in_ranges(x, y)
+    return by_concurrency_of(metric, *quantiles_in_ranges(x, y), title)
+
+
+def by_concurrency_of(metric: Metric, mid: np.ndarray, q: pd.DataFrame, title: str) -> Panel:
+    """:func:`by_concurrency`'s panel of each range's middle and quantiles (:func:`quantiles_in_ranges`)."""
     return Panel(title, f"{ACTIVE_STREAMS} at start", metric.heading,
                  [Series(f"{metric.label} {key}", mid, q[col].to_numpy(), "points", color=mark)
                   for col, (key, mark) in zip(q.columns, MARKS, strict=False)],
@@ -92,10 +121,3 @@ def start_s(run: results.Run) -> pd.Series:
 def end_s(streams: pd.DataFrame) -> np.ndarray:
     """Each stream's end, in seconds since the run's first stream started."""
     return ((results.stream_ends_ns(streams) - streams["start_ns"].min()) / 1e9).to_numpy()
-
-
-def event_s(streams: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
-    """Each event's read time, in seconds since the run's first stream started."""
-    starts = streams.set_index("stream_id")["start_ns"]
-    t0 = streams["start_ns"].min()
-    return (events["stream_id"].map(starts).to_numpy() - t0) / 1e9 + events["t_ms"].to_numpy() / 1e3

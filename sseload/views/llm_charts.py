@@ -1,7 +1,8 @@
 """The charts of an LLM run, the ones a vLLM or AIPerf user looks for, which lead its report: TTFT
 (its distribution, over time, against prompt tokens and against concurrency), TPOT, ITL, output
 tokens/s over time and per user against in all. Each returns None for a run without token data
-(sseload.views.summary.has_tokens); sseload.views.charts.charts_of puts them first.
+(sseload.views.summary.has_tokens); sseload.views.charts.charts_of puts them first. What they show
+of the events (ITL, when the tokens arrived) comes from ``Run.event_facts`` (sseload.views.event_facts).
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ from sseload.views import results
 from sseload.views.chart_parts import (
     TIME_S,
     by_concurrency,
+    by_concurrency_of,
     distribution,
+    distribution_of,
     end_s,
-    event_s,
+    histograms_in_ranges,
     over_time,
     quantiles_in_ranges,
     title_of,
 )
 from sseload.views.chart_render import MARKS, Chart, Panel, Series
+from sseload.views.timeline import buckets
 
 
 def ttft_distribution(run: results.Run) -> Chart | None:
@@ -41,39 +45,40 @@ def tpot_distribution(run: results.Run) -> Chart | None:
 def itl_distribution(run: results.Run) -> Chart | None:
     if not results.has_tokens(run.streams):
         return None
-    chunks = results.output_chunks(run.events)
-    itl = results.itl_ms(chunks).dropna().to_numpy() if chunks is not None else np.empty(0)
-    return distribution(itl, ITL, "itl", counted="gaps between output chunks")
+    facts = run.event_facts
+    if facts is None or not facts.has_output:
+        return None
+    return distribution_of(facts.itl, ITL, "itl", counted="gaps between output chunks")
 
 
-
-
-def _chunk_tokens(chunks: pd.DataFrame) -> pd.Series:
-    """The output tokens each output chunk carried (events' ``tokens``, record.tokens); NaN where unknown."""
-    return chunks["tokens"].astype(float) if "tokens" in chunks else pd.Series(np.nan, index=chunks.index)
+def _chunks_of(run: results.Run, bucket_s: float = 1.0) -> results.EventFacts | None:
+    """The run's event facts, where its events say which chunks carried output."""
+    facts = run.event_facts
+    return facts.at(bucket_s) if facts is not None and facts.has_output else None
 
 
 def _tokens_at(run: results.Run) -> tuple[np.ndarray, np.ndarray]:
     """(seconds since the run's start, output tokens): when each stream's output tokens arrived.
 
     Each stream's count (streams' ``output_tokens``, as the summary counts them) is spread over its
-    chunks carrying output, by what each carried (:func:`_chunk_tokens`) or, where that is unknown,
-    in equal shares. Without events, or for a stream without output chunks, all of it at its end.
+    chunks carrying output, by the tokens each carried (events' ``tokens``, record.tokens) or, where
+    one is unknown, in equal shares (sseload.views.event_facts places them). Without events, or for
+    a stream without output chunks, all of it at its end. The charts read the same per second
+    (:func:`_tokens_per_bucket`); these whole arrays are for a small run's questions.
     """
-    s = run.streams
-    tokens = s.set_index("stream_id")["output_tokens"].fillna(0).astype(float)
-    ends_s = end_s(s)
-    chunks = results.output_chunks(run.events)
-    if chunks is None or chunks.empty:
-        return ends_s, tokens.to_numpy()
-    sid = chunks["stream_id"]
-    carried = _chunk_tokens(chunks)
-    known = carried.notna().groupby(sid).transform("all") & carried.groupby(sid).transform("sum").gt(0)
-    weight = carried.where(known, 1.0)
-    share = weight / weight.groupby(sid).transform("sum") * sid.map(tokens).to_numpy()
-    rest = ~s["stream_id"].isin(sid).to_numpy()  # no output chunk to spread over: at the stream's end
-    return (np.concatenate([event_s(s, chunks), ends_s[rest]]),
-            np.concatenate([share.to_numpy(), tokens.to_numpy()[rest]]))
+    facts = _chunks_of(run)
+    if facts is None:
+        return end_s(run.streams), run.streams["output_tokens"].fillna(0).astype(float).to_numpy()
+    return facts.output_tokens_at()
+
+
+def _tokens_per_bucket(run: results.Run, edges: np.ndarray, bucket_s: float) -> np.ndarray:
+    """Output tokens in each time bucket (``edges``: from 0, ``bucket_s`` apart), as :func:`_tokens_at` places them."""
+    facts = _chunks_of(run, bucket_s)
+    if facts is None:
+        t_s, tokens = _tokens_at(run)
+        return np.histogram(t_s, edges, weights=tokens)[0]
+    return facts.output_tokens_per_bucket[:edges.size - 1]
 
 
 def _objectives(slo: dict) -> str:
@@ -88,12 +93,10 @@ def tokens_over_time(run: results.Run, bucket_s: float = 1.0) -> Chart | None:
     slo = run.info.get("scenario", {}).get("slo") or {}
     objectives = _objectives(slo)
     ends_s = end_s(s)
-    n = int(np.ceil(ends_s.max() / bucket_s)) + 1
-    edges = np.arange(n + 1) * bucket_s
-    t_s, tokens = _tokens_at(run)
+    _, edges = buckets(s, bucket_s)
     panels = [Panel(f"{title_of(OUTPUT_TOKENS_PER_S.label)} over time", TIME_S, OUTPUT_TOKENS_PER_S.unit,
                     [Series(OUTPUT_TOKENS_PER_S.label, edges[:-1],
-                            np.histogram(t_s, edges, weights=tokens)[0] / bucket_s, "step")])]
+                            _tokens_per_bucket(run, edges, bucket_s) / bucket_s, "step")])]
     if objectives:
         met = results.meets_slo(s, slo).to_numpy()
         panels.append(Panel(f"{title_of(GOODPUT.label)} over time ({objectives})", TIME_S, GOODPUT.unit,
@@ -134,16 +137,12 @@ def ttft_itl_by_concurrency(run: results.Run) -> Chart | None:
     if started.empty or np.unique(active).size < 3:
         return None
     panels = [by_concurrency(TTFT, active, started["ttft_ms"].to_numpy(), f"{TTFT.label} against concurrency")]
-    chunks = results.output_chunks(run.events)
-    if chunks is not None and not chunks.empty:
-        itl = results.itl_ms(chunks)
-        at_ns = chunks["stream_id"].map(s.set_index("stream_id")["start_ns"]) + chunks["t_ms"] * 1e6
-        keep = itl.notna().to_numpy()
-        if keep.any():
-            panel = by_concurrency(ITL, results.active_streams_at(s, at_ns.to_numpy()[keep]),
-                                        itl.to_numpy()[keep], f"{ITL.label} against concurrency")
-            panel.xlabel = f"{ACTIVE_STREAMS} at the chunk"
-            panels.append(panel)
+    facts = _chunks_of(run)
+    if facts is not None and facts.itl.stats["count"]:  # ITL by the streams open at each chunk (within 1.2%)
+        panel = by_concurrency_of(ITL, *histograms_in_ranges(facts.itl_by_open_streams),
+                                  f"{ITL.label} against concurrency")
+        panel.xlabel = f"{ACTIVE_STREAMS} at the chunk"
+        panels.append(panel)
     return Chart("ttft_itl_by_concurrency", panels)
 
 
@@ -157,10 +156,9 @@ def tokens_per_user_against_total(run: results.Run, bucket_s: float = 1.0) -> Ch
     ok = s[(s["outcome"] == Outcome.OK) & s[TOKENS_PER_S.key].notna()]
     if ok.empty:
         return None
-    t_s, tokens = _tokens_at(run)
     ends = end_s(s)
     edges = np.arange(int(np.ceil(ends.max() / bucket_s)) + 1) * bucket_s
-    total = np.histogram(t_s, edges, weights=tokens)[0] / bucket_s
+    total = _tokens_per_bucket(run, edges, bucket_s) / bucket_s
     first = ((ok["start_ns"] - s["start_ns"].min()) / 1e9 // bucket_s).to_numpy(np.int64)
     last = (ends[(s["outcome"] == Outcome.OK) & s[TOKENS_PER_S.key].notna()] // bucket_s).astype(np.int64)
     spans = last - first + 1  # the seconds each stream was open in

@@ -38,6 +38,7 @@ from sseload.record.metrics import (
     latency_rows,
 )
 from sseload.record.redact import markdown as md
+from sseload.run import room
 from sseload.views import charts, results, server_charts
 from sseload.views.console import (
     delay_heading,
@@ -258,15 +259,29 @@ def report_html(run: results.Run, summary: dict, made: list[charts.Chart], image
     return "\n".join(parts)
 
 
+class NotWritten(results.ResultsError):
+    """The report could not be written in the run's folder; the message says what to do. ``disk_full``:
+    its disk is full (which the run's verdict counts: sseload.run.verdict)."""
+
+    def __init__(self, text: str, disk_full: bool) -> None:
+        super().__init__(text)
+        self.disk_full = disk_full
+
+
 def write_all(run: results.Run, summary: dict | None = None, verdict=None) -> list[Path]:
-    """The report, the summaries and the charts in the run's folder; a folder that cannot take them
-    (its disk is full) is ResultsError, in a sentence that says what to do."""
+    """The report, the summaries and the charts in the run's folder, each file whole (never half of
+    one); a folder that cannot take them (its disk is full) is :class:`NotWritten`, in a sentence that
+    names it and says what to do."""
     try:
         return _write_all(run, summary, verdict)
     except OSError as err:
-        raise results.ResultsError(f"the report could not be written in {run.run_dir} ({err.strerror or err}): "
-                                   "free some space there, or copy the run's folder elsewhere and run "
-                                   "`sseload report` on the copy") from None
+        full = room.is_disk_full(err)
+        at = f", at {err.path.relative_to(run.run_dir)}" if isinstance(err, room.DiskFull) and \
+            err.path.is_relative_to(run.run_dir) else ""
+        why = f": the disk holding it is full ({os.strerror(err.errno)}{at});" if full else \
+            f" ({err.strerror or err}):"
+        raise NotWritten(f"the report could not be written in {run.run_dir}{why} free some space there, or copy the "
+                         "run's folder elsewhere and run `sseload report` on the copy", full) from None
 
 
 def _write_all(run: results.Run, summary: dict | None = None, verdict=None) -> list[Path]:
@@ -280,41 +295,39 @@ def _write_all(run: results.Run, summary: dict | None = None, verdict=None) -> l
     made = charts.charts_of(run) + server_charts.charts_of(run)  # the service's own metrics (docs/server-metrics.md)
     images = charts.draw_all(run, out / "charts", made)
     paths = [out / "report.html", out / "summary.md", out / "summary.json"]
-    _write_whole(paths[0], report_html(run, summary, made, images))
-    _write_whole(paths[1], summary_markdown(summary))
-    _write_whole(paths[2], json.dumps(json.loads(json.dumps(summary, default=str), parse_constant=lambda _: None),
-                                      indent=2, allow_nan=False))  # strict JSON: NaN and infinities null
+    # each replaced at once: whoever reads it (the web UI serving it while another report is written, a
+    # browser) sees the old file or the new one, never half of one (the charts are written so too)
+    room.write_whole(paths[0], report_html(run, summary, made, images))
+    room.write_whole(paths[1], summary_markdown(summary))
+    room.write_whole(paths[2], json.dumps(json.loads(json.dumps(summary, default=str), parse_constant=lambda _: None),
+                                          indent=2, allow_nan=False))  # strict JSON: NaN and infinities null
     return paths
 
 
-def _write_whole(path: Path, text: str) -> None:
-    """Replace ``path`` at once: whoever reads it (the web UI serving it while another report is
-    written, a browser) sees the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def finish(run_dir: Path, scenario=None, write_report: bool = True) -> int:
+def finish(run_dir: Path, scenario=None, write_report: bool = True, unwritten: list[str] | None = None) -> int:
     """The end of every run, `sseload run`'s and plain `locust -f`'s alike: print the one summary,
     write the reports, say the verdict; the exit code is the verdict's (sseload.run.verdict, which
-    `sseload check` asks too)."""
+    `sseload check` asks too). ``unwritten``: the sentences of the run's files that its full disk
+    could not take before this (Locust's CSVs: sseload.run.supervisor), which the verdict counts."""
     from sseload.run import verdict as run_verdict
 
     verdict, run, summary = run_verdict.of_run(run_dir, scenario)
+    verdict.unwritten += unwritten or []
     if summary is not None:
         print(format_summary(summary))
     if not verdict.recorded:
+        for text in verdict.unwritten:
+            print(f"sseload: {text}", file=sys.stderr)
         print(f"sseload: no stream was recorded in {run_dir}; see the messages above", file=sys.stderr)
         return verdict.exit_code
     if write_report:
         try:
             write_all(run, summary, verdict)
-        except results.ResultsError as err:  # the run's own files are kept: its verdict stands
-            print(f"sseload: {err}", file=sys.stderr)
+        except NotWritten as err:  # the run's own files are kept: its verdict stands, a full disk with it
+            if err.disk_full:
+                verdict.unwritten.append(str(err))
+            else:
+                print(f"sseload: {err}", file=sys.stderr)
     run_verdict.say(verdict, Path(run_dir) / "thresholds.xml", summary["run_id"])
     print(run_dir)
     sys.stdout.flush()

@@ -2,7 +2,10 @@
 
 The console summary, the reports and the threshold check all call :func:`summarise`, so they
 can never disagree; what each of its numbers means, and its label and unit, is in
-:mod:`sseload.record.metrics`. Error grouping and the chart series come from here too.
+:mod:`sseload.record.metrics`. Error grouping and the chart series come from here too. What it
+takes from the events comes from ``Run.event_facts`` (sseload.views.event_facts), read a batch at
+a time; the functions here that take an events frame (:func:`stream_gaps`, :func:`itl_ms`, ...)
+are for frames in memory, and compute what those facts do, the same way.
 """
 
 from __future__ import annotations
@@ -11,25 +14,13 @@ import re
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from sseload.protocol.outcomes import ERROR_OUTCOMES, Outcome
-from sseload.record import records
+from sseload.views.distribution import percentiles
+from sseload.views.event_facts import EventFacts
 from sseload.views.loading import Run, missing_files
-
-PERCENTILES = (50, 90, 95, 99)
-
-
-def percentiles(values: pd.Series | np.ndarray, ps=PERCENTILES) -> dict[str, float | None]:
-    arr = np.asarray(values, dtype=np.float64)
-    arr = arr[~np.isnan(arr)]
-    out: dict[str, float | None] = {}
-    for p in ps:
-        out[f"p{p}"] = float(np.percentile(arr, p)) if arr.size else None
-    out["max"] = float(arr.max()) if arr.size else None
-    out["mean"] = float(arr.mean()) if arr.size else None
-    out["count"] = int(arr.size)
-    return out
+from sseload.views.stream_facts import PerStream, StreamSlots, itl_of
+from sseload.views.timeline import active_streams_at, buckets, stream_ends_ns
 
 
 def run_seconds(streams: pd.DataFrame) -> float:
@@ -64,10 +55,19 @@ def _seconds_of(run_time) -> float | None:
         return None
 
 
+def _per_stream(events: pd.DataFrame, *columns: str) -> tuple[PerStream, StreamSlots]:
+    """Each stream's facts (sseload.views.stream_facts.PerStream) of an events frame in memory."""
+    slots = StreamSlots(pd.DataFrame({"stream_id": events["stream_id"].unique()}))
+    per = PerStream()
+    per.add(slots.of(events["stream_id"].to_numpy(np.int64)),
+            **{column: events[column].to_numpy(np.float64) for column in columns})
+    return per, slots
+
+
 def stream_gaps(events: pd.DataFrame) -> pd.DataFrame:
     """Per stream: the largest gap (the worst stall a user saw) and the mean gap."""
-    g = events.groupby("stream_id")["gap_ms"]
-    return pd.DataFrame({"max_gap_ms": g.max(), "mean_gap_ms": g.mean()})
+    per, slots = _per_stream(events, "gap_ms")
+    return per.gaps_frame(slots.ids)
 
 
 def headroom_ms(streams: pd.DataFrame, limit_s: float) -> pd.Series:
@@ -76,40 +76,21 @@ def headroom_ms(streams: pd.DataFrame, limit_s: float) -> pd.Series:
     return limit_s * 1000.0 - ok["duration_ms"]
 
 
-def stream_ends_ns(streams: pd.DataFrame) -> pd.Series:
-    """Each stream's end on the wall clock (its start plus its duration; a stream without one ends at once)."""
-    return streams["start_ns"] + streams["duration_ms"].fillna(0) * 1e6
-
-
-def active_streams_at(streams: pd.DataFrame, at_ns: np.ndarray | pd.Series | float) -> np.ndarray:
-    """How many streams were open at each wall-clock time ``at_ns``: started at or before it, not yet ended.
-
-    The one count of concurrency: the throughput chart's active streams and the latency by
-    concurrency chart (a stream counts itself at its own start) both come from here.
-    """
-    starts = np.sort(streams["start_ns"].to_numpy())
-    ends = np.sort(stream_ends_ns(streams).to_numpy())
-    at = np.asarray(at_ns)
-    return np.searchsorted(starts, at, side="right") - np.searchsorted(ends, at, side="right")
-
-
-def throughput(streams: pd.DataFrame, events: pd.DataFrame | None, bucket_s: float = 1.0) -> pd.DataFrame:
-    """Streams started, events and bytes received per second of the run, and active streams at each second's end."""
+def throughput(streams: pd.DataFrame, events: pd.DataFrame | EventFacts | None,
+               bucket_s: float = 1.0) -> pd.DataFrame:
+    """Streams started, events and bytes received per second of the run, and active streams at each
+    second's end. ``events``: the run's event facts (``Run.event_facts``), or an events frame."""
     if streams.empty:
         return pd.DataFrame(columns=["streams_per_s", "events_per_s", "bytes_per_s", "active_streams"])
-    t0 = streams["start_ns"].min()
-    start_s = (streams["start_ns"] - t0) / 1e9
-    end_s = (stream_ends_ns(streams) - t0) / 1e9
-    n = int(np.ceil(end_s.max() / bucket_s)) + 1
-    edges = np.arange(n + 1) * bucket_s
-    started = np.histogram(start_s, edges)[0]
+    t0, edges = buckets(streams, bucket_s)
+    started = np.histogram((streams["start_ns"] - t0) / 1e9, edges)[0]
     active = active_streams_at(streams, t0 + edges[1:] * 1e9)
     out = pd.DataFrame({"t_s": edges[:-1], "streams_per_s": started / bucket_s, "active_streams": active})
-    if events is not None and not events.empty:
-        starts = streams.set_index("stream_id")["start_ns"]
-        ev_s = (events["stream_id"].map(starts).to_numpy() - t0) / 1e9 + events["t_ms"].to_numpy() / 1e3
-        out["events_per_s"] = np.histogram(ev_s, edges)[0] / bucket_s
-        out["bytes_per_s"] = np.histogram(ev_s, edges, weights=events["bytes"].to_numpy())[0] / bucket_s
+    facts = EventFacts.of_frame(events, streams, bucket_s) if isinstance(events, pd.DataFrame) else events
+    if facts is not None and facts.rows:
+        facts = facts.at(bucket_s)
+        out["events_per_s"] = facts.events_per_bucket / bucket_s
+        out["bytes_per_s"] = facts.bytes_per_bucket / bucket_s
     return out
 
 
@@ -144,10 +125,8 @@ def top_errors(streams: pd.DataFrame, n: int = 10) -> list[dict]:
 
 
 def buffered_streams(events: pd.DataFrame) -> int:
-    """Streams whose every event arrived in one read (sseload.record.records.buffered_streams)."""
-    if events.empty:
-        return 0
-    return records.buffered_streams(pa.Table.from_pandas(events[["stream_id", "t_ms"]], preserve_index=False))
+    """Streams whose every event arrived in one read (sseload.views.stream_facts.PerStream.buffered)."""
+    return _per_stream(events, "t_ms")[0].buffered() if len(events) else 0
 
 
 #: run.json settings whose difference makes two runs measure different things.
@@ -191,8 +170,11 @@ SHARES = {"error_rate": frozenset(o.value for o in ERROR_OUTCOMES), "cutoff_rate
 def samples(run: Run, key: str) -> tuple[np.ndarray, np.ndarray] | None:
     """A distribution's samples as (stream_id of each, value), NaN dropped; None where the run has no such data."""
     table, column, ok_only = SAMPLED[key]
-    frame = run.streams if table == "streams" else run.events
-    if frame is None or column not in frame:
+    if table == "events":  # only the two columns, read whole (sseload.views.compare resamples them)
+        facts = run.event_facts
+        return facts.samples(column) if facts is not None else None
+    frame = run.streams
+    if column not in frame:
         return None
     if ok_only:
         frame = frame[frame["outcome"] == Outcome.OK]
@@ -203,6 +185,9 @@ def samples(run: Run, key: str) -> tuple[np.ndarray, np.ndarray] | None:
 
 def sampled(run: Run, key: str) -> dict:
     """The percentiles of one of SAMPLED's distributions."""
+    if SAMPLED[key][0] == "events":
+        facts = run.event_facts
+        return getattr(facts, key) if facts is not None else percentiles(np.empty(0))
     got = samples(run, key)
     return percentiles(got[1] if got is not None else np.empty(0))
 
@@ -259,18 +244,17 @@ def summarise(run: Run) -> dict:
         summary["reconnect_ms"] = percentiles(s["reconnect_ms"])
         summary["feed_gap_ms"] = sampled(run, "feed_gap_ms")
         summary["missed_events"] = int(s["missed_events"].fillna(0).sum())
-    ev = run.events
-    if ev is not None:
+    facts = run.event_facts  # the events, read a batch at a time (sseload.views.event_facts)
+    if facts is not None:
         summary["gap_ms"] = sampled(run, "gap_ms")
         # An event read together with the one before it carries that read's time, the later
         # arrival: sent together, or closer together than the reader's window (docs/measurement.md).
-        summary["events_read_together"] = int((ev["gap_ms"] == 0).sum())
-        summary["buffered_streams"] = buffered_streams(ev)
-        summary["lateness_ms"] = percentiles(ev["lateness_ms"], (50, 99, 99.9))
-        first = ev[ev["seq"] == 0]
-        summary["ttfe_error_ms"] = percentiles(first["lateness_ms"], (50, 99))
-        if not ev.empty:
-            summary["max_gap_ms"] = percentiles(stream_gaps(ev)["max_gap_ms"])
+        summary["events_read_together"] = facts.events_read_together
+        summary["buffered_streams"] = facts.buffered_streams
+        summary["lateness_ms"] = facts.lateness_ms
+        summary["ttfe_error_ms"] = facts.ttfe_error_ms
+        if facts.rows:
+            summary["max_gap_ms"] = percentiles(facts.stream_gaps["max_gap_ms"])
     return summary
 
 
@@ -319,8 +303,13 @@ def output_chunks(events: pd.DataFrame | None) -> pd.DataFrame | None:
 
 
 def itl_ms(chunks: pd.DataFrame) -> pd.Series:
-    """ITL (record.metrics): per output chunk, the gap since the stream's output chunk before (NaN for a first)."""
-    return chunks.groupby("stream_id")["t_ms"].diff()
+    """ITL (record.metrics): per output chunk, the gap since the stream's output chunk before (NaN for a
+    first), as sseload.views.stream_facts.itl_of computes it batch by batch."""
+    sid = chunks["stream_id"].to_numpy(np.int64)
+    slots = StreamSlots(pd.DataFrame({"stream_id": np.unique(sid)}))
+    slot = slots.of(sid)
+    return pd.Series(itl_of(slot, chunks["t_ms"].to_numpy(np.float64), np.full(slots.size, np.nan)),
+                     index=chunks.index, name="t_ms")
 
 
 def token_summary(run: Run, load_s: float, seconds: float) -> dict:
@@ -353,15 +342,11 @@ def token_summary(run: Run, load_s: float, seconds: float) -> dict:
     if "turn" in s and s["turn"].notna().any():  # multi-turn conversations: TTFT grows with the history
         out["conversations"] = int(s["conversation_id"].nunique())
         out["ttft_by_turn_ms"] = {int(turn): percentiles(group) for turn, group in s.groupby("turn")["ttft_ms"]}
-    chunks = output_chunks(run.events)
-    if chunks is not None:
-        itl = itl_ms(chunks)
-        out["itl_ms"] = percentiles(itl)
-        if "tokens" in chunks:
-            tokens = chunks["tokens"]
-            known = itl.notna() & tokens.gt(0)
-            k = tokens[known].to_numpy(np.int64)
-            out["itl_per_token_ms"] = percentiles(np.repeat(itl[known].to_numpy() / k, k))
+    facts = run.event_facts
+    if facts is not None and facts.has_output:  # the chunks carrying output (output_chunks), a batch at a time
+        out["itl_ms"] = facts.itl.stats
+        if facts.has_tokens:
+            out["itl_per_token_ms"] = facts.itl_per_token_ms
     return out
 
 
