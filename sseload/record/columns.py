@@ -187,8 +187,9 @@ declarations in sseload/record/records.py (StreamRecord, EVENT_COLUMNS) and ssel
 `results/<run-id>/` holds what a run measured, and a report can be made again from it at any
 time. This page is its contract, schema version {version} (`run.json` `schema_version`); how the
 files are written (shards, the open shard a killed run leaves, compression, `health.parquet`) is
-in [measurement.md](measurement.md#the-results-files). `sseload.load(run_dir)` reads it all into
-pandas.
+in [measurement.md](measurement.md#the-results-files). `sseload.load(run_dir)` reads it into
+pandas: the streams at once, the events on first use of `run.events` (the report reads them a batch
+at a time: measurement.md).
 
 Times count from **t0**, the moment the stream's request started to go out ([what each number
 means](measurement.md#what-each-number-means)); null means it did not happen. "From" is the

@@ -230,10 +230,10 @@ class Search:
             "elapsed_s": time.monotonic() - self.started, "points": self.points,
         }
         result["passed"] = result["exit_code"] == run_verdict.PASSED
-        path = self.folder / SEARCH_JSON
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=2, default=_plain))
-        tmp.replace(path)
+        try:  # (whole: an interrupted search keeps the points before)
+            room.write_whole(self.folder / SEARCH_JSON, json.dumps(result, indent=2, default=_plain))
+        except room.DiskFull as err:  # the answer still goes to the console; the points' folders say theirs
+            print(f"sseload: {err}", file=sys.stderr)
         return result
 
     def say(self, result: dict) -> None:

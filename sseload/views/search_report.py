@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from sseload.record.metrics import BY_KEY, GOODPUT, MARK_COLOURS, STREAMS_PER_S
+from sseload.run import room
 from sseload.views.chart_render import Chart, Mark, Panel, Series, png
 
 SEARCH_HTML = "search.html"
@@ -111,9 +112,7 @@ def write(folder: Path, result: dict) -> Path:
             "it the SLO stops holding (the knee). How the search decides: docs/search.md.</p>"
             f"{figure}{_table(result)}</body></html>")
     path = folder / SEARCH_HTML
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    room.write_whole(path, page)  # (a full disk: sseload.run.room.DiskFull, its sentence said by the search)
     return path
 
 
