@@ -32,11 +32,7 @@ import pyarrow.parquet as pq
 
 import sseload
 from sseload.record.records import EVENTS_SCHEMA, STREAMS_SCHEMA
-
-try:  # the sink moves to a module of its own
-    from sseload.record.sink import EVENTS_DICTIONARY_COLUMNS, ParquetSink
-except ImportError:
-    from sseload.record.recorder import EVENTS_DICTIONARY_COLUMNS, ParquetSink
+from sseload.record.sink import EVENTS_DICTIONARY_COLUMNS, ParquetSink
 
 T0_NS = 1_795_000_000_000_000_000
 GAP_MS = 20.0
