@@ -139,6 +139,22 @@ def target(tmp_path):
         proc.wait(5)
 
 
+def started_target(tmp_path: Path, *flags: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """The reference target with given flags, as the ``target`` fixture starts it, for a fixture of a
+    wider scope (which stops it): (its process, its URL)."""
+    port_file = tmp_path / "target.port"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sseload.target", "--port", "0", "--port-file", str(port_file), *flags],
+        env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 10
+    while not port_file.exists():
+        assert proc.poll() is None, f"the target stopped with exit code {proc.returncode}"
+        assert time.monotonic() < deadline, "target did not start"
+        time.sleep(0.02)
+    return proc, f"http://127.0.0.1:{port_file.read_text()}"
+
+
 def as_if_started_in_the_background() -> None:
     """preexec_fn: SIGINT ignored, as a non-interactive shell leaves it for `cmd &` (CI scripts)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)

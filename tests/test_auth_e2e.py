@@ -156,7 +156,7 @@ def method_runs(tmp_path_factory):
         (tmp / method).mkdir()
         return sseload_run(tmp / method, "--loglevel", "DEBUG", scenario=auth_scenario(method), env=env)
 
-    return side_by_side(SECRETS, run)
+    return side_by_side(SECRETS, run, workers=len(SECRETS))  # all at once: with four, the fifth ran alone
 
 
 @pytest.mark.parametrize("method", sorted(SECRETS))

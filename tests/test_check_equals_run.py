@@ -116,9 +116,16 @@ def forged_worker(tmp: Path, url: str) -> tuple[int, Path]:
     return master.returncode, folder / "results" / "forged"
 
 
+def checked(run_dir: Path) -> subprocess.CompletedProcess:
+    """`sseload check` on a run's folder, as a user runs it after the run."""
+    return subprocess.run([sys.executable, "-m", "sseload", "check", str(run_dir)], capture_output=True, text=True,
+                          timeout=120)
+
+
 @pytest.fixture(scope="module")
-def catalogue(tmp_path_factory) -> dict[str, tuple[int, int, Path]]:
-    """name -> (the exit code the run was expected to give, the one it gave, its folder)."""
+def catalogue(tmp_path_factory) -> dict[str, tuple[int, int, Path, subprocess.CompletedProcess]]:
+    """name -> (the exit code the run was expected to give, the one it gave, its folder, `sseload check` on
+    that folder). Each run is judged again as soon as it ends, beside the runs still going."""
     tmp = tmp_path_factory.mktemp("catalogue")
     ok, failing, half = servers.paced_sse(events=2), servers.status_server(500), half_failing()
     fast_storm = {"stop_after_failures": 0, "failure_backoff_s": 0.0}
@@ -129,20 +136,24 @@ def catalogue(tmp_path_factory) -> dict[str, tuple[int, int, Path]]:
         result = sseload_run(tmp / name, "-H", url, scenario=scenario, run_id=name)
         return result.code, result.run_dir
 
-    jobs = {
+    def run_and_check(job) -> tuple[int, Path, subprocess.CompletedProcess]:
+        code, run_dir = job()
+        return code, run_dir, checked(run_dir)
+
+    jobs = {  # the longest first (a lost worker is noticed late, a plain master waits for its workers)
+        "lost_worker": (1, lambda: lost_worker(tmp, ok.url)),
+        "refused_messages_and_a_lost_worker": (1, lambda: forged_worker(tmp, ok.url)),
+        "interrupted": (128 + signal.SIGINT, lambda: interrupted(tmp, ok.url)),
+        "stopped_early_by_a_failure_storm": (2, lambda: plain("storm", failing.url,
+                                                              load={"stop_after_failures": 3, "run_time": "30s"})),
         "all_ok": (0, lambda: plain("all_ok", ok.url)),
         "all_failing": (1, lambda: plain("all_failing", failing.url, load=fast_storm)),
         "half_failing_over_its_threshold": (1, lambda: plain("half", half.url, thresholds={"error_rate_max": 0.1})),
         "thresholds_met": (0, lambda: plain("met", ok.url, thresholds={"min_streams": 1, "error_rate_max": 0.5})),
-        "stopped_early_by_a_failure_storm": (2, lambda: plain("storm", failing.url,
-                                                              load={"stop_after_failures": 3, "run_time": "30s"})),
-        "interrupted": (128 + signal.SIGINT, lambda: interrupted(tmp, ok.url)),
-        "lost_worker": (1, lambda: lost_worker(tmp, ok.url)),
-        "refused_messages_and_a_lost_worker": (1, lambda: forged_worker(tmp, ok.url)),
     }
     try:
         with ThreadPoolExecutor(4) as pool:  # short runs are mostly start-up: four share two cores
-            futures = {name: (expected, pool.submit(job)) for name, (expected, job) in jobs.items()}
+            futures = {name: (expected, pool.submit(run_and_check, job)) for name, (expected, job) in jobs.items()}
             return {name: (expected, *future.result()) for name, (expected, future) in futures.items()}
     finally:
         for srv in (ok, failing, half):
@@ -156,20 +167,14 @@ CASES = ["all_ok", "all_failing", "half_failing_over_its_threshold", "thresholds
 
 @pytest.mark.parametrize("name", CASES)
 def test_check_gives_the_exit_code_the_run_gave(catalogue, name):
-    expected, code, run_dir = catalogue[name]
+    expected, code, _, check = catalogue[name]
     assert code == expected, f"{name}: the run gave {code}"
-    check = subprocess.run([sys.executable, "-m", "sseload", "check", str(run_dir)], capture_output=True, text=True,
-                           timeout=120)
     assert check.returncode == code, check.stdout[-2000:] + check.stderr[-2000:]
     assert "Traceback" not in check.stderr
 
 
 def test_check_says_why_the_run_failed_as_the_run_did(catalogue):
-    _, _, run_dir = catalogue["stopped_early_by_a_failure_storm"]
-    check = subprocess.run([sys.executable, "-m", "sseload", "check", str(run_dir)], capture_output=True, text=True,
-                           timeout=120)
+    check = catalogue["stopped_early_by_a_failure_storm"][3]
     assert "sseload: stopped early: the first 3 streams all failed the same way" in check.stderr
-    _, _, lost_dir = catalogue["lost_worker"]
-    check = subprocess.run([sys.executable, "-m", "sseload", "check", str(lost_dir)], capture_output=True, text=True,
-                           timeout=120)
+    check = catalogue["lost_worker"][3]
     assert "worker(s) stopped without their final report" in check.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, side_by_side
 
 CI = ROOT / "docs" / "ci"
 INSTALL = "python -m pip install sseload"  # the one step not run here: this venv has sseload installed
@@ -65,9 +65,35 @@ def run_github_job(root: Path) -> tuple[bool, dict, Path]:
     return not failed, used, summary
 
 
-def test_the_github_workflow_passes_and_publishes_the_junit_and_the_run(tmp_path):
-    root = workspace(tmp_path)
-    passed, used, summary = run_github_job(root)
+def run_gitlab_job(root: Path) -> tuple[subprocess.CompletedProcess, dict, dict]:
+    """(the job's script as it ran, the job as written, its variables as GitLab expands them)."""
+    job = yaml.safe_load((CI / "gitlab-ci.yml").read_text())["load-test"]
+    variables = {"CI_PIPELINE_ID": "11", "CI_JOB_ID": "12"}
+    for name, value in job["variables"].items():  # GitLab expands a variable with those before it
+        variables[name] = re.sub(r"\$(\w+)", lambda m: variables.get(m.group(1), ""), value)
+    script = "\n".join(["set -eo pipefail", *job["script"]])
+    proc = subprocess.run(["bash", "-c", script], cwd=root, timeout=120, capture_output=True, text=True,
+                          env=shell_env(variables))
+    return proc, job, variables
+
+
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory) -> dict:
+    """Every test's job, side by side (each is one short `sseload run` with its report, in its own
+    checkout): name -> (the checkout, what run_github_job or run_gitlab_job gave)."""
+    roots = {"github": workspace(tmp_path_factory.mktemp("github")),
+             "github_failing": workspace(tmp_path_factory.mktemp("github_failing"), failing=True)}
+    if shutil.which("bash") is not None:
+        roots["gitlab"] = workspace(tmp_path_factory.mktemp("gitlab"))
+
+    def run(name: str, root: Path) -> tuple:
+        return root, *(run_gitlab_job(root) if name == "gitlab" else run_github_job(root))
+
+    return side_by_side(roots, run)
+
+
+def test_the_github_workflow_passes_and_publishes_the_junit_and_the_run(jobs):
+    root, passed, used, summary = jobs["github"]
     assert passed
     junit = glob.glob(str(root / used["mikepenz/action-junit-report"]["report_paths"]), recursive=True)
     assert [Path(p).name for p in junit] == ["thresholds.xml"] and 'failures="0"' in Path(junit[0]).read_text()
@@ -76,9 +102,8 @@ def test_the_github_workflow_passes_and_publishes_the_junit_and_the_run(tmp_path
     assert "### sseload run `ci-7-1`" in summary.read_text()
 
 
-def test_a_failed_threshold_fails_the_github_job_and_still_publishes_it(tmp_path):
-    root = workspace(tmp_path, failing=True)
-    passed, used, summary = run_github_job(root)
+def test_a_failed_threshold_fails_the_github_job_and_still_publishes_it(jobs):
+    root, passed, used, summary = jobs["github_failing"]
     assert not passed
     (junit,) = glob.glob(str(root / used["mikepenz/action-junit-report"]["report_paths"]), recursive=True)
     assert "ttfe_p95_ms" in Path(junit).read_text() and "<failure" in Path(junit).read_text()
@@ -87,16 +112,9 @@ def test_a_failed_threshold_fails_the_github_job_and_still_publishes_it(tmp_path
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-def test_the_gitlab_job_passes_and_keeps_the_junit_and_the_run(tmp_path):
-    root = workspace(tmp_path)
-    job = yaml.safe_load((CI / "gitlab-ci.yml").read_text())["load-test"]
+def test_the_gitlab_job_passes_and_keeps_the_junit_and_the_run(jobs):
+    root, proc, job, variables = jobs["gitlab"]
     assert job["before_script"] == [INSTALL]
-    variables = {"CI_PIPELINE_ID": "11", "CI_JOB_ID": "12"}
-    for name, value in job["variables"].items():  # GitLab expands a variable with those before it
-        variables[name] = re.sub(r"\$(\w+)", lambda m: variables.get(m.group(1), ""), value)
-    script = "\n".join(["set -eo pipefail", *job["script"]])
-    proc = subprocess.run(["bash", "-c", script], cwd=root, timeout=120, capture_output=True, text=True,
-                          env=shell_env(variables))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert job["artifacts"]["when"] == "always"
     kept = root / re.sub(r"\$(\w+)", lambda m: variables[m.group(1)], job["artifacts"]["paths"][0])

@@ -22,7 +22,7 @@ from sseload.protocol.rules import StreamRules
 from sseload.protocol.scan import ANSWER, REASONING, scan
 from sseload.protocol.sse import KIND_BITS, PyEventLog
 from tests import llm_servers
-from tests.conftest import sseload_run
+from tests.conftest import side_by_side, sseload_run
 from tests.event_logs import BOTH
 
 MS = 1e6
@@ -269,13 +269,34 @@ def test_the_servers_own_timings_and_cached_tokens_are_kept_beside_the_clients()
     assert resp.log.cached_tokens == 8 and resp.log.prompt_tokens == 9
 
 
-@pytest.mark.parametrize("name", ["anthropic", "responses"])
-def test_an_error_the_service_streams_is_an_event_error_over_the_wire(tmp_path, start_server, name):
-    srv = start_server(llm_servers.llm_api_server, name, answer=2, prefill_s=0.01, gap_s=0.002,
-                       error="the model is overloaded")
-    result = sseload_run(tmp_path, "-H", srv.url, "--body", json.dumps(BODIES[name]), "-u", "1", "-t", "1s",
-                         run_id=f"{name}-error")
-    done = result.streams[result.streams["outcome"] != "cancelled"]
+STREAMED_ERRORS = ["anthropic", "responses"]
+
+
+@pytest.fixture(scope="module")
+def streamed_error_runs(tmp_path_factory):
+    """A run against each of STREAMED_ERRORS' servers streaming an error, side by side (what is checked is
+    each stream's outcome and error, not its times): name -> RunResult."""
+    srvs = {name: llm_servers.llm_api_server(name, answer=2, prefill_s=0.01, gap_s=0.002,
+                                             error="the model is overloaded") for name in STREAMED_ERRORS}
+    folders = {name: tmp_path_factory.mktemp(name) for name in srvs}  # here: mktemp is not for threads
+
+    def run(name, srv):
+        return sseload_run(folders[name], "-H", srv.url, "--body", json.dumps(BODIES[name]), "-u",
+                           "1", "-t", "1s", run_id=f"{name}-error")
+
+    try:
+        yield side_by_side(srvs, run)
+    finally:
+        for srv in srvs.values():
+            srv.stop()
+    errors = [err for srv in srvs.values() for err in srv.errors]
+    assert not errors, errors  # a handler's unexpected exception fails the module (as start_server's does)
+
+
+@pytest.mark.parametrize("name", STREAMED_ERRORS)
+def test_an_error_the_service_streams_is_an_event_error_over_the_wire(streamed_error_runs, name):
+    streams = streamed_error_runs[name].streams
+    done = streams[streams["outcome"] != "cancelled"]
     assert len(done) >= 2 and (done["outcome"] == "event_error").all(), done[["outcome", "error"]]
     assert done["error"].str.contains("the model is overloaded").all()
     assert set(done["error_code"]) == {"overloaded_error" if name == "anthropic" else "server_error"}

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
@@ -20,6 +21,7 @@ from tests.conftest import (
     as_if_started_in_the_background,
     consistent,
     sseload_run,
+    started_target,
     stopped_early,
     with_run_key,
     write_scenario,
@@ -58,8 +60,8 @@ def wait_for_first_batch(run_dir, timeout_s: float = 60) -> None:
     raise AssertionError(f"no batch reached {run_dir} within {timeout_s:g} s")
 
 
-def test_two_workers_lose_no_stream(tmp_path):
-    result = sseload_run(tmp_path, "--workers", "2", scenario=SCENARIO)
+def test_two_workers_lose_no_stream(worker_runs):
+    result = worker_runs["calm"].result()
     assert result.code == 0, result.stderr[-3000:]
     streams = consistent(result.run_dir)
     info = result.info
@@ -81,30 +83,55 @@ def find_worker(proc: subprocess.Popen, timeout_s: float = 30) -> psutil.Process
     raise AssertionError("no worker process found")
 
 
+def orphaned(tmp_path) -> tuple[int, list[list[str]]]:
+    """`sseload run` (one worker) itself killed outright (SIGKILL) once it streams: (how many processes it
+    had started, the command lines of those still alive 30 s after)."""
+    proc = start_run(tmp_path, "60s", 4, 1, "orphan")
+    try:
+        wait_for_first_batch(tmp_path / "results" / "orphan")
+        children = psutil.Process(proc.pid).children(recursive=True)
+    finally:
+        proc.kill()
+        proc.wait()
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    left = []
+    for orphan in alive:  # never leave them running, even when the test fails
+        with contextlib.suppress(psutil.NoSuchProcess):
+            left.append(orphan.cmdline())
+            orphan.kill()
+    return len(children), left
+
+
 @pytest.fixture(scope="module")
-def disrupted(tmp_path_factory) -> dict[str, tuple[subprocess.Popen, str, str, object]]:
-    """Runs with two workers each, disrupted once they stream: a worker killed and a SIGTERM side by
-    side (the checks are of what gets recorded, not of timing), then a SIGINT to a whole process group
-    on its own (with the others it came before every process had its handler). Run id -> (process,
-    stdout, stderr, run folder)."""
+def worker_runs(tmp_path_factory) -> dict:
+    """Runs with workers. Disrupted once they stream: a worker killed and a SIGTERM side by side (the checks
+    are of what gets recorded, not of timing), then a SIGINT to a whole process group on its own (with the
+    others it came before every process had its handler). Run id -> (process, stdout, stderr, run folder).
+    Started once those two signals are sent, beside their stopping: an undisturbed run ("calm"), one whose
+    sseload is killed outright ("orphan") and a plain master a forged worker reaches ("forged"), each a
+    future of what its test reads."""
     tmp = tmp_path_factory.mktemp("disrupted")
-    for name in ("killed", "sigterm", "sigint"):
+    for name in ("killed", "sigterm", "sigint", "calm", "orphan", "forged"):
         (tmp / name).mkdir()
     dirs = {"killed": tmp / "killed" / "results" / "k", "sigterm": tmp / "sigterm" / "results" / "sig",
             "sigint": tmp / "sigint" / "results" / "sig"}
     procs: dict[str, subprocess.Popen] = {}
     out = {}
     try:
-        procs["killed"] = start_run(tmp / "killed", "8s", 10, 2, "k")
-        procs["sigterm"] = start_run(tmp / "sigterm", "60s", 10, 2, "sig", report=True, start_new_session=True,
-                                     preexec_fn=as_if_started_in_the_background)
-        for name in ("killed", "sigterm"):
-            wait_for_first_batch(dirs[name])
-        time.sleep(1.0)
-        find_worker(procs["killed"]).send_signal(signal.SIGKILL)
-        procs["sigterm"].send_signal(signal.SIGTERM)
-        out.update({name: (procs[name], *procs[name].communicate(timeout=180), dirs[name])
-                    for name in ("killed", "sigterm")})
+        with ThreadPoolExecutor(3) as pool:
+            procs["killed"] = start_run(tmp / "killed", "8s", 10, 2, "k")
+            procs["sigterm"] = start_run(tmp / "sigterm", "60s", 10, 2, "sig", report=True, start_new_session=True,
+                                         preexec_fn=as_if_started_in_the_background)
+            for name in ("killed", "sigterm"):
+                wait_for_first_batch(dirs[name])
+            time.sleep(1.0)
+            find_worker(procs["killed"]).send_signal(signal.SIGKILL)
+            procs["sigterm"].send_signal(signal.SIGTERM)
+            out["calm"] = pool.submit(sseload_run, tmp / "calm", "--workers", "2", scenario=SCENARIO)
+            out["orphan"] = pool.submit(orphaned, tmp / "orphan")
+            out["forged"] = pool.submit(forged_run, tmp / "forged")
+            out.update({name: (procs[name], *procs[name].communicate(timeout=180), dirs[name])
+                        for name in ("killed", "sigterm")})
         procs["sigint"] = start_run(tmp / "sigint", "60s", 10, 2, "sig", report=True, start_new_session=True,
                                     preexec_fn=as_if_started_in_the_background)
         wait_for_first_batch(dirs["sigint"])
@@ -118,8 +145,8 @@ def disrupted(tmp_path_factory) -> dict[str, tuple[subprocess.Popen, str, str, o
     return out
 
 
-def test_a_worker_killed_mid_run_leaves_a_consistent_dataset_marked_partial(disrupted):
-    proc, out, err, run_dir = disrupted["killed"]
+def test_a_worker_killed_mid_run_leaves_a_consistent_dataset_marked_partial(worker_runs):
+    proc, out, err, run_dir = worker_runs["killed"]
     assert (run_dir / "run.json").exists(), err[-3000:]
     info = json.loads((run_dir / "run.json").read_text())
     assert info["partial"] is True
@@ -133,8 +160,8 @@ def test_a_worker_killed_mid_run_leaves_a_consistent_dataset_marked_partial(disr
 
 
 @pytest.mark.parametrize("name, sig", [("sigterm", signal.SIGTERM), ("sigint", signal.SIGINT)])
-def test_a_signal_mid_run_with_workers_flushes_every_stream_marks_partial_and_reports(disrupted, name, sig):
-    proc, out, err, run_dir = disrupted[name]
+def test_a_signal_mid_run_with_workers_flushes_every_stream_marks_partial_and_reports(worker_runs, name, sig):
+    proc, out, err, run_dir = worker_runs[name]
     assert proc.returncode == 128 + sig, err[-3000:]
     info = json.loads((run_dir / "run.json").read_text())
     assert info["partial"] is True and signal.Signals(sig).name in info["partial_reason"]
@@ -146,18 +173,11 @@ def test_a_signal_mid_run_with_workers_flushes_every_stream_marks_partial_and_re
     assert "Traceback" not in err
 
 
-def test_nothing_sseload_started_outlives_it(tmp_path):
+def test_nothing_sseload_started_outlives_it(worker_runs):
     """Even when sseload itself is killed outright, its target, master and workers go too."""
-    proc = start_run(tmp_path, "60s", 4, 1, "orphan")
-    wait_for_first_batch(tmp_path / "results" / "orphan")
-    children = psutil.Process(proc.pid).children(recursive=True)
-    assert len(children) >= 3  # target, master, worker
-    proc.kill()
-    proc.wait()
-    gone, alive = psutil.wait_procs(children, timeout=30)
-    for orphan in alive:  # never leave them running, even when the test fails
-        orphan.kill()
-    assert not alive, [p.cmdline() for p in alive]
+    started, alive = worker_runs["orphan"].result()
+    assert started >= 3  # target, master, worker
+    assert not alive, alive
 
 
 FORGED_WORKER, FORGED_STREAMS = 77, 4441  # the forged streams' worker column, and how many (tests/forged_worker.py)
@@ -178,19 +198,21 @@ def plain_locust(tmp_path, role_args: list[str], log: str, env: dict) -> subproc
                                  *role_args], stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
 
 
-def test_a_forged_worker_without_the_run_key_adds_nothing_and_is_named_lost(tmp_path, target):
-    """A process that reaches the master's port and speaks Locust's RPC as a worker sends forged
-    batches and a forged final report (tests/forged_worker.py): refused, counted, logged once, and
-    the real worker with the run key is recorded as always."""
-    url = target("--events", "3", "--ttfe-ms", "10", "--gap-ms", "50")
-    port, forged = free_port(), "intruder_1234"
+FORGED = "intruder_1234"  # the forged worker's node id
+
+
+def forged_run(tmp_path) -> tuple[str, str, int, object]:
+    """A plain Locust master expecting two workers, reached by a real worker with the run key and by
+    tests/forged_worker.py: (what the forged worker said, the master's log, its exit code, the run folder)."""
+    target, url = started_target(tmp_path, "--events", "3", "--ttfe-ms", "10", "--gap-ms", "50")
+    port = free_port()
     master = plain_locust(tmp_path, ["--master", "--headless", "--master-bind-host", "127.0.0.1",
                                      "--master-bind-port", str(port), "--expect-workers", "2", "-u", "2", "-r", "2",
                                      "-t", "3s", "--stop-timeout", "2", "-H", url, "--run-id", "forged"],
                                     "master.log", with_run_key())
     worker = plain_locust(tmp_path, ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port), "-H", url],
                           "worker.log", with_run_key())
-    intruder = subprocess.Popen([sys.executable, str(ROOT / "tests" / "forged_worker.py"), str(port), forged,
+    intruder = subprocess.Popen([sys.executable, str(ROOT / "tests" / "forged_worker.py"), str(port), FORGED,
                                  str(FORGED_WORKER), str(FORGED_STREAMS)],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -202,9 +224,18 @@ def test_a_forged_worker_without_the_run_key_adds_nothing_and_is_named_lost(tmp_
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    master_log = (tmp_path / "master.log").read_text()
+        target.terminate()
+        target.wait(5)
+    return said, (tmp_path / "master.log").read_text(), master.returncode, tmp_path / "results" / "forged"
+
+
+def test_a_forged_worker_without_the_run_key_adds_nothing_and_is_named_lost(worker_runs):
+    """A process that reaches the master's port and speaks Locust's RPC as a worker sends forged
+    batches and a forged final report (tests/forged_worker.py): refused, counted, logged once, and
+    the real worker with the run key is recorded as always."""
+    said, master_log, returncode, run_dir = worker_runs["forged"].result()
+    forged = FORGED
     assert "sent 5" in said, said[-2000:]
-    run_dir = tmp_path / "results" / "forged"
     info = json.loads((run_dir / "run.json").read_text())
     streams = consistent(run_dir)
     assert FORGED_WORKER not in set(streams["worker"]) and len(streams) < FORGED_STREAMS
@@ -212,7 +243,7 @@ def test_a_forged_worker_without_the_run_key_adds_nothing_and_is_named_lost(tmp_
     assert info["streams_started"] == info["streams_recorded"] == len(streams) > 0, master_log[-3000:]
     assert info["refused_messages"] == 5  # two batches, two final reports, one live report
     assert info["lost_workers"] == [forged] and info["partial"] is True
-    assert master.returncode == 1  # a lost worker fails the run
+    assert returncode == 1  # a lost worker fails the run
     codes = [r["code"] for r in info["partial_reasons"]]
     assert "refused_messages" in codes and "lost_workers" in codes, info["partial_reasons"]
     assert forged in next(r["text"] for r in info["partial_reasons"] if r["code"] == "refused_messages")

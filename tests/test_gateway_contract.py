@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from tests.conftest import side_by_side, sseload_reported_run, sseload_run
+from tests.conftest import side_by_side, sseload_run
 
 FORTY = "test_the_default_40s_limit_cuts_on_time"
 
@@ -54,19 +54,41 @@ def run_fault(tmp_path, fault: str, target: dict | None = None, stream: dict | N
                                                             **tables)))
 
 
-# faults played with the module's default scenario: run once each, four at a time (see fault_runs)
+# faults played with the module's default scenario: run once each, four at a time (see side_runs)
 PLAIN_FAULTS = ("reset", "early_close", "error_event", "wrong_content_type", "http_429", "http_500", "http_502",
                 "http_503", "gzip", "split", "no_charset", "malformed")
+LIMIT = 12 * 1024 * 1024  # the gateway's limit on a request body
+SIZES = [1_000, 10_000, 100_000, 1_000_000]  # a size sweep's bodies
+#: The runs whose checks no neighbour's load can change (outcomes, counts, sizes, lower bounds on a time),
+#: beside the plain faults: name -> (scenario, whether the run writes its report).
+OTHER_SIDE_RUNS = {  # the longest first
+    "size_sweep": (scenario({}, body={"sizes": SIZES, "kind": "binary"},
+                            load={"users": 4, "spawn_rate": 4, "run_time": "2s"}), True),
+    "bodies_at_the_limit": (scenario({}, body={"sizes": [1024, LIMIT, LIMIT + 1], "over_limit": "send"},
+                                     load={"users": 3, "spawn_rate": 3, "run_time": "2s"}), False),
+    "stall_past_the_read_timeout": (scenario({"faults": {"stall": 1.0}, "stall_s": 1.5}, {"read_timeout_s": 0.4}),
+                                    False),
+    "oversized": (scenario({"faults": {"oversized": 1.0}, "oversized_bytes": 300_000},
+                           {"max_event_bytes": 100_000}), False),
+    "slow_headers": (scenario({"faults": {"slow_headers": 1.0}, "slow_headers_s": 0.3}), False),
+    "bodies_over_the_limit": (scenario({}, body={"sizes": [2048, LIMIT + 1]}), False),
+}
 
 
 @pytest.fixture(scope="module")
-def fault_runs(tmp_path_factory):
-    """``sseload run`` with each of PLAIN_FAULTS on every stream, side by side: fault -> its RunResult
-    (``recorded`` checks it as run_fault does). Each run is mostly Locust's start-up."""
-    def run(fault, _):
-        return sseload_run(tmp_path_factory.mktemp(fault), scenario=scenario({"faults": {fault: 1.0}}))
+def side_runs(tmp_path_factory):
+    """``sseload run`` with each of PLAIN_FAULTS on every stream, and each of OTHER_SIDE_RUNS, side by side:
+    name -> its RunResult (``recorded`` checks it as run_fault does). Each run is mostly Locust's start-up.
+    The runs whose checks time a stream to the tens of milliseconds run alone, in their tests."""
+    plan = {**OTHER_SIDE_RUNS, **{fault: (scenario({"faults": {fault: 1.0}}), False) for fault in PLAIN_FAULTS}}
 
-    return side_by_side(dict.fromkeys(PLAIN_FAULTS), run)
+    folders = {name: tmp_path_factory.mktemp(name) for name in plan}  # here: mktemp is not for threads
+
+    def run(name, planned):
+        tables, report = planned
+        return sseload_run(folders[name], scenario=tables, report=report)
+
+    return side_by_side(plan, run)
 
 
 def recorded(result):
@@ -97,43 +119,42 @@ def recorded(result):
         ("split", "ok", EVENTS + 1, 200),
     ],
 )
-def test_fault_is_recorded_as_its_outcome_with_events_before_it_kept(fault_runs, fault, outcome, events, status):
-    streams, _ = recorded(fault_runs[fault])
+def test_fault_is_recorded_as_its_outcome_with_events_before_it_kept(side_runs, fault, outcome, events, status):
+    streams, _ = recorded(side_runs[fault])
     seen = streams[["outcome", "events", "response_bytes", "reused", "retried", "status", "error"]].to_string()
     assert set(streams["outcome"]) == {outcome}, seen
     assert (streams["events"] == events).all(), seen
     assert (streams["status"] == status).all()
 
 
-def test_gateway_error_bodies_keep_their_code_and_text(fault_runs):
-    streams, _ = recorded(fault_runs["http_429"])
+def test_gateway_error_bodies_keep_their_code_and_text(side_runs):
+    streams, _ = recorded(side_runs["http_429"])
     row = streams.iloc[0]
     assert row["error_code"] == "APIG.0308"
     assert "throttling threshold" in row["error"] and row["error"].startswith("HTTP 429")
 
 
-def test_wrong_content_type_is_recorded(fault_runs):
-    streams, _ = recorded(fault_runs["wrong_content_type"])
+def test_wrong_content_type_is_recorded(side_runs):
+    streams, _ = recorded(side_runs["wrong_content_type"])
     assert streams["content_type"].str.startswith("text/html").all()
     assert streams["error"].str.contains("not text/event-stream").all()
 
 
-def test_missing_charset_is_a_warning_not_an_error(fault_runs):
-    streams, _ = recorded(fault_runs["no_charset"])
+def test_missing_charset_is_a_warning_not_an_error(side_runs):
+    streams, _ = recorded(side_runs["no_charset"])
     assert set(streams["outcome"]) == {"ok"}
     assert streams["charset_warning"].all()
 
 
-def test_malformed_lines_are_counted_and_the_stream_goes_on(fault_runs):
-    streams, _ = recorded(fault_runs["malformed"])
+def test_malformed_lines_are_counted_and_the_stream_goes_on(side_runs):
+    streams, _ = recorded(side_runs["malformed"])
     assert set(streams["outcome"]) == {"ok"}
     assert (streams["malformed_events"] >= 3).all()  # unknown field, bad retry, invalid UTF-8
     assert (streams["events"] == EVENTS + 2).all()  # the broken event is still an event
 
 
-def test_oversized_event_is_a_protocol_error_with_earlier_events_kept(tmp_path):
-    streams, _ = run_fault(tmp_path, "oversized", target={"oversized_bytes": 300_000},
-                           stream={"max_event_bytes": 100_000})
+def test_oversized_event_is_a_protocol_error_with_earlier_events_kept(side_runs):
+    streams, _ = recorded(side_runs["oversized"])
     assert set(streams["outcome"]) == {"protocol_error"}
     assert streams["error"].str.contains("max_event_bytes=100000").all()
     assert (streams["events"] == 5).all()
@@ -146,15 +167,15 @@ def test_short_stall_shows_as_a_long_gap(tmp_path):
     assert (max_gap >= 295).all()
 
 
-def test_stall_longer_than_the_read_timeout_is_a_timeout(tmp_path):
-    streams, _ = run_fault(tmp_path, "stall", target={"stall_s": 1.5}, stream={"read_timeout_s": 0.4})
+def test_stall_longer_than_the_read_timeout_is_a_timeout(side_runs):
+    streams, _ = recorded(side_runs["stall_past_the_read_timeout"])
     assert set(streams["outcome"]) == {"timeout"}
     assert (streams["events"] == 5).all()
     assert streams["error"].str.contains("read_timeout_s").all()
 
 
-def test_slow_headers_delay_ttfb(tmp_path):
-    streams, _ = run_fault(tmp_path, "slow_headers", target={"slow_headers_s": 0.3})
+def test_slow_headers_delay_ttfb(side_runs):
+    streams, _ = recorded(side_runs["slow_headers"])
     assert set(streams["outcome"]) == {"ok"}
     assert (streams["ttfb_ms"] >= 295).all()
 
@@ -199,15 +220,11 @@ def test_the_harness_deadline_bounds_a_stream_the_gateway_never_cuts(tmp_path):
     assert streams["error"].str.contains("harness deadline").all()
 
 
-# --- request bodies and the 12 MiB limit ---
-
-LIMIT = 12 * 1024 * 1024
+# --- request bodies and the 12 MiB limit (LIMIT) ---
 
 
-def test_bodies_at_the_limit_pass_and_one_byte_over_gets_413(tmp_path):
-    result = sseload_run(tmp_path, scenario=scenario({}, body={"sizes": [1024, LIMIT, LIMIT + 1], "over_limit": "send"},
-                                            load={"users": 3, "spawn_rate": 3, "run_time": "2s"}))
-    streams = result.streams
+def test_bodies_at_the_limit_pass_and_one_byte_over_gets_413(side_runs):
+    streams = side_runs["bodies_at_the_limit"].streams
     by_size = streams.groupby("body_bytes")["outcome"].agg(set).to_dict()
     assert by_size[1024] == {"ok"} and by_size[LIMIT] == {"ok"}
     assert by_size[LIMIT + 1] == {"too_large"}
@@ -215,21 +232,18 @@ def test_bodies_at_the_limit_pass_and_one_byte_over_gets_413(tmp_path):
     assert (over["status"] == 413).all() and (over["error_code"] == "APIG.0201").all()
 
 
-def test_bodies_over_the_limit_are_skipped_before_sending_by_default(tmp_path):
-    result = sseload_run(tmp_path, scenario=scenario({}, body={"sizes": [2048, LIMIT + 1]}))
-    streams = result.streams
+def test_bodies_over_the_limit_are_skipped_before_sending_by_default(side_runs):
+    streams = side_runs["bodies_over_the_limit"].streams
     over = streams[streams["body_bytes"] == LIMIT + 1]
     assert len(over) > 0 and set(over["outcome"]) == {"too_large"}
     assert (over["status"] == 0).all() and (over["response_bytes"] == 0).all()
     assert set(streams.loc[streams["body_bytes"] == 2048, "outcome"]) == {"ok"}
 
 
-def test_a_size_sweep_spreads_over_sizes_and_charts_ttfe_by_size(tmp_path):
-    sizes = [1_000, 10_000, 100_000, 1_000_000]
-    result = sseload_reported_run(tmp_path, scenario=scenario({}, body={"sizes": sizes, "kind": "binary"},
-                                            load={"users": 4, "spawn_rate": 4, "run_time": "2s"}))
+def test_a_size_sweep_spreads_over_sizes_and_charts_ttfe_by_size(side_runs):
+    result = side_runs["size_sweep"]
     streams = result.streams
-    assert sorted(streams["body_bytes"].unique()) == sizes
+    assert sorted(streams["body_bytes"].unique()) == SIZES
     assert set(streams["outcome"]) == {"ok"}
     assert (result.run_dir / "charts" / "ttfe_by_body_size.png").exists()
 

@@ -16,7 +16,7 @@ from sseload.protocol.sse import KIND_BITS
 from sseload.record.tokens import FROM_CHUNKS, FROM_TOKENIZER, FROM_USAGE, stream_tokens
 from sseload.views import results
 from tests import servers
-from tests.conftest import sseload_reported_run, sseload_run
+from tests.conftest import side_by_side, sseload_reported_run, sseload_run
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "tell me a story"}], "max_tokens": 24,
         "stream": True, "stream_options": {"include_usage": True}}
@@ -69,13 +69,16 @@ def test_ttft_tokens_and_tpot_match_the_servers_truth(tmp_path, start_server):
     assert result.info["target_url"] == srv.url
 
 
-def test_without_usage_the_tokens_are_the_chunks_carrying_output_and_slos_give_goodput(tmp_path, start_server):
-    srv = start_server(servers.vllm_like_server, prefill_s=0.05, token_s=0.005, chunk_tokens=(1,))
+def without_usage_run(tmp_path, srv):
     body = {**BODY, "stream_options": {"include_usage": False}, "max_tokens": 10}
     scenario = {"request": {"path": "/v1/chat/completions"}, "body": {"json": body},
                 "slo": {"ttft_ms": 40.0}, "thresholds": {"min_goodput": 0.5},
                 "load": {"users": 2, "spawn_rate": 10, "run_time": "1s"}}
-    result = sseload_reported_run(tmp_path, "-H", srv.base_url, scenario=scenario, run_id="chunks")
+    return sseload_reported_run(tmp_path, "-H", srv.base_url, scenario=scenario, run_id="chunks")
+
+
+def test_without_usage_the_tokens_are_the_chunks_carrying_output_and_slos_give_goodput(side_runs):
+    result, _ = side_runs["without_usage"]
     s = result.streams[lambda d: d["outcome"] == "ok"]
     assert (s["output_tokens"] == 10).all() and (s["tokens_from"] == FROM_CHUNKS).all()
     assert s["prompt_tokens"].isna().all()
@@ -136,14 +139,56 @@ def test_synthetic_prompts_are_distinct_sized_as_asked_and_share_only_the_prefix
     assert all(5 <= g["max_tokens"] <= 9 for g in got)
 
 
-def test_a_dataset_run_sends_a_distinct_body_per_stream(tmp_path, start_server):
-    srv = start_server(servers.vllm_like_server, prefill_s=0.02, token_s=0.002)
+def dataset_run(tmp_path, srv):
     _dataset(tmp_path / "prompts.jsonl", 200)
     scenario = {"request": {"path": "/v1/chat/completions"},
                 "body": {"dataset": "prompts.jsonl", "json": {"model": "m", "stream": True, "max_tokens": 4,
                                                               "stream_options": {"include_usage": True}}},
                 "load": {"users": 2, "spawn_rate": 10, "run_time": "1s"}}
-    result = sseload_run(tmp_path, "-H", srv.base_url, scenario=scenario, run_id="dataset")
+    return sseload_run(tmp_path, "-H", srv.base_url, scenario=scenario, run_id="dataset")
+
+
+def chunk_error_run(tmp_path, srv):
+    return sseload_run(tmp_path, "-H", srv.url, "--body", json.dumps({**BODY, "stream_options": {}}),
+                       "-u", "1", "-t", "1s", run_id="chunk-error")
+
+
+def conversation_run(tmp_path, srv):
+    _conversations(tmp_path / "conversations.jsonl")
+    scenario = {"request": {"path": "/v1/chat/completions"},
+                "body": {"dataset": "conversations.jsonl", "multi_turn": True, "max_tokens": "6",
+                         "include_usage": True},
+                "load": {"users": 2, "spawn_rate": 10, "run_time": "2s"}}
+    return sseload_run(tmp_path, "-H", srv.base_url, scenario=scenario, run_id="conversation")
+
+
+#: The runs whose checks are of what was sent, counted and said, none of a token's time but a lower bound
+#: (a 50 ms prefill never meets a 40 ms objective), the longest first: name -> (the run, given a folder and
+#: its server; the vLLM-like server's options).
+SIDE_RUNS = {"conversation": (conversation_run, {"prefill_s": 0.02, "token_s": 0.002, "chunk_tokens": (2,)}),
+             "without_usage": (without_usage_run, {"prefill_s": 0.05, "token_s": 0.005, "chunk_tokens": (1,)}),
+             "chunk_error": (chunk_error_run, {"prefill_s": 0.02, "token_s": 0.002, "chunk_tokens": (1,),
+                                               "error_after": 4}),
+             "dataset": (dataset_run, {"prefill_s": 0.02, "token_s": 0.002})}
+
+
+@pytest.fixture(scope="module")
+def side_runs(tmp_path_factory):
+    """SIDE_RUNS side by side, each against a vLLM-like server of its own: name -> (RunResult, its server)."""
+    srvs = {name: servers.vllm_like_server(**options) for name, (_, options) in SIDE_RUNS.items()}
+    folders = {name: tmp_path_factory.mktemp(name) for name in SIDE_RUNS}  # here: mktemp is not for threads
+    try:
+        results = side_by_side(SIDE_RUNS, lambda name, job: job[0](folders[name], srvs[name]))
+        yield {name: (results[name], srvs[name]) for name in SIDE_RUNS}
+    finally:
+        for srv in srvs.values():
+            srv.stop()
+    errors = [err for srv in srvs.values() for err in srv.errors]
+    assert not errors, errors  # a handler's unexpected exception fails the module (as start_server's does)
+
+
+def test_a_dataset_run_sends_a_distinct_body_per_stream(side_runs):
+    result, srv = side_runs["dataset"]
     assert result.code == 0, result.stderr[-2000:]
     sent = [t["body"] for t in srv.truth]
     assert len(sent) >= 10 and len(set(sent)) == len(sent)  # asserted at the server
@@ -220,10 +265,8 @@ def test_each_chunks_tokens_give_itl_per_token(tmp_path, start_server, counted_b
     assert abs(per_token["p50"] / 10.0 - 1) < 0.05, per_token  # token_s, whatever the chunk's size
 
 
-def test_an_error_inside_the_stream_is_the_streams_error(tmp_path, start_server):
-    srv = start_server(servers.vllm_like_server, prefill_s=0.02, token_s=0.002, chunk_tokens=(1,), error_after=4)
-    result = sseload_run(tmp_path, "-H", srv.url, "--body", json.dumps({**BODY, "stream_options": {}}),
-                         "-u", "1", "-t", "1s", run_id="chunk-error")
+def test_an_error_inside_the_stream_is_the_streams_error(side_runs):
+    result, _ = side_runs["chunk_error"]
     s = result.streams
     assert len(s) >= 3 and (s["outcome"] == "event_error").all(), s[["outcome", "error"]]
     assert s["error"].str.contains("the engine died mid-stream").all() and (s["error_code"] == "500").all()
@@ -278,14 +321,8 @@ def test_a_conversation_dataset_gives_each_line_its_turns(tmp_path):
         conversations(Body(dataset="none.jsonl", multi_turn=True), tmp_path)
 
 
-def test_a_conversation_sends_each_turn_after_the_answer_with_the_history(tmp_path, start_server):
-    srv = start_server(servers.vllm_like_server, prefill_s=0.02, token_s=0.002, chunk_tokens=(2,))
-    _conversations(tmp_path / "conversations.jsonl")
-    scenario = {"request": {"path": "/v1/chat/completions"},
-                "body": {"dataset": "conversations.jsonl", "multi_turn": True, "max_tokens": "6",
-                         "include_usage": True},
-                "load": {"users": 2, "spawn_rate": 10, "run_time": "2s"}}
-    result = sseload_run(tmp_path, "-H", srv.base_url, scenario=scenario, run_id="conversation")
+def test_a_conversation_sends_each_turn_after_the_answer_with_the_history(side_runs):
+    result, srv = side_runs["conversation"]
     assert result.code == 0, result.stderr[-2000:]
     answers = {t["answer"] for t in srv.truth}
     later_turns = 0

@@ -27,7 +27,7 @@ from sseload.scenario.load import load as load_scenario
 from sseload.scenario.model import Auth, ScenarioError, check_header
 from sseload.transport.client import Endpoint, HeadError, PreparedRequest, SSEConnection
 from tests import servers
-from tests.conftest import LOCUSTFILE, sseload_run, write_scenario
+from tests.conftest import LOCUSTFILE, side_by_side, sseload_run, write_scenario
 from tests.event_logs import BOTH
 from tests.event_logs import run as run_log
 from tests.servers import Conn, ScriptedServer, sse_event
@@ -199,14 +199,36 @@ def test_a_header_secret_that_is_not_latin1_is_refused_but_a_password_sent_in_js
     assert from_scenario(Auth(method="iam"), "http://h/", env, fetch=None).method == "iam"
 
 
-def test_a_token_file_with_a_trailing_newline_sends_an_intact_head_and_is_said_once(tmp_path, start_server):
-    """What a Kubernetes secret mounted into an env var does: the token ends in "\\n". It is sent
-    trimmed (the head is not ended early), and said once for the whole run, not by each process."""
-    srv = start_server(servers.paced_sse, events=2)
+@pytest.fixture(scope="module")
+def server_runs(tmp_path_factory):
+    """This module's runs against servers of tests/servers.py, side by side, each with a server of its own
+    (what is checked is what was sent, recorded and said, not when): name -> (what the run gave, its server).
+    Their runs: k8s_token_run, flaky_run, accented_feed_run."""
+    plan = {"k8s_token": (k8s_token_run, lambda: servers.paced_sse(events=2)),
+            "flaky": (flaky_run, lambda: servers.paced_sse(events=2)),
+            "accented_feed": (accented_feed_run, accented_feed)}
+    srvs = {name: server() for name, (_, server) in plan.items()}
+    folders = {name: tmp_path_factory.mktemp(name) for name in plan}  # here: mktemp is not for threads
+    try:
+        yield side_by_side(plan, lambda name, job: (job[0](folders[name], srvs[name].url), srvs[name]))
+    finally:
+        for srv in srvs.values():
+            srv.stop()
+    errors = [err for srv in srvs.values() for err in srv.errors]
+    assert not errors, errors  # a handler's unexpected exception fails the module (as start_server's does)
+
+
+def k8s_token_run(tmp_path, url: str):
     scenario = {"request": {"method": "GET"}, "auth": {"method": "token", "token_env": "K8S_TOKEN"},
                 "stream": {"completion": "auto"}, "load": {"users": 2, "spawn_rate": 10, "run_time": "1s"}}
-    result = sseload_run(tmp_path, "-H", srv.url, "--workers", "2", scenario=scenario, run_id="k8s",
-                         env={"K8S_TOKEN": SECRET + "\n"})
+    return sseload_run(tmp_path, "-H", url, "--workers", "2", scenario=scenario, run_id="k8s",
+                       env={"K8S_TOKEN": SECRET + "\n"})
+
+
+def test_a_token_file_with_a_trailing_newline_sends_an_intact_head_and_is_said_once(server_runs):
+    """What a Kubernetes secret mounted into an env var does: the token ends in "\\n". It is sent
+    trimmed (the head is not ended early), and said once for the whole run, not by each process."""
+    result, srv = server_runs["k8s_token"]
     assert result.code == 0, result.stderr[-2000:]
     assert result.stderr.count("$K8S_TOKEN ended in a line break") == 1, result.stderr[-2000:]
     assert SECRET not in result.stderr + result.stdout
@@ -278,14 +300,18 @@ class User(SSEUser):
 """
 
 
-def test_a_stream_that_raises_is_recorded_as_harness_error_never_lost(tmp_path, start_server):
-    srv = start_server(servers.paced_sse, events=2)
+def flaky_run(tmp_path, url: str) -> tuple[subprocess.CompletedProcess, dict | None]:
+    """Plain Locust with FLAKY_LOCUSTFILE: (the process, its run.json)."""
     (tmp_path / "flaky.py").write_text(FLAKY_LOCUSTFILE)
     proc = subprocess.run(
         [sys.executable, "-m", "locust", "-f", str(tmp_path / "flaky.py"), "--headless", "-u", "2", "-r", "10",
-         "-t", "1s", "-H", srv.url, "--results-dir", str(tmp_path / "results"), "--run-id", "flaky"],
+         "-t", "1s", "-H", url, "--results-dir", str(tmp_path / "results"), "--run-id", "flaky"],
         capture_output=True, text=True, timeout=90, cwd=tmp_path)
-    info = runinfo_read(tmp_path / "results" / "flaky")
+    return proc, runinfo_read(tmp_path / "results" / "flaky")
+
+
+def test_a_stream_that_raises_is_recorded_as_harness_error_never_lost(server_runs):
+    (proc, info), _ = server_runs["flaky"]
     assert info is not None, proc.stderr[-2000:]
     assert info["streams_started"] == info["streams_recorded"] > 4 and not info["partial"], info["partial_reason"]
     assert info["outcomes"]["harness_error"] >= 2 and info["outcomes"]["ok"] >= 2, info["outcomes"]
@@ -345,11 +371,14 @@ def accented_feed(events_per_connection: int = 3, retry_ms: int = 50) -> Scripte
     return srv
 
 
-def test_a_feed_with_non_ascii_ids_resumes_by_utf8_last_event_id_and_records_every_stream(tmp_path, start_server):
-    srv = start_server(accented_feed)
+def accented_feed_run(tmp_path, url: str):
     scenario = {"request": {"method": "GET", "path": "/feed"}, "stream": {"reconnect": True},
                 "load": {"users": 2, "spawn_rate": 10, "run_time": "2s"}}
-    result = sseload_run(tmp_path, "-H", srv.url, scenario=scenario, run_id="accented")
+    return sseload_run(tmp_path, "-H", url, scenario=scenario, run_id="accented")
+
+
+def test_a_feed_with_non_ascii_ids_resumes_by_utf8_last_event_id_and_records_every_stream(server_runs):
+    result, srv = server_runs["accented_feed"]
     assert result.code == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr and "harness_error" not in result.stdout, result.stderr[-3000:]
     sent = [raw for raw in srv.last_event_ids if raw is not None]

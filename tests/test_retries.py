@@ -18,7 +18,7 @@ from sseload.transport.attempts import lost_text, may_send_again
 from sseload.transport.client import Endpoint, PreparedRequest, SSEConnection, StreamRules
 from sseload.transport.sending import closed_while_idle
 from tests import servers
-from tests.conftest import sseload_run
+from tests.conftest import side_by_side, sseload_run
 
 
 def connection(url: str) -> SSEConnection:
@@ -135,11 +135,30 @@ def test_a_close_notify_right_after_a_response_ends_it_and_the_connection(start_
     assert len(srv.received) == 3
 
 
+@pytest.fixture(scope="module")
+def closer_runs(tmp_path_factory):
+    """A GET run and a POST run, each against a server of its own that never answers a second request on
+    a connection, side by side (what is checked is which requests were recorded and sent again, not when):
+    method -> (RunResult, its server)."""
+    srvs = {method: servers.keepalive_closer(events=3, idle_close_s=0.3) for method in ("GET", "POST")}
+    folders = {method: tmp_path_factory.mktemp(method) for method in srvs}  # here: mktemp is not for threads
+
+    def run(method, srv):
+        flags = ("--method", "POST", "--body", "{}") if method == "POST" else ()
+        return sseload_run(folders[method], "-H", srv.url, *flags, "-u", "2", "-t", "3s", run_id=method), srv
+
+    try:
+        yield side_by_side(srvs, run)
+    finally:
+        for srv in srvs.values():
+            srv.stop()
+    errors = [err for srv in srvs.values() for err in srv.errors]
+    assert not errors, errors  # a handler's unexpected exception fails the module (as start_server's does)
+
+
 @pytest.mark.parametrize("method", ["GET", "POST"])
-def test_the_streams_recorded_are_the_requests_the_server_saw(tmp_path, start_server, method):
-    srv = start_server(servers.keepalive_closer, events=3, idle_close_s=0.3)
-    flags = ("--method", "POST", "--body", "{}") if method == "POST" else ()
-    run = sseload_run(tmp_path, "-H", srv.url, *flags, "-u", "2", "-t", "3s", run_id=method)
+def test_the_streams_recorded_are_the_requests_the_server_saw(closer_runs, method):
+    run, srv = closer_runs[method]
     streams = run.streams
     assert run.info["streams_recorded"] == len(streams) == len(srv.received), streams.to_string()
     lost = streams[streams["error"].str.contains("closed the kept-alive connection after the request went out")]

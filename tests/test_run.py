@@ -12,11 +12,41 @@ import pytest
 
 from sseload.record.columns import RUN_JSON_FIELDS
 from sseload.scenario.model import DEFAULT_PATH
-from tests.conftest import LOCUSTFILE, ROOT, sseload_reported_run, sseload_run
+from tests.conftest import LOCUSTFILE, ROOT, side_by_side, sseload_reported_run, sseload_run, started_target
 
 
-def test_run_on_the_embedded_default_records_streams_and_events(tmp_path):
-    result = sseload_reported_run(tmp_path, "-t", "3s", "-u", "5", "-r", "5")
+@pytest.fixture(scope="module")
+def embedded_default_run(tmp_path_factory):
+    """`sseload run` on the embedded target's defaults, with its report, on its own (its TTFE is checked
+    to the millisecond)."""
+    return sseload_reported_run(tmp_path_factory.mktemp("embedded"), "-t", "3s", "-u", "5", "-r", "5")
+
+
+@pytest.fixture(scope="module")
+def side_runs(tmp_path_factory):
+    """The runs whose checks no neighbour's load can change, side by side: name -> RunResult."""
+    def fast_events(tmp):  # events 0.1 ms apart: closer than the reader's 1 ms window
+        scenario = {"name": "fast-events", "target": {"ttfe_ms": 10, "gap_ms": 0.1, "events": 40}}
+        return sseload_reported_run(tmp, "-t", "2s", "-u", "2", "-r", "2", scenario=scenario)
+
+    serve, serve_url = started_target(tmp_path_factory.mktemp("serve"), "--ttfe-ms", "20", "--gap-ms", "5",
+                                      "--events", "3")
+    jobs = {
+        "fast_events": fast_events,
+        "in_flight_at_the_end": lambda tmp: sseload_run(tmp, "-t", "1s", "-u", "4", "-r", "4"),
+        "unreachable": lambda tmp: sseload_run(tmp, "-t", "1s", "-u", "1", "-H", "http://127.0.0.1:9"),
+        "against_sseload_serve": lambda tmp: sseload_run(tmp, "-H", serve_url, "-u", "2", "-t", "1s", "--no-report"),
+    }
+    folders = {name: tmp_path_factory.mktemp(name) for name in jobs}  # here: mktemp is not for threads
+    try:
+        yield side_by_side(jobs, lambda name, job: job(folders[name]))
+    finally:
+        serve.terminate()
+        serve.wait(5)
+
+
+def test_run_on_the_embedded_default_records_streams_and_events(embedded_default_run):
+    result = embedded_default_run
     assert result.code == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == str(result.run_dir)
     streams, events = result.streams, result.events
@@ -34,8 +64,8 @@ def test_run_on_the_embedded_default_records_streams_and_events(tmp_path):
         assert (result.run_dir / name).stat().st_size > 0
 
 
-def test_summary_printed_matches_the_parquet(tmp_path):
-    result = sseload_run(tmp_path, "-t", "2s", "-u", "3", "-r", "3")
+def test_summary_printed_matches_the_parquet(embedded_default_run):
+    result = embedded_default_run
     streams = result.streams
     p50 = streams["ttfe_ms"].quantile(0.5, interpolation="linear")
     line = next(ln for ln in result.stdout.splitlines() if ln.startswith("TTFE ms"))
@@ -43,8 +73,8 @@ def test_summary_printed_matches_the_parquet(tmp_path):
     assert f"{len(streams)} streams" in result.stdout
 
 
-def test_streams_in_flight_when_the_run_ends_are_finished_not_lost(tmp_path):
-    result = sseload_run(tmp_path, "-t", "1s", "-u", "4", "-r", "4")
+def test_streams_in_flight_when_the_run_ends_are_finished_not_lost(side_runs):
+    result = side_runs["in_flight_at_the_end"]  # its streams last longer than its run
     streams = result.streams
     assert result.info["streams_started"] == len(streams)
     assert set(streams["outcome"]) == {"ok"}  # the stop timeout lets them complete
@@ -78,8 +108,8 @@ def test_plain_locust_with_your_own_locustfile_works_headless(tmp_path, target):
     assert info["target_url"].startswith(url)
 
 
-def test_unreachable_host_is_connect_error_with_a_clear_message(tmp_path):
-    result = sseload_run(tmp_path, "-t", "1s", "-u", "1", "-H", "http://127.0.0.1:9")
+def test_unreachable_host_is_connect_error_with_a_clear_message(side_runs):
+    result = side_runs["unreachable"]
     streams = result.streams
     assert (streams["outcome"] == "connect_error").all()
     assert "connection refused by 127.0.0.1:9" in streams["error"].iloc[0]
@@ -123,11 +153,10 @@ def test_both_readers_record_every_stream_and_say_which_read_them(tmp_path, read
         assert health["reader_reads"] >= health["reader_stamped"] > health["reader_reads"] / 2
 
 
-def test_events_sent_closer_than_the_read_window_are_counted_as_read_together(tmp_path):
+def test_events_sent_closer_than_the_read_window_are_counted_as_read_together(side_runs):
     """A service sending faster than the reader's 1 ms window: the summary says how many events
     share a read's time, rather than passing those times off as separate arrivals."""
-    scenario = {"name": "fast-events", "target": {"ttfe_ms": 10, "gap_ms": 0.1, "events": 40}}
-    result = sseload_reported_run(tmp_path, "-t", "2s", "-u", "2", "-r", "2", scenario=scenario)
+    result = side_runs["fast_events"]
     assert result.code == 0, result.stderr
     shared = int((result.events["gap_ms"] == 0).sum())
     assert shared > 0
@@ -136,8 +165,7 @@ def test_events_sent_closer_than_the_read_window_are_counted_as_read_together(tm
     assert f"note: {shared} events" in result.stdout
 
 
-def test_sseload_run_against_sseload_serve_needs_no_path(tmp_path, target):
-    url = target("--ttfe-ms", "20", "--gap-ms", "5", "--events", "3")
-    result = sseload_run(tmp_path, "-H", url, "-u", "2", "-t", "1s", "--no-report")
+def test_sseload_run_against_sseload_serve_needs_no_path(side_runs):
+    result = side_runs["against_sseload_serve"]
     assert result.code == 0, result.stderr[-2000:]
     assert set(result.streams["outcome"]) == {"ok"} and (result.streams["events"] >= 3).all()

@@ -21,9 +21,17 @@ import urllib.request
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from tests import servers
-from tests.conftest import LOCUSTFILE, free_port, sseload_reported_run, wait_for_http, wait_until_stopped
+from tests.conftest import (
+    LOCUSTFILE,
+    free_port,
+    side_by_side,
+    sseload_reported_run,
+    wait_for_http,
+    wait_until_stopped,
+)
 
 EVENTS = 3
 
@@ -90,8 +98,30 @@ def check_counts(run_dir: Path, srv) -> None:
     assert streams.loc[streams["outcome"] == "http_error", "error"].str.contains("upstream rejected").all()
 
 
-def test_sseload_run_writes_no_credential_given_any_way(tmp_path, start_server):
-    srv = echoing_server(start_server)
+def started(factory, *args, **kw):
+    """A server of tests/servers.py started for a module's fixture (which stops it)."""
+    return factory(*args, **kw)
+
+
+@pytest.fixture(scope="module")
+def secret_runs(tmp_path_factory):
+    """`sseload run` (sseload_run_given_secrets) and `locust -f` with its web UI (locust_web_ui_given_secrets),
+    side by side, each against an echoing server of its own (what is checked is what was written, shown and
+    counted, not when): name -> (what the run gave, its server)."""
+    plan = {"locust_web_ui": locust_web_ui_given_secrets, "sseload_run": sseload_run_given_secrets}
+    srvs = {name: echoing_server(started) for name in plan}
+    folders = {name: tmp_path_factory.mktemp(name) for name in plan}  # here: mktemp is not for threads
+    try:
+        yield side_by_side(plan, lambda name, run: (run(folders[name], srvs[name]), srvs[name]))
+    finally:
+        for srv in srvs.values():
+            srv.stop()
+    errors = [err for srv in srvs.values() for err in srv.errors]
+    assert not errors, errors  # a handler's unexpected exception fails the module (as start_server's does)
+
+
+def sseload_run_given_secrets(tmp_path, srv) -> tuple:
+    """(the run, the secrets it was given)."""
     secrets = {"url password": "UrlPa55-7f3c91", "query key": "QueryKey-4b2e88", "header token": "HdrToken-c0ffee11",
                "declared header": "Custom-9a8b7c6d", "app code": "AppCode-5566aa", "cookie": "CookieSess-31337",
                "body": "BodyPrompt-424242"}
@@ -108,8 +138,12 @@ def test_sseload_run_writes_no_credential_given_any_way(tmp_path, start_server):
         "body": {"text": json.dumps({"prompt": secrets["body"]})},
         "stream": {"completion": "auto"},
     }
-    run = sseload_reported_run(tmp_path, "-u", "4", "-t", "3s", "--header", f"Cookie: session={secrets['cookie']}",
-                               scenario=scenario, env=env)
+    return sseload_reported_run(tmp_path, "-u", "4", "-t", "3s", "--header", f"Cookie: session={secrets['cookie']}",
+                                scenario=scenario, env=env), secrets
+
+
+def test_sseload_run_writes_no_credential_given_any_way(secret_runs):
+    (run, secrets), srv = secret_runs["sseload_run"]
     assert run.code == 0, run.stderr  # half the streams failed, but no threshold says how many may
     check_counts(run.run_dir, srv)
     # what was sent carried every credential
@@ -128,8 +162,9 @@ def test_sseload_run_writes_no_credential_given_any_way(tmp_path, start_server):
     assert "127.0.0.1" in info["target_url"] and "model=m1" in info["target_url"]
 
 
-def test_locust_with_its_web_ui_shows_and_writes_no_credential(tmp_path, start_server):
-    srv = echoing_server(start_server)
+def locust_web_ui_given_secrets(tmp_path, srv) -> tuple:
+    """Plain Locust with its web UI, run to its end, then each page read: (the pages, the secrets it was
+    given, its folder)."""
     secrets = {"bearer": "sk-Bearer-0a1b2c3d4e", "app code": "AppCodeB-778899", "query key": "QK-B-13579",
                "body": "BodyB-246810"}
     port = free_port()
@@ -160,6 +195,12 @@ def test_locust_with_its_web_ui_shows_and_writes_no_credential(tmp_path, start_s
     finally:
         proc.terminate()
         proc.wait(60)
+    return pages, secrets, tmp_path
+
+
+def test_locust_with_its_web_ui_shows_and_writes_no_credential(secret_runs):
+    (pages, secrets, tmp_path), srv = secret_runs["locust_web_ui"]
+    out_dir = tmp_path / "locust-out"
     assert "sseload report" in pages["/sseload/report"]
     sent = srv.received[0]
     assert sent.header("authorization") == f"Bearer {secrets['bearer']}"

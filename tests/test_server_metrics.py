@@ -16,7 +16,7 @@ from sseload.scenario.load import from_dict
 from sseload.scenario.model import ScenarioError
 from sseload.views.server_charts import series_of
 from tests import servers
-from tests.conftest import free_port, sseload_reported_run, sseload_run
+from tests.conftest import free_port, side_by_side, sseload_reported_run, sseload_run
 
 PAGE = """# HELP vllm:num_requests_running Number of requests in model execution batches.
 # TYPE vllm:num_requests_running gauge
@@ -124,14 +124,25 @@ def test_the_stored_series_are_the_pages_the_endpoint_served_at_their_times(tmp_
     assert (run.run_dir / "charts" / "server_metrics.png").exists()
 
 
+@pytest.fixture(scope="module")
+def gone_runs(tmp_path_factory):
+    """A run scraping an endpoint where nothing listens ("dead") and one scraping an endpoint that stops
+    answering after 4 pages ("disappears"), side by side (what is checked is what was scraped and said,
+    not when): gone -> RunResult."""
+    page = servers.prometheus_page(pages=4)
+    urls = {"dead": f"http://127.0.0.1:{free_port()}/metrics", "disappears": page.url}
+    folders = {gone: tmp_path_factory.mktemp(gone) for gone in urls}  # here: mktemp is not for threads
+    try:
+        yield side_by_side(urls, lambda gone, url: sseload_run(folders[gone], "-u", "2", "-t", "3s", scenario={
+            "server_metrics": {"url": url, "interval_ms": 200}}))
+    finally:
+        page.stop()
+    assert not page.errors, page.errors  # a handler's unexpected exception fails the module (as start_server's)
+
+
 @pytest.mark.parametrize("gone", ["dead", "disappears"])
-def test_an_endpoint_that_fails_is_said_once_and_the_run_still_passes(tmp_path, start_server, gone):
-    if gone == "dead":
-        url = f"http://127.0.0.1:{free_port()}/metrics"
-    else:
-        url = start_server(servers.prometheus_page, pages=4).url
-    run = sseload_run(tmp_path, "-u", "2", "-t", "3s",
-                      scenario={"server_metrics": {"url": url, "interval_ms": 200}})
+def test_an_endpoint_that_fails_is_said_once_and_the_run_still_passes(gone_runs, gone):
+    run = gone_runs[gone]
     assert run.code == 0, run.stderr[-3000:]
     said = (run.stdout + run.stderr).count("server metrics at")
     assert said == 1, run.stdout + run.stderr
