@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -175,6 +176,19 @@ def side_by_side(jobs: dict, run, workers: int = 4) -> dict:
 
     with ThreadPoolExecutor(workers) as pool:
         return dict(zip(jobs, pool.map(run, jobs, jobs.values()), strict=True))
+
+
+@contextlib.contextmanager
+def serving(srvs: dict):
+    """Servers a module's fixture started for its runs side by side: stopped when it ends, and a
+    handler's unexpected exception fails it (as start_server's does)."""
+    try:
+        yield srvs
+    finally:
+        for srv in srvs.values():
+            srv.stop()
+    errors = [err for srv in srvs.values() for err in srv.errors]
+    assert not errors, errors
 
 
 def free_port() -> int:

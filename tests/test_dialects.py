@@ -22,7 +22,7 @@ from sseload.protocol.rules import StreamRules
 from sseload.protocol.scan import ANSWER, REASONING, scan
 from sseload.protocol.sse import KIND_BITS, PyEventLog
 from tests import llm_servers
-from tests.conftest import side_by_side, sseload_run
+from tests.conftest import serving, side_by_side, sseload_run
 from tests.event_logs import BOTH
 
 MS = 1e6
@@ -284,13 +284,8 @@ def streamed_error_runs(tmp_path_factory):
         return sseload_run(folders[name], "-H", srv.url, "--body", json.dumps(BODIES[name]), "-u",
                            "1", "-t", "1s", run_id=f"{name}-error")
 
-    try:
+    with serving(srvs):
         yield side_by_side(srvs, run)
-    finally:
-        for srv in srvs.values():
-            srv.stop()
-    errors = [err for srv in srvs.values() for err in srv.errors]
-    assert not errors, errors  # a handler's unexpected exception fails the module (as start_server's does)
 
 
 @pytest.mark.parametrize("name", STREAMED_ERRORS)

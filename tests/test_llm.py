@@ -16,7 +16,7 @@ from sseload.protocol.sse import KIND_BITS
 from sseload.record.tokens import FROM_CHUNKS, FROM_TOKENIZER, FROM_USAGE, stream_tokens
 from sseload.views import results
 from tests import servers
-from tests.conftest import side_by_side, sseload_reported_run, sseload_run
+from tests.conftest import serving, side_by_side, sseload_reported_run, sseload_run
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "tell me a story"}], "max_tokens": 24,
         "stream": True, "stream_options": {"include_usage": True}}
@@ -177,14 +177,9 @@ def side_runs(tmp_path_factory):
     """SIDE_RUNS side by side, each against a vLLM-like server of its own: name -> (RunResult, its server)."""
     srvs = {name: servers.vllm_like_server(**options) for name, (_, options) in SIDE_RUNS.items()}
     folders = {name: tmp_path_factory.mktemp(name) for name in SIDE_RUNS}  # here: mktemp is not for threads
-    try:
+    with serving(srvs):
         results = side_by_side(SIDE_RUNS, lambda name, job: job[0](folders[name], srvs[name]))
         yield {name: (results[name], srvs[name]) for name in SIDE_RUNS}
-    finally:
-        for srv in srvs.values():
-            srv.stop()
-    errors = [err for srv in srvs.values() for err in srv.errors]
-    assert not errors, errors  # a handler's unexpected exception fails the module (as start_server's does)
 
 
 def test_a_dataset_run_sends_a_distinct_body_per_stream(side_runs):

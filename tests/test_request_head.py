@@ -27,7 +27,7 @@ from sseload.scenario.load import load as load_scenario
 from sseload.scenario.model import Auth, ScenarioError, check_header
 from sseload.transport.client import Endpoint, HeadError, PreparedRequest, SSEConnection
 from tests import servers
-from tests.conftest import LOCUSTFILE, side_by_side, sseload_run, write_scenario
+from tests.conftest import LOCUSTFILE, serving, side_by_side, sseload_run, write_scenario
 from tests.event_logs import BOTH
 from tests.event_logs import run as run_log
 from tests.servers import Conn, ScriptedServer, sse_event
@@ -209,13 +209,8 @@ def server_runs(tmp_path_factory):
             "accented_feed": (accented_feed_run, accented_feed)}
     srvs = {name: server() for name, (_, server) in plan.items()}
     folders = {name: tmp_path_factory.mktemp(name) for name in plan}  # here: mktemp is not for threads
-    try:
+    with serving(srvs):
         yield side_by_side(plan, lambda name, job: (job[0](folders[name], srvs[name].url), srvs[name]))
-    finally:
-        for srv in srvs.values():
-            srv.stop()
-    errors = [err for srv in srvs.values() for err in srv.errors]
-    assert not errors, errors  # a handler's unexpected exception fails the module (as start_server's does)
 
 
 def k8s_token_run(tmp_path, url: str):

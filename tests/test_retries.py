@@ -18,7 +18,7 @@ from sseload.transport.attempts import lost_text, may_send_again
 from sseload.transport.client import Endpoint, PreparedRequest, SSEConnection, StreamRules
 from sseload.transport.sending import closed_while_idle
 from tests import servers
-from tests.conftest import side_by_side, sseload_run
+from tests.conftest import serving, side_by_side, sseload_run
 
 
 def connection(url: str) -> SSEConnection:
@@ -147,13 +147,8 @@ def closer_runs(tmp_path_factory):
         flags = ("--method", "POST", "--body", "{}") if method == "POST" else ()
         return sseload_run(folders[method], "-H", srv.url, *flags, "-u", "2", "-t", "3s", run_id=method), srv
 
-    try:
+    with serving(srvs):
         yield side_by_side(srvs, run)
-    finally:
-        for srv in srvs.values():
-            srv.stop()
-    errors = [err for srv in srvs.values() for err in srv.errors]
-    assert not errors, errors  # a handler's unexpected exception fails the module (as start_server's does)
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])

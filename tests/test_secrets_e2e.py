@@ -27,6 +27,7 @@ from tests import servers
 from tests.conftest import (
     LOCUSTFILE,
     free_port,
+    serving,
     side_by_side,
     sseload_reported_run,
     wait_for_http,
@@ -111,13 +112,8 @@ def secret_runs(tmp_path_factory):
     plan = {"locust_web_ui": locust_web_ui_given_secrets, "sseload_run": sseload_run_given_secrets}
     srvs = {name: echoing_server(started) for name in plan}
     folders = {name: tmp_path_factory.mktemp(name) for name in plan}  # here: mktemp is not for threads
-    try:
+    with serving(srvs):
         yield side_by_side(plan, lambda name, run: (run(folders[name], srvs[name]), srvs[name]))
-    finally:
-        for srv in srvs.values():
-            srv.stop()
-    errors = [err for srv in srvs.values() for err in srv.errors]
-    assert not errors, errors  # a handler's unexpected exception fails the module (as start_server's does)
 
 
 def sseload_run_given_secrets(tmp_path, srv) -> tuple:
