@@ -9,6 +9,8 @@ from tests import servers
 from tests.conftest import side_by_side, sseload_run
 
 BODY = b"".join(servers.sse_event(k) for k in range(3))
+#: The largest process's peak RSS (MiB) in these runs: an ordinary short run peaks near 190.
+PEAK_RSS_BOUND_MIB = 400
 
 
 def coded_server(start_server, coding: str, payload: bytes, transfer: str | None = None):
@@ -33,7 +35,9 @@ def test_brotli_is_a_protocol_error_that_names_it_and_gzip_in_capitals_is_read(t
         (tmp_path / name).mkdir()
     runs = side_by_side({"br": brotli, "caps": capitals, "under": under},  # outcomes are checked, not times
                         lambda name, srv: sseload_run(tmp_path / name, "-H", srv.url, "-u", "1", "-t", "2s",
-                                                      run_id=name))
+                                                      run_id=name, peak_rss=True))
+    assert max(run.peak_rss_mib for run in runs.values()) < PEAK_RSS_BOUND_MIB, {n: r.peak_rss_mib for n, r in
+                                                                                 runs.items()}
     br = runs["br"].streams
     assert set(br["outcome"]) == {"protocol_error"} and br["error"].str.contains("Content-Encoding br").all()
     assert runs["br"].code == 1, runs["br"].stderr  # nothing succeeded
