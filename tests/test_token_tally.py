@@ -33,6 +33,13 @@ def in_parts(kinds, usage, t, cuts) -> tuple:
     return last._replace(chunk_tokens=np.asarray(carried + last.chunk_tokens.tolist(), np.int64))
 
 
+def whole_and_parts(kinds: list[int], usage: list[int], data) -> tuple:
+    """The stream's facts whole, and in parts cut where ``data`` draws, read at times it draws."""
+    t = times(len(kinds), data.draw(st.integers(0, 99)))
+    cuts = data.draw(st.lists(st.integers(1, len(kinds)), max_size=4))
+    return stream_tokens(packed(kinds, usage), t.tobytes(), T0), in_parts(kinds, usage, t, cuts)
+
+
 kinds_st = st.lists(st.sampled_from([0, ANSWER, REASONING, ANSWER | REASONING]), min_size=1, max_size=40)
 
 
@@ -43,10 +50,7 @@ def test_per_chunk_usage_in_parts_gives_every_fact_the_whole_stream_gives(kinds,
     assume(any(kinds))  # (a stream of no output: the whole stream says its chunks carried nothing)
     steps = data.draw(st.lists(st.integers(0, 3), min_size=len(kinds), max_size=len(kinds)))
     usage = np.cumsum(steps).tolist()  # every chunk reports the cumulative usage
-    t = times(len(kinds), data.draw(st.integers(0, 99)))
-    cuts = data.draw(st.lists(st.integers(1, len(kinds)), max_size=4))
-    whole = stream_tokens(packed(kinds, usage), t.tobytes(), T0)
-    parts = in_parts(kinds, usage, t, cuts)
+    whole, parts = whole_and_parts(kinds, usage, data)
     assert parts._replace(chunk_tokens=None) == whole._replace(chunk_tokens=None)
     assert parts.chunk_tokens.tolist() == whole.chunk_tokens.tolist()
 
@@ -56,10 +60,7 @@ def test_per_chunk_usage_in_parts_gives_every_fact_the_whole_stream_gives(kinds,
 @given(kinds=kinds_st, data=st.data())
 def test_chunks_without_usage_in_parts_give_every_fact_the_whole_stream_gives(kinds, data):
     usage = [-1] * len(kinds)
-    t = times(len(kinds), data.draw(st.integers(0, 99)))
-    cuts = data.draw(st.lists(st.integers(1, len(kinds)), max_size=4))
-    whole = stream_tokens(packed(kinds, usage), t.tobytes(), T0)
-    parts = in_parts(kinds, usage, t, cuts)
+    whole, parts = whole_and_parts(kinds, usage, data)
     assert parts._replace(chunk_tokens=None) == whole._replace(chunk_tokens=None)
     assert parts.chunk_tokens.tolist() == whole.chunk_tokens.tolist()
     assert whole.tokens_from in (FROM_CHUNKS, "") or not any(kinds)
@@ -72,10 +73,7 @@ def test_a_usage_only_at_the_end_gives_the_same_totals_and_times_in_parts(kinds,
     """Chunks spilled before the usage came are counted one each (it had not come); the stream's count,
     TTFT, second token and stall are the whole stream's."""
     usage = [-1] * (len(kinds) - 1) + [final]
-    t = times(len(kinds), data.draw(st.integers(0, 99)))
-    cuts = data.draw(st.lists(st.integers(1, len(kinds)), max_size=4))
-    whole = stream_tokens(packed(kinds, usage), t.tobytes(), T0)
-    parts = in_parts(kinds, usage, t, cuts)
+    whole, parts = whole_and_parts(kinds, usage, data)
     assert parts._replace(chunk_tokens=None) == whole._replace(chunk_tokens=None)
     assert parts.tokens_from == FROM_USAGE and parts.output_tokens == final
 

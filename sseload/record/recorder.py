@@ -67,7 +67,7 @@ class Recorder:
         self.threaded = threaded
         self._streams: list[StreamRecord] = []
         self._events = EventBuffer()
-        self._open: dict = {}  # the streams open now, by their connection (open_plain_stream)
+        self._open: set = set()  # the streams open now, by their connection (spill_events)
         self._spilled: dict = {}  # of those, what was spilled: connection -> (stream_id, events taken, last read time)
         self.events_spilled = 0
         self._pending = None  # the write in flight (AsyncResult)
@@ -85,11 +85,11 @@ class Recorder:
 
     def stream_opened(self, key) -> None:
         """A stream starts on ``key``, a connection whose ``spill_events()`` the flush calls."""
-        self._open[key] = True
+        self._open.add(key)
 
     def forget(self, key) -> None:
         """The stream on ``key`` never ran (stopped while connecting): nothing of it is recorded."""
-        self._open.pop(key, None)
+        self._open.discard(key)
         self._spilled.pop(key, None)
 
     def spill(self) -> None:
@@ -111,7 +111,7 @@ class Recorder:
         """Take one finished stream (opened on ``key``, if it was); ``events`` (the user's own buffer,
         its events not spilled) is emptied."""
         n = len(events)
-        self._open.pop(key, None)
+        self._open.discard(key)
         sid, seq, prev_t_ns = self._spilled.pop(key, None) or (record.stream_id, 0, -1)
         if sid != record.stream_id:  # (a stream that raised is recorded under a new id: harness_error)
             log.warning("stream %s: its %s events taken while it was open are under stream_id %s", record.stream_id,
